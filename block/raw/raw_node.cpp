@@ -15,13 +15,13 @@ Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_pt
                               + ") cannot be greater than size of the containing file (" + std::to_string(file_size)
                               + ")");
     if (size) {
-        if (*size % 512)
-            return Error::invalid("Specified size is not multiple of 512");
         if (*size > file_size - node->m_offset_bytes)
             return Error::invalid("The sum of offset (" + std::to_string(node->m_offset_bytes) + ") and size ("
                                   + std::to_string(*size)
                                   + ") has to be smaller or equal to the  actual size of the containing file ("
                                   + std::to_string(file_size) + ")");
+        if (*size % 512)
+            return Error::invalid("Specified size is not multiple of 512");
         node->m_fixed_size_bytes = size;
     }
     node->set_read_only(file->read_only());
