@@ -10,6 +10,7 @@
 
 #include "block/file/file_node.h"
 #include "block/file/lock.h"
+#include "block/raw/raw_node.h"
 #include "block/registry.h"
 
 namespace kiln::block {
@@ -142,11 +143,14 @@ Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_image(const ImageSpe
     }
 
     auto file = CO_TRY(co_await open_file(filename, file_options, spec.flags));
+    bool probed_raw = false;
     if (!driver) {
         format = CO_TRY(co_await probe_node(*file));
         driver = find_format(format);
-        if (format == "raw")
+        if (format == "raw") {
             m_probed_raw.push_back(filename);
+            probed_raw = true;
+        }
     }
     CO_TRY(narrow_for_format(*file, format, spec.flags));
 
@@ -158,6 +162,9 @@ Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_image(const ImageSpe
     auto node = co_await driver->open(*this, std::move(file), format_spec);
     --m_open_depth;
     m_open_chain.pop_back();
+    if (node && probed_raw)
+        if (auto* raw = dynamic_cast<RawNode*>(node.value().get()))
+            raw->set_probed(true);
     co_return node;
 }
 

@@ -190,6 +190,7 @@ Task<Result<void>> FileNode::flush()
 {
     if (m_no_flush || read_only())
         co_return ok();
+    ++m_host_flushes;
     for (;;) {
         int64_t n = co_await m_engine->submit(IoOp::Flush, m_fd, 0, nullptr, 0);
         if (n == -EINTR)

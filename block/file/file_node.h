@@ -54,6 +54,8 @@ public:
     bool direct_io() const { return m_direct; }
     uint32_t memory_alignment() const { return m_mem_align; }
     int fd() const { return m_fd; }
+    // fdatasync calls issued so far (cache-mode behaviour is visible here).
+    uint64_t host_flushes() const { return m_host_flushes; }
 
 private:
     FileNode(BlockContext& ctx, std::string filename) : BlockNode(ctx), m_filename(std::move(filename)) {}
@@ -102,6 +104,7 @@ private:
     uint64_t m_held_perm = 0;
     uint64_t m_held_unshared = 0;
     std::list<TrackedWrite> m_writes;
+    uint64_t m_host_flushes = 0;
 };
 
 } // namespace kiln::block

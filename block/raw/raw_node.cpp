@@ -1,5 +1,8 @@
 #include "block/raw/raw_node.h"
 
+#include <cerrno>
+#include <vector>
+
 namespace kiln::block {
 
 Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
@@ -42,8 +45,27 @@ Task<Result<void>> RawNode::preadv(uint64_t offset, QIov qiov)
     co_return co_await m_file->preadv(m_offset_bytes + offset, std::move(qiov));
 }
 
+Task<Result<void>> RawNode::check_block0_write(uint64_t offset, const QIov& qiov)
+{
+    constexpr uint64_t k_block0_bytes = 512;
+    std::vector<uint8_t> block0(k_block0_bytes);
+    uint64_t end = std::min(offset + qiov.size(), k_block0_bytes);
+    if (offset > 0 || end < k_block0_bytes)
+        CO_TRY(co_await preadv(0, QIov(block0.data(), block0.size())));
+    qiov.copy_out(0, block0.data() + offset, end - offset);
+    for (auto* driver : context().formats()) {
+        if (driver->name == "raw" || !driver->probe)
+            continue;
+        if (driver->probe(block0, filename()) > 1)
+            co_return Error(ErrorKind::PermissionDenied, "Operation not permitted", EPERM);
+    }
+    co_return ok();
+}
+
 Task<Result<void>> RawNode::pwritev(uint64_t offset, QIov qiov, RequestFlags flags)
 {
+    if (m_probed && offset < 512 && !qiov.empty())
+        CO_TRY(co_await check_block0_write(offset, qiov));
     if (m_fixed_size_bytes && offset + qiov.size() > *m_fixed_size_bytes)
         co_return Error::invalid("Write past the end of the raw window of '" + filename() + "'");
     co_return co_await m_file->pwritev(m_offset_bytes + offset, std::move(qiov), flags);

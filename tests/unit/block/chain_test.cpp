@@ -161,3 +161,34 @@ TEST_F(ChainTest, DepthLimit)
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(ChainTest, ProbedRawRefusesWritesThatChangeTheFormat)
+{
+    make_file(path("disk.raw"), 65536, 0);
+    OpenFlags rw;
+    rw.read_write = true;
+    auto probed = run(m_ctx->open_image({path("disk.raw"), "", {}, rw}));
+    ASSERT_TRUE(probed.ok());
+    std::string magic = "CHAIN\nx\n";
+    auto r = run(probed.value()->pwritev(0, QIov(magic.data(), magic.size()), RequestFlags::None));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind(), ErrorKind::PermissionDenied);
+    // Other data in block 0 is fine, as is anything past it.
+    std::string text = "hello";
+    EXPECT_TRUE(run(probed.value()->pwritev(0, QIov(text.data(), text.size()), RequestFlags::None)).ok());
+    EXPECT_TRUE(run(probed.value()->pwritev(4096, QIov(magic.data(), magic.size()), RequestFlags::None)).ok());
+    // A partial write that completes the magic with bytes already there.
+    std::string tail = "AIN\n";
+    std::string head = "CH";
+    EXPECT_TRUE(run(probed.value()->pwritev(0, QIov(head.data(), head.size()), RequestFlags::None)).ok());
+    EXPECT_FALSE(run(probed.value()->pwritev(2, QIov(tail.data(), tail.size()), RequestFlags::None)).ok());
+    probed.value().reset();
+    // With the format named there is no restriction.
+    auto named = run(m_ctx->open_image({path("disk.raw"), "raw", {}, rw}));
+    ASSERT_TRUE(named.ok());
+    EXPECT_TRUE(run(named.value()->pwritev(0, QIov(magic.data(), magic.size()), RequestFlags::None)).ok());
+}
+
+} // namespace
