@@ -181,12 +181,24 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
     OpenFlags flags;
     flags.read_write = true;
     auto file = CO_TRY(co_await ctx.open_file(filename, OptionList{}, flags));
-    CO_TRY(co_await write_skeleton(*file, p));
+    OptionList opts = options;
+    opts.set("size", std::to_string(size_bytes));
+    auto node = CO_TRY(co_await format_node(ctx, std::move(file), filename, opts));
+    co_return co_await node->close();
+}
 
+Task<Result<std::unique_ptr<BlockNode>>> format_node(BlockContext& ctx, std::unique_ptr<BlockNode> file,
+                                                     const std::string& filename, const OptionList& options)
+{
+    CreateParams p = CO_TRY(parse_params(options));
+    uint64_t size_bytes = CO_TRY(options.get_size("size")).value_or(0);
+    if (size_bytes % 512)
+        co_return Error::invalid("Image size must be a multiple of 512 bytes");
+    CO_TRY(co_await write_skeleton(*file, p));
     ImageSpec spec;
     spec.filename = filename;
     spec.format = "qcow2";
-    spec.flags = flags;
+    spec.flags.read_write = true;
     spec.flags.no_backing = true;
     auto node = CO_TRY(co_await Qcow2Node::open(ctx, std::move(file), spec));
     auto* q = static_cast<Qcow2Node*>(node.get());
@@ -195,10 +207,11 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
         r = co_await q->set_backing(p.backing_file, p.backing_fmt);
     if (r)
         r = co_await q->truncate(size_bytes, p.prealloc, false);
-    auto c = co_await node->close();
-    if (!r)
-        co_return r;
-    co_return c;
+    if (!r) {
+        (void)co_await node->close();
+        co_return std::move(r).error();
+    }
+    co_return node;
 }
 
 } // namespace kiln::block::qcow2

@@ -11,4 +11,10 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
                                 const OptionList& options);
 std::vector<CreateOptionInfo> create_options();
 
+// Formats an opened, empty protocol node as qcow2 (options as for create,
+// plus "size") and returns the image opened read-write without its backing
+// chain. Used by create_image and by tests on in-memory nodes.
+Task<Result<std::unique_ptr<BlockNode>>> format_node(BlockContext& ctx, std::unique_ptr<BlockNode> file,
+                                                     const std::string& filename, const OptionList& options);
+
 } // namespace kiln::block::qcow2

@@ -124,7 +124,8 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
         QIov out;
         if (head)
             out.add(head_buf.data(), head);
-        for (const auto& v : qiov.slice(0, data_bytes).iovecs())
+        QIov body = qiov.slice(0, data_bytes);
+        for (const auto& v : body.iovecs())
             out.add(v.iov_base, v.iov_len);
         if (tail)
             out.add(tail_buf.data(), tail);
