@@ -1,0 +1,155 @@
+// kiln-img snapshot [--object objectdef] [--image-opts] [-U] [-q]
+// [-l | -a snapshot | -c snapshot | -d snapshot] filename
+#include <sys/time.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "tools/common/cli.h"
+#include "tools/common/image_info.h"
+#include "tools/img/commands.h"
+
+namespace kiln::tools {
+
+namespace {
+
+enum class Action { None, List, Apply, Create, Delete };
+
+struct SnapshotArgs {
+    Action action = Action::None;
+    std::string name;
+    std::string filename;
+    bool image_opts = false;
+    bool force_share = false;
+    bool quiet = false;
+};
+
+std::optional<block::SnapshotInfo> find_snapshot(const block::BlockNode& node, const std::string& id_or_name)
+{
+    for (auto& sn : node.snapshots())
+        if (sn.id == id_or_name || sn.name == id_or_name)
+            return sn;
+    return std::nullopt;
+}
+
+Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
+{
+    ImageRequest req;
+    req.filename = args.filename;
+    req.image_opts = args.image_opts;
+    req.flags.read_write = args.action != Action::List;
+    req.flags.force_share = args.force_share;
+    req.flags.no_backing = true;
+    auto image = co_await open_tool_image(env.ctx(), req);
+    if (!image) {
+        report_error(image.error().message());
+        co_return 1;
+    }
+    block::BlockNode& node = *image->node;
+    int ret = 0;
+    switch (args.action) {
+    case Action::None: break;
+    case Action::List: {
+        auto list = node.snapshots();
+        if (!list.empty())
+            std::fputs(dump_snapshot_table(list).c_str(), stdout);
+        break;
+    }
+    case Action::Create: {
+        block::SnapshotInfo sn;
+        sn.name = args.name;
+        timeval tv;
+        gettimeofday(&tv, nullptr);
+        sn.date_sec = uint32_t(tv.tv_sec);
+        sn.date_nsec = uint32_t(tv.tv_usec) * 1000;
+        sn.icount = 0;
+        sn.disk_size = node.size_bytes();
+        auto r = co_await node.snapshot_create(sn);
+        if (!r) {
+            int err = r.error().errno_value() ? r.error().errno_value() : EIO;
+            report_error("Could not create snapshot '" + args.name + "': -" + std::to_string(err) + " ("
+                         + std::strerror(err) + ")");
+            ret = 1;
+        }
+        break;
+    }
+    case Action::Apply: {
+        auto r = co_await node.snapshot_goto(args.name);
+        if (!r) {
+            report_error("Could not apply snapshot '" + args.name + "': " + r.error().message());
+            ret = 1;
+        }
+        break;
+    }
+    case Action::Delete: {
+        auto sn = find_snapshot(node, args.name);
+        if (!sn) {
+            report_error("Could not delete snapshot '" + args.name + "': snapshot not found");
+            ret = 1;
+            break;
+        }
+        auto r = co_await node.snapshot_delete(sn->id, sn->name);
+        if (!r) {
+            report_error("Could not delete snapshot '" + args.name + "': " + r.error().message());
+            ret = 1;
+        }
+        break;
+    }
+    }
+    auto closed = co_await close_image(*image);
+    if (!closed && ret == 0) {
+        report_error(closed.error().message());
+        ret = 1;
+    }
+    co_return ret;
+}
+
+} // namespace
+
+int img_snapshot(ToolEnv& env, int argc, char** argv)
+{
+    static const option long_options[] = {
+        {"help", no_argument, nullptr, 'h'},
+        {"object", required_argument, nullptr, k_opt_object},
+        {"image-opts", no_argument, nullptr, k_opt_image_opts},
+        {"force-share", no_argument, nullptr, 'U'},
+        {nullptr, 0, nullptr, 0},
+    };
+    SnapshotArgs args;
+    optind = 0;
+    for (;;) {
+        int c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, nullptr);
+        if (c == -1)
+            break;
+        Action action = Action::None;
+        switch (c) {
+        case ':':
+        case '?': return getopt_failure(c, argv);
+        case 'h': return img_help(env);
+        case 'l': action = Action::List; break;
+        case 'a': action = Action::Apply; break;
+        case 'c': action = Action::Create; break;
+        case 'd': action = Action::Delete; break;
+        case 'q': args.quiet = true; break;
+        case 'U': args.force_share = true; break;
+        case k_opt_image_opts: args.image_opts = true; break;
+        case k_opt_object:
+            if (!handle_object_option(env, optarg))
+                return 1;
+            break;
+        }
+        if (action != Action::None) {
+            if (args.action != Action::None)
+                return error_exit("Cannot mix '-l', '-a', '-c', '-d'");
+            args.action = action;
+            if (action != Action::List)
+                args.name = optarg;
+        }
+    }
+    if (optind != argc - 1)
+        return error_exit("Expecting one image file name");
+    args.filename = argv[optind];
+    return env.run(do_snapshot(env, args));
+}
+
+} // namespace kiln::tools
