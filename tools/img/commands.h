@@ -17,6 +17,8 @@ int img_info(ToolEnv& env, int argc, char** argv);
 int img_map(ToolEnv& env, int argc, char** argv);
 // Prints the full help (-h anywhere); returns 0.
 int img_help(ToolEnv& env);
+void print_img_help(ToolEnv* env);
+void print_img_version();
 int img_resize(ToolEnv& env, int argc, char** argv);
 int img_snapshot(ToolEnv& env, int argc, char** argv);
 

@@ -11,6 +11,7 @@
 #include "tools/common/image_info.h"
 #include "tools/io/commands_private.h"
 #include "tools/io/report.h"
+#include "util/log.h"
 
 namespace kiln::tools::io {
 

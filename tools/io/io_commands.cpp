@@ -3,6 +3,7 @@
 #include <getopt.h>
 
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <memory>
