@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Golden-output tests for kiln-img and kiln-io.
+
+Each case in cases.txt is a list of shell commands run in a fresh
+directory holding copies of images/. Their combined stdout+stderr and exit
+codes are compared with expected/<case>.out. The expected files were made by
+running the same cases through Debian's qemu-img/qemu-io 7.2
+(--regen --img qemu-img --io qemu-io), so a pass means kiln prints what
+qemu-img prints. Only what must vary is normalised: the temporary path,
+dates, timings, and host-filesystem allocation ("disk size").
+"""
+import argparse
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_cases(path):
+    cases, name = [], None
+    for line in open(path):
+        line = line.rstrip("\n")
+        if line.startswith("## "):
+            name = line[3:].strip()
+            cases.append((name, []))
+        elif line.strip() and not line.startswith("#") and name:
+            cases[-1][1].append(line)
+    return cases
+
+
+def normalise(text, tmp):
+    text = text.replace(tmp, "$TMP")
+    text = text.replace("qemu-img", "kiln-img").replace("qemu-io", "kiln-io")
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<date>", text)
+    text = re.sub(r'"date-(n?)sec": \d+', r'"date-\1sec": <n>', text)
+    text = re.sub(r"disk size: .*", "disk size: <n>", text)
+    text = re.sub(r'"actual-size": \d+', '"actual-size": <n>', text)
+    text = re.sub(r"Run completed in [0-9.]+ seconds\.", "Run completed in <t> seconds.", text)
+    text = re.sub(r"^(.*), (\d+) ops; .*$", r"\1, \2 ops; <timing>", text, flags=re.M)
+    return text
+
+
+def run_case(commands, img, io, tmp):
+    env = dict(os.environ, IMG=img, IO=io, TZ="UTC", LC_ALL="C")
+    out = []
+    for cmd in commands:
+        p = subprocess.run(["bash", "-c", cmd], cwd=tmp, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        out.append("$ " + cmd + "\n" + p.stdout.decode("utf-8", "replace") + "[rc=%d]\n" % p.returncode)
+    return "".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--img", required=True)
+    ap.add_argument("--io", required=True)
+    ap.add_argument("--cases", default=os.path.join(HERE, "cases.txt"))
+    ap.add_argument("--expected", default=os.path.join(HERE, "expected"))
+    ap.add_argument("--regen", action="store_true", help="write expected files instead of comparing")
+    ap.add_argument("only", nargs="*")
+    args = ap.parse_args()
+    failed = []
+    for name, commands in parse_cases(args.cases):
+        if args.only and name not in args.only:
+            continue
+        tmp = tempfile.mkdtemp(prefix="kiln-golden-")
+        try:
+            for f in os.listdir(os.path.join(HERE, "images")):
+                shutil.copy(os.path.join(HERE, "images", f), tmp)
+            got = normalise(run_case(commands, args.img, args.io, tmp), tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        path = os.path.join(args.expected, name + ".out")
+        if args.regen:
+            with open(path, "w") as f:
+                f.write(got)
+            print("wrote", path)
+            continue
+        want = open(path).read() if os.path.exists(path) else ""
+        if got != want:
+            failed.append(name)
+            sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
+                                                       "expected/" + name + ".out", "kiln"))
+        else:
+            print("ok", name)
+    if failed:
+        print("FAILED:", " ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
