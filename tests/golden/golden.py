@@ -40,6 +40,13 @@ def normalise(text, tmp):
     text = re.sub(r'"date-(n?)sec": \d+', r'"date-\1sec": <n>', text)
     text = re.sub(r"disk size: .*", "disk size: <n>", text)
     text = re.sub(r'"actual-size": \d+', '"actual-size": <n>', text)
+    # Where a qcow2 driver places clusters in the host file is its own
+    # choice (qemu-img's allocation order is not a contract): host offsets
+    # in map output are normalised. vs_qemu.py checks them exactly on
+    # images qemu wrote.
+    text = re.sub(r'"offset": \d+\}', '"offset": <host>}', text)
+    text = re.sub(r"^((?:0x[0-9a-f]+|0) +0x[0-9a-f]+ +)(?:0x[0-9a-f]+|0) +(\S+)$", r"\1<host>          \2", text,
+                  flags=re.M)
     text = re.sub(r"Run completed in [0-9.]+ seconds\.", "Run completed in <t> seconds.", text)
     text = re.sub(r"^(.*), (\d+) ops; .*$", r"\1, \2 ops; <timing>", text, flags=re.M)
     return text
@@ -64,6 +71,15 @@ def main():
     ap.add_argument("--regen", action="store_true", help="write expected files instead of comparing")
     ap.add_argument("only", nargs="*")
     args = ap.parse_args()
+    img = os.path.abspath(args.img) if os.sep in args.img else args.img
+    io = os.path.abspath(args.io) if os.sep in args.io else args.io
+    known = {}
+    kf = os.path.join(HERE, "known_failures.txt")
+    if os.path.exists(kf):
+        for line in open(kf):
+            if line.strip() and not line.startswith("#"):
+                name, _, reason = line.strip().partition(" ")
+                known[name] = reason
     failed = []
     for name, commands in parse_cases(args.cases):
         if args.only and name not in args.only:
@@ -72,7 +88,7 @@ def main():
         try:
             for f in os.listdir(os.path.join(HERE, "images")):
                 shutil.copy(os.path.join(HERE, "images", f), tmp)
-            got = normalise(run_case(commands, args.img, args.io, tmp), tmp)
+            got = normalise(run_case(commands, img, io, tmp), tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         path = os.path.join(args.expected, name + ".out")
@@ -82,10 +98,14 @@ def main():
             print("wrote", path)
             continue
         want = open(path).read() if os.path.exists(path) else ""
-        if got != want:
+        if got != want and name in known:
+            print("XFAIL %s (%s)" % (name, known[name]))
+        elif got != want:
             failed.append(name)
             sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
                                                        "expected/" + name + ".out", "kiln"))
+        elif name in known:
+            print("XPASS %s: take it off known_failures.txt" % name)
         else:
             print("ok", name)
     if failed:

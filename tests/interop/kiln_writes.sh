@@ -9,7 +9,7 @@ qemu-io -f raw "${WRITES[@]}" ref.raw >/dev/null
 
 for opts in "" cluster_size=4k cluster_size=512 cluster_size=2M compat=0.10 refcount_bits=1 refcount_bits=8 \
             refcount_bits=64 lazy_refcounts=on preallocation=metadata preallocation=falloc preallocation=full \
-            extended_l2=on compression_type=zstd; do
+            $(optional_extended_l2) compression_type=zstd; do
     rm -f t.qcow2
     run "$IMG" create -q -f qcow2 ${opts:+-o $opts} t.qcow2 4M || continue
     run "$IO" "${WRITES[@]}" t.qcow2 || continue

@@ -11,15 +11,15 @@
 
 namespace kiln::tools {
 
+// stdout is not flushed first: qemu-img's stdio buffering decides the
+// interleaving scripts see when both streams go to one pipe.
 void report_error(std::string_view message)
 {
-    std::fflush(stdout);
     std::fprintf(stderr, "%s: %.*s\n", Log::program_name().c_str(), int(message.size()), message.data());
 }
 
 void report_warning(std::string_view message)
 {
-    std::fflush(stdout);
     std::fprintf(stderr, "%s: warning: %.*s\n", Log::program_name().c_str(), int(message.size()), message.data());
 }
 

@@ -140,7 +140,8 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
     req.flags.force_share = args.force_share;
     req.flags.cache = args.cache;
     req.flags.aio = args.aio;
-    if (args.native && !args.aio)
+    // -n asks for kernel AIO whatever -i says, as qemu-img's flag does.
+    if (args.native)
         req.flags.aio = block::AioEngine::Native;
     if (req.flags.aio == block::AioEngine::Native && !block::cache_uses_o_direct(args.cache)) {
         report_error("Could not open '" + args.filename

@@ -107,8 +107,21 @@ Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
         }
         if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
             kind = Kind::Data; // -S 0: fully allocate the target
+        uint64_t status_end = offset + std::min(std::max<uint64_t>(bytes, 1), want);
+        if (m_alignment > 1 && status_end < source_end) {
+            // Compressed targets take whole clusters: a run that ends inside
+            // one stops at the cluster start, or, if shorter than a cluster,
+            // is copied as data up to the cluster end (reads give zeroes).
+            uint64_t aligned = status_end / m_alignment * m_alignment;
+            if (aligned > offset) {
+                status_end = aligned;
+            } else {
+                status_end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
+                kind = Kind::Data;
+            }
+        }
         m_status_kind = kind;
-        m_status_end = offset + std::min(std::max<uint64_t>(bytes, 1), want);
+        m_status_end = status_end;
     }
     uint64_t end = std::min(m_status_end, offset + m_settings.buf_bytes);
     // Keep chunk ends on the buffer grid so the target sees whole clusters.

@@ -45,6 +45,7 @@ Task<Result<uint64_t>> backing_size(ToolEnv& env, const CreateArgs& args)
     req.flags.force_share = true;
     req.flags.no_io = true;
     req.warn_raw_probe = false;
+    req.wrap_errors = false;
     auto image = co_await open_tool_image(env.ctx(), req);
     if (!image)
         co_return Error(image.error().kind(), image.error().message() + "\nCould not open backing image.");

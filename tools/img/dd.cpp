@@ -163,7 +163,7 @@ int img_dd(ToolEnv& env, int argc, char** argv)
             args.out = value;
             have_out = true;
         } else {
-            report_error("unrecognized operand " + arg);
+            report_error("unrecognized operand " + key);
             return 1;
         }
     }

@@ -55,7 +55,9 @@ Task<Result<MapEntry>> block_status_entry(block::BlockNode& top, uint64_t offset
         bytes = std::min(bytes, st.bytes);
         if (st.flags & (block::BlockStatus::Data | block::BlockStatus::Zero))
             break;
-        if (!node->backing()) {
+        // Unallocated with nothing below, or past the end of a shorter
+        // backing file: zeroes decided at this layer (QEMU's generic rule).
+        if (!node->backing() || offset >= node->backing()->size_bytes()) {
             st.flags |= block::BlockStatus::Zero;
             break;
         }

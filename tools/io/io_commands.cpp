@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "block/qiov.h"
+#include "tools/common/cli.h"
 #include "tools/io/commands_private.h"
 #include "tools/io/report.h"
 
@@ -113,6 +114,11 @@ bool in_range(block::BlockNode& node, int64_t offset, int64_t bytes, bool vmstat
 
 int fail(const char* what, const Error& e)
 {
+    if (e.kind() == ErrorKind::PermissionDenied) {
+        std::fflush(stdout);
+        report_error("Block node is read-only");
+        return -EPERM;
+    }
     int err = e.errno_value() ? e.errno_value() : EIO;
     std::printf("%s failed: %s\n", what, std::strerror(err));
     return -err;

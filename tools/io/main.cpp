@@ -68,13 +68,12 @@ Task<int> run(ToolEnv& env, IoSession& session, std::vector<std::string> command
                 failed = true;
         }
     } else {
+        // qemu-io prompts whether or not stdin is a terminal.
         bool tty = isatty(STDIN_FILENO);
         std::string line;
         for (;;) {
-            if (tty) {
-                std::printf("kiln-io> ");
-                std::fflush(stdout);
-            }
+            std::printf("kiln-io> ");
+            std::fflush(stdout);
             if (!std::getline(std::cin, line))
                 break;
             if (!co_await session.run_line(line))
