@@ -117,7 +117,7 @@ Result<void> add_object(block::BlockContext& ctx, const std::string& text)
         ss << in.rdbuf();
         value = ss.str();
     } else {
-        return Error::invalid("Either 'data' or 'file' must be provided");
+        return Error::invalid("Either 'file' or 'data' must be provided");
     }
     auto format = opts.get("format").value_or("raw");
     if (format == "base64")

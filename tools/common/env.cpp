@@ -48,13 +48,7 @@ Result<block::ImageSpec> image_spec_from_options(const std::string& text, const 
 
 static void print_raw_probe_warning(const std::string& filename)
 {
-    std::fflush(stdout);
-    std::fprintf(stderr,
-                 "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
-                 "         Automatically detecting the format is dangerous for raw images, write operations on "
-                 "block 0 will be restricted.\n"
-                 "         Specify the 'raw' format explicitly to remove the restrictions.\n",
-                 filename.c_str());
+    std::fprintf(stderr, "%s\n", block::probed_raw_warning(filename).c_str());
 }
 
 Task<Result<OpenedImage>> open_tool_image(block::BlockContext& ctx, ImageRequest request)

@@ -4,18 +4,14 @@
 #include <cstdio>
 #include <ctime>
 
+#include "block/context.h"
 #include "util/size.h"
 
 namespace kiln::tools {
 
 std::string full_backing_filename(const std::string& image_filename, const std::string& backing)
 {
-    if (backing.empty() || backing[0] == '/' || backing.find(':') != std::string::npos)
-        return backing;
-    auto slash = image_filename.rfind('/');
-    if (slash == std::string::npos)
-        return backing;
-    return image_filename.substr(0, slash + 1) + backing;
+    return block::resolve_backing_path(image_filename, backing);
 }
 
 Json snapshot_to_json(const block::SnapshotInfo& sn)
