@@ -13,6 +13,7 @@
 #include "block/qiov.h"
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "util/co_sync.h"
 #include "util/size.h"
 
@@ -21,11 +22,8 @@ namespace kiln::tools {
 namespace {
 
 struct BenchArgs {
+    CommonOptions common;
     std::string filename;
-    std::string format;
-    bool image_opts = false;
-    bool force_share = false;
-    bool quiet = false;
     bool write = false;
     bool drain = true;
     uint64_t count = 75000;
@@ -132,12 +130,8 @@ private:
 
 Task<int> do_bench(ToolEnv& env, BenchArgs args)
 {
-    ImageRequest req;
-    req.filename = args.filename;
-    req.format = args.format;
-    req.image_opts = args.image_opts;
+    ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = args.write;
-    req.flags.force_share = args.force_share;
     req.flags.cache = args.cache;
     req.flags.aio = args.aio;
     // -n asks for kernel AIO whatever -i says, as qemu-img's flag does.
@@ -148,11 +142,9 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
                      + "': aio=native was specified, but it requires cache.direct=on, which was not specified.");
         co_return 1;
     }
-    auto image = co_await open_tool_image(env.ctx(), req);
-    if (!image) {
-        report_error(image.error().message());
+    auto image = co_await open_or_report(env, req);
+    if (!image)
         co_return 1;
-    }
     std::printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %" PRIu64 " in parallel (starting at "
                 "offset %" PRIu64 ", step size %" PRIu64 ")\n",
                 args.count, args.write ? "write" : "read", args.buf_bytes, args.depth, args.offset,
@@ -184,17 +176,7 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
 int img_bench(ToolEnv& env, int argc, char** argv)
 {
     enum { OPT_FLUSH_INTERVAL = 300, OPT_PATTERN, OPT_NO_DRAIN };
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"flush-interval", required_argument, nullptr, OPT_FLUSH_INTERVAL},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"pattern", required_argument, nullptr, OPT_PATTERN},
-        {"no-drain", no_argument, nullptr, OPT_NO_DRAIN},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
-    };
     BenchArgs args;
-    optind = 0;
     auto number = [](const char* text, const char* what, uint64_t min, uint64_t max) -> std::optional<uint64_t> {
         auto v = parse_size(text);
         if (!v || *v < min || *v > max) {
@@ -203,77 +185,75 @@ int img_bench(ToolEnv& env, int argc, char** argv)
         }
         return *v;
     };
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", long_options, nullptr);
-        if (c == -1)
-            break;
-        std::optional<uint64_t> v;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'c':
-            if (!(v = number(optarg, "request count", 1, INT32_MAX)))
-                return 1;
-            args.count = *v;
-            break;
-        case 'd':
-            if (!(v = number(optarg, "queue depth", 1, INT32_MAX)))
-                return 1;
-            args.depth = *v;
-            break;
-        case 'f': args.format = optarg; break;
-        case 'n': args.native = true; break;
-        case 'i': {
-            auto engine = block::parse_aio_engine(optarg);
-            if (!engine) {
-                report_error(std::string("Invalid aio option: ") + optarg);
-                return 1;
+    int rc = parse_options(
+        env, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", k_long_image_opts | k_long_force_share,
+        {{"flush-interval", required_argument, nullptr, OPT_FLUSH_INTERVAL},
+         {"pattern", required_argument, nullptr, OPT_PATTERN},
+         {"no-drain", no_argument, nullptr, OPT_NO_DRAIN}},
+        args.common, [&](int c) {
+            std::optional<uint64_t> v;
+            switch (c) {
+            case 'c':
+                if (!(v = number(optarg, "request count", 1, INT32_MAX)))
+                    return 1;
+                args.count = *v;
+                break;
+            case 'd':
+                if (!(v = number(optarg, "queue depth", 1, INT32_MAX)))
+                    return 1;
+                args.depth = *v;
+                break;
+            case 'n': args.native = true; break;
+            case 'i': {
+                auto engine = block::parse_aio_engine(optarg);
+                if (!engine) {
+                    report_error(std::string("Invalid aio option: ") + optarg);
+                    return 1;
+                }
+                args.aio = *engine;
+                break;
             }
-            args.aio = *engine;
-            break;
-        }
-        case 'o':
-            if (!(v = number(optarg, "offset", 0, INT64_MAX)))
-                return 1;
-            args.offset = *v;
-            break;
-        case 'q': args.quiet = true; break;
-        case 's':
-            if (!(v = number(optarg, "buffer size", 1, INT32_MAX)))
-                return 1;
-            args.buf_bytes = *v;
-            break;
-        case 'S':
-            if (!(v = number(optarg, "step size", 0, INT32_MAX)))
-                return 1;
-            args.step = *v;
-            break;
-        case 't': {
-            auto mode = block::parse_cache_mode(optarg);
-            if (!mode) {
-                report_error("Invalid cache mode");
-                return 1;
+            case 'o':
+                if (!(v = number(optarg, "offset", 0, INT64_MAX)))
+                    return 1;
+                args.offset = *v;
+                break;
+            case 's':
+                if (!(v = number(optarg, "buffer size", 1, INT32_MAX)))
+                    return 1;
+                args.buf_bytes = *v;
+                break;
+            case 'S':
+                if (!(v = number(optarg, "step size", 0, INT32_MAX)))
+                    return 1;
+                args.step = *v;
+                break;
+            case 't': {
+                auto mode = block::parse_cache_mode(optarg);
+                if (!mode) {
+                    report_error("Invalid cache mode");
+                    return 1;
+                }
+                args.cache = *mode;
+                break;
             }
-            args.cache = *mode;
-            break;
-        }
-        case 'w': args.write = true; break;
-        case 'U': args.force_share = true; break;
-        case OPT_FLUSH_INTERVAL:
-            if (!(v = number(optarg, "flush interval", 0, INT32_MAX)))
-                return 1;
-            args.flush_interval = *v;
-            break;
-        case OPT_PATTERN:
-            if (!(v = number(optarg, "pattern byte", 0, 255)))
-                return 1;
-            args.pattern = int(*v);
-            break;
-        case OPT_NO_DRAIN: args.drain = false; break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        }
-    }
+            case 'w': args.write = true; break;
+            case OPT_FLUSH_INTERVAL:
+                if (!(v = number(optarg, "flush interval", 0, INT32_MAX)))
+                    return 1;
+                args.flush_interval = *v;
+                break;
+            case OPT_PATTERN:
+                if (!(v = number(optarg, "pattern byte", 0, 255)))
+                    return 1;
+                args.pattern = int(*v);
+                break;
+            case OPT_NO_DRAIN: args.drain = false; break;
+            }
+            return k_parse_continue;
+        });
+    if (rc != k_parse_continue)
+        return rc;
     if (optind != argc - 1)
         return error_exit("Expecting one image file name");
     args.filename = argv[optind];

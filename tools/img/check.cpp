@@ -9,6 +9,7 @@
 #include "tools/common/cli.h"
 #include "tools/common/qjson.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 
 namespace kiln::tools {
 
@@ -73,31 +74,19 @@ void print_messages(const block::CheckResult& c)
 }
 
 struct CheckArgs {
+    CommonOptions common;
     std::string filename;
-    std::string format;
-    bool image_opts = false;
-    bool force_share = false;
-    bool quiet = false;
     block::CheckFix fix = block::CheckFix::None;
-    block::CacheMode cache = block::CacheMode::Writeback;
-    OutputFormat output = OutputFormat::Human;
 };
 
 Task<int> do_check(ToolEnv& env, CheckArgs args)
 {
-    ImageRequest req;
-    req.filename = args.filename;
-    req.format = args.format;
-    req.image_opts = args.image_opts;
+    ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = args.fix != block::CheckFix::None;
-    req.flags.force_share = args.force_share;
-    req.flags.cache = args.cache;
     req.flags.no_backing = true;
-    auto image = co_await open_tool_image(env.ctx(), req);
-    if (!image) {
-        report_error(image.error().message());
+    auto image = co_await open_or_report(env, req);
+    if (!image)
         co_return 1;
-    }
     block::BlockNode& node = *image->node;
     if (!node.supports_check()) {
         report_error("This image format does not support checks");
@@ -109,8 +98,8 @@ Task<int> do_check(ToolEnv& env, CheckArgs args)
         print_messages(*result);
     if (result && (result->corruptions_fixed || result->leaks_fixed)) {
         uint64_t leaks_fixed = result->leaks_fixed, corruptions_fixed = result->corruptions_fixed;
-        if (args.output == OutputFormat::Human)
-            qprintf(args.quiet,
+        if (args.common.output == OutputFormat::Human)
+            qprintf(args.common.quiet,
                     "The following inconsistencies were found and repaired:\n\n"
                     "    %" PRIu64 " leaked clusters\n"
                     "    %" PRIu64 " corruptions\n\n"
@@ -128,10 +117,10 @@ Task<int> do_check(ToolEnv& env, CheckArgs args)
         report_error("Check failed: " + result.error().message());
         co_return 1;
     }
-    if (args.output == OutputFormat::Human)
-        dump_human(*result, args.quiet);
+    if (args.common.output == OutputFormat::Human)
+        dump_human(*result, args.common.quiet);
     else
-        qprintf(args.quiet, "%s\n", qjson_pretty(check_to_json(*result, image->filename, image->format)).c_str());
+        qprintf(args.common.quiet, "%s\n", qjson_pretty(check_to_json(*result, image->filename, image->format)).c_str());
     if (result->check_errors || !closed) {
         report_error(closed ? "Check failed" : "Check failed: " + closed.error().message());
         co_return 1;
@@ -147,65 +136,27 @@ Task<int> do_check(ToolEnv& env, CheckArgs args)
 
 int img_check(ToolEnv& env, int argc, char** argv)
 {
-    enum { OPT_OUTPUT = 300 };
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"format", required_argument, nullptr, 'f'},
-        {"repair", required_argument, nullptr, 'r'},
-        {"output", required_argument, nullptr, OPT_OUTPUT},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
-    };
     CheckArgs args;
-    std::string output = "human";
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hf:r:T:qU", long_options, nullptr);
-        if (c == -1)
-            break;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.format = optarg; break;
-        case 'r':
-            if (std::string(optarg) == "leaks")
-                args.fix = block::CheckFix::Leaks;
-            else if (std::string(optarg) == "all")
-                args.fix = block::CheckFix::All;
-            else
-                return error_exit(std::string("Unknown option value for -r (expecting 'leaks' or 'all'): ") + optarg);
-            break;
-        case 'T': {
-            auto mode = parse_cache_option(optarg);
-            if (!mode) {
-                report_error(mode.error().message());
-                return 1;
-            }
-            args.cache = *mode;
-            break;
-        }
-        case 'q': args.quiet = true; break;
-        case 'U': args.force_share = true; break;
-        case OPT_OUTPUT: output = optarg; break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-    }
-    if (optind != argc - 1)
-        return error_exit("Expecting one image file name");
-    args.filename = argv[optind];
-    auto ofmt = parse_output_format(output);
-    if (!ofmt) {
-        report_error(ofmt.error().message());
+    int rc = parse_options(env, argc, argv, ":hf:r:T:qU", k_long_standard | k_long_format | k_long_output,
+                           {{"repair", required_argument, nullptr, 'r'}}, args.common, [&](int c) {
+                               if (c != 'r')
+                                   return k_parse_continue;
+                               if (std::string(optarg) == "leaks")
+                                   args.fix = block::CheckFix::Leaks;
+                               else if (std::string(optarg) == "all")
+                                   args.fix = block::CheckFix::All;
+                               else
+                                   return error_exit(std::string("Unknown option value for -r (expecting 'leaks' "
+                                                                 "or 'all'): ")
+                                                     + optarg);
+                               return k_parse_continue;
+                           });
+    if (rc != k_parse_continue)
+        return rc;
+    auto filename = one_filename(argc, argv, args.common);
+    if (!filename)
         return 1;
-    }
-    args.output = *ofmt;
+    args.filename = *filename;
     return env.run(do_check(env, args));
 }
 

@@ -12,6 +12,7 @@
 #include "tools/common/cli.h"
 #include "tools/common/progress.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 
 namespace kiln::tools {
 
@@ -21,14 +22,11 @@ constexpr uint64_t k_io_buf_bytes = 2 << 20;
 constexpr uint64_t k_sector_bytes = 512;
 
 struct CompareArgs {
+    CommonOptions common;
     std::string filename[2];
     std::string format[2];
-    bool image_opts = false;
-    bool force_share = false;
     bool strict = false;
-    bool quiet = false;
     bool progress = false;
-    block::CacheMode cache = block::CacheMode::Writeback;
 };
 
 // Bytes from the start that compare equal in sector steps, or the run of
@@ -64,7 +62,7 @@ public:
         uint64_t size1 = n1.size_bytes(), size2 = n2.size_bytes();
         uint64_t total = std::min(size1, size2);
         uint64_t progress_base = std::max(size1, size2);
-        Progress progress(m_args.progress && !m_args.quiet);
+        Progress progress(m_args.progress && !m_args.common.quiet);
         progress.start();
         uint64_t done = 0;
         auto advance = [&](uint64_t chunk) {
@@ -73,7 +71,7 @@ public:
                 progress.set(double(done) * 100.0 / double(progress_base));
         };
         if (m_args.strict && size1 != size2) {
-            qprintf(m_args.quiet, "Strict mode: Image size mismatch!\n");
+            qprintf(m_args.common.quiet, "Strict mode: Image size mismatch!\n");
             co_return 1;
         }
         uint64_t offset = 0;
@@ -94,7 +92,7 @@ public:
             bool alloc2 = s2->flags & block::BlockStatus::Allocated;
             uint64_t chunk = std::min({s1->bytes, s2->bytes, total - offset});
             if (m_args.strict && (s1->flags & mask) != (s2->flags & mask)) {
-                qprintf(m_args.quiet, "Strict mode: Offset %" PRIu64 " block status mismatch!\n", offset);
+                qprintf(m_args.common.quiet, "Strict mode: Offset %" PRIu64 " block status mismatch!\n", offset);
                 co_return 1;
             }
             bool zero1 = s1->flags & block::BlockStatus::Zero, zero2 = s2->flags & block::BlockStatus::Zero;
@@ -110,7 +108,7 @@ public:
                     uint64_t pnum;
                     bool differ = compare_buffers(m_buf1.data(), m_buf2.data(), chunk, &pnum);
                     if (differ || pnum != chunk) {
-                        qprintf(m_args.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + (differ ? 0 : pnum));
+                        qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + (differ ? 0 : pnum));
                         co_return 1;
                     }
                 }
@@ -124,7 +122,7 @@ public:
             advance(chunk);
         }
         if (size1 != size2) {
-            qprintf(m_args.quiet, "Warning: Image size mismatch!\n");
+            qprintf(m_args.common.quiet, "Warning: Image size mismatch!\n");
             int which = size1 > size2 ? 0 : 1;
             block::BlockNode& over = which == 0 ? n1 : n2;
             while (offset < progress_base) {
@@ -144,7 +142,7 @@ public:
             }
         }
         progress.end();
-        qprintf(m_args.quiet, "Images are identical.\n");
+        qprintf(m_args.common.quiet, "Images are identical.\n");
         co_return 0;
     }
 
@@ -165,7 +163,7 @@ private:
         if (int r = co_await read(node, offset, bytes, m_buf1.data(), which))
             co_return r;
         if (auto idx = find_nonzero(m_buf1.data(), bytes)) {
-            qprintf(m_args.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + *idx);
+            qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + *idx);
             co_return 1;
         }
         co_return 0;
@@ -179,20 +177,15 @@ Task<int> do_compare(ToolEnv& env, CompareArgs args)
 {
     OpenedImage images[2];
     for (int i = 0; i < 2; ++i) {
-        ImageRequest req;
-        req.filename = args.filename[i];
+        ImageRequest req = request_from(args.common, args.filename[i]);
         req.format = args.format[i];
-        req.image_opts = args.image_opts;
-        req.flags.force_share = args.force_share;
-        req.flags.cache = args.cache;
-        auto image = co_await open_tool_image(env.ctx(), req);
+        auto image = co_await open_or_report(env, req);
         if (!image) {
-            report_error(image.error().message());
             if (i == 1)
                 (void)co_await close_image(images[0]);
             co_return 2;
         }
-        images[i] = std::move(image).value();
+        images[i] = std::move(*image);
     }
     Comparer comparer(args);
     int ret = co_await comparer.run(*images[0].node, *images[1].node);
@@ -205,45 +198,18 @@ Task<int> do_compare(ToolEnv& env, CompareArgs args)
 
 int img_compare(ToolEnv& env, int argc, char** argv)
 {
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
-    };
     CompareArgs args;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hf:F:T:pqsU", long_options, nullptr);
-        if (c == -1)
-            break;
+    int rc = parse_options(env, argc, argv, ":hf:F:T:pqsU", k_long_standard, {}, args.common, [&](int c) {
         switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.format[0] = optarg; break;
         case 'F': args.format[1] = optarg; break;
-        case 'T': {
-            auto mode = parse_cache_option(optarg);
-            if (!mode) {
-                report_error(mode.error().message());
-                return 2;
-            }
-            args.cache = *mode;
-            break;
-        }
         case 'p': args.progress = true; break;
-        case 'q': args.quiet = true; break;
         case 's': args.strict = true; break;
-        case 'U': args.force_share = true; break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 2;
-            break;
         }
-    }
+        return k_parse_continue;
+    });
+    if (rc != k_parse_continue)
+        return rc;
+    args.format[0] = args.common.format;
     if (optind != argc - 2)
         return error_exit("Expecting two image file names");
     args.filename[0] = argv[optind];

@@ -8,6 +8,7 @@
 
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "tools/img/convert.h"
 #include "tools/img/create_options.h"
 #include "util/size.h"
@@ -22,7 +23,6 @@ constexpr uint64_t k_max_sparse_bytes = 32768 * 512;
 struct ConvertArgs {
     std::vector<std::string> sources;
     std::string target;
-    std::string src_format;
     std::string out_format;
     std::string options;
     std::string backing;
@@ -30,15 +30,12 @@ struct ConvertArgs {
     std::string snapshot_id, snapshot_name;
     bool snapshot = false;
     bool snapshot_bare = false;
-    bool image_opts = false;
+    CommonOptions common;
     bool target_image_opts = false;
     bool target_is_zero = false;
     bool skip_create = false;
-    bool force_share = false;
-    bool quiet = false;
     bool progress = false;
     block::CacheMode cache = block::CacheMode::Unsafe;
-    block::CacheMode src_cache = block::CacheMode::Writeback;
     ConvertSettings settings;
 };
 
@@ -50,19 +47,12 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
             (void)co_await close_image(s);
     };
     for (auto& name : args.sources) {
-        ImageRequest req;
-        req.filename = name;
-        req.format = args.src_format;
-        req.image_opts = args.image_opts;
-        req.flags.force_share = args.force_share;
-        req.flags.cache = args.src_cache;
-        auto image = co_await open_tool_image(env.ctx(), req);
+        auto image = co_await open_or_report(env, request_from(args.common, name));
         if (!image) {
-            report_error(image.error().message());
             co_await close_all();
             co_return 1;
         }
-        sources.push_back(std::move(image).value());
+        sources.push_back(std::move(*image));
     }
     if (args.snapshot) {
         block::BlockNode& node = *sources[0].node;
@@ -127,13 +117,12 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     treq.flags.read_write = true;
     treq.flags.no_backing = true;
     treq.flags.cache = args.cache;
-    auto opened = co_await open_tool_image(env.ctx(), treq);
+    auto opened = co_await open_or_report(env, treq);
     if (!opened) {
-        report_error(opened.error().message());
         co_await close_all();
         co_return 1;
     }
-    target = std::move(opened).value();
+    target = std::move(*opened);
     if (args.skip_create) {
         if (!target.node->backing_file_name().empty())
             args.settings.target_has_backing = true;
@@ -157,7 +146,7 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     std::vector<block::BlockNode*> nodes;
     for (auto& s : sources)
         nodes.push_back(s.node.get());
-    Progress progress(args.progress && !args.quiet, 1.0);
+    Progress progress(args.progress && !args.common.quiet, 1.0);
     ConvertEngine engine(env.loop(), nodes, *target.node, args.settings, progress);
     auto result = co_await engine.run();
     if (result)
@@ -190,109 +179,100 @@ bool has_help_option(const std::string& options)
 
 } // namespace
 
+namespace {
+
+enum { OPT_TARGET_IMAGE_OPTS = 300, OPT_SALVAGE, OPT_TARGET_IS_ZERO, OPT_BITMAPS };
+
+// convert's own options; returns k_parse_continue or an exit code.
+int convert_option(int c, ConvertArgs& args, bool& out_format_given)
+{
+    switch (c) {
+    case 'O':
+        args.out_format = optarg;
+        out_format_given = true;
+        break;
+    case 'B': args.backing = optarg; break;
+    case 'F': args.backing_format = optarg; break;
+    case 'C': break; // copy offloading: Kiln always copies through buffers
+    case 'c': args.settings.compressed = true; break;
+    case 'o':
+        if (!args.options.empty())
+            args.options += ",";
+        args.options += optarg;
+        break;
+    case 'l': {
+        std::string arg = optarg;
+        args.snapshot = true;
+        if (arg.rfind("snapshot.", 0) == 0) {
+            auto opts = OptionList::parse(arg);
+            if (!opts) {
+                report_error("Failed in parsing snapshot param '" + arg + "'");
+                return 1;
+            }
+            args.snapshot_id = opts->get("snapshot.id").value_or("");
+            args.snapshot_name = opts->get("snapshot.name").value_or("");
+        } else {
+            args.snapshot_name = arg;
+            args.snapshot_bare = true;
+        }
+        break;
+    }
+    case 'S': {
+        auto v = parse_size(optarg);
+        if (!v || *v % 512 || *v > k_max_sparse_bytes) {
+            report_error("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up "
+                         "to 16777216. Select 0 to disable sparse detection (fully allocates output).");
+            return 1;
+        }
+        args.settings.min_sparse_bytes = *v;
+        break;
+    }
+    case 'p': args.progress = true; break;
+    case 't': {
+        auto mode = parse_cache_option(optarg);
+        if (!mode) {
+            report_error(mode.error().message());
+            return 1;
+        }
+        args.cache = *mode;
+        break;
+    }
+    case 'n': args.skip_create = true; break;
+    case 'm': {
+        char* end = nullptr;
+        long n = std::strtol(optarg, &end, 10);
+        if (!*optarg || *end || n < 1 || n > k_max_coroutines) {
+            report_error("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+            return 1;
+        }
+        args.settings.coroutines = int(n);
+        break;
+    }
+    case 'W': args.settings.out_of_order = true; break;
+    case 'r': break; // rate limit: accepted, not applied
+    case OPT_TARGET_IMAGE_OPTS: args.target_image_opts = true; break;
+    case OPT_TARGET_IS_ZERO: args.target_is_zero = true; break;
+    case OPT_SALVAGE:
+    case OPT_BITMAPS: break;
+    }
+    return k_parse_continue;
+}
+
+} // namespace
+
 int img_convert(ToolEnv& env, int argc, char** argv)
 {
-    enum { OPT_TARGET_IMAGE_OPTS = 300, OPT_SALVAGE, OPT_TARGET_IS_ZERO, OPT_BITMAPS };
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {"target-image-opts", no_argument, nullptr, OPT_TARGET_IMAGE_OPTS},
-        {"salvage", no_argument, nullptr, OPT_SALVAGE},
-        {"target-is-zero", no_argument, nullptr, OPT_TARGET_IS_ZERO},
-        {"bitmaps", no_argument, nullptr, OPT_BITMAPS},
-        {nullptr, 0, nullptr, 0},
-    };
     ConvertArgs args;
     bool out_format_given = false;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", long_options, nullptr);
-        if (c == -1)
-            break;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.src_format = optarg; break;
-        case 'O':
-            args.out_format = optarg;
-            out_format_given = true;
-            break;
-        case 'B': args.backing = optarg; break;
-        case 'F': args.backing_format = optarg; break;
-        case 'C': break; // copy offloading: Kiln always copies through buffers
-        case 'c': args.settings.compressed = true; break;
-        case 'o':
-            if (!args.options.empty())
-                args.options += ",";
-            args.options += optarg;
-            break;
-        case 'l': {
-            std::string arg = optarg;
-            args.snapshot = true;
-            if (arg.rfind("snapshot.", 0) == 0) {
-                auto opts = OptionList::parse(arg);
-                if (!opts) {
-                    report_error("Failed in parsing snapshot param '" + arg + "'");
-                    return 1;
-                }
-                args.snapshot_id = opts->get("snapshot.id").value_or("");
-                args.snapshot_name = opts->get("snapshot.name").value_or("");
-            } else {
-                args.snapshot_name = arg;
-                args.snapshot_bare = true;
-            }
-            break;
-        }
-        case 'S': {
-            auto v = parse_size(optarg);
-            if (!v || *v % 512 || *v > k_max_sparse_bytes) {
-                report_error("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up "
-                             "to 16777216. Select 0 to disable sparse detection (fully allocates output).");
-                return 1;
-            }
-            args.settings.min_sparse_bytes = *v;
-            break;
-        }
-        case 'p': args.progress = true; break;
-        case 't':
-        case 'T': {
-            auto mode = parse_cache_option(optarg);
-            if (!mode) {
-                report_error(mode.error().message());
-                return 1;
-            }
-            (c == 't' ? args.cache : args.src_cache) = *mode;
-            break;
-        }
-        case 'q': args.quiet = true; break;
-        case 'n': args.skip_create = true; break;
-        case 'm': {
-            char* end = nullptr;
-            long n = std::strtol(optarg, &end, 10);
-            if (!*optarg || *end || n < 1 || n > k_max_coroutines) {
-                report_error("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
-                return 1;
-            }
-            args.settings.coroutines = int(n);
-            break;
-        }
-        case 'W': args.settings.out_of_order = true; break;
-        case 'U': args.force_share = true; break;
-        case 'r': break; // rate limit: accepted, not applied
-        case OPT_TARGET_IMAGE_OPTS: args.target_image_opts = true; break;
-        case OPT_TARGET_IS_ZERO: args.target_is_zero = true; break;
-        case OPT_SALVAGE:
-        case OPT_BITMAPS: break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-    }
+    int rc = parse_options(
+        env, argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", k_long_standard,
+        {{"target-image-opts", no_argument, nullptr, OPT_TARGET_IMAGE_OPTS},
+         {"salvage", no_argument, nullptr, OPT_SALVAGE},
+         {"target-is-zero", no_argument, nullptr, OPT_TARGET_IS_ZERO},
+         {"bitmaps", no_argument, nullptr, OPT_BITMAPS}},
+        args.common, [&](int c) { return convert_option(c, args, out_format_given); });
+    if (rc != k_parse_continue)
+        return rc;
     if (!out_format_given && !args.target_image_opts)
         args.out_format = "raw";
     if (args.target_image_opts && !args.skip_create) {

@@ -5,6 +5,7 @@
 #include "tools/common/cli.h"
 #include "tools/common/image_info.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "tools/img/create_options.h"
 #include "util/size.h"
 
@@ -105,37 +106,26 @@ Task<Result<void>> do_create(ToolEnv& env, CreateArgs args)
 
 int img_create(ToolEnv& env, int argc, char** argv)
 {
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {nullptr, 0, nullptr, 0},
-    };
     CreateArgs args;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":F:b:f:ho:qu", long_options, nullptr);
-        if (c == -1)
-            break;
+    CommonOptions common;
+    int rc = parse_options(env, argc, argv, ":F:b:f:ho:qu", k_long_object, {}, common, [&](int c) {
         switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
         case 'F': args.backing_format = optarg; break;
         case 'b': args.backing = optarg; break;
-        case 'f': args.format = optarg; break;
         case 'o':
             if (!args.options.empty())
                 args.options += ",";
             args.options += optarg;
             break;
-        case 'q': args.quiet = true; break;
         case 'u': args.unsafe = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
         }
-    }
+        return k_parse_continue;
+    });
+    if (rc != k_parse_continue)
+        return rc;
+    if (!common.format.empty())
+        args.format = common.format;
+    args.quiet = common.quiet;
     if (is_help_option(args.options)) {
         const block::FormatDriver* driver = env.ctx().find_format(args.format);
         if (!driver) {

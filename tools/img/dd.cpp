@@ -8,6 +8,7 @@
 #include "block/qiov.h"
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "util/size.h"
 
 namespace kiln::tools {
@@ -15,11 +16,9 @@ namespace kiln::tools {
 namespace {
 
 struct DdArgs {
+    CommonOptions common;
     std::string in, out;
-    std::string format;
     std::string out_format = "raw";
-    bool image_opts = false;
-    bool force_share = false;
     uint64_t block_bytes = 512;
     std::optional<uint64_t> count;
     uint64_t skip = 0;
@@ -27,16 +26,9 @@ struct DdArgs {
 
 Task<int> do_dd(ToolEnv& env, DdArgs args)
 {
-    ImageRequest req;
-    req.filename = args.in;
-    req.format = args.format;
-    req.image_opts = args.image_opts;
-    req.flags.force_share = args.force_share;
-    auto in = co_await open_tool_image(env.ctx(), req);
-    if (!in) {
-        report_error(in.error().message());
+    auto in = co_await open_or_report(env, request_from(args.common, args.in));
+    if (!in)
         co_return 1;
-    }
     uint64_t size = in->node->size_bytes();
     if (args.count && *args.count <= UINT64_MAX / args.block_bytes && *args.count * args.block_bytes < size)
         size = *args.count * args.block_bytes;
@@ -65,9 +57,8 @@ Task<int> do_dd(ToolEnv& env, DdArgs args)
     oreq.format = args.out_format;
     oreq.flags.read_write = true;
     oreq.flags.no_backing = true;
-    auto out = co_await open_tool_image(env.ctx(), oreq);
+    auto out = co_await open_or_report(env, oreq);
     if (!out) {
-        report_error(out.error().message());
         (void)co_await close_image(*in);
         co_return 1;
     }
@@ -103,34 +94,15 @@ Task<int> do_dd(ToolEnv& env, DdArgs args)
 
 int img_dd(ToolEnv& env, int argc, char** argv)
 {
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
-    };
     DdArgs args;
     bool have_in = false, have_out = false;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":hf:O:U", long_options, nullptr);
-        if (c == -1)
-            break;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.format = optarg; break;
-        case 'O': args.out_format = optarg; break;
-        case 'U': args.force_share = true; break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-    }
+    int rc = parse_options(env, argc, argv, ":hf:O:U", k_long_standard, {}, args.common, [&](int c) {
+        if (c == 'O')
+            args.out_format = optarg;
+        return k_parse_continue;
+    });
+    if (rc != k_parse_continue)
+        return rc;
     for (int i = optind; i < argc; ++i) {
         std::string arg = argv[i];
         auto eq = arg.find('=');

@@ -5,6 +5,7 @@
 
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "util/size.h"
 
 namespace kiln::tools {
@@ -110,32 +111,22 @@ bool dump_entry(OutputFormat fmt, const MapEntry& e, MapEntry* next)
 }
 
 struct MapArgs {
+    CommonOptions common;
     std::string filename;
-    std::string format;
-    bool image_opts = false;
-    bool force_share = false;
-    OutputFormat output = OutputFormat::Human;
     uint64_t start = 0;
     std::optional<uint64_t> max_length;
 };
 
 Task<int> do_map(ToolEnv& env, MapArgs args)
 {
-    ImageRequest req;
-    req.filename = args.filename;
-    req.format = args.format;
-    req.image_opts = args.image_opts;
-    req.flags.force_share = args.force_share;
-    auto image = co_await open_tool_image(env.ctx(), req);
-    if (!image) {
-        report_error(image.error().message());
+    auto image = co_await open_or_report(env, request_from(args.common, args.filename));
+    if (!image)
         co_return 1;
-    }
     block::BlockNode& node = *image->node;
     uint64_t length = node.size_bytes();
     if (args.max_length)
         length = std::min(args.start + *args.max_length, length);
-    if (args.output == OutputFormat::Json)
+    if (args.common.output == OutputFormat::Json)
         std::printf("[");
     else
         std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
@@ -155,15 +146,15 @@ Task<int> do_map(ToolEnv& env, MapArgs args)
             curr.length += next->length;
             continue;
         }
-        if (curr.length > 0 && !dump_entry(args.output, curr, &*next)) {
+        if (curr.length > 0 && !dump_entry(args.common.output, curr, &*next)) {
             ret = 1;
             break;
         }
         curr = *next;
     }
-    if (ret == 0 && !dump_entry(args.output, curr, nullptr))
+    if (ret == 0 && !dump_entry(args.common.output, curr, nullptr))
         ret = 1;
-    if (args.output == OutputFormat::Json)
+    if (args.common.output == OutputFormat::Json)
         std::puts("]");
     (void)co_await close_image(*image);
     co_return ret;
@@ -173,62 +164,31 @@ Task<int> do_map(ToolEnv& env, MapArgs args)
 
 int img_map(ToolEnv& env, int argc, char** argv)
 {
-    enum { OPT_OUTPUT = 300, OPT_START, OPT_MAXLEN };
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"format", required_argument, nullptr, 'f'},
-        {"output", required_argument, nullptr, OPT_OUTPUT},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {"start-offset", required_argument, nullptr, OPT_START},
-        {"max-length", required_argument, nullptr, OPT_MAXLEN},
-        {nullptr, 0, nullptr, 0},
-    };
+    enum { OPT_START = 300, OPT_MAXLEN };
     MapArgs args;
-    std::string output = "human";
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":f:hU", long_options, nullptr);
-        if (c == -1)
-            break;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.format = optarg; break;
-        case 'U': args.force_share = true; break;
-        case OPT_OUTPUT: output = optarg; break;
-        case OPT_START:
-        case OPT_MAXLEN: {
-            auto v = parse_size(optarg);
-            if (!v) {
-                report_error(std::string("Invalid ") + (c == OPT_START ? "start offset" : "max length")
-                             + " specified: " + optarg);
-                return 1;
-            }
-            if (c == OPT_START)
-                args.start = *v;
-            else
-                args.max_length = *v;
-            break;
-        }
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-    }
-    if (optind != argc - 1)
-        return error_exit("Expecting one image file name");
-    args.filename = argv[optind];
-    auto ofmt = parse_output_format(output);
-    if (!ofmt) {
-        report_error(ofmt.error().message());
+    int rc = parse_options(env, argc, argv, ":f:hU", k_long_standard | k_long_format | k_long_output,
+                           {{"start-offset", required_argument, nullptr, OPT_START},
+                            {"max-length", required_argument, nullptr, OPT_MAXLEN}},
+                           args.common, [&](int c) {
+                               auto v = parse_size(optarg);
+                               if (!v) {
+                                   report_error(std::string("Invalid ")
+                                                + (c == OPT_START ? "start offset" : "max length")
+                                                + " specified: " + optarg);
+                                   return 1;
+                               }
+                               if (c == OPT_START)
+                                   args.start = *v;
+                               else
+                                   args.max_length = *v;
+                               return k_parse_continue;
+                           });
+    if (rc != k_parse_continue)
+        return rc;
+    auto filename = one_filename(argc, argv, args.common);
+    if (!filename)
         return 1;
-    }
-    args.output = *ofmt;
+    args.filename = *filename;
     return env.run(do_map(env, args));
 }
 

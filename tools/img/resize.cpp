@@ -4,6 +4,7 @@
 
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 #include "util/size.h"
 
 namespace kiln::tools {
@@ -11,10 +12,8 @@ namespace kiln::tools {
 namespace {
 
 struct ResizeArgs {
+    CommonOptions common;
     std::string filename;
-    std::string format;
-    bool image_opts = false;
-    bool quiet = false;
     bool shrink = false;
     block::PreallocMode prealloc = block::PreallocMode::Off;
     int sign = 0; // -1, 0 (absolute), +1
@@ -23,17 +22,12 @@ struct ResizeArgs {
 
 Task<int> do_resize(ToolEnv& env, ResizeArgs args)
 {
-    ImageRequest req;
-    req.filename = args.filename;
-    req.format = args.format;
-    req.image_opts = args.image_opts;
+    ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = true;
     req.flags.no_backing = true;
-    auto image = co_await open_tool_image(env.ctx(), req);
-    if (!image) {
-        report_error(image.error().message());
+    auto image = co_await open_or_report(env, req);
+    if (!image)
         co_return 1;
-    }
     block::BlockNode& node = *image->node;
     int64_t current = int64_t(node.size_bytes());
     int64_t total;
@@ -68,7 +62,7 @@ Task<int> do_resize(ToolEnv& env, ResizeArgs args)
         ret = 1;
     }
     if (ret == 0)
-        qprintf(args.quiet, "Image resized.\n");
+        qprintf(args.common.quiet, "Image resized.\n");
     co_return ret;
 }
 
@@ -77,47 +71,29 @@ Task<int> do_resize(ToolEnv& env, ResizeArgs args)
 int img_resize(ToolEnv& env, int argc, char** argv)
 {
     enum { OPT_PREALLOC = 300, OPT_SHRINK };
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"preallocation", required_argument, nullptr, OPT_PREALLOC},
-        {"shrink", no_argument, nullptr, OPT_SHRINK},
-        {nullptr, 0, nullptr, 0},
-    };
     // The size is taken off the end first so "-1G" is not read as options.
     if (argc < 3)
         return error_exit("Not enough arguments");
     std::string size_text = argv[--argc];
     ResizeArgs args;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":f:hq", long_options, nullptr);
-        if (c == -1)
-            break;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': args.format = optarg; break;
-        case 'q': args.quiet = true; break;
-        case OPT_SHRINK: args.shrink = true; break;
-        case OPT_PREALLOC: {
-            auto mode = block::parse_prealloc(optarg);
-            if (!mode) {
-                report_error(std::string("Invalid preallocation mode '") + optarg + "'");
-                return 1;
-            }
-            args.prealloc = *mode;
-            break;
-        }
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-    }
+    int rc = parse_options(env, argc, argv, ":f:hq", k_long_object | k_long_image_opts,
+                           {{"preallocation", required_argument, nullptr, OPT_PREALLOC},
+                            {"shrink", no_argument, nullptr, OPT_SHRINK}},
+                           args.common, [&](int c) {
+                               if (c == OPT_SHRINK) {
+                                   args.shrink = true;
+                               } else if (c == OPT_PREALLOC) {
+                                   auto mode = block::parse_prealloc(optarg);
+                                   if (!mode) {
+                                       report_error(std::string("Invalid preallocation mode '") + optarg + "'");
+                                       return 1;
+                                   }
+                                   args.prealloc = *mode;
+                               }
+                               return k_parse_continue;
+                           });
+    if (rc != k_parse_continue)
+        return rc;
     if (optind != argc - 1)
         return error_exit("Expecting image file name and size");
     args.filename = argv[optind];

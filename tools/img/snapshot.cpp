@@ -8,6 +8,7 @@
 #include "tools/common/cli.h"
 #include "tools/common/image_info.h"
 #include "tools/img/commands.h"
+#include "tools/img/options.h"
 
 namespace kiln::tools {
 
@@ -16,12 +17,10 @@ namespace {
 enum class Action { None, List, Apply, Create, Delete };
 
 struct SnapshotArgs {
+    CommonOptions common;
     Action action = Action::None;
     std::string name;
     std::string filename;
-    bool image_opts = false;
-    bool force_share = false;
-    bool quiet = false;
 };
 
 std::optional<block::SnapshotInfo> find_snapshot(const block::BlockNode& node, const std::string& id_or_name)
@@ -34,17 +33,12 @@ std::optional<block::SnapshotInfo> find_snapshot(const block::BlockNode& node, c
 
 Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
 {
-    ImageRequest req;
-    req.filename = args.filename;
-    req.image_opts = args.image_opts;
+    ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = args.action != Action::List;
-    req.flags.force_share = args.force_share;
     req.flags.no_backing = true;
-    auto image = co_await open_tool_image(env.ctx(), req);
-    if (!image) {
-        report_error(image.error().message());
+    auto image = co_await open_or_report(env, req);
+    if (!image)
         co_return 1;
-    }
     block::BlockNode& node = *image->node;
     int ret = 0;
     switch (args.action) {
@@ -108,47 +102,22 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
 
 int img_snapshot(ToolEnv& env, int argc, char** argv)
 {
-    static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"object", required_argument, nullptr, k_opt_object},
-        {"image-opts", no_argument, nullptr, k_opt_image_opts},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
-    };
     SnapshotArgs args;
-    optind = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, ":la:c:d:hqU", long_options, nullptr);
-        if (c == -1)
-            break;
-        Action action = Action::None;
-        switch (c) {
-        case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'l': action = Action::List; break;
-        case 'a': action = Action::Apply; break;
-        case 'c': action = Action::Create; break;
-        case 'd': action = Action::Delete; break;
-        case 'q': args.quiet = true; break;
-        case 'U': args.force_share = true; break;
-        case k_opt_image_opts: args.image_opts = true; break;
-        case k_opt_object:
-            if (!handle_object_option(env, optarg))
-                return 1;
-            break;
-        }
-        if (action != Action::None) {
-            if (args.action != Action::None)
-                return error_exit("Cannot mix '-l', '-a', '-c', '-d'");
-            args.action = action;
-            if (action != Action::List)
-                args.name = optarg;
-        }
-    }
-    if (optind != argc - 1)
-        return error_exit("Expecting one image file name");
-    args.filename = argv[optind];
+    int rc = parse_options(env, argc, argv, ":la:c:d:hqU", k_long_standard, {}, args.common, [&](int c) {
+        Action action = c == 'l' ? Action::List : c == 'a' ? Action::Apply : c == 'c' ? Action::Create : Action::Delete;
+        if (args.action != Action::None)
+            return error_exit("Cannot mix '-l', '-a', '-c', '-d'");
+        args.action = action;
+        if (action != Action::List)
+            args.name = optarg;
+        return k_parse_continue;
+    });
+    if (rc != k_parse_continue)
+        return rc;
+    auto filename = one_filename(argc, argv, args.common);
+    if (!filename)
+        return 1;
+    args.filename = *filename;
     return env.run(do_snapshot(env, args));
 }
 
