@@ -163,12 +163,7 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
     } else {
         std::printf("Run completed in %3.3f seconds.\n", elapsed);
     }
-    auto closed = co_await close_image(*image);
-    if (!closed && ret == 0) {
-        report_error(closed.error().message());
-        ret = 1;
-    }
-    co_return ret;
+    co_return co_await close_with_status(*image, ret);
 }
 
 } // namespace

@@ -81,12 +81,8 @@ Task<int> do_dd(ToolEnv& env, DdArgs args)
         in_pos += n;
         out_pos += n;
     }
-    auto c1 = co_await close_image(*out);
+    ret = co_await close_with_status(*out, ret);
     (void)co_await close_image(*in);
-    if (ret == 0 && !c1) {
-        report_error(c1.error().message());
-        ret = 1;
-    }
     co_return ret;
 }
 

@@ -95,4 +95,14 @@ Task<std::optional<OpenedImage>> open_or_report(ToolEnv& env, ImageRequest reque
     co_return std::move(image).value();
 }
 
+Task<int> close_with_status(OpenedImage& image, int ret)
+{
+    auto closed = co_await close_image(image);
+    if (!closed && ret == 0) {
+        report_error(closed.error().message());
+        ret = 1;
+    }
+    co_return ret;
+}
+
 } // namespace kiln::tools

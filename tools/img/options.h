@@ -56,4 +56,7 @@ ImageRequest request_from(const CommonOptions& common, const std::string& filena
 // Opens for a subcommand; prints the error and returns nullopt on failure.
 Task<std::optional<OpenedImage>> open_or_report(ToolEnv& env, ImageRequest request);
 
+// Closes the image; a failure to close turns a success (ret 0) into 1.
+Task<int> close_with_status(OpenedImage& image, int ret);
+
 } // namespace kiln::tools

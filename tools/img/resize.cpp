@@ -56,11 +56,7 @@ Task<int> do_resize(ToolEnv& env, ResizeArgs args)
             ret = 1;
         }
     }
-    auto closed = co_await close_image(*image);
-    if (ret == 0 && !closed) {
-        report_error(closed.error().message());
-        ret = 1;
-    }
+    ret = co_await close_with_status(*image, ret);
     if (ret == 0)
         qprintf(args.common.quiet, "Image resized.\n");
     co_return ret;

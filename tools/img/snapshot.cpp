@@ -90,12 +90,7 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
         break;
     }
     }
-    auto closed = co_await close_image(*image);
-    if (!closed && ret == 0) {
-        report_error(closed.error().message());
-        ret = 1;
-    }
-    co_return ret;
+    co_return co_await close_with_status(*image, ret);
 }
 
 } // namespace
