@@ -37,9 +37,9 @@ int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options
         case 'q': common.quiet = true; break;
         case 'U': common.force_share = true; break;
         case 'T': {
-            auto mode = parse_cache_option(optarg);
+            auto mode = block::parse_cache_mode(optarg);
             if (!mode) {
-                report_error(mode.error().message());
+                report_error(std::string("Invalid source cache option: ") + optarg);
                 return 1;
             }
             common.src_cache = *mode;
