@@ -190,6 +190,47 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
     co_return 0;
 }
 
+Task<int> cmd_alloc(IoSession& s, std::vector<std::string>& words)
+{
+    int64_t offset = parse_number_arg(words[1]);
+    if (offset < 0)
+        co_return -EINVAL;
+    int64_t count = 1;
+    if (words.size() > 2) {
+        count = parse_number_arg(words[2]);
+        if (count < 0)
+            co_return -EINVAL;
+    }
+    block::BlockNode& node = *s.node();
+    uint64_t allocated = 0, pos = uint64_t(offset), end = std::min<uint64_t>(node.size_bytes(), offset + count);
+    while (pos < end) {
+        auto st = co_await node.block_status(pos, end - pos);
+        if (!st) {
+            std::printf("is_allocated failed: %s\n", st.error().message().c_str());
+            co_return -EIO;
+        }
+        uint64_t n = std::min<uint64_t>(std::max<uint64_t>(st->bytes, 1), end - pos);
+        if (st->flags & block::BlockStatus::Allocated)
+            allocated += n;
+        pos += n;
+    }
+    std::printf("%" PRIu64 "/%" PRId64 " bytes allocated at offset %s\n", allocated, count,
+                cvtstr(double(offset)).c_str());
+    co_return 0;
+}
+
+Task<int> cmd_sleep(IoSession& s, std::vector<std::string>& words)
+{
+    char* end = nullptr;
+    long ms = std::strtol(words[1].c_str(), &end, 10);
+    if (ms < 0 || *end) {
+        std::printf("%s is not a valid number\n", words[1].c_str());
+        co_return -EINVAL;
+    }
+    co_await s.env().loop().sleep_ns(uint64_t(ms) * 1000000);
+    co_return 0;
+}
+
 Task<int> cmd_quit(IoSession& s, std::vector<std::string>&)
 {
     s.quit = true;
@@ -207,12 +248,8 @@ Task<int> cmd_help(IoSession&, std::vector<std::string>& words)
         print_usage(cmd);
         co_return 0;
     }
-    for (auto& cmd : io_commands()) {
-        std::printf("%s", cmd.name);
-        if (cmd.alt)
-            std::printf(" (or %s)", cmd.alt);
-        std::printf(" %s -- %s\n", cmd.args_help, cmd.oneline);
-    }
+    for (auto& cmd : io_commands())
+        print_usage(cmd);
     std::printf("\nUse 'help commandname' for extended help.\n");
     co_return 0;
 }
@@ -221,26 +258,35 @@ Task<int> cmd_help(IoSession&, std::vector<std::string>& words)
 
 const std::vector<IoCommand>& io_commands()
 {
+    // In qemu-io's (alphabetical) order; args_help nullptr prints no
+    // argument column, "" an empty one, as qemu-io's help does.
     static const std::vector<IoCommand> table = {
-        {"aio_flush", nullptr, cmd_aio_flush, 0, 0, true, "", "completes all outstanding aio requests"},
-        {"aio_read", nullptr, cmd_aio_read, 2, -1, true, "[-Cqv] [-P pattern] off len [len..]",
+        {"aio_flush", nullptr, cmd_aio_flush, 0, 0, true, nullptr, "completes all outstanding aio requests"},
+        {"aio_read", nullptr, cmd_aio_read, 2, -1, true, "[-Ciqv] [-P pattern] off len [len..]",
          "asynchronously reads a number of bytes"},
-        {"aio_write", nullptr, cmd_aio_write, 2, -1, true, "[-Cfquz] [-P pattern] off len [len..]",
+        {"aio_write", nullptr, cmd_aio_write, 2, -1, true, "[-Cfiquz] [-P pattern] off len [len..]",
          "asynchronously writes a number of bytes"},
-        {"close", "c", cmd_close, 0, 0, true, "", "close the current open file"},
+        {"alloc", "a", cmd_alloc, 1, 2, true, "offset [count]", "checks if offset is allocated in the file"},
+        {"close", "c", cmd_close, 0, 0, true, nullptr, "close the current open file"},
         {"discard", "d", cmd_discard, 2, -1, true, "[-Cq] off len", "discards a number of bytes at a specified offset"},
-        {"flush", "f", cmd_flush, 0, 0, true, "", "flush all in-core file state to disk"},
+        {"flush", "f", cmd_flush, 0, 0, true, nullptr, "flush all in-core file state to disk"},
         {"help", "?", cmd_help, 0, 1, false, "[command]", "help for one or all commands"},
-        {"info", "i", cmd_info, 0, 0, true, "", "prints information about the current file"},
-        {"length", "l", cmd_length, 0, 0, true, "", "gets the length of the current file"},
+        {"info", "i", cmd_info, 0, 0, true, nullptr, "prints information about the current file"},
+        {"length", "l", cmd_length, 0, 0, true, nullptr, "gets the length of the current file"},
         {"map", nullptr, cmd_map, 0, 0, true, "", "prints the allocated areas of a file"},
-        {"open", "o", cmd_open, 1, -1, false, "[-rsnkCU] [-t cache] [-d discard] [-o options] [path]",
+        {"open", "o", cmd_open, 1, -1, false, "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
          "open the file specified by path"},
-        {"quit", "q", cmd_quit, 0, 0, false, "", "exit the program"},
+        {"quit", "q", cmd_quit, 0, 0, false, nullptr, "exit the program"},
         {"read", "r", cmd_read, 2, -1, true, "[-abCqv] [-P pattern [-s off] [-l len]] off len",
          "reads a number of bytes at a specified offset"},
-        {"truncate", "t", cmd_truncate, 1, 3, true, "[-m prealloc_mode] off", "truncates the current file at the given offset"},
+        {"readv", nullptr, cmd_readv, 2, -1, true, "[-Cqv] [-P pattern] off len [len..]",
+         "reads a number of bytes at a specified offset"},
+        {"sleep", nullptr, cmd_sleep, 1, 1, false, nullptr, "waits for the given value in milliseconds"},
+        {"truncate", "t", cmd_truncate, 1, 3, true, "[-m prealloc_mode] off",
+         "truncates the current file at the given offset"},
         {"write", "w", cmd_write, 2, -1, true, "[-bcCfnquz] [-P pattern] off len",
+         "writes a number of bytes at a specified offset"},
+        {"writev", nullptr, cmd_writev, 2, -1, true, "[-Cfq] [-P pattern] off len [len..]",
          "writes a number of bytes at a specified offset"},
     };
     return table;
@@ -257,7 +303,10 @@ const IoCommand& find_command(const std::string& name)
 
 void print_usage(const IoCommand& cmd)
 {
-    std::printf("%s %s -- %s\n", cmd.name, cmd.args_help, cmd.oneline);
+    std::printf("%s ", cmd.name);
+    if (cmd.args_help)
+        std::printf("%s ", cmd.args_help);
+    std::printf("-- %s\n", cmd.oneline);
 }
 
 std::vector<std::string> split_words(const std::string& line)
@@ -277,13 +326,11 @@ Task<bool> IoSession::run_line(const std::string& line)
         co_return true;
     const IoCommand& cmd = find_command(words[0]);
     if (!cmd.name) {
-        std::fflush(stdout);
         std::fprintf(stderr, "command \"%s\" not found\n", words[0].c_str());
         co_return false;
     }
     int argc = int(words.size()) - 1;
     if (argc < cmd.min_args || (cmd.max_args >= 0 && argc > cmd.max_args)) {
-        std::fflush(stdout);
         if (cmd.max_args < 0)
             std::fprintf(stderr, "bad argument count %d to %s, expected at least %d arguments\n", argc, cmd.name,
                          cmd.min_args);
@@ -296,12 +343,12 @@ Task<bool> IoSession::run_line(const std::string& line)
         co_return false;
     }
     if (cmd.needs_image && !node()) {
-        std::fflush(stdout);
         std::fprintf(stderr, "no file open, try 'help open'\n");
         co_return false;
     }
+    // No flush here: qemu-io leaves stdout to stdio's buffering, which
+    // decides how stdout and stderr interleave in a pipe.
     int ret = co_await cmd.fn(*this, words);
-    std::fflush(stdout);
     co_return ret >= 0;
 }
 

@@ -31,6 +31,8 @@ void print_usage(const IoCommand& cmd);
 Task<int> cmd_read(IoSession& s, std::vector<std::string>& words);
 Task<int> cmd_write(IoSession& s, std::vector<std::string>& words);
 Task<int> cmd_discard(IoSession& s, std::vector<std::string>& words);
+Task<int> cmd_readv(IoSession& s, std::vector<std::string>& words);
+Task<int> cmd_writev(IoSession& s, std::vector<std::string>& words);
 Task<int> cmd_aio_read(IoSession& s, std::vector<std::string>& words);
 Task<int> cmd_aio_write(IoSession& s, std::vector<std::string>& words);
 Task<int> cmd_aio_flush(IoSession& s, std::vector<std::string>& words);
