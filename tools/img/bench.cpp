@@ -51,12 +51,19 @@ public:
     {
         size_t align = 4096;
         size_t bytes = (m_args.buf_bytes + align - 1) / align * align;
-        m_buffers.resize(m_args.depth);
+        // Only as many buffers as requests can be in flight at once.
+        uint64_t n = std::min<uint64_t>(m_args.depth, std::max<uint64_t>(m_args.count, 1));
+        m_buffers.resize(n);
         for (auto& b : m_buffers) {
             b = static_cast<uint8_t*>(std::aligned_alloc(align, bytes ? bytes : align));
+            if (!b) {
+                for (auto* p : m_buffers)
+                    std::free(p);
+                co_return Error::from_errno(ENOMEM, "Could not allocate " + std::to_string(n) + " buffers of "
+                                                        + std::to_string(bytes) + " bytes");
+            }
             std::memset(b, m_args.pattern, bytes);
         }
-        uint64_t n = std::min<uint64_t>(m_args.depth, std::max<uint64_t>(m_args.count, 1));
         for (uint64_t i = 0; i < n; ++i) {
             m_workers.add();
             spawn(worker(m_buffers[i]));

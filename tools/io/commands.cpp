@@ -37,7 +37,7 @@ Task<int> cmd_truncate(IoSession& s, std::vector<std::string>& words)
 {
     ArgvView argv(words);
     optind = 0;
-    opterr = 0;
+    opterr = 1;
     block::PreallocMode prealloc = block::PreallocMode::Off;
     int c;
     while ((c = getopt(argv.argc(), argv.argv(), "m:")) != -1) {
@@ -131,7 +131,7 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
 {
     ArgvView argv(words);
     optind = 0;
-    opterr = 0;
+    opterr = 1;
     ImageRequest req;
     req.flags.read_write = true;
     req.wrap_errors = false;

@@ -17,6 +17,8 @@ namespace kiln::tools::io {
 
 namespace {
 
+constexpr int64_t k_max_request_bytes = 2147483136;
+
 double seconds_since(std::chrono::steady_clock::time_point t)
 {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -56,7 +58,7 @@ bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char*
 {
     ArgvView argv(words);
     optind = 0;
-    opterr = 0;
+    opterr = 1; // getopt's own "read: invalid option -- 'x'", as qemu-io
     int c;
     while ((c = getopt(argv.argc(), argv.argv(), optstring)) != -1) {
         switch (c) {
@@ -98,10 +100,26 @@ bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char*
     if (o.offset < 0)
         return false;
     while (optind < argv.argc()) {
-        int64_t len = parse_number_arg(argv.argv()[optind++]);
+        const char* text = argv.argv()[optind++];
+        int64_t len = parse_number_arg(text);
         if (len < 0)
             return false;
+        // QEMU's BDRV_REQUEST_MAX_BYTES; also keeps buffers allocatable.
+        if (len > k_max_request_bytes) {
+            if (many_lengths)
+                std::printf("Argument '%s' exceeds maximum size %" PRId64 "\n", text, k_max_request_bytes);
+            else if (std::string(cmd.name) == "write")
+                std::printf("length cannot exceed %" PRId64 " without -n, given %s\n", k_max_request_bytes, text);
+            else
+                std::printf("length cannot exceed %" PRId64 ", given %s\n", k_max_request_bytes, text);
+            return false;
+        }
         o.lengths.push_back(len);
+    }
+    if (many_lengths && o.total() > k_max_request_bytes) {
+        std::printf("Argument '%s' exceeds maximum size %" PRId64 "\n", argv.argv()[argv.argc() - 1],
+                    k_max_request_bytes);
+        return false;
     }
     return true;
 }
