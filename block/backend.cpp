@@ -2,6 +2,9 @@
 
 #include <cerrno>
 
+#include "block/file/file_node.h"
+#include "block/file/lock.h"
+
 namespace kiln::block {
 
 class BlockBackend::InFlight {
@@ -39,6 +42,36 @@ Result<void> BlockBackend::check_request(uint64_t offset, uint64_t bytes, bool w
                          + " bytes)",
                      EIO);
     return ok();
+}
+
+// Pushes a parent's "shared" set down the graph the way QEMU derives its
+// children's permissions: raw passes it through, other formats never share
+// write/resize of their own file, and a backing file may be written by
+// others only if the parent tolerates changing data.
+static Result<void> narrow_sharing(BlockNode* node, uint64_t shared)
+{
+    if (!node)
+        return ok();
+    if (auto* file = dynamic_cast<FileNode*>(node))
+        return file->set_permissions(file->permissions(), file->shared_permissions() & shared);
+    if (node->driver_name() == "raw")
+        return narrow_sharing(node->file(), shared);
+    TRY(narrow_sharing(node->file(), shared & ~uint64_t(k_perm_write | k_perm_resize)));
+    TRY(narrow_sharing(node->data_file(), shared & ~uint64_t(k_perm_write | k_perm_resize)));
+    uint64_t backing_shared = (shared & k_perm_write) ? uint64_t(k_perm_write | k_perm_resize) : 0;
+    backing_shared |= k_perm_consistent_read | k_perm_write_unchanged | k_perm_graph_mod;
+    return narrow_sharing(node->backing(), backing_shared);
+}
+
+Result<void> BlockBackend::apply_device_sharing(ShareWrite share_rw)
+{
+    uint64_t shared = k_perm_consistent_read | k_perm_write_unchanged;
+    if (share_rw == ShareWrite::Yes)
+        shared |= k_perm_write;
+    // QEMU devices do not lock resize out (block_resize must work), and
+    // graph-mod is not a lock byte any more: keep both shared.
+    shared |= k_perm_resize | k_perm_graph_mod;
+    return narrow_sharing(m_root.get(), shared);
 }
 
 Task<Result<void>> BlockBackend::read(uint64_t offset, QIov qiov)

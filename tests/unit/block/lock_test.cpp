@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "block/backend.h"
 #include "block/file/file_node.h"
 #include "block/file/lock.h"
 #include "tests/unit/block/block_fixture.h"
@@ -250,6 +251,65 @@ TEST_F(LockTest, KilnHoldingImageBlocksQemuImg)
     holder.reset();
     auto [status_after, out_after] = run_command("qemu-img info " + img);
     EXPECT_EQ(status_after, 0) << out_after;
+}
+
+TEST_F(LockTest, DeviceBackendRefusesOtherWritersLikeQemuSystem)
+{
+    // What qemu-system holds for a raw disk on a device: 100, 101 / 201;
+    // for a raw backing file under qcow2: 100 / 201, 203.
+    make_file(path("d.raw"), 1 << 20);
+    OpenFlags rw;
+    rw.read_write = true;
+    auto node = run(m_ctx->open_image({path("d.raw"), "raw", {}, rw}));
+    ASSERT_TRUE(node.ok());
+    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    EXPECT_FALSE(byte_locked(path("d.raw"), 201));
+    ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::No).ok());
+    EXPECT_TRUE(byte_locked(path("d.raw"), 100));
+    EXPECT_TRUE(byte_locked(path("d.raw"), 101));
+    EXPECT_TRUE(byte_locked(path("d.raw"), 201));
+    EXPECT_FALSE(byte_locked(path("d.raw"), 203));
+    // Another writer (a tool, here a second open in this process) fails.
+    auto other = run(m_ctx->open_image({path("d.raw"), "raw", {}, rw}));
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.error().kind(), ErrorKind::Locked);
+    // Readers are fine.
+    EXPECT_TRUE(run(m_ctx->open_image({path("d.raw"), "raw", {}, OpenFlags{}})).ok());
+    if (have_tool("qemu-io")) {
+        auto [status, out] = run_command("qemu-io -f raw -c 'write 0 512' " + path("d.raw"));
+        EXPECT_NE(out.find("Failed to get \"write\" lock"), std::string::npos) << out;
+        auto [rstatus, rout] = run_command("qemu-io -r -f raw -c 'read 0 512' " + path("d.raw"));
+        EXPECT_EQ(rstatus, 0) << rout;
+    }
+}
+
+TEST_F(LockTest, DeviceWithShareRwLetsWritersIn)
+{
+    make_file(path("d.raw"), 1 << 20);
+    OpenFlags rw;
+    rw.read_write = true;
+    auto node = run(m_ctx->open_image({path("d.raw"), "raw", {}, rw}));
+    ASSERT_TRUE(node.ok());
+    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::Yes).ok());
+    EXPECT_FALSE(byte_locked(path("d.raw"), 201));
+    EXPECT_TRUE(run(m_ctx->open_image({path("d.raw"), "raw", {}, rw})).ok());
+}
+
+TEST_F(LockTest, DeviceSharingFailsWhenSomeoneWrites)
+{
+    make_file(path("d.raw"), 1 << 20);
+    OpenFlags rw;
+    rw.read_write = true;
+    auto writer = open_file(path("d.raw"), rw);
+    ASSERT_TRUE(writer);
+    auto node = run(m_ctx->open_image({path("d.raw"), "raw", {}, rw}));
+    ASSERT_TRUE(node.ok());
+    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    auto r = blk.apply_device_sharing(BlockBackend::ShareWrite::No);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(),
+              "Failed to get shared \"write\" lock\nIs another process using the image [" + path("d.raw") + "]?");
 }
 
 } // namespace
