@@ -9,7 +9,12 @@ namespace kiln::block {
 
 class BlockBackend::InFlight {
 public:
-    explicit InFlight(CoWaitGroup& group) : m_group(group), m_start_ns(EventLoop::now_ns()) { m_group.add(); }
+    explicit InFlight(CoWaitGroup& group)
+        : m_group(group)
+        , m_start_ns(EventLoop::now_ns())
+    {
+        m_group.add();
+    }
     ~InFlight() { m_group.done(); }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
@@ -21,8 +26,10 @@ private:
 };
 
 BlockBackend::BlockBackend(EventLoop& loop, std::unique_ptr<BlockNode> root, BackendAccess access)
-    : m_loop(loop), m_root(std::move(root)),
-      m_read_only(access == BackendAccess::ReadOnly || !m_root || m_root->read_only()), m_in_flight(loop)
+    : m_loop(loop)
+    , m_root(std::move(root))
+    , m_read_only(access == BackendAccess::ReadOnly || !m_root || m_root->read_only())
+    , m_in_flight(loop)
 {
 }
 
@@ -37,10 +44,9 @@ Result<void> BlockBackend::check_request(uint64_t offset, uint64_t bytes, bool w
     uint64_t size = m_root->size_bytes();
     if (offset > size || bytes > size - offset)
         return Error(ErrorKind::InvalidArgument,
-                     "Request at offset " + std::to_string(offset) + " of " + std::to_string(bytes)
-                         + " bytes is past the end of '" + m_root->filename() + "' (" + std::to_string(size)
-                         + " bytes)",
-                     EIO);
+            "Request at offset " + std::to_string(offset) + " of " + std::to_string(bytes)
+                + " bytes is past the end of '" + m_root->filename() + "' (" + std::to_string(size) + " bytes)",
+            EIO);
     return ok();
 }
 

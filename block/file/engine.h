@@ -3,10 +3,10 @@
 // loops and zero-filling, an engine does one system call's worth of work.
 #pragma once
 
-#include <sys/uio.h>
-
 #include <cstdint>
 #include <memory>
+
+#include <sys/uio.h>
 
 #include "block/types.h"
 #include "util/event_loop.h"

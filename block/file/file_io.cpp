@@ -1,12 +1,13 @@
 // FileNode data path: reads, writes, flushes through the engine, with
 // bounce buffers for requests O_DIRECT cannot take as they are.
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+
+#include <sys/uio.h>
 
 #include "block/context.h"
 #include "block/file/file_node.h"
@@ -63,9 +64,9 @@ Task<Result<void>> FileNode::do_io(IoOp op, uint64_t offset, const QIov& qiov)
         if (n == -EINTR || n == -EAGAIN)
             continue;
         if (n < 0)
-            co_return Error::from_errno(int(-n), std::string(op == IoOp::Read ? "Could not read from '"
-                                                                              : "Could not write to '")
-                                                     + m_filename + "' at offset " + std::to_string(offset + done));
+            co_return Error::from_errno(int(-n),
+                std::string(op == IoOp::Read ? "Could not read from '" : "Could not write to '") + m_filename
+                    + "' at offset " + std::to_string(offset + done));
         if (n == 0) {
             if (op == IoOp::Read) {
                 // End of file: QEMU's file driver reads the rest as zeroes.
@@ -162,14 +163,13 @@ Task<Result<void>> FileNode::bounced_write(uint64_t offset, QIov qiov)
 Task<std::list<FileNode::TrackedWrite>::iterator> FileNode::track_write(uint64_t start, uint64_t end, bool rmw)
 {
     for (;;) {
-        auto conflict = std::find_if(m_writes.begin(), m_writes.end(), [&](const TrackedWrite& w) {
-            return (rmw || w.rmw) && w.start < end && start < w.end;
-        });
+        auto conflict = std::find_if(m_writes.begin(), m_writes.end(),
+            [&](const TrackedWrite& w) { return (rmw || w.rmw) && w.start < end && start < w.end; });
         if (conflict == m_writes.end())
             break;
         co_await conflict->done->wait();
     }
-    m_writes.push_back(TrackedWrite{start, end, rmw, std::make_unique<CoEvent>(context().loop())});
+    m_writes.push_back(TrackedWrite { start, end, rmw, std::make_unique<CoEvent>(context().loop()) });
     co_return std::prev(m_writes.end());
 }
 

@@ -3,21 +3,22 @@
 #include "block/file/file_node.h"
 
 #include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "block/context.h"
 #include "util/log.h"
 
 namespace kiln::block {
 
-Task<Result<std::unique_ptr<FileNode>>> FileNode::open(BlockContext& ctx, const std::string& filename,
-                                                       const OptionList& options, const OpenFlags& flags)
+Task<Result<std::unique_ptr<FileNode>>> FileNode::open(
+    BlockContext& ctx, const std::string& filename, const OptionList& options, const OpenFlags& flags)
 {
     std::unique_ptr<FileNode> node(new FileNode(ctx, filename));
     CO_TRY(node->parse_options(options, flags));
@@ -63,7 +64,7 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
     m_requested_engine = flags.aio;
     for (auto& [key, value] : options.entries()) {
         if (key == "driver") {
-            if (value != "file")
+            if (value != "file" && value != "host_device")
                 return Error::invalid("Unknown protocol '" + value + "'");
         } else if (key == "filename") {
             m_filename = value;
@@ -79,7 +80,7 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
         } else if (key == "cache.no-flush") {
             m_no_flush = TRY(parse_bool_option(key, value));
         } else if (key == "discard" || key == "aio-max-batch" || key == "pr-manager" || key == "x-check-cache-dropped"
-                   || key == "drop-cache") {
+            || key == "drop-cache") {
             // Accepted for compatibility; Kiln always punches holes on discard.
         } else {
             return Error::invalid("Block protocol 'file' doesn't support the option '" + key + "'");
@@ -136,7 +137,7 @@ void FileNode::probe_alignment()
         return;
     }
 #ifdef STATX_DIOALIGN
-    struct statx stx {};
+    struct statx stx { };
     if (statx(m_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN)
         && stx.stx_dio_offset_align > 0) {
         m_request_align = stx.stx_dio_offset_align;

@@ -12,10 +12,18 @@ int64_t run_io_syscall(IoOp op, int fd, uint64_t offset, const iovec* iov, int i
     ssize_t n;
     do {
         switch (op) {
-        case IoOp::Read: n = ::preadv(fd, iov, iov_count, off_t(offset)); break;
-        case IoOp::Write: n = ::pwritev(fd, iov, iov_count, off_t(offset)); break;
-        case IoOp::Flush: n = ::fdatasync(fd); break;
-        default: n = -1; errno = EINVAL;
+        case IoOp::Read:
+            n = ::preadv(fd, iov, iov_count, off_t(offset));
+            break;
+        case IoOp::Write:
+            n = ::pwritev(fd, iov, iov_count, off_t(offset));
+            break;
+        case IoOp::Flush:
+            n = ::fdatasync(fd);
+            break;
+        default:
+            n = -1;
+            errno = EINVAL;
         }
     } while (n < 0 && errno == EINTR);
     return n < 0 ? -int64_t(errno) : int64_t(n);
@@ -25,7 +33,10 @@ namespace {
 
 class ThreadsEngine final : public IoEngine {
 public:
-    explicit ThreadsEngine(ThreadPool& pool) : m_pool(pool) {}
+    explicit ThreadsEngine(ThreadPool& pool)
+        : m_pool(pool)
+    {
+    }
     AioEngine kind() const override { return AioEngine::Threads; }
 
     Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) override

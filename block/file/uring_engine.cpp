@@ -2,12 +2,13 @@
 // through an eventfd that the event loop watches. Requests beyond the ring's
 // size wait in a queue and are submitted as completions free slots.
 #include <liburing.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <coroutine>
 #include <deque>
 #include <vector>
+
+#include <sys/eventfd.h>
 
 #include "block/file/engine.h"
 
@@ -27,7 +28,10 @@ struct UringRequest {
 
 class UringEngine final : public IoEngine {
 public:
-    UringEngine(EventLoop& loop) : m_loop(loop) {}
+    UringEngine(EventLoop& loop)
+        : m_loop(loop)
+    {
+    }
     ~UringEngine() override
     {
         if (m_event_fd >= 0) {
@@ -57,7 +61,7 @@ public:
 
     Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) override
     {
-        UringRequest req{op, fd, offset, iov, iov_count};
+        UringRequest req { op, fd, offset, iov, iov_count };
         struct Awaiter {
             UringEngine* engine;
             UringRequest* req;
@@ -67,9 +71,9 @@ public:
                 req->waiter = h;
                 engine->enqueue(req);
             }
-            void await_resume() {}
+            void await_resume() { }
         };
-        co_await Awaiter{this, &req};
+        co_await Awaiter { this, &req };
         co_return req.result;
     }
 
@@ -97,7 +101,9 @@ private:
             case IoOp::Write:
                 io_uring_prep_writev(sqe, req->fd, req->iov, unsigned(req->iov_count), req->offset);
                 break;
-            case IoOp::Flush: io_uring_prep_fsync(sqe, req->fd, IORING_FSYNC_DATASYNC); break;
+            case IoOp::Flush:
+                io_uring_prep_fsync(sqe, req->fd, IORING_FSYNC_DATASYNC);
+                break;
             }
             io_uring_sqe_set_data(sqe, req);
             ++m_in_flight;
@@ -147,7 +153,7 @@ private:
     }
 
     EventLoop& m_loop;
-    io_uring m_ring{};
+    io_uring m_ring {};
     bool m_ring_ready = false;
     int m_event_fd = -1;
     unsigned m_in_flight = 0;

@@ -5,8 +5,8 @@
 
 namespace kiln::block {
 
-Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                               const ImageSpec& spec)
+Result<std::unique_ptr<RawNode>> RawNode::open(
+    BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
     std::unique_ptr<RawNode> node(new RawNode(ctx));
     uint64_t file_size = file->size_bytes();
@@ -15,14 +15,12 @@ Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_pt
     node->m_offset_bytes = offset.value_or(0);
     if (node->m_offset_bytes > file_size)
         return Error::invalid("Offset (" + std::to_string(node->m_offset_bytes)
-                              + ") cannot be greater than size of the containing file (" + std::to_string(file_size)
-                              + ")");
+            + ") cannot be greater than size of the containing file (" + std::to_string(file_size) + ")");
     if (size) {
         if (*size > file_size - node->m_offset_bytes)
             return Error::invalid("The sum of offset (" + std::to_string(node->m_offset_bytes) + ") and size ("
-                                  + std::to_string(*size)
-                                  + ") has to be smaller or equal to the  actual size of the containing file ("
-                                  + std::to_string(file_size) + ")");
+                + std::to_string(*size) + ") has to be smaller or equal to the  actual size of the containing file ("
+                + std::to_string(file_size) + ")");
         if (*size % 512)
             return Error::invalid("Specified size is not multiple of 512");
         node->m_fixed_size_bytes = size;
