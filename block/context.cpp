@@ -132,6 +132,11 @@ Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_image(const ImageSpe
     OptionList file_options = spec.options.subtree("file");
     std::string filename = file_options.get("filename").value_or(spec.filename);
     file_options.remove("filename");
+    // Cache settings given on the format node are inherited by its file,
+    // as QEMU's BDRV_O_NOCACHE/NO_FLUSH flags are.
+    for (const char* key : { "cache.direct", "cache.no-flush" })
+        if (auto v = spec.options.get(key); v && !file_options.has(key))
+            file_options.set(key, *v);
 
     if (m_open_depth >= k_max_open_depth)
         co_return Error::invalid(

@@ -1,5 +1,6 @@
 #include "block/raw/raw_node.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -8,6 +9,15 @@ namespace kiln::block {
 Result<std::unique_ptr<RawNode>> RawNode::open(
     BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
+    // Options of QEMU's generic block layer, handled above the driver.
+    static const char* const k_generic[] = { "driver", "node-name", "read-only", "auto-read-only", "force-share",
+        "discard", "detect-zeroes", "cache.direct", "cache.no-flush", "offset", "size", "filename" };
+    for (auto& [key, value] : spec.options.entries()) {
+        if (key.rfind("file.", 0) == 0 || key == "file")
+            continue;
+        if (std::find(std::begin(k_generic), std::end(k_generic), key) == std::end(k_generic))
+            return Error::invalid("Block format 'raw' does not support the option '" + key + "'");
+    }
     std::unique_ptr<RawNode> node(new RawNode(ctx));
     uint64_t file_size = file->size_bytes();
     auto offset = TRY(spec.options.get_size("offset"));

@@ -3,6 +3,7 @@
 // qemu-img.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <chrono>
 #include <thread>
@@ -53,6 +54,8 @@ public:
             return;
         m_pid = fork();
         if (m_pid == 0) {
+            // Dies with the test even if the test process crashes.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             dup2(fds[0], 0);
             int null_fd = ::open("/dev/null", O_WRONLY);
             dup2(null_fd, 1);

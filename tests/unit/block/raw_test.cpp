@@ -98,3 +98,14 @@ TEST_F(RawTest, OffsetAndSizeWindow)
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "Offset (2000000) cannot be greater than size of the containing file (1048576)");
 }
+
+TEST_F(RawTest, RejectsUnknownOptionsAndInheritsCacheOptions)
+{
+    make_file(path("a.img"), 65536);
+    auto r = run(m_ctx->open_image({ path("a.img"), "raw", opts("foo=1"), {} }));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "Block format 'raw' does not support the option 'foo'");
+    auto node = run(m_ctx->open_image({ path("a.img"), "raw", opts("cache.direct=on,node-name=x"), {} }));
+    ASSERT_TRUE(node.ok()) << node.error().message();
+    EXPECT_GT(node.value()->request_alignment(), 1u);
+}
