@@ -27,8 +27,8 @@ public:
     virtual Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) = 0;
 };
 
-// Runs the system call on a worker thread (always available).
-std::unique_ptr<IoEngine> make_threads_engine(ThreadPool& pool);
+// Runs the system call on worker threads of its own (always available).
+std::unique_ptr<IoEngine> make_threads_engine(EventLoop& loop);
 // Linux AIO (io_submit) completing through an eventfd in the event loop.
 // Flushes go to the thread pool, as Linux AIO has no usable fsync.
 Result<std::unique_ptr<IoEngine>> make_native_engine(EventLoop& loop, ThreadPool& pool);

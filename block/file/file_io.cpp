@@ -57,10 +57,17 @@ Task<Result<void>> FileNode::do_io(IoOp op, uint64_t offset, const QIov& qiov)
     size_t total = qiov.size();
     size_t done = 0;
     while (done < total) {
-        QIov rest = qiov.slice(done, total - done);
-        if (rest.count() > IOV_MAX)
-            rest = rest.slice(0, bytes_in_segments(rest.iovecs(), IOV_MAX));
-        int64_t n = co_await m_engine->submit(op, m_fd, offset + done, rest.iovecs().data(), rest.count());
+        // The common case (whole request, few segments) submits the
+        // caller's iovecs as they are; only retries and huge lists copy.
+        QIov rest;
+        const QIov* part = &qiov;
+        if (done > 0 || qiov.count() > IOV_MAX) {
+            rest = qiov.slice(done, total - done);
+            if (rest.count() > IOV_MAX)
+                rest = rest.slice(0, bytes_in_segments(rest.iovecs(), IOV_MAX));
+            part = &rest;
+        }
+        int64_t n = co_await m_engine->submit(op, m_fd, offset + done, part->iovecs().data(), part->count());
         if (n == -EINTR || n == -EAGAIN)
             continue;
         if (n < 0)

@@ -163,7 +163,7 @@ Result<void> FileNode::choose_engine()
         if (m_requested_engine)
             Log::warning(engine.error().message() + "; using aio=threads for '" + m_filename + "'");
     }
-    m_engine = make_threads_engine(ctx.pool());
+    m_engine = make_threads_engine(ctx.loop());
     return ok();
 }
 
