@@ -16,11 +16,8 @@ namespace kiln::block {
 
 namespace {
 
-struct AioRequest {
+struct AioRequest : EngineRequest {
     iocb cb {};
-    IoOp op;
-    int64_t result = 0;
-    std::coroutine_handle<> waiter;
 };
 
 class NativeEngine final : public IoEngine {
@@ -65,19 +62,10 @@ public:
             io_prep_pwritev(&req.cb, fd, iov, iov_count, (long long)offset);
         io_set_eventfd(&req.cb, m_event_fd);
         req.cb.data = &req;
-        struct Awaiter {
-            NativeEngine* engine;
-            AioRequest* req;
-            bool await_ready() { return false; }
-            void await_suspend(std::coroutine_handle<> h)
-            {
-                req->waiter = h;
-                engine->m_queued.push_back(req);
-                engine->submit_queued();
-            }
-            void await_resume() { }
-        };
-        co_await Awaiter { this, &req };
+        co_await wait_for_completion(req, [&] {
+            m_queued.push_back(&req);
+            submit_queued();
+        });
         co_return req.result;
     }
 

@@ -42,16 +42,6 @@ namespace {
 
 constexpr unsigned k_max_io_threads = 64;
 
-struct ThreadRequest {
-    IoOp op;
-    int fd;
-    uint64_t offset;
-    const iovec* iov;
-    int iov_count;
-    int64_t result = 0;
-    std::coroutine_handle<> waiter;
-};
-
 class ThreadsEngine final : public IoEngine {
 public:
     explicit ThreadsEngine(EventLoop& loop)
@@ -73,24 +63,13 @@ public:
 
     Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) override
     {
-        ThreadRequest req { op, fd, offset, iov, iov_count };
-        struct Awaiter {
-            ThreadsEngine* engine;
-            ThreadRequest* req;
-            bool await_ready() { return false; }
-            void await_suspend(std::coroutine_handle<> h)
-            {
-                req->waiter = h;
-                engine->enqueue(req);
-            }
-            void await_resume() { }
-        };
-        co_await Awaiter { this, &req };
+        EngineRequest req { op, fd, offset, iov, iov_count };
+        co_await wait_for_completion(req, [&] { enqueue(&req); });
         co_return req.result;
     }
 
 private:
-    void enqueue(ThreadRequest* req)
+    void enqueue(EngineRequest* req)
     {
         {
             std::lock_guard guard(m_lock);
@@ -110,7 +89,7 @@ private:
             --m_idle;
             if (m_queue.empty())
                 return;
-            ThreadRequest* req = m_queue.front();
+            EngineRequest* req = m_queue.front();
             m_queue.pop_front();
             guard.unlock();
             req->result = run_io_syscall(req->op, req->fd, req->offset, req->iov, req->iov_count);
@@ -123,7 +102,7 @@ private:
     EventLoop& m_loop;
     std::mutex m_lock;
     std::condition_variable m_wake;
-    std::deque<ThreadRequest*> m_queue;
+    std::deque<EngineRequest*> m_queue;
     std::vector<std::thread> m_threads;
     size_t m_idle = 0;
     bool m_shutdown = false;

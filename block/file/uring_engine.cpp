@@ -16,16 +16,6 @@ namespace kiln::block {
 
 namespace {
 
-struct UringRequest {
-    IoOp op;
-    int fd;
-    uint64_t offset;
-    const iovec* iov;
-    int iov_count;
-    int64_t result = 0;
-    std::coroutine_handle<> waiter;
-};
-
 class UringEngine final : public IoEngine {
 public:
     UringEngine(EventLoop& loop)
@@ -61,24 +51,13 @@ public:
 
     Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) override
     {
-        UringRequest req { op, fd, offset, iov, iov_count };
-        struct Awaiter {
-            UringEngine* engine;
-            UringRequest* req;
-            bool await_ready() { return false; }
-            void await_suspend(std::coroutine_handle<> h)
-            {
-                req->waiter = h;
-                engine->enqueue(req);
-            }
-            void await_resume() { }
-        };
-        co_await Awaiter { this, &req };
+        EngineRequest req { op, fd, offset, iov, iov_count };
+        co_await wait_for_completion(req, [&] { enqueue(&req); });
         co_return req.result;
     }
 
 private:
-    void enqueue(UringRequest* req)
+    void enqueue(EngineRequest* req)
     {
         m_queued.push_back(req);
         fill_ring();
@@ -92,7 +71,7 @@ private:
             io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
             if (!sqe)
                 break;
-            UringRequest* req = m_queued.front();
+            EngineRequest* req = m_queued.front();
             m_queued.pop_front();
             switch (req->op) {
             case IoOp::Read:
@@ -140,7 +119,7 @@ private:
         std::vector<std::coroutine_handle<>> ready;
         io_uring_cqe* cqe;
         while (io_uring_peek_cqe(&m_ring, &cqe) == 0) {
-            auto* req = static_cast<UringRequest*>(io_uring_cqe_get_data(cqe));
+            auto* req = static_cast<EngineRequest*>(io_uring_cqe_get_data(cqe));
             req->result = cqe->res;
             io_uring_cqe_seen(&m_ring, cqe);
             --m_in_flight;
@@ -158,7 +137,7 @@ private:
     int m_event_fd = -1;
     unsigned m_in_flight = 0;
     bool m_retry_pending = false;
-    std::deque<UringRequest*> m_queued;
+    std::deque<EngineRequest*> m_queued;
 };
 
 } // namespace

@@ -113,6 +113,16 @@ std::pair<int, std::string> run_command(const std::string& cmd)
 class LockTest : public BlockFixture {
 protected:
     FileNode* as_file(BlockNode* node) { return dynamic_cast<FileNode*>(node); }
+
+    // A fresh 1 MiB raw image opened read-write into a backend.
+    std::unique_ptr<BlockBackend> raw_device_backend(const std::string& p)
+    {
+        make_file(p, 1 << 20);
+        auto node = run(m_ctx->open_image({ p, "raw", {}, rw_flags() }));
+        if (!node)
+            return nullptr;
+        return std::make_unique<BlockBackend>(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    }
 };
 
 TEST_F(LockTest, TakesQemuByteLayout)
@@ -262,12 +272,9 @@ TEST_F(LockTest, DeviceBackendRefusesOtherWritersLikeQemuSystem)
 {
     // What qemu-system holds for a raw disk on a device: 100, 101 / 201;
     // for a raw backing file under qcow2: 100 / 201, 203.
-    make_file(path("d.raw"), 1 << 20);
-    OpenFlags rw;
-    rw.read_write = true;
-    auto node = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw }));
-    ASSERT_TRUE(node.ok());
-    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    auto backend = raw_device_backend(path("d.raw"));
+    ASSERT_TRUE(backend);
+    BlockBackend& blk = *backend;
     EXPECT_FALSE(byte_locked(path("d.raw"), 201));
     ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::No).ok());
     EXPECT_TRUE(byte_locked(path("d.raw"), 100));
@@ -275,7 +282,7 @@ TEST_F(LockTest, DeviceBackendRefusesOtherWritersLikeQemuSystem)
     EXPECT_TRUE(byte_locked(path("d.raw"), 201));
     EXPECT_FALSE(byte_locked(path("d.raw"), 203));
     // Another writer (a tool, here a second open in this process) fails.
-    auto other = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw }));
+    auto other = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw_flags() }));
     ASSERT_FALSE(other.ok());
     EXPECT_EQ(other.error().kind(), ErrorKind::Locked);
     // Readers are fine.
@@ -290,15 +297,12 @@ TEST_F(LockTest, DeviceBackendRefusesOtherWritersLikeQemuSystem)
 
 TEST_F(LockTest, DeviceWithShareRwLetsWritersIn)
 {
-    make_file(path("d.raw"), 1 << 20);
-    OpenFlags rw;
-    rw.read_write = true;
-    auto node = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw }));
-    ASSERT_TRUE(node.ok());
-    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    auto backend = raw_device_backend(path("d.raw"));
+    ASSERT_TRUE(backend);
+    BlockBackend& blk = *backend;
     ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::Yes).ok());
     EXPECT_FALSE(byte_locked(path("d.raw"), 201));
-    EXPECT_TRUE(run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw })).ok());
+    EXPECT_TRUE(run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw_flags() })).ok());
 }
 
 TEST_F(LockTest, DeviceSharingFailsWhenSomeoneWrites)
