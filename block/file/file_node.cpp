@@ -98,7 +98,8 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
 
 Result<void> FileNode::open_fd(const OpenFlags& flags)
 {
-    int mode = (flags.read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+    // O_NONBLOCK so that a FIFO cannot hang the open; cleared below.
+    int mode = (flags.read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
     if (m_direct)
         mode |= O_DIRECT;
     do {
@@ -109,8 +110,10 @@ Result<void> FileNode::open_fd(const OpenFlags& flags)
     struct stat st;
     if (fstat(m_fd, &st) != 0)
         return Error::from_errno(errno, "Could not open '" + m_filename + "'");
-    if (S_ISDIR(st.st_mode))
-        return Error::from_errno(EISDIR, "Could not open '" + m_filename + "'");
+    if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return Error(
+            ErrorKind::InvalidArgument, "'file' driver requires '" + m_filename + "' to be a regular file", EINVAL);
+    fcntl(m_fd, F_SETFL, fcntl(m_fd, F_GETFL) & ~O_NONBLOCK);
     m_block_device = S_ISBLK(st.st_mode);
     if (m_block_device) {
         off_t end = lseek(m_fd, 0, SEEK_END);

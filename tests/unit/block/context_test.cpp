@@ -118,3 +118,17 @@ TEST_F(ContextTest, NativeAioNeedsDirect)
     EXPECT_EQ(
         r.error().message(), "aio=native was specified, but it requires cache.direct=on, which was not specified.");
 }
+
+TEST_F(ContextTest, OnlyFilesAndDevicesOpen)
+{
+    auto r = run(m_ctx->open_file(m_dir, {}, OpenFlags {}));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "'file' driver requires '" + m_dir + "' to be a regular file");
+    ASSERT_EQ(mkfifo(path("fifo").c_str(), 0600), 0);
+    r = run(m_ctx->open_file(path("fifo"), {}, OpenFlags {}));
+    ASSERT_FALSE(r.ok()); // and, above all, returns instead of waiting for a writer
+    // Character devices work as in QEMU (size 0).
+    auto null_dev = run(m_ctx->open_image({ "/dev/null", "raw", {}, OpenFlags {} }));
+    ASSERT_TRUE(null_dev.ok()) << null_dev.error().message();
+    EXPECT_EQ(null_dev.value()->size_bytes(), 0u);
+}
