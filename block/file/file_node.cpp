@@ -115,6 +115,7 @@ Result<void> FileNode::open_fd(const OpenFlags& flags)
             ErrorKind::InvalidArgument, "'file' driver requires '" + m_filename + "' to be a regular file", EINVAL);
     fcntl(m_fd, F_SETFL, fcntl(m_fd, F_GETFL) & ~O_NONBLOCK);
     m_block_device = S_ISBLK(st.st_mode);
+    m_regular_file = S_ISREG(st.st_mode);
     if (m_block_device) {
         off_t end = lseek(m_fd, 0, SEEK_END);
         if (end < 0)
@@ -221,15 +222,22 @@ Task<Result<void>> FileNode::fallocate(int mode, uint64_t offset, uint64_t bytes
     co_return ok();
 }
 
+// errno values by which fallocate says "not here" rather than "failed".
+static bool fallocate_unsupported(int err)
+{
+    return err == EOPNOTSUPP || err == ENOTSUP || err == EINVAL || err == ENOSYS || err == ENODEV;
+}
+
 Task<Result<void>> FileNode::pdiscard(uint64_t offset, uint64_t bytes)
 {
     if (read_only())
         co_return Error(ErrorKind::PermissionDenied, "Cannot discard on read-only file '" + m_filename + "'", EPERM);
-    if (m_block_device || bytes == 0)
+    if (bytes == 0)
         co_return ok();
-    // Discard is advisory: a file system without hole punching keeps data.
+    // Discard is advisory: a file system or device without hole punching
+    // keeps the data. (On block devices PUNCH_HOLE is a discard.)
     auto r = co_await fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes);
-    if (!r && r.error().errno_value() != EOPNOTSUPP)
+    if (!r && !fallocate_unsupported(r.error().errno_value()))
         co_return r;
     co_return ok();
 }
@@ -240,7 +248,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
         co_return Error(ErrorKind::PermissionDenied, "Cannot write to read-only file '" + m_filename + "'", EPERM);
     if (bytes == 0)
         co_return ok();
-    if (!m_block_device) {
+    {
         uint64_t end = offset + bytes;
         Result<void> r = Error::not_supported("no fallocate");
         if (has_flag(flags, RequestFlags::MayUnmap)) {
@@ -248,7 +256,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
             // it separately when the range goes past the end.
             uint64_t inside = offset < m_size_bytes ? std::min(end, m_size_bytes) - offset : 0;
             r = inside ? co_await fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, inside) : ok();
-            if (r && end > m_size_bytes) {
+            if (r && end > m_size_bytes && m_regular_file) {
                 if (::ftruncate(m_fd, off_t(end)) != 0)
                     co_return Error::from_errno(errno, "Could not resize '" + m_filename + "'");
                 m_size_bytes = end;
@@ -260,8 +268,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
             m_size_bytes = std::max(m_size_bytes, end);
             co_return co_await after_write(end, flags);
         }
-        int err = r.error().errno_value();
-        if (err != EOPNOTSUPP && err != ENOTSUP && err != EINVAL && err != ENOSYS)
+        if (!fallocate_unsupported(r.error().errno_value()))
             co_return r;
     }
     if (has_flag(flags, RequestFlags::NoFallback))

@@ -93,6 +93,7 @@ private:
     std::string m_filename;
     int m_fd = -1;
     bool m_block_device = false;
+    bool m_regular_file = false;
     uint64_t m_size_bytes = 0;
     std::unique_ptr<IoEngine> m_engine;
     std::optional<AioEngine> m_requested_engine;

@@ -132,3 +132,15 @@ TEST_F(ContextTest, OnlyFilesAndDevicesOpen)
     ASSERT_TRUE(null_dev.ok()) << null_dev.error().message();
     EXPECT_EQ(null_dev.value()->size_bytes(), 0u);
 }
+
+TEST_F(ContextTest, ZeroesAndDiscardOnACharacterDeviceFallBack)
+{
+    OpenFlags rw;
+    rw.read_write = true;
+    auto node = run(m_ctx->open_file("/dev/null", {}, rw));
+    ASSERT_TRUE(node.ok()) << node.error().message();
+    EXPECT_TRUE(run(node.value()->pwrite_zeroes(0, 8192, RequestFlags::MayUnmap)).ok());
+    EXPECT_TRUE(run(node.value()->pdiscard(0, 8192)).ok());
+    auto strict = run(node.value()->pwrite_zeroes(0, 8192, RequestFlags::NoFallback));
+    EXPECT_FALSE(strict.ok());
+}
