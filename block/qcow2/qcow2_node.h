@@ -55,10 +55,6 @@ Result<void> decompress_cluster(uint8_t compression_type, std::span<const uint8_
 // Compresses one cluster into `out`; NoSpace when it does not fit.
 Result<size_t> compress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
 
-// A backing file name as recorded in an image, made usable from the
-// current directory: relative names are relative to the image's directory.
-std::string resolve_backing_path(const std::string& image, const std::string& backing);
-
 class Qcow2Node final : public BlockNode {
 public:
     static Task<Result<std::unique_ptr<BlockNode>>> open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
