@@ -23,8 +23,8 @@ class FileNode final : public BlockNode {
 public:
     // Opens `filename`; options are the "file." subtree (locking, aio,
     // cache.direct, cache.no-flush, ...). Errors read "Could not open 'x': ...".
-    static Task<Result<std::unique_ptr<FileNode>>> open(BlockContext& ctx, const std::string& filename,
-                                                        const OptionList& options, const OpenFlags& flags);
+    static Task<Result<std::unique_ptr<FileNode>>> open(
+        BlockContext& ctx, const std::string& filename, const OptionList& options, const OpenFlags& flags);
     ~FileNode() override;
 
     std::string_view driver_name() const override { return "file"; }
@@ -58,7 +58,11 @@ public:
     uint64_t host_flushes() const { return m_host_flushes; }
 
 private:
-    FileNode(BlockContext& ctx, std::string filename) : BlockNode(ctx), m_filename(std::move(filename)) {}
+    FileNode(BlockContext& ctx, std::string filename)
+        : BlockNode(ctx)
+        , m_filename(std::move(filename))
+    {
+    }
 
     Result<void> parse_options(const OptionList& options, const OpenFlags& flags);
     Result<void> open_fd(const OpenFlags& flags);
@@ -89,6 +93,7 @@ private:
     std::string m_filename;
     int m_fd = -1;
     bool m_block_device = false;
+    bool m_regular_file = false;
     uint64_t m_size_bytes = 0;
     std::unique_ptr<IoEngine> m_engine;
     std::optional<AioEngine> m_requested_engine;

@@ -1,13 +1,23 @@
 #include "block/raw/raw_node.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
 namespace kiln::block {
 
-Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                               const ImageSpec& spec)
+Result<std::unique_ptr<RawNode>> RawNode::open(
+    BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
+    // Options of QEMU's generic block layer, handled above the driver.
+    static const char* const k_generic[] = { "driver", "node-name", "read-only", "auto-read-only", "force-share",
+        "discard", "detect-zeroes", "cache.direct", "cache.no-flush", "offset", "size", "filename" };
+    for (auto& [key, value] : spec.options.entries()) {
+        if (key.rfind("file.", 0) == 0 || key == "file")
+            continue;
+        if (std::find(std::begin(k_generic), std::end(k_generic), key) == std::end(k_generic))
+            return Error::invalid("Block format 'raw' does not support the option '" + key + "'");
+    }
     std::unique_ptr<RawNode> node(new RawNode(ctx));
     uint64_t file_size = file->size_bytes();
     auto offset = TRY(spec.options.get_size("offset"));
@@ -15,14 +25,12 @@ Result<std::unique_ptr<RawNode>> RawNode::open(BlockContext& ctx, std::unique_pt
     node->m_offset_bytes = offset.value_or(0);
     if (node->m_offset_bytes > file_size)
         return Error::invalid("Offset (" + std::to_string(node->m_offset_bytes)
-                              + ") cannot be greater than size of the containing file (" + std::to_string(file_size)
-                              + ")");
+            + ") cannot be greater than size of the containing file (" + std::to_string(file_size) + ")");
     if (size) {
         if (*size > file_size - node->m_offset_bytes)
             return Error::invalid("The sum of offset (" + std::to_string(node->m_offset_bytes) + ") and size ("
-                                  + std::to_string(*size)
-                                  + ") has to be smaller or equal to the  actual size of the containing file ("
-                                  + std::to_string(file_size) + ")");
+                + std::to_string(*size) + ") has to be smaller or equal to the  actual size of the containing file ("
+                + std::to_string(file_size) + ")");
         if (*size % 512)
             return Error::invalid("Specified size is not multiple of 512");
         node->m_fixed_size_bytes = size;

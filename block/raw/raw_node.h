@@ -10,8 +10,8 @@ namespace kiln::block {
 
 class RawNode final : public BlockNode {
 public:
-    static Result<std::unique_ptr<RawNode>> open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                                 const ImageSpec& spec);
+    static Result<std::unique_ptr<RawNode>> open(
+        BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec);
 
     std::string_view driver_name() const override { return "raw"; }
     std::string filename() const override { return m_file->filename(); }
@@ -36,7 +36,10 @@ public:
 private:
     Task<Result<void>> check_block0_write(uint64_t offset, const QIov& qiov);
 
-    explicit RawNode(BlockContext& ctx) : BlockNode(ctx) {}
+    explicit RawNode(BlockContext& ctx)
+        : BlockNode(ctx)
+    {
+    }
 
     uint64_t m_offset_bytes = 0;
     // Set when size= fixed the disk size; otherwise the file decides.

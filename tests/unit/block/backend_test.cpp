@@ -12,7 +12,7 @@ protected:
         make_file(path("a.img"), 1 << 20);
         OpenFlags flags;
         flags.read_write = access == BackendAccess::ReadWrite;
-        auto node = run(m_ctx->open_image({path("a.img"), "raw", {}, flags}));
+        auto node = run(m_ctx->open_image({ path("a.img"), "raw", {}, flags }));
         EXPECT_TRUE(node.ok());
         return std::make_unique<BlockBackend>(*m_loop, std::move(node).value(), access);
     }

@@ -26,7 +26,7 @@ protected:
         auto* file = dynamic_cast<FileNode*>(node.get());
         alignas(4096) static uint8_t buf[4096];
         EXPECT_TRUE(run(node->pwritev(0, QIov(buf, sizeof buf), flags)).ok());
-        Observed o{file->direct_io(), file->host_flushes(), 0};
+        Observed o { file->direct_io(), file->host_flushes(), 0 };
         EXPECT_TRUE(run(node->flush()).ok());
         o.flushes_after_flush = file->host_flushes();
         return o;
@@ -64,15 +64,15 @@ TEST_F(CacheTest, ModesMapToODirectAndFlushes)
 TEST_F(CacheTest, CacheOptionsOverrideTheMode)
 {
     make_file(path("c.img"), 65536);
-    auto node = open_file(path("c.img"), rw_flags(CacheMode::Writeback),
-                          OptionList::parse("cache.direct=on,cache.no-flush=on").value());
+    auto node = open_file(
+        path("c.img"), rw_flags(CacheMode::Writeback), OptionList::parse("cache.direct=on,cache.no-flush=on").value());
     auto* file = dynamic_cast<FileNode*>(node.get());
     ASSERT_NE(file, nullptr);
     EXPECT_TRUE(file->direct_io());
     EXPECT_GT(file->request_alignment(), 1u);
     ASSERT_TRUE(run(node->flush()).ok());
     EXPECT_EQ(file->host_flushes(), 0u);
-    auto bad = run(m_ctx->open_file(path("c.img"), OptionList::parse("cache.direct=x").value(), OpenFlags{}));
+    auto bad = run(m_ctx->open_file(path("c.img"), OptionList::parse("cache.direct=x").value(), OpenFlags {}));
     ASSERT_FALSE(bad.ok());
     EXPECT_EQ(bad.error().message(), "Parameter 'cache.direct' expects 'on' or 'off'");
 }
@@ -80,12 +80,12 @@ TEST_F(CacheTest, CacheOptionsOverrideTheMode)
 TEST_F(CacheTest, DefaultEngineIsIoUringWhenAvailable)
 {
     make_file(path("c.img"), 4096);
-    auto node = open_file(path("c.img"), OpenFlags{});
+    auto node = open_file(path("c.img"), OpenFlags {});
     auto* file = dynamic_cast<FileNode*>(node.get());
     ASSERT_NE(file, nullptr);
     bool uring = bool(make_uring_engine(*m_loop));
     EXPECT_EQ(file->engine(), uring ? AioEngine::IoUring : AioEngine::Threads);
-    auto threads = open_file(path("c.img"), OpenFlags{}, OptionList::parse("aio=threads").value());
+    auto threads = open_file(path("c.img"), OpenFlags {}, OptionList::parse("aio=threads").value());
     EXPECT_EQ(dynamic_cast<FileNode*>(threads.get())->engine(), AioEngine::Threads);
 }
 
@@ -100,10 +100,10 @@ TEST(BlockTypes, ParseNames)
     EXPECT_FALSE(parse_cache_mode("bogus"));
     EXPECT_TRUE(cache_uses_o_direct(CacheMode::Directsync));
     EXPECT_FALSE(cache_uses_o_direct(CacheMode::Writethrough));
-    for (auto e : {AioEngine::Threads, AioEngine::Native, AioEngine::IoUring})
+    for (auto e : { AioEngine::Threads, AioEngine::Native, AioEngine::IoUring })
         EXPECT_EQ(parse_aio_engine(aio_engine_name(e)), e);
     EXPECT_FALSE(parse_aio_engine("posix"));
-    for (auto m : {PreallocMode::Off, PreallocMode::Metadata, PreallocMode::Falloc, PreallocMode::Full})
+    for (auto m : { PreallocMode::Off, PreallocMode::Metadata, PreallocMode::Falloc, PreallocMode::Full })
         EXPECT_EQ(parse_prealloc(prealloc_name(m)), m);
     EXPECT_FALSE(parse_prealloc("some"));
 }

@@ -16,8 +16,9 @@ constexpr char k_magic[] = "CHAIN\n";
 class ChainNode final : public BlockNode {
 public:
     ChainNode(BlockContext& ctx, std::unique_ptr<BlockNode> file, std::unique_ptr<BlockNode> backing,
-              std::string backing_name)
-        : BlockNode(ctx), m_backing_name(std::move(backing_name))
+        std::string backing_name)
+        : BlockNode(ctx)
+        , m_backing_name(std::move(backing_name))
     {
         m_file = std::move(file);
         m_backing = std::move(backing);
@@ -42,8 +43,8 @@ int probe_chain(std::span<const uint8_t> header, const std::string&)
     return header.size() >= 6 && std::memcmp(header.data(), k_magic, 6) == 0 ? 100 : 0;
 }
 
-Task<Result<std::unique_ptr<BlockNode>>> open_chain(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                                    const ImageSpec& spec)
+Task<Result<std::unique_ptr<BlockNode>>> open_chain(
+    BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
     std::string header(std::min<uint64_t>(file->size_bytes(), 512), '\0');
     CO_TRY(co_await file->preadv(0, QIov(header.data(), header.size())));
@@ -68,8 +69,8 @@ Task<Result<void>> create_chain(BlockContext&, const std::string&, uint64_t, con
     co_return Error::not_supported("no");
 }
 
-const FormatDriver k_chain_driver{"testchain", probe_chain, open_chain, create_chain,
-                                  [] { return std::vector<CreateOptionInfo>{}; }};
+const FormatDriver k_chain_driver { "testchain", probe_chain, open_chain, create_chain,
+    [] { return std::vector<CreateOptionInfo> {}; } };
 
 class ChainTest : public BlockFixture {
 protected:
@@ -85,7 +86,7 @@ protected:
     }
     Result<std::unique_ptr<BlockNode>> open(const std::string& p, OpenFlags flags = {})
     {
-        return run(m_ctx->open_image({p, "", {}, flags}));
+        return run(m_ctx->open_image({ p, "", {}, flags }));
     }
 };
 
@@ -104,7 +105,7 @@ TEST_F(ChainTest, OpensChainWithRelativeNamesAndProbedRawBase)
     ASSERT_NE(mid->backing(), nullptr);
     EXPECT_EQ(mid->backing()->driver_name(), "raw");
     EXPECT_EQ(mid->backing()->filename(), path("sub/../base.raw"));
-    EXPECT_EQ(m_ctx->take_probed_raw(), std::vector<std::string>{path("sub/../base.raw")});
+    EXPECT_EQ(m_ctx->take_probed_raw(), std::vector<std::string> { path("sub/../base.raw") });
     EXPECT_EQ(m_ctx->open_depth(), 0);
 }
 
@@ -114,7 +115,7 @@ TEST_F(ChainTest, MissingBackingFile)
     auto r = open(path("top"));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(),
-              "Could not open backing file: Could not open '" + path("missing.img") + "': No such file or directory");
+        "Could not open backing file: Could not open '" + path("missing.img") + "': No such file or directory");
     EXPECT_EQ(m_ctx->open_depth(), 0);
     OpenFlags no_backing;
     no_backing.no_backing = true;
@@ -127,14 +128,14 @@ TEST_F(ChainTest, LoopsFailNamingTheFile)
     auto r = open(path("self"));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(),
-              "Could not open backing file: Backing file '" + path("self") + "' creates an infinite loop.");
+        "Could not open backing file: Backing file '" + path("self") + "' creates an infinite loop.");
 
     make_chain(path("a"), "b");
     make_chain(path("b"), "./a");
     r = open(path("a"));
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find("Backing file '" + path("./a") + "' creates an infinite loop."),
-              std::string::npos)
+    EXPECT_NE(
+        r.error().message().find("Backing file '" + path("./a") + "' creates an infinite loop."), std::string::npos)
         << r.error().message();
     EXPECT_EQ(m_ctx->open_depth(), 0);
     // A file used twice in one chain through a hard link is the same file.
@@ -169,7 +170,7 @@ TEST_F(ChainTest, ProbedRawRefusesWritesThatChangeTheFormat)
     make_file(path("disk.raw"), 65536, 0);
     OpenFlags rw;
     rw.read_write = true;
-    auto probed = run(m_ctx->open_image({path("disk.raw"), "", {}, rw}));
+    auto probed = run(m_ctx->open_image({ path("disk.raw"), "", {}, rw }));
     ASSERT_TRUE(probed.ok());
     std::string magic = "CHAIN\nx\n";
     auto r = run(probed.value()->pwritev(0, QIov(magic.data(), magic.size()), RequestFlags::None));
@@ -186,7 +187,7 @@ TEST_F(ChainTest, ProbedRawRefusesWritesThatChangeTheFormat)
     EXPECT_FALSE(run(probed.value()->pwritev(2, QIov(tail.data(), tail.size()), RequestFlags::None)).ok());
     probed.value().reset();
     // With the format named there is no restriction.
-    auto named = run(m_ctx->open_image({path("disk.raw"), "raw", {}, rw}));
+    auto named = run(m_ctx->open_image({ path("disk.raw"), "raw", {}, rw }));
     ASSERT_TRUE(named.ok());
     EXPECT_TRUE(run(named.value()->pwritev(0, QIov(magic.data(), magic.size()), RequestFlags::None)).ok());
 }

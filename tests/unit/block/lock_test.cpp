@@ -3,11 +3,14 @@
 // qemu-img.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
+#include <sys/prctl.h>
 
 #include <chrono>
 #include <thread>
 
+#include <sys/wait.h>
+
+#include "block/backend.h"
 #include "block/file/file_node.h"
 #include "block/file/lock.h"
 #include "tests/unit/block/block_fixture.h"
@@ -30,7 +33,7 @@ bool byte_locked(const std::string& path, int byte)
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0)
         return false;
-    struct flock fl {};
+    struct flock fl { };
     fl.l_whence = SEEK_SET;
     fl.l_start = byte;
     fl.l_len = 1;
@@ -51,6 +54,8 @@ public:
             return;
         m_pid = fork();
         if (m_pid == 0) {
+            // Dies with the test even if the test process crashes.
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             dup2(fds[0], 0);
             int null_fd = ::open("/dev/null", O_WRONLY);
             dup2(null_fd, 1);
@@ -97,17 +102,27 @@ std::pair<int, std::string> run_command(const std::string& cmd)
     std::string out;
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
     if (!p)
-        return {-1, ""};
+        return { -1, "" };
     char buf[512];
     while (size_t n = fread(buf, 1, sizeof buf, p))
         out.append(buf, n);
     int status = pclose(p);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+    return { WIFEXITED(status) ? WEXITSTATUS(status) : -1, out };
 }
 
 class LockTest : public BlockFixture {
 protected:
     FileNode* as_file(BlockNode* node) { return dynamic_cast<FileNode*>(node); }
+
+    // A fresh 1 MiB raw image opened read-write into a backend.
+    std::unique_ptr<BlockBackend> raw_device_backend(const std::string& p)
+    {
+        make_file(p, 1 << 20);
+        auto node = run(m_ctx->open_image({ p, "raw", {}, rw_flags() }));
+        if (!node)
+            return nullptr;
+        return std::make_unique<BlockBackend>(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    }
 };
 
 TEST_F(LockTest, TakesQemuByteLayout)
@@ -120,16 +135,16 @@ TEST_F(LockTest, TakesQemuByteLayout)
     // A bare rw open, as qemu-io on a raw image: bytes 100 and 101 only.
     EXPECT_TRUE(byte_locked(path("a.img"), 100));
     EXPECT_TRUE(byte_locked(path("a.img"), 101));
-    for (int b : {102, 103, 104, 200, 201, 202, 203, 204})
+    for (int b : { 102, 103, 104, 200, 201, 202, 203, 204 })
         EXPECT_FALSE(byte_locked(path("a.img"), b)) << b;
     // As a qcow2 file child: + resize, and write/resize unshared.
     ASSERT_TRUE(as_file(node.get())
                     ->set_permissions(k_perm_consistent_read | k_perm_write | k_perm_resize,
-                                      k_perm_all & ~uint64_t(k_perm_write | k_perm_resize))
+                        k_perm_all & ~uint64_t(k_perm_write | k_perm_resize))
                     .ok());
-    for (int b : {100, 101, 103, 201, 203})
+    for (int b : { 100, 101, 103, 201, 203 })
         EXPECT_TRUE(byte_locked(path("a.img"), b)) << b;
-    for (int b : {102, 104, 200, 202, 204})
+    for (int b : { 102, 104, 200, 202, 204 })
         EXPECT_FALSE(byte_locked(path("a.img"), b)) << b;
     node.reset();
     EXPECT_FALSE(byte_locked(path("a.img"), 100));
@@ -142,24 +157,25 @@ TEST_F(LockTest, ConflictingOpensInOneProcess)
     rw.read_write = true;
     auto holder = open_file(path("a.img"), rw);
     ASSERT_TRUE(holder);
-    ASSERT_TRUE(as_file(holder.get())->set_permissions(k_perm_consistent_read | k_perm_write,
-                                                       k_perm_all & ~uint64_t(k_perm_write)).ok());
+    ASSERT_TRUE(as_file(holder.get())
+                    ->set_permissions(k_perm_consistent_read | k_perm_write, k_perm_all & ~uint64_t(k_perm_write))
+                    .ok());
     // A reader that does not share write cannot open.
-    auto reader = run(m_ctx->open_file(path("a.img"), {}, OpenFlags{}));
+    auto reader = run(m_ctx->open_file(path("a.img"), {}, OpenFlags {}));
     ASSERT_TRUE(reader.ok());
-    auto r = as_file(reader.value().get())->set_permissions(k_perm_consistent_read,
-                                                            k_perm_all & ~uint64_t(k_perm_write));
+    auto r
+        = as_file(reader.value().get())->set_permissions(k_perm_consistent_read, k_perm_all & ~uint64_t(k_perm_write));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().kind(), ErrorKind::Locked);
     EXPECT_EQ(r.error().message(),
-              "Failed to get shared \"write\" lock\nIs another process using the image [" + path("a.img") + "]?");
+        "Failed to get shared \"write\" lock\nIs another process using the image [" + path("a.img") + "]?");
     // The failed change left the reader's earlier state in force.
     EXPECT_EQ(as_file(reader.value().get())->shared_permissions(), uint64_t(k_perm_all));
     // A second writer fails on the holder's unshared write.
     auto writer = run(m_ctx->open_file(path("a.img"), {}, rw));
     ASSERT_FALSE(writer.ok());
     EXPECT_EQ(writer.error().message(),
-              "Failed to get \"write\" lock\nIs another process using the image [" + path("a.img") + "]?");
+        "Failed to get \"write\" lock\nIs another process using the image [" + path("a.img") + "]?");
     // locking=off skips all of it.
     auto unlocked = run(m_ctx->open_file(path("a.img"), OptionList::parse("locking=off").value(), rw));
     EXPECT_TRUE(unlocked.ok());
@@ -182,29 +198,29 @@ TEST_F(LockTest, QemuIoHoldingQcow2BlocksKiln)
         GTEST_SKIP() << "qemu-io/qemu-img not installed";
     std::string img = path("q.qcow2");
     ASSERT_EQ(run_command("qemu-img create -f qcow2 " + img + " 1M").first, 0);
-    QemuIoHolder holder({"-f", "qcow2", img});
+    QemuIoHolder holder({ "-f", "qcow2", img });
     ASSERT_TRUE(holder.wait_for_lock(img, 201)) << "qemu-io did not lock the image";
 
     std::string hint = "\nIs another process using the image [" + img + "]?";
     OpenFlags rw;
     rw.read_write = true;
-    auto r = run(m_ctx->open_image({img, "qcow2", {}, rw}));
+    auto r = run(m_ctx->open_image({ img, "qcow2", {}, rw }));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().kind(), ErrorKind::Locked);
     EXPECT_EQ(r.error().message(), "Failed to get \"write\" lock" + hint);
 
-    r = run(m_ctx->open_image({img, "qcow2", {}, OpenFlags{}}));
+    r = run(m_ctx->open_image({ img, "qcow2", {}, OpenFlags {} }));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "Failed to get shared \"write\" lock" + hint);
 
     // -U: the lock does not stand in the way (whatever the driver says).
     OpenFlags shared;
     shared.force_share = true;
-    r = run(m_ctx->open_image({img, "qcow2", {}, shared}));
+    r = run(m_ctx->open_image({ img, "qcow2", {}, shared }));
     if (!r.ok())
         EXPECT_NE(r.error().kind(), ErrorKind::Locked) << r.error().message();
     // Probing needs no lock.
-    EXPECT_TRUE(run(m_ctx->probe_format(img, OpenFlags{})).ok());
+    EXPECT_TRUE(run(m_ctx->probe_format(img, OpenFlags {})).ok());
 }
 
 TEST_F(LockTest, QemuIoHoldingRawSharesEverything)
@@ -213,13 +229,13 @@ TEST_F(LockTest, QemuIoHoldingRawSharesEverything)
         GTEST_SKIP() << "qemu-io not installed";
     std::string img = path("r.img");
     make_file(img, 1 << 20);
-    QemuIoHolder holder({"-f", "raw", img});
+    QemuIoHolder holder({ "-f", "raw", img });
     ASSERT_TRUE(holder.wait_for_lock(img, 101));
     // QEMU's raw driver shares write, so a raw rw open succeeds as it does
     // for a second qemu-io.
     OpenFlags rw;
     rw.read_write = true;
-    auto r = run(m_ctx->open_image({img, "raw", {}, rw}));
+    auto r = run(m_ctx->open_image({ img, "raw", {}, rw }));
     EXPECT_TRUE(r.ok()) << r.error().message();
 }
 
@@ -236,7 +252,7 @@ TEST_F(LockTest, KilnHoldingImageBlocksQemuImg)
     // Hold it as a qcow2 file child would (write and resize unshared).
     ASSERT_TRUE(as_file(holder.get())
                     ->set_permissions(k_perm_consistent_read | k_perm_write | k_perm_resize,
-                                      k_perm_all & ~uint64_t(k_perm_write | k_perm_resize))
+                        k_perm_all & ~uint64_t(k_perm_write | k_perm_resize))
                     .ok());
     auto [status, out] = run_command("qemu-img info " + img);
     EXPECT_NE(status, 0);
@@ -250,6 +266,59 @@ TEST_F(LockTest, KilnHoldingImageBlocksQemuImg)
     holder.reset();
     auto [status_after, out_after] = run_command("qemu-img info " + img);
     EXPECT_EQ(status_after, 0) << out_after;
+}
+
+TEST_F(LockTest, DeviceBackendRefusesOtherWritersLikeQemuSystem)
+{
+    // What qemu-system holds for a raw disk on a device: 100, 101 / 201;
+    // for a raw backing file under qcow2: 100 / 201, 203.
+    auto backend = raw_device_backend(path("d.raw"));
+    ASSERT_TRUE(backend);
+    BlockBackend& blk = *backend;
+    EXPECT_FALSE(byte_locked(path("d.raw"), 201));
+    ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::No).ok());
+    EXPECT_TRUE(byte_locked(path("d.raw"), 100));
+    EXPECT_TRUE(byte_locked(path("d.raw"), 101));
+    EXPECT_TRUE(byte_locked(path("d.raw"), 201));
+    EXPECT_FALSE(byte_locked(path("d.raw"), 203));
+    // Another writer (a tool, here a second open in this process) fails.
+    auto other = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw_flags() }));
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.error().kind(), ErrorKind::Locked);
+    // Readers are fine.
+    EXPECT_TRUE(run(m_ctx->open_image({ path("d.raw"), "raw", {}, OpenFlags {} })).ok());
+    if (have_tool("qemu-io")) {
+        auto [status, out] = run_command("qemu-io -f raw -c 'write 0 512' " + path("d.raw"));
+        EXPECT_NE(out.find("Failed to get \"write\" lock"), std::string::npos) << out;
+        auto [rstatus, rout] = run_command("qemu-io -r -f raw -c 'read 0 512' " + path("d.raw"));
+        EXPECT_EQ(rstatus, 0) << rout;
+    }
+}
+
+TEST_F(LockTest, DeviceWithShareRwLetsWritersIn)
+{
+    auto backend = raw_device_backend(path("d.raw"));
+    ASSERT_TRUE(backend);
+    BlockBackend& blk = *backend;
+    ASSERT_TRUE(blk.apply_device_sharing(BlockBackend::ShareWrite::Yes).ok());
+    EXPECT_FALSE(byte_locked(path("d.raw"), 201));
+    EXPECT_TRUE(run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw_flags() })).ok());
+}
+
+TEST_F(LockTest, DeviceSharingFailsWhenSomeoneWrites)
+{
+    make_file(path("d.raw"), 1 << 20);
+    OpenFlags rw;
+    rw.read_write = true;
+    auto writer = open_file(path("d.raw"), rw);
+    ASSERT_TRUE(writer);
+    auto node = run(m_ctx->open_image({ path("d.raw"), "raw", {}, rw }));
+    ASSERT_TRUE(node.ok());
+    BlockBackend blk(*m_loop, std::move(node).value(), BackendAccess::ReadWrite);
+    auto r = blk.apply_device_sharing(BlockBackend::ShareWrite::No);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(),
+        "Failed to get shared \"write\" lock\nIs another process using the image [" + path("d.raw") + "]?");
 }
 
 } // namespace

@@ -1,7 +1,7 @@
-#include <gtest/gtest.h>
-
 #include <numeric>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "block/qiov.h"
 
@@ -35,7 +35,7 @@ TEST(QIov, SliceCopyFillAndZero)
     EXPECT_EQ(mid.size(), 4u);
     std::vector<uint8_t> out(4);
     mid.copy_out(0, out.data(), 4);
-    EXPECT_EQ(out, (std::vector<uint8_t>{7, 8, 9, 10}));
+    EXPECT_EQ(out, (std::vector<uint8_t> { 7, 8, 9, 10 }));
     EXPECT_FALSE(q.is_zero());
     q.fill(4, 0, 8);
     EXPECT_TRUE(q.is_zero(4, 8));
@@ -47,7 +47,7 @@ TEST(QIov, BufferIsZeroAtEveryAlignment)
 {
     std::vector<uint8_t> buf(300, 0);
     for (size_t start = 0; start < 9; ++start)
-        for (size_t len : {0, 1, 7, 8, 33, 200})
+        for (size_t len : { 0, 1, 7, 8, 33, 200 })
             EXPECT_TRUE(buffer_is_zero(buf.data() + start, len));
     for (size_t pos = 0; pos < 64; ++pos) {
         buf[pos + 3] = 1;

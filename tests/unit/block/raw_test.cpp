@@ -15,7 +15,7 @@ TEST_F(RawTest, CreateWithEachPreallocation)
     ASSERT_TRUE(run(m_ctx->create_image("raw", path("off.img"), size, {})).ok());
     ASSERT_TRUE(run(m_ctx->create_image("raw", path("falloc.img"), size, opts("preallocation=falloc"))).ok());
     ASSERT_TRUE(run(m_ctx->create_image("raw", path("full.img"), size, opts("preallocation=full"))).ok());
-    for (auto* name : {"off.img", "falloc.img", "full.img"})
+    for (auto* name : { "off.img", "falloc.img", "full.img" })
         EXPECT_EQ(std::filesystem::file_size(path(name)), size) << name;
     EXPECT_EQ(st_blocks_bytes(path("off.img")), 0u);
     EXPECT_GE(st_blocks_bytes(path("falloc.img")), size);
@@ -34,7 +34,7 @@ TEST_F(RawTest, CreateTruncatesAnExistingFile)
     make_file(path("a.img"), 1 << 20);
     ASSERT_TRUE(run(m_ctx->create_image("raw", path("a.img"), 8192, {})).ok());
     EXPECT_EQ(std::filesystem::file_size(path("a.img")), 8192u);
-    auto node = run(m_ctx->open_image({path("a.img"), "raw", {}, {}}));
+    auto node = run(m_ctx->open_image({ path("a.img"), "raw", {}, {} }));
     ASSERT_TRUE(node.ok());
     std::vector<uint8_t> buf(8192, 0xff);
     ASSERT_TRUE(run(node.value()->preadv(0, QIov(buf.data(), buf.size()))).ok());
@@ -46,7 +46,7 @@ TEST_F(RawTest, PassesThroughToTheFile)
     make_file(path("a.img"), 1 << 20);
     OpenFlags flags;
     flags.read_write = true;
-    auto node = run(m_ctx->open_image({path("a.img"), "raw", {}, flags}));
+    auto node = run(m_ctx->open_image({ path("a.img"), "raw", {}, flags }));
     ASSERT_TRUE(node.ok());
     auto& raw = *node.value();
     EXPECT_EQ(raw.driver_name(), "raw");
@@ -73,7 +73,7 @@ TEST_F(RawTest, OffsetAndSizeWindow)
     make_file(path("a.img"), 1 << 20);
     OpenFlags flags;
     flags.read_write = true;
-    auto node = run(m_ctx->open_image({path("a.img"), "raw", opts("offset=4096,size=8192"), flags}));
+    auto node = run(m_ctx->open_image({ path("a.img"), "raw", opts("offset=4096,size=8192"), flags }));
     ASSERT_TRUE(node.ok()) << node.error().message();
     auto& raw = *node.value();
     EXPECT_EQ(raw.size_bytes(), 8192u);
@@ -86,14 +86,26 @@ TEST_F(RawTest, OffsetAndSizeWindow)
     EXPECT_EQ(s->host_offset, 4096u);
     EXPECT_FALSE(run(raw.truncate(1 << 20, PreallocMode::Off, false)).ok());
 
-    auto r = run(m_ctx->open_image({path("a.img"), "raw", opts("offset=4096,size=1000"), {}}));
+    auto r = run(m_ctx->open_image({ path("a.img"), "raw", opts("offset=4096,size=1000"), {} }));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "Specified size is not multiple of 512");
-    r = run(m_ctx->open_image({path("a.img"), "raw", opts("offset=4096,size=10000000"), {}}));
+    r = run(m_ctx->open_image({ path("a.img"), "raw", opts("offset=4096,size=10000000"), {} }));
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().message(), "The sum of offset (4096) and size (10000000) has to be smaller or equal to the  "
-                                   "actual size of the containing file (1048576)");
-    r = run(m_ctx->open_image({path("a.img"), "raw", opts("offset=2000000"), {}}));
+    EXPECT_EQ(r.error().message(),
+        "The sum of offset (4096) and size (10000000) has to be smaller or equal to the  "
+        "actual size of the containing file (1048576)");
+    r = run(m_ctx->open_image({ path("a.img"), "raw", opts("offset=2000000"), {} }));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "Offset (2000000) cannot be greater than size of the containing file (1048576)");
+}
+
+TEST_F(RawTest, RejectsUnknownOptionsAndInheritsCacheOptions)
+{
+    make_file(path("a.img"), 65536);
+    auto r = run(m_ctx->open_image({ path("a.img"), "raw", opts("foo=1"), {} }));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "Block format 'raw' does not support the option 'foo'");
+    auto node = run(m_ctx->open_image({ path("a.img"), "raw", opts("cache.direct=on,node-name=x"), {} }));
+    ASSERT_TRUE(node.ok()) << node.error().message();
+    EXPECT_GT(node.value()->request_alignment(), 1u);
 }
