@@ -74,7 +74,7 @@ static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned siz
     switch (d.reg & 7) {
     case 0:
     case 1: // TEST r/m, imm
-        alu_op(cpu, 4, size, cpu.read_rm(d, size), d.imm);
+        alu_op(cpu, 4, size, cpu.read_rm(d, size), uint64_t(sign_extend(d.imm, d.imm_size)) & size_mask(size));
         return;
     case 2: // NOT
         cpu.write_rm(d, size, ~cpu.read_rm(d, size) & m);
@@ -574,8 +574,13 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
         uint64_t a = read_rm(d, sz);
         uint64_t b = reg(d.reg, sz);
         uint64_t r = (a + b) & size_mask(sz);
-        write_rm(d, sz, r);
-        set_reg(d.reg, sz, a);
+        if (d.mod == 3) { // the sum wins when both operands are one register
+            set_reg(d.reg, sz, a);
+            write_rm(d, sz, r);
+        } else {
+            write_rm(d, sz, r);
+            set_reg(d.reg, sz, a);
+        }
         m_flags.set(FlagOp::Add, sz, r, a, b);
         return true;
     }
