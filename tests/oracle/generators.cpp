@@ -1,5 +1,6 @@
 #include "tests/oracle/generators.h"
 
+#include <cstdio>
 #include <cstring>
 #include <functional>
 
@@ -38,6 +39,7 @@ struct Form {
     Fix fix;
     bool xmm = false;
     bool reg_low = false;        // ModRM.reg only RAX/RCX/RDX (never a base/index register)
+    bool align16 = false;        // memory operand 16-byte aligned
 };
 
 uint64_t mask_for(unsigned size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
@@ -106,6 +108,8 @@ OracleCase build(Rng& rng, const Form& f)
             static const unsigned bases[] = {3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
             unsigned base = bases[rng.below(12)];
             uint64_t target = k_data_addr + 64 + rng.below(k_data_bytes - 192);
+            if (f.align16)
+                target &= ~15ull;
             int8_t disp = int8_t(rng.below(256));
             bool use_index = rng.below(3) == 0;
             unsigned index = 0, scale = 0;
@@ -506,6 +510,124 @@ std::vector<Form> family_forms(const std::string& fam)
         // push target; ret
         v.push_back({"ret", {}, {0x48, 0x8d, 0x05, 4, 0, 0, 0, 0x50, 0xc3, 0xb0, 0x55, 0x90}, -1, false, 0, 4, true, true, 0, stack_fix()});
         v.push_back({"ret imm16", {}, {0x48, 0x8d, 0x05, 6, 0, 0, 0, 0x50, 0xc2, 0x10, 0x00, 0xb0, 0x55, 0x90}, -1, false, 0, 4, true, true, 0, stack_fix()});
+    } else if (fam == "sse-int") {
+        static const uint8_t ops[] = {0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+                                      0x74, 0x75, 0x76, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd,
+                                      0xde, 0xdf, 0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed,
+                                      0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd,
+                                      0xfe};
+        char name[32];
+        for (uint8_t o : ops) {
+            snprintf(name, sizeof name, "66 0f %02x", o);
+            v.push_back({name, {0x66}, {0x0f, o}, -1, true, 0, 4});
+        }
+        for (uint8_t o : {0x71, 0x72, 0x73})
+            for (int dg : {2, 4, 6, 3, 7}) {
+                if ((o == 0x73 && dg == 4) || (o != 0x73 && (dg == 3 || dg == 7)))
+                    continue;
+                snprintf(name, sizeof name, "66 0f %02x /%d ib", o, dg);
+                v.push_back({name, {0x66}, {0x0f, o}, dg, true, 1, 4, false});
+            }
+        v.push_back({"movd/movq xmm,r/m", {0x66}, {0x0f, 0x6e}, -1, true, 0, 4 | 8});
+        v.push_back({"movd/movq r/m,xmm", {0x66}, {0x0f, 0x7e}, -1, true, 0, 4 | 8});
+        v.push_back({"movq xmm,xmm/m64", {0xf3}, {0x0f, 0x7e}, -1, true, 0, 4});
+        v.push_back({"movq xmm/m64,xmm", {0x66}, {0x0f, 0xd6}, -1, true, 0, 4});
+        v.push_back({"movdqa xmm,m", {0x66}, {0x0f, 0x6f}, -1, true, 0, 4});
+        v.push_back({"movdqu xmm,m", {0xf3}, {0x0f, 0x6f}, -1, true, 0, 4});
+        v.push_back({"movdqa m,xmm", {0x66}, {0x0f, 0x7f}, -1, true, 0, 4});
+        v.push_back({"movdqu m,xmm", {0xf3}, {0x0f, 0x7f}, -1, true, 0, 4});
+        v.push_back({"pshufd", {0x66}, {0x0f, 0x70}, -1, true, 1, 4});
+        v.push_back({"pshufhw", {0xf3}, {0x0f, 0x70}, -1, true, 1, 4});
+        v.push_back({"pshuflw", {0xf2}, {0x0f, 0x70}, -1, true, 1, 4});
+        v.push_back({"pinsrw", {0x66}, {0x0f, 0xc4}, -1, true, 1, 4});
+        v.push_back({"pextrw", {0x66}, {0x0f, 0xc5}, -1, true, 1, 4, false});
+        v.push_back({"pmovmskb", {0x66}, {0x0f, 0xd7}, -1, true, 0, 4, false});
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+        }
+    } else if (fam == "sse-fp") {
+        struct P {
+            const char* n;
+            uint8_t p;
+        };
+        const P all[] = {{"ps", 0}, {"pd", 0x66}, {"ss", 0xf3}, {"sd", 0xf2}};
+        char name[32];
+        for (uint8_t o : {0x10, 0x11, 0x51, 0x58, 0x59, 0x5a, 0x5c, 0x5d, 0x5e, 0x5f, 0xc2})
+            for (auto& p : all) {
+                snprintf(name, sizeof name, "0f %02x %s", o, p.n);
+                std::vector<uint8_t> pre;
+                if (p.p)
+                    pre.push_back(p.p);
+                v.push_back({name, pre, {0x0f, o}, -1, true, o == 0xc2 ? 1u : 0u, 4});
+            }
+        for (uint8_t o : {0x52, 0x53})
+            for (auto& p : {all[0], all[2]}) {
+                snprintf(name, sizeof name, "0f %02x %s", o, p.n);
+                std::vector<uint8_t> pre;
+                if (p.p)
+                    pre.push_back(p.p);
+                v.push_back({name, pre, {0x0f, o}, -1, true, 0, 4});
+            }
+        for (uint8_t o : {0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x28, 0x29, 0x2e, 0x2f, 0x54, 0x55, 0x56, 0x57, 0xc6})
+            for (auto& p : {all[0], all[1]}) {
+                snprintf(name, sizeof name, "0f %02x %s", o, p.n);
+                std::vector<uint8_t> pre;
+                if (p.p)
+                    pre.push_back(p.p);
+                bool mem_only = (o == 0x13 || o == 0x17 || ((o == 0x12 || o == 0x16) && p.p));
+                v.push_back({name, pre, {0x0f, o}, -1, true, o == 0xc6 ? 1u : 0u, 4, true, !mem_only});
+            }
+        v.push_back({"movmskps", {}, {0x0f, 0x50}, -1, true, 0, 4, false});
+        v.push_back({"movmskpd", {0x66}, {0x0f, 0x50}, -1, true, 0, 4, false});
+        v.push_back({"cvtdq2ps", {}, {0x0f, 0x5b}, -1, true, 0, 4});
+        v.push_back({"cvtps2dq", {0x66}, {0x0f, 0x5b}, -1, true, 0, 4});
+        v.push_back({"cvttps2dq", {0xf3}, {0x0f, 0x5b}, -1, true, 0, 4});
+        v.push_back({"cvttpd2dq", {0x66}, {0x0f, 0xe6}, -1, true, 0, 4});
+        v.push_back({"cvtdq2pd", {0xf3}, {0x0f, 0xe6}, -1, true, 0, 4});
+        v.push_back({"cvtpd2dq", {0xf2}, {0x0f, 0xe6}, -1, true, 0, 4});
+        v.push_back({"cvtsi2ss", {0xf3}, {0x0f, 0x2a}, -1, true, 0, 4 | 8});
+        v.push_back({"cvtsi2sd", {0xf2}, {0x0f, 0x2a}, -1, true, 0, 4 | 8});
+        v.push_back({"cvttss2si", {0xf3}, {0x0f, 0x2c}, -1, true, 0, 4 | 8});
+        v.push_back({"cvttsd2si", {0xf2}, {0x0f, 0x2c}, -1, true, 0, 4 | 8});
+        v.push_back({"cvtss2si", {0xf3}, {0x0f, 0x2d}, -1, true, 0, 4 | 8});
+        v.push_back({"cvtsd2si", {0xf2}, {0x0f, 0x2d}, -1, true, 0, 4 | 8});
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+            f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
+                static const uint64_t specials[] = {0, 0x8000000000000000ull, 0x7ff0000000000000ull,
+                                                    0xfff8000000000000ull, 0x7ff4000000000000ull, 1,
+                                                    0x3ff0000000000000ull, 0x43e0000000000000ull};
+                static const uint32_t fspecials[] = {0, 0x80000000u, 0x7f800000u, 0xffc00000u, 0x7fa00000u, 1,
+                                                     0x3f800000u, 0x4f000000u};
+                auto fill = [&](accel::x86::Vec128& x) {
+                    for (int l = 0; l < 2; l++) {
+                        switch (rng.below(4)) {
+                        case 0: x.q[l] = specials[rng.below(8)]; break;
+                        case 1: x.df[l] = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999)); break;
+                        case 2:
+                            x.d[2 * l] = fspecials[rng.below(8)];
+                            x.d[2 * l + 1] = rng.below(2) ? fspecials[rng.below(8)] : uint32_t(rng.next());
+                            break;
+                        default:
+                            x.f[2 * l] = float(int32_t(rng.next() % 20001) - 10000) / float(1 + rng.below(99));
+                            x.f[2 * l + 1] = float(int32_t(rng.next() % 20001) - 10000) / float(1 + rng.below(99));
+                            break;
+                        }
+                    }
+                };
+                for (auto& x : c.in.xmm)
+                    fill(x);
+                if (e.mem) {
+                    accel::x86::Vec128 m;
+                    fill(m);
+                    std::memcpy(c.in.data + (e.ea - k_data_addr), &m, 16);
+                }
+                c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13) | (rng.below(8) == 0 ? 0x8040 : 0)
+                    | uint32_t(rng.below(64) & (rng.below(2) ? 0x3f : 0));
+            };
+        }
     } else if (fam == "string") {
         static const struct {
             const char* n;
@@ -542,7 +664,10 @@ uint64_t Rng::value()
     }
 }
 
-std::vector<std::string> oracle_families() { return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string"}; }
+std::vector<std::string> oracle_families()
+{
+    return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp"};
+}
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)
 {

@@ -62,3 +62,5 @@ TEST(Oracle, Move) { run_family("move", 0x5555); }
 TEST(Oracle, Stack) { run_family("stack", 0x6666); }
 TEST(Oracle, Branch) { run_family("branch", 0x7777); }
 TEST(Oracle, String) { run_family("string", 0x8888); }
+TEST(Oracle, SseInteger) { run_family("sse-int", 0x9999); }
+TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
