@@ -628,6 +628,98 @@ std::vector<Form> family_forms(const std::string& fam)
                     | uint32_t(rng.below(64) & (rng.below(2) ? 0x3f : 0));
             };
         }
+    } else if (fam == "x87") {
+        char name[32];
+        auto mem = [&](uint8_t op, int digit) {
+            snprintf(name, sizeof name, "%02x /%d m", op, digit);
+            v.push_back({name, {}, {op}, digit, true, 0, 4, true, false});
+        };
+        auto regf = [&](uint8_t op, uint8_t modrm) {
+            snprintf(name, sizeof name, "%02x %02x", op, modrm);
+            v.push_back({name, {}, {op, modrm}, -1, false, 0, 4});
+        };
+        for (uint8_t op : {0xd8, 0xdc, 0xda, 0xde})
+            for (int dg = 0; dg < 8; dg++)
+                mem(op, dg);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xd9, dg == 5 ? 7 : dg);
+        for (int dg : {0, 2, 3})
+            mem(0xdd, dg);
+        mem(0xdd, 7);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xdb, dg);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xdf, dg);
+        for (uint8_t i = 0; i < 8; i += 3) {
+            for (int dg = 0; dg < 8; dg++) {
+                regf(0xd8, uint8_t(0xc0 + dg * 8 + i));
+                regf(0xdc, uint8_t(0xc0 + dg * 8 + i));
+                if (dg != 2 && dg != 3)
+                    regf(0xde, uint8_t(0xc0 + dg * 8 + i));
+            }
+            regf(0xd9, uint8_t(0xc0 + i));
+            regf(0xd9, uint8_t(0xc8 + i));
+            regf(0xdd, uint8_t(0xc0 + i));
+            regf(0xdd, uint8_t(0xd0 + i));
+            regf(0xdd, uint8_t(0xd8 + i));
+            regf(0xdd, uint8_t(0xe0 + i));
+            regf(0xdd, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xf0 + i));
+            regf(0xdf, uint8_t(0xe8 + i));
+            regf(0xdf, uint8_t(0xf0 + i));
+            for (uint8_t base : {0xc0, 0xc8, 0xd0, 0xd8}) {
+                regf(0xda, uint8_t(base + i));
+                regf(0xdb, uint8_t(base + i));
+            }
+        }
+        for (uint8_t m : {0xe0, 0xe1, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xfa, 0xfc, 0xd0})
+            regf(0xd9, m);
+        regf(0xda, 0xe9);
+        regf(0xde, 0xd9);
+        regf(0xdb, 0xe2);
+        regf(0xdb, 0xe3);
+        regf(0xdf, 0xe0);
+        for (auto& f : v)
+            f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
+                // Mostly full stacks (so pushes overflow sometimes), random TOP,
+                // values from doubles, small integers and specials.
+                c.compare_x87 = true;
+                unsigned top = rng.below(8);
+                c.in.fsw = uint16_t(top << 11);
+                c.in.ftw = rng.below(3) ? 0x7f : uint8_t(rng.next());
+                c.in.ftw |= uint8_t(1u << top); // ST(0) valid
+                c.in.fcw = uint16_t(0x37f & ~0x300u) | uint16_t(rng.below(4) << 8 | 0x40);
+                if (rng.below(2))
+                    c.in.fcw = 0x37f;
+                c.in.fcw = uint16_t(c.in.fcw | (rng.below(4) << 10));
+                for (auto& st : c.in.st) {
+                    long double v;
+                    switch (rng.below(5)) {
+                    case 0: v = (long double)(int64_t(rng.next() % 2001) - 1000); break;
+                    case 1: v = (long double)(int64_t(rng.next())) / (long double)(1 + rng.below(1000)); break;
+                    case 2: v = rng.below(2) ? 0.0L : -0.0L; break;
+                    case 3: v = (long double)double(int64_t(rng.next() % 100000)) * 1e-5L; break;
+                    default: v = rng.below(2) ? __builtin_infl() : __builtin_nanl(""); break;
+                    }
+                    st = {};
+                    std::memcpy(&st, &v, 10);
+                }
+                if (e.mem) {
+                    double dv = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999));
+                    uint8_t* p = c.in.data + (e.ea - k_data_addr);
+                    if (rng.below(2))
+                        std::memcpy(p, &dv, 8);
+                    else {
+                        float fv = float(dv);
+                        std::memcpy(p, &fv, 4);
+                    }
+                    if (c.code[0] == 0xd9 && ((c.code[1] >> 3) & 7) == 5) {
+                        uint16_t cw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
+                        std::memcpy(p, &cw, 2);
+                    }
+                }
+            };
     } else if (fam == "string") {
         static const struct {
             const char* n;
@@ -666,7 +758,7 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp"};
+    return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87"};
 }
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)

@@ -104,6 +104,10 @@ Fault fault_from_signal(int sig)
         block->fx_in = base_fx;
         block->fx_in.mxcsr = c.in.mxcsr;
         std::memcpy(block->fx_in.xmm, c.in.xmm, sizeof c.in.xmm);
+        block->fx_in.fcw = c.in.fcw;
+        block->fx_in.fsw = c.in.fsw;
+        block->fx_in.ftw = c.in.ftw;
+        std::memcpy(block->fx_in.st, c.in.st, sizeof c.in.st);
         g_signal = 0;
         if (sigsetjmp(g_jump, 1) == 0) {
             kiln_oracle_enter();
@@ -112,6 +116,10 @@ Fault fault_from_signal(int sig)
             r.out.rflags = block->rflags_out;
             std::memcpy(r.out.xmm, block->fx_out.xmm, sizeof r.out.xmm);
             r.out.mxcsr = block->fx_out.mxcsr;
+            r.out.fcw = block->fx_out.fcw;
+            r.out.fsw = block->fx_out.fsw;
+            r.out.ftw = block->fx_out.ftw;
+            std::memcpy(r.out.st, block->fx_out.st, sizeof r.out.st);
         } else {
             r.fault = fault_from_signal(g_signal);
             asm volatile("fxrstor64 %0" ::"m"(base_fx));

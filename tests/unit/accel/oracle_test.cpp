@@ -64,3 +64,4 @@ TEST(Oracle, Branch) { run_family("branch", 0x7777); }
 TEST(Oracle, String) { run_family("string", 0x8888); }
 TEST(Oracle, SseInteger) { run_family("sse-int", 0x9999); }
 TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
+TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
