@@ -53,6 +53,13 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         s.fpu.ftw = c.in.ftw;
         std::memcpy(s.fpu.st, c.in.st, sizeof c.in.st);
         s.rip = k_code_addr;
+        if (c.mode32) {
+            x86::SegmentCache& cs = s.segment(x86::Seg::CS);
+            cs.selector = k_sel_user_code32;
+            cs.attr = 0xc0fb;
+            cs.limit = 0xffffffff;
+            cs.base = 0;
+        }
         const uint64_t end = k_code_addr + c.code.size();
         r.fault = Fault::None;
         for (int step = 0; step < 256 && s.rip != end; step++) {
@@ -89,8 +96,10 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
         return buf;
     }
     if (native.fault == Fault::None) {
-        for (int r = 0; r < 16; r++)
-            if (native.out.gpr[r] != interp.out.gpr[r]) {
+        const int nregs = c.mode32 ? 8 : 16;
+        const uint64_t rmask = c.mode32 ? 0xffffffffull : ~0ull;
+        for (int r = 0; r < nregs; r++)
+            if ((native.out.gpr[r] & rmask) != (interp.out.gpr[r] & rmask)) {
                 snprintf(buf, sizeof buf, "%s: native %#llx, interpreter %#llx (in %#llx); ", names[r],
                          (unsigned long long)native.out.gpr[r], (unsigned long long)interp.out.gpr[r],
                          (unsigned long long)c.in.gpr[r]);

@@ -41,6 +41,10 @@ struct OracleCase {
     uint64_t undefined_flags = 0; // RFLAGS bits the SDM leaves undefined for this case
     bool compare_xmm = false;
     bool compare_x87 = false;
+    // 32-bit code in compatibility mode (natively: Linux's 32-bit user CS);
+    // only the low halves of EAX..EDI are compared (the SDM leaves the rest
+    // undefined across mode switches).
+    bool mode32 = false;
 };
 
 // Fault classes that both sides can observe the same way.
