@@ -384,8 +384,13 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 check_events();
             }
             m_block_end = false;
-            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++)
+            // A block also ends when an event may have become deliverable
+            // (IF set, shadow over, device access).
+            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {
                 execute_one();
+                if (m_check_irq)
+                    break;
+            }
         }
     } catch (const CpuExit& e) {
         exit = e.exit;
