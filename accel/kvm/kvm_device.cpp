@@ -1,5 +1,7 @@
 #include "accel/kvm/kvm_device.h"
 
+#include "accel/kvm/private/kvm_abi.h"
+
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -45,6 +47,8 @@ Result<std::unique_ptr<KvmDevice>> KvmDevice::open(const std::string& path)
     if (dev->m_fd < 0)
         return Error::from_errno(errno, "Could not access KVM kernel module");
     int version = ioctl(dev->m_fd, KVM_GET_API_VERSION, 0);
+    if (version < 0)
+        return Error::from_errno(errno, "'" + path + "' is not a KVM device");
     if (version != k_api_version)
         return Error::not_supported("KVM API version " + std::to_string(version) + " at '" + path
                                     + "' is not supported (Kiln needs " + std::to_string(k_api_version) + ")");
@@ -77,17 +81,20 @@ Result<void> KvmDevice::load_supported_cpuid()
 {
     // The kernel says E2BIG until the buffer is large enough.
     for (unsigned n = 64; n <= 4096; n *= 2) {
-        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-        auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-        c->nent = n;
-        if (ioctl(m_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+        abi::CpuidBuffer buf(n);
+        if (ioctl(m_fd, abi::k_get_supported_cpuid, buf.hdr()) < 0) {
             if (errno == E2BIG)
                 continue;
-            return ioctl_error("KVM_GET_SUPPORTED_CPUID", errno);
+            // Some KVM implementations (the nested one on Kiln's build
+            // machine) refuse the ioctl: fall back to what the host CPU
+            // reports, minus the hypervisor leaves that are not KVM's.
+            m_supported_cpuid = host_cpuid_table();
+            m_cpuid_from_host = true;
+            return {};
         }
         m_supported_cpuid.clear();
-        for (unsigned i = 0; i < c->nent; i++) {
-            const kvm_cpuid_entry2& e = c->entries[i];
+        for (unsigned i = 0; i < buf.hdr()->nent && i < n; i++) {
+            const kvm_cpuid_entry2& e = buf.entry(i);
             m_supported_cpuid.push_back({e.function, e.index, (e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
                                          {e.eax, e.ebx, e.ecx, e.edx}});
         }
@@ -98,17 +105,15 @@ Result<void> KvmDevice::load_supported_cpuid()
 
 void KvmDevice::load_msr_index_list()
 {
-    kvm_msr_list probe{};
-    probe.nmsrs = 0;
-    if (ioctl(m_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+    abi::MsrListBuffer probe(0);
+    if (ioctl(m_fd, abi::k_get_msr_index_list, probe.hdr()) < 0 && errno != E2BIG)
         return;
-    unsigned n = probe.nmsrs;
-    std::vector<uint32_t> buf(1 + n);
-    auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
-    list->nmsrs = n;
-    if (ioctl(m_fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
+    unsigned n = probe.hdr()->nmsrs;
+    abi::MsrListBuffer list(n);
+    if (ioctl(m_fd, abi::k_get_msr_index_list, list.hdr()) < 0)
         return;
-    m_msr_index_list.assign(buf.begin() + 1, buf.begin() + 1 + list->nmsrs);
+    for (unsigned i = 0; i < list.hdr()->nmsrs && i < n; i++)
+        m_msr_index_list.push_back(list.entry(i));
     m_have_msr_list = true;
 }
 

@@ -12,6 +12,7 @@
 
 #include "accel/kvm/kvm_msrs.h"
 #include "accel/kvm/kvm_state.h"
+#include "accel/kvm/private/kvm_abi.h"
 #include "util/log.h"
 
 namespace kiln::accel::kvm {
@@ -64,11 +65,15 @@ Result<void> KvmVcpu::init()
         return Error::from_errno(errno, "kvm: cannot map the vCPU's kvm_run area");
     m_run = static_cast<kvm_run*>(map);
 
-    m_have_xsave = m_vm.check_extension(KVM_CAP_XSAVE) > 0;
-    m_have_xcrs = m_vm.check_extension(KVM_CAP_XCRS) > 0;
     int xsave2_bytes = m_vm.check_extension(KVM_CAP_XSAVE2);
     m_have_xsave2 = xsave2_bytes > 0;
     m_xsave_buf.assign(std::max<size_t>(k_xsave_min_bytes, size_t(std::max(xsave2_bytes, 0))), 0);
+    // Capabilities are not enough: some KVMs advertise XSAVE/XCRS and then
+    // refuse the ioctls, so try each once and use the FPU ioctls otherwise.
+    m_have_xsave = m_vm.check_extension(KVM_CAP_XSAVE) > 0
+        && ioctl(m_fd, m_have_xsave2 ? abi::k_get_xsave2 : abi::k_get_xsave, m_xsave_buf.data()) == 0;
+    kvm_xcrs xcrs{};
+    m_have_xcrs = m_vm.check_extension(KVM_CAP_XCRS) > 0 && ioctl(m_fd, KVM_GET_XCRS, &xcrs) == 0;
 
     int khz = m_vm.check_extension(KVM_CAP_GET_TSC_KHZ) > 0 ? ioctl(m_fd, KVM_GET_TSC_KHZ, 0) : -1;
     m_tsc_khz = khz > 0 ? uint64_t(khz) : 1000000; // the guest sees the host's TSC rate
@@ -91,11 +96,9 @@ KvmVcpu::~KvmVcpu()
 Result<void> KvmVcpu::set_cpuid()
 {
     std::vector<CpuidEntry> entries = m_model.entries_for_apic(m_apic_id);
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2), 0);
-    auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    c->nent = uint32_t(entries.size());
+    abi::CpuidBuffer buf(entries.size());
     for (size_t i = 0; i < entries.size(); i++) {
-        kvm_cpuid_entry2& e = c->entries[i];
+        kvm_cpuid_entry2& e = buf.entry(i);
         e.function = entries[i].leaf;
         e.index = entries[i].subleaf;
         e.flags = entries[i].indexed ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0;
@@ -104,8 +107,17 @@ Result<void> KvmVcpu::set_cpuid()
         e.ecx = entries[i].regs.ecx;
         e.edx = entries[i].regs.edx;
     }
-    if (ioctl(m_fd, KVM_SET_CPUID2, c) < 0)
-        return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
+    if (ioctl(m_fd, abi::k_set_cpuid2, buf.hdr()) < 0) {
+        // EINVAL with a well-formed table means this KVM does not let
+        // userspace choose CPUID (the build machine's nested KVM): the
+        // guest then sees KVM's default CPUID, whatever -cpu says.
+        if (errno != EINVAL)
+            return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
+        Log::warning("kvm: KVM_SET_CPUID2 is not supported here; CPU model '" + m_model.name()
+                     + "' is not applied, the guest sees KVM's default CPUID");
+        return {};
+    }
+    m_cpuid_applied = true;
     return {};
 }
 
@@ -123,22 +135,17 @@ Result<void> KvmVcpu::probe_msrs()
         }
         // Read the MSR and write the value back: both must work for the MSR
         // to be part of the state this vCPU saves and restores.
-        // kvm_msrs (16 bytes) followed by one kvm_msr_entry (16 bytes).
-        kvm_msr_entry one[2] = {};
-        auto* hdr = reinterpret_cast<kvm_msrs*>(one);
-        hdr->nmsrs = 1;
-        one[1].index = index;
-        if (ioctl(m_fd, KVM_GET_MSRS, hdr) != 1)
+        abi::MsrBuffer one(1);
+        one.entry(0).index = index;
+        if (ioctl(m_fd, abi::k_get_msrs, one.hdr()) != 1)
             continue;
-        if (ioctl(m_fd, KVM_SET_MSRS, hdr) != 1)
+        if (ioctl(m_fd, abi::k_set_msrs, one.hdr()) != 1)
             continue;
         m_msrs.push_back(index);
     }
-    bool have_tsc = false;
-    for (uint32_t m : m_msrs)
-        have_tsc |= m == k_msr_tsc;
-    if (!have_tsc)
-        return Error::not_supported("kvm: IA32_TSC cannot be read and written through KVM_GET/SET_MSRS");
+    if (m_msrs.empty())
+        Log::warning("kvm: this KVM refuses KVM_GET/SET_MSRS; MSRs (TSC, SYSCALL, PAT, MTRRs) are not "
+                     "saved or restored");
     return {};
 }
 

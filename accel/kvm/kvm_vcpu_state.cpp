@@ -8,22 +8,9 @@
 #include "accel/kvm/kvm_msrs.h"
 #include "accel/kvm/kvm_state.h"
 #include "accel/kvm/kvm_vcpu.h"
+#include "accel/kvm/private/kvm_abi.h"
 
 namespace kiln::accel::kvm {
-
-namespace {
-
-// kvm_msrs with room for `n` entries (the struct ends in a flexible array).
-struct MsrBuffer {
-    explicit MsrBuffer(size_t n) : storage(1 + n) { hdr()->nmsrs = uint32_t(n); }
-    kvm_msrs* hdr() { return reinterpret_cast<kvm_msrs*>(storage.data()); }
-    kvm_msr_entry& entry(size_t i) { return hdr()->entries[i]; }
-    // kvm_msr_entry and kvm_msrs are both 16 bytes.
-    std::vector<kvm_msr_entry> storage;
-};
-static_assert(sizeof(kvm_msrs) == sizeof(kvm_msr_entry));
-
-} // namespace
 
 uint64_t KvmVcpu::guest_tsc_base() const
 {
@@ -42,10 +29,10 @@ Result<void> KvmVcpu::sync_from_kernel()
 
 Result<void> KvmVcpu::fetch_msrs()
 {
-    MsrBuffer buf(m_msrs.size());
+    abi::MsrBuffer buf(m_msrs.size());
     for (size_t i = 0; i < m_msrs.size(); i++)
         buf.entry(i).index = m_msrs[i];
-    int n = ioctl(m_fd, KVM_GET_MSRS, buf.hdr());
+    int n = ioctl(m_fd, abi::k_get_msrs, buf.hdr());
     if (n < 0)
         return ioctl_error("KVM_GET_MSRS", errno);
     if (size_t(n) != m_msrs.size())
@@ -65,7 +52,7 @@ Result<void> KvmVcpu::fetch_msrs()
 
 Result<void> KvmVcpu::push_msrs()
 {
-    MsrBuffer buf(m_msrs.size());
+    abi::MsrBuffer buf(m_msrs.size());
     size_t n = 0;
     for (uint32_t index : m_msrs) {
         kvm_msr_entry& e = buf.entry(n);
@@ -84,7 +71,7 @@ Result<void> KvmVcpu::push_msrs()
         n++;
     }
     buf.hdr()->nmsrs = uint32_t(n);
-    int done = ioctl(m_fd, KVM_SET_MSRS, buf.hdr());
+    int done = ioctl(m_fd, abi::k_set_msrs, buf.hdr());
     if (done < 0)
         return ioctl_error("KVM_SET_MSRS", errno);
     if (size_t(done) != n) {
@@ -115,7 +102,7 @@ Result<void> KvmVcpu::fetch_state()
         xcrs_from_kvm(xcrs, m_state);
     }
     if (m_have_xsave) {
-        unsigned long req = m_have_xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+        unsigned long req = m_have_xsave2 ? abi::k_get_xsave2 : abi::k_get_xsave;
         if (ioctl(m_fd, req, m_xsave_buf.data()) < 0)
             return ioctl_error(m_have_xsave2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE", errno);
         xsave_from_kvm(m_xsave_buf, m_state);
@@ -156,7 +143,7 @@ Result<void> KvmVcpu::push_state()
     }
     if (m_have_xsave) {
         xsave_to_kvm(m_state, m_xsave_buf);
-        if (ioctl(m_fd, KVM_SET_XSAVE, m_xsave_buf.data()) < 0)
+        if (ioctl(m_fd, abi::k_set_xsave, m_xsave_buf.data()) < 0)
             return ioctl_error("KVM_SET_XSAVE", errno);
     } else {
         kvm_fpu fpu;
