@@ -84,6 +84,10 @@ bool FakeVcpuHost::wait_for_interrupt()
         m_timer_vector.reset();
         return true;
     }
+    if (spurious_wakeups > 0) {
+        spurious_wakeups--;
+        return true;
+    }
     return false;
 }
 

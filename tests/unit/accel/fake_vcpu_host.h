@@ -66,6 +66,9 @@ public:
     void raise_interrupt(uint8_t vector);
     void raise_nmi();
     void arm_timer(uint8_t vector) { m_timer_vector = vector; }
+    // wait_for_interrupt() returns true this many more times with nothing
+    // pending (a wake-up from outside, e.g. the board resuming the VM).
+    unsigned spurious_wakeups = 0;
     std::function<void()> on_reset; // e.g. kick the vCPU
 
     // Records.
