@@ -52,10 +52,11 @@ std::vector<uint32_t> candidate_msrs(const KvmCpuModel& model)
     }
     if (cpuid_bit(model, 7, 3, 1u << 26)) // IBRS/IBPB
         out.push_back(k_msr_spec_ctrl);
-    if (model.has_kvmclock()) {
-        out.push_back(k_msr_kvm_wall_clock_new);
+    // MSR_KVM_WALL_CLOCK_NEW is left out on purpose: writing it makes KVM
+    // store the wall clock at that guest address at once (restoring it
+    // would scribble on guest RAM); the VM clock moves with KVM_SET_CLOCK.
+    if (model.has_kvmclock())
         out.push_back(k_msr_kvm_system_time_new);
-    }
     return out;
 }
 
@@ -91,8 +92,6 @@ uint64_t* msr_field(x86::CpuState& s, uint32_t index)
         return &m.kernel_gs_base;
     case k_msr_tsc_aux:
         return &m.tsc_aux;
-    case k_msr_kvm_wall_clock_new:
-        return &m.kvm_wall_clock;
     case k_msr_kvm_system_time_new:
         return &m.kvm_system_time;
     default:
@@ -141,8 +140,6 @@ const char* msr_name(uint32_t index)
         return "KERNEL_GS_BASE";
     case k_msr_tsc_aux:
         return "TSC_AUX";
-    case k_msr_kvm_wall_clock_new:
-        return "MSR_KVM_WALL_CLOCK_NEW";
     case k_msr_kvm_system_time_new:
         return "MSR_KVM_SYSTEM_TIME_NEW";
     default:

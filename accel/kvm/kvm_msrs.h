@@ -13,7 +13,6 @@
 namespace kiln::accel::kvm {
 
 inline constexpr uint32_t k_msr_tsc = 0x10;
-inline constexpr uint32_t k_msr_kvm_wall_clock_new = 0x4b564d00;
 inline constexpr uint32_t k_msr_kvm_system_time_new = 0x4b564d01;
 
 // Every MSR the CPU model makes architecturally visible and CpuState has a

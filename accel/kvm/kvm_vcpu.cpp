@@ -123,16 +123,9 @@ Result<void> KvmVcpu::set_cpuid()
 
 Result<void> KvmVcpu::probe_msrs()
 {
-    const KvmDevice& dev = m_vm.device();
+    // KVM_GET_MSR_INDEX_LIST is not consulted: it leaves out MSRs KVM
+    // emulates but does not list (the MTRRs), and some KVMs refuse it.
     for (uint32_t index : candidate_msrs(m_model)) {
-        if (dev.has_msr_index_list()) {
-            bool listed = false;
-            for (uint32_t m : dev.msr_index_list())
-                listed |= m == index;
-            // kvmclock MSRs are "emulated" and only in the feature list on some kernels.
-            if (!listed && index != k_msr_kvm_wall_clock_new && index != k_msr_kvm_system_time_new)
-                continue;
-        }
         // Read the MSR and write the value back: both must work for the MSR
         // to be part of the state this vCPU saves and restores.
         abi::MsrBuffer one(1);

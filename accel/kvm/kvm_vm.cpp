@@ -138,4 +138,21 @@ Result<std::vector<uint64_t>> KvmVm::get_dirty_log(uint32_t slot_id)
     return bitmap;
 }
 
+Result<uint64_t> KvmVm::clock_ns() const
+{
+    kvm_clock_data data{};
+    if (ioctl(m_fd, KVM_GET_CLOCK, &data) < 0)
+        return ioctl_error("KVM_GET_CLOCK", errno);
+    return uint64_t(data.clock);
+}
+
+Result<void> KvmVm::set_clock_ns(uint64_t ns)
+{
+    kvm_clock_data data{};
+    data.clock = ns;
+    if (ioctl(m_fd, KVM_SET_CLOCK, &data) < 0)
+        return ioctl_error("KVM_SET_CLOCK", errno);
+    return {};
+}
+
 } // namespace kiln::accel::kvm

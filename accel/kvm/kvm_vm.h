@@ -58,6 +58,11 @@ public:
     Result<void> set_dirty_logging(uint32_t slot_id, bool enable);
     Result<std::vector<uint64_t>> get_dirty_log(uint32_t slot_id);
 
+    // The kvmclock epoch (KVM_GET/SET_CLOCK), in ns: saved with the VM so
+    // a restored guest's kvmclock continues instead of jumping.
+    Result<uint64_t> clock_ns() const;
+    Result<void> set_clock_ns(uint64_t ns);
+
 private:
     KvmVm(KvmDevice& device, hw::GuestMemory& memory) : m_device(device), m_memory(memory) {}
     Result<void> set_slot(const MemorySlot& slot);

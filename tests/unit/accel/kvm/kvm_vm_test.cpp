@@ -81,6 +81,18 @@ TEST(KvmVm, MapsEveryRegionAsASlot)
     EXPECT_EQ(guest->accel->vm().slot_for(0xe0000000), nullptr); // MMIO hole
 }
 
+TEST(KvmVm, ClockCanBeSetAndRead)
+{
+    KILN_REQUIRE_KVM();
+    auto guest = test::make_kvm_guest(host_with(1 << 20));
+    ASSERT_TRUE(guest.ok()) << guest.error().message();
+    ASSERT_TRUE(guest->accel->vm().set_clock_ns(5'000'000'000'000ull).ok());
+    auto ns = guest->accel->vm().clock_ns();
+    ASSERT_TRUE(ns.ok()) << ns.error().message();
+    EXPECT_GE(*ns, 5'000'000'000'000ull);
+    EXPECT_LT(*ns, 5'000'000'000'000ull + 60'000'000'000ull); // it runs on, but from there
+}
+
 TEST(KvmVm, RomAddedLaterIsMappedBySync)
 {
     KILN_REQUIRE_KVM();
@@ -121,9 +133,10 @@ TEST(KvmVm, GuestWritesToRomAreDroppedAndReadsSeeIt)
     };
     ASSERT_TRUE(host->memory().write(0x1000, code.data(), code.size()).ok());
     test::Payload gdt_only = test::payload("protected_mode_mmio");
-    for (auto& b : gdt_only.memory)
+    for (auto& b : gdt_only.memory) {
         if (b.gpa == 0x500)
             ASSERT_TRUE(host->memory().write(b.gpa, b.bytes.data(), b.bytes.size()).ok());
+    }
     auto guest = test::make_kvm_guest(std::move(host));
     ASSERT_TRUE(guest.ok()) << guest.error().message();
     if (!guest->accel->vm().read_only_memory_supported())
