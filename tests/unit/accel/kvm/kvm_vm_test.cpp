@@ -134,8 +134,9 @@ TEST(KvmVm, GuestWritesToRomAreDroppedAndReadsSeeIt)
     ASSERT_TRUE(host->memory().write(0x1000, code.data(), code.size()).ok());
     test::Payload gdt_only = test::payload("protected_mode_mmio");
     for (auto& b : gdt_only.memory) {
-        if (b.gpa == 0x500)
+        if (b.gpa == 0x500) {
             ASSERT_TRUE(host->memory().write(b.gpa, b.bytes.data(), b.bytes.size()).ok());
+        }
     }
     auto guest = test::make_kvm_guest(std::move(host));
     ASSERT_TRUE(guest.ok()) << guest.error().message();
