@@ -10,9 +10,9 @@
 namespace kiln::accel {
 
 enum class VcpuExit {
-    Kicked,  // kick() was called (the request is consumed)
+    Kicked, // kick() was called (the request is consumed)
     Stopped, // HLT, and VcpuHost::wait_for_interrupt() said to stop
-    Reset,   // triple fault or CPU-side reset: VcpuHost::request_reset() was called
+    Reset, // triple fault or CPU-side reset: VcpuHost::request_reset() was called
 };
 
 const char* vcpu_exit_name(VcpuExit exit);

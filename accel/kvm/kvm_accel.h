@@ -36,7 +36,8 @@ public:
 
 private:
     KvmAccel(std::unique_ptr<KvmDevice> device, KvmCpuModel model)
-        : m_device(std::move(device)), m_model(std::move(model))
+        : m_device(std::move(device))
+        , m_model(std::move(model))
     {
     }
 

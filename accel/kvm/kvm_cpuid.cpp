@@ -2,8 +2,8 @@
 
 #include <cpuid.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace kiln::accel::kvm {
@@ -89,8 +89,13 @@ struct MaskedWord {
 };
 
 constexpr MaskedWord k_masked_words[] = {
-    {1, 0, 2, x86::k_cpuid1_ecx_hypervisor}, {1, 0, 3, 0}, {7, 0, 1, 0}, {7, 0, 2, 0}, {7, 0, 3, 0},
-    {0x80000001, 0, 2, 0},                   {0x80000001, 0, 3, 0},
+    { 1, 0, 2, x86::k_cpuid1_ecx_hypervisor },
+    { 1, 0, 3, 0 },
+    { 7, 0, 1, 0 },
+    { 7, 0, 2, 0 },
+    { 7, 0, 3, 0 },
+    { 0x80000001, 0, 2, 0 },
+    { 0x80000001, 0, 3, 0 },
 };
 
 uint32_t& reg_of(CpuidResult& r, int reg)
@@ -109,7 +114,7 @@ uint32_t& reg_of(CpuidResult& r, int reg)
 
 const char* reg_name(int reg)
 {
-    static constexpr const char* names[] = {"EAX", "EBX", "ECX", "EDX"};
+    static constexpr const char* names[] = { "EAX", "EBX", "ECX", "EDX" };
     return names[reg];
 }
 
@@ -134,8 +139,8 @@ void add_kvm_leaves(std::vector<CpuidEntry>& out, const std::vector<CpuidEntry>&
     sig.ebx = pack4("KVMK");
     sig.ecx = pack4("VMKV");
     sig.edx = pack4("M\0\0\0");
-    out.push_back({k_kvm_cpuid_signature, 0, false, sig});
-    out.push_back({k_kvm_cpuid_features, 0, false, CpuidResult{bits, 0, 0, 0}});
+    out.push_back({ k_kvm_cpuid_signature, 0, false, sig });
+    out.push_back({ k_kvm_cpuid_features, 0, false, CpuidResult { bits, 0, 0, 0 } });
 }
 
 } // namespace
@@ -151,7 +156,7 @@ std::vector<CpuidEntry> host_cpuid_table()
     uint32_t max_leaf = std::min<uint32_t>(query(0, 0).eax, 0x20);
     for (uint32_t leaf = 0; leaf <= max_leaf; leaf++) {
         if (!leaf_is_indexed(leaf)) {
-            out.push_back({leaf, 0, false, query(leaf, 0)});
+            out.push_back({ leaf, 0, false, query(leaf, 0) });
             continue;
         }
         for (uint32_t sub = 0; sub < 64; sub++) {
@@ -161,14 +166,14 @@ std::vector<CpuidEntry> host_cpuid_table()
                 || (leaf != 4 && leaf != 7 && leaf != 0xb && leaf != 0xd && leaf != 0x1f);
             if (leaf == 0xd && sub > 1 && r.eax == 0)
                 continue;
-            out.push_back({leaf, sub, true, r});
+            out.push_back({ leaf, sub, true, r });
             if (last)
                 break;
         }
     }
     uint32_t max_ext = std::min<uint32_t>(query(0x80000000, 0).eax, 0x80000021);
     for (uint32_t leaf = 0x80000000; leaf <= max_ext; leaf++)
-        out.push_back({leaf, 0, leaf_is_indexed(leaf), query(leaf, 0)});
+        out.push_back({ leaf, 0, leaf_is_indexed(leaf), query(leaf, 0) });
     return out;
 }
 
@@ -180,8 +185,8 @@ const CpuidEntry* find_cpuid(const std::vector<CpuidEntry>& table, uint32_t leaf
     return nullptr;
 }
 
-Result<KvmCpuModel> KvmCpuModel::by_name(std::string_view name, const std::vector<CpuidEntry>& supported,
-                                         KvmCpuOptions options)
+Result<KvmCpuModel> KvmCpuModel::by_name(
+    std::string_view name, const std::vector<CpuidEntry>& supported, KvmCpuOptions options)
 {
     if (name == "host")
         return host(supported, options);
@@ -191,8 +196,8 @@ Result<KvmCpuModel> KvmCpuModel::by_name(std::string_view name, const std::vecto
     return from_model(*model, supported, options);
 }
 
-KvmCpuModel KvmCpuModel::from_model(const x86::CpuModel& model, const std::vector<CpuidEntry>& supported,
-                                    KvmCpuOptions options)
+KvmCpuModel KvmCpuModel::from_model(
+    const x86::CpuModel& model, const std::vector<CpuidEntry>& supported, KvmCpuOptions options)
 {
     KvmCpuModel m;
     m.m_name = model.name();
@@ -203,7 +208,7 @@ KvmCpuModel KvmCpuModel::from_model(const x86::CpuModel& model, const std::vecto
         for (uint32_t leaf = first; leaf <= last; leaf++) {
             bool indexed = leaf_is_indexed(leaf);
             for (uint32_t sub = 0; sub < (indexed ? subleaf_count(leaf) : 1); sub++)
-                m.m_entries.push_back({leaf, sub, indexed, model.query(leaf, sub, 0, false)});
+                m.m_entries.push_back({ leaf, sub, indexed, model.query(leaf, sub, 0, false) });
         }
     };
     add_range(0, max_leaf);
@@ -214,7 +219,7 @@ KvmCpuModel KvmCpuModel::from_model(const x86::CpuModel& model, const std::vecto
         if (!e)
             continue;
         const CpuidEntry* s = find_cpuid(supported, w.leaf, w.subleaf);
-        CpuidResult sup = s ? s->regs : CpuidResult{};
+        CpuidResult sup = s ? s->regs : CpuidResult {};
         uint32_t& want = reg_of(e->regs, w.reg);
         uint32_t allowed = reg_of(sup, w.reg) | w.always_allowed;
         if (w.leaf == 1 && w.reg == 2)

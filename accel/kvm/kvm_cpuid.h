@@ -44,10 +44,10 @@ public:
     // "host", or a named model of accel/x86/cpuid.h; `supported` is
     // KVM_GET_SUPPORTED_CPUID. Bits the model asks for that KVM lacks are
     // dropped and listed in dropped_features().
-    static Result<KvmCpuModel> by_name(std::string_view name, const std::vector<CpuidEntry>& supported,
-                                       KvmCpuOptions options = {});
-    static KvmCpuModel from_model(const x86::CpuModel& model, const std::vector<CpuidEntry>& supported,
-                                  KvmCpuOptions options = {});
+    static Result<KvmCpuModel> by_name(
+        std::string_view name, const std::vector<CpuidEntry>& supported, KvmCpuOptions options = {});
+    static KvmCpuModel from_model(
+        const x86::CpuModel& model, const std::vector<CpuidEntry>& supported, KvmCpuOptions options = {});
     static KvmCpuModel host(const std::vector<CpuidEntry>& supported, KvmCpuOptions options = {});
 
     const std::string& name() const { return m_name; }

@@ -1,14 +1,15 @@
 #include "accel/kvm/kvm_device.h"
 
-#include "accel/kvm/private/kvm_abi.h"
-
 #include <fcntl.h>
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "accel/kvm/private/kvm_abi.h"
 
 namespace kiln::accel::kvm {
 
@@ -24,20 +25,17 @@ struct RequiredCap {
 // Without these the run loop, the memory map or the state conversion
 // cannot work; everything else is optional and checked where it is used.
 constexpr RequiredCap k_required_caps[] = {
-    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
-    {KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"},
+    { KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+    { KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+    { KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+    { KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+    { KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS" },
+    { KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS" },
 };
 
 } // namespace
 
-Error ioctl_error(const char* what, int err)
-{
-    return Error::from_errno(err, std::string(what) + " failed");
-}
+Error ioctl_error(const char* what, int err) { return Error::from_errno(err, std::string(what) + " failed"); }
 
 Result<std::unique_ptr<KvmDevice>> KvmDevice::open(const std::string& path)
 {
@@ -51,11 +49,11 @@ Result<std::unique_ptr<KvmDevice>> KvmDevice::open(const std::string& path)
         return Error::from_errno(errno, "'" + path + "' is not a KVM device");
     if (version != k_api_version)
         return Error::not_supported("KVM API version " + std::to_string(version) + " at '" + path
-                                    + "' is not supported (Kiln needs " + std::to_string(k_api_version) + ")");
+            + "' is not supported (Kiln needs " + std::to_string(k_api_version) + ")");
     for (auto& c : k_required_caps)
         if (dev->check_extension(c.cap) <= 0)
-            return Error::not_supported(std::string("kvm: required capability ") + c.name
-                                        + " is not supported by '" + path + "'");
+            return Error::not_supported(
+                std::string("kvm: required capability ") + c.name + " is not supported by '" + path + "'");
     int mmap_bytes = ioctl(dev->m_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (mmap_bytes < int(sizeof(kvm_run)))
         return ioctl_error("KVM_GET_VCPU_MMAP_SIZE", mmap_bytes < 0 ? errno : EINVAL);
@@ -95,8 +93,8 @@ Result<void> KvmDevice::load_supported_cpuid()
         m_supported_cpuid.clear();
         for (unsigned i = 0; i < buf.hdr()->nent && i < n; i++) {
             const kvm_cpuid_entry2& e = buf.entry(i);
-            m_supported_cpuid.push_back({e.function, e.index, (e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
-                                         {e.eax, e.ebx, e.ecx, e.edx}});
+            m_supported_cpuid.push_back({ e.function, e.index, (e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
+                { e.eax, e.ebx, e.ecx, e.edx } });
         }
         return {};
     }

@@ -20,8 +20,8 @@ constexpr uint32_t k_msr_sfmask = 0xc0000084;
 constexpr uint32_t k_msr_kernel_gs_base = 0xc0000102;
 constexpr uint32_t k_msr_tsc_aux = 0xc0000103;
 // Fixed-range MTRRs in the order x86::Msrs::mtrr_fixed keeps them.
-constexpr uint32_t k_mtrr_fixed_msrs[x86::k_mtrr_fixed_count] = {0x250, 0x258, 0x259, 0x268, 0x269, 0x26a,
-                                                                  0x26b, 0x26c, 0x26d, 0x26e, 0x26f};
+constexpr uint32_t k_mtrr_fixed_msrs[x86::k_mtrr_fixed_count]
+    = { 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f };
 
 bool cpuid_bit(const KvmCpuModel& m, uint32_t leaf, int reg, uint32_t bit)
 {
@@ -36,10 +36,11 @@ bool cpuid_bit(const KvmCpuModel& m, uint32_t leaf, int reg, uint32_t bit)
 
 std::vector<uint32_t> candidate_msrs(const KvmCpuModel& model)
 {
-    std::vector<uint32_t> out = {k_msr_tsc, k_msr_sysenter_cs, k_msr_sysenter_esp, k_msr_sysenter_eip,
-                                 k_msr_misc_enable, k_msr_pat, k_msr_mcg_status};
-    if (cpuid_bit(model, 0x80000001, 3, x86::k_cpuidx1_edx_lm) || cpuid_bit(model, 0x80000001, 3, x86::k_cpuidx1_edx_syscall))
-        for (uint32_t m : {k_msr_star, k_msr_lstar, k_msr_cstar, k_msr_sfmask, k_msr_kernel_gs_base})
+    std::vector<uint32_t> out = { k_msr_tsc, k_msr_sysenter_cs, k_msr_sysenter_esp, k_msr_sysenter_eip,
+        k_msr_misc_enable, k_msr_pat, k_msr_mcg_status };
+    if (cpuid_bit(model, 0x80000001, 3, x86::k_cpuidx1_edx_lm)
+        || cpuid_bit(model, 0x80000001, 3, x86::k_cpuidx1_edx_syscall))
+        for (uint32_t m : { k_msr_star, k_msr_lstar, k_msr_cstar, k_msr_sfmask, k_msr_kernel_gs_base })
             out.push_back(m);
     if (cpuid_bit(model, 0x80000001, 3, x86::k_cpuidx1_edx_rdtscp))
         out.push_back(k_msr_tsc_aux);

@@ -20,7 +20,7 @@ void table_to_kvm(const DescriptorTable& in, kvm_dtable& out)
     out.limit = in.limit;
 }
 
-DescriptorTable table_from_kvm(const kvm_dtable& in) { return {in.base, in.limit}; }
+DescriptorTable table_from_kvm(const kvm_dtable& in) { return { in.base, in.limit }; }
 
 } // namespace
 
@@ -49,8 +49,8 @@ SegmentCache segment_from_kvm(const kvm_segment& in)
     s.limit = in.limit;
     s.selector = in.selector;
     s.attr = uint16_t((in.type & k_seg_type_mask) | (in.s ? k_seg_s : 0) | ((in.dpl & 3) << k_seg_dpl_shift)
-                      | (in.present && !in.unusable ? k_seg_p : 0) | (in.avl ? k_seg_avl : 0)
-                      | (in.l ? k_seg_l : 0) | (in.db ? k_seg_db : 0) | (in.g ? k_seg_g : 0));
+        | (in.present && !in.unusable ? k_seg_p : 0) | (in.avl ? k_seg_avl : 0) | (in.l ? k_seg_l : 0)
+        | (in.db ? k_seg_db : 0) | (in.g ? k_seg_g : 0));
     return s;
 }
 
@@ -166,7 +166,7 @@ void events_to_kvm(const CpuState& s, kvm_vcpu_events& out)
     out.interrupt.nr = e.interrupt_vector;
     out.interrupt.soft = 0;
     out.interrupt.shadow = uint8_t(((e.interrupt_shadow & PendingEvents::k_shadow_sti) ? k_kvm_shadow_sti : 0)
-                                   | ((e.interrupt_shadow & PendingEvents::k_shadow_mov_ss) ? k_kvm_shadow_mov_ss : 0));
+        | ((e.interrupt_shadow & PendingEvents::k_shadow_mov_ss) ? k_kvm_shadow_mov_ss : 0));
     out.nmi.injected = 0;
     out.nmi.pending = e.nmi_pending;
     out.nmi.masked = e.nmi_blocked;
@@ -292,22 +292,22 @@ void xcrs_from_kvm(const kvm_xcrs& in, CpuState& s)
 
 std::string format_cpu_state(const CpuState& s)
 {
-    static constexpr const char* gpr_names[16] = {"RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI",
-                                                  "R8",  "R9",  "R10", "R11", "R12", "R13", "R14", "R15"};
-    static constexpr const char* seg_names[6] = {"ES", "CS", "SS", "DS", "FS", "GS"};
+    static constexpr const char* gpr_names[16] = { "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI", "R8", "R9",
+        "R10", "R11", "R12", "R13", "R14", "R15" };
+    static constexpr const char* seg_names[6] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     std::string out;
     char line[160];
     for (unsigned i = 0; i < 16; i++) {
-        snprintf(line, sizeof line, "%s=%016llx%s", gpr_names[i], (unsigned long long)s.gpr[i],
-                 i % 4 == 3 ? "\n" : " ");
+        snprintf(
+            line, sizeof line, "%s=%016llx%s", gpr_names[i], (unsigned long long)s.gpr[i], i % 4 == 3 ? "\n" : " ");
         out += line;
     }
     snprintf(line, sizeof line, "RIP=%016llx RFL=%08llx CPL=%u HLT=%d\n", (unsigned long long)s.rip,
-             (unsigned long long)s.rflags, s.cpl(), s.halted);
+        (unsigned long long)s.rflags, s.cpl(), s.halted);
     out += line;
     auto seg_line = [&](const char* name, const SegmentCache& c) {
         snprintf(line, sizeof line, "%-3s=%04x %016llx %08x %04x\n", name, c.selector, (unsigned long long)c.base,
-                 c.limit, c.attr);
+            c.limit, c.attr);
         out += line;
     };
     for (unsigned i = 0; i < 6; i++)
@@ -315,10 +315,10 @@ std::string format_cpu_state(const CpuState& s)
     seg_line("LDT", s.ldtr);
     seg_line("TR", s.tr);
     snprintf(line, sizeof line, "GDT=     %016llx %08x\nIDT=     %016llx %08x\n", (unsigned long long)s.gdtr.base,
-             s.gdtr.limit, (unsigned long long)s.idtr.base, s.idtr.limit);
+        s.gdtr.limit, (unsigned long long)s.idtr.base, s.idtr.limit);
     out += line;
     snprintf(line, sizeof line, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\n", (unsigned long long)s.cr0,
-             (unsigned long long)s.cr2, (unsigned long long)s.cr3, (unsigned long long)s.cr4);
+        (unsigned long long)s.cr2, (unsigned long long)s.cr3, (unsigned long long)s.cr4);
     out += line;
     snprintf(line, sizeof line, "EFER=%016llx", (unsigned long long)s.efer);
     out += line;

@@ -3,11 +3,11 @@
 // does the ioctls around them.
 #pragma once
 
-#include <linux/kvm.h>
-
 #include <cstdint>
 #include <span>
 #include <string>
+
+#include <linux/kvm.h>
 
 #include "accel/x86/cpu_state.h"
 

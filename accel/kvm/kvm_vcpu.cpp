@@ -1,14 +1,15 @@
 #include "accel/kvm/kvm_vcpu.h"
 
-#include <linux/kvm.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "accel/kvm/kvm_msrs.h"
 #include "accel/kvm/kvm_state.h"
@@ -19,13 +20,13 @@ namespace kiln::accel::kvm {
 
 namespace {
 
-void kick_handler(int) {}
+void kick_handler(int) { }
 
 void install_kick_handler()
 {
     static std::once_flag once;
     std::call_once(once, [] {
-        struct sigaction sa {};
+        struct sigaction sa { };
         sa.sa_handler = kick_handler;
         sa.sa_flags = SA_RESTART; // host syscalls in device callbacks restart; KVM_RUN still returns EINTR
         sigemptyset(&sa.sa_mask);
@@ -45,8 +46,7 @@ void unblock_kick_signal()
 
 int kick_signal() { return SIGRTMIN + 2; }
 
-Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(KvmVm& vm, VcpuHost& host, const KvmCpuModel& model,
-                                                 uint32_t apic_id)
+Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(KvmVm& vm, VcpuHost& host, const KvmCpuModel& model, uint32_t apic_id)
 {
     std::unique_ptr<KvmVcpu> vcpu(new KvmVcpu(vm, host, model, apic_id));
     TRY(vcpu->init());
@@ -72,7 +72,7 @@ Result<void> KvmVcpu::init()
     // refuse the ioctls, so try each once and use the FPU ioctls otherwise.
     m_have_xsave = m_vm.check_extension(KVM_CAP_XSAVE) > 0
         && ioctl(m_fd, m_have_xsave2 ? abi::k_get_xsave2 : abi::k_get_xsave, m_xsave_buf.data()) == 0;
-    kvm_xcrs xcrs{};
+    kvm_xcrs xcrs {};
     m_have_xcrs = m_vm.check_extension(KVM_CAP_XCRS) > 0 && ioctl(m_fd, KVM_GET_XCRS, &xcrs) == 0;
 
     int khz = m_vm.check_extension(KVM_CAP_GET_TSC_KHZ) > 0 ? ioctl(m_fd, KVM_GET_TSC_KHZ, 0) : -1;
@@ -114,7 +114,7 @@ Result<void> KvmVcpu::set_cpuid()
         if (errno != EINVAL)
             return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
         Log::warning("kvm: KVM_SET_CPUID2 is not supported here; CPU model '" + m_model.name()
-                     + "' is not applied, the guest sees KVM's default CPUID");
+            + "' is not applied, the guest sees KVM's default CPUID");
         return {};
     }
     m_cpuid_applied = true;
@@ -195,7 +195,7 @@ Result<VcpuExit> KvmVcpu::run()
     struct InRun {
         std::atomic<bool>& flag;
         ~InRun() { flag.store(false); }
-    } in_run{m_in_run};
+    } in_run { m_in_run };
 
     if (m_location == StateLocation::User)
         TRY(push_state());

@@ -50,8 +50,8 @@ class KvmVcpu final : public Vcpu {
 public:
     // Creates the vCPU with KVM vCPU id = APIC ID = `apic_id`, sets its
     // CPUID from `model`, and puts it in the power-on reset state.
-    static Result<std::unique_ptr<KvmVcpu>> create(KvmVm& vm, VcpuHost& host, const KvmCpuModel& model,
-                                                   uint32_t apic_id);
+    static Result<std::unique_ptr<KvmVcpu>> create(
+        KvmVm& vm, VcpuHost& host, const KvmCpuModel& model, uint32_t apic_id);
     ~KvmVcpu() override;
     KvmVcpu(const KvmVcpu&) = delete;
     KvmVcpu& operator=(const KvmVcpu&) = delete;
@@ -83,11 +83,14 @@ private:
     enum class StateLocation {
         InSync, // m_state equals KVM's
         Kernel, // the guest ran: KVM's is newer
-        User,   // m_state was handed out or changed: push before running
+        User, // m_state was handed out or changed: push before running
     };
 
     KvmVcpu(KvmVm& vm, VcpuHost& host, const KvmCpuModel& model, uint32_t apic_id)
-        : m_vm(vm), m_host(host), m_model(model), m_apic_id(apic_id)
+        : m_vm(vm)
+        , m_host(host)
+        , m_model(model)
+        , m_apic_id(apic_id)
     {
     }
     Result<void> init();
@@ -130,9 +133,9 @@ private:
     bool m_cpuid_applied = false;
     uint64_t m_tsc_khz = 0;
 
-    std::atomic<bool> m_kick_requested{false};
-    std::atomic<bool> m_in_run{false};
-    std::atomic<pthread_t> m_thread{};
+    std::atomic<bool> m_kick_requested { false };
+    std::atomic<bool> m_in_run { false };
+    std::atomic<pthread_t> m_thread {};
     KvmExitStats m_stats;
 };
 

@@ -1,10 +1,10 @@
 // KvmVcpu: interrupt injection before KVM_RUN and the exits after it.
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 #include "accel/kvm/kvm_state.h"
 #include "accel/kvm/kvm_vcpu.h"
@@ -47,7 +47,7 @@ Result<void> KvmVcpu::inject_events()
     // The window fields describe the CPU only after a KVM_RUN; before the
     // first one (or after new state was written) ask KVM to find out.
     if (m_run_fields_valid && m_run->ready_for_interrupt_injection && m_run->if_flag) {
-        kvm_interrupt irq{};
+        kvm_interrupt irq {};
         irq.irq = m_host.acknowledge_interrupt();
         if (ioctl(m_fd, KVM_INTERRUPT, &irq) < 0)
             return ioctl_error("KVM_INTERRUPT", errno);
@@ -149,17 +149,17 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
     case KVM_EXIT_INTERNAL_ERROR: {
         auto& ie = m_run->internal;
         char msg[256];
-        int n = snprintf(msg, sizeof msg, "KVM internal error. Suberror: %u (%s)", ie.suberror,
-                         internal_error_name(ie.suberror));
+        int n = snprintf(
+            msg, sizeof msg, "KVM internal error. Suberror: %u (%s)", ie.suberror, internal_error_name(ie.suberror));
         for (uint32_t i = 0; i < ie.ndata && i < 16 && n < int(sizeof msg) - 24; i++)
-            n += snprintf(msg + n, sizeof msg - n, "%s0x%llx", i ? " " : ", extra data: ",
-                          (unsigned long long)ie.data[i]);
+            n += snprintf(
+                msg + n, sizeof msg - n, "%s0x%llx", i ? " " : ", extra data: ", (unsigned long long)ie.data[i]);
         return exit_error(msg);
     }
     case KVM_EXIT_FAIL_ENTRY: {
         char msg[128];
         snprintf(msg, sizeof msg, "KVM: entry failed, hardware error 0x%llx",
-                 (unsigned long long)m_run->fail_entry.hardware_entry_failure_reason);
+            (unsigned long long)m_run->fail_entry.hardware_entry_failure_reason);
         return exit_error(msg);
     }
     default:

@@ -1,9 +1,9 @@
 // KvmVcpu: moving the whole CpuState into and out of KVM.
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
-
 #include <cerrno>
 #include <cstdio>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 #include "accel/kvm/kvm_msrs.h"
 #include "accel/kvm/kvm_state.h"
@@ -77,7 +77,7 @@ Result<void> KvmVcpu::push_msrs()
     if (size_t(done) != n) {
         char msg[128];
         snprintf(msg, sizeof msg, "kvm: KVM_SET_MSRS refused %s = 0x%llx", msr_name(buf.entry(done).index),
-                 (unsigned long long)buf.entry(done).data);
+            (unsigned long long)buf.entry(done).data);
         return Error::invalid(msg);
     }
     m_kernel_tsc_offset = m_state.msr.tsc_offset;
@@ -96,7 +96,7 @@ Result<void> KvmVcpu::fetch_state()
         return ioctl_error("KVM_GET_SREGS", errno);
     sregs_from_kvm(sregs, m_state);
     if (m_have_xcrs) {
-        kvm_xcrs xcrs{};
+        kvm_xcrs xcrs {};
         if (ioctl(m_fd, KVM_GET_XCRS, &xcrs) < 0)
             return ioctl_error("KVM_GET_XCRS", errno);
         xcrs_from_kvm(xcrs, m_state);

@@ -1,11 +1,12 @@
 #include "accel/kvm/kvm_vm.h"
 
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 #include "util/log.h"
 
@@ -46,7 +47,7 @@ int KvmVm::check_extension(unsigned cap) const
 
 Result<void> KvmVm::set_slot(const MemorySlot& slot)
 {
-    kvm_userspace_memory_region r{};
+    kvm_userspace_memory_region r {};
     r.slot = slot.id;
     r.guest_phys_addr = slot.guest_base;
     r.memory_size = slot.size_bytes;
@@ -59,7 +60,7 @@ Result<void> KvmVm::set_slot(const MemorySlot& slot)
     if (ioctl(m_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
         char where[96];
         snprintf(where, sizeof where, "KVM_SET_USER_MEMORY_REGION (slot %u at 0x%llx+0x%llx)", slot.id,
-                 (unsigned long long)slot.guest_base, (unsigned long long)slot.size_bytes);
+            (unsigned long long)slot.guest_base, (unsigned long long)slot.size_bytes);
         return ioctl_error(where, errno);
     }
     return {};
@@ -74,12 +75,11 @@ Result<void> KvmVm::sync_memory()
         if (known)
             continue;
         if (region.guest_base < k_kvm_reserved_gpa + k_kvm_reserved_bytes
-            && k_kvm_reserved_gpa < region.guest_base + region.size_bytes)
-        {
+            && k_kvm_reserved_gpa < region.guest_base + region.size_bytes) {
             char msg[128];
             snprintf(msg, sizeof msg, "guest memory region at 0x%llx overlaps the pages KVM reserves at 0x%llx-0x%llx",
-                     (unsigned long long)region.guest_base, (unsigned long long)k_kvm_reserved_gpa,
-                     (unsigned long long)(k_kvm_reserved_gpa + k_kvm_reserved_bytes - 1));
+                (unsigned long long)region.guest_base, (unsigned long long)k_kvm_reserved_gpa,
+                (unsigned long long)(k_kvm_reserved_gpa + k_kvm_reserved_bytes - 1));
             return Error::invalid(msg);
         }
         MemorySlot slot;
@@ -130,7 +130,7 @@ Result<std::vector<uint64_t>> KvmVm::get_dirty_log(uint32_t slot_id)
         return Error::invalid("kvm: dirty logging is not enabled on memory slot " + std::to_string(slot_id));
     uint64_t pages = (slot->size_bytes + k_page_bytes - 1) / k_page_bytes;
     std::vector<uint64_t> bitmap((pages + 63) / 64, 0);
-    kvm_dirty_log log{};
+    kvm_dirty_log log {};
     log.slot = slot->id;
     log.dirty_bitmap = bitmap.data();
     if (ioctl(m_fd, KVM_GET_DIRTY_LOG, &log) < 0)
@@ -140,7 +140,7 @@ Result<std::vector<uint64_t>> KvmVm::get_dirty_log(uint32_t slot_id)
 
 Result<uint64_t> KvmVm::clock_ns() const
 {
-    kvm_clock_data data{};
+    kvm_clock_data data {};
     if (ioctl(m_fd, KVM_GET_CLOCK, &data) < 0)
         return ioctl_error("KVM_GET_CLOCK", errno);
     return uint64_t(data.clock);
@@ -148,7 +148,7 @@ Result<uint64_t> KvmVm::clock_ns() const
 
 Result<void> KvmVm::set_clock_ns(uint64_t ns)
 {
-    kvm_clock_data data{};
+    kvm_clock_data data {};
     data.clock = ns;
     if (ioctl(m_fd, KVM_SET_CLOCK, &data) < 0)
         return ioctl_error("KVM_SET_CLOCK", errno);

@@ -18,7 +18,7 @@ namespace kiln::accel::kvm {
 // places them where QEMU does, just below the BIOS: the board must leave
 // [k_kvm_reserved_gpa, +k_kvm_reserved_bytes) unmapped (no RAM, no MMIO).
 inline constexpr uint64_t k_identity_map_gpa = 0xfeffc000; // one page
-inline constexpr uint64_t k_tss_gpa = 0xfeffd000;          // three pages
+inline constexpr uint64_t k_tss_gpa = 0xfeffd000; // three pages
 inline constexpr uint64_t k_kvm_reserved_gpa = 0xfeffc000;
 inline constexpr uint64_t k_kvm_reserved_bytes = 0x4000;
 inline constexpr uint64_t k_page_bytes = 4096;
@@ -28,7 +28,7 @@ struct MemorySlot {
     uint64_t guest_base = 0;
     uint64_t size_bytes = 0;
     uint8_t* host = nullptr;
-    bool read_only = false;     // ROM as KVM_MEM_READONLY: writes exit as MMIO
+    bool read_only = false; // ROM as KVM_MEM_READONLY: writes exit as MMIO
     bool dirty_logging = false; // KVM_MEM_LOG_DIRTY_PAGES
 };
 
@@ -64,7 +64,11 @@ public:
     Result<void> set_clock_ns(uint64_t ns);
 
 private:
-    KvmVm(KvmDevice& device, hw::GuestMemory& memory) : m_device(device), m_memory(memory) {}
+    KvmVm(KvmDevice& device, hw::GuestMemory& memory)
+        : m_device(device)
+        , m_memory(memory)
+    {
+    }
     Result<void> set_slot(const MemorySlot& slot);
     Result<MemorySlot*> slot_by_id(uint32_t slot_id);
 

@@ -9,12 +9,12 @@
 // then answers EINVAL. Everything here is laid out by hand instead.
 #pragma once
 
-#include <linux/kvm.h>
-#include <sys/ioctl.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 
 namespace kiln::accel::kvm::abi {
 
@@ -45,10 +45,12 @@ inline constexpr unsigned long k_set_xsave = _IOW(KVMIO, 0xa5, Xsave);
 inline constexpr unsigned long k_get_xsave2 = _IOR(KVMIO, 0xcf, Xsave);
 
 // A header followed by n entries, 8-byte aligned, zero-filled.
-template<typename Header, typename Entry>
-class FlexBuffer {
+template<typename Header, typename Entry> class FlexBuffer {
 public:
-    explicit FlexBuffer(size_t n) : m_storage((sizeof(Header) + n * sizeof(Entry) + 7) / 8, 0) {}
+    explicit FlexBuffer(size_t n)
+        : m_storage((sizeof(Header) + n * sizeof(Entry) + 7) / 8, 0)
+    {
+    }
     Header* hdr() { return reinterpret_cast<Header*>(m_storage.data()); }
     // i < n, the count given at construction.
     Entry& entry(size_t i)
@@ -62,17 +64,29 @@ private:
 
 class MsrBuffer : public FlexBuffer<MsrsHeader, kvm_msr_entry> {
 public:
-    explicit MsrBuffer(size_t n) : FlexBuffer(n) { hdr()->nmsrs = uint32_t(n); }
+    explicit MsrBuffer(size_t n)
+        : FlexBuffer(n)
+    {
+        hdr()->nmsrs = uint32_t(n);
+    }
 };
 
 class CpuidBuffer : public FlexBuffer<Cpuid2Header, kvm_cpuid_entry2> {
 public:
-    explicit CpuidBuffer(size_t n) : FlexBuffer(n) { hdr()->nent = uint32_t(n); }
+    explicit CpuidBuffer(size_t n)
+        : FlexBuffer(n)
+    {
+        hdr()->nent = uint32_t(n);
+    }
 };
 
 class MsrListBuffer : public FlexBuffer<MsrListHeader, uint32_t> {
 public:
-    explicit MsrListBuffer(size_t n) : FlexBuffer(n) { hdr()->nmsrs = uint32_t(n); }
+    explicit MsrListBuffer(size_t n)
+        : FlexBuffer(n)
+    {
+        hdr()->nmsrs = uint32_t(n);
+    }
 };
 
 } // namespace kiln::accel::kvm::abi

@@ -4,7 +4,8 @@
 
 namespace kiln::test {
 
-FakeVcpuHost::FakeVcpuHost(std::unique_ptr<hw::GuestMemory> memory) : m_memory(std::move(memory))
+FakeVcpuHost::FakeVcpuHost(std::unique_ptr<hw::GuestMemory> memory)
+    : m_memory(std::move(memory))
 {
     for (unsigned i = 0; i < k_mmio_test_bytes; i++)
         m_mmio_regs[i] = uint8_t(0x10 + i);
@@ -19,7 +20,7 @@ uint32_t FakeVcpuHost::pio_read(uint16_t port, unsigned size)
 
 void FakeVcpuHost::pio_write(uint16_t port, unsigned size, uint32_t value)
 {
-    pio_writes.push_back({port, size, value});
+    pio_writes.push_back({ port, size, value });
     if (port == k_port_i8042 && size == 1 && value == 0xfe)
         request_reset();
 }
@@ -31,13 +32,13 @@ uint64_t FakeVcpuHost::mmio_read(uint64_t gpa, unsigned size)
         v = 0;
         std::memcpy(&v, m_mmio_regs + (gpa - k_mmio_test_base), size);
     }
-    mmio.push_back({false, gpa, size, v});
+    mmio.push_back({ false, gpa, size, v });
     return v;
 }
 
 void FakeVcpuHost::mmio_write(uint64_t gpa, unsigned size, uint64_t value)
 {
-    mmio.push_back({true, gpa, size, value});
+    mmio.push_back({ true, gpa, size, value });
     if (gpa >= k_mmio_test_base && gpa - k_mmio_test_base + size <= k_mmio_test_bytes)
         std::memcpy(m_mmio_regs + (gpa - k_mmio_test_base), &value, size);
 }

@@ -1,8 +1,8 @@
 #include "tests/unit/accel/payloads.h"
 
-#include <gtest/gtest.h>
-
 #include <cstring>
+
+#include <gtest/gtest.h>
 
 namespace kiln::test {
 
@@ -24,31 +24,31 @@ void put64(std::vector<uint8_t>& v, size_t off, uint64_t x)
 // GDT at 0x500, its pointer at 0x520, an empty IDT pointer at 0x530.
 MemoryBlob gdt_blob()
 {
-    MemoryBlob b{0x500, {}};
+    MemoryBlob b { 0x500, {} };
     put64(b.bytes, 0x00, 0);
     put64(b.bytes, 0x08, k_flat_code32);
     put64(b.bytes, 0x10, k_flat_data);
     put64(b.bytes, 0x18, k_code64);
     put64(b.bytes, 0x20, 0x0000000005000000ull | 0x1f); // limit 0x1f, base 0x500
-    put64(b.bytes, 0x30, 0);                            // limit 0, base 0
+    put64(b.bytes, 0x30, 0); // limit 0, base 0
     return b;
 }
 
 std::vector<MemoryBlob> page_table_blobs()
 {
-    MemoryBlob pml4{0x2000, {}}, pdpt{0x3000, {}}, pd_low{0x4000, {}}, pd_mmio{0x5000, {}};
-    put64(pml4.bytes, 0, 0x3000 | 0x3);          // P | RW
-    put64(pdpt.bytes, 0, 0x4000 | 0x3);          // 0-1 GiB
-    put64(pdpt.bytes, 3 * 8, 0x5000 | 0x3);      // 3-4 GiB
-    put64(pd_low.bytes, 0, 0x0 | 0x83);          // 2 MiB page at 0: P | RW | PS
+    MemoryBlob pml4 { 0x2000, {} }, pdpt { 0x3000, {} }, pd_low { 0x4000, {} }, pd_mmio { 0x5000, {} };
+    put64(pml4.bytes, 0, 0x3000 | 0x3); // P | RW
+    put64(pdpt.bytes, 0, 0x4000 | 0x3); // 0-1 GiB
+    put64(pdpt.bytes, 3 * 8, 0x5000 | 0x3); // 3-4 GiB
+    put64(pd_low.bytes, 0, 0x0 | 0x83); // 2 MiB page at 0: P | RW | PS
     put64(pd_mmio.bytes, 256 * 8, 0xe0000000ull | 0x93); // P | RW | PCD | PS
-    return {pml4, pdpt, pd_low, pd_mmio};
+    return { pml4, pdpt, pd_low, pd_mmio };
 }
 
 // 32-bit interrupt gates to code selector 0x08 at 0x6000 + 8 * vector.
 MemoryBlob idt_blob()
 {
-    MemoryBlob b{0x6000, std::vector<uint8_t>(0x800, 0)};
+    MemoryBlob b { 0x6000, std::vector<uint8_t>(0x800, 0) };
     auto gate = [&](unsigned vector, uint32_t handler) {
         uint64_t g = (handler & 0xffffull) | (0x08ull << 16) | (0x8eull << 40) | (uint64_t(handler >> 16) << 48);
         put64(b.bytes, vector * 8, g);
@@ -59,6 +59,7 @@ MemoryBlob idt_blob()
 }
 
 // ---- machine code (assembled with GNU as, listed as objdump shows it)
+// clang-format off
 
 const std::vector<uint8_t> k_real_mode_pio = {
     0xb8, 0x34, 0x12,                                   // 1000: mov ax,0x1234
@@ -189,11 +190,13 @@ const std::vector<uint8_t> k_i8042_reset = {
     0xf4,                                               // 1004: hlt
 };
 
+// clang-format on
+
 std::vector<PioWrite> bytes_to_port(uint16_t port, std::string_view s)
 {
     std::vector<PioWrite> out;
     for (char c : s)
-        out.push_back({port, 1, uint8_t(c)});
+        out.push_back({ port, 1, uint8_t(c) });
     return out;
 }
 
@@ -205,95 +208,92 @@ std::vector<Payload> build_payloads()
         Payload p;
         p.name = "real_mode_pio";
         p.description = "real mode: OUT imm8/DX, REP OUTSB and REP INSB";
-        p.memory = {gdt_blob(), {0x1000, k_real_mode_pio}, {0x9000, {'h', 'e', 'l', 'l', 'o'}}};
+        p.memory = { gdt_blob(), { 0x1000, k_real_mode_pio }, { 0x9000, { 'h', 'e', 'l', 'l', 'o' } } };
         p.initial = real_mode_state(0x1000);
-        p.expected = {{{k_rax, 0x04030201}, {k_rcx, 0}, {k_rdx, 0xe0}, {k_rsi, 0x9005}, {k_rdi, 0x9104},
-                       {k_rbx, 0}, {k_rsp, 0x8000}},
-                      0x1024, k_reset_cr0, 0, 0, 0, 0, 0, 0, false, false};
-        p.pio_writes = {{0x80, 2, 0x1234}, {0x3f8, 1, 'K'}};
+        p.expected = { { { k_rax, 0x04030201 }, { k_rcx, 0 }, { k_rdx, 0xe0 }, { k_rsi, 0x9005 }, { k_rdi, 0x9104 },
+                           { k_rbx, 0 }, { k_rsp, 0x8000 } },
+            0x1024, k_reset_cr0, 0, 0, 0, 0, 0, 0, false, false };
+        p.pio_writes = { { 0x80, 2, 0x1234 }, { 0x3f8, 1, 'K' } };
         for (auto& w : bytes_to_port(0x3f8, "hello"))
             p.pio_writes.push_back(w);
-        p.memory_after = {{0x9100, {1, 2, 3, 4}}};
+        p.memory_after = { { 0x9100, { 1, 2, 3, 4 } } };
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "real_to_long_mode";
         p.description = "real mode -> protected mode -> long mode with paging, 64-bit MMIO";
-        p.memory = {gdt_blob(), {0x1000, k_real_to_long_mode}};
+        p.memory = { gdt_blob(), { 0x1000, k_real_to_long_mode } };
         for (auto& b : page_table_blobs())
             p.memory.push_back(b);
         p.initial = real_mode_state(0x1000);
-        p.expected = {{{k_rax, 0x1122334455667788}, {k_rcx, 0x1122334455667788}, {k_rbx, 0xe0000010},
-                       {k_rdx, 0}, {k_rsp, 0x8000}, {k_r15, 0x1122334455667788}},
-                      0x1074, k_reset_cr0 | k_cr0_pe | k_cr0_pg, 0x2000, k_cr4_pae,
-                      k_efer_lme | k_efer_lma, 0x18, 0x10, 0x10, true, false};
-        p.pio_writes = {{0x81, 1, 0x32}, {0x81, 1, 0x64}};
-        p.mmio = {{true, 0xe0000010, 8, 0x1122334455667788}, {false, 0xe0000010, 8, 0x1122334455667788}};
+        p.expected = { { { k_rax, 0x1122334455667788 }, { k_rcx, 0x1122334455667788 }, { k_rbx, 0xe0000010 },
+                           { k_rdx, 0 }, { k_rsp, 0x8000 }, { k_r15, 0x1122334455667788 } },
+            0x1074, k_reset_cr0 | k_cr0_pe | k_cr0_pg, 0x2000, k_cr4_pae, k_efer_lme | k_efer_lma, 0x18, 0x10, 0x10,
+            true, false };
+        p.pio_writes = { { 0x81, 1, 0x32 }, { 0x81, 1, 0x64 } };
+        p.mmio = { { true, 0xe0000010, 8, 0x1122334455667788 }, { false, 0xe0000010, 8, 0x1122334455667788 } };
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "protected_mode_mmio";
         p.description = "32-bit protected mode: 4-, 1- and 2-byte MMIO reads and writes";
-        p.memory = {gdt_blob(), {0x1000, k_protected_mode_mmio}};
+        p.memory = { gdt_blob(), { 0x1000, k_protected_mode_mmio } };
         p.initial = flat_protected_mode_state(0x1000);
-        p.expected = {{{k_rax, 0xdeadbeef}, {k_rbx, 0x5a}, {k_rcx, 0x1514}},
-                      0x1025, k_cr0_pe | k_cr0_et, 0, 0, 0, 0x08, 0x10, 0x10, false, false};
-        p.mmio = {{true, 0xe0000000, 4, 0xdeadbeef},
-                  {true, 0xe0000008, 1, 0x5a},
-                  {false, 0xe0000000, 4, 0xdeadbeef},
-                  {false, 0xe0000008, 1, 0x5a},
-                  {false, 0xe0000004, 2, 0x1514}};
+        p.expected = { { { k_rax, 0xdeadbeef }, { k_rbx, 0x5a }, { k_rcx, 0x1514 } }, 0x1025, k_cr0_pe | k_cr0_et, 0, 0,
+            0, 0x08, 0x10, 0x10, false, false };
+        p.mmio = { { true, 0xe0000000, 4, 0xdeadbeef }, { true, 0xe0000008, 1, 0x5a },
+            { false, 0xe0000000, 4, 0xdeadbeef }, { false, 0xe0000008, 1, 0x5a }, { false, 0xe0000004, 2, 0x1514 } };
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "interrupt_idt";
         p.description = "an external interrupt (vector 0x20) delivered through the IDT once IF is set";
-        p.memory = {gdt_blob(), idt_blob(), {0x1000, k_interrupt_idt}, {0x1100, k_interrupt_handler},
-                    {0x1200, k_timer_handler}};
+        p.memory = { gdt_blob(), idt_blob(), { 0x1000, k_interrupt_idt }, { 0x1100, k_interrupt_handler },
+            { 0x1200, k_timer_handler } };
         p.initial = flat_protected_mode_state(0x1000);
-        p.irqs_at_start = {0x20};
-        p.expected = {{{k_rbx, 0x1111}, {k_rsi, 1}, {k_rsp, 0x8000}},
-                      0x100d, k_cr0_pe | k_cr0_et, 0, 0, 0, 0x08, 0x10, 0x10, false, false};
-        p.acked = {0x20};
-        p.memory_after = {{0x7ff8, {0x08, 0, 0, 0}}}; // CS of the interrupted code in the frame
+        p.irqs_at_start = { 0x20 };
+        p.expected = { { { k_rbx, 0x1111 }, { k_rsi, 1 }, { k_rsp, 0x8000 } }, 0x100d, k_cr0_pe | k_cr0_et, 0, 0, 0,
+            0x08, 0x10, 0x10, false, false };
+        p.acked = { 0x20 };
+        p.memory_after = { { 0x7ff8, { 0x08, 0, 0, 0 } } }; // CS of the interrupted code in the frame
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "real_mode_irq";
         p.description = "real mode: an external interrupt (vector 0x20) through the IVT, handler returns with IRET";
-        MemoryBlob ivt{0x80, {0x00, 0x11, 0x00, 0x00}}; // vector 0x20 -> 0000:1100
-        p.memory = {ivt, {0x1000, k_real_mode_irq}, {0x1100, k_real_mode_handler}};
+        MemoryBlob ivt { 0x80, { 0x00, 0x11, 0x00, 0x00 } }; // vector 0x20 -> 0000:1100
+        p.memory = { ivt, { 0x1000, k_real_mode_irq }, { 0x1100, k_real_mode_handler } };
         p.initial = real_mode_state(0x1000);
-        p.irqs_at_start = {0x20};
-        p.expected = {{{k_rbx, 0x1111}, {k_rsi, 1}, {k_rsp, 0x8000}},
-                      0x100b, k_reset_cr0, 0, 0, 0, 0, 0, 0, false, false};
-        p.acked = {0x20};
+        p.irqs_at_start = { 0x20 };
+        p.expected = { { { k_rbx, 0x1111 }, { k_rsi, 1 }, { k_rsp, 0x8000 } }, 0x100b, k_reset_cr0, 0, 0, 0, 0, 0, 0,
+            false, false };
+        p.acked = { 0x20 };
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "hlt_timer";
         p.description = "STI; HLT woken by a timer interrupt (vector 0x30), then CLI; HLT stops";
-        p.memory = {gdt_blob(), idt_blob(), {0x1000, k_hlt_timer}, {0x1100, k_interrupt_handler},
-                    {0x1200, k_timer_handler}};
+        p.memory = { gdt_blob(), idt_blob(), { 0x1000, k_hlt_timer }, { 0x1100, k_interrupt_handler },
+            { 0x1200, k_timer_handler } };
         p.initial = flat_protected_mode_state(0x1000);
         p.timer_vector = 0x30;
-        p.expected = {{{k_rdi, 0x2222}, {k_rsp, 0x8000}},
-                      0x1006, k_cr0_pe | k_cr0_et, 0, 0, 0, 0x08, 0x10, 0x10, false, false};
-        p.acked = {0x30};
+        p.expected = { { { k_rdi, 0x2222 }, { k_rsp, 0x8000 } }, 0x1006, k_cr0_pe | k_cr0_et, 0, 0, 0, 0x08, 0x10, 0x10,
+            false, false };
+        p.acked = { 0x30 };
         // The frame: EIP after the first HLT, CS, EFLAGS (IF, ZF, PF from XOR).
-        p.memory_after = {{0x7ff4, {0x04, 0x10, 0, 0, 0x08, 0, 0, 0, 0x46, 0x02, 0, 0}}};
+        p.memory_after = { { 0x7ff4, { 0x04, 0x10, 0, 0, 0x08, 0, 0, 0, 0x46, 0x02, 0, 0 } } };
         all.push_back(p);
     }
     {
         Payload p;
         p.name = "triple_fault";
         p.description = "LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
-        p.memory = {gdt_blob(), {0x1000, k_triple_fault}};
+        p.memory = { gdt_blob(), { 0x1000, k_triple_fault } };
         p.initial = real_mode_state(0x1000);
         p.end = PayloadEnd::Reset;
         p.check_cpu = false;
@@ -304,11 +304,11 @@ std::vector<Payload> build_payloads()
         Payload p;
         p.name = "i8042_reset";
         p.description = "reset through the keyboard controller (OUT 0xfe to port 0x64)";
-        p.memory = {gdt_blob(), {0x1000, k_i8042_reset}};
+        p.memory = { gdt_blob(), { 0x1000, k_i8042_reset } };
         p.initial = real_mode_state(0x1000);
         p.end = PayloadEnd::Kicked;
-        p.expected = {{{k_rax, 0xfe}}, 0x1004, k_reset_cr0, 0, 0, 0, 0, 0, 0, false, false};
-        p.pio_writes = {{0x64, 1, 0xfe}};
+        p.expected = { { { k_rax, 0xfe } }, 0x1004, k_reset_cr0, 0, 0, 0, 0, 0, 0, false, false };
+        p.pio_writes = { { 0x64, 1, 0xfe } };
         p.resets = 1;
         all.push_back(p);
     }
@@ -337,10 +337,10 @@ x86::CpuState flat_protected_mode_state(uint32_t eip)
     s.gpr[k_rdx] = 0;
     s.cr0 = k_cr0_pe | k_cr0_et;
     for (auto& seg : s.seg)
-        seg = {0x10, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0x3), 0xffffffff, 0};
-    s.segment(Seg::CS) = {0x08, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0};
-    s.gdtr = {0x500, 0x1f};
-    s.idtr = {0x6000, 0x7ff};
+        seg = { 0x10, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0x3), 0xffffffff, 0 };
+    s.segment(Seg::CS) = { 0x08, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0 };
+    s.gdtr = { 0x500, 0x1f };
+    s.idtr = { 0x6000, 0x7ff };
     s.rip = eip;
     s.gpr[k_rsp] = 0x8000;
     return s;

@@ -1,8 +1,8 @@
 // CPUID models under KVM: named models masked by KVM's table, `-cpu host`
 // filtered into what Kiln's state can carry.
-#include <gtest/gtest.h>
-
 #include <cstdio>
+
+#include <gtest/gtest.h>
 
 #include "accel/kvm/kvm_cpuid.h"
 #include "accel/kvm/kvm_device.h"
@@ -18,28 +18,28 @@ using x86::CpuidResult;
 std::vector<CpuidEntry> fake_supported()
 {
     std::vector<CpuidEntry> t;
-    t.push_back({0, 0, false, {0xd, 0x756e6547, 0x6c65746e, 0x49656e69}});
-    t.push_back({1, 0, false,
-                 {0x50654, 0x00100800,
-                  x86::k_cpuid1_ecx_sse3 | x86::k_cpuid1_ecx_x2apic | x86::k_cpuid1_ecx_xsave | (1u << 28) /* AVX */
-                      | x86::k_cpuid1_ecx_hypervisor,
-                  0x178bfbff | (1u << 28)}});
-    t.push_back({4, 0, true, {0x1c004121 | (7u << 26), 0x1c0003f, 0x3f, 0}});
-    t.push_back({7, 0, true, {0, (1u << 16) /* AVX512F */ | (1u << 5) /* AVX2 */ | x86::k_cpuid7_ebx_erms, 0, 0}});
-    t.push_back({0xa, 0, false, {0x07300404, 0, 0, 0x603}});
-    t.push_back({0xd, 0, true, {0xe7, 0x240, 0x980, 0}});
-    t.push_back({0xd, 1, true, {0xf, 0, 0, 0}});
-    t.push_back({0xd, 2, true, {0x100, 0x240, 0, 0}});
-    t.push_back({0xd, 5, true, {0x40, 0x340, 0, 0}});
-    t.push_back({0x80000000, 0, false, {0x80000008, 0, 0, 0}});
-    t.push_back({0x80000001, 0, false,
-                 {0, 0, x86::k_cpuidx1_ecx_lahf_lm,
-                  x86::k_cpuidx1_edx_syscall | x86::k_cpuidx1_edx_nx | x86::k_cpuidx1_edx_lm}});
-    t.push_back({k_kvm_cpuid_signature, 0, false, {0x40000001, 0x4b4d564b, 0x564b4d56, 0x4d}});
-    t.push_back({k_kvm_cpuid_features, 0, false,
-                 {k_kvm_feature_clocksource | k_kvm_feature_clocksource2 | (1u << 4) /* ASYNC_PF */
-                      | (1u << 6) /* PV_EOI */ | k_kvm_feature_clocksource_stable,
-                  0, 0, 1 /* REALTIME hint */}});
+    t.push_back({ 0, 0, false, { 0xd, 0x756e6547, 0x6c65746e, 0x49656e69 } });
+    t.push_back({ 1, 0, false,
+        { 0x50654, 0x00100800,
+            x86::k_cpuid1_ecx_sse3 | x86::k_cpuid1_ecx_x2apic | x86::k_cpuid1_ecx_xsave | (1u << 28) /* AVX */
+                | x86::k_cpuid1_ecx_hypervisor,
+            0x178bfbff | (1u << 28) } });
+    t.push_back({ 4, 0, true, { 0x1c004121 | (7u << 26), 0x1c0003f, 0x3f, 0 } });
+    t.push_back({ 7, 0, true, { 0, (1u << 16) /* AVX512F */ | (1u << 5) /* AVX2 */ | x86::k_cpuid7_ebx_erms, 0, 0 } });
+    t.push_back({ 0xa, 0, false, { 0x07300404, 0, 0, 0x603 } });
+    t.push_back({ 0xd, 0, true, { 0xe7, 0x240, 0x980, 0 } });
+    t.push_back({ 0xd, 1, true, { 0xf, 0, 0, 0 } });
+    t.push_back({ 0xd, 2, true, { 0x100, 0x240, 0, 0 } });
+    t.push_back({ 0xd, 5, true, { 0x40, 0x340, 0, 0 } });
+    t.push_back({ 0x80000000, 0, false, { 0x80000008, 0, 0, 0 } });
+    t.push_back({ 0x80000001, 0, false,
+        { 0, 0, x86::k_cpuidx1_ecx_lahf_lm,
+            x86::k_cpuidx1_edx_syscall | x86::k_cpuidx1_edx_nx | x86::k_cpuidx1_edx_lm } });
+    t.push_back({ k_kvm_cpuid_signature, 0, false, { 0x40000001, 0x4b4d564b, 0x564b4d56, 0x4d } });
+    t.push_back({ k_kvm_cpuid_features, 0, false,
+        { k_kvm_feature_clocksource | k_kvm_feature_clocksource2 | (1u << 4) /* ASYNC_PF */
+                | (1u << 6) /* PV_EOI */ | k_kvm_feature_clocksource_stable,
+            0, 0, 1 /* REALTIME hint */ } });
     return t;
 }
 
@@ -69,7 +69,7 @@ TEST(KvmCpuModel, NamedModelGetsKvmclockOnlyWhenOfferedAndWanted)
     EXPECT_EQ(pv->regs.eax & ~k_kvm_features_allowed, 0u); // no PV EOI, no async PF
     EXPECT_EQ(pv->regs.edx, 0u);
 
-    auto off = KvmCpuModel::by_name("qemu64", fake_supported(), KvmCpuOptions{.kvmclock = false});
+    auto off = KvmCpuModel::by_name("qemu64", fake_supported(), KvmCpuOptions { .kvmclock = false });
     ASSERT_TRUE(off.ok());
     EXPECT_FALSE(off->has_kvmclock());
 
@@ -95,20 +95,20 @@ TEST(KvmCpuModel, HostDropsStateKilnCannotCarry)
     const CpuidEntry* l1 = m.find(1);
     ASSERT_TRUE(l1);
     EXPECT_FALSE(l1->regs.ecx & x86::k_cpuid1_ecx_x2apic); // userspace irqchip: no x2APIC
-    EXPECT_TRUE(l1->regs.ecx & (1u << 28));                 // AVX state is in CpuState
-    EXPECT_EQ((l1->regs.ebx >> 16) & 0xff, 1u);              // one logical CPU per package
+    EXPECT_TRUE(l1->regs.ecx & (1u << 28)); // AVX state is in CpuState
+    EXPECT_EQ((l1->regs.ebx >> 16) & 0xff, 1u); // one logical CPU per package
     const CpuidEntry* l7 = m.find(7, 0);
     ASSERT_TRUE(l7);
     EXPECT_FALSE(l7->regs.ebx & (1u << 16)); // AVX-512 dropped
-    EXPECT_TRUE(l7->regs.ebx & (1u << 5));   // AVX2 kept
+    EXPECT_TRUE(l7->regs.ebx & (1u << 5)); // AVX2 kept
     const CpuidEntry* xs = m.find(0xd, 0);
     ASSERT_TRUE(xs);
     EXPECT_EQ(xs->regs.eax, 0x7u); // x87 | SSE | AVX only
     EXPECT_EQ(xs->regs.ecx, 832u);
     EXPECT_FALSE(m.find(0xd, 1)->regs.eax & (1u << 3)); // no XSAVES
-    EXPECT_EQ(m.find(0xd, 5), nullptr);                  // AVX-512 component gone
-    EXPECT_EQ(m.find(0xa)->regs.eax, 0u);                // no PMU
-    EXPECT_EQ(m.find(4, 0)->regs.eax >> 14, 0u);         // one core, no sharing
+    EXPECT_EQ(m.find(0xd, 5), nullptr); // AVX-512 component gone
+    EXPECT_EQ(m.find(0xa)->regs.eax, 0u); // no PMU
+    EXPECT_EQ(m.find(4, 0)->regs.eax >> 14, 0u); // one core, no sharing
 }
 
 TEST(KvmCpuModel, ApicIdGoesIntoLeaves1AndB)
@@ -148,9 +148,9 @@ TEST(KvmCpuModel, RealKvmTableYieldsUsableModels)
     const auto& sup = dev->supported_cpuid();
     ASSERT_FALSE(sup.empty());
     std::printf("[ info ] KVM supported CPUID: %zu entries%s, MSR index list %s (%zu)\n", sup.size(),
-                dev->cpuid_from_host() ? " (from the host CPU: KVM refused the ioctl)" : "",
-                dev->has_msr_index_list() ? "available" : "refused", dev->msr_index_list().size());
-    for (const char* name : {"host", "qemu64", "max"}) {
+        dev->cpuid_from_host() ? " (from the host CPU: KVM refused the ioctl)" : "",
+        dev->has_msr_index_list() ? "available" : "refused", dev->msr_index_list().size());
+    for (const char* name : { "host", "qemu64", "max" }) {
         auto m = KvmCpuModel::by_name(name, sup);
         ASSERT_TRUE(m.ok()) << name;
         const CpuidEntry* l1 = m->find(1);
@@ -161,7 +161,7 @@ TEST(KvmCpuModel, RealKvmTableYieldsUsableModels)
         for (auto& d : m->dropped_features())
             dropped += " " + d;
         std::printf("[ info ] -cpu %s: signature %#x, kvmclock %s, dropped:%s\n", name, m->signature(),
-                    m->has_kvmclock() ? "yes" : "no", dropped.empty() ? " none" : dropped.c_str());
+            m->has_kvmclock() ? "yes" : "no", dropped.empty() ? " none" : dropped.c_str());
     }
 }
 

@@ -1,7 +1,7 @@
 // The shared payloads (tests/unit/accel/payloads.h) under KVM.
-#include <gtest/gtest.h>
-
 #include <cstdio>
+
+#include <gtest/gtest.h>
 
 #include "tests/unit/accel/kvm/kvm_test_support.h"
 #include "tests/unit/accel/payloads.h"
@@ -11,7 +11,7 @@ namespace {
 
 using accel::VcpuExit;
 
-class KvmPayloadTest : public ::testing::TestWithParam<std::string> {};
+class KvmPayloadTest : public ::testing::TestWithParam<std::string> { };
 
 TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 {
@@ -28,7 +28,7 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 
     TimedRun r = run_with_limit(*g.vcpu);
     std::printf("[ timing ] kvm payload %s: %.1f ms, %llu KVM_RUN calls\n", p.name.c_str(), r.elapsed_ms,
-                (unsigned long long)g.vcpu->stats().runs);
+        (unsigned long long)g.vcpu->stats().runs);
     ASSERT_FALSE(r.timed_out) << p.name << " did not finish";
 
     if (p.end == PayloadEnd::Reset && !r.exit.ok()) {
@@ -50,9 +50,9 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, KvmPayloadTest,
-                         ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio",
-                                           "interrupt_idt", "real_mode_irq", "hlt_timer", "triple_fault", "i8042_reset"),
-                         [](const auto& info) { return info.param; });
+    ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "real_mode_irq",
+        "hlt_timer", "triple_fault", "i8042_reset"),
+    [](const auto& info) { return info.param; });
 
 TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)
 {

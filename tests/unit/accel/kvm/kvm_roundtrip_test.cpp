@@ -1,9 +1,9 @@
 // State round trips through KVM: set_state -> get_state gives back the
 // same CpuState for real-mode, protected-mode and long-mode CPUs.
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <cstring>
+
+#include <gtest/gtest.h>
 
 #include "accel/kvm/kvm_msrs.h"
 #include "tests/unit/accel/kvm/kvm_test_support.h"
@@ -28,14 +28,14 @@ void expect_segment_eq(const SegmentCache& a, const SegmentCache& b, const char*
 // this KVM lets the vCPU transfer them, the TSC within the time it ran on.
 enum class TscCheck { Compare, Skip };
 
-void expect_state_eq(const CpuState& want, const CpuState& got, const KvmVcpu& vcpu,
-                     TscCheck tsc_check = TscCheck::Compare)
+void expect_state_eq(
+    const CpuState& want, const CpuState& got, const KvmVcpu& vcpu, TscCheck tsc_check = TscCheck::Compare)
 {
     for (unsigned i = 0; i < k_gpr_count; i++)
         EXPECT_EQ(want.gpr[i], got.gpr[i]) << "GPR " << i;
     EXPECT_EQ(want.rip, got.rip);
     EXPECT_EQ(want.rflags, got.rflags);
-    static const char* names[] = {"ES", "CS", "SS", "DS", "FS", "GS"};
+    static const char* names[] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     for (unsigned i = 0; i < k_seg_count; i++)
         expect_segment_eq(want.seg[i], got.seg[i], names[i]);
     expect_segment_eq(want.ldtr, got.ldtr, "LDTR");
@@ -51,7 +51,7 @@ void expect_state_eq(const CpuState& want, const CpuState& got, const KvmVcpu& v
     EXPECT_EQ(want.cr8, got.cr8);
     EXPECT_EQ(want.efer, got.efer);
     EXPECT_EQ(want.msr.apic_base, got.msr.apic_base);
-    for (unsigned i : {0u, 1u, 2u, 3u, 6u, 7u})
+    for (unsigned i : { 0u, 1u, 2u, 3u, 6u, 7u })
         EXPECT_EQ(want.dr[i], got.dr[i]) << "DR" << i;
 
     const FxsaveArea& a = want.fpu;
@@ -116,7 +116,7 @@ void fill_common(CpuState& s)
     s.dr[7] = 0x00000402; // G0
     s.fpu.fcw = 0x037f;
     s.fpu.fsw = 0x3800; // TOP = 7
-    s.fpu.ftw = 0x80;   // physical register 7 valid
+    s.fpu.ftw = 0x80; // physical register 7 valid
     s.fpu.fop = 0x0d9;
     s.fpu.mxcsr = 0x1fa0; // masks + PE
     std::memcpy(s.fpu.st[0].b, "\x00\x00\x00\x00\x00\x00\x00\x80\xff\x3f", 10); // 1.0
@@ -153,8 +153,8 @@ RoundTripGuest make_guest(const std::string& cpu)
     r.ok = true;
     const KvmVcpu& v = *r.guest.vcpu;
     std::printf("[ info ] -cpu %s: CPUID %s, FPU via %s, %zu MSRs transferred\n", cpu.c_str(),
-                v.cpuid_applied() ? "applied" : "refused by KVM", v.uses_xsave() ? "XSAVE" : "KVM_GET/SET_FPU",
-                v.msrs().size());
+        v.cpuid_applied() ? "applied" : "refused by KVM", v.uses_xsave() ? "XSAVE" : "KVM_GET/SET_FPU",
+        v.msrs().size());
     std::string names;
     for (uint32_t m : v.msrs())
         names += std::string(" ") + accel::kvm::msr_name(m);
@@ -178,8 +178,8 @@ TEST(KvmRoundTrip, RealMode)
     ASSERT_TRUE(g.ok);
     CpuState s = real_mode_state(0x1234);
     fill_common(s);
-    s.segment(Seg::DS) = {0x1234, uint16_t(k_seg_p | k_seg_s | 0x3), 0xffff, 0x12340};
-    s.segment(Seg::ES) = {0xb800, uint16_t(k_seg_p | k_seg_s | 0x3), 0xffff, 0xb8000};
+    s.segment(Seg::DS) = { 0x1234, uint16_t(k_seg_p | k_seg_s | 0x3), 0xffff, 0x12340 };
+    s.segment(Seg::ES) = { 0xb800, uint16_t(k_seg_p | k_seg_s | 0x3), 0xffff, 0xb8000 };
     s.rflags = k_flag_fixed1 | k_flag_cf | k_flag_df;
     s.events.interrupt_injected = true;
     s.events.interrupt_vector = 0x08;
@@ -197,11 +197,11 @@ TEST(KvmRoundTrip, ProtectedMode)
     s.cr3 = 0x1000;
     s.cr4 = k_cr4_pse | k_cr4_pge | k_cr4_osfxsr | k_cr4_osxmmexcpt;
     s.rflags = k_flag_fixed1 | k_flag_if | k_flag_zf;
-    s.segment(Seg::FS) = {0x0, 0, 0, 0}; // null selector: unusable
-    s.segment(Seg::GS) = {0x33, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | (3 << k_seg_dpl_shift) | 0x3),
-                          0xfffff, 0x00400000};
-    s.tr = {0x28, uint16_t(k_seg_p | 0xb), 0x67, 0x5000};
-    s.ldtr = {0x30, uint16_t(k_seg_p | 0x2), 0x17, 0x5100};
+    s.segment(Seg::FS) = { 0x0, 0, 0, 0 }; // null selector: unusable
+    s.segment(Seg::GS) = { 0x33, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | (3 << k_seg_dpl_shift) | 0x3),
+        0xfffff, 0x00400000 };
+    s.tr = { 0x28, uint16_t(k_seg_p | 0xb), 0x67, 0x5000 };
+    s.ldtr = { 0x30, uint16_t(k_seg_p | 0x2), 0x17, 0x5100 };
     s.events.interrupt_shadow = PendingEvents::k_shadow_sti;
     s.events.nmi_pending = true;
     s.events.nmi_blocked = true;
@@ -222,16 +222,16 @@ TEST(KvmRoundTrip, LongModeWithHostCpu)
     s.cr8 = 5;
     s.efer = k_efer_sce | k_efer_lme | k_efer_lma | k_efer_nxe;
     s.rflags = k_flag_fixed1 | k_flag_if | k_flag_sf;
-    s.segment(Seg::CS) = {0x10, uint16_t(k_seg_l | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0};
-    s.segment(Seg::SS) = {0x18, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0x3), 0xffffffff, 0};
-    s.segment(Seg::DS) = {0, 0, 0, 0};
-    s.segment(Seg::ES) = {0, 0, 0, 0};
-    s.segment(Seg::FS) = {0, 0, 0, 0x7f0012340000ull}; // base from WRFSBASE/MSR: kept while unusable
-    s.segment(Seg::GS) = {0, 0, 0, 0xffff888012345000ull};
-    s.tr = {0x40, uint16_t(k_seg_p | 0xb), 0x206f, 0xfffffe0000003000ull};
-    s.ldtr = {0, 0, 0, 0};
-    s.gdtr = {0xfffffe0000001000ull, 0x7f};
-    s.idtr = {0xfffffe0000000000ull, 0xfff};
+    s.segment(Seg::CS) = { 0x10, uint16_t(k_seg_l | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0 };
+    s.segment(Seg::SS) = { 0x18, uint16_t(k_seg_g | k_seg_db | k_seg_p | k_seg_s | 0x3), 0xffffffff, 0 };
+    s.segment(Seg::DS) = { 0, 0, 0, 0 };
+    s.segment(Seg::ES) = { 0, 0, 0, 0 };
+    s.segment(Seg::FS) = { 0, 0, 0, 0x7f0012340000ull }; // base from WRFSBASE/MSR: kept while unusable
+    s.segment(Seg::GS) = { 0, 0, 0, 0xffff888012345000ull };
+    s.tr = { 0x40, uint16_t(k_seg_p | 0xb), 0x206f, 0xfffffe0000003000ull };
+    s.ldtr = { 0, 0, 0, 0 };
+    s.gdtr = { 0xfffffe0000001000ull, 0x7f };
+    s.idtr = { 0xfffffe0000000000ull, 0xfff };
     s.msr.star = 0x0023001000000000ull;
     s.msr.lstar = 0xffffffff81800000ull;
     s.msr.cstar = 0xffffffff81801000ull;
@@ -246,7 +246,7 @@ TEST(KvmRoundTrip, LongModeWithHostCpu)
     if (g.guest.vcpu->uses_xsave() && g.guest.vcpu->cpuid_applied()) {
         const auto* xs = g.guest.vcpu->model().find(0xd, 0);
         std::printf("[ info ] host XCR0 mask %#x: %s\n", xs ? xs->regs.eax : 0,
-                    xs && (xs->regs.eax & 4) ? "AVX upper halves round-tripped" : "no AVX");
+            xs && (xs->regs.eax & 4) ? "AVX upper halves round-tripped" : "no AVX");
         if (xs && (xs->regs.eax & 4)) {
             s.cr4 |= k_cr4_osxsave;
             s.xsave.xcr0 = 7;

@@ -1,8 +1,8 @@
 // CpuState <-> KVM structure conversions (no /dev/kvm needed).
-#include <gtest/gtest.h>
-
 #include <cstring>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "accel/kvm/kvm_state.h"
 
@@ -13,8 +13,8 @@ using namespace x86;
 
 TEST(KvmSegment, AttributesMapFieldByField)
 {
-    SegmentCache cs{0x10, uint16_t(k_seg_g | k_seg_l | k_seg_p | k_seg_s | (3 << k_seg_dpl_shift) | 0xb), 0xffffffff,
-                    0x1000};
+    SegmentCache cs { 0x10, uint16_t(k_seg_g | k_seg_l | k_seg_p | k_seg_s | (3 << k_seg_dpl_shift) | 0xb), 0xffffffff,
+        0x1000 };
     kvm_segment k;
     segment_to_kvm(cs, k);
     EXPECT_EQ(k.selector, 0x10);
@@ -35,7 +35,7 @@ TEST(KvmSegment, AttributesMapFieldByField)
 
 TEST(KvmSegment, NotPresentIsUnusableBothWays)
 {
-    SegmentCache null_seg{0, 0x3 | k_seg_s, 0, 0};
+    SegmentCache null_seg { 0, 0x3 | k_seg_s, 0, 0 };
     kvm_segment k;
     segment_to_kvm(null_seg, k);
     EXPECT_EQ(k.unusable, 1);
@@ -57,8 +57,8 @@ CpuState sample_state()
     s.cr8 = 0xa;
     s.efer = 0xd01;
     s.msr.apic_base = 0xfee00900;
-    s.gdtr = {0xfffffe0000001000ull, 0x7f};
-    s.idtr = {0xfffffe0000000000ull, 0xfff};
+    s.gdtr = { 0xfffffe0000001000ull, 0x7f };
+    s.idtr = { 0xfffffe0000000000ull, 0xfff };
     s.segment(Seg::FS).base = 0x7f0000001000ull;
     s.segment(Seg::GS).base = 0xffff888000000000ull;
     for (unsigned i = 0; i < 4; i++)
@@ -140,7 +140,7 @@ TEST(KvmEvents, ShadowBitsAreSwappedAndNmiStateKept)
 
 TEST(KvmEvents, InjectedNmiComesBackAsPending)
 {
-    kvm_vcpu_events k{};
+    kvm_vcpu_events k {};
     k.nmi.injected = 1;
     CpuState s;
     events_from_kvm(k, s);
@@ -154,7 +154,7 @@ TEST(KvmDebugRegs, RoundTrip)
     debugregs_to_kvm(s, k);
     CpuState back;
     debugregs_from_kvm(k, back);
-    for (unsigned i : {0u, 1u, 2u, 3u, 6u, 7u})
+    for (unsigned i : { 0u, 1u, 2u, 3u, 6u, 7u })
         EXPECT_EQ(back.dr[i], s.dr[i]) << "DR" << i;
 }
 

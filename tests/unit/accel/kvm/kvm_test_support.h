@@ -2,14 +2,14 @@
 // FakeVcpuHost, and run a vCPU under a watchdog so no test can hang.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "accel/kvm/kvm_accel.h"
 #include "tests/unit/accel/fake_vcpu_host.h"
@@ -27,11 +27,11 @@ inline std::unique_ptr<accel::kvm::KvmDevice> open_kvm(std::string& why)
     return std::move(dev).value();
 }
 
-#define KILN_REQUIRE_KVM()                                                                                        \
-    do {                                                                                                          \
-        std::string _kvm_why;                                                                                     \
-        if (!::kiln::test::open_kvm(_kvm_why))                                                                    \
-            GTEST_SKIP() << _kvm_why;                                                                             \
+#define KILN_REQUIRE_KVM()                                                                                             \
+    do {                                                                                                               \
+        std::string _kvm_why;                                                                                          \
+        if (!::kiln::test::open_kvm(_kvm_why))                                                                         \
+            GTEST_SKIP() << _kvm_why;                                                                                  \
     } while (0)
 
 // A VM with one vCPU over `host`'s memory.

@@ -1,10 +1,10 @@
 // The vCPU run loop: kicks from other threads, interrupts raised while the
 // guest runs, NMIs, HLT across runs, lazy state transfer, reset.
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <cstring>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "tests/unit/accel/kvm/kvm_test_support.h"
 #include "tests/unit/accel/payloads.h"
@@ -31,7 +31,7 @@ Payload code_payload(std::vector<uint8_t> code)
 {
     Payload p;
     p.name = "inline";
-    p.memory = {{0x1000, std::move(code)}};
+    p.memory = { { 0x1000, std::move(code) } };
     p.initial = real_mode_state(0x1000);
     return p;
 }
@@ -39,7 +39,7 @@ Payload code_payload(std::vector<uint8_t> code)
 TEST(KvmVcpu, KickFromAnotherThreadStopsASpinningGuest)
 {
     KILN_REQUIRE_KVM();
-    Payload p = code_payload({0xeb, 0xfe}); // 1000: jmp 1000
+    Payload p = code_payload({ 0xeb, 0xfe }); // 1000: jmp 1000
     KvmGuest g = guest_for(p);
     ASSERT_TRUE(g.vcpu);
     std::thread kicker([&] {
@@ -59,7 +59,7 @@ TEST(KvmVcpu, KickFromAnotherThreadStopsASpinningGuest)
 TEST(KvmVcpu, KickBeforeRunReturnsWithoutEnteringTheGuest)
 {
     KILN_REQUIRE_KVM();
-    KvmGuest g = guest_for(code_payload({0xeb, 0xfe}));
+    KvmGuest g = guest_for(code_payload({ 0xeb, 0xfe }));
     ASSERT_TRUE(g.vcpu);
     g.vcpu->kick();
     auto r = g.vcpu->run();
@@ -96,7 +96,7 @@ TEST(KvmVcpu, WakeDeliversAnInterruptRaisedWhileTheGuestSpins)
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
     EXPECT_EQ(*r.exit, VcpuExit::Stopped); // wake() did not make run() return
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rbx], 0x1111u);
-    EXPECT_EQ(g.host->acked, std::vector<uint8_t>{0x20});
+    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
     EXPECT_EQ(g.vcpu->stats().interrupts_injected, 1u);
 }
 
@@ -139,11 +139,13 @@ TEST(KvmVcpu, NmiIsDeliveredThroughVector2EvenWithInterruptsOff)
 TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
 {
     KILN_REQUIRE_KVM();
+    // clang-format off
     KvmGuest g = guest_for(code_payload({
         0xf4,             // 1000: hlt
         0xb8, 0x55, 0x00, // 1001: mov ax,0x55
         0xf4,             // 1004: hlt
     }));
+    // clang-format on
     ASSERT_TRUE(g.vcpu);
     TimedRun r1 = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r1.exit.ok()) << r1.exit.error().message();
@@ -169,8 +171,8 @@ TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
 TEST(KvmVcpu, StateChangedBetweenRunsIsWrittenBack)
 {
     KILN_REQUIRE_KVM();
-    Payload p = code_payload({0xb8, 0x01, 0x00, 0xf4}); // 1000: mov ax,1; hlt
-    p.memory.push_back({0x2000, {0xb8, 0x02, 0x00, 0xf4}}); // 2000: mov ax,2; hlt
+    Payload p = code_payload({ 0xb8, 0x01, 0x00, 0xf4 }); // 1000: mov ax,1; hlt
+    p.memory.push_back({ 0x2000, { 0xb8, 0x02, 0x00, 0xf4 } }); // 2000: mov ax,2; hlt
     KvmGuest g = guest_for(p);
     ASSERT_TRUE(g.vcpu);
     ASSERT_TRUE(run_with_limit(*g.vcpu).exit.ok());

@@ -1,8 +1,8 @@
 // /dev/kvm access, VM creation, memory slots (RAM, read-only ROM, the
 // reserved TSS/identity-map pages) and dirty-page logging.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include "accel/kvm/kvm_vm.h"
@@ -113,8 +113,8 @@ TEST(KvmVm, RegionOverTheReservedPagesIsRefused)
     ASSERT_TRUE(host->memory().add_rom(k_tss_gpa, rom, "bad").ok());
     auto guest = test::make_kvm_guest(std::move(host));
     ASSERT_FALSE(guest.ok());
-    EXPECT_NE(guest.error().message().find("overlaps the pages KVM reserves at 0xfeffc000-0xfeffffff"),
-              std::string::npos)
+    EXPECT_NE(
+        guest.error().message().find("overlaps the pages KVM reserves at 0xfeffc000-0xfeffffff"), std::string::npos)
         << guest.error().message();
 }
 
@@ -126,11 +126,13 @@ TEST(KvmVm, GuestWritesToRomAreDroppedAndReadsSeeIt)
     rom[0] = 0xdd, rom[1] = 0xcc, rom[2] = 0xbb, rom[3] = 0xaa;
     ASSERT_TRUE(host->memory().add_rom(0x100000, rom, "rom").ok());
     // 32-bit flat code: write the ROM, read it back, halt.
+    // clang-format off
     const std::vector<uint8_t> code = {
         0xc7, 0x05, 0x00, 0x00, 0x10, 0x00, 0x78, 0x56, 0x34, 0x12, // mov DWORD PTR ds:0x100000,0x12345678
         0xa1, 0x00, 0x00, 0x10, 0x00,                               // mov eax,ds:0x100000
         0xf4,                                                       // hlt
     };
+    // clang-format on
     ASSERT_TRUE(host->memory().write(0x1000, code.data(), code.size()).ok());
     test::Payload gdt_only = test::payload("protected_mode_mmio");
     for (auto& b : gdt_only.memory) {
