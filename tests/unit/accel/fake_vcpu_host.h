@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <vector>
 
 #include "accel/vcpu_host.h"
@@ -42,6 +43,10 @@ struct MmioAccess {
     uint64_t value = 0; // written, or returned by the read
     bool operator==(const MmioAccess&) const = default;
 };
+
+// Readable gtest output for the records.
+void PrintTo(const PioWrite& w, std::ostream* os);
+void PrintTo(const MmioAccess& a, std::ostream* os);
 
 class FakeVcpuHost final : public accel::VcpuHost {
 public:

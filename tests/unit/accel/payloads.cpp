@@ -187,9 +187,8 @@ const std::vector<uint8_t> k_triple_fault = {
 const std::vector<uint8_t> k_i8042_reset = {
     0xb0, 0xfe,                                         // 1000: mov al,0xfe
     0xe6, 0x64,                                         // 1002: out 0x64,al
-    0xf4,                                               // 1004: hlt
+    0xeb, 0xfe,                                         // 1004: jmp 1004  (until the board stops the CPU)
 };
-
 // clang-format on
 
 std::vector<PioWrite> bytes_to_port(uint16_t port, std::string_view s)
@@ -303,7 +302,7 @@ std::vector<Payload> build_payloads()
     {
         Payload p;
         p.name = "i8042_reset";
-        p.description = "reset through the keyboard controller (OUT 0xfe to port 0x64)";
+        p.description = "reset through the keyboard controller (OUT 0xfe to port 0x64); the host kicks the CPU";
         p.memory = { gdt_blob(), { 0x1000, k_i8042_reset } };
         p.initial = real_mode_state(0x1000);
         p.end = PayloadEnd::Kicked;
