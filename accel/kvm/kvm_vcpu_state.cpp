@@ -85,81 +85,73 @@ Result<void> KvmVcpu::push_msrs()
     return {};
 }
 
+namespace {
+
+// One KVM_GET_* ioctl whose structure converts into CpuState.
+template<typename KvmStruct>
+Result<void> get_into(int fd, unsigned long request, const char* name,
+    void (*convert)(const KvmStruct&, x86::CpuState&), x86::CpuState& state)
+{
+    KvmStruct k {};
+    if (ioctl(fd, request, &k) < 0)
+        return ioctl_error(name, errno);
+    convert(k, state);
+    return {};
+}
+
+// One KVM_SET_* ioctl whose structure is built from CpuState.
+template<typename KvmStruct>
+Result<void> set_from(int fd, unsigned long request, const char* name,
+    void (*convert)(const x86::CpuState&, KvmStruct&), const x86::CpuState& state)
+{
+    KvmStruct k {};
+    convert(state, k);
+    if (ioctl(fd, request, &k) < 0)
+        return ioctl_error(name, errno);
+    return {};
+}
+
+} // namespace
+
 Result<void> KvmVcpu::fetch_state()
 {
-    kvm_regs regs;
-    if (ioctl(m_fd, KVM_GET_REGS, &regs) < 0)
-        return ioctl_error("KVM_GET_REGS", errno);
-    regs_from_kvm(regs, m_state);
-    kvm_sregs sregs;
-    if (ioctl(m_fd, KVM_GET_SREGS, &sregs) < 0)
-        return ioctl_error("KVM_GET_SREGS", errno);
-    sregs_from_kvm(sregs, m_state);
-    if (m_have_xcrs) {
-        kvm_xcrs xcrs {};
-        if (ioctl(m_fd, KVM_GET_XCRS, &xcrs) < 0)
-            return ioctl_error("KVM_GET_XCRS", errno);
-        xcrs_from_kvm(xcrs, m_state);
-    }
+    TRY(get_into(m_fd, KVM_GET_REGS, "KVM_GET_REGS", regs_from_kvm, m_state));
+    TRY(get_into(m_fd, KVM_GET_SREGS, "KVM_GET_SREGS", sregs_from_kvm, m_state));
+    if (m_have_xcrs)
+        TRY(get_into(m_fd, KVM_GET_XCRS, "KVM_GET_XCRS", xcrs_from_kvm, m_state));
     if (m_have_xsave) {
         unsigned long req = m_have_xsave2 ? abi::k_get_xsave2 : abi::k_get_xsave;
         if (ioctl(m_fd, req, m_xsave_buf.data()) < 0)
             return ioctl_error(m_have_xsave2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE", errno);
         xsave_from_kvm(m_xsave_buf, m_state);
     } else {
-        kvm_fpu fpu;
-        if (ioctl(m_fd, KVM_GET_FPU, &fpu) < 0)
-            return ioctl_error("KVM_GET_FPU", errno);
-        fpu_from_kvm(fpu, m_state);
+        TRY(get_into(m_fd, KVM_GET_FPU, "KVM_GET_FPU", fpu_from_kvm, m_state));
     }
     TRY(fetch_msrs());
-    kvm_vcpu_events events;
-    if (ioctl(m_fd, KVM_GET_VCPU_EVENTS, &events) < 0)
-        return ioctl_error("KVM_GET_VCPU_EVENTS", errno);
-    events_from_kvm(events, m_state);
-    kvm_debugregs dbg;
-    if (ioctl(m_fd, KVM_GET_DEBUGREGS, &dbg) < 0)
-        return ioctl_error("KVM_GET_DEBUGREGS", errno);
-    debugregs_from_kvm(dbg, m_state);
+    TRY(get_into(m_fd, KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", events_from_kvm, m_state));
+    TRY(get_into(m_fd, KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS", debugregs_from_kvm, m_state));
     m_state.apic_id = m_apic_id;
     return {};
 }
 
 Result<void> KvmVcpu::push_state()
 {
-    kvm_sregs sregs;
-    sregs_to_kvm(m_state, sregs);
-    if (ioctl(m_fd, KVM_SET_SREGS, &sregs) < 0)
-        return ioctl_error("KVM_SET_SREGS", errno);
-    kvm_regs regs;
-    regs_to_kvm(m_state, regs);
-    if (ioctl(m_fd, KVM_SET_REGS, &regs) < 0)
-        return ioctl_error("KVM_SET_REGS", errno);
-    if (m_have_xcrs) {
-        kvm_xcrs xcrs;
-        xcrs_to_kvm(m_state, xcrs);
-        if (ioctl(m_fd, KVM_SET_XCRS, &xcrs) < 0)
-            return ioctl_error("KVM_SET_XCRS", errno);
-    }
+    // SREGS before REGS and events: KVM derives the CPU mode from them.
+    TRY(set_from(m_fd, KVM_SET_SREGS, "KVM_SET_SREGS", sregs_to_kvm, m_state));
+    TRY(set_from(m_fd, KVM_SET_REGS, "KVM_SET_REGS", regs_to_kvm, m_state));
+    // XCR0 before the XSAVE image, whose XSTATE_BV it bounds.
+    if (m_have_xcrs)
+        TRY(set_from(m_fd, KVM_SET_XCRS, "KVM_SET_XCRS", xcrs_to_kvm, m_state));
     if (m_have_xsave) {
         xsave_to_kvm(m_state, m_xsave_buf);
         if (ioctl(m_fd, abi::k_set_xsave, m_xsave_buf.data()) < 0)
             return ioctl_error("KVM_SET_XSAVE", errno);
     } else {
-        kvm_fpu fpu;
-        fpu_to_kvm(m_state, fpu);
-        if (ioctl(m_fd, KVM_SET_FPU, &fpu) < 0)
-            return ioctl_error("KVM_SET_FPU", errno);
+        TRY(set_from(m_fd, KVM_SET_FPU, "KVM_SET_FPU", fpu_to_kvm, m_state));
     }
     TRY(push_msrs());
-    kvm_vcpu_events events;
-    events_to_kvm(m_state, events);
-    if (ioctl(m_fd, KVM_SET_VCPU_EVENTS, &events) < 0)
-        return ioctl_error("KVM_SET_VCPU_EVENTS", errno);
-    kvm_debugregs dbg;
-    debugregs_to_kvm(m_state, dbg);
-    if (ioctl(m_fd, KVM_SET_DEBUGREGS, &dbg) < 0)
-        return ioctl_error("KVM_SET_DEBUGREGS", errno);
+    TRY(set_from(m_fd, KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", events_to_kvm, m_state));
+    TRY(set_from(m_fd, KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", debugregs_to_kvm, m_state));
     m_location = StateLocation::InSync;
     m_run_fields_valid = false; // IF and the interrupt shadow may have changed
     return {};

@@ -58,19 +58,18 @@ TEST_P(CrossCheckTest, InterpreterMatchesKvm)
     std::string why;
     if (!open_kvm(why))
         GTEST_SKIP() << "interpreter checked against the expectations only; " << why;
-    auto g = make_kvm_guest(make_payload_host(p));
-    ASSERT_TRUE(g.ok()) << g.error().message();
-    g->host->on_reset = [&] { g->vcpu->kick(); };
-    ASSERT_TRUE(g->vcpu->set_state(p.initial).ok());
-    TimedRun r = run_with_limit(*g->vcpu);
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    g.host->on_reset = [&] { g.vcpu->kick(); };
+    TimedRun r = run_with_limit(*g.vcpu);
     ASSERT_FALSE(r.timed_out);
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    auto k = g->vcpu->get_state();
+    auto k = g.vcpu->get_state();
     ASSERT_TRUE(k.ok());
     expect_same_architectural_state(in.state, *k);
-    EXPECT_EQ(in.host->pio_writes, g->host->pio_writes);
-    EXPECT_EQ(in.host->mmio, g->host->mmio);
-    EXPECT_EQ(in.host->acked, g->host->acked);
+    EXPECT_EQ(in.host->pio_writes, g.host->pio_writes);
+    EXPECT_EQ(in.host->mmio, g.host->mmio);
+    EXPECT_EQ(in.host->acked, g.host->acked);
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, CrossCheckTest,

@@ -17,14 +17,10 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 {
     KILN_REQUIRE_KVM();
     const Payload& p = payload(GetParam());
-    auto host = make_payload_host(p);
-    ASSERT_TRUE(host);
-    auto guest_r = make_kvm_guest(std::move(host));
-    ASSERT_TRUE(guest_r.ok()) << guest_r.error().message();
-    KvmGuest& g = *guest_r;
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
     // The i8042 device asks the board to reset; the board kicks the vCPU.
     g.host->on_reset = [&] { g.vcpu->kick(); };
-    ASSERT_TRUE(g.vcpu->set_state(p.initial).ok());
 
     TimedRun r = run_with_limit(*g.vcpu);
     std::printf("[ timing ] kvm payload %s: %.1f ms, %llu KVM_RUN calls\n", p.name.c_str(), r.elapsed_ms,
@@ -57,11 +53,8 @@ INSTANTIATE_TEST_SUITE_P(Payloads, KvmPayloadTest,
 TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)
 {
     KILN_REQUIRE_KVM();
-    const Payload& p = payload("hlt_timer");
-    auto guest_r = make_kvm_guest(make_payload_host(p));
-    ASSERT_TRUE(guest_r.ok()) << guest_r.error().message();
-    KvmGuest& g = *guest_r;
-    ASSERT_TRUE(g.vcpu->set_state(p.initial).ok());
+    KvmGuest g = guest_for(payload("hlt_timer"));
+    ASSERT_TRUE(g.vcpu);
     TimedRun r = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
     EXPECT_EQ(g.host->waits, 2u); // woken once by the timer, stopped the second time
@@ -73,11 +66,8 @@ TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)
 TEST(KvmPayloadDetail, StringIoUsesFewExits)
 {
     KILN_REQUIRE_KVM();
-    const Payload& p = payload("real_mode_pio");
-    auto guest_r = make_kvm_guest(make_payload_host(p));
-    ASSERT_TRUE(guest_r.ok()) << guest_r.error().message();
-    KvmGuest& g = *guest_r;
-    ASSERT_TRUE(g.vcpu->set_state(p.initial).ok());
+    KvmGuest g = guest_for(payload("real_mode_pio"));
+    ASSERT_TRUE(g.vcpu);
     TimedRun r = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
     // 2 single OUTs + REP OUTSB (5 bytes) + REP INSB (4 bytes): string I/O

@@ -13,6 +13,7 @@
 
 #include "accel/kvm/kvm_accel.h"
 #include "tests/unit/accel/fake_vcpu_host.h"
+#include "tests/unit/accel/payloads.h"
 
 namespace kiln::test {
 
@@ -50,6 +51,19 @@ inline Result<KvmGuest> make_kvm_guest(std::unique_ptr<FakeVcpuHost> host, const
     g.accel = TRY(accel::kvm::KvmAccel::create(g.host->memory(), options));
     g.vcpu = TRY(g.accel->create_vcpu(*g.host, 0));
     return g;
+}
+
+// A guest loaded with payload `p`, its vCPU in p's starting state. On
+// failure the test has failed and the result holds null pointers.
+inline KvmGuest guest_for(const Payload& p, const std::string& cpu = "qemu64")
+{
+    auto g = make_kvm_guest(make_payload_host(p), cpu);
+    EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.error().message());
+    if (!g.ok())
+        return {};
+    auto set = g->vcpu->set_state(p.initial);
+    EXPECT_TRUE(set.ok()) << (set.ok() ? "" : set.error().message());
+    return std::move(g).value();
 }
 
 struct TimedRun {

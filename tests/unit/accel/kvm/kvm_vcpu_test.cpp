@@ -16,16 +16,6 @@ using accel::VcpuExit;
 using namespace std::chrono_literals;
 namespace x86 = accel::x86;
 
-KvmGuest guest_for(const Payload& p)
-{
-    auto g = make_kvm_guest(make_payload_host(p));
-    EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.error().message());
-    if (!g.ok())
-        return {};
-    EXPECT_TRUE(g->vcpu->set_state(p.initial).ok());
-    return std::move(g).value();
-}
-
 // Real-mode code at 0x1000 and nothing else.
 Payload code_payload(std::vector<uint8_t> code)
 {
