@@ -201,5 +201,21 @@ TEST(KvmVcpu, PowerOnResetStartsAtTheResetVector)
     EXPECT_EQ(k->segment(x86::Seg::CS).selector, 0xf000);
 }
 
+TEST(KvmVcpu, InvalidStateIsRefusedWithTheIoctlNamed)
+{
+    KILN_REQUIRE_KVM();
+    KvmGuest g = guest_for(code_payload({ 0xf4 }));
+    ASSERT_TRUE(g.vcpu);
+    x86::CpuState bad = real_mode_state(0x1000);
+    bad.cr0 = x86::k_cr0_pg; // paging without protection: no CPU accepts it
+    auto r = g.vcpu->set_state(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("KVM_SET_SREGS failed"), std::string::npos) << r.error().message();
+    // run() reports the same instead of entering the guest.
+    auto run = g.vcpu->run();
+    ASSERT_FALSE(run.ok());
+    EXPECT_EQ(g.vcpu->stats().runs, 0u);
+}
+
 } // namespace
 } // namespace kiln::test
