@@ -267,10 +267,12 @@ static void exec_bcd(InterpreterImpl& cpu, uint8_t op, uint8_t imm)
     case 0x3f: { // AAS
         uint16_t ax = uint16_t(s.gpr[k_rax]);
         if ((al & 0xf) > 9 || af) {
-            if (op == 0x37)
+            if (op == 0x37) {
                 ax = uint16_t(ax + 0x106);
-            else
-                ax = uint16_t(((ax - 6) & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8));
+            } else { // AX -= 6 (borrowing into AH), then AH -= 1
+                ax = uint16_t(ax - 6);
+                ax = uint16_t((ax & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8));
+            }
             nf = k_flag_af | k_flag_cf;
         }
         ax &= 0xff0f;

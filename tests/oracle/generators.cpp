@@ -64,10 +64,13 @@ void random_state(Rng& rng, OracleState& st)
 }
 
 // Builds one case of form `f`.
-OracleCase build(Rng& rng, const Form& f)
+// `mode32`: 32-bit code (compatibility mode): no REX, registers 0-7,
+// operand sizes up to 32 bits.
+OracleCase build(Rng& rng, const Form& f, bool mode32)
 {
     OracleCase c;
-    c.name = f.name;
+    c.name = mode32 ? "32: " + f.name : f.name;
+    c.mode32 = mode32;
     c.undefined_flags = f.undef;
     c.compare_xmm = f.xmm;
     random_state(rng, c.in);
@@ -76,7 +79,7 @@ OracleCase build(Rng& rng, const Form& f)
     std::vector<unsigned> sizes;
     for (unsigned s : {1u, 2u, 4u, 8u})
         if (f.sizes & s)
-            sizes.push_back(s);
+            sizes.push_back(mode32 && s == 8 ? 4 : s);
     e.size = sizes[rng.below(unsigned(sizes.size()))];
     std::vector<uint8_t>& code = c.code;
     if (e.size == 2)
@@ -84,20 +87,21 @@ OracleCase build(Rng& rng, const Form& f)
     for (uint8_t p : f.prefix)
         code.push_back(p);
     uint8_t rex = e.size == 8 ? 0x48 : 0;
-    bool force_rex = e.size == 1 && rng.below(2);
+    bool force_rex = e.size == 1 && rng.below(2) && !mode32;
+    const unsigned nregs = mode32 ? 8 : 16;
 
     std::vector<uint8_t> modrm_bytes;
     if (f.modrm) {
-        unsigned reg = f.digit >= 0 ? unsigned(f.digit) : f.reg_low ? rng.below(3) : rng.below(16);
+        unsigned reg = f.digit >= 0 ? unsigned(f.digit) : f.reg_low ? rng.below(3) : rng.below(nregs);
         if (f.xmm && f.digit < 0)
-            reg = rng.below(16);
+            reg = rng.below(nregs);
         bool mem = f.mem && (!f.reg_rm || rng.below(2));
         e.reg = reg;
         e.mem = mem;
         if (reg & 8)
             rex |= 0x44;
         if (!mem) {
-            unsigned rm = rng.below(16);
+            unsigned rm = rng.below(nregs);
             e.rm = rm;
             if (rm & 8)
                 rex |= 0x41;
@@ -106,7 +110,8 @@ OracleCase build(Rng& rng, const Form& f)
             // base + (index << scale) + disp8 pointing into the data area.
             // Never RAX/RCX/RDX/RSP: fix-ups and implicit operands change them.
             static const unsigned bases[] = {3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-            unsigned base = bases[rng.below(12)];
+            const unsigned nbases = mode32 ? 4 : 12;
+            unsigned base = bases[rng.below(nbases)];
             uint64_t target = k_data_addr + 64 + rng.below(k_data_bytes - 192);
             if (f.align16)
                 target &= ~15ull;
@@ -115,7 +120,7 @@ OracleCase build(Rng& rng, const Form& f)
             unsigned index = 0, scale = 0;
             if (use_index) {
                 do
-                    index = bases[rng.below(12)];
+                    index = bases[rng.below(nbases)];
                 while (index == base);
                 scale = rng.below(4);
                 uint64_t iv = rng.below(32);
@@ -394,13 +399,13 @@ std::vector<Form> family_forms(const std::string& fam)
             v.push_back({"bt* r/m,imm8 /" + std::to_string(d), {}, {0x0f, 0xba}, d, true, 1, 2 | 4 | 8, true, true, bt_undef});
         v.push_back({"lock bts m,r", {0xf0}, {0x0f, 0xab}, -1, true, 0, 2 | 4 | 8, true, false, bt_undef});
         // Register bit offsets address memory outside the operand: keep them
-        // within the data area (+-1 KiB of bits around the operand).
+        // within the data area (+-512 bits around the operand).
         for (auto& f : v)
             if (f.digit < 0) {
                 f.reg_low = true;
                 f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
                     if (e.mem)
-                        c.in.gpr[e.reg] = uint64_t(int64_t(rng.below(2048)) - 1024);
+                        c.in.gpr[e.reg] = uint64_t(int64_t(rng.below(1024)) - 512);
                 };
             }
         uint64_t bs_undef = k_cf | k_of | k_sf | k_af | k_pf;
@@ -628,6 +633,129 @@ std::vector<Form> family_forms(const std::string& fam)
                     | uint32_t(rng.below(64) & (rng.below(2) ? 0x3f : 0));
             };
         }
+    } else if (fam == "x87") {
+        char name[32];
+        auto mem = [&](uint8_t op, int digit) {
+            snprintf(name, sizeof name, "%02x /%d m", op, digit);
+            v.push_back({name, {}, {op}, digit, true, 0, 4, true, false});
+        };
+        auto regf = [&](uint8_t op, uint8_t modrm) {
+            snprintf(name, sizeof name, "%02x %02x", op, modrm);
+            v.push_back({name, {}, {op, modrm}, -1, false, 0, 4});
+        };
+        for (uint8_t op : {0xd8, 0xdc, 0xda, 0xde})
+            for (int dg = 0; dg < 8; dg++)
+                mem(op, dg);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xd9, dg == 5 ? 7 : dg);
+        for (int dg : {0, 2, 3})
+            mem(0xdd, dg);
+        mem(0xdd, 7);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xdb, dg);
+        for (int dg : {0, 2, 3, 5, 7})
+            mem(0xdf, dg);
+        for (uint8_t i = 0; i < 8; i += 3) {
+            for (int dg = 0; dg < 8; dg++) {
+                regf(0xd8, uint8_t(0xc0 + dg * 8 + i));
+                regf(0xdc, uint8_t(0xc0 + dg * 8 + i));
+                if (dg != 2 && dg != 3)
+                    regf(0xde, uint8_t(0xc0 + dg * 8 + i));
+            }
+            regf(0xd9, uint8_t(0xc0 + i));
+            regf(0xd9, uint8_t(0xc8 + i));
+            regf(0xdd, uint8_t(0xc0 + i));
+            regf(0xdd, uint8_t(0xd0 + i));
+            regf(0xdd, uint8_t(0xd8 + i));
+            regf(0xdd, uint8_t(0xe0 + i));
+            regf(0xdd, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xf0 + i));
+            regf(0xdf, uint8_t(0xe8 + i));
+            regf(0xdf, uint8_t(0xf0 + i));
+            for (uint8_t base : {0xc0, 0xc8, 0xd0, 0xd8}) {
+                regf(0xda, uint8_t(base + i));
+                regf(0xdb, uint8_t(base + i));
+            }
+        }
+        for (uint8_t m : {0xe0, 0xe1, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xfa, 0xfc, 0xd0})
+            regf(0xd9, m);
+        regf(0xda, 0xe9);
+        regf(0xde, 0xd9);
+        regf(0xdb, 0xe2);
+        regf(0xdb, 0xe3);
+        regf(0xdf, 0xe0);
+        for (auto& f : v)
+            f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
+                // Mostly full stacks (so pushes overflow sometimes), random TOP,
+                // values from doubles, small integers and specials.
+                c.compare_x87 = true;
+                unsigned top = rng.below(8);
+                c.in.fsw = uint16_t(top << 11);
+                c.in.ftw = rng.below(3) ? 0x7f : uint8_t(rng.next());
+                c.in.ftw |= uint8_t(1u << top); // ST(0) valid
+                c.in.fcw = uint16_t(0x37f & ~0x300u) | uint16_t(rng.below(4) << 8 | 0x40);
+                if (rng.below(2))
+                    c.in.fcw = 0x37f;
+                c.in.fcw = uint16_t(c.in.fcw | (rng.below(4) << 10));
+                for (auto& st : c.in.st) {
+                    long double v;
+                    switch (rng.below(5)) {
+                    case 0: v = (long double)(int64_t(rng.next() % 2001) - 1000); break;
+                    case 1: v = (long double)(int64_t(rng.next())) / (long double)(1 + rng.below(1000)); break;
+                    case 2: v = rng.below(2) ? 0.0L : -0.0L; break;
+                    case 3: v = (long double)double(int64_t(rng.next() % 100000)) * 1e-5L; break;
+                    default: v = rng.below(2) ? __builtin_infl() : __builtin_nanl(""); break;
+                    }
+                    st = {};
+                    std::memcpy(&st, &v, 10);
+                }
+                if (e.mem) {
+                    double dv = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999));
+                    uint8_t* p = c.in.data + (e.ea - k_data_addr);
+                    if (rng.below(2))
+                        std::memcpy(p, &dv, 8);
+                    else {
+                        float fv = float(dv);
+                        std::memcpy(p, &fv, 4);
+                    }
+                    if (c.code[0] == 0xd9 && ((c.code[1] >> 3) & 7) == 5) {
+                        uint16_t cw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
+                        std::memcpy(p, &cw, 2);
+                    }
+                }
+            };
+    } else if (fam == "legacy") {
+        // Instructions that exist only outside 64-bit mode.
+        for (uint8_t op : {0x27, 0x2f, 0x37, 0x3f})
+            v.push_back({"bcd " + std::to_string(op), {}, {op}, -1, false, 0, 4, true, true,
+                         uint64_t(op == 0x27 || op == 0x2f ? k_of : (k_of | k_sf | k_zf | k_pf))});
+        v.push_back({"aam", {}, {0xd4}, -1, false, 1, 4, true, true, k_of | k_af | k_cf, [](Rng& rng, OracleCase& c, Enc& e) {
+                         c.code[e.imm_pos] = uint8_t(rng.below(8) == 0 ? 10 : 1 + rng.below(255));
+                     }});
+        v.push_back({"aad", {}, {0xd5}, -1, false, 1, 4, true, true, k_of | k_af | k_cf});
+        for (uint8_t r = 0; r < 8; r++) {
+            v.push_back({"inc r" + std::to_string(r), {}, {uint8_t(0x40 + r)}, -1, false, 0, 2 | 4});
+            v.push_back({"dec r" + std::to_string(r), {}, {uint8_t(0x48 + r)}, -1, false, 0, 2 | 4});
+        }
+        v.push_back({"pusha", {}, {0x60}, -1, false, 0, 2 | 4, true, true, 0, stack_fix()});
+        v.push_back({"popa", {}, {0x61}, -1, false, 0, 2 | 4, true, true, 0, stack_fix()});
+        v.push_back({"push es/cs/ss/ds", {}, {0x06}, -1, false, 0, 4, true, true, 0, [](Rng& rng, OracleCase& c, Enc& e) {
+                         stack_fix()(rng, c, e);
+                         c.code[0] = uint8_t(0x06 + 8 * rng.below(4));
+                     }});
+        v.push_back({"lea r,m16", {0x67}, {0x8d}, -1, true, 0, 2 | 4, true, false, 0, [](Rng& rng, OracleCase& c, Enc& e) {
+                         // Rewrite the ModRM as a random 16-bit addressing form.
+                         size_t pos = 0;
+                         while (c.code[pos] != 0x8d)
+                             pos++;
+                         c.code.resize(pos + 1);
+                         unsigned mod = rng.below(3), rm = rng.below(8);
+                         c.code.push_back(uint8_t((mod << 6) | ((e.reg & 7) << 3) | rm));
+                         unsigned disp = mod == 1 ? 1 : (mod == 2 || (mod == 0 && rm == 6)) ? 2 : 0;
+                         for (unsigned i = 0; i < disp; i++)
+                             c.code.push_back(uint8_t(rng.next()));
+                     }});
     } else if (fam == "string") {
         static const struct {
             const char* n;
@@ -666,16 +794,27 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp"};
+    return {"alu",    "muldiv",  "shift", "bits",   "move",    "stack",     "branch",    "string",
+            "sse-int", "sse-fp", "x87",   "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move",
+            "32-stack", "32-branch", "32-string", "32-legacy"};
 }
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)
 {
     Rng rng{seed | 1};
     std::vector<OracleCase> out;
-    for (const Form& f : family_forms(family))
+    bool mode32 = family.rfind("32-", 0) == 0;
+    std::string base = mode32 ? family.substr(3) : family;
+    for (const Form& f : family_forms(base)) {
+        // Forms that only exist in 64-bit mode, or use RIP-relative code.
+        if (mode32
+            && (f.name.find("movabs") != std::string::npos || f.name.find("movsxd") != std::string::npos
+                || f.name.find("addr32") != std::string::npos || f.name.find("jrcxz") != std::string::npos
+                || f.name == "jmp r/m" || f.name.rfind("ret", 0) == 0))
+            continue;
         for (unsigned i = 0; i < count; i++)
-            out.push_back(build(rng, f));
+            out.push_back(build(rng, f, mode32));
+    }
     return out;
 }
 

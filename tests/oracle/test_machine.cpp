@@ -47,14 +47,16 @@ void setup_long_mode(accel::interp::Interpreter& cpu, FakeHost& host, unsigned c
 {
     // GDT.
     put64(host, k_gdt + 0x00, 0);
-    put64(host, k_gdt + 0x08, 0x00209b0000000000ull); // 64-bit code, DPL 0
-    put64(host, k_gdt + 0x10, 0x00cf93000000ffffull); // data, DPL 0
-    put64(host, k_gdt + 0x18, 0x00cf9b000000ffffull); // 32-bit code, DPL 0
-    put64(host, k_gdt + 0x20, 0x00cff3000000ffffull); // data, DPL 3
-    put64(host, k_gdt + 0x28, 0x0020fb0000000000ull); // 64-bit code, DPL 3
+    put64(host, k_gdt + 0x08, 0x00cf9b000000ffffull); // 32-bit code, DPL 0
+    put64(host, k_gdt + 0x10, 0x00209b0000000000ull); // 64-bit code, DPL 0
+    put64(host, k_gdt + 0x18, 0x00cf93000000ffffull); // data, DPL 0
+    put64(host, k_gdt + 0x20, 0x00cffb000000ffffull); // 32-bit code, DPL 3
+    put64(host, k_gdt + 0x28, 0x00cff3000000ffffull); // data, DPL 3
+    put64(host, k_gdt + 0x30, 0x0020fb0000000000ull); // 64-bit code, DPL 3
+    put64(host, k_gdt + 0x38, 0);
     uint64_t tss_lo = 0x67 | ((k_tss & 0xffffff) << 16) | (0x89ull << 40) | ((k_tss >> 24) << 56);
-    put64(host, k_gdt + 0x30, tss_lo);
-    put64(host, k_gdt + 0x38, k_tss >> 32);
+    put64(host, k_gdt + 0x40, tss_lo);
+    put64(host, k_gdt + 0x48, k_tss >> 32);
     // TSS: RSP0, IST1 (both the kernel stack), no I/O bitmap.
     std::memset(host.ram(k_tss), 0, 104);
     put64(host, k_tss + 4, k_kernel_stack);
@@ -82,7 +84,7 @@ void setup_long_mode(accel::interp::Interpreter& cpu, FakeHost& host, unsigned c
     s.cr3 = k_pml4;
     s.cr4 = k_cr4_pae | k_cr4_osfxsr | k_cr4_osxmmexcpt | k_cr4_pge;
     s.efer = k_efer_lme | k_efer_lma | k_efer_sce | k_efer_nxe;
-    s.gdtr = {k_gdt, 0x3f};
+    s.gdtr = {k_gdt, 0x4f};
     s.idtr = {k_idt, 0xfff};
     s.tr = {k_sel_tss, 0x8b, 0x67, k_tss};
     s.ldtr = {};

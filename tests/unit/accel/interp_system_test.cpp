@@ -135,7 +135,7 @@ TEST(InterpSystem, SyscallSysretRoundTrip)
     auto cpu = make_cpu(host);
     setup_long_mode(*cpu, host, 3);
     x86::CpuState& s = cpu->state();
-    s.msr.star = (uint64_t(0x18) << 48) | (uint64_t(0x08) << 32);
+    s.msr.star = (uint64_t(k_sel_user_code32) << 48) | (uint64_t(k_sel_code64) << 32); // as Linux
     s.msr.lstar = 0x101000;
     s.msr.sfmask = 0x200;
     host.write(0x100000, { 0x0f, 0x05, 0x48, 0xc7, 0xc1, 0x77, 0x00, 0x00, 0x00, 0xf4 });

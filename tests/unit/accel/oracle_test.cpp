@@ -64,3 +64,13 @@ TEST(Oracle, Branch) { run_family("branch", 0x7777); }
 TEST(Oracle, String) { run_family("string", 0x8888); }
 TEST(Oracle, SseInteger) { run_family("sse-int", 0x9999); }
 TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
+TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
+TEST(Oracle, Compat32Alu) { run_family("32-alu", 0xc001); }
+TEST(Oracle, Compat32MulDiv) { run_family("32-muldiv", 0xc002); }
+TEST(Oracle, Compat32Shift) { run_family("32-shift", 0xc003); }
+TEST(Oracle, Compat32Bits) { run_family("32-bits", 0xc004); }
+TEST(Oracle, Compat32Move) { run_family("32-move", 0xc005); }
+TEST(Oracle, Compat32Stack) { run_family("32-stack", 0xc006); }
+TEST(Oracle, Compat32Branch) { run_family("32-branch", 0xc007); }
+TEST(Oracle, Compat32String) { run_family("32-string", 0xc008); }
+TEST(Oracle, Compat32Legacy) { run_family("32-legacy", 0xc009); }
