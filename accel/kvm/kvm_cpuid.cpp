@@ -1,7 +1,5 @@
 #include "accel/kvm/kvm_cpuid.h"
 
-#include <cpuid.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -144,38 +142,6 @@ void add_kvm_leaves(std::vector<CpuidEntry>& out, const std::vector<CpuidEntry>&
 }
 
 } // namespace
-
-std::vector<CpuidEntry> host_cpuid_table()
-{
-    std::vector<CpuidEntry> out;
-    auto query = [](uint32_t leaf, uint32_t sub) {
-        CpuidResult r;
-        __cpuid_count(leaf, sub, r.eax, r.ebx, r.ecx, r.edx);
-        return r;
-    };
-    uint32_t max_leaf = std::min<uint32_t>(query(0, 0).eax, 0x20);
-    for (uint32_t leaf = 0; leaf <= max_leaf; leaf++) {
-        if (!leaf_is_indexed(leaf)) {
-            out.push_back({ leaf, 0, false, query(leaf, 0) });
-            continue;
-        }
-        for (uint32_t sub = 0; sub < 64; sub++) {
-            CpuidResult r = query(leaf, sub);
-            bool last = (leaf == 4 && (r.eax & 0x1f) == 0) || (leaf == 0xb && (r.ecx & 0xff00) == 0)
-                || (leaf == 0x1f && (r.ecx & 0xff00) == 0) || (leaf == 7 && sub >= query(7, 0).eax)
-                || (leaf != 4 && leaf != 7 && leaf != 0xb && leaf != 0xd && leaf != 0x1f);
-            if (leaf == 0xd && sub > 1 && r.eax == 0)
-                continue;
-            out.push_back({ leaf, sub, true, r });
-            if (last)
-                break;
-        }
-    }
-    uint32_t max_ext = std::min<uint32_t>(query(0x80000000, 0).eax, 0x80000021);
-    for (uint32_t leaf = 0x80000000; leaf <= max_ext; leaf++)
-        out.push_back({ leaf, 0, leaf_is_indexed(leaf), query(leaf, 0) });
-    return out;
-}
 
 const CpuidEntry* find_cpuid(const std::vector<CpuidEntry>& table, uint32_t leaf, uint32_t subleaf)
 {

@@ -68,10 +68,6 @@ private:
     std::vector<std::string> m_dropped;
 };
 
-// The host CPU's CPUID instruction as a KVM-format table (basic and
-// extended leaves; no hypervisor leaves).
-std::vector<CpuidEntry> host_cpuid_table();
-
 // Finds leaf/subleaf in a KVM-format table.
 const CpuidEntry* find_cpuid(const std::vector<CpuidEntry>& table, uint32_t leaf, uint32_t subleaf);
 

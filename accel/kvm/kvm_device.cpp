@@ -83,12 +83,7 @@ Result<void> KvmDevice::load_supported_cpuid()
         if (ioctl(m_fd, abi::k_get_supported_cpuid, buf.hdr()) < 0) {
             if (errno == E2BIG)
                 continue;
-            // Some KVM implementations (the nested one on Kiln's build
-            // machine) refuse the ioctl: fall back to what the host CPU
-            // reports, minus the hypervisor leaves that are not KVM's.
-            m_supported_cpuid = host_cpuid_table();
-            m_cpuid_from_host = true;
-            return {};
+            return ioctl_error("KVM_GET_SUPPORTED_CPUID", errno);
         }
         m_supported_cpuid.clear();
         for (unsigned i = 0; i < buf.hdr()->nent && i < n; i++) {

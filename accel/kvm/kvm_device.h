@@ -31,13 +31,11 @@ public:
     int check_extension(unsigned cap) const;
     size_t vcpu_mmap_bytes() const { return m_vcpu_mmap_bytes; }
 
-    // KVM_GET_SUPPORTED_CPUID, fetched once; if KVM refuses it, the host
-    // CPU's own CPUID (cpuid_from_host() is then true).
+    // KVM_GET_SUPPORTED_CPUID, fetched once.
     const std::vector<CpuidEntry>& supported_cpuid() const { return m_supported_cpuid; }
-    bool cpuid_from_host() const { return m_cpuid_from_host; }
-    // KVM_GET_MSR_INDEX_LIST; empty if the kernel refuses the ioctl (the
-    // nested KVM on Kiln's build machine answers EINVAL), in which case the
-    // vCPU probes each MSR it wants instead.
+    // KVM_GET_MSR_INDEX_LIST (informational: the vCPU probes each MSR it
+    // transfers, since the list leaves out some emulated ones such as the
+    // MTRRs); empty if the kernel refuses the ioctl.
     const std::vector<uint32_t>& msr_index_list() const { return m_msr_index_list; }
     bool has_msr_index_list() const { return m_have_msr_list; }
 
@@ -50,7 +48,6 @@ private:
     std::string m_path;
     size_t m_vcpu_mmap_bytes = 0;
     std::vector<CpuidEntry> m_supported_cpuid;
-    bool m_cpuid_from_host = false;
     std::vector<uint32_t> m_msr_index_list;
     bool m_have_msr_list = false;
 };

@@ -68,8 +68,8 @@ Result<void> KvmVcpu::init()
     int xsave2_bytes = m_vm.check_extension(KVM_CAP_XSAVE2);
     m_have_xsave2 = xsave2_bytes > 0;
     m_xsave_buf.assign(std::max<size_t>(k_xsave_min_bytes, size_t(std::max(xsave2_bytes, 0))), 0);
-    // Capabilities are not enough: some KVMs advertise XSAVE/XCRS and then
-    // refuse the ioctls, so try each once and use the FPU ioctls otherwise.
+    // Try each ioctl once rather than trusting the capability alone; if
+    // XSAVE does not work, the x87/SSE state moves with KVM_GET/SET_FPU.
     m_have_xsave = m_vm.check_extension(KVM_CAP_XSAVE) > 0
         && ioctl(m_fd, m_have_xsave2 ? abi::k_get_xsave2 : abi::k_get_xsave, m_xsave_buf.data()) == 0;
     kvm_xcrs xcrs {};
@@ -107,24 +107,15 @@ Result<void> KvmVcpu::set_cpuid()
         e.ecx = entries[i].regs.ecx;
         e.edx = entries[i].regs.edx;
     }
-    if (ioctl(m_fd, abi::k_set_cpuid2, buf.hdr()) < 0) {
-        // EINVAL with a well-formed table means this KVM does not let
-        // userspace choose CPUID (the build machine's nested KVM): the
-        // guest then sees KVM's default CPUID, whatever -cpu says.
-        if (errno != EINVAL)
-            return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
-        Log::warning("kvm: KVM_SET_CPUID2 is not supported here; CPU model '" + m_model.name()
-            + "' is not applied, the guest sees KVM's default CPUID");
-        return {};
-    }
-    m_cpuid_applied = true;
+    if (ioctl(m_fd, abi::k_set_cpuid2, buf.hdr()) < 0)
+        return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
     return {};
 }
 
 Result<void> KvmVcpu::probe_msrs()
 {
     // KVM_GET_MSR_INDEX_LIST is not consulted: it leaves out MSRs KVM
-    // emulates but does not list (the MTRRs), and some KVMs refuse it.
+    // emulates but does not list (the MTRRs).
     for (uint32_t index : candidate_msrs(m_model)) {
         // Read the MSR and write the value back: both must work for the MSR
         // to be part of the state this vCPU saves and restores.
@@ -137,7 +128,7 @@ Result<void> KvmVcpu::probe_msrs()
         m_msrs.push_back(index);
     }
     if (m_msrs.empty())
-        Log::warning("kvm: this KVM refuses KVM_GET/SET_MSRS; MSRs (TSC, SYSCALL, PAT, MTRRs) are not "
+        Log::warning("kvm: KVM_GET/SET_MSRS work for no MSR; MSRs (TSC, SYSCALL, PAT, MTRRs) are not "
                      "saved or restored");
     return {};
 }

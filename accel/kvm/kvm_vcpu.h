@@ -73,8 +73,6 @@ public:
     // The MSRs this vCPU transfers (the model's, as far as KVM has them).
     const std::vector<uint32_t>& msrs() const { return m_msrs; }
     uint64_t tsc_khz() const { return m_tsc_khz; }
-    // False if this KVM refused KVM_SET_CPUID2 (the guest sees KVM's default).
-    bool cpuid_applied() const { return m_cpuid_applied; }
     // Whether x87/SSE state moves through KVM_GET/SET_XSAVE (else KVM_GET/SET_FPU).
     bool uses_xsave() const { return m_have_xsave; }
     const KvmExitStats& stats() const { return m_stats; }
@@ -130,7 +128,6 @@ private:
     bool m_have_xsave = false;
     bool m_have_xsave2 = false;
     bool m_have_xcrs = false;
-    bool m_cpuid_applied = false;
     uint64_t m_tsc_khz = 0;
 
     std::atomic<bool> m_kick_requested { false };
