@@ -141,7 +141,20 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
     }
     const bool user = m_cpl == 3;
     uint64_t gpa;
-    uint8_t* p = translate_fast(lin, Access::Fetch, user, gpa);
+    uint8_t* p;
+    if ((lin >> 12) == m_fetch_vpage && m_fetch_epoch == m_tlb_epoch && m_fetch_user == user) [[likely]] {
+        p = m_fetch_host + (lin & 0xfff);
+        gpa = m_fetch_gpa | (lin & 0xfff);
+    } else {
+        p = translate_fast(lin, Access::Fetch, user, gpa);
+        if (p) {
+            m_fetch_vpage = lin >> 12;
+            m_fetch_epoch = m_tlb_epoch;
+            m_fetch_user = user;
+            m_fetch_host = p - (lin & 0xfff);
+            m_fetch_gpa = gpa & ~0xfffull;
+        }
+    }
     unsigned in_page = 4096 - unsigned(lin & 0xfff);
     if (p) [[likely]] {
         DecodeCacheEntry& e = m_decode_cache[(gpa ^ (gpa >> 13)) & (k_decode_cache_entries - 1)];
@@ -214,9 +227,23 @@ void InterpreterImpl::execute(const DecodedInsn& d)
 {
     if (d.lock() && !lockable(d)) [[unlikely]]
         raise_ud();
-    if (exec_alu(d) || exec_control(d) || exec_bits(d) || exec_string(d) || exec_system(d) || exec_sse(d)
-        || exec_x87(d))
+    // Dispatch straight to the group learnt for this opcode. FF and 63 are
+    // split between groups by ModRM.reg / mode, so they always take the chain.
+    using Handler = bool (InterpreterImpl::*)(const DecodedInsn&);
+    static constexpr Handler groups[] = {&InterpreterImpl::exec_alu,    &InterpreterImpl::exec_control,
+                                         &InterpreterImpl::exec_bits,   &InterpreterImpl::exec_string,
+                                         &InterpreterImpl::exec_system, &InterpreterImpl::exec_sse,
+                                         &InterpreterImpl::exec_x87};
+    uint8_t g = m_group[d.op & 0x3ff];
+    if (g && (this->*groups[g - 1])(d))
         return;
+    for (unsigned i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        if ((this->*groups[i])(d)) {
+            if (d.op != 0xff && d.op != 0x63)
+                m_group[d.op & 0x3ff] = uint8_t(i + 1);
+            return;
+        }
+    }
     if (Log::enabled(LogCategory::Unimp)) {
         char buf[96];
         snprintf(buf, sizeof buf, "interp: unimplemented opcode %03x /%u at %llx", d.op, d.reg & 7,

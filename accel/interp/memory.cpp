@@ -312,6 +312,7 @@ uint8_t* InterpreterImpl::translate_fast(uint64_t lin, Access access, bool user,
 
 void InterpreterImpl::flush_tlb(bool include_global)
 {
+    m_tlb_epoch++;
     for (auto& per_access : m_tlb)
         for (auto& per_user : per_access)
             for (auto& e : per_user)

@@ -274,6 +274,16 @@ private:
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
+    // The code page instructions are being fetched from (saves a TLB
+    // lookup per instruction); valid while m_tlb_epoch is unchanged.
+    uint64_t m_tlb_epoch = 1;
+    uint64_t m_fetch_vpage = ~0ull;
+    uint64_t m_fetch_epoch = 0;
+    bool m_fetch_user = false;
+    uint8_t* m_fetch_host = nullptr;
+    uint64_t m_fetch_gpa = 0;
+    // Which exec_* group handles each opcode (0 = not learnt yet).
+    uint8_t m_group[0x400] = {};
     std::vector<DecodeCacheEntry> m_decode_cache;
     // Per guest-physical page: generation (bumped when the page's code
     // changes) and whether any decoded instruction of it is cached.
