@@ -201,6 +201,32 @@ TEST(KvmVcpu, PowerOnResetStartsAtTheResetVector)
     EXPECT_EQ(k->segment(x86::Seg::CS).selector, 0xf000);
 }
 
+TEST(KvmVcpu, InitResetKeepsFpuAndMtrrsFromKvm)
+{
+    KILN_REQUIRE_KVM();
+    KvmGuest g = guest_for(code_payload({ 0xf4 }));
+    ASSERT_TRUE(g.vcpu);
+    x86::CpuState s = real_mode_state(0x1000);
+    s.fpu.fcw = 0x027f;
+    s.fpu.xmm[2].q[1] = 0x5555aaaa5555aaaaull;
+    s.msr.mtrr_def_type = 0xc06;
+    ASSERT_TRUE(g.vcpu->set_state(s).ok());
+    ASSERT_TRUE(run_with_limit(*g.vcpu).exit.ok()); // the state now lives in KVM
+    g.vcpu->reset(x86::ResetKind::Init);
+    auto k = g.vcpu->get_state();
+    ASSERT_TRUE(k.ok());
+    EXPECT_EQ(k->rip, 0xfff0u);
+    EXPECT_FALSE(k->halted);
+    EXPECT_EQ(k->fpu.fcw, 0x027f);
+    EXPECT_EQ(k->fpu.xmm[2].q[1], 0x5555aaaa5555aaaaull);
+    bool have_mtrr = false;
+    for (uint32_t m : g.vcpu->msrs())
+        have_mtrr |= m == 0x2ff;
+    if (have_mtrr) {
+        EXPECT_EQ(k->msr.mtrr_def_type, 0xc06u);
+    }
+}
+
 TEST(KvmVcpu, InvalidStateIsRefusedWithTheIoctlNamed)
 {
     KILN_REQUIRE_KVM();
