@@ -1,9 +1,11 @@
 // CpuState <-> KVM structure conversions (no /dev/kvm needed).
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "accel/kvm/kvm_msrs.h"
 #include "accel/kvm/kvm_state.h"
 
 namespace kiln::accel::kvm {
@@ -254,6 +256,39 @@ TEST(KvmDump, NamesTheRegisters)
     EXPECT_NE(dump.find("RIP=ffffffff81000000"), std::string::npos) << dump;
     EXPECT_NE(dump.find("CR3=0000000001234000"), std::string::npos) << dump;
     EXPECT_NE(dump.find("EFER=0000000000000d01"), std::string::npos) << dump;
+}
+
+TEST(KvmMsrs, EveryCandidateHasItsOwnPlaceInCpuState)
+{
+    // A model with everything: SYSCALL/LM, RDTSCP, MTRR, IBRS, kvmclock.
+    std::vector<CpuidEntry> sup = {
+        { 1, 0, false, { 0, 0, 0, x86::k_cpuid1_edx_mtrr } },
+        { 7, 0, true, { 0, 0, 0, 1u << 26 } },
+        { 0x80000001, 0, false, { 0, 0, 0, x86::k_cpuidx1_edx_lm | x86::k_cpuidx1_edx_rdtscp } },
+        { k_kvm_cpuid_features, 0, false, { k_kvm_feature_clocksource2, 0, 0, 0 } },
+    };
+    KvmCpuModel m = KvmCpuModel::host(sup);
+    std::vector<uint32_t> msrs = candidate_msrs(m);
+    EXPECT_EQ(msrs.size(),
+        1u + 3 + 3 + 5 + 1 + 1 + 11 + 16 + 1
+            + 1); // TSC, SYSENTER, MISC/PAT/MCG, SYSCALL, TSC_AUX, MTRRs, SPEC_CTRL, kvmclock
+    CpuState s;
+    std::set<uint64_t*> seen;
+    for (uint32_t index : msrs) {
+        uint64_t* f = msr_field(s, index);
+        if (index == k_msr_tsc) {
+            EXPECT_EQ(f, nullptr);
+            continue;
+        }
+        ASSERT_NE(f, nullptr) << std::hex << index;
+        EXPECT_TRUE(seen.insert(f).second) << "two MSRs share a field: " << std::hex << index;
+        EXPECT_STRNE(msr_name(index), "");
+    }
+    EXPECT_EQ(msr_field(s, 0x4b564d00), nullptr); // the wall-clock MSR is never transferred
+
+    KvmCpuModel bare = KvmCpuModel::host({});
+    std::vector<uint32_t> few = candidate_msrs(bare);
+    EXPECT_EQ(few.size(), 7u); // TSC, SYSENTER x3, MISC_ENABLE, PAT, MCG_STATUS
 }
 
 } // namespace
