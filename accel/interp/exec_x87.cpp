@@ -24,7 +24,11 @@ constexpr uint16_t k_fsw_b = 1u << 15;
 
 class X87 {
 public:
-    X87(InterpreterImpl& cpu) : m_cpu(cpu), m_f(cpu.state().fpu) {}
+    X87(InterpreterImpl& cpu)
+        : m_cpu(cpu)
+        , m_f(cpu.state().fpu)
+    {
+    }
 
     unsigned top() const { return (m_f.fsw >> 11) & 7; }
     void set_top(unsigned t) { m_f.fsw = uint16_t((m_f.fsw & ~0x3800u) | ((t & 7) << 11)); }
@@ -48,7 +52,7 @@ public:
     }
     void set(unsigned i, long double v)
     {
-        Vec128 slot{};
+        Vec128 slot {};
         std::memcpy(&slot, &v, 10);
         m_f.st[i] = slot;
         set_valid(i, true);
@@ -83,8 +87,7 @@ public:
 
     // Runs host x87 arithmetic under the guest control word (exceptions
     // masked) and merges the flags raised.
-    template<typename Fn>
-    void guarded(Fn fn)
+    template<typename Fn> void guarded(Fn fn)
     {
         uint16_t host_cw;
         asm volatile("fnstcw %0" : "=m"(host_cw));
@@ -140,13 +143,28 @@ long double arith(unsigned op, long double a, long double b, uint16_t& sw)
 {
     long double r;
     switch (op & 7) {
-    case 0: asm volatile("fadd %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    case 1: asm volatile("fmul %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    case 4: asm volatile("fsub %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    case 5: asm volatile("fsubr %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    case 6: asm volatile("fdiv %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    case 7: asm volatile("fdivr %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b)); break;
-    default: r = a; sw = 0; break; // 2/3: compares, handled by the caller
+    case 0:
+        asm volatile("fadd %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    case 1:
+        asm volatile("fmul %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    case 4:
+        asm volatile("fsub %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    case 5:
+        asm volatile("fsubr %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    case 6:
+        asm volatile("fdiv %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    case 7:
+        asm volatile("fdivr %%st(1), %%st\n\tfnstsw %1" : "=t"(r), "=m"(sw) : "0"(a), "u"(b));
+        break;
+    default:
+        r = a;
+        sw = 0;
+        break; // 2/3: compares, handled by the caller
     }
     return r;
 }
@@ -281,7 +299,7 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
                     for (unsigned p = 0; p < 8; p++)
                         if (!(f.ftw & (1u << p)))
                             tag |= uint16_t(3u << (2 * p));
-                    uint64_t vals[7] = {f.fcw, f.fsw, tag, f.fip, 0, f.fdp, 0};
+                    uint64_t vals[7] = { f.fcw, f.fsw, tag, f.fip, 0, f.fdp, 0 };
                     for (unsigned k = 0; k < 7; k++)
                         write_mem(seg, ea + k * n, n, vals[k]);
                     f.fcw |= 0x3f;
@@ -488,7 +506,8 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             return true;
         }
         switch (d.modrm) {
-        case 0xd0: return true; // FNOP
+        case 0xd0:
+            return true; // FNOP
         case 0xe0:
             x.set(0, -x.get(0));
             f.fsw &= uint16_t(~k_fsw_c1);
@@ -497,7 +516,9 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             x.set(0, std::fabs(x.get(0)));
             f.fsw &= uint16_t(~k_fsw_c1);
             return true;
-        case 0xe4: compare(x.get(0), 0.0L, false); return true; // FTST
+        case 0xe4:
+            compare(x.get(0), 0.0L, false);
+            return true; // FTST
         case 0xe5: { // FXAM
             bool empty = !x.valid(0);
             long double v = 0;
@@ -522,7 +543,9 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
                 f.fsw |= k_fsw_c1;
             return true;
         }
-        case 0xe8: x.push(1.0L); return true;
+        case 0xe8:
+            x.push(1.0L);
+            return true;
         case 0xe9:
         case 0xea:
         case 0xeb:
@@ -531,19 +554,35 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             long double v = 0;
             x.guarded([&] {
                 switch (d.modrm) {
-                case 0xe9: asm volatile("fldl2t" : "=t"(v)); break;
-                case 0xea: asm volatile("fldl2e" : "=t"(v)); break;
-                case 0xeb: asm volatile("fldpi" : "=t"(v)); break;
-                case 0xec: asm volatile("fldlg2" : "=t"(v)); break;
-                default: asm volatile("fldln2" : "=t"(v)); break;
+                case 0xe9:
+                    asm volatile("fldl2t" : "=t"(v));
+                    break;
+                case 0xea:
+                    asm volatile("fldl2e" : "=t"(v));
+                    break;
+                case 0xeb:
+                    asm volatile("fldpi" : "=t"(v));
+                    break;
+                case 0xec:
+                    asm volatile("fldlg2" : "=t"(v));
+                    break;
+                default:
+                    asm volatile("fldln2" : "=t"(v));
+                    break;
                 }
             });
             x.push(v);
             return true;
         }
-        case 0xee: x.push(0.0L); return true;
-        case 0xf6: x.rotate(-1); return true; // FDECSTP
-        case 0xf7: x.rotate(1); return true;  // FINCSTP
+        case 0xee:
+            x.push(0.0L);
+            return true;
+        case 0xf6:
+            x.rotate(-1);
+            return true; // FDECSTP
+        case 0xf7:
+            x.rotate(1);
+            return true; // FINCSTP
         case 0xfa: { // FSQRT
             long double v = x.get(0), res;
             uint16_t sw = 0;
@@ -573,7 +612,7 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             x.set(0, res);
             // C2 (incomplete) and the quotient bits in C0/C3/C1 come from the host.
             f.fsw = uint16_t((f.fsw & ~(k_fsw_c0 | k_fsw_c1 | k_fsw_c2 | k_fsw_c3))
-                             | (sw & (k_fsw_c0 | k_fsw_c1 | k_fsw_c2 | k_fsw_c3)));
+                | (sw & (k_fsw_c0 | k_fsw_c1 | k_fsw_c2 | k_fsw_c3)));
             return true;
         }
         case 0xfd: { // FSCALE
@@ -637,10 +676,18 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
         if (r <= 3) { // FCMOVcc
             bool c;
             switch (r) {
-            case 0: c = cond(2); break;  // B
-            case 1: c = cond(4); break;  // E
-            case 2: c = cond(6); break;  // BE
-            default: c = cond(10); break; // U (PF)
+            case 0:
+                c = cond(2);
+                break; // B
+            case 1:
+                c = cond(4);
+                break; // E
+            case 2:
+                c = cond(6);
+                break; // BE
+            default:
+                c = cond(10);
+                break; // U (PF)
             }
             if (b == 0xdb)
                 c = !c;

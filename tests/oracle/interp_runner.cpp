@@ -15,11 +15,15 @@ namespace {
 Fault fault_from_vector(int v)
 {
     switch (v) {
-    case 0: return Fault::DivideError;
+    case 0:
+        return Fault::DivideError;
     case 1:
-    case 3: return Fault::Breakpoint;
-    case 6: return Fault::InvalidOpcode;
-    default: return Fault::Protection;
+    case 3:
+        return Fault::Breakpoint;
+    case 6:
+        return Fault::InvalidOpcode;
+    default:
+        return Fault::Protection;
     }
 }
 
@@ -87,8 +91,8 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
 
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp)
 {
-    static const char* names[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                                    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+    static const char* names[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+        "r12", "r13", "r14", "r15" };
     std::string diff;
     char buf[160];
     if (native.fault != interp.fault) {
@@ -101,24 +105,24 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
         for (int r = 0; r < nregs; r++)
             if ((native.out.gpr[r] & rmask) != (interp.out.gpr[r] & rmask)) {
                 snprintf(buf, sizeof buf, "%s: native %#llx, interpreter %#llx (in %#llx); ", names[r],
-                         (unsigned long long)native.out.gpr[r], (unsigned long long)interp.out.gpr[r],
-                         (unsigned long long)c.in.gpr[r]);
+                    (unsigned long long)native.out.gpr[r], (unsigned long long)interp.out.gpr[r],
+                    (unsigned long long)c.in.gpr[r]);
                 diff += buf;
             }
         // Compare arithmetic flags (minus the undefined ones) and DF/IF/AC.
         uint64_t mask = (0x8d5 | 0x400 | 0x200 | 0x40000) & ~c.undefined_flags;
         if ((native.out.rflags & mask) != (interp.out.rflags & mask)) {
             snprintf(buf, sizeof buf, "rflags: native %#llx, interpreter %#llx (in %#llx, mask %#llx); ",
-                     (unsigned long long)native.out.rflags, (unsigned long long)interp.out.rflags,
-                     (unsigned long long)c.in.rflags, (unsigned long long)mask);
+                (unsigned long long)native.out.rflags, (unsigned long long)interp.out.rflags,
+                (unsigned long long)c.in.rflags, (unsigned long long)mask);
             diff += buf;
         }
         if (c.compare_xmm) {
             for (int x = 0; x < 16; x++)
                 if (std::memcmp(&native.out.xmm[x], &interp.out.xmm[x], 16) != 0) {
                     snprintf(buf, sizeof buf, "xmm%d: native %016llx%016llx, interpreter %016llx%016llx; ", x,
-                             (unsigned long long)native.out.xmm[x].q[1], (unsigned long long)native.out.xmm[x].q[0],
-                             (unsigned long long)interp.out.xmm[x].q[1], (unsigned long long)interp.out.xmm[x].q[0]);
+                        (unsigned long long)native.out.xmm[x].q[1], (unsigned long long)native.out.xmm[x].q[0],
+                        (unsigned long long)interp.out.xmm[x].q[1], (unsigned long long)interp.out.xmm[x].q[0]);
                     diff += buf;
                 }
             if (native.out.mxcsr != interp.out.mxcsr) {
@@ -129,29 +133,29 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
     }
     if (native.fault == Fault::None && c.compare_x87) {
         if (native.out.fcw != interp.out.fcw || native.out.fsw != interp.out.fsw || native.out.ftw != interp.out.ftw) {
-            snprintf(buf, sizeof buf, "x87 cw/sw/tw: native %04x/%04x/%02x, interpreter %04x/%04x/%02x; ", native.out.fcw,
-                     native.out.fsw, native.out.ftw, interp.out.fcw, interp.out.fsw, interp.out.ftw);
+            snprintf(buf, sizeof buf, "x87 cw/sw/tw: native %04x/%04x/%02x, interpreter %04x/%04x/%02x; ",
+                native.out.fcw, native.out.fsw, native.out.ftw, interp.out.fcw, interp.out.fsw, interp.out.ftw);
             diff += buf;
         }
         for (int i = 0; i < 8; i++)
             if (std::memcmp(&native.out.st[i], &interp.out.st[i], 10) != 0) {
                 snprintf(buf, sizeof buf, "st%d: native %04x%016llx, interpreter %04x%016llx; ", i,
-                         native.out.st[i].w[4], (unsigned long long)native.out.st[i].q[0], interp.out.st[i].w[4],
-                         (unsigned long long)interp.out.st[i].q[0]);
+                    native.out.st[i].w[4], (unsigned long long)native.out.st[i].q[0], interp.out.st[i].w[4],
+                    (unsigned long long)interp.out.st[i].q[0]);
                 diff += buf;
             }
     }
     for (unsigned i = 0; i < k_data_bytes; i++)
         if (native.out.data[i] != interp.out.data[i]) {
             snprintf(buf, sizeof buf, "data+%#x: native %02x, interpreter %02x; ", i, native.out.data[i],
-                     interp.out.data[i]);
+                interp.out.data[i]);
             diff += buf;
             break;
         }
     for (unsigned i = 0; i < k_stack_bytes; i++)
         if (native.out.stack[i] != interp.out.stack[i]) {
             snprintf(buf, sizeof buf, "stack+%#x: native %02x, interpreter %02x; ", i, native.out.stack[i],
-                     interp.out.stack[i]);
+                interp.out.stack[i]);
             diff += buf;
             break;
         }

@@ -4,7 +4,7 @@
 // tool for finding what the interpreter still lacks before the real PC
 // board exists; not a test (it needs a kernel image).
 //
-//   kiln-interp-probe VMLINUX [COMMAND-LINE] [MAX-INSTRUCTIONS]
+//   kiln-interp-probe VMLINUX [COMMAND-LINE] [MAX-INSTRUCTIONS] [INITRD]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -40,9 +40,9 @@ public:
     }
     uint64_t virtual_clock_ns() override
     {
-        return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count());
+        return uint64_t(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+                .count());
     }
     bool wait_for_interrupt() override { return false; }
 };
@@ -65,17 +65,23 @@ struct Elf64Phdr {
 int main(int argc, char** argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s VMLINUX [CMDLINE] [MAX-INSTRUCTIONS]\n", argv[0]);
+        fprintf(stderr, "usage: %s VMLINUX [CMDLINE] [MAX-INSTRUCTIONS] [INITRD]\n", argv[0]);
         return 2;
     }
     std::ifstream in(argv[1], std::ios::binary);
     std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (image.size() < sizeof(Elf64Header) || std::memcmp(image.data(), "\x7f" "ELF", 4) != 0) {
+    if (image.size() < sizeof(Elf64Header)
+        || std::memcmp(image.data(),
+               "\x7f"
+               "ELF",
+               4)
+            != 0) {
         fprintf(stderr, "%s: '%s' is not an ELF file\n", argv[0], argv[1]);
         return 1;
     }
-    std::string cmdline = argc > 2 && argv[2][0] ? argv[2]
-                                   : "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr acpi=off noapic nolapic lpj=1000000";
+    std::string cmdline = argc > 2 && argv[2][0]
+        ? argv[2]
+        : "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr acpi=off noapic nolapic lpj=1000000";
     uint64_t budget = argc > 3 ? strtoull(argv[3], nullptr, 0) : 2000000000ull;
     Log::enable_categories("unimp");
 
@@ -120,11 +126,26 @@ int main(int argc, char** argv)
         uint32_t magic, version, flags, nr_modules;
         uint64_t modlist, cmdline, rsdp, memmap;
         uint32_t memmap_entries, reserved;
-    } si{0x336ec578, 1, 0, 0, 0, 0x7000, 0, 0x6100, 2, 0};
+    } si { 0x336ec578, 1, 0, 0, 0, 0x7000, 0, 0x6100, 2, 0 };
     struct {
         uint64_t addr, size;
         uint32_t type, reserved;
-    } map[2] = {{0, 0x9f000, 1, 0}, {0x100000, ram - 0x100000, 1, 0}};
+    } map[2] = { { 0, 0x9f000, 1, 0 }, { 0x100000, ram - 0x100000, 1, 0 } };
+    if (argc > 4) {
+        // The initrd goes at 256 MiB and is announced as PVH module 0.
+        std::ifstream rd(argv[4], std::ios::binary);
+        std::vector<uint8_t> initrd((std::istreambuf_iterator<char>(rd)), std::istreambuf_iterator<char>());
+        if (initrd.empty() || initrd.size() > (128u << 20)) {
+            fprintf(stderr, "%s: cannot use initrd '%s'\n", argv[0], argv[4]);
+            return 1;
+        }
+        const uint64_t at = 256ull << 20;
+        std::memcpy(host.ram(at), initrd.data(), initrd.size());
+        uint64_t mod[4] = { at, initrd.size(), 0, 0 };
+        std::memcpy(host.ram(0x6200), mod, sizeof mod);
+        si.nr_modules = 1;
+        si.modlist = 0x6200;
+    }
     std::memcpy(host.ram(0x6000), &si, sizeof si);
     std::memcpy(host.ram(0x6100), map, sizeof map);
     std::memcpy(host.ram(0x7000), cmdline.c_str(), cmdline.size() + 1);
@@ -133,12 +154,12 @@ int main(int argc, char** argv)
     auto cpu = std::move(interp::Interpreter::create(host, model.value()).value());
     x86::CpuState& s = cpu->state();
     // PVH entry: 32-bit flat protected mode, paging off, EBX = start info.
-    auto flat = [](uint16_t sel, uint16_t attr) { return x86::SegmentCache{sel, attr, 0xffffffff, 0}; };
+    auto flat = [](uint16_t sel, uint16_t attr) { return x86::SegmentCache { sel, attr, 0xffffffff, 0 }; };
     s.cr0 = x86::k_cr0_pe | x86::k_cr0_et;
     s.segment(x86::Seg::CS) = flat(0x10, 0xc09b);
-    for (x86::Seg r : {x86::Seg::DS, x86::Seg::ES, x86::Seg::SS, x86::Seg::FS, x86::Seg::GS})
+    for (x86::Seg r : { x86::Seg::DS, x86::Seg::ES, x86::Seg::SS, x86::Seg::FS, x86::Seg::GS })
         s.segment(r) = flat(0x18, 0xc093);
-    s.tr = {0x20, 0x8b, 0x67, 0};
+    s.tr = { 0x20, 0x8b, 0x67, 0 };
     s.gpr[x86::k_rbx] = 0x6000;
     s.rip = pvh_entry;
     s.rflags = 0x2;
@@ -146,11 +167,12 @@ int main(int argc, char** argv)
     auto t0 = std::chrono::steady_clock::now();
     interp::RunExit exit = cpu->run(budget);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fprintf(stderr, "\n[probe] exit=%s after %llu instructions in %.2f s (%.1f MIPS); rip=%llx cs=%x cr0=%llx cr2=%llx "
-                    "efer=%llx halted=%d rflags=%llx rsp=%llx\n",
-            interp::run_exit_name(exit), (unsigned long long)cpu->instructions_retired(), secs,
-            cpu->instructions_retired() / secs / 1e6, (unsigned long long)s.rip, s.segment(x86::Seg::CS).selector,
-            (unsigned long long)s.cr0, (unsigned long long)s.cr2, (unsigned long long)s.efer, s.halted,
-            (unsigned long long)s.rflags, (unsigned long long)s.gpr[x86::k_rsp]);
+    fprintf(stderr,
+        "\n[probe] exit=%s after %llu instructions in %.2f s (%.1f MIPS); rip=%llx cs=%x cr0=%llx cr2=%llx "
+        "efer=%llx halted=%d rflags=%llx rsp=%llx\n",
+        interp::run_exit_name(exit), (unsigned long long)cpu->instructions_retired(), secs,
+        cpu->instructions_retired() / secs / 1e6, (unsigned long long)s.rip, s.segment(x86::Seg::CS).selector,
+        (unsigned long long)s.cr0, (unsigned long long)s.cr2, (unsigned long long)s.efer, s.halted,
+        (unsigned long long)s.rflags, (unsigned long long)s.gpr[x86::k_rsp]);
     return 0;
 }

@@ -3,12 +3,13 @@
 // test sequence can never damage the test process.
 #include <setjmp.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "tests/oracle/oracle.h"
 
@@ -56,10 +57,14 @@ bool map_fixed(uint64_t addr, size_t len, int prot)
 Fault fault_from_signal(int sig)
 {
     switch (sig) {
-    case SIGFPE: return Fault::DivideError;
-    case SIGILL: return Fault::InvalidOpcode;
-    case SIGTRAP: return Fault::Breakpoint;
-    default: return Fault::Protection;
+    case SIGFPE:
+        return Fault::DivideError;
+    case SIGILL:
+        return Fault::InvalidOpcode;
+    case SIGTRAP:
+        return Fault::Breakpoint;
+    default:
+        return Fault::Protection;
     }
 }
 
@@ -71,15 +76,15 @@ Fault fault_from_signal(int sig)
         || !map_fixed(k_block_addr, 8192, PROT_READ | PROT_WRITE))
         _exit(3);
     static uint8_t altstack[65536];
-    stack_t ss{};
+    stack_t ss {};
     ss.ss_sp = altstack;
     ss.ss_size = sizeof altstack;
     sigaltstack(&ss, nullptr);
-    struct sigaction sa{};
+    struct sigaction sa { };
     sa.sa_sigaction = on_signal;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP})
+    for (int sig : { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP })
         sigaction(sig, &sa, nullptr);
 
     auto* block = reinterpret_cast<Block*>(k_block_addr);
@@ -91,7 +96,7 @@ Fault fault_from_signal(int sig)
         OracleOutcome& r = results[i];
         std::memcpy(code, c.code.data(), c.code.size());
         uint64_t exit_addr = reinterpret_cast<uint64_t>(&kiln_oracle_exit);
-        const uint8_t jmp64[] = {0xff, 0x25, 0, 0, 0, 0}; // jmp *0(%rip); .quad target
+        const uint8_t jmp64[] = { 0xff, 0x25, 0, 0, 0, 0 }; // jmp *0(%rip); .quad target
         uint8_t* t = code + c.code.size();
         if (!c.mode32) {
             std::memcpy(t, jmp64, sizeof jmp64);
@@ -106,13 +111,13 @@ Fault fault_from_signal(int sig)
             };
             put_far(0x800, uint32_t(k_code_addr + 0x900), 0x33);
             put_far(0x810, uint32_t(k_code_addr), 0x23);
-            const uint8_t out[] = {0xff, 0x2d}; // ljmp *abs32
+            const uint8_t out[] = { 0xff, 0x2d }; // ljmp *abs32
             std::memcpy(t, out, 2);
             uint32_t ptr = uint32_t(k_code_addr + 0x800);
             std::memcpy(t + 2, &ptr, 4);
             std::memcpy(code + 0x900, jmp64, sizeof jmp64);
             std::memcpy(code + 0x906, &exit_addr, 8);
-            const uint8_t in[] = {0xff, 0x2d}; // ljmp *disp32(%rip) (m16:32)
+            const uint8_t in[] = { 0xff, 0x2d }; // ljmp *disp32(%rip) (m16:32)
             std::memcpy(code + 0xa00, in, 2);
             int32_t disp = 0x810 - (0xa00 + 6);
             std::memcpy(code + 0xa02, &disp, 4);
@@ -171,12 +176,11 @@ Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cas
     if (pid == 0)
         child_main(cases, results);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) { }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         munmap(shared, bytes);
         return Error::internal("oracle: native child failed (status " + std::to_string(status)
-                               + "; exit 3 means the fixed test addresses were not free)");
+            + "; exit 3 means the fixed test addresses were not free)");
     }
     std::vector<OracleOutcome> out(results, results + cases.size());
     munmap(shared, bytes);

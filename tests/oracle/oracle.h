@@ -35,7 +35,7 @@ struct OracleState {
 };
 
 struct OracleCase {
-    std::string name;        // instruction form, for failure messages
+    std::string name; // instruction form, for failure messages
     std::vector<uint8_t> code;
     OracleState in;
     uint64_t undefined_flags = 0; // RFLAGS bits the SDM leaves undefined for this case

@@ -61,7 +61,7 @@ inline constexpr uint64_t k_gdt = 0x1000;
 inline constexpr uint64_t k_tss = 0x2000;
 inline constexpr uint64_t k_idt = 0x3000;
 inline constexpr uint64_t k_pml4 = 0x10000;
-inline constexpr uint64_t k_stubs = 0x80000;     // 16 bytes per vector: HLT
+inline constexpr uint64_t k_stubs = 0x80000; // 16 bytes per vector: HLT
 inline constexpr uint64_t k_kernel_stack = 0x9f000;
 // Selectors as Linux lays out its GDT, so pushed selectors and SYSRET
 // targets match native execution.

@@ -2,9 +2,9 @@
 // form the interpreter implements, on random and edge-case operands, must
 // leave the same registers, flags (minus the SDM's undefined ones), memory
 // and fault as native execution.
-#include <gtest/gtest.h>
-
 #include <cstdio>
+
+#include <gtest/gtest.h>
 
 #include "tests/oracle/generators.h"
 #include "tests/oracle/oracle.h"
@@ -23,8 +23,8 @@ void run_family(const std::string& family, uint64_t seed)
     size_t faults = 0;
     // Batches keep memory bounded (each case carries 12 KiB of memory image).
     for (size_t start = 0; start < cases.size(); start += 400) {
-        std::vector<OracleCase> batch(cases.begin() + long(start),
-                                      cases.begin() + long(std::min(cases.size(), start + 400)));
+        std::vector<OracleCase> batch(
+            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
         auto native = run_native(batch);
         ASSERT_TRUE(native.ok()) << native.error().message();
         auto interp = run_interpreter(batch);
@@ -47,8 +47,8 @@ void run_family(const std::string& family, uint64_t seed)
             }
         }
     }
-    printf("oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(), faults,
-           failures);
+    printf(
+        "oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(), faults, failures);
     EXPECT_EQ(failures, 0u);
 }
 
