@@ -437,8 +437,11 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
 
     // Packed integer ops (66 prefix): the MMX forms without 66 are not offered.
     if (pfx == Pfx::P66) {
-        __m128i r;
-        if (int_binop(b, ld(xmm[dst]), ld(src128(true)), r)) {
+        __m128i r, zero = _mm_setzero_si128();
+        // Only a packed-integer opcode reads its m128 operand here (with the
+        // alignment check); the others have their own operand shapes.
+        if (int_binop(b, zero, zero, r)) {
+            int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
             st(xmm[dst], r);
             return true;
         }

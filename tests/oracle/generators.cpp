@@ -113,7 +113,9 @@ OracleCase build(Rng& rng, const Form& f, bool mode32)
             const unsigned nbases = mode32 ? 4 : 12;
             unsigned base = bases[rng.below(nbases)];
             uint64_t target = k_data_addr + 64 + rng.below(k_data_bytes - 192);
-            if (f.align16)
+            // Mostly aligned; sometimes not, to check the #GP on m128
+            // operands and that unaligned forms accept any address.
+            if (f.align16 && rng.below(4))
                 target &= ~15ull;
             int8_t disp = int8_t(rng.below(256));
             bool use_index = rng.below(3) == 0;
