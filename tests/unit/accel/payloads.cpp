@@ -53,6 +53,7 @@ MemoryBlob idt_blob()
         uint64_t g = (handler & 0xffffull) | (0x08ull << 16) | (0x8eull << 40) | (uint64_t(handler >> 16) << 48);
         put64(b.bytes, vector * 8, g);
     };
+    gate(0x02, 0x1100); // NMI
     gate(0x20, 0x1100);
     gate(0x30, 0x1200);
     return b;
@@ -164,6 +165,15 @@ const std::vector<uint8_t> k_timer_handler = {          // vector 0x30
     0xe9, 0xf7, 0xfd, 0xff, 0xff,                       // 1208: jmp 1004     (cli; hlt)
 };
 
+const std::vector<uint8_t> k_nmi_wait = {               // same layout as k_interrupt_idt, no STI
+    0x31, 0xdb,                                         // 1000: xor ebx,ebx
+    0x90,                                               // 1002: nop
+    0x81, 0xfb, 0x11, 0x11, 0x00, 0x00,                 // 1003: cmp ebx,0x1111
+    0x75, 0xf8,                                         // 1009: jne 1003
+    0xfa,                                               // 100b: cli
+    0xf4,                                               // 100c: hlt
+};
+
 const std::vector<uint8_t> k_real_mode_irq = {
     0x31, 0xdb,                                         // 1000: xor bx,bx
     0xfb,                                               // 1002: sti
@@ -257,6 +267,19 @@ std::vector<Payload> build_payloads()
         p.expected = { { { k_rbx, 0x1111 }, { k_rsi, 1 }, { k_rsp, 0x8000 } }, 0x100d, k_cr0_pe | k_cr0_et, 0, 0, 0,
             0x08, 0x10, 0x10, false, false };
         p.acked = { 0x20 };
+        p.memory_after = { { 0x7ff8, { 0x08, 0, 0, 0 } } }; // CS of the interrupted code in the frame
+        all.push_back(p);
+    }
+    {
+        Payload p;
+        p.name = "nmi_idt";
+        p.description = "an NMI delivered through IDT gate 2 while IF=0 (the main loop never sets IF)";
+        p.memory = { gdt_blob(), idt_blob(), { 0x1000, k_nmi_wait }, { 0x1100, k_interrupt_handler } };
+        p.initial = flat_protected_mode_state(0x1000);
+        p.nmi_at_start = true;
+        p.expected = { { { k_rbx, 0x1111 }, { k_rsi, 1 }, { k_rsp, 0x8000 } }, 0x100d, k_cr0_pe | k_cr0_et, 0, 0, 0,
+            0x08, 0x10, 0x10, false, false };
+        p.nmis_acked = 1;
         p.memory_after = { { 0x7ff8, { 0x08, 0, 0, 0 } } }; // CS of the interrupted code in the frame
         all.push_back(p);
     }
@@ -376,6 +399,8 @@ std::unique_ptr<FakeVcpuHost> make_payload_host(const Payload& p)
         host->raise_interrupt(v);
     if (p.timer_vector)
         host->arm_timer(*p.timer_vector);
+    if (p.nmi_at_start)
+        host->raise_nmi();
     return host;
 }
 
@@ -386,6 +411,7 @@ void check_payload_result(const Payload& p, FakeVcpuHost& host, const x86::CpuSt
     EXPECT_EQ(host.mmio, p.mmio);
     EXPECT_EQ(host.acked, p.acked);
     EXPECT_EQ(host.resets, p.resets);
+    EXPECT_EQ(host.nmis_acked, p.nmis_acked);
     for (auto& b : p.memory_after) {
         std::vector<uint8_t> got(b.bytes.size());
         ASSERT_TRUE(host.memory().read(b.gpa, got.data(), got.size()).ok());

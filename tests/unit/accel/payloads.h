@@ -6,7 +6,7 @@
 // Guest-physical layout (RAM is 2 MiB from 0):
 //   0x0500  GDT: null, 0x08 flat code32, 0x10 flat data, 0x18 code64
 //   0x0520  GDT pointer (limit 0x1f, base 0x500); 0x0530 an empty IDT pointer
-//   0x1000  code entry; 0x1100 / 0x1200 interrupt handlers (vectors 0x20 / 0x30)
+//   0x1000  code entry; 0x1100 / 0x1200 interrupt handlers (vectors 2 and 0x20 / 0x30)
 //   0x2000  PML4 -> 0x3000 PDPT -> 0x4000 PD (0-2 MiB identity, 2 MiB page)
 //                           \-> 0x5000 PD (0xe0000000 2 MiB page, uncached: the MMIO test device)
 //   0x6000  IDT (protected mode, 256 gates, limit 0x7ff)
@@ -57,6 +57,7 @@ struct Payload {
     x86::CpuState initial;
     std::vector<uint8_t> irqs_at_start; // queued in the host before running
     std::optional<uint8_t> timer_vector; // fires when the guest halts with nothing pending
+    bool nmi_at_start = false; // an NMI latched in the host before running
     PayloadEnd end = PayloadEnd::Stopped;
     bool check_cpu = true; // false: the end state is not architecturally defined
     ExpectedCpu expected;
@@ -64,6 +65,7 @@ struct Payload {
     std::vector<MmioAccess> mmio;
     std::vector<MemoryBlob> memory_after;
     std::vector<uint8_t> acked;
+    unsigned nmis_acked = 0;
     unsigned resets = 0;
 };
 

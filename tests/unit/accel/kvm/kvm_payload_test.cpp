@@ -48,8 +48,8 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, KvmPayloadTest,
-    ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "real_mode_irq",
-        "hlt_timer", "triple_fault", "i8042_reset"),
+    ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "nmi_idt",
+        "real_mode_irq", "hlt_timer", "triple_fault", "i8042_reset"),
     [](const auto& info) { return info.param; });
 
 TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)
