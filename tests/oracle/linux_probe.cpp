@@ -22,29 +22,55 @@ using namespace kiln::accel;
 
 namespace {
 
+// Just enough of a 16550 at 0x3F8 for Linux's 8250 driver: output only,
+// THR-empty interrupts on IRQ 4 (vector 0x34 once Linux has programmed
+// the 8259s), everything else reads as an idle port.
 class ProbeHost : public oracle::FakeHost {
 public:
     using FakeHost::FakeHost;
     uint32_t pio_read(uint16_t port, unsigned size) override
     {
-        if (port == 0x3fd)
-            return 0x60; // 8250 LSR: transmitter empty
-        return FakeHost::pio_read(port, size);
+        switch (port) {
+        case 0x3f9: return m_ier;
+        case 0x3fa: // IIR: THR empty pending (reading clears it), else none
+            if (m_thre_pending) {
+                m_thre_pending = false;
+                return 0xc2;
+            }
+            return 0xc1;
+        case 0x3fd: return 0x60; // LSR: transmitter empty
+        case 0x3fe: return 0xb0; // MSR: CTS, DSR, DCD
+        default: return FakeHost::pio_read(port, size);
+        }
     }
     void pio_write(uint16_t port, unsigned size, uint32_t value) override
     {
-        if (port == 0x3f8) {
+        if (port == 0x3f8 && !(m_lcr & 0x80)) {
             fputc(int(value & 0xff), stdout);
             fflush(stdout);
+            m_thre_pending = true;
+        } else if (port == 0x3f9 && !(m_lcr & 0x80)) {
+            m_ier = uint8_t(value);
+            if (m_ier & 2)
+                m_thre_pending = true;
+        } else if (port == 0x3fb) {
+            m_lcr = uint8_t(value);
         }
     }
+    bool interrupt_pending() override { return m_thre_pending && (m_ier & 2); }
+    uint8_t acknowledge_interrupt() override { return 0x34; }
     uint64_t virtual_clock_ns() override
     {
-        return uint64_t(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-                .count());
+        return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count());
     }
-    bool wait_for_interrupt() override { return false; }
+    bool wait_for_interrupt() override { return interrupt_pending(); }
+
+private:
+    uint8_t m_ier = 0;
+    uint8_t m_lcr = 0;
+    bool m_thre_pending = false;
 };
 
 struct Elf64Header {

@@ -344,3 +344,20 @@ TEST(InterpSystem, ProtectedModeSegmentLimit)
     std::memcpy(&err, host.ram(0x8000 - 16), 4);
     EXPECT_EQ(err, 0x28u);
 }
+
+TEST(InterpSystem, SingleStepTrap)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    host.write(0x100000, { 0x90, 0x90, 0xf4 });
+    s.rip = 0x100000;
+    s.gpr[x86::k_rsp] = 0x8000;
+    s.rflags |= x86::k_flag_tf;
+    cpu->run(1);
+    EXPECT_EQ(delivered_vector(s), 1);
+    EXPECT_EQ(read64(host, 0x8000 - 40), 0x100001u); // trap after the first NOP
+    EXPECT_TRUE(s.dr[6] & (1u << 14));
+    EXPECT_FALSE(s.rflags & x86::k_flag_tf); // cleared by the delivery
+}
