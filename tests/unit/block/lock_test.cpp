@@ -222,6 +222,12 @@ TEST_F(LockTest, QemuIoHoldingQcow2BlocksKiln)
     }
     // Probing needs no lock.
     EXPECT_TRUE(run(m_ctx->probe_format(img, OpenFlags {})).ok());
+    // Creating over an image in use fails before touching it.
+    auto size_before = std::filesystem::file_size(img);
+    auto c = run(m_ctx->create_image("raw", img, 4096, {}));
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().message(), "Failed to get \"write\" lock" + hint);
+    EXPECT_EQ(std::filesystem::file_size(img), size_before);
 }
 
 TEST_F(LockTest, QemuIoHoldingRawSharesEverything)
