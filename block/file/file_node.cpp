@@ -174,7 +174,7 @@ Result<void> FileNode::choose_engine()
         if (m_requested_engine)
             Log::warning(engine.error().message() + "; using aio=threads for '" + m_filename + "'");
     }
-    m_engine = make_threads_engine(ctx.loop());
+    m_engine = ctx.shared_threads_engine();
     return ok();
 }
 

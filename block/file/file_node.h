@@ -106,7 +106,8 @@ private:
     bool m_block_device = false;
     bool m_regular_file = false;
     uint64_t m_size_bytes = 0;
-    std::unique_ptr<IoEngine> m_engine;
+    // Shared for `threads` (one worker set per context), own otherwise.
+    std::shared_ptr<IoEngine> m_engine;
     std::optional<AioEngine> m_requested_engine;
     bool m_direct = false;
     bool m_no_flush = false;
