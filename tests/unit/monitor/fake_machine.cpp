@@ -213,7 +213,7 @@ Result<void> FakeMachine::send_keys(const std::vector<KeyPress>& keys, int64_t h
 BlockDeviceInfo* FakeMachine::find_block(const std::string& device)
 {
     for (auto& b : blocks)
-        if (b.device == device)
+        if (b.device == device || (b.medium && b.medium->node_name == device))
             return &b;
     return nullptr;
 }
