@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -126,7 +127,16 @@ void Connection::write(std::string_view bytes)
 void Connection::flush()
 {
     while (!m_closed && m_output_offset < m_output.size()) {
-        ssize_t n = ::write(m_out_fd, m_output.data() + m_output_offset, m_output.size() - m_output_offset);
+        const char* data = m_output.data() + m_output_offset;
+        size_t length = m_output.size() - m_output_offset;
+        // send() with MSG_NOSIGNAL so a vanished socket peer is an EPIPE
+        // error, not a process-killing SIGPIPE; pipes need main() to ignore
+        // SIGPIPE, as QEMU does.
+        ssize_t n = m_out_is_socket ? ::send(m_out_fd, data, length, MSG_NOSIGNAL) : ::write(m_out_fd, data, length);
+        if (n < 0 && errno == ENOTSOCK) {
+            m_out_is_socket = false;
+            continue;
+        }
         if (n > 0) {
             m_output_offset += size_t(n);
             continue;

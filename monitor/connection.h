@@ -56,6 +56,7 @@ private:
     bool m_in_registered = false;
     bool m_out_registered = false;
     bool m_in_is_file = false;
+    bool m_out_is_socket = true; // until send() says ENOTSOCK
     std::string m_output;
     size_t m_output_offset = 0;
     std::function<void(std::string_view)> m_on_data;
