@@ -298,8 +298,12 @@ void register_block_commands(CommandTable& table)
             args["format"] = hmp["arg"];
         if (hmp.contains("force"))
             args["force"] = hmp["force"];
-        if (hmp.contains("read-only-mode"))
-            args["read-only-mode"] = hmp["read-only-mode"];
+        if (hmp.contains("read-only-mode")) {
+            std::string mode = hmp["read-only-mode"].get<std::string>();
+            if (mode != "retain" && mode != "read-only" && mode != "read-write")
+                return CommandError::generic("invalid parameter value: " + mode);
+            args["read-only-mode"] = mode;
+        }
         return args;
     };
     change.run = [](CommandContext& ctx, const Json& args) -> CommandResult {

@@ -268,8 +268,9 @@ std::vector<ArgDecl> split_args_type(std::string_view args_type)
 }
 
 // QEMU's get_str: a quoted string with \n \r \\ \' \" escapes, or a run of
-// non-space characters. nullopt when nothing is there or a quote is open.
-std::optional<std::string> get_str(std::string_view& text)
+// non-space characters. nullopt when nothing is there; `problem` gets
+// QEMU's extra line for a bad quoted string.
+std::optional<std::string> get_str(std::string_view& text, std::string& problem)
 {
     skip_spaces(text);
     if (text.empty())
@@ -282,7 +283,7 @@ std::optional<std::string> get_str(std::string_view& text)
             text.remove_prefix(1);
             if (c == '\\') {
                 if (text.empty())
-                    return std::nullopt;
+                    break;
                 c = text.front();
                 text.remove_prefix(1);
                 switch (c) {
@@ -291,13 +292,17 @@ std::optional<std::string> get_str(std::string_view& text)
                 case '\\':
                 case '\'':
                 case '"': break;
-                default: return std::nullopt;
+                default:
+                    problem = std::string("unsupported escape code: '\\") + c + "'";
+                    return std::nullopt;
                 }
             }
             out += c;
         }
-        if (text.empty())
-            return std::nullopt; // unterminated
+        if (text.empty()) {
+            problem = "unterminated string";
+            return std::nullopt;
+        }
         text.remove_prefix(1);
         return out;
     }
@@ -392,10 +397,11 @@ Result<Json> parse_hmp_args(const Command& command, std::string_view display_nam
             skip_spaces(args);
             if (decl.optional && args.empty())
                 continue;
-            auto value = get_str(args);
+            std::string problem;
+            auto value = get_str(args, problem);
             if (!value) {
                 const char* what = type == "F" ? "filename" : type == "B" ? "block device name" : "string";
-                return Error::invalid(name + ": " + what + " expected");
+                return Error::invalid((problem.empty() ? "" : problem + "\n") + name + ": " + what + " expected");
             }
             out[decl.name] = *value;
         } else if (type == "S") {
@@ -436,7 +442,8 @@ Result<Json> parse_hmp_args(const Command& command, std::string_view display_nam
             skip_spaces(args);
             if (decl.optional && args.empty())
                 continue;
-            auto value = get_str(args);
+            std::string problem;
+            auto value = get_str(args, problem);
             if (!value || (*value != "on" && *value != "off"))
                 return Error::invalid("Expected 'on' or 'off'");
             out[decl.name] = *value == "on";

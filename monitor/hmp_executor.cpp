@@ -28,7 +28,7 @@ std::string HmpExecutor::execute(std::string_view line)
     std::string_view name = take_name(rest);
     if (name.empty())
         return "";
-    if (name == "info" || name == "i") {
+    if (name == "info") {
         std::string_view sub = take_name(rest);
         if (sub.empty())
             return format_help(m_table, "info");
