@@ -5,18 +5,19 @@ namespace kiln::monitor {
 const char* qmp_error_class_name(QmpErrorClass error_class)
 {
     switch (error_class) {
-    case QmpErrorClass::GenericError: return "GenericError";
-    case QmpErrorClass::CommandNotFound: return "CommandNotFound";
-    case QmpErrorClass::DeviceNotFound: return "DeviceNotFound";
-    case QmpErrorClass::KVMMissingCap: return "KVMMissingCap";
+    case QmpErrorClass::GenericError:
+        return "GenericError";
+    case QmpErrorClass::CommandNotFound:
+        return "CommandNotFound";
+    case QmpErrorClass::DeviceNotFound:
+        return "DeviceNotFound";
+    case QmpErrorClass::KVMMissingCap:
+        return "KVMMissingCap";
     }
     return "GenericError";
 }
 
-CommandError CommandError::from(const Error& error)
-{
-    return generic(error.message());
-}
+CommandError CommandError::from(const Error& error) { return generic(error.message()); }
 
 std::string Command::first_hmp_name() const
 {
@@ -67,11 +68,16 @@ const Command* CommandTable::find_info(std::string_view name) const
 static const char* type_word(ArgType type)
 {
     switch (type) {
-    case ArgType::String: return "string";
-    case ArgType::Int: return "integer";
-    case ArgType::Bool: return "boolean";
-    case ArgType::Array: return "array";
-    case ArgType::Any: return "any";
+    case ArgType::String:
+        return "string";
+    case ArgType::Int:
+        return "integer";
+    case ArgType::Bool:
+        return "boolean";
+    case ArgType::Array:
+        return "array";
+    case ArgType::Any:
+        return "any";
     }
     return "any";
 }
@@ -79,11 +85,16 @@ static const char* type_word(ArgType type)
 static bool type_matches(ArgType type, const Json& value)
 {
     switch (type) {
-    case ArgType::String: return value.is_string();
-    case ArgType::Int: return value.is_number_integer();
-    case ArgType::Bool: return value.is_boolean();
-    case ArgType::Array: return value.is_array();
-    case ArgType::Any: return true;
+    case ArgType::String:
+        return value.is_string();
+    case ArgType::Int:
+        return value.is_number_integer();
+    case ArgType::Bool:
+        return value.is_boolean();
+    case ArgType::Array:
+        return value.is_array();
+    case ArgType::Any:
+        return true;
     }
     return false;
 }
@@ -100,8 +111,8 @@ std::optional<CommandError> CommandTable::check_qmp_args(const Command& command,
             continue;
         }
         if (!type_matches(arg.type, *it))
-            return CommandError::generic("Invalid parameter type for '" + arg.name
-                                         + "', expected: " + type_word(arg.type));
+            return CommandError::generic(
+                "Invalid parameter type for '" + arg.name + "', expected: " + type_word(arg.type));
     }
     for (auto it = args.begin(); it != args.end(); ++it) {
         bool known = false;

@@ -24,7 +24,7 @@ struct CommandError {
     QmpErrorClass error_class = QmpErrorClass::GenericError;
     std::string desc;
 
-    static CommandError generic(std::string desc) { return {QmpErrorClass::GenericError, std::move(desc)}; }
+    static CommandError generic(std::string desc) { return { QmpErrorClass::GenericError, std::move(desc) }; }
     // A machine Error becomes a GenericError carrying its message; commands
     // look devices up themselves to answer DeviceNotFound.
     static CommandError from(const Error& error);
@@ -32,9 +32,18 @@ struct CommandError {
 
 class CommandResult {
 public:
-    CommandResult(Json value) : m_value(std::move(value)) {}
-    CommandResult(CommandError error) : m_error(std::move(error)) {}
-    CommandResult(const Error& error) : m_error(CommandError::from(error)) {}
+    CommandResult(Json value)
+        : m_value(std::move(value))
+    {
+    }
+    CommandResult(CommandError error)
+        : m_error(std::move(error))
+    {
+    }
+    CommandResult(const Error& error)
+        : m_error(CommandError::from(error))
+    {
+    }
 
     bool ok() const { return m_value.has_value(); }
     const Json& value() const { return *m_value; }
@@ -70,8 +79,8 @@ struct Command {
     // HMP: "stop|s" (aliases after '|'); empty for QMP-only commands.
     std::string hmp_name;
     bool info_subcommand = false; // listed under `info`
-    std::string hmp_args_type;    // QEMU's args_type: "device:B,size:o"
-    std::string hmp_params;       // "device size" in help
+    std::string hmp_args_type; // QEMU's args_type: "device:B,size:o"
+    std::string hmp_params; // "device size" in help
     std::string help;
     // QMP: empty for HMP-only commands.
     std::string qmp_name;

@@ -73,7 +73,8 @@ Json inserted_json(const BlockMedium& m)
     j["encrypted"] = m.encrypted;
     j["bps"] = 0;
     j["bps_rd"] = 0;
-    j["cache"] = Json{{"no-flush", m.cache_no_flush}, {"direct", m.cache_direct}, {"writeback", m.cache_writeback}};
+    j["cache"]
+        = Json { { "no-flush", m.cache_no_flush }, { "direct", m.cache_direct }, { "writeback", m.cache_writeback } };
     j["file"] = m.filename;
     return j;
 }
@@ -131,8 +132,8 @@ void print_block_entry(std::string& out, const Json* info, const Json* inserted)
         + (cache["direct"].get<bool>() ? ", direct" : "") + (cache["no-flush"].get<bool>() ? ", ignore flushes" : "")
         + "\n";
     if (inserted->contains("backing_file"))
-        out += "    Backing file:     " + (*inserted)["backing_file"].get<std::string>() + " (chain depth: "
-            + std::to_string((*inserted)["backing_file_depth"].get<int64_t>()) + ")\n";
+        out += "    Backing file:     " + (*inserted)["backing_file"].get<std::string>()
+            + " (chain depth: " + std::to_string((*inserted)["backing_file_depth"].get<int64_t>()) + ")\n";
     if ((*inserted)["detect_zeroes"] != "off")
         out += "    Detect zeroes:    " + (*inserted)["detect_zeroes"].get<std::string>() + "\n";
 }
@@ -182,7 +183,7 @@ bool block_exists(MachineControl& machine, const std::string& name)
 
 CommandError device_not_found(const std::string& device)
 {
-    return {QmpErrorClass::DeviceNotFound, "Device '" + device + "' not found"};
+    return { QmpErrorClass::DeviceNotFound, "Device '" + device + "' not found" };
 }
 
 std::string errno_text(const Error& error)
@@ -215,7 +216,7 @@ void register_block_commands(CommandTable& table)
     blockstats.info_subcommand = true;
     blockstats.help = "show block device statistics";
     blockstats.qmp_name = "query-blockstats";
-    blockstats.qmp_args = {{"query-nodes", ArgType::Bool, true}};
+    blockstats.qmp_args = { { "query-nodes", ArgType::Bool, true } };
     blockstats.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::array();
         for (const auto& d : ctx.machine.block_devices()) {
@@ -240,8 +241,8 @@ void register_block_commands(CommandTable& table)
                 + " rd_operations=" + n("rd_operations") + " wr_operations=" + n("wr_operations")
                 + " flush_operations=" + n("flush_operations") + " wr_total_time_ns=" + n("wr_total_time_ns")
                 + " rd_total_time_ns=" + n("rd_total_time_ns") + " flush_total_time_ns=" + n("flush_total_time_ns")
-                + " rd_merged=" + n("rd_merged") + " wr_merged=" + n("wr_merged") + " idle_time_ns="
-                + std::to_string(s.value("idle_time_ns", int64_t(0))) + "\n";
+                + " rd_merged=" + n("rd_merged") + " wr_merged=" + n("wr_merged")
+                + " idle_time_ns=" + std::to_string(s.value("idle_time_ns", int64_t(0))) + "\n";
         }
     };
     table.add(std::move(blockstats));
@@ -269,7 +270,8 @@ void register_block_commands(CommandTable& table)
     eject.hmp_params = "[-f] device";
     eject.help = "eject a removable medium (use -f to force it)";
     eject.qmp_name = "eject";
-    eject.qmp_args = {{"device", ArgType::String, true}, {"id", ArgType::String, true}, {"force", ArgType::Bool, true}};
+    eject.qmp_args
+        = { { "device", ArgType::String, true }, { "id", ArgType::String, true }, { "force", ArgType::Bool, true } };
     eject.run = [](CommandContext& ctx, const Json& args) -> CommandResult {
         std::string device = args.value("device", args.value("id", ""));
         if (!block_exists(ctx.machine, device))
@@ -287,9 +289,9 @@ void register_block_commands(CommandTable& table)
     change.hmp_params = "device [-f] filename [format [read-only-mode]]";
     change.help = "change a removable medium, optional format, use -f to force the operation";
     change.qmp_name = "blockdev-change-medium";
-    change.qmp_args = {{"device", ArgType::String, true},  {"id", ArgType::String, true},
-                       {"filename", ArgType::String},      {"format", ArgType::String, true},
-                       {"force", ArgType::Bool, true},     {"read-only-mode", ArgType::String, true}};
+    change.qmp_args = { { "device", ArgType::String, true }, { "id", ArgType::String, true },
+        { "filename", ArgType::String }, { "format", ArgType::String, true }, { "force", ArgType::Bool, true },
+        { "read-only-mode", ArgType::String, true } };
     change.hmp_to_args = [](CommandContext&, const Json& hmp) -> CommandResult {
         Json args;
         args["device"] = hmp["device"];
@@ -318,8 +320,8 @@ void register_block_commands(CommandTable& table)
             mode = MediumMode::ReadWrite;
         else if (mode_text != "retain")
             return CommandError::generic("Parameter 'read-only-mode' does not accept value '" + mode_text + "'");
-        auto result = ctx.machine.change_medium(device, args["filename"].get<std::string>(),
-                                                args.value("format", ""), mode, args.value("force", false));
+        auto result = ctx.machine.change_medium(
+            device, args["filename"].get<std::string>(), args.value("format", ""), mode, args.value("force", false));
         if (!result)
             return result.error();
         return Json::object();
@@ -332,8 +334,8 @@ void register_block_commands(CommandTable& table)
     resize.hmp_params = "device size";
     resize.help = "resize a block image";
     resize.qmp_name = "block_resize";
-    resize.qmp_args = {{"device", ArgType::String, true}, {"node-name", ArgType::String, true},
-                       {"size", ArgType::Int}};
+    resize.qmp_args
+        = { { "device", ArgType::String, true }, { "node-name", ArgType::String, true }, { "size", ArgType::Int } };
     resize.run = [](CommandContext& ctx, const Json& args) -> CommandResult {
         std::string device = args.value("device", "");
         std::string node = args.value("node-name", "");

@@ -47,8 +47,8 @@ Json pci_device_json(const PciDeviceInfo& d)
         class_info["desc"] = desc;
     class_info["class"] = d.class_code;
     dev["class_info"] = class_info;
-    dev["id"] = Json{{"device", d.device_id}, {"vendor", d.vendor_id},
-                     {"subsystem", d.subsystem_id}, {"subsystem-vendor", d.subsystem_vendor_id}};
+    dev["id"] = Json { { "device", d.device_id }, { "vendor", d.vendor_id }, { "subsystem", d.subsystem_id },
+        { "subsystem-vendor", d.subsystem_vendor_id } };
     if (d.irq_pin != 0)
         dev["irq"] = d.irq;
     dev["irq_pin"] = d.irq_pin;
@@ -75,7 +75,7 @@ void print_pci(std::string& out, const Json& result, const Json&)
     for (const auto& bus : result) {
         for (const auto& d : bus["devices"]) {
             out += strprintf("  Bus %2lld, device %3lld, function %lld:\n", (long long)d["bus"].get<int64_t>(),
-                             (long long)d["slot"].get<int64_t>(), (long long)d["function"].get<int64_t>());
+                (long long)d["slot"].get<int64_t>(), (long long)d["function"].get<int64_t>());
             out += "    ";
             const Json& ci = d["class_info"];
             if (ci.contains("desc"))
@@ -84,24 +84,23 @@ void print_pci(std::string& out, const Json& result, const Json&)
                 out += strprintf("Class %04lld", (long long)ci["class"].get<int64_t>());
             const Json& id = d["id"];
             out += strprintf(": PCI device %04llx:%04llx\n", (long long)id["vendor"].get<int64_t>(),
-                             (long long)id["device"].get<int64_t>());
+                (long long)id["device"].get<int64_t>());
             out += strprintf("      PCI subsystem %04llx:%04llx\n", (long long)id["subsystem-vendor"].get<int64_t>(),
-                             (long long)id["subsystem"].get<int64_t>());
+                (long long)id["subsystem"].get<int64_t>());
             if (d.contains("irq"))
                 out += strprintf("      IRQ %lld, pin %c\n", (long long)d["irq"].get<int64_t>(),
-                                 char('A' + d["irq_pin"].get<int64_t>() - 1));
+                    char('A' + d["irq_pin"].get<int64_t>() - 1));
             for (const auto& r : d["regions"]) {
                 uint64_t addr = uint64_t(r["address"].get<int64_t>());
                 uint64_t size = uint64_t(r["size"].get<int64_t>());
                 out += strprintf("      BAR%lld: ", (long long)r["bar"].get<int64_t>());
                 if (r["type"] == "io")
                     out += strprintf("I/O at 0x%04llx [0x%04llx].\n", (unsigned long long)addr,
-                                     (unsigned long long)(addr + size - 1));
+                        (unsigned long long)(addr + size - 1));
                 else
                     out += strprintf("%d bit%s memory at 0x%08llx [0x%08llx].\n",
-                                     r["mem_type_64"].get<bool>() ? 64 : 32,
-                                     r["prefetch"].get<bool>() ? " prefetchable" : "", (unsigned long long)addr,
-                                     (unsigned long long)(addr + size - 1));
+                        r["mem_type_64"].get<bool>() ? 64 : 32, r["prefetch"].get<bool>() ? " prefetchable" : "",
+                        (unsigned long long)addr, (unsigned long long)(addr + size - 1));
             }
             out += "      id \"" + d["qdev_id"].get<std::string>() + "\"\n";
         }
@@ -112,18 +111,20 @@ void print_pci(std::string& out, const Json& result, const Json&)
 
 void register_info_commands(CommandTable& table)
 {
-    Command regs = info("registers", "", "show the cpu registers (-a: show register info for all cpus; vcpu: "
-                                         "specific vCPU to query; show the current CPU's registers if no argument "
-                                         "is specified)");
+    Command regs = info("registers", "",
+        "show the cpu registers (-a: show register info for all cpus; vcpu: "
+        "specific vCPU to query; show the current CPU's registers if no argument "
+        "is specified)");
     regs.hmp_args_type = "cpustate_all:-a,vcpu:i?";
     regs.hmp_params = "[-a|vcpu]";
     regs.hmp_error_bare = true;
     regs.run = registers;
     table.add(std::move(regs));
 
-    Command mtree = info("mtree", "", "show memory tree (-f: dump flat view for address spaces;-d: dump dispatch "
-                                      "tree, valid with -f only);-o: dump region owners/parents;-D: dump disabled "
-                                      "regions");
+    Command mtree = info("mtree", "",
+        "show memory tree (-f: dump flat view for address spaces;-d: dump dispatch "
+        "tree, valid with -f only);-o: dump region owners/parents;-D: dump disabled "
+        "regions");
     mtree.hmp_args_type = "flatview:-f,dispatch_tree:-d,owner:-o,disabled:-D";
     mtree.hmp_params = "[-f][-d][-o][-D]";
     mtree.run = [](CommandContext& ctx, const Json&) -> CommandResult {
@@ -141,7 +142,8 @@ void register_info_commands(CommandTable& table)
     chardev.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::array();
         for (const auto& c : ctx.machine.chardevs())
-            out.push_back(Json{{"frontend-open", c.frontend_open}, {"filename", c.filename}, {"label", c.label}});
+            out.push_back(
+                Json { { "frontend-open", c.frontend_open }, { "filename", c.filename }, { "label", c.label } });
         return out;
     };
     chardev.hmp_print = [](std::string& out, const Json& r, const Json&) {
@@ -159,7 +161,7 @@ void register_info_commands(CommandTable& table)
                 if (b["bus"].get<int64_t>() == d.bus)
                     bus = &b;
             if (!bus) {
-                out.push_back(Json{{"bus", d.bus}, {"devices", Json::array()}});
+                out.push_back(Json { { "bus", d.bus }, { "devices", Json::array() } });
                 bus = &out.back();
             }
             (*bus)["devices"].push_back(pci_device_json(d));

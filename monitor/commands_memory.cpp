@@ -58,8 +58,8 @@ CommandResult save_memory(CommandContext& ctx, const Json& args, AddressKind kin
     while (offset < total) {
         uint64_t l = std::min<uint64_t>(buf.size(), total - offset);
         if (!ctx.machine.read_memory(kind, cpu, addr + offset, buf.data(), l)) {
-            result = CommandError::generic(strprintf("Invalid addr 0x%016llx/size %lld specified",
-                                                     (unsigned long long)addr, (long long)size));
+            result = CommandError::generic(
+                strprintf("Invalid addr 0x%016llx/size %lld specified", (unsigned long long)addr, (long long)size));
             break;
         }
         if (::write(fd, buf.data(), l) != ssize_t(l)) {
@@ -80,9 +80,9 @@ Command save_command(const char* name, AddressKind kind, const char* help)
     c.hmp_params = "addr size file";
     c.help = help;
     c.qmp_name = name;
-    c.qmp_args = {{"val", ArgType::Int}, {"size", ArgType::Int}, {"filename", ArgType::String}};
+    c.qmp_args = { { "val", ArgType::Int }, { "size", ArgType::Int }, { "filename", ArgType::String } };
     if (kind == AddressKind::Virtual)
-        c.qmp_args.push_back({"cpu-index", ArgType::Int, true});
+        c.qmp_args.push_back({ "cpu-index", ArgType::Int, true });
     c.run = [kind](CommandContext& ctx, const Json& args) { return save_memory(ctx, args, kind); };
     return c;
 }
@@ -93,10 +93,10 @@ void register_memory_commands(CommandTable& table)
 {
     table.add(dump_command("x", AddressKind::Virtual, "virtual memory dump starting at 'addr'"));
     table.add(dump_command("xp", AddressKind::Physical, "physical memory dump starting at 'addr'"));
-    table.add(save_command("memsave", AddressKind::Virtual,
-                           "save to disk virtual memory dump starting at 'addr' of size 'size'"));
-    table.add(save_command("pmemsave", AddressKind::Physical,
-                           "save to disk physical memory dump starting at 'addr' of size 'size'"));
+    table.add(save_command(
+        "memsave", AddressKind::Virtual, "save to disk virtual memory dump starting at 'addr' of size 'size'"));
+    table.add(save_command(
+        "pmemsave", AddressKind::Physical, "save to disk physical memory dump starting at 'addr' of size 'size'"));
 }
 
 } // namespace kiln::monitor

@@ -11,18 +11,155 @@ namespace {
 
 // QAPI's QKeyCode names.
 const char* const k_qcodes[] = {
-    "unmapped", "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "1", "2", "3", "4", "5", "6",
-    "7", "8", "9", "0", "minus", "equal", "backspace", "tab", "q", "w", "e", "r", "t", "y", "u", "i", "o", "p",
-    "bracket_left", "bracket_right", "ret", "a", "s", "d", "f", "g", "h", "j", "k", "l", "semicolon", "apostrophe",
-    "grave_accent", "backslash", "z", "x", "c", "v", "b", "n", "m", "comma", "dot", "slash", "asterisk", "spc",
-    "caps_lock", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "num_lock", "scroll_lock",
-    "kp_divide", "kp_multiply", "kp_subtract", "kp_add", "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2",
-    "kp_3", "kp_4", "kp_5", "kp_6", "kp_7", "kp_8", "kp_9", "less", "f11", "f12", "print", "home", "pgup", "pgdn",
-    "end", "left", "up", "down", "right", "insert", "delete", "stop", "again", "props", "undo", "front", "copy",
-    "open", "paste", "find", "cut", "lf", "help", "meta_l", "meta_r", "compose", "pause", "ro", "hiragana",
-    "henkan", "yen", "muhenkan", "katakanahiragana", "kp_comma", "kp_equals", "power", "sleep", "wake",
-    "audionext", "audioprev", "audiostop", "audioplay", "audiomute", "volumeup", "volumedown", "mediaselect",
-    "mail", "calculator", "computer", "ac_home", "ac_back", "ac_forward", "ac_refresh", "ac_bookmarks", "lang1",
+    "unmapped",
+    "shift",
+    "shift_r",
+    "alt",
+    "alt_r",
+    "ctrl",
+    "ctrl_r",
+    "menu",
+    "esc",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "0",
+    "minus",
+    "equal",
+    "backspace",
+    "tab",
+    "q",
+    "w",
+    "e",
+    "r",
+    "t",
+    "y",
+    "u",
+    "i",
+    "o",
+    "p",
+    "bracket_left",
+    "bracket_right",
+    "ret",
+    "a",
+    "s",
+    "d",
+    "f",
+    "g",
+    "h",
+    "j",
+    "k",
+    "l",
+    "semicolon",
+    "apostrophe",
+    "grave_accent",
+    "backslash",
+    "z",
+    "x",
+    "c",
+    "v",
+    "b",
+    "n",
+    "m",
+    "comma",
+    "dot",
+    "slash",
+    "asterisk",
+    "spc",
+    "caps_lock",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "f6",
+    "f7",
+    "f8",
+    "f9",
+    "f10",
+    "num_lock",
+    "scroll_lock",
+    "kp_divide",
+    "kp_multiply",
+    "kp_subtract",
+    "kp_add",
+    "kp_enter",
+    "kp_decimal",
+    "sysrq",
+    "kp_0",
+    "kp_1",
+    "kp_2",
+    "kp_3",
+    "kp_4",
+    "kp_5",
+    "kp_6",
+    "kp_7",
+    "kp_8",
+    "kp_9",
+    "less",
+    "f11",
+    "f12",
+    "print",
+    "home",
+    "pgup",
+    "pgdn",
+    "end",
+    "left",
+    "up",
+    "down",
+    "right",
+    "insert",
+    "delete",
+    "stop",
+    "again",
+    "props",
+    "undo",
+    "front",
+    "copy",
+    "open",
+    "paste",
+    "find",
+    "cut",
+    "lf",
+    "help",
+    "meta_l",
+    "meta_r",
+    "compose",
+    "pause",
+    "ro",
+    "hiragana",
+    "henkan",
+    "yen",
+    "muhenkan",
+    "katakanahiragana",
+    "kp_comma",
+    "kp_equals",
+    "power",
+    "sleep",
+    "wake",
+    "audionext",
+    "audioprev",
+    "audiostop",
+    "audioplay",
+    "audiomute",
+    "volumeup",
+    "volumedown",
+    "mediaselect",
+    "mail",
+    "calculator",
+    "computer",
+    "ac_home",
+    "ac_back",
+    "ac_forward",
+    "ac_refresh",
+    "ac_bookmarks",
+    "lang1",
     "lang2",
 };
 
@@ -44,14 +181,12 @@ CommandResult send_key(CommandContext& ctx, const Json& args)
         if (type == "qcode") {
             if (!key["data"].is_string() || !is_qcode(key["data"].get<std::string>()))
                 return CommandError::generic("Parameter 'data' does not accept value '"
-                                             + (key["data"].is_string() ? key["data"].get<std::string>()
-                                                                        : key["data"].dump())
-                                             + "'");
-            keys.push_back({key["data"].get<std::string>(), 0});
+                    + (key["data"].is_string() ? key["data"].get<std::string>() : key["data"].dump()) + "'");
+            keys.push_back({ key["data"].get<std::string>(), 0 });
         } else if (type == "number") {
             if (!key["data"].is_number_integer())
                 return CommandError::generic("Invalid parameter type for 'data', expected: integer");
-            keys.push_back({"", key["data"].get<int64_t>()});
+            keys.push_back({ "", key["data"].get<int64_t>() });
         } else {
             return CommandError::generic("Parameter 'type' does not accept value '" + type + "'");
         }
@@ -80,9 +215,9 @@ CommandResult sendkey_args(CommandContext&, const Json& hmp)
             long long number = std::strtoll(name.c_str(), &end, 0);
             if (*end != '\0')
                 return CommandError::generic("invalid parameter: " + name);
-            list.push_back(Json{{"type", "number"}, {"data", number}});
+            list.push_back(Json { { "type", "number" }, { "data", number } });
         } else if (is_qcode(name)) {
-            list.push_back(Json{{"type", "qcode"}, {"data", name}});
+            list.push_back(Json { { "type", "qcode" }, { "data", name } });
         } else {
             return CommandError::generic("invalid parameter: " + name);
         }
@@ -163,7 +298,7 @@ void register_misc_commands(CommandTable& table)
     sendkey.hmp_params = "keys [hold_ms]";
     sendkey.help = "send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)";
     sendkey.qmp_name = "send-key";
-    sendkey.qmp_args = {{"keys", ArgType::Array}, {"hold-time", ArgType::Int, true}};
+    sendkey.qmp_args = { { "keys", ArgType::Array }, { "hold-time", ArgType::Int, true } };
     sendkey.hmp_to_args = sendkey_args;
     sendkey.hmp_error_bare = true;
     sendkey.run = send_key;
@@ -181,7 +316,7 @@ void register_misc_commands(CommandTable& table)
 
     Command hmc;
     hmc.qmp_name = "human-monitor-command";
-    hmc.qmp_args = {{"command-line", ArgType::String}, {"cpu-index", ArgType::Int, true}};
+    hmc.qmp_args = { { "command-line", ArgType::String }, { "cpu-index", ArgType::Int, true } };
     hmc.run = [](CommandContext& ctx, const Json& args) -> CommandResult {
         if (!ctx.run_hmp_line)
             return CommandError::generic("human-monitor-command is not available here");
@@ -203,7 +338,7 @@ void register_misc_commands(CommandTable& table)
         Json out = Json::array();
         for (const auto& c : ctx.table.commands())
             if (!c.qmp_name.empty())
-                out.push_back(Json{{"name", c.qmp_name}});
+                out.push_back(Json { { "name", c.qmp_name } });
         return out;
     };
     table.add(std::move(commands));
@@ -211,7 +346,7 @@ void register_misc_commands(CommandTable& table)
     // Negotiation itself lives in the QMP session; this entry lists it.
     Command caps;
     caps.qmp_name = "qmp_capabilities";
-    caps.qmp_args = {{"enable", ArgType::Array, true}};
+    caps.qmp_args = { { "enable", ArgType::Array, true } };
     caps.run = [](CommandContext&, const Json&) -> CommandResult { return Json::object(); };
     table.add(std::move(caps));
 }

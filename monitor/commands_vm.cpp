@@ -8,22 +8,38 @@ namespace kiln::monitor {
 const char* run_state_name(RunState state)
 {
     switch (state) {
-    case RunState::Debug: return "debug";
-    case RunState::InMigrate: return "inmigrate";
-    case RunState::InternalError: return "internal-error";
-    case RunState::IoError: return "io-error";
-    case RunState::Paused: return "paused";
-    case RunState::PostMigrate: return "postmigrate";
-    case RunState::Prelaunch: return "prelaunch";
-    case RunState::FinishMigrate: return "finish-migrate";
-    case RunState::RestoreVm: return "restore-vm";
-    case RunState::Running: return "running";
-    case RunState::SaveVm: return "save-vm";
-    case RunState::Shutdown: return "shutdown";
-    case RunState::Suspended: return "suspended";
-    case RunState::Watchdog: return "watchdog";
-    case RunState::GuestPanicked: return "guest-panicked";
-    case RunState::Colo: return "colo";
+    case RunState::Debug:
+        return "debug";
+    case RunState::InMigrate:
+        return "inmigrate";
+    case RunState::InternalError:
+        return "internal-error";
+    case RunState::IoError:
+        return "io-error";
+    case RunState::Paused:
+        return "paused";
+    case RunState::PostMigrate:
+        return "postmigrate";
+    case RunState::Prelaunch:
+        return "prelaunch";
+    case RunState::FinishMigrate:
+        return "finish-migrate";
+    case RunState::RestoreVm:
+        return "restore-vm";
+    case RunState::Running:
+        return "running";
+    case RunState::SaveVm:
+        return "save-vm";
+    case RunState::Shutdown:
+        return "shutdown";
+    case RunState::Suspended:
+        return "suspended";
+    case RunState::Watchdog:
+        return "watchdog";
+    case RunState::GuestPanicked:
+        return "guest-panicked";
+    case RunState::Colo:
+        return "colo";
     }
     return "running";
 }
@@ -37,8 +53,7 @@ CommandResult empty_or(const Result<void>& result)
     return Json::object();
 }
 
-Command simple(std::string hmp, std::string qmp, std::string help,
-               std::function<Result<void>(MachineControl&)> action)
+Command simple(std::string hmp, std::string qmp, std::string help, std::function<Result<void>(MachineControl&)> action)
 {
     Command c;
     c.hmp_name = std::move(hmp);
@@ -64,10 +79,10 @@ void register_vm_commands(CommandTable& table)
 {
     table.add(simple("stop|s", "stop", "stop emulation", [](MachineControl& m) { return m.stop(); }));
     table.add(simple("cont|c", "cont", "resume emulation", [](MachineControl& m) { return m.cont(); }));
-    table.add(simple("system_reset", "system_reset", "reset the system",
-                     [](MachineControl& m) { return m.system_reset(); }));
+    table.add(
+        simple("system_reset", "system_reset", "reset the system", [](MachineControl& m) { return m.system_reset(); }));
     table.add(simple("system_powerdown", "system_powerdown", "send system power down event",
-                     [](MachineControl& m) { return m.system_powerdown(); }));
+        [](MachineControl& m) { return m.system_powerdown(); }));
     table.add(simple("quit|q", "quit", "quit the emulator", [](MachineControl& m) -> Result<void> {
         m.quit();
         return {};
@@ -99,7 +114,7 @@ void register_vm_commands(CommandTable& table)
     version.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         VersionInfo v = ctx.machine.version();
         Json out;
-        out["qemu"] = Json{{"micro", v.micro}, {"minor", v.minor}, {"major", v.major}};
+        out["qemu"] = Json { { "micro", v.micro }, { "minor", v.minor }, { "major", v.major } };
         out["package"] = v.package;
         return out;
     };
@@ -126,7 +141,7 @@ void register_vm_commands(CommandTable& table)
     Command kvm = info("kvm", "query-kvm", "show KVM information");
     kvm.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         KvmInfo k = ctx.machine.kvm();
-        return Json{{"enabled", k.enabled}, {"present", k.present}};
+        return Json { { "enabled", k.enabled }, { "present", k.present } };
     };
     kvm.hmp_print = [](std::string& out, const Json& r, const Json&) {
         out += "kvm support: ";
@@ -143,8 +158,8 @@ void register_vm_commands(CommandTable& table)
         for (const auto& cpu : ctx.machine.cpus()) {
             Json entry;
             entry["thread-id"] = cpu.thread_id;
-            entry["props"] = Json{{"core-id", cpu.core_id}, {"thread-id", cpu.thread_in_core},
-                                  {"socket-id", cpu.socket_id}};
+            entry["props"] = Json { { "core-id", cpu.core_id }, { "thread-id", cpu.thread_in_core },
+                { "socket-id", cpu.socket_id } };
             entry["qom-path"] = cpu.qom_path;
             entry["cpu-index"] = cpu.index;
             entry["target"] = "x86_64";

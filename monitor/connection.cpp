@@ -1,11 +1,12 @@
 #include "monitor/connection.h"
 
 #include <fcntl.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
 
 namespace kiln::monitor {
 
@@ -48,7 +49,10 @@ Result<std::unique_ptr<Connection>> Connection::create(EventLoop& loop, int in_f
 }
 
 Connection::Connection(EventLoop& loop, int in_fd, int out_fd, Ownership ownership)
-    : m_loop(loop), m_in_fd(in_fd), m_out_fd(out_fd), m_ownership(ownership)
+    : m_loop(loop)
+    , m_in_fd(in_fd)
+    , m_out_fd(out_fd)
+    , m_ownership(ownership)
 {
 }
 

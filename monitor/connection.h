@@ -18,8 +18,8 @@ namespace kiln::monitor {
 class Connection {
 public:
     static constexpr size_t k_read_chunk_bytes = 64 * 1024;
-    static constexpr size_t k_pause_input_bytes = 1 << 20;  // stop reading above this
-    static constexpr size_t k_max_output_bytes = 16 << 20;  // drop the peer above this
+    static constexpr size_t k_pause_input_bytes = 1 << 20; // stop reading above this
+    static constexpr size_t k_max_output_bytes = 16 << 20; // drop the peer above this
 
     enum class Ownership { Owned, Borrowed }; // Borrowed fds (stdio) are not closed
 

@@ -26,7 +26,9 @@ char peek(std::string_view text) { return text.empty() ? '\0' : text.front(); }
 class ExpressionParser {
 public:
     ExpressionParser(std::string_view text, MachineControl* machine, const HmpState& state)
-        : m_text(text), m_machine(machine), m_state(state)
+        : m_text(text)
+        , m_machine(machine)
+        , m_state(state)
     {
     }
 
@@ -61,9 +63,15 @@ private:
             return 0;
         char c = peek(m_text);
         switch (c) {
-        case '+': next(); return unary();
-        case '-': next(); return -unary();
-        case '~': next(); return ~unary();
+        case '+':
+            next();
+            return unary();
+        case '-':
+            next();
+            return -unary();
+        case '~':
+            next();
+            return ~unary();
         case '(': {
             next();
             uint64_t value = sum();
@@ -93,7 +101,7 @@ private:
             m_text.remove_prefix(1);
             std::string name;
             while (!m_text.empty()
-                   && (std::isalnum(uint8_t(m_text.front())) || m_text.front() == '_' || m_text.front() == '.')) {
+                && (std::isalnum(uint8_t(m_text.front())) || m_text.front() == '_' || m_text.front() == '.')) {
                 if (name.size() < 127)
                     name += m_text.front();
                 m_text.remove_prefix(1);
@@ -200,9 +208,9 @@ private:
         for (char c : raw_name)
             name += char(std::tolower(uint8_t(c)));
         const auto& r = cpu->regs;
-        static const char* const k_gpr64[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                                              "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
-        static const char* const k_gpr32[] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"};
+        static const char* const k_gpr64[] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9",
+            "r10", "r11", "r12", "r13", "r14", "r15" };
+        static const char* const k_gpr32[] = { "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi" };
         for (int i = 0; i < 16; ++i)
             if (name == k_gpr64[i])
                 return r.gpr[i];
@@ -217,7 +225,7 @@ private:
             return r.rflags;
         if (name == "sp")
             return r.gpr[4];
-        static const char* const k_segs[] = {"es", "cs", "ss", "ds", "fs", "gs"};
+        static const char* const k_segs[] = { "es", "cs", "ss", "ds", "fs", "gs" };
         for (int i = 0; i < 6; ++i)
             if (name == k_segs[i])
                 return r.segs[i].selector;
@@ -287,11 +295,16 @@ std::optional<std::string> get_str(std::string_view& text, std::string& problem)
                 c = text.front();
                 text.remove_prefix(1);
                 switch (c) {
-                case 'n': c = '\n'; break;
-                case 'r': c = '\r'; break;
+                case 'n':
+                    c = '\n';
+                    break;
+                case 'r':
+                    c = '\r';
+                    break;
                 case '\\':
                 case '\'':
-                case '"': break;
+                case '"':
+                    break;
                 default:
                     problem = std::string("unsupported escape code: '\\") + c + "'";
                     return std::nullopt;
@@ -385,7 +398,7 @@ Result<int64_t> parse_hmp_expression(std::string_view& text, MachineControl* mac
 }
 
 Result<Json> parse_hmp_args(const Command& command, std::string_view display_name, std::string_view args,
-                            HmpState& state, MachineControl* machine)
+    HmpState& state, MachineControl* machine)
 {
     Json out = Json::object();
     auto decls = split_args_type(command.hmp_args_type);

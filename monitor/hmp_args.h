@@ -22,13 +22,12 @@ struct HmpState {
 
 // Evaluates one expression at the start of `text`; advances `text` past
 // it and any trailing spaces. `machine` resolves $registers (may be null).
-Result<int64_t> parse_hmp_expression(std::string_view& text, MachineControl* machine,
-                                     const HmpState& state);
+Result<int64_t> parse_hmp_expression(std::string_view& text, MachineControl* machine, const HmpState& state);
 
 // Parses `args` (the line after the command name) per command.hmp_args_type
 // into a JSON object keyed by argument name. `display_name` is how QEMU
 // names the command in errors ("stop|s", "cpus").
-Result<Json> parse_hmp_args(const Command& command, std::string_view display_name,
-                            std::string_view args, HmpState& state, MachineControl* machine);
+Result<Json> parse_hmp_args(const Command& command, std::string_view display_name, std::string_view args,
+    HmpState& state, MachineControl* machine);
 
 } // namespace kiln::monitor

@@ -43,13 +43,13 @@ std::string HmpExecutor::execute(std::string_view line)
     return run(*command, command->hmp_name, name, rest);
 }
 
-std::string HmpExecutor::run(const Command& command, std::string_view display_name, std::string_view help_name,
-                             std::string_view args)
+std::string HmpExecutor::run(
+    const Command& command, std::string_view display_name, std::string_view help_name, std::string_view args)
 {
     auto parsed = parse_hmp_args(command, display_name, args, m_state, &m_machine);
     if (!parsed)
         return parsed.error().message() + "\nTry \"help " + std::string(help_name) + "\" for more information\n";
-    CommandContext ctx{m_machine, m_table, &m_state, {}};
+    CommandContext ctx { m_machine, m_table, &m_state, {} };
     ctx.run_hmp_line = [this](const std::string& nested) { return execute(nested); };
     Json run_args = parsed.value();
     if (command.hmp_to_args) {

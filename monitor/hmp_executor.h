@@ -13,7 +13,11 @@ namespace kiln::monitor {
 
 class HmpExecutor {
 public:
-    HmpExecutor(const CommandTable& table, MachineControl& machine) : m_table(table), m_machine(machine) {}
+    HmpExecutor(const CommandTable& table, MachineControl& machine)
+        : m_table(table)
+        , m_machine(machine)
+    {
+    }
 
     std::string execute(std::string_view line);
 
@@ -21,8 +25,8 @@ public:
     const CommandTable& table() const { return m_table; }
 
 private:
-    std::string run(const Command& command, std::string_view display_name, std::string_view help_name,
-                    std::string_view args);
+    std::string run(
+        const Command& command, std::string_view display_name, std::string_view help_name, std::string_view args);
 
     const CommandTable& m_table;
     MachineControl& m_machine;

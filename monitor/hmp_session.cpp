@@ -9,8 +9,11 @@ namespace kiln::monitor {
 std::string hmp_banner() { return std::string("Kiln ") + KILN_VERSION + " monitor - type 'help' for more information"; }
 
 HmpSession::HmpSession(const CommandTable& table, MachineControl& machine, Send send)
-    : m_table(table), m_machine(machine), m_send(std::move(send)), m_executor(table, machine),
-      m_editor(
+    : m_table(table)
+    , m_machine(machine)
+    , m_send(std::move(send))
+    , m_executor(table, machine)
+    , m_editor(
           "(kiln) ", [this](std::string_view bytes) { m_send(bytes); },
           [this](const std::string& line) { run_line(line); },
           [this](const std::string& before) { return completions(before); })

@@ -19,9 +19,9 @@ void JsonStream::append(char c)
 void JsonStream::finish_value()
 {
     if (m_discarding) {
-        m_on_item({false, m_discard_reason});
+        m_on_item({ false, m_discard_reason });
     } else {
-        m_on_item({true, std::move(m_value)});
+        m_on_item({ true, std::move(m_value) });
     }
     m_value.clear();
     m_discarding = false;
@@ -73,8 +73,8 @@ void JsonStream::feed(std::string_view bytes)
             continue;
         }
         if (m_in_scalar) {
-            bool ends = c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '{' || c == '}' || c == '['
-                || c == ']' || c == ',' || c == ':' || c == '"' || c == '\'';
+            bool ends = c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '{' || c == '}' || c == '[' || c == ']'
+                || c == ',' || c == ':' || c == '"' || c == '\'';
             if (!ends) {
                 append(c);
                 continue;
@@ -101,7 +101,7 @@ void JsonStream::feed(std::string_view bytes)
         case '}':
         case ']':
             if (m_depth == 0) {
-                m_on_item({false, "JSON parse error, expecting value"});
+                m_on_item({ false, "JSON parse error, expecting value" });
                 break;
             }
             append(c);

@@ -24,7 +24,8 @@ public:
     static constexpr int k_max_nesting = 1024;
 
     explicit JsonStream(std::function<void(Item)> on_item, size_t max_value_bytes = k_default_max_value_bytes)
-        : m_on_item(std::move(on_item)), m_max_value_bytes(max_value_bytes)
+        : m_on_item(std::move(on_item))
+        , m_max_value_bytes(max_value_bytes)
     {
     }
 
@@ -42,7 +43,7 @@ private:
     size_t m_max_value_bytes;
     std::string m_value;
     int m_depth = 0;
-    char m_quote = 0;       // '"' or '\'' while inside a string
+    char m_quote = 0; // '"' or '\'' while inside a string
     bool m_escape = false;
     bool m_in_scalar = false; // a bare top-level token: number, keyword
     bool m_discarding = false;

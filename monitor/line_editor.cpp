@@ -12,8 +12,10 @@ std::string cursor_right(size_t n) { return n == 0 ? "" : "\033[" + std::to_stri
 } // namespace
 
 LineEditor::LineEditor(std::string prompt, Echo echo, OnLine on_line, Complete complete)
-    : m_prompt(std::move(prompt)), m_echo(std::move(echo)), m_on_line(std::move(on_line)),
-      m_complete(std::move(complete))
+    : m_prompt(std::move(prompt))
+    , m_echo(std::move(echo))
+    , m_on_line(std::move(on_line))
+    , m_complete(std::move(complete))
 {
 }
 
@@ -49,20 +51,40 @@ void LineEditor::key(char c)
     bool was_cr = m_last_was_cr;
     m_last_was_cr = c == '\r';
     switch (c) {
-    case '\r': enter(); return;
+    case '\r':
+        enter();
+        return;
     case '\n':
         if (!was_cr) // "\r\n" from a terminal is one Enter
             enter();
         return;
-    case 27: m_esc = EscState::Esc; return;
-    case 1: move_to(0); return;                  // Ctrl-A
-    case 5: move_to(m_line.size()); return;      // Ctrl-E
-    case 2: if (m_cursor > 0) move_to(m_cursor - 1); return;             // Ctrl-B
-    case 6: if (m_cursor < m_line.size()) move_to(m_cursor + 1); return; // Ctrl-F
-    case 4: delete_at_cursor(); return;          // Ctrl-D
+    case 27:
+        m_esc = EscState::Esc;
+        return;
+    case 1:
+        move_to(0);
+        return; // Ctrl-A
+    case 5:
+        move_to(m_line.size());
+        return; // Ctrl-E
+    case 2:
+        if (m_cursor > 0)
+            move_to(m_cursor - 1);
+        return; // Ctrl-B
+    case 6:
+        if (m_cursor < m_line.size())
+            move_to(m_cursor + 1);
+        return; // Ctrl-F
+    case 4:
+        delete_at_cursor();
+        return; // Ctrl-D
     case 8:
-    case 127: backspace(); return;
-    case 9: complete(); return;
+    case 127:
+        backspace();
+        return;
+    case 9:
+        complete();
+        return;
     case 11: // Ctrl-K: kill to end of line
         m_line.erase(m_cursor);
         m_echo("\033[K");
@@ -75,8 +97,12 @@ void LineEditor::key(char c)
         redraw_from(0);
         return;
     }
-    case 16: history_step(-1); return; // Ctrl-P
-    case 14: history_step(+1); return; // Ctrl-N
+    case 16:
+        history_step(-1);
+        return; // Ctrl-P
+    case 14:
+        history_step(+1);
+        return; // Ctrl-N
     default:
         if (uint8_t(c) >= 32)
             insert(c);
@@ -87,12 +113,26 @@ void LineEditor::key(char c)
 void LineEditor::csi(char final_byte)
 {
     switch (final_byte) {
-    case 'A': history_step(-1); break;
-    case 'B': history_step(+1); break;
-    case 'C': if (m_cursor < m_line.size()) move_to(m_cursor + 1); break;
-    case 'D': if (m_cursor > 0) move_to(m_cursor - 1); break;
-    case 'H': move_to(0); break;
-    case 'F': move_to(m_line.size()); break;
+    case 'A':
+        history_step(-1);
+        break;
+    case 'B':
+        history_step(+1);
+        break;
+    case 'C':
+        if (m_cursor < m_line.size())
+            move_to(m_cursor + 1);
+        break;
+    case 'D':
+        if (m_cursor > 0)
+            move_to(m_cursor - 1);
+        break;
+    case 'H':
+        move_to(0);
+        break;
+    case 'F':
+        move_to(m_line.size());
+        break;
     case '~':
         if (m_csi_params == "1" || m_csi_params == "7")
             move_to(0);
@@ -101,7 +141,8 @@ void LineEditor::csi(char final_byte)
         else if (m_csi_params == "3")
             delete_at_cursor();
         break;
-    default: break;
+    default:
+        break;
     }
 }
 

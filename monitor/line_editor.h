@@ -58,7 +58,7 @@ private:
     bool m_last_was_cr = false;
     std::vector<std::string> m_history;
     size_t m_history_index = 0; // == size(): editing a new line
-    std::string m_saved_line;   // the new line while browsing history
+    std::string m_saved_line; // the new line while browsing history
 };
 
 } // namespace kiln::monitor

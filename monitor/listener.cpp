@@ -1,21 +1,22 @@
 #include "monitor/listener.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 namespace kiln::monitor {
 
 Result<std::unique_ptr<Listener>> Listener::listen_unix(EventLoop& loop, const std::string& path, OnAccept on_accept)
 {
-    sockaddr_un addr{};
+    sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
     if (path.empty() || path.size() >= sizeof addr.sun_path)
         return Error::invalid("UNIX socket path '" + path + "' is too long");
@@ -35,10 +36,10 @@ Result<std::unique_ptr<Listener>> Listener::listen_unix(EventLoop& loop, const s
     return listener;
 }
 
-Result<std::unique_ptr<Listener>> Listener::listen_tcp(EventLoop& loop, const std::string& host, uint16_t port,
-                                                       OnAccept on_accept)
+Result<std::unique_ptr<Listener>> Listener::listen_tcp(
+    EventLoop& loop, const std::string& host, uint16_t port, OnAccept on_accept)
 {
-    addrinfo hints{};
+    addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -61,7 +62,7 @@ Result<std::unique_ptr<Listener>> Listener::listen_tcp(EventLoop& loop, const st
         return Error::from_errno(err, "Failed to bind socket to " + host + ":" + service);
     }
     freeaddrinfo(found);
-    sockaddr_storage bound{};
+    sockaddr_storage bound {};
     socklen_t length = sizeof bound;
     getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
     std::unique_ptr<Listener> listener(new Listener(loop, fd, std::move(on_accept)));

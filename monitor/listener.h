@@ -19,15 +19,20 @@ public:
     // Replaces a stale socket file at `path`; removes it again on destruction.
     static Result<std::unique_ptr<Listener>> listen_unix(EventLoop& loop, const std::string& path, OnAccept on_accept);
     // port 0 picks a free port; port() tells which.
-    static Result<std::unique_ptr<Listener>> listen_tcp(EventLoop& loop, const std::string& host, uint16_t port,
-                                                        OnAccept on_accept);
+    static Result<std::unique_ptr<Listener>> listen_tcp(
+        EventLoop& loop, const std::string& host, uint16_t port, OnAccept on_accept);
     ~Listener();
 
     uint16_t port() const { return m_port; }
     const std::string& path() const { return m_path; }
 
 private:
-    Listener(EventLoop& loop, int fd, OnAccept on_accept) : m_loop(loop), m_fd(fd), m_on_accept(std::move(on_accept)) {}
+    Listener(EventLoop& loop, int fd, OnAccept on_accept)
+        : m_loop(loop)
+        , m_fd(fd)
+        , m_on_accept(std::move(on_accept))
+    {
+    }
     Result<void> start();
     void accept_ready();
 

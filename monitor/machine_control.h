@@ -82,7 +82,7 @@ struct CpuRegisters {
     uint64_t cr2 = 0;
     uint64_t cr3 = 0;
     uint64_t cr4 = 0;
-    uint64_t dr[8] = {0, 0, 0, 0, 0, 0, 0xffff0ff0, 0x400};
+    uint64_t dr[8] = { 0, 0, 0, 0, 0, 0, 0xffff0ff0, 0x400 };
     uint64_t efer = 0;
     uint16_t fcw = 0x37f;
     uint16_t fsw = 0; // TOP in bits 11..13
@@ -101,7 +101,7 @@ struct CpuRegisters {
 struct CpuInfo {
     int64_t index = 0;
     int64_t thread_id = 0; // host thread id of the vCPU thread
-    std::string qom_path;  // "/machine/unattached/device[0]"
+    std::string qom_path; // "/machine/unattached/device[0]"
     int64_t socket_id = 0;
     int64_t core_id = 0;
     int64_t thread_in_core = 0;
@@ -111,8 +111,7 @@ struct CpuInfo {
 struct BlockStats {
     uint64_t rd_bytes = 0, wr_bytes = 0, unmap_bytes = 0;
     uint64_t rd_operations = 0, wr_operations = 0, flush_operations = 0, unmap_operations = 0;
-    uint64_t rd_total_time_ns = 0, wr_total_time_ns = 0, flush_total_time_ns = 0,
-             unmap_total_time_ns = 0;
+    uint64_t rd_total_time_ns = 0, wr_total_time_ns = 0, flush_total_time_ns = 0, unmap_total_time_ns = 0;
     uint64_t wr_highest_offset = 0;
     uint64_t rd_merged = 0, wr_merged = 0, unmap_merged = 0;
     uint64_t failed_rd_operations = 0, failed_wr_operations = 0, failed_flush_operations = 0,
@@ -126,9 +125,9 @@ struct BlockStats {
 
 // The medium behind a drive, when one is inserted.
 struct BlockMedium {
-    std::string node_name;  // "#block152" or the user's node-name
-    std::string filename;   // as opened ("d.qcow2")
-    std::string format;     // driver name: "qcow2", "raw"
+    std::string node_name; // "#block152" or the user's node-name
+    std::string filename; // as opened ("d.qcow2")
+    std::string format; // driver name: "qcow2", "raw"
     bool read_only = false;
     bool encrypted = false;
     uint64_t virtual_size_bytes = 0;
@@ -144,7 +143,7 @@ struct BlockMedium {
 
 struct BlockDeviceInfo {
     std::string device; // "ide0-hd0"; "" for an anonymous backend
-    std::string qdev;   // "/machine/unattached/device[23]"; "" if not attached
+    std::string qdev; // "/machine/unattached/device[23]"; "" if not attached
     bool removable = false;
     bool locked = false;
     bool tray_open = false;
@@ -178,7 +177,7 @@ struct PciDeviceInfo {
     uint16_t subsystem_vendor_id = 0;
     uint16_t subsystem_id = 0;
     int64_t irq_pin = 0; // 0 none, 1 = INTA#
-    int64_t irq = 0;     // routed line, meaningful when irq_pin != 0
+    int64_t irq = 0; // routed line, meaningful when irq_pin != 0
     std::string qdev_id;
     std::vector<PciRegion> regions;
 };
@@ -187,7 +186,7 @@ struct PciDeviceInfo {
 struct MemoryRegionInfo {
     std::string name;
     uint64_t start = 0; // absolute, as printed
-    uint64_t end = 0;   // inclusive
+    uint64_t end = 0; // inclusive
     int priority = 0;
     std::string kind = "i/o"; // "ram", "rom", "romd", "i/o", "ramd"
     bool enabled = true;
@@ -272,8 +271,9 @@ public:
 
     // Reads guest memory; Virtual goes through cpu_index's page tables.
     // Fails (any Error) when part of the range is not mapped.
-    virtual Result<void> read_memory(AddressKind kind, int64_t cpu_index, uint64_t address,
-                                     void* buffer, uint64_t length_bytes) = 0;
+    virtual Result<void> read_memory(
+        AddressKind kind, int64_t cpu_index, uint64_t address, void* buffer, uint64_t length_bytes)
+        = 0;
 
     virtual Result<void> send_keys(const std::vector<KeyPress>& keys, int64_t hold_time_ms) = 0;
 
@@ -283,9 +283,9 @@ public:
     // messages reach the user as QEMU's GenericError text.
     virtual Result<void> commit(const std::string& device) = 0;
     virtual Result<void> eject(const std::string& device, bool force) = 0;
-    virtual Result<void> change_medium(const std::string& device, const std::string& filename,
-                                       const std::string& format, MediumMode mode,
-                                       bool force) = 0;
+    virtual Result<void> change_medium(
+        const std::string& device, const std::string& filename, const std::string& format, MediumMode mode, bool force)
+        = 0;
     virtual Result<void> block_resize(const std::string& device, uint64_t size_bytes) = 0;
 
     // The monitor registers one sink; the machine calls it on the main loop.

@@ -27,10 +27,18 @@ static void print_char(std::string& out, uint8_t c)
 {
     out += '\'';
     switch (c) {
-    case '\'': out += "\\'"; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
+    case '\'':
+        out += "\\'";
+        break;
+    case '\\':
+        out += "\\\\";
+        break;
+    case '\n':
+        out += "\\n";
+        break;
+    case '\r':
+        out += "\\r";
+        break;
     default:
         if (c >= 32 && c <= 126)
             out += char(c);
@@ -58,11 +66,19 @@ std::string format_memory_dump(MachineControl& machine, const DumpRequest& reque
     int line_size = wsize == 1 ? 8 : 16;
     int max_digits = 0;
     switch (request.format) {
-    case 'o': max_digits = (wsize * 8 + 2) / 3; break;
+    case 'o':
+        max_digits = (wsize * 8 + 2) / 3;
+        break;
     case 'u':
-    case 'd': max_digits = (wsize * 8 * 10 + 32) / 33; break;
-    case 'c': wsize = 1; break;
-    default: max_digits = (wsize * 8) / 4; break;
+    case 'd':
+        max_digits = (wsize * 8 * 10 + 32) / 33;
+        break;
+    case 'c':
+        wsize = 1;
+        break;
+    default:
+        max_digits = (wsize * 8) / 4;
+        break;
     }
     std::string out;
     uint64_t addr = request.address;
@@ -82,11 +98,21 @@ std::string format_memory_dump(MachineControl& machine, const DumpRequest& reque
                 v |= uint64_t(buf[i + uint64_t(b)]) << (8 * b);
             out += " ";
             switch (request.format) {
-            case 'o': out += strprintf("%#*llo", max_digits, (unsigned long long)v); break;
-            case 'u': out += strprintf("%*llu", max_digits, (unsigned long long)v); break;
-            case 'd': out += strprintf("%*lld", max_digits, (long long)v); break;
-            case 'c': print_char(out, uint8_t(v)); break;
-            default: out += strprintf("0x%0*llx", max_digits, (unsigned long long)v); break;
+            case 'o':
+                out += strprintf("%#*llo", max_digits, (unsigned long long)v);
+                break;
+            case 'u':
+                out += strprintf("%*llu", max_digits, (unsigned long long)v);
+                break;
+            case 'd':
+                out += strprintf("%*lld", max_digits, (long long)v);
+                break;
+            case 'c':
+                print_char(out, uint8_t(v));
+                break;
+            default:
+                out += strprintf("0x%0*llx", max_digits, (unsigned long long)v);
+                break;
             }
         }
         out += "\n";
@@ -98,8 +124,8 @@ std::string format_memory_dump(MachineControl& machine, const DumpRequest& reque
 
 #if KILN_HAVE_CAPSTONE
 
-std::string disassemble(MachineControl& machine, AddressKind kind, int64_t cpu_index, uint64_t address,
-                        int64_t count, int mode_bits)
+std::string disassemble(
+    MachineControl& machine, AddressKind kind, int64_t cpu_index, uint64_t address, int64_t count, int mode_bits)
 {
     std::string out;
     csh handle;
@@ -123,8 +149,8 @@ std::string disassemble(MachineControl& machine, AddressKind kind, int64_t cpu_i
         uint64_t at = pc;
         if (!cs_disasm_iter(handle, &code, &size, &at, insn)) {
             // Undecodable byte: QEMU prints it as data and moves on.
-            out += strprintf("0x%08llx:  %02x                       .byte    0x%02x\n", (unsigned long long)pc,
-                             buf[0], buf[0]);
+            out += strprintf(
+                "0x%08llx:  %02x                       .byte    0x%02x\n", (unsigned long long)pc, buf[0], buf[0]);
             pc += 1;
             continue;
         }

@@ -15,15 +15,15 @@ struct DumpRequest {
     uint64_t address = 0;
     int64_t count = 1;
     char format = 'x'; // o x u d c i
-    int size = 4;      // 1 2 4 8 (ignored for i)
+    int size = 4; // 1 2 4 8 (ignored for i)
 };
 
 std::string format_memory_dump(MachineControl& machine, const DumpRequest& request);
 
 // Disassembles `count` instructions at `address` in `mode_bits` (16, 32,
 // 64) as QEMU's monitor prints them. Bytes come from `read`.
-std::string disassemble(MachineControl& machine, AddressKind kind, int64_t cpu_index, uint64_t address,
-                        int64_t count, int mode_bits);
+std::string disassemble(
+    MachineControl& machine, AddressKind kind, int64_t cpu_index, uint64_t address, int64_t count, int mode_bits);
 
 // The code size the CPU is executing in: 64 (long mode, CS.L), 32 (CS.D)
 // or 16.

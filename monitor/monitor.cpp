@@ -29,8 +29,8 @@ private:
 class QmpClient : public MonitorClient {
 public:
     QmpClient(Monitor& monitor, std::function<void(std::string_view)> send)
-        : m_monitor(monitor), m_session(monitor.m_table, monitor.m_machine, std::move(send),
-                                        monitor.m_qmp_max_message_bytes)
+        : m_monitor(monitor)
+        , m_session(monitor.m_table, monitor.m_machine, std::move(send), monitor.m_qmp_max_message_bytes)
     {
         m_monitor.m_qmp_sessions.push_back(&m_session);
         m_session.start();
@@ -49,8 +49,10 @@ struct Monitor::SocketClient {
 };
 
 Monitor::Monitor(EventLoop& loop, MachineControl& machine)
-    : m_loop(loop), m_machine(machine), m_table(build_command_table()),
-      m_qmp_max_message_bytes(JsonStream::k_default_max_value_bytes)
+    : m_loop(loop)
+    , m_machine(machine)
+    , m_table(build_command_table())
+    , m_qmp_max_message_bytes(JsonStream::k_default_max_value_bytes)
 {
     m_machine.set_event_sink([this](const MachineEvent& event) { on_event(event); });
 }
@@ -72,8 +74,8 @@ void Monitor::on_event(const MachineEvent& event)
         session->send_event(line);
 }
 
-std::unique_ptr<MonitorClient> Monitor::open_client(MonitorProtocol protocol,
-                                                    std::function<void(std::string_view)> send)
+std::unique_ptr<MonitorClient> Monitor::open_client(
+    MonitorProtocol protocol, std::function<void(std::string_view)> send)
 {
     if (protocol == MonitorProtocol::Qmp)
         return std::make_unique<QmpClient>(*this, std::move(send));

@@ -7,48 +7,60 @@ namespace kiln::monitor {
 Json qmp_error(QmpErrorClass error_class, const std::string& desc)
 {
     Json out;
-    out["error"] = Json{{"class", qmp_error_class_name(error_class)}, {"desc", desc}};
+    out["error"] = Json { { "class", qmp_error_class_name(error_class) }, { "desc", desc } };
     return out;
 }
 
 Json qmp_greeting(const VersionInfo& v)
 {
     Json version;
-    version["qemu"] = Json{{"micro", v.micro}, {"minor", v.minor}, {"major", v.major}};
+    version["qemu"] = Json { { "micro", v.micro }, { "minor", v.minor }, { "major", v.major } };
     version["package"] = v.package;
     Json qmp;
     qmp["version"] = version;
-    qmp["capabilities"] = Json::array({"oob"});
-    return Json{{"QMP", qmp}};
+    qmp["capabilities"] = Json::array({ "oob" });
+    return Json { { "QMP", qmp } };
 }
 
 const char* event_name(MonitorEvent kind)
 {
     switch (kind) {
-    case MonitorEvent::Stop: return "STOP";
-    case MonitorEvent::Resume: return "RESUME";
-    case MonitorEvent::Shutdown: return "SHUTDOWN";
-    case MonitorEvent::Reset: return "RESET";
-    case MonitorEvent::Powerdown: return "POWERDOWN";
-    case MonitorEvent::BlockIoError: return "BLOCK_IO_ERROR";
+    case MonitorEvent::Stop:
+        return "STOP";
+    case MonitorEvent::Resume:
+        return "RESUME";
+    case MonitorEvent::Shutdown:
+        return "SHUTDOWN";
+    case MonitorEvent::Reset:
+        return "RESET";
+    case MonitorEvent::Powerdown:
+        return "POWERDOWN";
+    case MonitorEvent::BlockIoError:
+        return "BLOCK_IO_ERROR";
     }
     return "UNKNOWN";
 }
 
 Json qmp_event(const MachineEvent& event)
 {
-    timeval now{};
+    timeval now {};
     gettimeofday(&now, nullptr);
     Json out;
-    out["timestamp"] = Json{{"seconds", int64_t(now.tv_sec)}, {"microseconds", int64_t(now.tv_usec)}};
+    out["timestamp"] = Json { { "seconds", int64_t(now.tv_sec) }, { "microseconds", int64_t(now.tv_usec) } };
     out["event"] = event_name(event.kind);
     if (!event.data.empty()) {
         Json data = Json::object();
         for (const auto& field : event.data) {
             switch (field.type) {
-            case EventField::Type::String: data[field.key] = field.string_value; break;
-            case EventField::Type::Int: data[field.key] = field.int_value; break;
-            case EventField::Type::Bool: data[field.key] = field.bool_value; break;
+            case EventField::Type::String:
+                data[field.key] = field.string_value;
+                break;
+            case EventField::Type::Int:
+                data[field.key] = field.int_value;
+                break;
+            case EventField::Type::Bool:
+                data[field.key] = field.bool_value;
+                break;
             }
         }
         out["data"] = std::move(data);
@@ -57,9 +69,11 @@ Json qmp_event(const MachineEvent& event)
 }
 
 QmpSession::QmpSession(const CommandTable& table, MachineControl& machine, Send send, size_t max_message_bytes)
-    : m_table(table), m_machine(machine), m_send(std::move(send)),
-      m_stream([this](JsonStream::Item item) { handle_item(std::move(item)); }, max_message_bytes),
-      m_hmp(table, machine)
+    : m_table(table)
+    , m_machine(machine)
+    , m_send(std::move(send))
+    , m_stream([this](JsonStream::Item item) { handle_item(std::move(item)); }, max_message_bytes)
+    , m_hmp(table, machine)
 {
 }
 
@@ -121,8 +135,7 @@ void QmpSession::handle_item(JsonStream::Item item)
     if (request.is_discarded()) {
         std::string word = first_bad_keyword(item.text);
         send_json(qmp_error(QmpErrorClass::GenericError,
-                            word.empty() ? "JSON parse error, expecting value"
-                                         : "JSON parse error, invalid keyword '" + word + "'"));
+            word.empty() ? "JSON parse error, expecting value" : "JSON parse error, invalid keyword '" + word + "'"));
         return;
     }
     send_json(handle_request(request));
@@ -150,8 +163,7 @@ Json QmpSession::handle_request(const Json& request)
             execute = &*it;
         } else if (key == "arguments") {
             if (!it->is_object())
-                return reply(
-                    qmp_error(QmpErrorClass::GenericError, "QMP input member 'arguments' must be an object"));
+                return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member 'arguments' must be an object"));
             arguments = &*it;
         } else if (key != "id") {
             return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member '" + key + "' is unexpected"));
@@ -164,8 +176,8 @@ Json QmpSession::handle_request(const Json& request)
 
     if (name == "qmp_capabilities") {
         if (m_negotiated)
-            return reply(qmp_error(QmpErrorClass::CommandNotFound,
-                                   "Capabilities negotiation is already complete, command ignored"));
+            return reply(qmp_error(
+                QmpErrorClass::CommandNotFound, "Capabilities negotiation is already complete, command ignored"));
         const Command* caps = m_table.find_qmp(name);
         if (auto error = CommandTable::check_qmp_args(*caps, args))
             return reply(qmp_error(error->error_class, error->desc));
@@ -173,27 +185,27 @@ Json QmpSession::handle_request(const Json& request)
             for (const auto& cap : args["enable"]) {
                 if (!cap.is_string() || cap != "oob")
                     return reply(qmp_error(QmpErrorClass::GenericError,
-                                           "Parameter 'enable' does not accept value '"
-                                               + (cap.is_string() ? cap.get<std::string>() : cap.dump()) + "'"));
+                        "Parameter 'enable' does not accept value '"
+                            + (cap.is_string() ? cap.get<std::string>() : cap.dump()) + "'"));
             }
         }
         m_negotiated = true;
-        return reply(Json{{"return", Json::object()}});
+        return reply(Json { { "return", Json::object() } });
     }
     if (!m_negotiated)
-        return reply(qmp_error(QmpErrorClass::CommandNotFound,
-                               "Expecting capabilities negotiation with 'qmp_capabilities'"));
+        return reply(
+            qmp_error(QmpErrorClass::CommandNotFound, "Expecting capabilities negotiation with 'qmp_capabilities'"));
     const Command* command = m_table.find_qmp(name);
     if (!command)
         return reply(qmp_error(QmpErrorClass::CommandNotFound, "The command " + name + " has not been found"));
     if (auto error = CommandTable::check_qmp_args(*command, args))
         return reply(qmp_error(error->error_class, error->desc));
-    CommandContext ctx{m_machine, m_table, nullptr, {}};
+    CommandContext ctx { m_machine, m_table, nullptr, {} };
     ctx.run_hmp_line = [this](const std::string& line) { return m_hmp.execute(line); };
     CommandResult result = command->run(ctx, args);
     if (!result.ok())
         return reply(qmp_error(result.error().error_class, result.error().desc));
-    return reply(Json{{"return", result.value()}});
+    return reply(Json { { "return", result.value() } });
 }
 
 } // namespace kiln::monitor

@@ -21,7 +21,7 @@ public:
     using Send = std::function<void(std::string_view)>;
 
     QmpSession(const CommandTable& table, MachineControl& machine, Send send,
-               size_t max_message_bytes = JsonStream::k_default_max_value_bytes);
+        size_t max_message_bytes = JsonStream::k_default_max_value_bytes);
 
     void start(); // sends the greeting
     void feed(std::string_view bytes);

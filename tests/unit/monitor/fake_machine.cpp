@@ -17,11 +17,11 @@ CpuRegisters reset_state()
         s.limit = 0xffff;
         s.flags = 0x9300;
     }
-    r.segs[1] = {0xf000, 0xffff0000, 0xffff, 0x9b00};
-    r.ldt = {0, 0, 0xffff, 0x8200};
-    r.tr = {0, 0, 0xffff, 0x8b00};
-    r.gdt = {0, 0xffff};
-    r.idt = {0, 0xffff};
+    r.segs[1] = { 0xf000, 0xffff0000, 0xffff, 0x9b00 };
+    r.ldt = { 0, 0, 0xffff, 0x8200 };
+    r.tr = { 0, 0, 0xffff, 0x8b00 };
+    r.gdt = { 0, 0xffff };
+    r.idt = { 0, 0xffff };
     return r;
 }
 
@@ -79,63 +79,64 @@ FakeMachine::FakeMachine()
     sd.removable = true;
     blocks.push_back(sd);
 
-    chardev_list = {{"parallel0", "null", true}, {"compat_monitor0", "stdio", true}, {"serial0", "null", true}};
+    chardev_list = { { "parallel0", "null", true }, { "compat_monitor0", "stdio", true }, { "serial0", "null", true } };
 
     pci.push_back(pci_dev(0, 0, 0x0600, 0x8086, 0x1237));
     pci.push_back(pci_dev(1, 0, 0x0601, 0x8086, 0x7000));
     auto ide = pci_dev(1, 1, 0x0101, 0x8086, 0x7010);
-    ide.regions.push_back({4, PciRegion::Kind::Io, UINT64_MAX, 16});
+    ide.regions.push_back({ 4, PciRegion::Kind::Io, UINT64_MAX, 16 });
     pci.push_back(ide);
     pci.push_back(pci_dev(1, 3, 0x0680, 0x8086, 0x7113, 1));
     auto vga = pci_dev(2, 0, 0x0300, 0x1234, 0x1111);
-    vga.regions.push_back({0, PciRegion::Kind::Memory, UINT64_MAX, 16 << 20, true});
-    vga.regions.push_back({2, PciRegion::Kind::Memory, UINT64_MAX, 4096});
-    vga.regions.push_back({6, PciRegion::Kind::Memory, UINT64_MAX, 65536});
+    vga.regions.push_back({ 0, PciRegion::Kind::Memory, UINT64_MAX, 16 << 20, true });
+    vga.regions.push_back({ 2, PciRegion::Kind::Memory, UINT64_MAX, 4096 });
+    vga.regions.push_back({ 6, PciRegion::Kind::Memory, UINT64_MAX, 65536 });
     pci.push_back(vga);
     auto nic = pci_dev(3, 0, 0x0200, 0x8086, 0x100e, 1);
-    nic.regions.push_back({0, PciRegion::Kind::Memory, UINT64_MAX, 131072});
-    nic.regions.push_back({1, PciRegion::Kind::Io, UINT64_MAX, 64});
-    nic.regions.push_back({6, PciRegion::Kind::Memory, UINT64_MAX, 262144});
+    nic.regions.push_back({ 0, PciRegion::Kind::Memory, UINT64_MAX, 131072 });
+    nic.regions.push_back({ 1, PciRegion::Kind::Io, UINT64_MAX, 64 });
+    nic.regions.push_back({ 6, PciRegion::Kind::Memory, UINT64_MAX, 262144 });
     pci.push_back(nic);
 
-    MemoryRegionInfo system{"system", 0, UINT64_MAX, 0, "i/o"};
-    MemoryRegionInfo ram{"ram-below-4g", 0, 0x3ffffff, 0, "ram"};
+    MemoryRegionInfo system { "system", 0, UINT64_MAX, 0, "i/o" };
+    MemoryRegionInfo ram { "ram-below-4g", 0, 0x3ffffff, 0, "ram" };
     ram.alias_of = "pc.ram";
     ram.alias_end = 0x3ffffff;
-    MemoryRegionInfo pci_region{"pci", 0, UINT64_MAX, -1, "i/o"};
-    pci_region.children.push_back({"pc.rom", 0xc0000, 0xdffff, 1, "rom"});
-    MemoryRegionInfo isa_bios{"isa-bios", 0xe0000, 0xfffff, 1, "rom"};
+    MemoryRegionInfo pci_region { "pci", 0, UINT64_MAX, -1, "i/o" };
+    pci_region.children.push_back({ "pc.rom", 0xc0000, 0xdffff, 1, "rom" });
+    MemoryRegionInfo isa_bios { "isa-bios", 0xe0000, 0xfffff, 1, "rom" };
     isa_bios.alias_of = "pc.bios";
     isa_bios.alias_start = 0x20000;
     isa_bios.alias_end = 0x3ffff;
     pci_region.children.push_back(isa_bios);
-    system.children = {ram, pci_region};
+    system.children = { ram, pci_region };
     MemoryTreeSection section;
-    section.names = {"cpu-memory-0", "memory"};
+    section.names = { "cpu-memory-0", "memory" };
     section.root = system;
     mtree.push_back(section);
     MemoryTreeSection io;
-    io.names = {"I/O"};
-    io.root = MemoryRegionInfo{"io", 0, 0xffff, 0, "i/o"};
-    io.root->children.push_back({"pic", 0x20, 0x21, 0, "i/o"});
+    io.names = { "I/O" };
+    io.root = MemoryRegionInfo { "io", 0, 0xffff, 0, "i/o" };
+    io.root->children.push_back({ "pic", 0x20, 0x21, 0, "i/o" });
     mtree.push_back(io);
 
     qtree.name = "main-system-bus";
     qtree.type = "System";
-    QtreeDevice hpet{"hpet", "", {"gpio-in \"\" 2", "timers = 3 (0x3)", "mmio 00000000fed00000/0000000000000400"}, {}};
-    QtreeDevice host{"i440FX-pcihost", "", {"short_root_bus = 0 (0x0)"}, {}};
-    QtreeBus pci0{"pci.0", "PCI", {}};
-    pci0.devices.push_back({"PIIX4_PM", "", {"addr = 01.3"}, {}});
+    QtreeDevice hpet { "hpet", "", { "gpio-in \"\" 2", "timers = 3 (0x3)", "mmio 00000000fed00000/0000000000000400" },
+        {} };
+    QtreeDevice host { "i440FX-pcihost", "", { "short_root_bus = 0 (0x0)" }, {} };
+    QtreeBus pci0 { "pci.0", "PCI", {} };
+    pci0.devices.push_back({ "PIIX4_PM", "", { "addr = 01.3" }, {} });
     host.buses.push_back(pci0);
-    qtree.devices = {hpet, host};
+    qtree.devices = { hpet, host };
 
     // BIOS bytes QEMU 7.2's SeaBIOS has at these addresses (captured with
     // pmemsave), so /i and /x output can be compared with real QEMU.
-    poke(0xfe0b0, {0x0f, 0x87, 0xd0, 0x01, 0x67, 0x66, 0x8d, 0x42, 0x14, 0x66, 0x89, 0xc1, 0x66, 0xc1, 0xe9, 0x04,
-                   0x8e, 0xc1, 0x66, 0x83, 0xe0, 0x0f, 0x26, 0x67, 0x66, 0x8b, 0x00, 0x66, 0x6a, 0x00, 0x66, 0x89});
-    std::vector<uint8_t> top = {0xf1, 0x66, 0x83, 0xc9, 0xff, 0x66, 0x89, 0xc8, 0x66, 0x5b, 0x66,
-                                0x5e, 0x66, 0x5f, 0x66, 0xc3, 0xea, 0x5b, 0xe0, 0x00, 0xf0, 0x30,
-                                0x36, 0x2f, 0x32, 0x33, 0x2f, 0x39, 0x39, 0x00, 0xfc, 0x00};
+    poke(0xfe0b0,
+        { 0x0f, 0x87, 0xd0, 0x01, 0x67, 0x66, 0x8d, 0x42, 0x14, 0x66, 0x89, 0xc1, 0x66, 0xc1, 0xe9, 0x04, 0x8e, 0xc1,
+            0x66, 0x83, 0xe0, 0x0f, 0x26, 0x67, 0x66, 0x8b, 0x00, 0x66, 0x6a, 0x00, 0x66, 0x89 });
+    std::vector<uint8_t> top = { 0xf1, 0x66, 0x83, 0xc9, 0xff, 0x66, 0x89, 0xc8, 0x66, 0x5b, 0x66, 0x5e, 0x66, 0x5f,
+        0x66, 0xc3, 0xea, 0x5b, 0xe0, 0x00, 0xf0, 0x30, 0x36, 0x2f, 0x32, 0x33, 0x2f, 0x39, 0x39, 0x00, 0xfc, 0x00 };
     poke(0xfffe0, top);
     poke(0xfffffff0, std::vector<uint8_t>(top.begin() + 16, top.end()));
 }
@@ -170,7 +171,7 @@ Result<void> FakeMachine::read_memory(AddressKind, int64_t, uint64_t address, vo
 void FakeMachine::emit(MonitorEvent kind, std::vector<EventField> data)
 {
     if (m_sink)
-        m_sink(MachineEvent{kind, std::move(data)});
+        m_sink(MachineEvent { kind, std::move(data) });
 }
 
 Result<void> FakeMachine::stop()
@@ -192,8 +193,9 @@ Result<void> FakeMachine::cont()
 Result<void> FakeMachine::system_reset()
 {
     ++reset_calls;
-    emit(MonitorEvent::Reset, {{"guest", EventField::Type::Bool, "", 0, false},
-                               {"reason", EventField::Type::String, "host-qmp-system-reset"}});
+    emit(MonitorEvent::Reset,
+        { { "guest", EventField::Type::Bool, "", 0, false },
+            { "reason", EventField::Type::String, "host-qmp-system-reset" } });
     return {};
 }
 
@@ -238,8 +240,8 @@ Result<void> FakeMachine::eject(const std::string& device, bool)
     return {};
 }
 
-Result<void> FakeMachine::change_medium(const std::string& device, const std::string& filename,
-                                        const std::string& format, MediumMode, bool)
+Result<void> FakeMachine::change_medium(
+    const std::string& device, const std::string& filename, const std::string& format, MediumMode, bool)
 {
     auto* b = find_block(device);
     if (!b)

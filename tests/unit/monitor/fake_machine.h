@@ -23,7 +23,7 @@ public:
     Result<void> system_powerdown() override;
     void quit() override { ++quit_calls; }
 
-    VersionInfo version() const override { return {7, 2, 22, "Debian 1:7.2+dfsg-7+deb12u18+b3"}; }
+    VersionInfo version() const override { return { 7, 2, 22, "Debian 1:7.2+dfsg-7+deb12u18+b3" }; }
     std::optional<std::string> name() const override { return vm_name; }
     KvmInfo kvm() const override { return kvm_info; }
 
@@ -34,13 +34,13 @@ public:
     std::vector<MemoryTreeSection> memory_tree() const override { return mtree; }
     QtreeBus device_tree() const override { return qtree; }
 
-    Result<void> read_memory(AddressKind kind, int64_t cpu_index, uint64_t address, void* buffer,
-                             uint64_t length_bytes) override;
+    Result<void> read_memory(
+        AddressKind kind, int64_t cpu_index, uint64_t address, void* buffer, uint64_t length_bytes) override;
     Result<void> send_keys(const std::vector<KeyPress>& keys, int64_t hold_time_ms) override;
     Result<void> commit(const std::string& device) override;
     Result<void> eject(const std::string& device, bool force) override;
     Result<void> change_medium(const std::string& device, const std::string& filename, const std::string& format,
-                               MediumMode mode, bool force) override;
+        MediumMode mode, bool force) override;
     Result<void> block_resize(const std::string& device, uint64_t size_bytes) override;
     void set_event_sink(EventSink sink) override { m_sink = std::move(sink); }
 
@@ -50,7 +50,7 @@ public:
 
     RunState m_state = RunState::Prelaunch;
     std::optional<std::string> vm_name = "testvm";
-    KvmInfo kvm_info{true, false};
+    KvmInfo kvm_info { true, false };
     std::vector<CpuInfo> cpu_list;
     std::vector<BlockDeviceInfo> blocks;
     std::vector<ChardevInfo> chardev_list;

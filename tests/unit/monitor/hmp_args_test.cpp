@@ -13,7 +13,7 @@ class HmpArgsTest : public ::testing::Test {
 protected:
     testing::FakeMachine machine;
     CommandTable table = build_command_table();
-    HmpExecutor hmp{table, machine};
+    HmpExecutor hmp { table, machine };
     HmpState state;
 
     Result<int64_t> eval(std::string_view text) { return parse_hmp_expression(text, &machine, state); }
@@ -50,16 +50,16 @@ TEST_F(HmpArgsTest, ExpressionStopsAtTheNextArgument)
 TEST_F(HmpArgsTest, ThirtyTwoBitIntegersAndQuotedStrings)
 {
     EXPECT_EQ(run("sendkey a 0x100000000"),
-              "'sendkey' has failed: integer is for 32-bit values\nTry \"help sendkey\" for more information\n");
+        "'sendkey' has failed: integer is for 32-bit values\nTry \"help sendkey\" for more information\n");
     EXPECT_EQ(run("sendkey a -1"),
-              "'sendkey' has failed: integer is for 32-bit values\nTry \"help sendkey\" for more information\n");
+        "'sendkey' has failed: integer is for 32-bit values\nTry \"help sendkey\" for more information\n");
     EXPECT_EQ(run("change ide1-cd0 \"/tmp/a b"),
-              "unterminated string\nchange: filename expected\nTry \"help change\" for more information\n");
+        "unterminated string\nchange: filename expected\nTry \"help change\" for more information\n");
     EXPECT_EQ(run("change ide1-cd0 \"/tmp/a\\qb\""),
-              "unsupported escape code: '\\q'\nchange: filename expected\nTry \"help change\" for more information\n");
+        "unsupported escape code: '\\q'\nchange: filename expected\nTry \"help change\" for more information\n");
     EXPECT_EQ(run("change ide1-cd0 \"/nonexist/a b\" raw bogus"), "Error: invalid parameter value: bogus\n");
-    EXPECT_EQ(run("change ide1-cd0 \"/nonexist/a b\""),
-              "Error: Could not open '/nonexist/a b': No such file or directory\n");
+    EXPECT_EQ(
+        run("change ide1-cd0 \"/nonexist/a b\""), "Error: Could not open '/nonexist/a b': No such file or directory\n");
     EXPECT_EQ(run("i status"), "unknown command: 'i'\n");
     EXPECT_EQ(run("help info nosuch"), "unknown command: 'info nosuch'\n");
 }
@@ -79,30 +79,30 @@ TEST_F(HmpArgsTest, FlagsAndOptionalArguments)
                                       "read-only-mode": "read-only"})"));
     const Command* mtree = table.find_info("mtree");
     EXPECT_EQ(parse_hmp_args(*mtree, "mtree", "-f -D", state, &machine).value(),
-              Json::parse(R"({"flatview": true, "disabled": true})"));
+        Json::parse(R"({"flatview": true, "disabled": true})"));
     EXPECT_EQ(parse_hmp_args(*mtree, "mtree", "-z", state, &machine).error().message(), "mtree: unsupported option -z");
 }
 
 TEST_F(HmpArgsTest, FullHelpListingMatchesQemuForKilnsCommands)
 {
     EXPECT_EQ(run("help"),
-              "block_resize device size -- resize a block image\n"
-              "change device [-f] filename [format [read-only-mode]] -- change a removable medium, optional format, "
-              "use -f to force the operation\n"
-              "commit device|all -- commit changes to the disk images (if -snapshot is used) or backing files\n"
-              "cont|c  -- resume emulation\n"
-              "eject [-f] device -- eject a removable medium (use -f to force it)\n"
-              "help|? [cmd] -- show the help\n"
-              "info [subcommand] -- show various information about the system state\n"
-              "memsave addr size file -- save to disk virtual memory dump starting at 'addr' of size 'size'\n"
-              "pmemsave addr size file -- save to disk physical memory dump starting at 'addr' of size 'size'\n"
-              "quit|q  -- quit the emulator\n"
-              "sendkey keys [hold_ms] -- send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)\n"
-              "stop|s  -- stop emulation\n"
-              "system_powerdown  -- send system power down event\n"
-              "system_reset  -- reset the system\n"
-              "x /fmt addr -- virtual memory dump starting at 'addr'\n"
-              "xp /fmt addr -- physical memory dump starting at 'addr'\n");
+        "block_resize device size -- resize a block image\n"
+        "change device [-f] filename [format [read-only-mode]] -- change a removable medium, optional format, "
+        "use -f to force the operation\n"
+        "commit device|all -- commit changes to the disk images (if -snapshot is used) or backing files\n"
+        "cont|c  -- resume emulation\n"
+        "eject [-f] device -- eject a removable medium (use -f to force it)\n"
+        "help|? [cmd] -- show the help\n"
+        "info [subcommand] -- show various information about the system state\n"
+        "memsave addr size file -- save to disk virtual memory dump starting at 'addr' of size 'size'\n"
+        "pmemsave addr size file -- save to disk physical memory dump starting at 'addr' of size 'size'\n"
+        "quit|q  -- quit the emulator\n"
+        "sendkey keys [hold_ms] -- send keys to the VM (e.g. 'sendkey ctrl-alt-f1', default hold time=100 ms)\n"
+        "stop|s  -- stop emulation\n"
+        "system_powerdown  -- send system power down event\n"
+        "system_reset  -- reset the system\n"
+        "x /fmt addr -- virtual memory dump starting at 'addr'\n"
+        "xp /fmt addr -- physical memory dump starting at 'addr'\n");
 }
 
 } // namespace

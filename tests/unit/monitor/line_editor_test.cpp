@@ -12,10 +12,9 @@ class LineEditorTest : public ::testing::Test {
 protected:
     std::string echo;
     std::vector<std::string> lines;
-    std::vector<std::string> words = {"info", "inject-nmi", "stop", "system_reset", "system_powerdown"};
-    LineEditor editor{"(kiln) ", [this](std::string_view s) { echo += s; },
-                      [this](const std::string& l) { lines.push_back(l); },
-                      [this](const std::string&) { return words; }};
+    std::vector<std::string> words = { "info", "inject-nmi", "stop", "system_reset", "system_powerdown" };
+    LineEditor editor { "(kiln) ", [this](std::string_view s) { echo += s; },
+        [this](const std::string& l) { lines.push_back(l); }, [this](const std::string&) { return words; } };
 };
 
 TEST_F(LineEditorTest, TypingEchoesAndEnterDeliversTheLine)
@@ -122,9 +121,11 @@ TEST(HmpSessionTest, PromptCommandOutputAndCompletionOverTheTable)
     out.clear();
     session.feed("info c\t");
     EXPECT_EQ(out, "info c\r\nchardev  cpus  \r\n(kiln) info c"); // ambiguous: both listed
-    session.feed("\x15" "eject i\t");
+    session.feed("\x15"
+                 "eject i\t");
     EXPECT_EQ(session.editor().line(), "eject ide");
-    session.feed("\x15" "sys\t");
+    session.feed("\x15"
+                 "sys\t");
     EXPECT_EQ(session.editor().line(), "system_");
 }
 

@@ -14,7 +14,7 @@ protected:
     testing::FakeMachine machine;
     CommandTable table = build_command_table();
     std::vector<std::string> out;
-    QmpSession session{table, machine, [this](std::string_view s) { out.emplace_back(s); }};
+    QmpSession session { table, machine, [this](std::string_view s) { out.emplace_back(s); } };
 
     // Feeds one request and returns the single reply line without "\r\n".
     std::string ask(const std::string& request)
@@ -35,19 +35,20 @@ TEST_F(QmpSessionTest, GreetingAndNegotiation)
 {
     session.start();
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0], "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, \"package\": "
-                      "\"Debian 1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n");
+    EXPECT_EQ(out[0],
+        "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, \"package\": "
+        "\"Debian 1:7.2+dfsg-7+deb12u18+b3\"}, \"capabilities\": [\"oob\"]}}\r\n");
     EXPECT_EQ(ask(R"({"execute":"query-status"})"),
-              R"({"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}})");
+        R"({"error": {"class": "CommandNotFound", "desc": "Expecting capabilities negotiation with 'qmp_capabilities'"}})");
     negotiate();
     EXPECT_EQ(ask(R"({"execute":"qmp_capabilities"})"),
-              R"({"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}})");
+        R"({"error": {"class": "CommandNotFound", "desc": "Capabilities negotiation is already complete, command ignored"}})");
 }
 
 TEST_F(QmpSessionTest, NegotiationAcceptsOobOnly)
 {
     EXPECT_EQ(ask(R"({"execute":"qmp_capabilities","arguments":{"enable":["x"]}})"),
-              R"({"error": {"class": "GenericError", "desc": "Parameter 'enable' does not accept value 'x'"}})");
+        R"({"error": {"class": "GenericError", "desc": "Parameter 'enable' does not accept value 'x'"}})");
     EXPECT_EQ(ask(R"({"execute":"qmp_capabilities","arguments":{"enable":["oob"]}})"), R"({"return": {}})");
 }
 
@@ -55,15 +56,15 @@ TEST_F(QmpSessionTest, QueriesMatchQemuSchema)
 {
     negotiate();
     EXPECT_EQ(ask(R"({"execute":"query-status","id":1})"),
-              R"({"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": 1})");
+        R"({"return": {"status": "prelaunch", "singlestep": false, "running": false}, "id": 1})");
     EXPECT_EQ(ask(R"({"execute":"query-version","id":"a"})"),
-              R"({"return": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "id": "a"})");
+        R"({"return": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "id": "a"})");
     EXPECT_EQ(ask(R"({"execute":"query-name"})"), R"({"return": {"name": "testvm"}})");
     EXPECT_EQ(ask(R"({"execute":"query-kvm"})"), R"({"return": {"enabled": false, "present": true}})");
     EXPECT_EQ(ask(R"({"execute":"query-cpus-fast"})"),
-              R"({"return": [{"thread-id": 10918, "props": {"core-id": 0, "thread-id": 0, "socket-id": 0}, "qom-path": "/machine/unattached/device[0]", "cpu-index": 0, "target": "x86_64"}]})");
+        R"({"return": [{"thread-id": 10918, "props": {"core-id": 0, "thread-id": 0, "socket-id": 0}, "qom-path": "/machine/unattached/device[0]", "cpu-index": 0, "target": "x86_64"}]})");
     EXPECT_EQ(ask(R"({"execute":"query-chardev"})"),
-              R"({"return": [{"frontend-open": true, "filename": "null", "label": "parallel0"}, {"frontend-open": true, "filename": "stdio", "label": "compat_monitor0"}, {"frontend-open": true, "filename": "null", "label": "serial0"}]})");
+        R"({"return": [{"frontend-open": true, "filename": "null", "label": "parallel0"}, {"frontend-open": true, "filename": "stdio", "label": "compat_monitor0"}, {"frontend-open": true, "filename": "null", "label": "serial0"}]})");
     Json block = Json::parse(ask(R"({"execute":"query-block"})"));
     ASSERT_EQ(block["return"].size(), 4u);
     EXPECT_EQ(block["return"][0]["inserted"]["image"]["virtual-size"], 64 << 20);
@@ -92,54 +93,61 @@ TEST_F(QmpSessionTest, RequestShapeErrorsUseQemuWording)
     EXPECT_EQ(ask("[1,2]"), R"({"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}})");
     EXPECT_EQ(ask(R"("hello")"), R"({"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}})");
     EXPECT_EQ(ask(R"({"execute":1})"),
-              R"({"error": {"class": "GenericError", "desc": "QMP input member 'execute' must be a string"}})");
-    EXPECT_EQ(ask(R"({"foo":1})"), R"({"error": {"class": "GenericError", "desc": "QMP input member 'foo' is unexpected"}})");
+        R"({"error": {"class": "GenericError", "desc": "QMP input member 'execute' must be a string"}})");
+    EXPECT_EQ(
+        ask(R"({"foo":1})"), R"({"error": {"class": "GenericError", "desc": "QMP input member 'foo' is unexpected"}})");
     EXPECT_EQ(ask(R"({"execute":"query-status","arguments":[]})"),
-              R"({"error": {"class": "GenericError", "desc": "QMP input member 'arguments' must be an object"}})");
+        R"({"error": {"class": "GenericError", "desc": "QMP input member 'arguments' must be an object"}})");
     EXPECT_EQ(ask(R"({"execute":"query-status","id":5,"extra":1})"),
-              R"({"error": {"class": "GenericError", "desc": "QMP input member 'extra' is unexpected"}, "id": 5})");
-    EXPECT_EQ(ask(R"({"id":7})"), R"({"error": {"class": "GenericError", "desc": "QMP input lacks member 'execute'"}, "id": 7})");
-    EXPECT_EQ(ask(R"({"execute":"nope"})"), R"({"error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}})");
-    EXPECT_EQ(ask(R"({"execute":"x"})"), R"({"error": {"class": "CommandNotFound", "desc": "The command x has not been found"}})");
+        R"({"error": {"class": "GenericError", "desc": "QMP input member 'extra' is unexpected"}, "id": 5})");
+    EXPECT_EQ(ask(R"({"id":7})"),
+        R"({"error": {"class": "GenericError", "desc": "QMP input lacks member 'execute'"}, "id": 7})");
+    EXPECT_EQ(ask(R"({"execute":"nope"})"),
+        R"({"error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}})");
+    EXPECT_EQ(ask(R"({"execute":"x"})"),
+        R"({"error": {"class": "CommandNotFound", "desc": "The command x has not been found"}})");
 }
 
 TEST_F(QmpSessionTest, ArgumentErrorsUseQemuWording)
 {
     negotiate();
     EXPECT_EQ(ask(R"({"execute":"query-status","arguments":{"x":1}})"),
-              R"({"error": {"class": "GenericError", "desc": "Parameter 'x' is unexpected"}})");
+        R"({"error": {"class": "GenericError", "desc": "Parameter 'x' is unexpected"}})");
     EXPECT_EQ(ask(R"({"execute":"block_resize","arguments":{"device":"foo"}})"),
-              R"({"error": {"class": "GenericError", "desc": "Parameter 'size' is missing"}})");
+        R"({"error": {"class": "GenericError", "desc": "Parameter 'size' is missing"}})");
     EXPECT_EQ(ask(R"({"execute":"block_resize","arguments":{"device":"foo","size":"x"}})"),
-              R"({"error": {"class": "GenericError", "desc": "Invalid parameter type for 'size', expected: integer"}})");
+        R"({"error": {"class": "GenericError", "desc": "Invalid parameter type for 'size', expected: integer"}})");
     EXPECT_EQ(ask(R"({"execute":"block_resize","arguments":{"device":"foo","size":1}})"),
-              R"({"error": {"class": "GenericError", "desc": "Cannot find device='foo' nor node-name=''"}})");
+        R"({"error": {"class": "GenericError", "desc": "Cannot find device='foo' nor node-name=''"}})");
     EXPECT_EQ(ask(R"({"execute":"block_resize","arguments":{"device":"ide0-hd0","size":-5}})"),
-              R"({"error": {"class": "GenericError", "desc": "Parameter 'size' expects a >0 size"}})");
+        R"({"error": {"class": "GenericError", "desc": "Parameter 'size' expects a >0 size"}})");
     EXPECT_EQ(ask(R"({"execute":"eject","arguments":{"device":"foo"}})"),
-              R"({"error": {"class": "DeviceNotFound", "desc": "Device 'foo' not found"}})");
+        R"({"error": {"class": "DeviceNotFound", "desc": "Device 'foo' not found"}})");
     EXPECT_EQ(ask(R"({"execute":"eject","arguments":{"device":"ide0-hd0"}})"),
-              R"({"error": {"class": "GenericError", "desc": "Device 'ide0-hd0' is not removable"}})");
+        R"({"error": {"class": "GenericError", "desc": "Device 'ide0-hd0' is not removable"}})");
     EXPECT_EQ(ask(R"({"execute":"blockdev-change-medium","arguments":{"device":"foo","filename":"/x"}})"),
-              R"({"error": {"class": "DeviceNotFound", "desc": "Device 'foo' not found"}})");
+        R"({"error": {"class": "DeviceNotFound", "desc": "Device 'foo' not found"}})");
     EXPECT_EQ(ask(R"({"execute":"pmemsave","arguments":{"val":0,"size":16,"filename":"/nonexist/qms.bin"}})"),
-              R"({"error": {"class": "GenericError", "desc": "Could not open '/nonexist/qms.bin': No such file or directory"}})");
+        R"({"error": {"class": "GenericError", "desc": "Could not open '/nonexist/qms.bin': No such file or directory"}})");
     EXPECT_EQ(ask(R"({"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"xx"}]}})"),
-              R"({"error": {"class": "GenericError", "desc": "Parameter 'data' does not accept value 'xx'"}})");
+        R"({"error": {"class": "GenericError", "desc": "Parameter 'data' does not accept value 'xx'"}})");
 }
 
 TEST_F(QmpSessionTest, CommandsReachTheMachine)
 {
     negotiate();
-    EXPECT_EQ(ask(R"({"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"ctrl"},{"type":"number","data":30}],"hold-time":50}})"),
-              R"({"return": {}})");
+    EXPECT_EQ(
+        ask(R"({"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"ctrl"},{"type":"number","data":30}],"hold-time":50}})"),
+        R"({"return": {}})");
     ASSERT_EQ(machine.sent_keys.size(), 1u);
     EXPECT_EQ(machine.sent_keys[0][1].number, 30);
     EXPECT_EQ(machine.hold_times[0], 50);
-    EXPECT_EQ(ask(R"({"execute":"block_resize","arguments":{"node-name":"#block152","size":1048576}})"), R"({"return": {}})");
+    EXPECT_EQ(
+        ask(R"({"execute":"block_resize","arguments":{"node-name":"#block152","size":1048576}})"), R"({"return": {}})");
     EXPECT_EQ(machine.resized.back(), "#block152=1048576");
-    EXPECT_EQ(ask(R"({"execute":"blockdev-change-medium","arguments":{"device":"ide1-cd0","filename":"/dev/null","format":"raw"}})"),
-              R"({"return": {}})");
+    EXPECT_EQ(
+        ask(R"({"execute":"blockdev-change-medium","arguments":{"device":"ide1-cd0","filename":"/dev/null","format":"raw"}})"),
+        R"({"return": {}})");
     EXPECT_EQ(ask(R"({"execute":"system_reset"})"), R"({"return": {}})");
     EXPECT_EQ(machine.reset_calls, 1);
     EXPECT_EQ(ask(R"({"execute":"quit"})"), R"({"return": {}})");
@@ -150,24 +158,27 @@ TEST_F(QmpSessionTest, HumanMonitorCommandReturnsHmpText)
 {
     negotiate();
     EXPECT_EQ(ask(R"({"execute":"human-monitor-command","arguments":{"command-line":"info status"}})"),
-              R"({"return": "VM status: paused (prelaunch)\r\n"})");
+        R"({"return": "VM status: paused (prelaunch)\r\n"})");
     EXPECT_EQ(ask(R"({"execute":"human-monitor-command","arguments":{"command-line":"foo"}})"),
-              R"({"return": "unknown command: 'foo'\r\n"})");
+        R"({"return": "unknown command: 'foo'\r\n"})");
     EXPECT_EQ(ask(R"({"execute":"human-monitor-command","arguments":{"command-line":"info kvm"}})"),
-              R"({"return": "kvm support: disabled\r\n"})");
+        R"({"return": "kvm support: disabled\r\n"})");
 }
 
 TEST_F(QmpSessionTest, MalformedJsonKeepsTheSessionUsable)
 {
     negotiate();
-    EXPECT_EQ(ask("{ bad json }"), R"({"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'bad'"}})");
-    EXPECT_EQ(ask(R"({"execute": })"), R"({"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}})");
-    EXPECT_EQ(ask(R"({"a":1,})"), R"({"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}})");
+    EXPECT_EQ(ask("{ bad json }"),
+        R"({"error": {"class": "GenericError", "desc": "JSON parse error, invalid keyword 'bad'"}})");
+    EXPECT_EQ(ask(R"({"execute": })"),
+        R"({"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}})");
+    EXPECT_EQ(
+        ask(R"({"a":1,})"), R"({"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}})");
     EXPECT_EQ(ask("]"), R"({"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}})");
     // QEMU's single-quote extension.
     EXPECT_EQ(ask("{'execute':'query-name'}"), R"({"return": {"name": "testvm"}})");
     EXPECT_EQ(ask(R"({'execute':'human-monitor-command','arguments':{'command-line':'help \'x'}})"),
-              R"({"return": "unknown command: ''x'\r\n"})");
+        R"({"return": "unknown command: ''x'\r\n"})");
     // Two requests on one line, and one split across feeds.
     out.clear();
     session.feed(R"({"execute":"query-name"} {"execute":"query-kvm"})");
@@ -218,7 +229,7 @@ TEST(JsonStreamTest, BufferStaysBelowTheLimitAndNestingIsCapped)
 
 TEST_F(QmpSessionTest, EventsFlowOnlyAfterNegotiation)
 {
-    MachineEvent stop{MonitorEvent::Stop, {}};
+    MachineEvent stop { MonitorEvent::Stop, {} };
     std::string line = to_qmp_text(qmp_event(stop)) + "\r\n";
     out.clear();
     session.send_event(line);
@@ -231,8 +242,9 @@ TEST_F(QmpSessionTest, EventsFlowOnlyAfterNegotiation)
     EXPECT_EQ(event["event"], "STOP");
     EXPECT_TRUE(event["timestamp"]["seconds"].is_number_integer());
     EXPECT_TRUE(event["timestamp"]["microseconds"].is_number_integer());
-    MachineEvent reset{MonitorEvent::Reset, {{"guest", EventField::Type::Bool, "", 0, false},
-                                             {"reason", EventField::Type::String, "host-qmp-system-reset"}}};
+    MachineEvent reset { MonitorEvent::Reset,
+        { { "guest", EventField::Type::Bool, "", 0, false },
+            { "reason", EventField::Type::String, "host-qmp-system-reset" } } };
     EXPECT_EQ(qmp_event(reset)["data"], Json::parse(R"({"guest": false, "reason": "host-qmp-system-reset"})"));
 }
 

@@ -1,15 +1,15 @@
 // QMP and HMP over real sockets: a small blocking client in the test talks
 // to a Monitor whose event loop runs on its own thread.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <future>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "monitor/monitor.h"
 #include "tests/unit/monitor/fake_machine.h"
@@ -19,9 +19,10 @@ namespace {
 
 class Client {
 public:
-    explicit Client(int fd) : m_fd(fd)
+    explicit Client(int fd)
+        : m_fd(fd)
     {
-        timeval timeout{20, 0}; // a hung monitor fails the test instead of hanging it
+        timeval timeout { 20, 0 }; // a hung monitor fails the test instead of hanging it
         setsockopt(m_fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     }
     ~Client()
@@ -32,7 +33,7 @@ public:
     static Client unix_socket(const std::string& path)
     {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
+        sockaddr_un addr {};
         addr.sun_family = AF_UNIX;
         std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
         EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
@@ -41,14 +42,19 @@ public:
     static Client tcp(uint16_t port)
     {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
+        sockaddr_in addr {};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
         return Client(fd);
     }
-    Client(Client&& other) noexcept : m_fd(other.m_fd), m_buffer(std::move(other.m_buffer)) { other.m_fd = -1; }
+    Client(Client&& other) noexcept
+        : m_fd(other.m_fd)
+        , m_buffer(std::move(other.m_buffer))
+    {
+        other.m_fd = -1;
+    }
 
     void send(std::string_view bytes)
     {
@@ -139,8 +145,7 @@ protected:
         monitor.reset();
     }
     // Runs fn on the loop thread and waits for it.
-    template<typename Fn>
-    auto on_loop(Fn fn)
+    template<typename Fn> auto on_loop(Fn fn)
     {
         std::promise<decltype(fn())> done;
         auto future = done.get_future();
@@ -176,7 +181,7 @@ TEST_F(MonitorSocketTest, GreetingNegotiationAndIds)
 {
     Client client = Client::unix_socket(path);
     Json greeting = Json::parse(client.line());
-    EXPECT_EQ(greeting["QMP"]["capabilities"], Json::array({"oob"}));
+    EXPECT_EQ(greeting["QMP"]["capabilities"], Json::array({ "oob" }));
     EXPECT_EQ(greeting["QMP"]["version"]["qemu"]["major"], 7);
     EXPECT_EQ(client.ask(R"({"execute":"query-status","id":"early"})")["error"]["class"], "CommandNotFound");
     EXPECT_EQ(client.ask(R"({"execute":"qmp_capabilities","id":1})"), Json::parse(R"({"return": {}, "id": 1})"));
@@ -199,14 +204,14 @@ TEST_F(MonitorSocketTest, EventsReachEveryNegotiatedClient)
     EXPECT_TRUE(event_a["timestamp"].contains("microseconds"));
     EXPECT_EQ(Json::parse(a.line()), Json::parse(R"({"return": {}})"));
     EXPECT_EQ(Json::parse(b.line())["event"], "RESUME");
-    on_loop([this] { machine.stop(); });
+    on_loop([this] { (void)machine.stop(); });
     EXPECT_EQ(Json::parse(a.line())["event"], "STOP");
     EXPECT_EQ(Json::parse(b.line())["event"], "STOP");
     on_loop([this] {
-        machine.emit(MonitorEvent::BlockIoError, {{"device", EventField::Type::String, "ide0-hd0"},
-                                                  {"operation", EventField::Type::String, "write"},
-                                                  {"action", EventField::Type::String, "report"},
-                                                  {"nospace", EventField::Type::Bool, "", 0, false}});
+        machine.emit(MonitorEvent::BlockIoError,
+            { { "device", EventField::Type::String, "ide0-hd0" }, { "operation", EventField::Type::String, "write" },
+                { "action", EventField::Type::String, "report" },
+                { "nospace", EventField::Type::Bool, "", 0, false } });
     });
     Json io = Json::parse(b.line());
     EXPECT_EQ(io["event"], "BLOCK_IO_ERROR");
@@ -254,7 +259,8 @@ TEST_F(MonitorSocketTest, DisconnectMidCommandDropsOnlyThatClient)
     {
         // Gone before reading its reply.
         Client rude = negotiated_client();
-        rude.send(R"({"execute":"query-block"})" "\n");
+        rude.send(R"({"execute":"query-block"})"
+                  "\n");
         rude.close();
     }
     EXPECT_EQ(survivor.ask(R"({"execute":"query-name"})")["return"]["name"], "testvm");
@@ -314,7 +320,7 @@ TEST(MonitorFdTest, HmpOnAPipePair)
             got.append(buf, size_t(n));
     }
     EXPECT_NE(got.find("(kiln) info kvm\r\nkvm support: disabled\r\n"), std::string::npos) << got;
-    for (int fd : {in[0], in[1], out[0], out[1]})
+    for (int fd : { in[0], in[1], out[0], out[1] })
         close(fd);
 }
 
