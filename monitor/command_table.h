@@ -71,8 +71,9 @@ struct CommandContext {
     const CommandTable& table;
     // Per-HMP-session state (x/xp defaults, current CPU); null under QMP.
     HmpState* hmp = nullptr;
-    // Runs one HMP line and returns its text (human-monitor-command).
-    std::function<std::string(const std::string& line)> run_hmp_line;
+    // Runs one HMP line with `cpu_index` as the current CPU and returns its
+    // text (human-monitor-command).
+    std::function<std::string(const std::string& line, int64_t cpu_index)> run_hmp_line;
 };
 
 struct Command {

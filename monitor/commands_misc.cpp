@@ -320,7 +320,18 @@ void register_misc_commands(CommandTable& table)
     hmc.run = [](CommandContext& ctx, const Json& args) -> CommandResult {
         if (!ctx.run_hmp_line)
             return CommandError::generic("human-monitor-command is not available here");
-        std::string text = ctx.run_hmp_line(args["command-line"].get<std::string>());
+        int64_t cpu_index = 0;
+        if (args.contains("cpu-index")) {
+            cpu_index = args["cpu-index"].get<int64_t>();
+            bool found = false;
+            for (const auto& cpu : ctx.machine.cpus())
+                found = found || cpu.index == cpu_index;
+            if (!found)
+                return CommandError::generic("Parameter 'cpu-index' expects a CPU number");
+        } else if (!ctx.machine.cpus().empty()) {
+            cpu_index = ctx.machine.cpus().front().index;
+        }
+        std::string text = ctx.run_hmp_line(args["command-line"].get<std::string>(), cpu_index);
         // HMP output goes through a terminal discipline: \n becomes \r\n.
         std::string crlf;
         for (char c : text) {

@@ -50,7 +50,13 @@ std::string HmpExecutor::run(
     if (!parsed)
         return parsed.error().message() + "\nTry \"help " + std::string(help_name) + "\" for more information\n";
     CommandContext ctx { m_machine, m_table, &m_state, {} };
-    ctx.run_hmp_line = [this](const std::string& nested) { return execute(nested); };
+    ctx.run_hmp_line = [this](const std::string& nested, int64_t cpu_index) {
+        int64_t saved = m_state.current_cpu;
+        m_state.current_cpu = cpu_index;
+        std::string out = execute(nested);
+        m_state.current_cpu = saved;
+        return out;
+    };
     Json run_args = parsed.value();
     if (command.hmp_to_args) {
         CommandResult converted = command.hmp_to_args(ctx, run_args);

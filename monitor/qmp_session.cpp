@@ -201,7 +201,10 @@ Json QmpSession::handle_request(const Json& request)
     if (auto error = CommandTable::check_qmp_args(*command, args))
         return reply(qmp_error(error->error_class, error->desc));
     CommandContext ctx { m_machine, m_table, nullptr, {} };
-    ctx.run_hmp_line = [this](const std::string& line) { return m_hmp.execute(line); };
+    ctx.run_hmp_line = [this](const std::string& line, int64_t cpu_index) {
+        m_hmp.state().current_cpu = cpu_index;
+        return m_hmp.execute(line);
+    };
     CommandResult result = command->run(ctx, args);
     if (!result.ok())
         return reply(qmp_error(result.error().error_class, result.error().desc));
