@@ -92,10 +92,12 @@ void JsonStream::feed(std::string_view bytes)
         case '[':
             ++m_depth;
             append(c);
-            if (m_depth > k_max_nesting && !m_discarding) {
+            if (m_depth > k_max_nesting) {
+                // As QEMU: report and start over at once, so the closing
+                // brackets that follow cannot keep the stream waiting.
                 m_discarding = true;
                 m_discard_reason = "JSON nesting depth limit exceeded";
-                m_value.clear();
+                finish_value();
             }
             break;
         case '}':
