@@ -85,6 +85,10 @@ std::string format_memory_dump(MachineControl& machine, const DumpRequest& reque
     // count * unit can exceed memory; stop at the first unreadable line.
     uint64_t len = request.count <= 0 ? 0 : uint64_t(request.count) * uint64_t(unit_bytes);
     while (len > 0) {
+        if (out.size() > k_max_dump_text_bytes) {
+            out += k_dump_truncated_line;
+            break;
+        }
         out += strprintf("%016llx:", (unsigned long long)addr);
         uint64_t l = std::min<uint64_t>(len, uint64_t(line_size));
         uint8_t buf[16] = {};
@@ -137,6 +141,10 @@ std::string disassemble(
     uint64_t pc = address;
     constexpr int k_split = 8; // bytes per line before the mnemonic, as QEMU's x86 setup
     while (count-- > 0) {
+        if (out.size() > k_max_dump_text_bytes) {
+            out += k_dump_truncated_line;
+            break;
+        }
         // An x86 instruction is at most 15 bytes; read 16 so a short
         // mapping near the end of memory still reports the failure.
         uint8_t buf[16];

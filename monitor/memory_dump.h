@@ -18,6 +18,11 @@ struct DumpRequest {
     int size = 4; // 1 2 4 8 (ignored for i)
 };
 
+// A reply is built in memory before it is sent, so one dump is capped
+// (QEMU streams it): past this much text it ends with a truncation line.
+constexpr size_t k_max_dump_text_bytes = 4 << 20;
+constexpr const char* k_dump_truncated_line = "(output truncated at 4 MiB)\n";
+
 std::string format_memory_dump(MachineControl& machine, const DumpRequest& request);
 
 // Disassembles `count` instructions at `address` in `mode_bits` (16, 32,

@@ -2,6 +2,8 @@
 // the reset vector), including /i through capstone.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "monitor/hmp_executor.h"
 #include "monitor/memory_dump.h"
 #include "tests/unit/monitor/fake_machine.h"
@@ -82,6 +84,13 @@ TEST_F(MemoryDumpTest, UnreadableMemoryAndBadFormats)
     EXPECT_EQ(run("xp /s 0"), "invalid char in format: 's'\nTry \"help xp\" for more information\n");
     EXPECT_EQ(run("xp /4xq 0"), "invalid char in format: 'q'\nTry \"help xp\" for more information\n");
     EXPECT_EQ(run("xp /x 1 2"), "xp: extraneous characters at the end of line\nTry \"help xp\" for more information\n");
+}
+
+TEST_F(MemoryDumpTest, HugeCountsAreCapped)
+{
+    std::string out = run("xp /2000000000xg 0");
+    EXPECT_LT(out.size(), k_max_dump_text_bytes + 4096);
+    EXPECT_EQ(out.substr(out.size() - std::strlen(k_dump_truncated_line)), k_dump_truncated_line);
 }
 
 TEST_F(MemoryDumpTest, ExpressionsInAddresses)
