@@ -39,6 +39,16 @@ bool Command::has_hmp_name(std::string_view name) const
     return false;
 }
 
+Command info_command(std::string name, std::string qmp_name, std::string help)
+{
+    Command c;
+    c.hmp_name = std::move(name);
+    c.info_subcommand = true;
+    c.qmp_name = std::move(qmp_name);
+    c.help = std::move(help);
+    return c;
+}
+
 void CommandTable::add(Command command) { m_commands.push_back(std::move(command)); }
 
 const Command* CommandTable::find_qmp(std::string_view name) const

@@ -101,6 +101,9 @@ struct Command {
     bool has_hmp_name(std::string_view name) const;
 };
 
+// An `info NAME` command, with its QMP name ("" for HMP-only) and help.
+Command info_command(std::string name, std::string qmp_name, std::string help);
+
 class CommandTable {
 public:
     void add(Command command);

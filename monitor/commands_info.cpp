@@ -7,16 +7,6 @@ namespace kiln::monitor {
 
 namespace {
 
-Command info(std::string name, std::string qmp, std::string help)
-{
-    Command c;
-    c.hmp_name = std::move(name);
-    c.info_subcommand = true;
-    c.qmp_name = std::move(qmp);
-    c.help = std::move(help);
-    return c;
-}
-
 CommandResult registers(CommandContext& ctx, const Json& args)
 {
     auto cpus = ctx.machine.cpus();
@@ -111,7 +101,7 @@ void print_pci(std::string& out, const Json& result, const Json&)
 
 void register_info_commands(CommandTable& table)
 {
-    Command regs = info("registers", "",
+    Command regs = info_command("registers", "",
         "show the cpu registers (-a: show register info for all cpus; vcpu: "
         "specific vCPU to query; show the current CPU's registers if no argument "
         "is specified)");
@@ -121,7 +111,7 @@ void register_info_commands(CommandTable& table)
     regs.run = registers;
     table.add(std::move(regs));
 
-    Command mtree = info("mtree", "",
+    Command mtree = info_command("mtree", "",
         "show memory tree (-f: dump flat view for address spaces;-d: dump dispatch "
         "tree, valid with -f only);-o: dump region owners/parents;-D: dump disabled "
         "regions");
@@ -132,13 +122,13 @@ void register_info_commands(CommandTable& table)
     };
     table.add(std::move(mtree));
 
-    Command qtree = info("qtree", "", "show device tree");
+    Command qtree = info_command("qtree", "", "show device tree");
     qtree.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         return Json(format_device_tree(ctx.machine.device_tree()));
     };
     table.add(std::move(qtree));
 
-    Command chardev = info("chardev", "query-chardev", "show the character devices");
+    Command chardev = info_command("chardev", "query-chardev", "show the character devices");
     chardev.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::array();
         for (const auto& c : ctx.machine.chardevs())
@@ -152,7 +142,7 @@ void register_info_commands(CommandTable& table)
     };
     table.add(std::move(chardev));
 
-    Command pci = info("pci", "query-pci", "show PCI info");
+    Command pci = info_command("pci", "query-pci", "show PCI info");
     pci.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::array();
         for (const auto& d : ctx.machine.pci_devices()) {

@@ -63,16 +63,6 @@ Command simple(std::string hmp, std::string qmp, std::string help, std::function
     return c;
 }
 
-Command info(std::string name, std::string qmp, std::string help)
-{
-    Command c;
-    c.hmp_name = std::move(name);
-    c.info_subcommand = true;
-    c.qmp_name = std::move(qmp);
-    c.help = std::move(help);
-    return c;
-}
-
 } // namespace
 
 void register_vm_commands(CommandTable& table)
@@ -88,7 +78,7 @@ void register_vm_commands(CommandTable& table)
         return {};
     }));
 
-    Command status = info("status", "query-status", "show the current VM status (running|paused)");
+    Command status = info_command("status", "query-status", "show the current VM status (running|paused)");
     status.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         RunState state = ctx.machine.run_state();
         Json out;
@@ -110,7 +100,7 @@ void register_vm_commands(CommandTable& table)
     };
     table.add(std::move(status));
 
-    Command version = info("version", "query-version", "show the version of QEMU");
+    Command version = info_command("version", "query-version", "show the version of QEMU");
     version.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         VersionInfo v = ctx.machine.version();
         Json out;
@@ -125,7 +115,7 @@ void register_vm_commands(CommandTable& table)
     };
     table.add(std::move(version));
 
-    Command name = info("name", "query-name", "show the current VM name");
+    Command name = info_command("name", "query-name", "show the current VM name");
     name.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::object();
         if (auto n = ctx.machine.name())
@@ -138,7 +128,7 @@ void register_vm_commands(CommandTable& table)
     };
     table.add(std::move(name));
 
-    Command kvm = info("kvm", "query-kvm", "show KVM information");
+    Command kvm = info_command("kvm", "query-kvm", "show KVM information");
     kvm.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         KvmInfo k = ctx.machine.kvm();
         return Json { { "enabled", k.enabled }, { "present", k.present } };
@@ -152,7 +142,7 @@ void register_vm_commands(CommandTable& table)
     };
     table.add(std::move(kvm));
 
-    Command cpus = info("cpus", "query-cpus-fast", "show infos for each CPU");
+    Command cpus = info_command("cpus", "query-cpus-fast", "show infos for each CPU");
     cpus.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         Json out = Json::array();
         for (const auto& cpu : ctx.machine.cpus()) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <vector>
 
+#include "monitor/hmp_executor.h"
 #include "monitor/machine_control.h"
 
 namespace kiln::monitor::testing {
@@ -70,6 +71,15 @@ private:
     BlockDeviceInfo* find_block(const std::string& device);
     std::map<uint64_t, std::array<uint8_t, 4096>> m_pages;
     EventSink m_sink;
+};
+
+// What HMP tests share: a FakeMachine, the table and one HMP executor.
+struct HmpHarness {
+    FakeMachine machine;
+    CommandTable table = build_command_table();
+    HmpExecutor hmp { table, machine };
+
+    std::string run(const std::string& line) { return hmp.execute(line); }
 };
 
 } // namespace kiln::monitor::testing

@@ -9,15 +9,11 @@
 namespace kiln::monitor {
 namespace {
 
-class HmpArgsTest : public ::testing::Test {
+class HmpArgsTest : public ::testing::Test, public testing::HmpHarness {
 protected:
-    testing::FakeMachine machine;
-    CommandTable table = build_command_table();
-    HmpExecutor hmp { table, machine };
     HmpState state;
 
     Result<int64_t> eval(std::string_view text) { return parse_hmp_expression(text, &machine, state); }
-    std::string run(const std::string& line) { return hmp.execute(line); }
 };
 
 TEST_F(HmpArgsTest, ExpressionGrammar)

@@ -10,14 +10,7 @@
 namespace kiln::monitor {
 namespace {
 
-class HmpCommandsTest : public ::testing::Test {
-protected:
-    testing::FakeMachine machine;
-    CommandTable table = build_command_table();
-    HmpExecutor hmp { table, machine };
-
-    std::string run(const std::string& line) { return hmp.execute(line); }
-};
+class HmpCommandsTest : public ::testing::Test, public testing::HmpHarness { };
 
 TEST_F(HmpCommandsTest, StatusFollowsRunState)
 {

@@ -1,8 +1,8 @@
 // x / xp formats against QEMU 7.2's output for the same bytes (SeaBIOS at
 // the reset vector), including /i through capstone.
-#include <gtest/gtest.h>
-
 #include <cstring>
+
+#include <gtest/gtest.h>
 
 #include "monitor/hmp_executor.h"
 #include "monitor/memory_dump.h"
@@ -11,14 +11,7 @@
 namespace kiln::monitor {
 namespace {
 
-class MemoryDumpTest : public ::testing::Test {
-protected:
-    testing::FakeMachine machine;
-    CommandTable table = build_command_table();
-    HmpExecutor hmp { table, machine };
-
-    std::string run(const std::string& line) { return hmp.execute(line); }
-};
+class MemoryDumpTest : public ::testing::Test, public testing::HmpHarness { };
 
 TEST_F(MemoryDumpTest, HexUnitsAndLineLengths)
 {
