@@ -122,6 +122,9 @@ private:
     std::vector<Command> m_commands;
 };
 
+// Space-separated words (HMP help arguments, completion).
+std::vector<std::string> split_words(std::string_view text);
+
 // HMP help text: all commands, `info` subcommands ("info"), or one
 // command ("stop", "info status"); "unknown command: 'x'" otherwise.
 std::string format_help(const CommandTable& table, std::string_view args);

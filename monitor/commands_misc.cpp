@@ -249,19 +249,25 @@ std::vector<const Command*> sorted(const CommandTable& table, bool info)
 
 } // namespace
 
-std::string format_help(const CommandTable& table, std::string_view args)
+std::vector<std::string> split_words(std::string_view text)
 {
     std::vector<std::string> words;
     size_t i = 0;
-    while (i < args.size()) {
-        while (i < args.size() && args[i] == ' ')
+    while (i < text.size()) {
+        while (i < text.size() && text[i] == ' ')
             ++i;
         size_t start = i;
-        while (i < args.size() && args[i] != ' ')
+        while (i < text.size() && text[i] != ' ')
             ++i;
         if (i > start)
-            words.emplace_back(args.substr(start, i - start));
+            words.emplace_back(text.substr(start, i - start));
     }
+    return words;
+}
+
+std::string format_help(const CommandTable& table, std::string_view args)
+{
+    std::vector<std::string> words = split_words(args);
     std::string out;
     if (words.empty()) {
         std::vector<std::pair<std::string, std::string>> lines;

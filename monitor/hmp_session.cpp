@@ -49,17 +49,7 @@ void HmpSession::run_line(const std::string& line)
 std::vector<std::string> HmpSession::completions(const std::string& before_cursor) const
 {
     // Words typed so far, and whether the cursor is inside the first word.
-    std::vector<std::string> words;
-    size_t i = 0;
-    while (i < before_cursor.size()) {
-        while (i < before_cursor.size() && before_cursor[i] == ' ')
-            ++i;
-        size_t start = i;
-        while (i < before_cursor.size() && before_cursor[i] != ' ')
-            ++i;
-        if (i > start)
-            words.push_back(before_cursor.substr(start, i - start));
-    }
+    std::vector<std::string> words = split_words(before_cursor);
     bool new_word = before_cursor.empty() || before_cursor.back() == ' ';
     size_t index = new_word ? words.size() : words.size() - 1; // which word is being completed
     std::vector<std::string> out;
