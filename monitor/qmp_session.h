@@ -43,6 +43,7 @@ private:
     JsonStream m_stream;
     HmpExecutor m_hmp; // state for human-monitor-command
     bool m_negotiated = false;
+    bool m_oob_enabled = false;
 };
 
 Json qmp_error(QmpErrorClass error_class, const std::string& desc);

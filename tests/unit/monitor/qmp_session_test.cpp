@@ -50,6 +50,17 @@ TEST_F(QmpSessionTest, NegotiationAcceptsOobOnly)
     EXPECT_EQ(ask(R"({"execute":"qmp_capabilities","arguments":{"enable":["x"]}})"),
         R"({"error": {"class": "GenericError", "desc": "Parameter 'enable' does not accept value 'x'"}})");
     EXPECT_EQ(ask(R"({"execute":"qmp_capabilities","arguments":{"enable":["oob"]}})"), R"({"return": {}})");
+    EXPECT_EQ(ask(R"({"exec-oob":"query-status","id":1})"),
+        R"({"error": {"class": "GenericError", "desc": "The command query-status does not support OOB"}, "id": 1})");
+    EXPECT_EQ(ask(R"({"execute":"query-status","exec-oob":"query-name"})"),
+        R"({"error": {"class": "GenericError", "desc": "QMP input member 'execute' clashes with 'exec-oob'"}})");
+}
+
+TEST_F(QmpSessionTest, ExecOobNeedsTheCapability)
+{
+    negotiate();
+    EXPECT_EQ(ask(R"({"exec-oob":"query-status"})"),
+        R"({"error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' is unexpected"}})");
 }
 
 TEST_F(QmpSessionTest, QueriesMatchQemuSchema)
