@@ -154,13 +154,14 @@ Json QmpSession::handle_request(const Json& request)
         return body;
     };
     const Json* execute = nullptr;
+    const Json* exec_oob = nullptr;
     const Json* arguments = nullptr;
     for (auto it = request.begin(); it != request.end(); ++it) {
         const std::string& key = it.key();
-        if (key == "execute") {
+        if (key == "execute" || (key == "exec-oob" && m_oob_enabled)) {
             if (!it->is_string())
-                return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member 'execute' must be a string"));
-            execute = &*it;
+                return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member '" + key + "' must be a string"));
+            (key == "execute" ? execute : exec_oob) = &*it;
         } else if (key == "arguments") {
             if (!it->is_object())
                 return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member 'arguments' must be an object"));
@@ -168,6 +169,15 @@ Json QmpSession::handle_request(const Json& request)
         } else if (key != "id") {
             return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member '" + key + "' is unexpected"));
         }
+    }
+    if (execute && exec_oob)
+        return reply(qmp_error(QmpErrorClass::GenericError, "QMP input member 'execute' clashes with 'exec-oob'"));
+    if (exec_oob) {
+        // No Kiln command is marked allow-oob: every one runs in order.
+        std::string oob_name = exec_oob->get<std::string>();
+        if (!m_table.find_qmp(oob_name))
+            return reply(qmp_error(QmpErrorClass::CommandNotFound, "The command " + oob_name + " has not been found"));
+        return reply(qmp_error(QmpErrorClass::GenericError, "The command " + oob_name + " does not support OOB"));
     }
     if (!execute)
         return reply(qmp_error(QmpErrorClass::GenericError, "QMP input lacks member 'execute'"));
@@ -190,6 +200,7 @@ Json QmpSession::handle_request(const Json& request)
             }
         }
         m_negotiated = true;
+        m_oob_enabled = args.contains("enable") && !args["enable"].empty();
         return reply(Json { { "return", Json::object() } });
     }
     if (!m_negotiated)
