@@ -78,6 +78,24 @@ void register_vm_commands(CommandTable& table)
         return {};
     }));
 
+    Command cpu;
+    cpu.hmp_name = "cpu";
+    cpu.hmp_args_type = "index:i";
+    cpu.hmp_params = "index";
+    cpu.help = "set the default CPU";
+    cpu.hmp_error_bare = true;
+    cpu.run = [](CommandContext& ctx, const Json& args) -> CommandResult {
+        int64_t index = args["index"].get<int64_t>();
+        bool found = false;
+        for (const auto& c : ctx.machine.cpus())
+            found = found || c.index == index;
+        if (!found || !ctx.hmp)
+            return CommandError::generic("invalid CPU index");
+        ctx.hmp->current_cpu = index;
+        return Json::object();
+    };
+    table.add(std::move(cpu));
+
     Command status = info_command("status", "query-status", "show the current VM status (running|paused)");
     status.run = [](CommandContext& ctx, const Json&) -> CommandResult {
         RunState state = ctx.machine.run_state();

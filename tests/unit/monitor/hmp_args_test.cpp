@@ -87,6 +87,7 @@ TEST_F(HmpArgsTest, FullHelpListingMatchesQemuForKilnsCommands)
         "use -f to force the operation\n"
         "commit device|all -- commit changes to the disk images (if -snapshot is used) or backing files\n"
         "cont|c  -- resume emulation\n"
+        "cpu index -- set the default CPU\n"
         "eject [-f] device -- eject a removable medium (use -f to force it)\n"
         "help|? [cmd] -- show the help\n"
         "info [subcommand] -- show various information about the system state\n"

@@ -37,6 +37,23 @@ TEST_F(HmpCommandsTest, IdentityCommands)
     EXPECT_EQ(run("info cpus"), "* CPU #0: thread_id=10918\n");
 }
 
+TEST_F(HmpCommandsTest, CpuSelectsTheDefaultCpu)
+{
+    CpuInfo second = machine.cpu_list[0];
+    second.index = 1;
+    second.thread_id = 10919;
+    second.regs.gpr[0] = 0x1234;
+    machine.cpu_list.push_back(second);
+    EXPECT_EQ(run("cpu 5"), "invalid CPU index\n");
+    EXPECT_EQ(run("cpu x"), "invalid char 'x' in expression\nTry \"help cpu\" for more information\n");
+    EXPECT_EQ(run("cpu 1"), "");
+    EXPECT_EQ(run("info cpus"), "  CPU #0: thread_id=10918\n* CPU #1: thread_id=10919\n");
+    EXPECT_NE(run("info registers").find("\nCPU#1\nEAX=00001234 "), std::string::npos);
+    std::string all = run("info registers -a");
+    EXPECT_NE(all.find("\nCPU#0\n"), std::string::npos);
+    EXPECT_NE(all.find("\nCPU#1\n"), std::string::npos);
+}
+
 TEST_F(HmpCommandsTest, LifeCycleCommandsReachTheMachine)
 {
     EXPECT_EQ(run("system_reset"), "");
