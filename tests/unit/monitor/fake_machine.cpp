@@ -150,8 +150,16 @@ void FakeMachine::poke(uint64_t address, const std::vector<uint8_t>& bytes)
     }
 }
 
-Result<void> FakeMachine::read_memory(AddressKind, int64_t, uint64_t address, void* buffer, uint64_t length_bytes)
+Result<void> FakeMachine::read_memory(AddressKind kind, int64_t, uint64_t address, void* buffer, uint64_t length_bytes)
 {
+    // Virtual addresses in Linux's kernel text map (__START_KERNEL_map)
+    // translate to physical ones; below it paging is treated as off.
+    constexpr uint64_t k_kernel_map = 0xffffffff80000000ull;
+    if (kind == AddressKind::Virtual && address >= k_kernel_map) {
+        if (address + length_bytes < address)
+            return Error::invalid("address wraps");
+        return read_memory(AddressKind::Physical, 0, address - k_kernel_map, buffer, length_bytes);
+    }
     // Physical map: RAM below ram_size, the BIOS's last 256 KiB below 4 GiB.
     // Paging is off in the fake CPU, so virtual = physical.
     auto* out = static_cast<uint8_t*>(buffer);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "monitor/hmp_executor.h"
+#include "monitor/text_dump.h"
 #include "tests/unit/monitor/fake_machine.h"
 
 namespace kiln::monitor {
@@ -215,6 +216,69 @@ TEST_F(HmpCommandsTest, InfoRegistersLongModeUses64BitLayout)
     EXPECT_NE(out.find("RIP=ffffffff81000000 RFL=00000002"), std::string::npos);
     EXPECT_NE(out.find("CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\n"), std::string::npos);
     EXPECT_NE(out.find("XMM15="), std::string::npos);
+}
+
+TEST_F(HmpCommandsTest, InfoRegistersLongModeMatchesQemu)
+{
+    // Debian's kernel under QEMU 7.2 TCG, stopped in long mode.
+    CpuRegisters& r = machine.cpu_list[0].regs;
+    const uint64_t gpr[16] = { 1, 1, 1, 0x2e9a8, 0xffffc90000013c60, 0x15c, 1, 0xffffffff82c3c3e0, 0,
+        0xffffc90000013ca8, 0xffffffffffffffff, 0, 0, 0xffff888005263800, 0, 0 };
+    std::copy(std::begin(gpr), std::end(gpr), r.gpr);
+    r.rip = 0xffffffff8138bcd5;
+    r.rflags = 0x246;
+    for (auto& s : r.segs)
+        s = {};
+    r.segs[1] = { 0x10, 0, 0xffffffff, 0x00af9b00 };
+    r.segs[2] = { 0x18, 0, 0xffffffff, 0x00cf9300 };
+    r.segs[5].base = 0xffff88800f800000;
+    r.ldt = { 0, 0, 0, 0x8200 };
+    r.tr = { 0x40, 0xfffffe0000003000, 0x4087, 0x8900 };
+    r.gdt = { 0xfffffe0000001000, 0x7f };
+    r.idt = { 0xfffffe0000000000, 0xfff };
+    r.cr0 = 0x80050033;
+    r.cr2 = 0xffff888004401000;
+    r.cr3 = 0x2a10000;
+    r.cr4 = 0x6f0;
+    r.efer = 0xd01;
+    std::string zero_fpu = "FCW=037f FSW=0000 [ST=0] FTW=00 MXCSR=00001f80\n"
+                           "FPR0=0000000000000000 0000 FPR1=0000000000000000 0000\n"
+                           "FPR2=0000000000000000 0000 FPR3=0000000000000000 0000\n"
+                           "FPR4=0000000000000000 0000 FPR5=0000000000000000 0000\n"
+                           "FPR6=0000000000000000 0000 FPR7=0000000000000000 0000\n";
+    std::string xmm;
+    for (int i = 0; i < 16; i += 2)
+        xmm += strprintf(
+            "XMM%02d=0000000000000000 0000000000000000 XMM%02d=0000000000000000 0000000000000000\n", i, i + 1);
+    EXPECT_EQ(run("info registers"),
+        "\nCPU#0\n"
+        "RAX=0000000000000001 RBX=000000000002e9a8 RCX=0000000000000001 RDX=0000000000000001\n"
+        "RSI=0000000000000001 RDI=ffffffff82c3c3e0 RBP=000000000000015c RSP=ffffc90000013c60\n"
+        "R8 =0000000000000000 R9 =ffffc90000013ca8 R10=ffffffffffffffff R11=0000000000000000\n"
+        "R12=0000000000000000 R13=ffff888005263800 R14=0000000000000000 R15=0000000000000000\n"
+        "RIP=ffffffff8138bcd5 RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+        "ES =0000 0000000000000000 00000000 00000000\n"
+        "CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\n"
+        "SS =0018 0000000000000000 ffffffff 00cf9300 DPL=0 DS   [-WA]\n"
+        "DS =0000 0000000000000000 00000000 00000000\n"
+        "FS =0000 0000000000000000 00000000 00000000\n"
+        "GS =0000 ffff88800f800000 00000000 00000000\n"
+        "LDT=0000 0000000000000000 00000000 00008200 DPL=0 LDT\n"
+        "TR =0040 fffffe0000003000 00004087 00008900 DPL=0 TSS64-avl\n"
+        "GDT=     fffffe0000001000 0000007f\n"
+        "IDT=     fffffe0000000000 00000fff\n"
+        "CR0=80050033 CR2=ffff888004401000 CR3=0000000002a10000 CR4=000006f0\n"
+        "DR0=0000000000000000 DR1=0000000000000000 DR2=0000000000000000 DR3=0000000000000000 \n"
+        "DR6=00000000ffff0ff0 DR7=0000000000000400\n"
+        "EFER=0000000000000d01\n"
+            + zero_fpu + xmm);
+#if KILN_HAVE_CAPSTONE
+    machine.poke(0x138bcd5, { 0x31, 0xc0, 0x48, 0x85, 0xed, 0x5b });
+    EXPECT_EQ(run("x /3i $pc"),
+        "0xffffffff8138bcd5:  31 c0                    xorl     %eax, %eax\n"
+        "0xffffffff8138bcd7:  48 85 ed                 testq    %rbp, %rbp\n"
+        "0xffffffff8138bcda:  5b                       popq     %rbx\n");
+#endif
 }
 
 TEST_F(HmpCommandsTest, InfoMtreeAndQtree)
