@@ -85,6 +85,40 @@ TEST_F(HmpCommandsTest, InfoBlockMatchesQemu)
     EXPECT_EQ(run("info block -n"), "#block152: d.qcow2 (qcow2)\n    Cache mode:       writeback\n");
 }
 
+TEST_F(HmpCommandsTest, InfoBlockBackingFileReadOnlyAndDetectZeroes)
+{
+    // As QEMU 7.2 printed an overlay with detect-zeroes=on and a read-only
+    // CD-ROM.
+    BlockMedium& over = *machine.blocks[0].medium;
+    over.node_name = "#block193";
+    over.filename = "over.qcow2";
+    over.backing_file = "base.qcow2";
+    over.backing_file_depth = 1;
+    over.detect_zeroes = "on";
+    machine.blocks[0].device = "virtio0";
+    machine.blocks[0].qdev = "/machine/peripheral-anon/device[1]/virtio-backend";
+    BlockMedium cd;
+    cd.node_name = "#block506";
+    cd.filename = "base2.qcow2";
+    cd.format = "qcow2";
+    cd.read_only = true;
+    machine.blocks[1].device = "ide0-cd1";
+    machine.blocks[1].qdev = "/machine/unattached/device[19]";
+    machine.blocks[1].medium = cd;
+    machine.blocks.resize(2);
+    EXPECT_EQ(run("info block"),
+        "virtio0 (#block193): over.qcow2 (qcow2)\n"
+        "    Attached to:      /machine/peripheral-anon/device[1]/virtio-backend\n"
+        "    Cache mode:       writeback\n"
+        "    Backing file:     base.qcow2 (chain depth: 1)\n"
+        "    Detect zeroes:    on\n"
+        "\n"
+        "ide0-cd1 (#block506): base2.qcow2 (qcow2, read-only)\n"
+        "    Attached to:      /machine/unattached/device[19]\n"
+        "    Removable device: not locked, tray closed\n"
+        "    Cache mode:       writeback\n");
+}
+
 TEST_F(HmpCommandsTest, InfoBlockstatsMatchesQemu)
 {
     machine.blocks[0].stats.rd_bytes = 512;

@@ -59,6 +59,20 @@ TEST_F(MemoryDumpTest, CharactersUseTheLastUnitForLength)
         "'\\x00' 'f' '\\x89'\n");
 }
 
+TEST_F(MemoryDumpTest, EscapesAndAllOnesMatchQemu)
+{
+    // Loaded with -device loader into QEMU 7.2 and dumped there.
+    machine.poke(
+        0x1000, { 0x27, 0x5c, 0x0a, 0x0d, 0x41, 0x7f, 0x80, 0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff });
+    EXPECT_EQ(run("xp /8cb 0x1000"), "0000000000001000: '\\'' '\\\\' '\\n' '\\r' 'A' '\\x7f' '\\x80' ' '\n");
+    EXPECT_EQ(run("xp /1dg 0x1008"), "0000000000001008:                   -1\n");
+    EXPECT_EQ(run("xp /1dw 0x1008"), "0000000000001008: 4294967295\n");
+    EXPECT_EQ(run("xp /2dh 0x1008"), "0000000000001008: 65535 65535\n");
+    EXPECT_EQ(run("xp /1og 0x1008"), "0000000000001008: 01777777777777777777777\n");
+    EXPECT_EQ(run("xp /1ug 0x1008"), "0000000000001008: 18446744073709551615\n");
+    EXPECT_EQ(run("xp /2xg 0x1000"), "0000000000001000: 0x20807f410d0a5c27 0xffffffffffffffff\n");
+}
+
 TEST_F(MemoryDumpTest, FormatIsRememberedBetweenCommands)
 {
     EXPECT_EQ(run("xp /2ob 0"), "0000000000000000:   0   0\n");
