@@ -17,9 +17,12 @@ CommandResult registers(CommandContext& ctx, const Json& args)
     for (const auto& cpu : cpus) {
         if (!all && cpu.index != wanted)
             continue;
+        auto regs = ctx.machine.cpu_registers(cpu.index);
+        if (!regs)
+            continue;
         found = true;
         out += strprintf("\nCPU#%lld\n", (long long)cpu.index);
-        out += format_cpu_registers(cpu.regs);
+        out += format_cpu_registers(regs.value());
     }
     if (!found && !all)
         return CommandError::generic(strprintf("CPU#%lld not available", (long long)wanted));

@@ -197,17 +197,13 @@ private:
     {
         if (!m_machine)
             return std::nullopt;
-        auto cpus = m_machine->cpus();
-        const CpuInfo* cpu = nullptr;
-        for (const auto& candidate : cpus)
-            if (candidate.index == m_state.current_cpu)
-                cpu = &candidate;
-        if (!cpu)
+        auto regs = m_machine->cpu_registers(m_state.current_cpu);
+        if (!regs)
             return std::nullopt;
         std::string name;
         for (char c : raw_name)
             name += char(std::tolower(uint8_t(c)));
-        const auto& r = cpu->regs;
+        const CpuRegisters& r = regs.value();
         static const char* const k_gpr64[] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9",
             "r10", "r11", "r12", "r13", "r14", "r15" };
         static const char* const k_gpr32[] = { "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi" };

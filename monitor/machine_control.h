@@ -105,7 +105,6 @@ struct CpuInfo {
     int64_t socket_id = 0;
     int64_t core_id = 0;
     int64_t thread_in_core = 0;
-    CpuRegisters regs;
 };
 
 struct BlockStats {
@@ -263,6 +262,11 @@ public:
     virtual KvmInfo kvm() const = 0;
 
     virtual std::vector<CpuInfo> cpus() const = 0;
+    // One vCPU's registers, synchronised from the accelerator (for KVM
+    // this may mean a round trip to the vCPU thread, so it is asked for
+    // only by the commands that print or use registers). NotFound-style
+    // Error for an unknown index.
+    virtual Result<CpuRegisters> cpu_registers(int64_t cpu_index) = 0;
     virtual std::vector<BlockDeviceInfo> block_devices() const = 0;
     virtual std::vector<ChardevInfo> chardevs() const = 0;
     virtual std::vector<PciDeviceInfo> pci_devices() const = 0;

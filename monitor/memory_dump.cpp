@@ -51,10 +51,8 @@ static void print_char(std::string& out, uint8_t c)
 std::string format_memory_dump(MachineControl& machine, const DumpRequest& request)
 {
     if (request.format == 'i') {
-        int bits = 16;
-        for (const auto& cpu : machine.cpus())
-            if (cpu.index == request.cpu_index)
-                bits = cpu_code_bits(cpu.regs);
+        auto regs = machine.cpu_registers(request.cpu_index);
+        int bits = regs ? cpu_code_bits(regs.value()) : 16;
         return disassemble(machine, request.kind, request.cpu_index, request.address, request.count, bits);
     }
     int wsize = request.size;

@@ -43,7 +43,7 @@ PciDeviceInfo pci_dev(int64_t slot, int64_t fn, uint16_t cls, uint16_t vendor, u
 
 FakeMachine::FakeMachine()
 {
-    CpuInfo cpu;
+    FakeCpu cpu;
     cpu.index = 0;
     cpu.thread_id = 10918;
     cpu.qom_path = "/machine/unattached/device[0]";
@@ -139,6 +139,16 @@ FakeMachine::FakeMachine()
         0x66, 0xc3, 0xea, 0x5b, 0xe0, 0x00, 0xf0, 0x30, 0x36, 0x2f, 0x32, 0x33, 0x2f, 0x39, 0x39, 0x00, 0xfc, 0x00 };
     poke(0xfffe0, top);
     poke(0xfffffff0, std::vector<uint8_t>(top.begin() + 16, top.end()));
+}
+
+std::vector<CpuInfo> FakeMachine::cpus() const { return std::vector<CpuInfo>(cpu_list.begin(), cpu_list.end()); }
+
+Result<CpuRegisters> FakeMachine::cpu_registers(int64_t cpu_index)
+{
+    for (const auto& cpu : cpu_list)
+        if (cpu.index == cpu_index)
+            return cpu.regs;
+    return Error::not_found("CPU " + std::to_string(cpu_index) + " not found");
 }
 
 void FakeMachine::poke(uint64_t address, const std::vector<uint8_t>& bytes)

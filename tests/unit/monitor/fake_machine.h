@@ -28,7 +28,8 @@ public:
     std::optional<std::string> name() const override { return vm_name; }
     KvmInfo kvm() const override { return kvm_info; }
 
-    std::vector<CpuInfo> cpus() const override { return cpu_list; }
+    std::vector<CpuInfo> cpus() const override;
+    Result<CpuRegisters> cpu_registers(int64_t cpu_index) override;
     std::vector<BlockDeviceInfo> block_devices() const override { return blocks; }
     std::vector<ChardevInfo> chardevs() const override { return chardev_list; }
     std::vector<PciDeviceInfo> pci_devices() const override { return pci; }
@@ -52,7 +53,10 @@ public:
     RunState m_state = RunState::Prelaunch;
     std::optional<std::string> vm_name = "testvm";
     KvmInfo kvm_info { true, false };
-    std::vector<CpuInfo> cpu_list;
+    struct FakeCpu : CpuInfo {
+        CpuRegisters regs;
+    };
+    std::vector<FakeCpu> cpu_list;
     std::vector<BlockDeviceInfo> blocks;
     std::vector<ChardevInfo> chardev_list;
     std::vector<PciDeviceInfo> pci;

@@ -40,7 +40,7 @@ TEST_F(HmpCommandsTest, IdentityCommands)
 
 TEST_F(HmpCommandsTest, CpuSelectsTheDefaultCpu)
 {
-    CpuInfo second = machine.cpu_list[0];
+    auto second = machine.cpu_list[0];
     second.index = 1;
     second.thread_id = 10919;
     second.regs.gpr[0] = 0x1234;
