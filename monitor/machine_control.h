@@ -57,6 +57,19 @@ struct SegmentState {
     uint32_t flags = 0;
 };
 
+// accel/x86 keeps segment attributes in the VMX access-rights layout
+// (bits 0-7 = descriptor bits 40-47, bits 12-15 = descriptor bits 52-55)
+// and a byte-granular limit; this rebuilds the descriptor's second dword
+// as QEMU keeps it (limit bits 19:16 included, which `info registers` shows).
+constexpr uint32_t segment_flags_from_access_rights(uint16_t attr, uint32_t limit)
+{
+    uint32_t raw_limit = (attr & 0x8000) ? limit >> 12 : limit;
+    return (uint32_t(attr & 0x00ff) << 8) | (uint32_t(attr & 0xf000) << 8) | (raw_limit & 0x000f0000);
+}
+static_assert(segment_flags_from_access_rights(0xa09b, 0xffffffff) == 0x00af9b00); // 64-bit code
+static_assert(segment_flags_from_access_rights(0xc093, 0xffffffff) == 0x00cf9300); // flat 32-bit data
+static_assert(segment_flags_from_access_rights(0x0093, 0xffff) == 0x00009300); // real mode
+
 struct TableState {
     uint64_t base = 0;
     uint32_t limit = 0;
