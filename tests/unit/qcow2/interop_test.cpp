@@ -307,3 +307,46 @@ TEST_F(Qcow2Interop, ResizeMatchesQemu)
     write_host(path("ref.raw"), d);
     EXPECT_EQ(sh("qemu-img compare -f qcow2 -F raw " + img + " " + path("ref.raw"), &out), 0) << out;
 }
+
+TEST_F(Qcow2Interop, ExtendedL2ImagesFromQemuReadIdentically)
+{
+    std::string base = path("xbase.qcow2"), img = path("x.qcow2");
+    std::string out;
+    ASSERT_EQ(sh("qemu-img create -f qcow2 " + base + " 4M", &out), 0) << out;
+    ASSERT_EQ(sh("qemu-io -f qcow2 -c 'write -P 0x77 0 4M' " + base, &out), 0) << out;
+    ASSERT_EQ(sh("qemu-img create -f qcow2 -o extended_l2=on,cluster_size=64k -b xbase.qcow2 -F qcow2 " + img, &out),
+              0)
+        << out;
+    // Partial subclusters (2 KiB each), zeroed subclusters, compressed-free.
+    ASSERT_EQ(sh("qemu-io -f qcow2 -c 'write -P 0x11 1000 3000' -c 'write -z 65536 8192' -c 'write -P 0x22 "
+                 "200000 100000' -c 'discard 1048576 65536' " +
+                     img,
+                 &out),
+              0)
+        << out;
+    ASSERT_EQ(sh("qemu-img convert -f qcow2 -O raw " + img + " " + path("x.raw"), &out), 0) << out;
+    auto n = kiln_open(img, false);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(kiln_read(*n, 0, 4 << 20), read_host(path("x.raw")));
+    auto st = run(n->block_status(65536, 65536));
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->flags, uint32_t(BlockStatus::Zero | BlockStatus::Allocated));
+    EXPECT_EQ(st->bytes, 8192u);
+    auto kc = run(n->check(CheckFix::None));
+    ASSERT_TRUE(kc.ok());
+    EXPECT_EQ(kc->corruptions + kc->leaks, 0u);
+    int status = 0;
+    auto j = qemu_check(img, &status);
+    EXPECT_EQ(j.value("allocated-clusters", 0ull), kc->allocated_clusters) << j.dump();
+    EXPECT_EQ(j.value("image-end-offset", 0ull), kc->image_end_offset) << j.dump();
+    EXPECT_EQ(n->format_specific_info()["data"]["extended-l2"], true);
+    close(n);
+    // Writing is refused clearly for now.
+    ImageSpec spec;
+    spec.filename = img;
+    spec.format = "qcow2";
+    spec.flags.read_write = true;
+    auto rw = run(m_ctx->open_image(spec));
+    ASSERT_FALSE(rw.ok());
+    EXPECT_NE(rw.error().message().find("not supported yet"), std::string::npos);
+}
