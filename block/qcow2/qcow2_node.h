@@ -162,6 +162,7 @@ private:
 
     // --- read path (read.cpp) ---
     Task<Result<void>> read_backing(uint64_t offset, QIov qiov);
+    Task<Result<void>> read_file_clamped(uint64_t host_offset, QIov qiov);
     // Reads within one cluster of an image with extended L2 entries.
     Task<Result<void>> read_subclusters(uint64_t guest, uint64_t entry, uint64_t bitmap, QIov qiov);
     BlockStatus subcluster_status(uint64_t guest, uint64_t entry, uint64_t bitmap, uint64_t bytes) const;

@@ -21,6 +21,19 @@ Task<Result<void>> Qcow2Node::read_backing(uint64_t offset, QIov qiov)
     co_return ok();
 }
 
+// Data past the end of the file reads as zeroes (as QEMU's file driver).
+Task<Result<void>> Qcow2Node::read_file_clamped(uint64_t host, QIov part)
+{
+    uint64_t run = part.size();
+    uint64_t file_size = m_file->size_bytes();
+    uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
+    if (avail)
+        CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
+    if (avail < run)
+        part.fill(avail, 0, run - avail);
+    co_return ok();
+}
+
 static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size)
 {
     uint64_t host = entry & k_l2e_offset_mask;
@@ -84,13 +97,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
             break;
         case ClusterType::Normal: {
             CO_TRY(check_data_offset(entry, m_cluster_size));
-            uint64_t host = (entry & k_l2e_offset_mask) + in;
-            uint64_t file_size = m_file->size_bytes();
-            uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
-            if (avail)
-                CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
-            if (avail < run)
-                part.fill(avail, 0, run - avail);
+            CO_TRY(co_await read_file_clamped((entry & k_l2e_offset_mask) + in, part));
             break;
         }
         case ClusterType::Compressed: {
@@ -221,13 +228,7 @@ Task<Result<void>> Qcow2Node::read_subclusters(uint64_t guest, uint64_t entry, u
             if (!host)
                 co_return Error::corrupt("Corrupt image: allocated subcluster in an unallocated cluster");
             CO_TRY(check_data_offset(entry, m_cluster_size));
-            uint64_t at = host + in;
-            uint64_t file_size = m_file->size_bytes();
-            uint64_t avail = at >= file_size ? 0 : std::min(run, file_size - at);
-            if (avail)
-                CO_TRY(co_await m_file->preadv(at, part.slice(0, avail)));
-            if (avail < run)
-                part.fill(avail, 0, run - avail);
+            CO_TRY(co_await read_file_clamped(host + in, part));
         }
         pos += run;
     }

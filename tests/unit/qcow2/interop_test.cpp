@@ -5,6 +5,7 @@
 
 #include "block/qcow2/qcow2_node.h"
 #include "tests/unit/qcow2/interop_fixture.h"
+#include "tests/unit/qcow2/requests.h"
 #include "util/co_sync.h"
 
 using namespace kiln;
@@ -245,28 +246,13 @@ TEST_F(Qcow2Interop, ManyWritesInFlightOnARealFile)
     kiln_create(img, size, "cluster_size=4k");
     auto n = kiln_open(img, true);
     ASSERT_TRUE(n);
-    std::vector<uint8_t> expect(size, 0);
-    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> reqs;
-    std::vector<bool> used(size / 512, false);
-    std::mt19937 rng(77);
-    while (reqs.size() < 128) {
-        uint64_t len = 512 * (1 + rng() % 40);
-        uint64_t off = (rng() % ((size - len) / 512)) * 512;
-        bool clash = false;
-        for (uint64_t s = off / 512; s < (off + len) / 512; ++s)
-            clash |= used[s];
-        if (clash)
-            continue;
-        for (uint64_t s = off / 512; s < (off + len) / 512; ++s)
-            used[s] = true;
-        reqs.emplace_back(off, random_bytes(len, uint32_t(reqs.size())));
-        std::copy(reqs.back().second.begin(), reqs.back().second.end(), expect.begin() + off);
-    }
+    std::vector<uint8_t> expect;
+    auto reqs = disjoint_requests(size, 128, 40, 77, expect);
     CoWaitGroup group(*m_loop);
     int failures = 0;
     auto one = [&](size_t i) -> Task<void> {
         auto& r = reqs[i];
-        auto res = co_await n->pwritev(r.first, QIov(r.second.data(), r.second.size()), RequestFlags::None);
+        auto res = co_await n->pwritev(r.offset, QIov(r.data.data(), r.data.size()), RequestFlags::None);
         failures += !res;
         group.done();
     };
