@@ -390,6 +390,15 @@ TEST_F(Qcow2Interop, SigkillLeavesNoCorruption)
         EXPECT_TRUE(status == 0 || status == 3) << j.dump();
         EXPECT_FALSE(j.contains("corruptions")) << j.dump();
         EXPECT_GT(read_host(img).size(), 4u * 4096) << "the writer made progress";
+        // Kiln sees the same leaks and repairs them; qemu-img agrees after.
+        auto n = kiln_open(img, true);
+        ASSERT_TRUE(n);
+        auto kc = run(n->check(CheckFix::Leaks));
+        ASSERT_TRUE(kc.ok());
+        EXPECT_EQ(kc->leaks_fixed, j.value("leaks", 0ull)) << j.dump();
+        EXPECT_EQ(kc->corruptions, 0u);
+        close(n);
+        expect_qemu_clean(img);
     }
 }
 
