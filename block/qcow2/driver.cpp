@@ -84,10 +84,10 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     uint64_t unknown = h.incompatible_features & ~k_incompat_known;
     if (unknown)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
-    if (h.incompatible_features & k_incompat_data_file)
-        co_return Error::not_supported("qcow2: external data files are not supported yet");
-    if (h.incompatible_features & k_incompat_extended_l2)
-        co_return Error::not_supported("qcow2: extended L2 entries are not supported yet");
+    if ((h.incompatible_features & k_incompat_data_file) && spec.flags.read_write)
+        co_return Error::not_supported("qcow2: writing to images with an external data file is not supported yet");
+    if ((h.incompatible_features & k_incompat_extended_l2) && spec.flags.read_write)
+        co_return Error::not_supported("qcow2: writing to images with extended L2 entries is not supported yet");
     if (h.compression_type > k_compression_zstd)
         co_return Error::not_supported("qcow2: unknown compression type: " + std::to_string(h.compression_type));
     if (h.compression_type != k_compression_zlib && !(h.incompatible_features & k_incompat_compression))
@@ -102,7 +102,9 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_size = h.size;
     m_cluster_bits = h.cluster_bits;
     m_cluster_size = 1ull << m_cluster_bits;
-    m_l2_bits = m_cluster_bits - 3;
+    m_ext_l2 = h.incompatible_features & k_incompat_extended_l2;
+    m_l2_entry_bytes = m_ext_l2 ? 16 : 8;
+    m_l2_bits = m_cluster_bits - (m_ext_l2 ? 4 : 3);
     m_l2_entries = 1ull << m_l2_bits;
     m_compressed_shift = 62 - (m_cluster_bits - 8);
     m_compressed_mask = (1ull << (m_cluster_bits - 8)) - 1;
@@ -128,6 +130,21 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         m_reftable[i] = load_be64(&raw[i * 8]);
 
     CO_TRY(co_await load_snapshots());
+
+    if (h.incompatible_features & k_incompat_data_file) {
+        if (h.data_file.empty())
+            co_return Error::invalid("'data-file' is required for this image");
+        // QEMU opens the recorded name as it is (relative to the current
+        // directory, unlike backing files).
+        std::string path = h.data_file;
+        OpenFlags flags = spec.flags;
+        flags.read_write = false;
+        auto data = co_await context().open_file(path, spec.options.subtree("data-file"), flags);
+        if (!data)
+            co_return Error(data.error().kind(), "Could not open data file: " + data.error().message(),
+                            data.error().errno_value());
+        m_data_file = std::move(data).value();
+    }
 
     if (!h.backing_file.empty() && !spec.flags.no_backing)
         CO_TRY(co_await open_backing(spec));
@@ -212,6 +229,10 @@ nlohmann::json Qcow2Node::format_specific_info() const
     if (m_v3)
         data["lazy-refcounts"] = bool(m_header.compatible_features & k_compat_lazy_refcounts);
     data["refcount-bits"] = 1u << m_header.refcount_order;
+    if (!m_header.data_file.empty()) {
+        data["data-file"] = m_header.data_file;
+        data["data-file-raw"] = bool(m_header.autoclear_features & k_autoclear_data_file_raw);
+    }
     if (m_v3) {
         data["corrupt"] = bool(m_header.incompatible_features & k_incompat_corrupt);
         data["extended-l2"] = bool(m_header.incompatible_features & k_incompat_extended_l2);

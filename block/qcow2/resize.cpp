@@ -16,13 +16,13 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
         TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
         uint64_t n = 0;
         while (idx0 + n < m_l2_entries && guest + n * m_cluster_size < end
-               && cluster_type(l2_get(*table, idx0 + n), m_v3) == ClusterType::Unallocated)
+               && type_of(l2_get(*table, idx0 + n)) == ClusterType::Unallocated)
             ++n;
         if (n == 0) {
             guest += m_cluster_size;
             continue;
         }
-        uint64_t host = CO_TRY(co_await alloc_clusters(n));
+        uint64_t host = CO_TRY(co_await alloc_some_clusters(n, &n));
         uint64_t host_end = host + n * m_cluster_size;
         if (mode == PreallocMode::Full)
             CO_TRY(co_await m_file->pwrite_zeroes(host, n * m_cluster_size, RequestFlags::None));

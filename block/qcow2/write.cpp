@@ -50,10 +50,10 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         uint64_t idx = l2_index(guest);
         uint64_t entry = table ? l2_get(*table, idx) : 0;
         uint64_t run = std::min(len - pos, m_cluster_size - offset_in_cluster(guest));
-        bool in_place = table && (m_l1[l1_index(guest)] & k_oflag_copied) && writable_in_place(entry, m_v3);
+        bool in_place = table && (m_l1[l1_index(guest)] & k_oflag_copied) && writable_in_place(entry, zero_flag());
         for (uint64_t i = idx + 1; pos + run < len && i < m_l2_entries; ++i) {
             uint64_t next = table ? l2_get(*table, i) : 0;
-            bool next_in_place = table && writable_in_place(next, m_v3);
+            bool next_in_place = table && writable_in_place(next, zero_flag());
             if (next_in_place != in_place)
                 break;
             if (in_place
@@ -98,22 +98,23 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     std::vector<uint64_t> old;
     for (uint64_t c = first; c <= last; ++c) {
         uint64_t e = table ? l2_get(*table, idx0 + (c - first)) : 0;
-        if (table_owned && writable_in_place(e, m_v3))
+        if (table_owned && writable_in_place(e, zero_flag()))
             break;
         old.push_back(e);
     }
     if (old.empty())
         co_return uint64_t(0);
     uint64_t n = old.size();
-    uint64_t head = offset_in_cluster(guest);
-    uint64_t data_bytes = std::min(len, n * m_cluster_size - head);
-    uint64_t tail = n * m_cluster_size - head - data_bytes;
-
     uint64_t host = 0;
     {
         auto guard = co_await co_lock(m_meta_lock);
-        host = CO_TRY(co_await alloc_clusters(n));
+        uint64_t got = 0;
+        host = CO_TRY(co_await alloc_some_clusters(n, &got));
+        n = got; // the rest is written by the caller's next round
     }
+    uint64_t head = offset_in_cluster(guest);
+    uint64_t data_bytes = std::min(len, n * m_cluster_size - head);
+    uint64_t tail = n * m_cluster_size - head - data_bytes;
 
     std::vector<uint8_t> head_buf(head), tail_buf(tail);
     auto fill = co_await read_cluster_content(first << m_cluster_bits, old[0], 0, head, head_buf.data());
@@ -157,7 +158,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     note_write();
     bool release = false;
     for (uint64_t e : before) {
-        ClusterType t = cluster_type(e, m_v3);
+        ClusterType t = type_of(e);
         release |= t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
     }
     if (release) {
@@ -194,7 +195,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
                 before[i] = e;
-                ClusterType t = cluster_type(e, m_v3);
+                ClusterType t = type_of(e);
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
                 if (!m_v3) {
@@ -222,7 +223,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 CO_TRY(co_await flush_covering(m_write_seq));
                 for (uint64_t e : released) {
                     CO_TRY(co_await release_l2_entry(e));
-                    if (discard && cluster_type(e, m_v3) == ClusterType::Normal) {
+                    if (discard && type_of(e) == ClusterType::Normal) {
                         uint64_t h = e & k_l2e_offset_mask;
                         uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
                         if (rc == 0)
