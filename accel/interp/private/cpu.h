@@ -72,7 +72,7 @@ inline constexpr uint32_t k_pf_fetch = 1u << 4;
 
 inline constexpr uint64_t k_rflags_defined = 0x3f7fd5;
 inline constexpr unsigned k_tlb_entries = 256;
-inline constexpr unsigned k_decode_cache_entries = 1u << 15;
+inline constexpr unsigned k_decode_cache_entries = 1u << 16;
 
 struct TlbEntry {
     uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
