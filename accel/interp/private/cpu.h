@@ -293,7 +293,6 @@ private:
     bool m_block_end = false;
     bool m_check_irq = true;
     uint8_t m_new_shadow = 0;
-    uint8_t m_fault_depth = 0; // 0 none, 1 delivering, 2 delivering #DF
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
 

@@ -419,3 +419,23 @@ TEST(InterpSystem, FxsaveFxrstorRoundTrip)
     cpu->run(2);
     EXPECT_EQ(delivered_vector(s), 13);
 }
+
+TEST(InterpSystem, GuestMemoryObserverInvalidatesCode)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    host.memory().set_write_observer(cpu.get());
+    host.write(0x100000, { 0xb0, 0x01, 0xf4 }); // mov al, 1; hlt
+    cpu->state().rip = 0x100000;
+    cpu->run(10);
+    EXPECT_EQ(cpu->state().gpr[x86::k_rax] & 0xff, 1u);
+    // A device writes new code through the DMA API.
+    const uint8_t patch[] = { 0xb0, 0x02 };
+    ASSERT_TRUE(host.memory().write(0x100000, patch, sizeof patch).ok());
+    cpu->state().halted = false;
+    cpu->state().rip = 0x100000;
+    cpu->run(10);
+    EXPECT_EQ(cpu->state().gpr[x86::k_rax] & 0xff, 2u);
+    host.memory().set_write_observer(nullptr);
+}
