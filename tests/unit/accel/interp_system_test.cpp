@@ -439,3 +439,32 @@ TEST(InterpSystem, GuestMemoryObserverInvalidatesCode)
     EXPECT_EQ(cpu->state().gpr[x86::k_rax] & 0xff, 2u);
     host.memory().set_write_observer(nullptr);
 }
+
+TEST(InterpSystem, InstructionCrossingIntoMissingPage)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    uint64_t none = 0;
+    std::memcpy(host.ram(k_pd + 8), &none, 8); // 0x200000-0x3fffff not present
+    // mov eax, imm32 starting 2 bytes before the boundary.
+    host.write(0x1ffffe, { 0xb8, 0x11 });
+    s.rip = 0x1ffffe;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(1);
+    EXPECT_EQ(delivered_vector(s), 14);
+    EXPECT_EQ(s.cr2, 0x200000u);
+    EXPECT_EQ(read64(host, 0x8000 - 48), 0x10u); // supervisor instruction fetch, not present
+    EXPECT_EQ(read64(host, 0x8000 - 40), 0x1ffffeu); // the faulting instruction
+    // Mapped again, the same bytes decode across the boundary.
+    uint64_t pde = 0x200000 | 0x87;
+    std::memcpy(host.ram(k_pd + 8), &pde, 8);
+    host.write(0x200000, { 0x22, 0x33, 0x44, 0xf4 });
+    cpu->reset(x86::ResetKind::PowerOn);
+    setup_long_mode(*cpu, host, 0);
+    s.rip = 0x1ffffe;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(1);
+    EXPECT_EQ(s.gpr[x86::k_rax], 0x44332211u);
+}
