@@ -229,7 +229,12 @@ int main(int argc, char** argv)
     std::memcpy(host.ram(0x6100), map, sizeof map);
     std::memcpy(host.ram(0x7000), cmdline.c_str(), cmdline.size() + 1);
 
-    auto model = x86::CpuModel::by_name("max");
+    const char* model_name = getenv("KILN_PROBE_CPU") ? getenv("KILN_PROBE_CPU") : "max";
+    auto model = x86::CpuModel::by_name(model_name);
+    if (!model.ok()) {
+        fprintf(stderr, "%s: %s\n", argv[0], model.error().message().c_str());
+        return 1;
+    }
     auto cpu = std::move(interp::Interpreter::create(host, model.value()).value());
     x86::CpuState& s = cpu->state();
     // PVH entry: 32-bit flat protected mode, paging off, EBX = start info.
