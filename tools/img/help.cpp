@@ -35,6 +35,8 @@ const char k_help[] =
     "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] filename\n"
     "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] "
     "[--output=ofmt] [-U] filename\n"
+    "  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] "
+    "[-f fmt] [-l snapshot_param] filename]\n"
     "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] "
     "filename\n"
     "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "

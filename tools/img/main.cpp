@@ -22,6 +22,7 @@ struct Command {
 const Command k_commands[] = {
     {"bench", img_bench},   {"check", img_check},   {"compare", img_compare}, {"convert", img_convert},
     {"create", img_create}, {"dd", img_dd},         {"info", img_info},       {"map", img_map},
+    {"measure", img_measure},
     {"snapshot", img_snapshot}, {"resize", img_resize},
 };
 
