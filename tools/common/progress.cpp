@@ -4,7 +4,11 @@
 
 namespace kiln::tools {
 
-Progress::Progress(bool enabled, double min_skip) : m_enabled(enabled), m_min_skip(min_skip) {}
+Progress::Progress(bool enabled, double min_skip)
+    : m_enabled(enabled)
+    , m_min_skip(min_skip)
+{
+}
 
 void Progress::start()
 {

@@ -55,7 +55,12 @@ std::optional<uint64_t> find_nonzero(const uint8_t* buf, uint64_t n)
 
 class Comparer {
 public:
-    Comparer(const CompareArgs& args) : m_args(args), m_buf1(k_io_buf_bytes), m_buf2(k_io_buf_bytes) {}
+    Comparer(const CompareArgs& args)
+        : m_args(args)
+        , m_buf1(k_io_buf_bytes)
+        , m_buf2(k_io_buf_bytes)
+    {
+    }
 
     Task<int> run(block::BlockNode& n1, block::BlockNode& n2)
     {
@@ -75,8 +80,8 @@ public:
             co_return 1;
         }
         uint64_t offset = 0;
-        constexpr uint32_t mask = block::BlockStatus::Data | block::BlockStatus::Zero
-                                  | block::BlockStatus::Allocated | block::BlockStatus::OffsetValid;
+        constexpr uint32_t mask = block::BlockStatus::Data | block::BlockStatus::Zero | block::BlockStatus::Allocated
+            | block::BlockStatus::OffsetValid;
         while (offset < total) {
             auto s1 = co_await n1.block_status_above(offset, size1 - offset);
             if (!s1) {
@@ -90,7 +95,7 @@ public:
             }
             bool alloc1 = s1->flags & block::BlockStatus::Allocated;
             bool alloc2 = s2->flags & block::BlockStatus::Allocated;
-            uint64_t chunk = std::min({s1->bytes, s2->bytes, total - offset});
+            uint64_t chunk = std::min({ s1->bytes, s2->bytes, total - offset });
             if (m_args.strict && (s1->flags & mask) != (s2->flags & mask)) {
                 qprintf(m_args.common.quiet, "Strict mode: Offset %" PRIu64 " block status mismatch!\n", offset);
                 co_return 1;
@@ -108,7 +113,8 @@ public:
                     uint64_t pnum;
                     bool differ = compare_buffers(m_buf1.data(), m_buf2.data(), chunk, &pnum);
                     if (differ || pnum != chunk) {
-                        qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + (differ ? 0 : pnum));
+                        qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n",
+                            offset + (differ ? 0 : pnum));
                         co_return 1;
                     }
                 }
@@ -151,8 +157,8 @@ private:
     {
         auto r = co_await node.preadv(offset, block::QIov(buf, bytes));
         if (!r) {
-            report_error("Error while reading offset " + std::to_string(offset) + " of " + m_args.filename[which]
-                         + ": " + r.error().message());
+            report_error("Error while reading offset " + std::to_string(offset) + " of " + m_args.filename[which] + ": "
+                + r.error().message());
             co_return 4;
         }
         co_return 0;
@@ -201,9 +207,15 @@ int img_compare(ToolEnv& env, int argc, char** argv)
     CompareArgs args;
     int rc = parse_options(env, argc, argv, ":hf:F:T:pqsU", k_long_standard, {}, args.common, [&](int c) {
         switch (c) {
-        case 'F': args.format[1] = optarg; break;
-        case 'p': args.progress = true; break;
-        case 's': args.strict = true; break;
+        case 'F':
+            args.format[1] = optarg;
+            break;
+        case 'p':
+            args.progress = true;
+            break;
+        case 's':
+            args.strict = true;
+            break;
         }
         return k_parse_continue;
     });

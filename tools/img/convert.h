@@ -15,19 +15,19 @@
 namespace kiln::tools {
 
 struct ConvertSettings {
-    int coroutines = 8;             // -m
-    bool out_of_order = false;      // -W
-    bool compressed = false;        // -c
+    int coroutines = 8; // -m
+    bool out_of_order = false; // -W
+    bool compressed = false; // -c
     uint64_t min_sparse_bytes = 4096; // -S (0: copy everything as data)
     bool target_has_backing = false; // -B, or -n onto an image with a backing file
-    bool target_zero_init = true;   // unwritten target ranges read as zero
+    bool target_zero_init = true; // unwritten target ranges read as zero
     uint64_t buf_bytes = 2 << 20;
 };
 
 class ConvertEngine {
 public:
     ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sources, block::BlockNode& target,
-                  ConvertSettings settings, Progress& progress);
+        ConvertSettings settings, Progress& progress);
 
     // Runs the copy; the error says which byte failed.
     Task<Result<void>> run();

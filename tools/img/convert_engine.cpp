@@ -6,9 +6,14 @@
 namespace kiln::tools {
 
 ConvertEngine::ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sources, block::BlockNode& target,
-                             ConvertSettings settings, Progress& progress)
-    : m_loop(loop), m_sources(std::move(sources)), m_target(target), m_settings(settings), m_progress(progress),
-      m_lock(loop), m_workers(loop)
+    ConvertSettings settings, Progress& progress)
+    : m_loop(loop)
+    , m_sources(std::move(sources))
+    , m_target(target)
+    , m_settings(settings)
+    , m_progress(progress)
+    , m_lock(loop)
+    , m_workers(loop)
 {
     for (auto* s : m_sources) {
         m_source_start.push_back(m_total_bytes);
@@ -28,7 +33,7 @@ std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
     size_t i = m_sources.size() - 1;
     while (i > 0 && m_source_start[i] > offset)
         --i;
-    return {i, offset - m_source_start[i]};
+    return { i, offset - m_source_start[i] };
 }
 
 Task<Result<void>> ConvertEngine::run()
@@ -89,8 +94,9 @@ Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
             // Only what the top layer holds differs from the backing.
             auto st = co_await src->block_status(local, want);
             if (!st)
-                co_return Error(st.error().kind(), "error while reading block status at offset "
-                                                       + std::to_string(offset) + ": " + st.error().message());
+                co_return Error(st.error().kind(),
+                    "error while reading block status at offset " + std::to_string(offset) + ": "
+                        + st.error().message());
             bytes = st->bytes;
             if (!(st->flags & block::BlockStatus::Allocated))
                 kind = Kind::Backing;
@@ -99,8 +105,9 @@ Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
         } else {
             auto st = co_await src->block_status_above(local, want);
             if (!st)
-                co_return Error(st.error().kind(), "error while reading block status at offset "
-                                                       + std::to_string(offset) + ": " + st.error().message());
+                co_return Error(st.error().kind(),
+                    "error while reading block status at offset " + std::to_string(offset) + ": "
+                        + st.error().message());
             bytes = st->bytes;
             if (st->flags & block::BlockStatus::Zero)
                 kind = Kind::Zero;
@@ -150,9 +157,9 @@ Task<void> ConvertEngine::wait_turn(uint64_t seq)
         uint64_t seq;
         bool await_ready() { return engine->m_write_turn == seq || engine->m_error; }
         void await_suspend(std::coroutine_handle<> h) { engine->m_turn_waiters[seq] = h; }
-        void await_resume() {}
+        void await_resume() { }
     };
-    co_await Awaiter{this, seq};
+    co_await Awaiter { this, seq };
 }
 
 void ConvertEngine::finish_turn()
@@ -185,7 +192,7 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
         auto r = co_await m_sources[index]->preadv(local, block::QIov(buf.data(), chunk.bytes));
         if (!r)
             co_return Error(r.error().kind(),
-                            "error while reading at byte " + std::to_string(chunk.offset) + ": " + r.error().message());
+                "error while reading at byte " + std::to_string(chunk.offset) + ": " + r.error().message());
     }
     co_await wait_turn(chunk.seq);
     if (m_error)
@@ -209,8 +216,8 @@ Task<Result<void>> ConvertEngine::write_zeroes(uint64_t offset, uint64_t bytes)
 {
     auto r = co_await m_target.pwrite_zeroes(offset, bytes, block::RequestFlags::MayUnmap);
     if (!r)
-        co_return Error(r.error().kind(),
-                        "error while writing at byte " + std::to_string(offset) + ": " + r.error().message());
+        co_return Error(
+            r.error().kind(), "error while writing at byte " + std::to_string(offset) + ": " + r.error().message());
     co_return ok();
 }
 

@@ -38,8 +38,8 @@ uint64_t refcount_metadata_bytes(uint64_t clusters, uint64_t cluster_bytes, unsi
 
 } // namespace
 
-uint64_t qcow2_fully_allocated_bytes(uint64_t virtual_bytes, uint64_t cluster_bytes, unsigned refcount_bits,
-                                     bool extended_l2)
+uint64_t qcow2_fully_allocated_bytes(
+    uint64_t virtual_bytes, uint64_t cluster_bytes, unsigned refcount_bits, bool extended_l2)
 {
     uint64_t aligned = round_up(virtual_bytes, cluster_bytes);
     uint64_t l2_entry = extended_l2 ? 16 : 8;
@@ -163,19 +163,25 @@ int img_measure(ToolEnv& env, int argc, char** argv)
     MeasureArgs args;
     std::optional<std::string> size_text;
     int rc = parse_options(env, argc, argv, ":hf:l:O:o:U", k_long_standard | k_long_output,
-                           {{"size", required_argument, nullptr, OPT_SIZE}}, args.common, [&](int c) {
-                               switch (c) {
-                               case 'O': args.out_format = optarg; break;
-                               case 'o':
-                                   if (!args.options.empty())
-                                       args.options += ",";
-                                   args.options += optarg;
-                                   break;
-                               case 'l': args.snapshot = optarg; break;
-                               case OPT_SIZE: size_text = optarg; break;
-                               }
-                               return k_parse_continue;
-                           });
+        { { "size", required_argument, nullptr, OPT_SIZE } }, args.common, [&](int c) {
+            switch (c) {
+            case 'O':
+                args.out_format = optarg;
+                break;
+            case 'o':
+                if (!args.options.empty())
+                    args.options += ",";
+                args.options += optarg;
+                break;
+            case 'l':
+                args.snapshot = optarg;
+                break;
+            case OPT_SIZE:
+                size_text = optarg;
+                break;
+            }
+            return k_parse_continue;
+        });
     if (rc != k_parse_continue)
         return rc;
     if (size_text) {

@@ -17,11 +17,11 @@
 namespace kiln::tools {
 
 struct CommonOptions {
-    std::string format;                         // -f
-    bool image_opts = false;                    // --image-opts
-    bool force_share = false;                   // -U
-    bool quiet = false;                         // -q
-    OutputFormat output = OutputFormat::Human;  // --output, checked by one_filename()
+    std::string format; // -f
+    bool image_opts = false; // --image-opts
+    bool force_share = false; // -U
+    bool quiet = false; // -q
+    OutputFormat output = OutputFormat::Human; // --output, checked by one_filename()
     std::string output_text = "human";
     block::CacheMode src_cache = block::CacheMode::Writeback; // -T
 };
@@ -44,7 +44,7 @@ constexpr int k_parse_continue = -1;
 // code. Returns k_parse_continue when all options were read (optind then
 // indexes the first operand), otherwise the exit code to return.
 int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options, unsigned long_sets,
-                  std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option);
+    std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option);
 
 // The usual single operand ("Expecting one image file name" otherwise),
 // then --output's value, in qemu-img's order of complaints.
