@@ -62,18 +62,15 @@ public:
     {
     }
 
-    Task<int> run(block::BlockNode& n1, block::BlockNode& n2)
+    Task<int> run(block::BlockNode& n1, block::BlockNode& n2, Progress& progress)
     {
         uint64_t size1 = n1.size_bytes(), size2 = n2.size_bytes();
         uint64_t total = std::min(size1, size2);
         uint64_t progress_base = std::max(size1, size2);
-        Progress progress(m_args.progress && !m_args.common.quiet);
         progress.start();
-        uint64_t done = 0;
         auto advance = [&](uint64_t chunk) {
-            done += chunk;
             if (progress_base)
-                progress.set(double(done) * 100.0 / double(progress_base));
+                progress.advance(float(chunk) / float(progress_base) * 100);
         };
         if (m_args.strict && size1 != size2) {
             qprintf(m_args.common.quiet, "Strict mode: Image size mismatch!\n");
@@ -147,7 +144,6 @@ public:
                 advance(chunk);
             }
         }
-        progress.end();
         qprintf(m_args.common.quiet, "Images are identical.\n");
         co_return 0;
     }
@@ -181,6 +177,8 @@ private:
 
 Task<int> do_compare(ToolEnv& env, CompareArgs args)
 {
+    // qemu-img closes the progress line (a newline) however compare ends.
+    Progress progress(args.progress && !args.common.quiet, 2.0);
     OpenedImage images[2];
     for (int i = 0; i < 2; ++i) {
         ImageRequest req = request_from(args.common, args.filename[i]);
@@ -189,12 +187,14 @@ Task<int> do_compare(ToolEnv& env, CompareArgs args)
         if (!image) {
             if (i == 1)
                 (void)co_await close_image(images[0]);
+            progress.end();
             co_return 2;
         }
         images[i] = std::move(*image);
     }
     Comparer comparer(args);
-    int ret = co_await comparer.run(*images[0].node, *images[1].node);
+    int ret = co_await comparer.run(*images[0].node, *images[1].node, progress);
+    progress.end();
     (void)co_await close_image(images[1]);
     (void)co_await close_image(images[0]);
     co_return ret;

@@ -41,6 +41,12 @@ private:
         uint64_t seq = 0;
     };
 
+    struct Run {
+        Kind kind;
+        uint64_t end;
+    };
+    Task<Result<Run>> status_at(uint64_t offset);
+    Task<Result<void>> count_data_bytes();
     Task<void> worker();
     Task<Result<bool>> next_chunk(Chunk& chunk);
     Task<Result<void>> copy_chunk(const Chunk& chunk, std::vector<uint8_t>& buf);
@@ -71,6 +77,7 @@ private:
     uint64_t m_write_turn = 0;
     std::map<uint64_t, std::coroutine_handle<>> m_turn_waiters;
     uint64_t m_done_bytes = 0;
+    uint64_t m_data_bytes = 0; // what progress counts
     std::optional<Error> m_error;
     CoWaitGroup m_workers;
 };

@@ -19,13 +19,11 @@ ConvertEngine::ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sou
         m_source_start.push_back(m_total_bytes);
         m_total_bytes += s->size_bytes();
     }
-    if (m_settings.compressed && m_target.cluster_size())
+    // Compressed writes take whole clusters, one per chunk (as qemu-img).
+    if (m_settings.compressed && m_target.cluster_size()) {
         m_alignment = m_target.cluster_size();
-    // Chunks stay cluster aligned for the target so whole clusters are
-    // written (compressed writes need them; plain ones avoid COW).
-    uint64_t cluster = std::max<uint64_t>(m_target.cluster_size(), 1);
-    if (m_settings.buf_bytes % cluster)
-        m_settings.buf_bytes = std::max(cluster, m_settings.buf_bytes / cluster * cluster);
+        m_settings.buf_bytes = m_alignment;
+    }
 }
 
 std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
@@ -38,6 +36,7 @@ std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
 
 Task<Result<void>> ConvertEngine::run()
 {
+    CO_TRY(co_await count_data_bytes());
     m_progress.start();
     int n = std::max(1, m_settings.coroutines);
     for (int i = 0; i < n; ++i) {
@@ -47,6 +46,7 @@ Task<Result<void>> ConvertEngine::run()
     co_await m_workers.wait_idle();
     if (m_error)
         co_return *m_error;
+    m_progress.set(100);
     co_return ok();
 }
 
@@ -76,6 +76,56 @@ Task<void> ConvertEngine::worker()
     m_workers.done();
 }
 
+// The run of one kind that starts at `offset` (it never crosses the end
+// of a source).
+Task<Result<ConvertEngine::Run>> ConvertEngine::status_at(uint64_t offset)
+{
+    auto [index, local] = locate(offset);
+    block::BlockNode* src = m_sources[index];
+    uint64_t source_end = m_source_start[index] + src->size_bytes();
+    uint64_t want = source_end - offset;
+    Kind kind = Kind::Data;
+    // With a backing file on the target only what the source's top layer
+    // holds differs from it; otherwise the whole chain counts.
+    auto st = m_settings.target_has_backing ? co_await src->block_status(local, want)
+                                            : co_await src->block_status_above(local, want);
+    if (!st)
+        co_return Error(st.error().kind(),
+            "error while reading block status at offset " + std::to_string(offset) + ": " + st.error().message());
+    if (m_settings.target_has_backing && !(st->flags & block::BlockStatus::Allocated))
+        kind = Kind::Backing;
+    else if (st->flags & block::BlockStatus::Zero)
+        kind = Kind::Zero;
+    if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
+        kind = Kind::Data; // -S 0: fully allocate the target
+    uint64_t end = offset + std::min(std::max<uint64_t>(st->bytes, 1), want);
+    if (m_alignment > 1 && end < source_end) {
+        // Compressed targets take whole clusters: a run that ends inside
+        // one stops at the cluster start, or, if shorter than a cluster,
+        // is copied as data up to the cluster end (reads give zeroes).
+        uint64_t aligned = end / m_alignment * m_alignment;
+        if (aligned > offset) {
+            end = aligned;
+        } else {
+            end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
+            kind = Kind::Data;
+        }
+    }
+    co_return Run { kind, end };
+}
+
+Task<Result<void>> ConvertEngine::count_data_bytes()
+{
+    // Progress counts data only, as qemu-img's does: first sum it up.
+    for (uint64_t offset = 0; offset < m_total_bytes;) {
+        Run run = CO_TRY(co_await status_at(offset));
+        if (run.kind == Kind::Data)
+            m_data_bytes += run.end - offset;
+        offset = run.end;
+    }
+    co_return ok();
+}
+
 Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
 {
     co_await m_lock.lock();
@@ -83,63 +133,14 @@ Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
     if (m_error || m_next_offset >= m_total_bytes)
         co_return false;
     uint64_t offset = m_next_offset;
-    auto [index, local] = locate(offset);
-    block::BlockNode* src = m_sources[index];
-    uint64_t source_end = m_source_start[index] + src->size_bytes();
     if (m_status_end <= offset) {
-        uint64_t want = source_end - offset;
-        Kind kind = Kind::Data;
-        uint64_t bytes = want;
-        if (m_settings.target_has_backing) {
-            // Only what the top layer holds differs from the backing.
-            auto st = co_await src->block_status(local, want);
-            if (!st)
-                co_return Error(st.error().kind(),
-                    "error while reading block status at offset " + std::to_string(offset) + ": "
-                        + st.error().message());
-            bytes = st->bytes;
-            if (!(st->flags & block::BlockStatus::Allocated))
-                kind = Kind::Backing;
-            else if (st->flags & block::BlockStatus::Zero)
-                kind = Kind::Zero;
-        } else {
-            auto st = co_await src->block_status_above(local, want);
-            if (!st)
-                co_return Error(st.error().kind(),
-                    "error while reading block status at offset " + std::to_string(offset) + ": "
-                        + st.error().message());
-            bytes = st->bytes;
-            if (st->flags & block::BlockStatus::Zero)
-                kind = Kind::Zero;
-        }
-        if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
-            kind = Kind::Data; // -S 0: fully allocate the target
-        uint64_t status_end = offset + std::min(std::max<uint64_t>(bytes, 1), want);
-        if (m_alignment > 1 && status_end < source_end) {
-            // Compressed targets take whole clusters: a run that ends inside
-            // one stops at the cluster start, or, if shorter than a cluster,
-            // is copied as data up to the cluster end (reads give zeroes).
-            uint64_t aligned = status_end / m_alignment * m_alignment;
-            if (aligned > offset) {
-                status_end = aligned;
-            } else {
-                status_end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
-                kind = Kind::Data;
-            }
-        }
-        m_status_kind = kind;
-        m_status_end = status_end;
+        auto run = co_await status_at(offset);
+        if (!run)
+            co_return std::move(run).error();
+        m_status_kind = run->kind;
+        m_status_end = run->end;
     }
     uint64_t end = std::min(m_status_end, offset + m_settings.buf_bytes);
-    // Keep chunk ends on the buffer grid so the target sees whole clusters.
-    uint64_t grid_end = (offset / m_settings.buf_bytes + 1) * m_settings.buf_bytes;
-    if (m_status_kind == Kind::Data && end > grid_end)
-        end = grid_end;
-    if (m_status_kind == Kind::Data && m_alignment > 1 && end < m_status_end) {
-        uint64_t aligned = end / m_alignment * m_alignment;
-        if (aligned > offset)
-            end = aligned;
-    }
     chunk.offset = offset;
     chunk.bytes = end - offset;
     chunk.kind = m_status_kind;
@@ -206,9 +207,11 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
         finish_turn();
     if (!r)
         co_return r;
-    m_done_bytes += chunk.bytes;
-    if (m_total_bytes)
-        m_progress.set(double(m_done_bytes) * 100.0 / double(m_total_bytes));
+    if (chunk.kind == Kind::Data) {
+        m_done_bytes += chunk.bytes;
+        if (m_data_bytes)
+            m_progress.set(100.0 * double(m_done_bytes) / double(m_data_bytes));
+    }
     co_return ok();
 }
 
