@@ -204,9 +204,7 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
         args.settings.compressed = true;
         break;
     case 'o':
-        if (!args.options.empty())
-            args.options += ",";
-        args.options += optarg;
+        append_options(args.options, optarg);
         break;
     case 'l': {
         std::string arg = optarg;

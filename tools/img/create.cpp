@@ -116,9 +116,7 @@ int img_create(ToolEnv& env, int argc, char** argv)
             args.backing = optarg;
             break;
         case 'o':
-            if (!args.options.empty())
-                args.options += ",";
-            args.options += optarg;
+            append_options(args.options, optarg);
             break;
         case 'u':
             args.unsafe = true;

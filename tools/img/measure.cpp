@@ -169,9 +169,7 @@ int img_measure(ToolEnv& env, int argc, char** argv)
                 args.out_format = optarg;
                 break;
             case 'o':
-                if (!args.options.empty())
-                    args.options += ",";
-                args.options += optarg;
+                append_options(args.options, optarg);
                 break;
             case 'l':
                 args.snapshot = optarg;

@@ -56,6 +56,14 @@ ImageRequest request_from(const CommonOptions& common, const std::string& filena
 // Opens for a subcommand; prints the error and returns nullopt on failure.
 Task<std::optional<OpenedImage>> open_or_report(ToolEnv& env, ImageRequest request);
 
+// -o may be repeated: the option strings join with commas.
+inline void append_options(std::string& options, const char* more)
+{
+    if (!options.empty())
+        options += ",";
+    options += more;
+}
+
 // Closes the image; a failure to close turns a success (ret 0) into 1.
 Task<int> close_with_status(OpenedImage& image, int ret);
 
