@@ -92,9 +92,13 @@ Task<Result<ConvertEngine::Run>> ConvertEngine::status_at(uint64_t offset)
     if (!st)
         co_return Error(st.error().kind(),
             "error while reading block status at offset " + std::to_string(offset) + ": " + st.error().message());
-    if (m_settings.target_has_backing && !(st->flags & block::BlockStatus::Allocated))
+    bool unallocated = !(st->flags & block::BlockStatus::Allocated);
+    // Unallocated with nothing below (or past a shorter backing file)
+    // reads as zeroes, which the target's backing may not hold.
+    bool reads_zero = unallocated && (!src->backing() || local >= src->backing()->size_bytes());
+    if (m_settings.target_has_backing && unallocated && !reads_zero)
         kind = Kind::Backing;
-    else if (st->flags & block::BlockStatus::Zero)
+    else if ((st->flags & block::BlockStatus::Zero) || reads_zero)
         kind = Kind::Zero;
     if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
         kind = Kind::Data; // -S 0: fully allocate the target
