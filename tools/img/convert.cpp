@@ -125,9 +125,11 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     }
     target = std::move(*opened);
     if (args.skip_create) {
-        if (!target.node->backing_file_name().empty())
-            args.settings.target_has_backing = true;
-        args.settings.target_zero_init = args.target_is_zero && !args.settings.target_has_backing;
+        // An existing target copies the whole source (as qemu-img: only -B
+        // copies the top layer alone); if it has a backing file, its
+        // unwritten ranges do not read as zeroes.
+        bool target_backed = !target.node->backing_file_name().empty();
+        args.settings.target_zero_init = args.target_is_zero && !target_backed;
         if (target.node->size_bytes() < total) {
             report_error("Error: target image is smaller than the source (" + std::to_string(target.node->size_bytes())
                 + " < " + std::to_string(total) + " bytes)");
