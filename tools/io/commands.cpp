@@ -104,13 +104,12 @@ Task<int> cmd_info(IoSession& s, std::vector<std::string>&)
     block::BlockNode& node = *s.node();
     std::printf("format name: %s\n", s.image().format.c_str());
     uint64_t cluster = node.cluster_size();
-    if (!cluster)
-        co_return -ENOTSUP;
-    // qcow2 keeps VM state past what the L1 table maps for the disk.
+    // qcow2 keeps VM state past what the L1 table maps for the disk; raw
+    // has neither (qemu-io prints zeroes).
     Json specific = node.format_specific_info();
     bool extended = specific.is_object() && specific.contains("data") && specific["data"].value("extended-l2", false);
     uint64_t span = cluster * (cluster / (extended ? 16 : 8));
-    uint64_t vm_state = (node.size_bytes() + span - 1) / span * span;
+    uint64_t vm_state = span ? (node.size_bytes() + span - 1) / span * span : 0;
     std::printf("cluster size: %s\n", cvtstr(double(cluster)).c_str());
     std::printf("vm state offset: %s\n", cvtstr(double(vm_state)).c_str());
     if (specific.is_object() && specific.contains("data")) {
