@@ -76,7 +76,7 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
     uint64_t next_contiguous = 0;
     for (uint64_t i = 0; i < q.m_l2_entries; ++i) {
         uint64_t e = load_be64(&raw[i * stride]);
-        ClusterType t = cluster_type(e, q.zero_flag());
+        ClusterType t = q.type_of(e);
         if (t != ClusterType::Compressed && (e & k_l2e_std_reserved_mask & ~(q.zero_flag() ? 0 : k_oflag_zero))) {
             msg(fmt("ERROR found l2 entry with reserved bits set: %" PRIx64, e));
             r.corruptions++;
@@ -117,7 +117,8 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
                     r.fragmented_clusters++;
                 next_contiguous = off + q.m_cluster_size;
             }
-            inc(off, q.m_cluster_size);
+            if (!q.m_data_file) // data in an external file has no refcounts
+                inc(off, q.m_cluster_size);
             break;
         }
         default:
@@ -192,13 +193,13 @@ Task<Result<void>> Qcow2Checker::check_copied(bool repair)
         uint64_t fixed_here = 0;
         for (uint64_t j = 0; j < q.m_l2_entries; ++j) {
             uint64_t e = q.l2_get(*table, j);
-            ClusterType t = cluster_type(e, q.zero_flag());
+            ClusterType t = q.type_of(e);
             if (t != ClusterType::Normal && t != ClusterType::ZeroAlloc)
                 continue;
             uint64_t off = e & k_l2e_offset_mask;
             if (off & (q.m_cluster_size - 1))
                 continue;
-            auto drc = co_await q.get_refcount(off >> q.m_cluster_bits);
+            auto drc = q.m_data_file ? Result<uint64_t>(uint64_t(1)) : co_await q.get_refcount(off >> q.m_cluster_bits);
             if (!drc)
                 continue;
             if ((*drc == 1) != bool(e & k_oflag_copied)) {

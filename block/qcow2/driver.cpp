@@ -84,8 +84,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     uint64_t unknown = h.incompatible_features & ~k_incompat_known;
     if (unknown)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
-    if (h.incompatible_features & k_incompat_data_file)
-        co_return Error::not_supported("qcow2: external data files are not supported yet");
+    if ((h.incompatible_features & k_incompat_data_file) && spec.flags.read_write)
+        co_return Error::not_supported("qcow2: writing to images with an external data file is not supported yet");
     if ((h.incompatible_features & k_incompat_extended_l2) && spec.flags.read_write)
         co_return Error::not_supported("qcow2: writing to images with extended L2 entries is not supported yet");
     if (h.compression_type > k_compression_zstd)
@@ -130,6 +130,21 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         m_reftable[i] = load_be64(&raw[i * 8]);
 
     CO_TRY(co_await load_snapshots());
+
+    if (h.incompatible_features & k_incompat_data_file) {
+        if (h.data_file.empty())
+            co_return Error::invalid("'data-file' is required for this image");
+        // QEMU opens the recorded name as it is (relative to the current
+        // directory, unlike backing files).
+        std::string path = h.data_file;
+        OpenFlags flags = spec.flags;
+        flags.read_write = false;
+        auto data = co_await context().open_file(path, spec.options.subtree("data-file"), flags);
+        if (!data)
+            co_return Error(data.error().kind(), "Could not open data file: " + data.error().message(),
+                            data.error().errno_value());
+        m_data_file = std::move(data).value();
+    }
 
     if (!h.backing_file.empty() && !spec.flags.no_backing)
         CO_TRY(co_await open_backing(spec));
@@ -214,6 +229,10 @@ nlohmann::json Qcow2Node::format_specific_info() const
     if (m_v3)
         data["lazy-refcounts"] = bool(m_header.compatible_features & k_compat_lazy_refcounts);
     data["refcount-bits"] = 1u << m_header.refcount_order;
+    if (!m_header.data_file.empty()) {
+        data["data-file"] = m_header.data_file;
+        data["data-file-raw"] = bool(m_header.autoclear_features & k_autoclear_data_file_raw);
+    }
     if (m_v3) {
         data["corrupt"] = bool(m_header.incompatible_features & k_incompat_corrupt);
         data["extended-l2"] = bool(m_header.incompatible_features & k_incompat_extended_l2);

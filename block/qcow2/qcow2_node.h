@@ -121,6 +121,17 @@ private:
     void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * m_l2_entry_bytes], v); }
     // Bit 0 of an L2 entry means "reads as zero" only in v3 without
     // extended L2 (there the bitmap says it).
+    // Where data clusters live: the external data file, if any.
+    BlockNode* data_node() const { return m_data_file ? m_data_file.get() : m_file.get(); }
+    // Offset 0 is a valid data offset in an external data file; COPIED
+    // (always set there) tells it from "unallocated", as in QEMU.
+    ClusterType type_of(uint64_t entry) const
+    {
+        ClusterType t = cluster_type(entry, zero_flag());
+        if (t == ClusterType::Unallocated && m_data_file && (entry & k_oflag_copied))
+            return ClusterType::Normal;
+        return t;
+    }
     bool zero_flag() const { return m_v3 && !m_ext_l2; }
     Task<Result<void>> write_l1_entry(uint64_t l1_idx);
     Task<Result<void>> grow_l1(uint64_t min_entries);

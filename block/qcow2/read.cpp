@@ -24,17 +24,18 @@ Task<Result<void>> Qcow2Node::read_backing(uint64_t offset, QIov qiov)
 // Data past the end of the file reads as zeroes (as QEMU's file driver).
 Task<Result<void>> Qcow2Node::read_file_clamped(uint64_t host, QIov part)
 {
+    BlockNode& data = *data_node();
     uint64_t run = part.size();
-    uint64_t file_size = m_file->size_bytes();
+    uint64_t file_size = data.size_bytes();
     uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
     if (avail)
-        CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
+        CO_TRY(co_await data.preadv(host, part.slice(0, avail)));
     if (avail < run)
         part.fill(avail, 0, run - avail);
     co_return ok();
 }
 
-static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size)
+static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size, bool external = false)
 {
     uint64_t host = entry & k_l2e_offset_mask;
     if (host & (cluster_size - 1)) {
@@ -42,7 +43,7 @@ static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size)
         std::snprintf(buf, sizeof(buf), "Corrupt image: cluster allocation offset %#" PRIx64 " unaligned", host);
         return Error::corrupt(buf);
     }
-    if (host < cluster_size)
+    if (host < cluster_size && !external)
         return Error::corrupt("Corrupt image: data cluster overlaps the image header");
     return ok();
 }
@@ -58,7 +59,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
         uint64_t idx = l2_index(guest);
         uint64_t in = offset_in_cluster(guest);
         uint64_t entry = table ? l2_get(*table, idx) : 0;
-        ClusterType type = cluster_type(entry, zero_flag());
+        ClusterType type = type_of(entry);
         uint64_t run = std::min(len - pos, m_cluster_size - in);
         if (m_ext_l2 && type != ClusterType::Compressed) {
             CO_TRY(co_await read_subclusters(guest, entry, table ? l2_bitmap(*table, idx) : 0, qiov.slice(pos, run)));
@@ -71,7 +72,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
             uint64_t i = idx + 1;
             while (pos + run < len && i < m_l2_entries) {
                 uint64_t next = table ? l2_get(*table, i) : 0;
-                ClusterType nt = cluster_type(next, zero_flag());
+                ClusterType nt = type_of(next);
                 bool same;
                 if (type == ClusterType::Normal)
                     same = nt == ClusterType::Normal
@@ -96,7 +97,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
             part.fill(0, 0, run);
             break;
         case ClusterType::Normal: {
-            CO_TRY(check_data_offset(entry, m_cluster_size));
+            CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
             CO_TRY(co_await read_file_clamped((entry & k_l2e_offset_mask) + in, part));
             break;
         }
@@ -117,7 +118,7 @@ Task<Result<void>> Qcow2Node::read_cluster_content(uint64_t guest_cluster, uint6
 {
     if (len == 0)
         co_return ok();
-    switch (cluster_type(entry, zero_flag())) {
+    switch (type_of(entry)) {
     case ClusterType::Unallocated:
         CO_TRY(co_await read_backing(guest_cluster + from, QIov(out, len)));
         break;
@@ -126,7 +127,7 @@ Task<Result<void>> Qcow2Node::read_cluster_content(uint64_t guest_cluster, uint6
         std::memset(out, 0, len);
         break;
     case ClusterType::Normal:
-        CO_TRY(check_data_offset(entry, m_cluster_size));
+        CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
         CO_TRY(co_await read_clamped(*m_file, (entry & k_l2e_offset_mask) + from, out, len));
         break;
     case ClusterType::Compressed: {
@@ -151,13 +152,13 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
     uint64_t idx = l2_index(offset);
     uint64_t in = offset_in_cluster(offset);
     uint64_t entry = table ? l2_get(*table, idx) : 0;
-    ClusterType type = cluster_type(entry, zero_flag());
+    ClusterType type = type_of(entry);
     uint64_t run = std::min(bytes, m_cluster_size - in);
     if (m_ext_l2 && type != ClusterType::Compressed)
         co_return subcluster_status(offset, entry, table ? l2_bitmap(*table, idx) : 0, run);
     for (uint64_t i = idx + 1; run < bytes && i < m_l2_entries; ++i) {
         uint64_t next = table ? l2_get(*table, i) : 0;
-        ClusterType nt = cluster_type(next, zero_flag());
+        ClusterType nt = type_of(next);
         bool same = nt == type;
         if (same && (type == ClusterType::Normal || type == ClusterType::ZeroAlloc))
             same = (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size;
@@ -179,12 +180,12 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
     case ClusterType::ZeroAlloc:
         s.flags = BlockStatus::Zero | BlockStatus::Allocated | BlockStatus::OffsetValid;
         s.host_offset = (entry & k_l2e_offset_mask) + in;
-        s.host_node = m_file.get();
+        s.host_node = data_node();
         break;
     case ClusterType::Normal:
         s.flags = BlockStatus::Data | BlockStatus::Allocated | BlockStatus::OffsetValid;
         s.host_offset = (entry & k_l2e_offset_mask) + in;
-        s.host_node = m_file.get();
+        s.host_node = data_node();
         break;
     case ClusterType::Compressed:
         s.flags = BlockStatus::Data | BlockStatus::Allocated;
@@ -227,7 +228,7 @@ Task<Result<void>> Qcow2Node::read_subclusters(uint64_t guest, uint64_t entry, u
         } else {
             if (!host)
                 co_return Error::corrupt("Corrupt image: allocated subcluster in an unallocated cluster");
-            CO_TRY(check_data_offset(entry, m_cluster_size));
+            CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
             CO_TRY(co_await read_file_clamped(host + in, part));
         }
         pos += run;
@@ -250,7 +251,7 @@ BlockStatus Qcow2Node::subcluster_status(uint64_t guest, uint64_t entry, uint64_
     if (kind == SubKind::Data) {
         s.flags = BlockStatus::Data | BlockStatus::Allocated | BlockStatus::OffsetValid;
         s.host_offset = host + in;
-        s.host_node = m_file.get();
+        s.host_node = data_node();
     } else if (kind == SubKind::Zero) {
         s.flags = BlockStatus::Zero | BlockStatus::Allocated;
     } else if (!m_backing) {

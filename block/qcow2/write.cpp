@@ -158,7 +158,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     note_write();
     bool release = false;
     for (uint64_t e : before) {
-        ClusterType t = cluster_type(e, zero_flag());
+        ClusterType t = type_of(e);
         release |= t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
     }
     if (release) {
@@ -195,7 +195,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
                 before[i] = e;
-                ClusterType t = cluster_type(e, zero_flag());
+                ClusterType t = type_of(e);
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
                 if (!m_v3) {
@@ -223,7 +223,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 CO_TRY(co_await flush_covering(m_write_seq));
                 for (uint64_t e : released) {
                     CO_TRY(co_await release_l2_entry(e));
-                    if (discard && cluster_type(e, zero_flag()) == ClusterType::Normal) {
+                    if (discard && type_of(e) == ClusterType::Normal) {
                         uint64_t h = e & k_l2e_offset_mask;
                         uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
                         if (rc == 0)

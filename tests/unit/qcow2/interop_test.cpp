@@ -390,5 +390,42 @@ TEST_F(Qcow2Interop, SigkillLeavesNoCorruption)
         EXPECT_TRUE(status == 0 || status == 3) << j.dump();
         EXPECT_FALSE(j.contains("corruptions")) << j.dump();
         EXPECT_GT(read_host(img).size(), 4u * 4096) << "the writer made progress";
+        // Kiln sees the same leaks and repairs them; qemu-img agrees after.
+        auto n = kiln_open(img, true);
+        ASSERT_TRUE(n);
+        auto kc = run(n->check(CheckFix::Leaks));
+        ASSERT_TRUE(kc.ok());
+        EXPECT_EQ(kc->leaks_fixed, j.value("leaks", 0ull)) << j.dump();
+        EXPECT_EQ(kc->corruptions, 0u);
+        close(n);
+        expect_qemu_clean(img);
     }
+}
+
+TEST_F(Qcow2Interop, ExternalDataFileImagesFromQemuReadIdentically)
+{
+    std::string img = path("d.qcow2");
+    std::string out;
+    ASSERT_EQ(sh("qemu-img create -f qcow2 -o data_file=" + path("d.raw") + " " + img + " 4M", &out), 0) << out;
+    ASSERT_EQ(sh("qemu-io -f qcow2 -c 'write -P 0x31 0 100000' -c 'write -P 0x32 2000000 300000' -c 'write -z "
+                 "2100000 50000' " +
+                     img,
+                 &out),
+              0)
+        << out;
+    ASSERT_EQ(sh("qemu-img convert -f qcow2 -O raw " + img + " " + path("d-out.raw"), &out), 0) << out;
+    auto n = kiln_open(img, false);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(kiln_read(*n, 0, 4 << 20), read_host(path("d-out.raw")));
+    auto kc = run(n->check(CheckFix::None));
+    ASSERT_TRUE(kc.ok());
+    EXPECT_EQ(kc->corruptions + kc->leaks, 0u);
+    int status = 0;
+    auto j = qemu_check(img, &status);
+    EXPECT_EQ(j.value("image-end-offset", 0ull), kc->image_end_offset) << j.dump();
+    ASSERT_EQ(sh("qemu-img info --output=json " + img, &out), 0);
+    EXPECT_EQ(nlohmann::json::parse(out)["format-specific"], n->format_specific_info());
+    auto st = run(n->block_status(0, 65536));
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->host_node, n->data_file());
 }
