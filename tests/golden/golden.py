@@ -100,6 +100,9 @@ def main():
         want = open(path).read() if os.path.exists(path) else ""
         if got != want and name in known:
             print("XFAIL %s (%s)" % (name, known[name]))
+            if os.environ.get("KILN_GOLDEN_DIFF"):
+                sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
+                                                           "expected/" + name + ".out", "kiln"))
         elif got != want:
             failed.append(name)
             sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True),

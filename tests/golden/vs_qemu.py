@@ -17,8 +17,7 @@ KNOWN_DIFFERENCES = []
 # Images Kiln's block drivers cannot open yet (not a kiln-img matter):
 # mismatches on them are reported as XFAIL, matches as XPASS.
 KNOWN_DRIVER_GAPS = {
-    "el2.qcow2": "qcow2 driver: extended L2 entries not supported yet",
-    "dfile.qcow2": "qcow2 driver: external data files not supported yet",
+    "dfile.qcow2": "block layer: disk size adds the external data file; qemu-img 7.2 counts the qcow2 file only",
 }
 
 SETUP = [

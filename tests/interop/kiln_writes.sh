@@ -49,6 +49,11 @@ out=$(qemu-img map --output=json top2.qcow2 | grep -c '"depth": 0' || true)
 [[ "$out" -ge 1 ]] || fail "convert -B wrote nothing into the top layer"
 [[ $(stat -c %s top2.qcow2) -lt 1000000 ]] || fail "convert -B copied the backing data"
 
+# convert -B from a source without a backing file: its unallocated ranges
+# read as zeroes and must not show the target's backing through.
+run "$IMG" create -q -f qcow2 full.qcow2 4M && run "$IO" -c 'write -P 0xbb 0 4M' full.qcow2
+run "$IMG" convert -O qcow2 -B full.qcow2 -F qcow2 base.qcow2 nb2.qcow2 && qcheck nb2.qcow2 && qsame nb2.qcow2 base.qcow2
+
 # Snapshots created by kiln-img are listed by qemu-img.
 run "$IMG" create -q -f qcow2 s.qcow2 1M
 run "$IO" -c 'write -P 0x61 0 64k' s.qcow2

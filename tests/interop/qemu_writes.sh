@@ -16,7 +16,7 @@ verify_patterns() {
 verify_patterns -f raw ref.raw
 
 for opts in "" cluster_size=4k cluster_size=512 cluster_size=2M compat=0.10 refcount_bits=1 refcount_bits=8 \
-            refcount_bits=64 lazy_refcounts=on preallocation=metadata preallocation=full $(optional_extended_l2) \
+            refcount_bits=64 lazy_refcounts=on preallocation=metadata preallocation=full $(optional_extended_l2_read) \
             compression_type=zstd; do
     rm -f q.qcow2
     qemu-img create -q -f qcow2 ${opts:+-o $opts} q.qcow2 4M

@@ -35,10 +35,7 @@ int missing_argument(const char* option)
     return error_exit(std::string("missing argument for option '") + option + "'");
 }
 
-int unrecognized_option(const char* option)
-{
-    return error_exit(std::string("unrecognized option '") + option + "'");
-}
+int unrecognized_option(const char* option) { return error_exit(std::string("unrecognized option '") + option + "'"); }
 
 int getopt_failure(int c, char** argv)
 {

@@ -20,11 +20,7 @@ public:
     ThreadPool& pool() { return *m_pool; }
     block::BlockContext& ctx() { return *m_ctx; }
 
-    template<typename T>
-    T run(Task<T> task)
-    {
-        return m_loop->run_until_complete(std::move(task));
-    }
+    template<typename T> T run(Task<T> task) { return m_loop->run_until_complete(std::move(task)); }
 
 private:
     std::unique_ptr<EventLoop> m_loop;
@@ -34,8 +30,8 @@ private:
 
 // How a tool names one image on its command line.
 struct ImageRequest {
-    std::string filename;  // a file name, or an option string with image_opts
-    std::string format;    // -f; empty: probe
+    std::string filename; // a file name, or an option string with image_opts
+    std::string format; // -f; empty: probe
     bool image_opts = false;
     block::OpenFlags flags;
     // Print the raw-probing warning for write access (qemu-img does).
@@ -49,7 +45,7 @@ struct ImageRequest {
 struct OpenedImage {
     std::unique_ptr<block::BlockNode> node;
     std::string filename; // the name to print ("image: ...")
-    std::string format;   // the format actually used
+    std::string format; // the format actually used
 };
 
 // Opens as qemu-img's img_open does; errors read

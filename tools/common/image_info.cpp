@@ -67,8 +67,7 @@ std::string dump_snapshot_table(const std::vector<block::SnapshotInfo>& snapshot
 {
     std::string out = "Snapshot list:\n";
     char line[512];
-    std::snprintf(line, sizeof line, "%-10s%-17s%8s%20s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
-                  "ICOUNT");
+    std::snprintf(line, sizeof line, "%-10s%-17s%8s%20s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
     out += line;
     out += '\n';
     for (auto& sn : snapshots) {
@@ -80,10 +79,10 @@ std::string dump_snapshot_table(const std::vector<block::SnapshotInfo>& snapshot
         uint64_t secs = sn.vm_clock_nsec / 1000000000ull;
         char clock[64];
         std::snprintf(clock, sizeof clock, "%02u:%02u:%02u.%03u", unsigned(secs / 3600), unsigned((secs / 60) % 60),
-                      unsigned(secs % 60), unsigned((sn.vm_clock_nsec / 1000000) % 1000));
+            unsigned(secs % 60), unsigned((sn.vm_clock_nsec / 1000000) % 1000));
         std::string icount = sn.icount == UINT64_MAX ? "" : std::to_string(sn.icount);
         std::snprintf(line, sizeof line, "%-9s %-16s %8s%20s%13s%11s", sn.id.c_str(), sn.name.c_str(),
-                      format_size_human(sn.vm_state_size).c_str(), date, clock, icount.c_str());
+            format_size_human(sn.vm_state_size).c_str(), date, clock, icount.c_str());
         out += line;
         out += '\n';
     }
@@ -93,16 +92,21 @@ std::string dump_snapshot_table(const std::vector<block::SnapshotInfo>& snapshot
 static std::string scalar_text(const Json& v)
 {
     switch (v.type()) {
-    case Json::value_t::string: return v.get<std::string>();
-    case Json::value_t::boolean: return v.get<bool>() ? "true" : "false";
-    case Json::value_t::number_integer: return std::to_string(v.get<int64_t>());
-    case Json::value_t::number_unsigned: return std::to_string(v.get<uint64_t>());
+    case Json::value_t::string:
+        return v.get<std::string>();
+    case Json::value_t::boolean:
+        return v.get<bool>() ? "true" : "false";
+    case Json::value_t::number_integer:
+        return std::to_string(v.get<int64_t>());
+    case Json::value_t::number_unsigned:
+        return std::to_string(v.get<uint64_t>());
     case Json::value_t::number_float: {
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.17g", v.get<double>());
         return buf;
     }
-    default: return "null";
+    default:
+        return "null";
     }
 }
 
@@ -178,7 +182,8 @@ std::string dump_image_info_human(const Json& info)
             sn.vm_state_size = j.value("vm-state-size", uint64_t(0));
             sn.date_sec = j.value("date-sec", uint32_t(0));
             sn.date_nsec = j.value("date-nsec", uint32_t(0));
-            sn.vm_clock_nsec = j.value("vm-clock-sec", uint64_t(0)) * 1000000000ull + j.value("vm-clock-nsec", uint64_t(0));
+            sn.vm_clock_nsec
+                = j.value("vm-clock-sec", uint64_t(0)) * 1000000000ull + j.value("vm-clock-nsec", uint64_t(0));
             sn.icount = j.value("icount", UINT64_MAX);
             list.push_back(sn);
         }

@@ -38,13 +38,27 @@ static void quoted(std::string& out, const std::string& s)
     out += '"';
     for (unsigned char c : s) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20 || c == 0x7f) {
                 char buf[8];
@@ -97,17 +111,27 @@ static void emit(std::string& out, const Json& v, int depth)
         out += ']';
         break;
     }
-    case Json::value_t::string: quoted(out, v.get<std::string>()); break;
-    case Json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
-    case Json::value_t::number_integer: out += std::to_string(v.get<int64_t>()); break;
-    case Json::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); break;
+    case Json::value_t::string:
+        quoted(out, v.get<std::string>());
+        break;
+    case Json::value_t::boolean:
+        out += v.get<bool>() ? "true" : "false";
+        break;
+    case Json::value_t::number_integer:
+        out += std::to_string(v.get<int64_t>());
+        break;
+    case Json::value_t::number_unsigned:
+        out += std::to_string(v.get<uint64_t>());
+        break;
     case Json::value_t::number_float: {
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.17g", v.get<double>());
         out += buf;
         break;
     }
-    default: out += "null"; break;
+    default:
+        out += "null";
+        break;
     }
 }
 

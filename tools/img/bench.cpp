@@ -41,8 +41,15 @@ struct BenchArgs {
 class Bench {
 public:
     Bench(EventLoop& loop, block::BlockNode& node, const BenchArgs& args)
-        : m_loop(loop), m_node(node), m_args(args), m_step(args.step.value_or(args.buf_bytes)),
-          m_next_offset(args.offset), m_remaining(args.count), m_in_flight(loop), m_workers(loop), m_drained(loop)
+        : m_loop(loop)
+        , m_node(node)
+        , m_args(args)
+        , m_step(args.step.value_or(args.buf_bytes))
+        , m_next_offset(args.offset)
+        , m_remaining(args.count)
+        , m_in_flight(loop)
+        , m_workers(loop)
+        , m_drained(loop)
     {
         m_drained.set();
     }
@@ -59,8 +66,8 @@ public:
             if (!b) {
                 for (auto* p : m_buffers)
                     std::free(p);
-                co_return Error::from_errno(ENOMEM, "Could not allocate " + std::to_string(n) + " buffers of "
-                                                        + std::to_string(bytes) + " bytes");
+                co_return Error::from_errno(ENOMEM,
+                    "Could not allocate " + std::to_string(n) + " buffers of " + std::to_string(bytes) + " bytes");
             }
             std::memset(b, m_args.pattern, bytes);
         }
@@ -146,7 +153,7 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
         req.flags.aio = block::AioEngine::Native;
     if (req.flags.aio == block::AioEngine::Native && !block::cache_uses_o_direct(args.cache)) {
         report_error("Could not open '" + args.filename
-                     + "': aio=native was specified, but it requires cache.direct=on, which was not specified.");
+            + "': aio=native was specified, but it requires cache.direct=on, which was not specified.");
         co_return 1;
     }
     auto image = co_await open_or_report(env, req);
@@ -154,8 +161,8 @@ Task<int> do_bench(ToolEnv& env, BenchArgs args)
         co_return 1;
     std::printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %" PRIu64 " in parallel (starting at "
                 "offset %" PRIu64 ", step size %" PRIu64 ")\n",
-                args.count, args.write ? "write" : "read", args.buf_bytes, args.depth, args.offset,
-                args.step.value_or(args.buf_bytes));
+        args.count, args.write ? "write" : "read", args.buf_bytes, args.depth, args.offset,
+        args.step.value_or(args.buf_bytes));
     if (args.flush_interval)
         std::printf("Sending flush every %" PRIu64 " requests\n", args.flush_interval);
     std::fflush(stdout);
@@ -187,11 +194,10 @@ int img_bench(ToolEnv& env, int argc, char** argv)
         }
         return *v;
     };
-    int rc = parse_options(
-        env, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", k_long_image_opts | k_long_force_share,
-        {{"flush-interval", required_argument, nullptr, OPT_FLUSH_INTERVAL},
-         {"pattern", required_argument, nullptr, OPT_PATTERN},
-         {"no-drain", no_argument, nullptr, OPT_NO_DRAIN}},
+    int rc = parse_options(env, argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", k_long_image_opts | k_long_force_share,
+        { { "flush-interval", required_argument, nullptr, OPT_FLUSH_INTERVAL },
+            { "pattern", required_argument, nullptr, OPT_PATTERN },
+            { "no-drain", no_argument, nullptr, OPT_NO_DRAIN } },
         args.common, [&](int c) {
             std::optional<uint64_t> v;
             switch (c) {
@@ -205,7 +211,9 @@ int img_bench(ToolEnv& env, int argc, char** argv)
                     return 1;
                 args.depth = *v;
                 break;
-            case 'n': args.native = true; break;
+            case 'n':
+                args.native = true;
+                break;
             case 'i': {
                 auto engine = block::parse_aio_engine(optarg);
                 if (!engine) {
@@ -239,7 +247,9 @@ int img_bench(ToolEnv& env, int argc, char** argv)
                 args.cache = *mode;
                 break;
             }
-            case 'w': args.write = true; break;
+            case 'w':
+                args.write = true;
+                break;
             case OPT_FLUSH_INTERVAL:
                 if (!(v = number(optarg, "flush interval", 0, INT32_MAX)))
                     return 1;
@@ -250,7 +260,9 @@ int img_bench(ToolEnv& env, int argc, char** argv)
                     return 1;
                 args.pattern = int(*v);
                 break;
-            case OPT_NO_DRAIN: args.drain = false; break;
+            case OPT_NO_DRAIN:
+                args.drain = false;
+                break;
             }
             return k_parse_continue;
         });

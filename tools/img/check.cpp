@@ -45,23 +45,22 @@ void dump_human(const block::CheckResult& c, bool quiet)
     } else {
         if (c.corruptions)
             qprintf(quiet,
-                    "\n%" PRIu64 " errors were found on the image.\n"
-                    "Data may be corrupted, or further writes to the image may corrupt it.\n",
-                    c.corruptions);
+                "\n%" PRIu64 " errors were found on the image.\n"
+                "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                c.corruptions);
         if (c.leaks)
             qprintf(quiet,
-                    "\n%" PRIu64 " leaked clusters were found on the image.\n"
-                    "This means waste of disk space, but no harm to data.\n",
-                    c.leaks);
+                "\n%" PRIu64 " leaked clusters were found on the image.\n"
+                "This means waste of disk space, but no harm to data.\n",
+                c.leaks);
         if (c.check_errors)
             qprintf(quiet, "\n%" PRIu64 " internal errors have occurred during the check.\n", c.check_errors);
     }
     if (c.total_clusters != 0 && c.allocated_clusters != 0)
-        qprintf(quiet,
-                "%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
-                c.allocated_clusters, c.total_clusters, double(c.allocated_clusters) * 100.0 / double(c.total_clusters),
-                double(c.fragmented_clusters) * 100.0 / double(c.allocated_clusters),
-                double(c.compressed_clusters) * 100.0 / double(c.allocated_clusters));
+        qprintf(quiet, "%" PRIu64 "/%" PRIu64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
+            c.allocated_clusters, c.total_clusters, double(c.allocated_clusters) * 100.0 / double(c.total_clusters),
+            double(c.fragmented_clusters) * 100.0 / double(c.allocated_clusters),
+            double(c.compressed_clusters) * 100.0 / double(c.allocated_clusters));
     if (c.image_end_offset)
         qprintf(quiet, "Image end offset: %" PRIu64 "\n", c.image_end_offset);
 }
@@ -100,11 +99,11 @@ Task<int> do_check(ToolEnv& env, CheckArgs args)
         uint64_t leaks_fixed = result->leaks_fixed, corruptions_fixed = result->corruptions_fixed;
         if (args.common.output == OutputFormat::Human)
             qprintf(args.common.quiet,
-                    "The following inconsistencies were found and repaired:\n\n"
-                    "    %" PRIu64 " leaked clusters\n"
-                    "    %" PRIu64 " corruptions\n\n"
-                    "Double checking the fixed image now...\n",
-                    leaks_fixed, corruptions_fixed);
+                "The following inconsistencies were found and repaired:\n\n"
+                "    %" PRIu64 " leaked clusters\n"
+                "    %" PRIu64 " corruptions\n\n"
+                "Double checking the fixed image now...\n",
+                leaks_fixed, corruptions_fixed);
         result = co_await node.check(block::CheckFix::None);
         if (result) {
             print_messages(*result);
@@ -120,7 +119,8 @@ Task<int> do_check(ToolEnv& env, CheckArgs args)
     if (args.common.output == OutputFormat::Human)
         dump_human(*result, args.common.quiet);
     else
-        qprintf(args.common.quiet, "%s\n", qjson_pretty(check_to_json(*result, image->filename, image->format)).c_str());
+        qprintf(
+            args.common.quiet, "%s\n", qjson_pretty(check_to_json(*result, image->filename, image->format)).c_str());
     if (result->check_errors || !closed) {
         report_error(closed ? "Check failed" : "Check failed: " + closed.error().message());
         co_return 1;
@@ -138,19 +138,19 @@ int img_check(ToolEnv& env, int argc, char** argv)
 {
     CheckArgs args;
     int rc = parse_options(env, argc, argv, ":hf:r:T:qU", k_long_standard | k_long_format | k_long_output,
-                           {{"repair", required_argument, nullptr, 'r'}}, args.common, [&](int c) {
-                               if (c != 'r')
-                                   return k_parse_continue;
-                               if (std::string(optarg) == "leaks")
-                                   args.fix = block::CheckFix::Leaks;
-                               else if (std::string(optarg) == "all")
-                                   args.fix = block::CheckFix::All;
-                               else
-                                   return error_exit(std::string("Unknown option value for -r (expecting 'leaks' "
-                                                                 "or 'all'): ")
-                                                     + optarg);
-                               return k_parse_continue;
-                           });
+        { { "repair", required_argument, nullptr, 'r' } }, args.common, [&](int c) {
+            if (c != 'r')
+                return k_parse_continue;
+            if (std::string(optarg) == "leaks")
+                args.fix = block::CheckFix::Leaks;
+            else if (std::string(optarg) == "all")
+                args.fix = block::CheckFix::All;
+            else
+                return error_exit(std::string("Unknown option value for -r (expecting 'leaks' "
+                                              "or 'all'): ")
+                    + optarg);
+            return k_parse_continue;
+        });
     if (rc != k_parse_continue)
         return rc;
     auto filename = one_filename(argc, argv, args.common);

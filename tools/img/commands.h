@@ -3,6 +3,8 @@
 // img_* functions do.
 #pragma once
 
+#include <cstdint>
+
 #include "tools/common/env.h"
 
 namespace kiln::tools {
@@ -15,6 +17,10 @@ int img_create(ToolEnv& env, int argc, char** argv);
 int img_dd(ToolEnv& env, int argc, char** argv);
 int img_info(ToolEnv& env, int argc, char** argv);
 int img_map(ToolEnv& env, int argc, char** argv);
+int img_measure(ToolEnv& env, int argc, char** argv);
+// QEMU's qcow2 size for a fully allocated image (measure, tests).
+uint64_t qcow2_fully_allocated_bytes(
+    uint64_t virtual_bytes, uint64_t cluster_bytes, unsigned refcount_bits, bool extended_l2);
 // Prints the full help (-h anywhere); returns 0.
 int img_help(ToolEnv& env);
 void print_img_help(ToolEnv* env);

@@ -55,28 +55,30 @@ std::optional<uint64_t> find_nonzero(const uint8_t* buf, uint64_t n)
 
 class Comparer {
 public:
-    Comparer(const CompareArgs& args) : m_args(args), m_buf1(k_io_buf_bytes), m_buf2(k_io_buf_bytes) {}
+    Comparer(const CompareArgs& args)
+        : m_args(args)
+        , m_buf1(k_io_buf_bytes)
+        , m_buf2(k_io_buf_bytes)
+    {
+    }
 
-    Task<int> run(block::BlockNode& n1, block::BlockNode& n2)
+    Task<int> run(block::BlockNode& n1, block::BlockNode& n2, Progress& progress)
     {
         uint64_t size1 = n1.size_bytes(), size2 = n2.size_bytes();
         uint64_t total = std::min(size1, size2);
         uint64_t progress_base = std::max(size1, size2);
-        Progress progress(m_args.progress && !m_args.common.quiet);
         progress.start();
-        uint64_t done = 0;
         auto advance = [&](uint64_t chunk) {
-            done += chunk;
             if (progress_base)
-                progress.set(double(done) * 100.0 / double(progress_base));
+                progress.advance(float(chunk) / float(progress_base) * 100);
         };
         if (m_args.strict && size1 != size2) {
             qprintf(m_args.common.quiet, "Strict mode: Image size mismatch!\n");
             co_return 1;
         }
         uint64_t offset = 0;
-        constexpr uint32_t mask = block::BlockStatus::Data | block::BlockStatus::Zero
-                                  | block::BlockStatus::Allocated | block::BlockStatus::OffsetValid;
+        constexpr uint32_t mask = block::BlockStatus::Data | block::BlockStatus::Zero | block::BlockStatus::Allocated
+            | block::BlockStatus::OffsetValid;
         while (offset < total) {
             auto s1 = co_await n1.block_status_above(offset, size1 - offset);
             if (!s1) {
@@ -90,7 +92,7 @@ public:
             }
             bool alloc1 = s1->flags & block::BlockStatus::Allocated;
             bool alloc2 = s2->flags & block::BlockStatus::Allocated;
-            uint64_t chunk = std::min({s1->bytes, s2->bytes, total - offset});
+            uint64_t chunk = std::min({ s1->bytes, s2->bytes, total - offset });
             if (m_args.strict && (s1->flags & mask) != (s2->flags & mask)) {
                 qprintf(m_args.common.quiet, "Strict mode: Offset %" PRIu64 " block status mismatch!\n", offset);
                 co_return 1;
@@ -108,7 +110,8 @@ public:
                     uint64_t pnum;
                     bool differ = compare_buffers(m_buf1.data(), m_buf2.data(), chunk, &pnum);
                     if (differ || pnum != chunk) {
-                        qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n", offset + (differ ? 0 : pnum));
+                        qprintf(m_args.common.quiet, "Content mismatch at offset %" PRIu64 "!\n",
+                            offset + (differ ? 0 : pnum));
                         co_return 1;
                     }
                 }
@@ -141,7 +144,6 @@ public:
                 advance(chunk);
             }
         }
-        progress.end();
         qprintf(m_args.common.quiet, "Images are identical.\n");
         co_return 0;
     }
@@ -151,8 +153,8 @@ private:
     {
         auto r = co_await node.preadv(offset, block::QIov(buf, bytes));
         if (!r) {
-            report_error("Error while reading offset " + std::to_string(offset) + " of " + m_args.filename[which]
-                         + ": " + r.error().message());
+            report_error("Error while reading offset " + std::to_string(offset) + " of " + m_args.filename[which] + ": "
+                + r.error().message());
             co_return 4;
         }
         co_return 0;
@@ -175,6 +177,8 @@ private:
 
 Task<int> do_compare(ToolEnv& env, CompareArgs args)
 {
+    // qemu-img closes the progress line (a newline) however compare ends.
+    Progress progress(args.progress && !args.common.quiet, 2.0);
     OpenedImage images[2];
     for (int i = 0; i < 2; ++i) {
         ImageRequest req = request_from(args.common, args.filename[i]);
@@ -183,12 +187,14 @@ Task<int> do_compare(ToolEnv& env, CompareArgs args)
         if (!image) {
             if (i == 1)
                 (void)co_await close_image(images[0]);
+            progress.end();
             co_return 2;
         }
         images[i] = std::move(*image);
     }
     Comparer comparer(args);
-    int ret = co_await comparer.run(*images[0].node, *images[1].node);
+    int ret = co_await comparer.run(*images[0].node, *images[1].node, progress);
+    progress.end();
     (void)co_await close_image(images[1]);
     (void)co_await close_image(images[0]);
     co_return ret;
@@ -201,9 +207,15 @@ int img_compare(ToolEnv& env, int argc, char** argv)
     CompareArgs args;
     int rc = parse_options(env, argc, argv, ":hf:F:T:pqsU", k_long_standard, {}, args.common, [&](int c) {
         switch (c) {
-        case 'F': args.format[1] = optarg; break;
-        case 'p': args.progress = true; break;
-        case 's': args.strict = true; break;
+        case 'F':
+            args.format[1] = optarg;
+            break;
+        case 'p':
+            args.progress = true;
+            break;
+        case 's':
+            args.strict = true;
+            break;
         }
         return k_parse_continue;
     });

@@ -3,14 +3,15 @@
 // [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]]
 // [-o options] [-l snapshot_param] [-S sparse_size] [-r rate_limit]
 // [-m num_coroutines] [-W] filename [filename2 [...]] output_filename
+#include "tools/img/convert.h"
+
 #include <cstdio>
 #include <cstring>
 
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
-#include "tools/img/options.h"
-#include "tools/img/convert.h"
 #include "tools/img/create_options.h"
+#include "tools/img/options.h"
 #include "util/size.h"
 
 namespace kiln::tools {
@@ -104,8 +105,8 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         opts->remove("size");
         auto created = co_await env.ctx().create_image(args.out_format, args.target, total, *opts);
         if (!created) {
-            report_error(args.target + ": error while converting " + args.out_format + ": "
-                         + created.error().message());
+            report_error(
+                args.target + ": error while converting " + args.out_format + ": " + created.error().message());
             co_await close_all();
             co_return 1;
         }
@@ -124,12 +125,14 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     }
     target = std::move(*opened);
     if (args.skip_create) {
-        if (!target.node->backing_file_name().empty())
-            args.settings.target_has_backing = true;
-        args.settings.target_zero_init = args.target_is_zero && !args.settings.target_has_backing;
+        // An existing target copies the whole source (as qemu-img: only -B
+        // copies the top layer alone); if it has a backing file, its
+        // unwritten ranges do not read as zeroes.
+        bool target_backed = !target.node->backing_file_name().empty();
+        args.settings.target_zero_init = args.target_is_zero && !target_backed;
         if (target.node->size_bytes() < total) {
             report_error("Error: target image is smaller than the source (" + std::to_string(target.node->size_bytes())
-                         + " < " + std::to_string(total) + " bytes)");
+                + " < " + std::to_string(total) + " bytes)");
             (void)co_await close_image(target);
             co_await close_all();
             co_return 1;
@@ -191,14 +194,19 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
         args.out_format = optarg;
         out_format_given = true;
         break;
-    case 'B': args.backing = optarg; break;
-    case 'F': args.backing_format = optarg; break;
-    case 'C': break; // copy offloading: Kiln always copies through buffers
-    case 'c': args.settings.compressed = true; break;
+    case 'B':
+        args.backing = optarg;
+        break;
+    case 'F':
+        args.backing_format = optarg;
+        break;
+    case 'C':
+        break; // copy offloading: Kiln always copies through buffers
+    case 'c':
+        args.settings.compressed = true;
+        break;
     case 'o':
-        if (!args.options.empty())
-            args.options += ",";
-        args.options += optarg;
+        append_options(args.options, optarg);
         break;
     case 'l': {
         std::string arg = optarg;
@@ -227,7 +235,9 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
         args.settings.min_sparse_bytes = *v;
         break;
     }
-    case 'p': args.progress = true; break;
+    case 'p':
+        args.progress = true;
+        break;
     case 't': {
         auto mode = parse_cache_option(optarg);
         if (!mode) {
@@ -237,7 +247,9 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
         args.cache = *mode;
         break;
     }
-    case 'n': args.skip_create = true; break;
+    case 'n':
+        args.skip_create = true;
+        break;
     case 'm': {
         char* end = nullptr;
         long n = std::strtol(optarg, &end, 10);
@@ -248,12 +260,20 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
         args.settings.coroutines = int(n);
         break;
     }
-    case 'W': args.settings.out_of_order = true; break;
-    case 'r': break; // rate limit: accepted, not applied
-    case OPT_TARGET_IMAGE_OPTS: args.target_image_opts = true; break;
-    case OPT_TARGET_IS_ZERO: args.target_is_zero = true; break;
+    case 'W':
+        args.settings.out_of_order = true;
+        break;
+    case 'r':
+        break; // rate limit: accepted, not applied
+    case OPT_TARGET_IMAGE_OPTS:
+        args.target_image_opts = true;
+        break;
+    case OPT_TARGET_IS_ZERO:
+        args.target_is_zero = true;
+        break;
     case OPT_SALVAGE:
-    case OPT_BITMAPS: break;
+    case OPT_BITMAPS:
+        break;
     }
     return k_parse_continue;
 }
@@ -264,12 +284,11 @@ int img_convert(ToolEnv& env, int argc, char** argv)
 {
     ConvertArgs args;
     bool out_format_given = false;
-    int rc = parse_options(
-        env, argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", k_long_standard,
-        {{"target-image-opts", no_argument, nullptr, OPT_TARGET_IMAGE_OPTS},
-         {"salvage", no_argument, nullptr, OPT_SALVAGE},
-         {"target-is-zero", no_argument, nullptr, OPT_TARGET_IS_ZERO},
-         {"bitmaps", no_argument, nullptr, OPT_BITMAPS}},
+    int rc = parse_options(env, argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", k_long_standard,
+        { { "target-image-opts", no_argument, nullptr, OPT_TARGET_IMAGE_OPTS },
+            { "salvage", no_argument, nullptr, OPT_SALVAGE },
+            { "target-is-zero", no_argument, nullptr, OPT_TARGET_IS_ZERO },
+            { "bitmaps", no_argument, nullptr, OPT_BITMAPS } },
         args.common, [&](int c) { return convert_option(c, args, out_format_given); });
     if (rc != k_parse_continue)
         return rc;

@@ -15,19 +15,19 @@
 namespace kiln::tools {
 
 struct ConvertSettings {
-    int coroutines = 8;             // -m
-    bool out_of_order = false;      // -W
-    bool compressed = false;        // -c
+    int coroutines = 8; // -m
+    bool out_of_order = false; // -W
+    bool compressed = false; // -c
     uint64_t min_sparse_bytes = 4096; // -S (0: copy everything as data)
     bool target_has_backing = false; // -B, or -n onto an image with a backing file
-    bool target_zero_init = true;   // unwritten target ranges read as zero
+    bool target_zero_init = true; // unwritten target ranges read as zero
     uint64_t buf_bytes = 2 << 20;
 };
 
 class ConvertEngine {
 public:
     ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sources, block::BlockNode& target,
-                  ConvertSettings settings, Progress& progress);
+        ConvertSettings settings, Progress& progress);
 
     // Runs the copy; the error says which byte failed.
     Task<Result<void>> run();
@@ -41,6 +41,12 @@ private:
         uint64_t seq = 0;
     };
 
+    struct Run {
+        Kind kind;
+        uint64_t end;
+    };
+    Task<Result<Run>> status_at(uint64_t offset);
+    Task<Result<void>> count_data_bytes();
     Task<void> worker();
     Task<Result<bool>> next_chunk(Chunk& chunk);
     Task<Result<void>> copy_chunk(const Chunk& chunk, std::vector<uint8_t>& buf);
@@ -71,6 +77,7 @@ private:
     uint64_t m_write_turn = 0;
     std::map<uint64_t, std::coroutine_handle<>> m_turn_waiters;
     uint64_t m_done_bytes = 0;
+    uint64_t m_data_bytes = 0; // what progress counts
     std::optional<Error> m_error;
     CoWaitGroup m_workers;
 };

@@ -6,21 +6,24 @@
 namespace kiln::tools {
 
 ConvertEngine::ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sources, block::BlockNode& target,
-                             ConvertSettings settings, Progress& progress)
-    : m_loop(loop), m_sources(std::move(sources)), m_target(target), m_settings(settings), m_progress(progress),
-      m_lock(loop), m_workers(loop)
+    ConvertSettings settings, Progress& progress)
+    : m_loop(loop)
+    , m_sources(std::move(sources))
+    , m_target(target)
+    , m_settings(settings)
+    , m_progress(progress)
+    , m_lock(loop)
+    , m_workers(loop)
 {
     for (auto* s : m_sources) {
         m_source_start.push_back(m_total_bytes);
         m_total_bytes += s->size_bytes();
     }
-    if (m_settings.compressed && m_target.cluster_size())
+    // Compressed writes take whole clusters, one per chunk (as qemu-img).
+    if (m_settings.compressed && m_target.cluster_size()) {
         m_alignment = m_target.cluster_size();
-    // Chunks stay cluster aligned for the target so whole clusters are
-    // written (compressed writes need them; plain ones avoid COW).
-    uint64_t cluster = std::max<uint64_t>(m_target.cluster_size(), 1);
-    if (m_settings.buf_bytes % cluster)
-        m_settings.buf_bytes = std::max(cluster, m_settings.buf_bytes / cluster * cluster);
+        m_settings.buf_bytes = m_alignment;
+    }
 }
 
 std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
@@ -28,11 +31,12 @@ std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
     size_t i = m_sources.size() - 1;
     while (i > 0 && m_source_start[i] > offset)
         --i;
-    return {i, offset - m_source_start[i]};
+    return { i, offset - m_source_start[i] };
 }
 
 Task<Result<void>> ConvertEngine::run()
 {
+    CO_TRY(co_await count_data_bytes());
     m_progress.start();
     int n = std::max(1, m_settings.coroutines);
     for (int i = 0; i < n; ++i) {
@@ -42,6 +46,7 @@ Task<Result<void>> ConvertEngine::run()
     co_await m_workers.wait_idle();
     if (m_error)
         co_return *m_error;
+    m_progress.set(100);
     co_return ok();
 }
 
@@ -71,6 +76,60 @@ Task<void> ConvertEngine::worker()
     m_workers.done();
 }
 
+// The run of one kind that starts at `offset` (it never crosses the end
+// of a source).
+Task<Result<ConvertEngine::Run>> ConvertEngine::status_at(uint64_t offset)
+{
+    auto [index, local] = locate(offset);
+    block::BlockNode* src = m_sources[index];
+    uint64_t source_end = m_source_start[index] + src->size_bytes();
+    uint64_t want = source_end - offset;
+    Kind kind = Kind::Data;
+    // With a backing file on the target only what the source's top layer
+    // holds differs from it; otherwise the whole chain counts.
+    auto st = m_settings.target_has_backing ? co_await src->block_status(local, want)
+                                            : co_await src->block_status_above(local, want);
+    if (!st)
+        co_return Error(st.error().kind(),
+            "error while reading block status at offset " + std::to_string(offset) + ": " + st.error().message());
+    bool unallocated = !(st->flags & block::BlockStatus::Allocated);
+    // Unallocated with nothing below (or past a shorter backing file)
+    // reads as zeroes, which the target's backing may not hold.
+    bool reads_zero = unallocated && (!src->backing() || local >= src->backing()->size_bytes());
+    if (m_settings.target_has_backing && unallocated && !reads_zero)
+        kind = Kind::Backing;
+    else if ((st->flags & block::BlockStatus::Zero) || reads_zero)
+        kind = Kind::Zero;
+    if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
+        kind = Kind::Data; // -S 0: fully allocate the target
+    uint64_t end = offset + std::min(std::max<uint64_t>(st->bytes, 1), want);
+    if (m_alignment > 1 && end < source_end) {
+        // Compressed targets take whole clusters: a run that ends inside
+        // one stops at the cluster start, or, if shorter than a cluster,
+        // is copied as data up to the cluster end (reads give zeroes).
+        uint64_t aligned = end / m_alignment * m_alignment;
+        if (aligned > offset) {
+            end = aligned;
+        } else {
+            end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
+            kind = Kind::Data;
+        }
+    }
+    co_return Run { kind, end };
+}
+
+Task<Result<void>> ConvertEngine::count_data_bytes()
+{
+    // Progress counts data only, as qemu-img's does: first sum it up.
+    for (uint64_t offset = 0; offset < m_total_bytes;) {
+        Run run = CO_TRY(co_await status_at(offset));
+        if (run.kind == Kind::Data)
+            m_data_bytes += run.end - offset;
+        offset = run.end;
+    }
+    co_return ok();
+}
+
 Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
 {
     co_await m_lock.lock();
@@ -78,61 +137,14 @@ Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
     if (m_error || m_next_offset >= m_total_bytes)
         co_return false;
     uint64_t offset = m_next_offset;
-    auto [index, local] = locate(offset);
-    block::BlockNode* src = m_sources[index];
-    uint64_t source_end = m_source_start[index] + src->size_bytes();
     if (m_status_end <= offset) {
-        uint64_t want = source_end - offset;
-        Kind kind = Kind::Data;
-        uint64_t bytes = want;
-        if (m_settings.target_has_backing) {
-            // Only what the top layer holds differs from the backing.
-            auto st = co_await src->block_status(local, want);
-            if (!st)
-                co_return Error(st.error().kind(), "error while reading block status at offset "
-                                                       + std::to_string(offset) + ": " + st.error().message());
-            bytes = st->bytes;
-            if (!(st->flags & block::BlockStatus::Allocated))
-                kind = Kind::Backing;
-            else if (st->flags & block::BlockStatus::Zero)
-                kind = Kind::Zero;
-        } else {
-            auto st = co_await src->block_status_above(local, want);
-            if (!st)
-                co_return Error(st.error().kind(), "error while reading block status at offset "
-                                                       + std::to_string(offset) + ": " + st.error().message());
-            bytes = st->bytes;
-            if (st->flags & block::BlockStatus::Zero)
-                kind = Kind::Zero;
-        }
-        if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
-            kind = Kind::Data; // -S 0: fully allocate the target
-        uint64_t status_end = offset + std::min(std::max<uint64_t>(bytes, 1), want);
-        if (m_alignment > 1 && status_end < source_end) {
-            // Compressed targets take whole clusters: a run that ends inside
-            // one stops at the cluster start, or, if shorter than a cluster,
-            // is copied as data up to the cluster end (reads give zeroes).
-            uint64_t aligned = status_end / m_alignment * m_alignment;
-            if (aligned > offset) {
-                status_end = aligned;
-            } else {
-                status_end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
-                kind = Kind::Data;
-            }
-        }
-        m_status_kind = kind;
-        m_status_end = status_end;
+        auto run = co_await status_at(offset);
+        if (!run)
+            co_return std::move(run).error();
+        m_status_kind = run->kind;
+        m_status_end = run->end;
     }
     uint64_t end = std::min(m_status_end, offset + m_settings.buf_bytes);
-    // Keep chunk ends on the buffer grid so the target sees whole clusters.
-    uint64_t grid_end = (offset / m_settings.buf_bytes + 1) * m_settings.buf_bytes;
-    if (m_status_kind == Kind::Data && end > grid_end)
-        end = grid_end;
-    if (m_status_kind == Kind::Data && m_alignment > 1 && end < m_status_end) {
-        uint64_t aligned = end / m_alignment * m_alignment;
-        if (aligned > offset)
-            end = aligned;
-    }
     chunk.offset = offset;
     chunk.bytes = end - offset;
     chunk.kind = m_status_kind;
@@ -150,9 +162,9 @@ Task<void> ConvertEngine::wait_turn(uint64_t seq)
         uint64_t seq;
         bool await_ready() { return engine->m_write_turn == seq || engine->m_error; }
         void await_suspend(std::coroutine_handle<> h) { engine->m_turn_waiters[seq] = h; }
-        void await_resume() {}
+        void await_resume() { }
     };
-    co_await Awaiter{this, seq};
+    co_await Awaiter { this, seq };
 }
 
 void ConvertEngine::finish_turn()
@@ -185,7 +197,7 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
         auto r = co_await m_sources[index]->preadv(local, block::QIov(buf.data(), chunk.bytes));
         if (!r)
             co_return Error(r.error().kind(),
-                            "error while reading at byte " + std::to_string(chunk.offset) + ": " + r.error().message());
+                "error while reading at byte " + std::to_string(chunk.offset) + ": " + r.error().message());
     }
     co_await wait_turn(chunk.seq);
     if (m_error)
@@ -199,9 +211,11 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
         finish_turn();
     if (!r)
         co_return r;
-    m_done_bytes += chunk.bytes;
-    if (m_total_bytes)
-        m_progress.set(double(m_done_bytes) * 100.0 / double(m_total_bytes));
+    if (chunk.kind == Kind::Data) {
+        m_done_bytes += chunk.bytes;
+        if (m_data_bytes)
+            m_progress.set(100.0 * double(m_done_bytes) / double(m_data_bytes));
+    }
     co_return ok();
 }
 
@@ -209,8 +223,8 @@ Task<Result<void>> ConvertEngine::write_zeroes(uint64_t offset, uint64_t bytes)
 {
     auto r = co_await m_target.pwrite_zeroes(offset, bytes, block::RequestFlags::MayUnmap);
     if (!r)
-        co_return Error(r.error().kind(),
-                        "error while writing at byte " + std::to_string(offset) + ": " + r.error().message());
+        co_return Error(
+            r.error().kind(), "error while writing at byte " + std::to_string(offset) + ": " + r.error().message());
     co_return ok();
 }
 

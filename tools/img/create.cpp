@@ -5,8 +5,8 @@
 #include "tools/common/cli.h"
 #include "tools/common/image_info.h"
 #include "tools/img/commands.h"
-#include "tools/img/options.h"
 #include "tools/img/create_options.h"
+#include "tools/img/options.h"
 #include "util/size.h"
 
 namespace kiln::tools {
@@ -93,8 +93,8 @@ Task<Result<void>> do_create(ToolEnv& env, CreateArgs args)
     if (!args.size)
         co_return Error::invalid("Image creation needs a size parameter");
     if (!args.quiet) {
-        std::printf("Formatting '%s', %s\n", args.filename.c_str(),
-                    formatting_line_options(*driver, opts, *args.size).c_str());
+        std::printf(
+            "Formatting '%s', %s\n", args.filename.c_str(), formatting_line_options(*driver, opts, *args.size).c_str());
         std::fflush(stdout);
     }
     CO_TRY(co_await env.ctx().create_image(args.format, args.filename, *args.size, opts));
@@ -103,21 +103,24 @@ Task<Result<void>> do_create(ToolEnv& env, CreateArgs args)
 
 } // namespace
 
-
 int img_create(ToolEnv& env, int argc, char** argv)
 {
     CreateArgs args;
     CommonOptions common;
     int rc = parse_options(env, argc, argv, ":F:b:f:ho:qu", k_long_object, {}, common, [&](int c) {
         switch (c) {
-        case 'F': args.backing_format = optarg; break;
-        case 'b': args.backing = optarg; break;
-        case 'o':
-            if (!args.options.empty())
-                args.options += ",";
-            args.options += optarg;
+        case 'F':
+            args.backing_format = optarg;
             break;
-        case 'u': args.unsafe = true; break;
+        case 'b':
+            args.backing = optarg;
+            break;
+        case 'o':
+            append_options(args.options, optarg);
+            break;
+        case 'u':
+            args.unsafe = true;
+            break;
         }
         return k_parse_continue;
     });

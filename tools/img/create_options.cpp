@@ -10,28 +10,28 @@ namespace kiln::tools {
 static const std::vector<CreateOptionDesc>& qcow2_options()
 {
     static const std::vector<CreateOptionDesc> list = {
-        {"encryption", "bool", "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)",
-         nullptr},
-        {"encrypt.format", "str", "Encrypt the image, format choices: 'aes', 'luks'", nullptr},
-        {"encrypt.key-secret", "str", "ID of secret providing qcow AES key or LUKS passphrase", nullptr},
-        {"encrypt.cipher-alg", "str", "Name of encryption cipher algorithm", nullptr},
-        {"encrypt.cipher-mode", "str", "Name of encryption cipher mode", nullptr},
-        {"encrypt.ivgen-alg", "str", "Name of IV generator algorithm", nullptr},
-        {"encrypt.ivgen-hash-alg", "str", "Name of IV generator hash algorithm", nullptr},
-        {"encrypt.hash-alg", "str", "Name of encryption hash algorithm", nullptr},
-        {"encrypt.iter-time", "num", "Time to spend in PBKDF in milliseconds", nullptr},
-        {"cluster_size", "size", "qcow2 cluster size", "65536"},
-        {"extended_l2", "bool", "Extended L2 tables", "off"},
-        {"preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)", nullptr},
-        {"compression_type", "str", "Compression method used for image cluster compression", "zlib"},
-        {"size", "size", "Virtual disk size", nullptr},
-        {"compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])", nullptr},
-        {"backing_file", "str", "File name of a base image", nullptr},
-        {"backing_fmt", "str", "Image format of the base image", nullptr},
-        {"data_file", "str", "File name of an external data file", nullptr},
-        {"data_file_raw", "bool", "The external data file must stay valid as a raw image", nullptr},
-        {"lazy_refcounts", "bool", "Postpone refcount updates", "off"},
-        {"refcount_bits", "num", "Width of a reference count entry in bits", "16"},
+        { "encryption", "bool", "Encrypt the image with format 'aes'. (Deprecated in favor of encrypt.format=aes)",
+            nullptr },
+        { "encrypt.format", "str", "Encrypt the image, format choices: 'aes', 'luks'", nullptr },
+        { "encrypt.key-secret", "str", "ID of secret providing qcow AES key or LUKS passphrase", nullptr },
+        { "encrypt.cipher-alg", "str", "Name of encryption cipher algorithm", nullptr },
+        { "encrypt.cipher-mode", "str", "Name of encryption cipher mode", nullptr },
+        { "encrypt.ivgen-alg", "str", "Name of IV generator algorithm", nullptr },
+        { "encrypt.ivgen-hash-alg", "str", "Name of IV generator hash algorithm", nullptr },
+        { "encrypt.hash-alg", "str", "Name of encryption hash algorithm", nullptr },
+        { "encrypt.iter-time", "num", "Time to spend in PBKDF in milliseconds", nullptr },
+        { "cluster_size", "size", "qcow2 cluster size", "65536" },
+        { "extended_l2", "bool", "Extended L2 tables", "off" },
+        { "preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)", nullptr },
+        { "compression_type", "str", "Compression method used for image cluster compression", "zlib" },
+        { "size", "size", "Virtual disk size", nullptr },
+        { "compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])", nullptr },
+        { "backing_file", "str", "File name of a base image", nullptr },
+        { "backing_fmt", "str", "Image format of the base image", nullptr },
+        { "data_file", "str", "File name of an external data file", nullptr },
+        { "data_file_raw", "bool", "The external data file must stay valid as a raw image", nullptr },
+        { "lazy_refcounts", "bool", "Postpone refcount updates", "off" },
+        { "refcount_bits", "num", "Width of a reference count entry in bits", "16" },
     };
     return list;
 }
@@ -39,7 +39,7 @@ static const std::vector<CreateOptionDesc>& qcow2_options()
 static const std::vector<CreateOptionDesc>& raw_options()
 {
     static const std::vector<CreateOptionDesc> list = {
-        {"size", "size", "Virtual disk size", nullptr},
+        { "size", "size", "Virtual disk size", nullptr },
     };
     return list;
 }
@@ -47,10 +47,10 @@ static const std::vector<CreateOptionDesc>& raw_options()
 std::vector<CreateOptionDesc> protocol_create_options()
 {
     return {
-        {"size", "size", "Virtual disk size", nullptr},
-        {"nocow", "bool", "Turn off copy-on-write (valid only on btrfs)", nullptr},
-        {"preallocation", "str", "Preallocation mode (allowed values: off, falloc, full)", nullptr},
-        {"extent_size_hint", "size", "Extent size hint for the image file, 0 to disable", nullptr},
+        { "size", "size", "Virtual disk size", nullptr },
+        { "nocow", "bool", "Turn off copy-on-write (valid only on btrfs)", nullptr },
+        { "preallocation", "str", "Preallocation mode (allowed values: off, falloc, full)", nullptr },
+        { "extent_size_hint", "size", "Extent size hint for the image file, 0 to disable", nullptr },
     };
 }
 
@@ -63,13 +63,13 @@ std::vector<CreateOptionDesc> format_create_options(const block::FormatDriver& d
     // Unknown to this table: use the driver's list (strings live as long
     // as the static list the driver returns a copy of).
     static std::vector<std::vector<block::CreateOptionInfo>> keep;
-    keep.push_back(driver.create_options ? driver.create_options() : std::vector<block::CreateOptionInfo>{});
+    keep.push_back(driver.create_options ? driver.create_options() : std::vector<block::CreateOptionInfo> {});
     std::vector<CreateOptionDesc> out;
     for (auto& o : keep.back())
-        out.push_back({o.name.c_str(), o.type.c_str(), o.help.c_str(),
-                       o.default_value.empty() ? nullptr : o.default_value.c_str()});
+        out.push_back({ o.name.c_str(), o.type.c_str(), o.help.c_str(),
+            o.default_value.empty() ? nullptr : o.default_value.c_str() });
     if (std::none_of(out.begin(), out.end(), [](auto& d) { return std::string(d.name) == "size"; }))
-        out.insert(out.begin(), {"size", "size", "Virtual disk size", nullptr});
+        out.insert(out.begin(), { "size", "size", "Virtual disk size", nullptr });
     return out;
 }
 
@@ -126,9 +126,10 @@ Result<void> validate_create_options(const block::FormatDriver& driver, const Op
                 continue;
             std::string type = d.type;
             if (type == "size" && !parse_size(value))
-                return Error::invalid("Parameter '" + key + "' expects a non-negative number below 2^64\n"
-                                      "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
-                                      "and exabytes, respectively.");
+                return Error::invalid("Parameter '" + key
+                    + "' expects a non-negative number below 2^64\n"
+                      "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+                      "and exabytes, respectively.");
             if (type == "bool" && !parse_bool_option(key, value))
                 return Error::invalid("Parameter '" + key + "' expects 'on' or 'off'");
         }
@@ -136,11 +137,9 @@ Result<void> validate_create_options(const block::FormatDriver& driver, const Op
     return ok();
 }
 
-std::string formatting_line_options(const block::FormatDriver& driver, const OptionList& options,
-                                    uint64_t size_bytes)
+std::string formatting_line_options(const block::FormatDriver& driver, const OptionList& options, uint64_t size_bytes)
 {
-    std::vector<CreateOptionDesc> list =
-        driver.name == "raw" ? protocol_create_options() : merged(driver);
+    std::vector<CreateOptionDesc> list = driver.name == "raw" ? protocol_create_options() : merged(driver);
     std::string out = "fmt=" + std::string(driver.name);
     for (auto& d : list) {
         std::string name = d.name;

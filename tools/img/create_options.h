@@ -31,7 +31,6 @@ std::string create_options_help(const block::FormatDriver& driver, bool with_pro
 Result<void> validate_create_options(const block::FormatDriver& driver, const OptionList& options);
 
 // "fmt=qcow2 cluster_size=65536 ... size=N ..." for the Formatting line.
-std::string formatting_line_options(const block::FormatDriver& driver, const OptionList& options,
-                                    uint64_t size_bytes);
+std::string formatting_line_options(const block::FormatDriver& driver, const OptionList& options, uint64_t size_bytes);
 
 } // namespace kiln::tools

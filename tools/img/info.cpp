@@ -53,11 +53,11 @@ int img_info(ToolEnv& env, int argc, char** argv)
     enum { OPT_CHAIN = 300 };
     InfoArgs args;
     int rc = parse_options(env, argc, argv, ":f:hU", k_long_standard | k_long_format | k_long_output,
-                           {{"backing-chain", no_argument, nullptr, OPT_CHAIN}}, args.common, [&](int c) {
-                               if (c == OPT_CHAIN)
-                                   args.chain = true;
-                               return k_parse_continue;
-                           });
+        { { "backing-chain", no_argument, nullptr, OPT_CHAIN } }, args.common, [&](int c) {
+            if (c == OPT_CHAIN)
+                args.chain = true;
+            return k_parse_continue;
+        });
     if (rc != k_parse_continue)
         return rc;
     auto filename = one_filename(argc, argv, args.common);

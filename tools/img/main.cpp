@@ -20,9 +20,17 @@ struct Command {
 
 // An explicit table, in qemu-img's help order.
 const Command k_commands[] = {
-    {"bench", img_bench},   {"check", img_check},   {"compare", img_compare}, {"convert", img_convert},
-    {"create", img_create}, {"dd", img_dd},         {"info", img_info},       {"map", img_map},
-    {"snapshot", img_snapshot}, {"resize", img_resize},
+    { "bench", img_bench },
+    { "check", img_check },
+    { "compare", img_compare },
+    { "convert", img_convert },
+    { "create", img_create },
+    { "dd", img_dd },
+    { "info", img_info },
+    { "map", img_map },
+    { "measure", img_measure },
+    { "snapshot", img_snapshot },
+    { "resize", img_resize },
 };
 
 } // namespace
@@ -31,10 +39,10 @@ int main(int argc, char** argv)
 {
     Log::set_program_name("kiln-img");
     static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"version", no_argument, nullptr, 'V'},
-        {"trace", required_argument, nullptr, 'T'},
-        {nullptr, 0, nullptr, 0},
+        { "help", no_argument, nullptr, 'h' },
+        { "version", no_argument, nullptr, 'V' },
+        { "trace", required_argument, nullptr, 'T' },
+        { nullptr, 0, nullptr, 0 },
     };
     if (argc < 2)
         return error_exit("Not enough arguments");
@@ -49,10 +57,16 @@ int main(int argc, char** argv)
             break;
         switch (c) {
         case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': print_img_help(env->get()); return 0;
-        case 'V': print_img_version(); return 0;
-        case 'T': break; // tracing: accepted for compatibility
+        case '?':
+            return getopt_failure(c, argv);
+        case 'h':
+            print_img_help(env->get());
+            return 0;
+        case 'V':
+            print_img_version();
+            return 0;
+        case 'T':
+            break; // tracing: accepted for compatibility
         }
     }
     if (optind >= argc)

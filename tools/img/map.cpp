@@ -89,7 +89,7 @@ bool dump_entry(OutputFormat fmt, const MapEntry& e, MapEntry* next)
         }
         if (e.data && !e.zero)
             std::printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n", e.start, e.length,
-                        e.has_offset ? e.offset : 0, e.filename.c_str());
+                e.has_offset ? e.offset : 0, e.filename.c_str());
         // The human form does not tell zero from unallocated: fold them so
         // neighbours coalesce.
         if (next && (!next->data || next->zero)) {
@@ -100,8 +100,7 @@ bool dump_entry(OutputFormat fmt, const MapEntry& e, MapEntry* next)
     }
     std::printf("{ \"start\": %" PRIu64 ", \"length\": %" PRIu64 ", \"depth\": %d, \"present\": %s, \"zero\": %s, "
                 "\"data\": %s",
-                e.start, e.length, e.depth, e.present ? "true" : "false", e.zero ? "true" : "false",
-                e.data ? "true" : "false");
+        e.start, e.length, e.depth, e.present ? "true" : "false", e.zero ? "true" : "false", e.data ? "true" : "false");
     if (e.has_offset)
         std::printf(", \"offset\": %" PRIu64, e.offset);
     std::putchar('}');
@@ -167,22 +166,21 @@ int img_map(ToolEnv& env, int argc, char** argv)
     enum { OPT_START = 300, OPT_MAXLEN };
     MapArgs args;
     int rc = parse_options(env, argc, argv, ":f:hU", k_long_standard | k_long_format | k_long_output,
-                           {{"start-offset", required_argument, nullptr, OPT_START},
-                            {"max-length", required_argument, nullptr, OPT_MAXLEN}},
-                           args.common, [&](int c) {
-                               auto v = parse_size(optarg);
-                               if (!v) {
-                                   report_error(std::string("Invalid ")
-                                                + (c == OPT_START ? "start offset" : "max length")
-                                                + " specified: " + optarg);
-                                   return 1;
-                               }
-                               if (c == OPT_START)
-                                   args.start = *v;
-                               else
-                                   args.max_length = *v;
-                               return k_parse_continue;
-                           });
+        { { "start-offset", required_argument, nullptr, OPT_START },
+            { "max-length", required_argument, nullptr, OPT_MAXLEN } },
+        args.common, [&](int c) {
+            auto v = parse_size(optarg);
+            if (!v) {
+                report_error(std::string("Invalid ") + (c == OPT_START ? "start offset" : "max length")
+                    + " specified: " + optarg);
+                return 1;
+            }
+            if (c == OPT_START)
+                args.start = *v;
+            else
+                args.max_length = *v;
+            return k_parse_continue;
+        });
     if (rc != k_parse_continue)
         return rc;
     auto filename = one_filename(argc, argv, args.common);

@@ -9,21 +9,21 @@ constexpr int k_opt_output = 258;
 }
 
 int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options, unsigned long_sets,
-                  std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option)
+    std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option)
 {
-    std::vector<option> longs = {{"help", no_argument, nullptr, 'h'}};
+    std::vector<option> longs = { { "help", no_argument, nullptr, 'h' } };
     if (long_sets & k_long_object)
-        longs.push_back({"object", required_argument, nullptr, k_opt_object});
+        longs.push_back({ "object", required_argument, nullptr, k_opt_object });
     if (long_sets & k_long_image_opts)
-        longs.push_back({"image-opts", no_argument, nullptr, k_opt_image_opts});
+        longs.push_back({ "image-opts", no_argument, nullptr, k_opt_image_opts });
     if (long_sets & k_long_force_share)
-        longs.push_back({"force-share", no_argument, nullptr, 'U'});
+        longs.push_back({ "force-share", no_argument, nullptr, 'U' });
     if (long_sets & k_long_format)
-        longs.push_back({"format", required_argument, nullptr, 'f'});
+        longs.push_back({ "format", required_argument, nullptr, 'f' });
     if (long_sets & k_long_output)
-        longs.push_back({"output", required_argument, nullptr, k_opt_output});
+        longs.push_back({ "output", required_argument, nullptr, k_opt_output });
     longs.insert(longs.end(), extra_long.begin(), extra_long.end());
-    longs.push_back({nullptr, 0, nullptr, 0});
+    longs.push_back({ nullptr, 0, nullptr, 0 });
     optind = 0;
     for (;;) {
         int c = getopt_long(argc, argv, short_options, longs.data(), nullptr);
@@ -31,11 +31,19 @@ int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options
             break;
         switch (c) {
         case ':':
-        case '?': return getopt_failure(c, argv);
-        case 'h': return img_help(env);
-        case 'f': common.format = optarg; break;
-        case 'q': common.quiet = true; break;
-        case 'U': common.force_share = true; break;
+        case '?':
+            return getopt_failure(c, argv);
+        case 'h':
+            return img_help(env);
+        case 'f':
+            common.format = optarg;
+            break;
+        case 'q':
+            common.quiet = true;
+            break;
+        case 'U':
+            common.force_share = true;
+            break;
         case 'T': {
             auto mode = block::parse_cache_mode(optarg);
             if (!mode) {
@@ -45,8 +53,12 @@ int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options
             common.src_cache = *mode;
             break;
         }
-        case k_opt_output: common.output_text = optarg; break;
-        case k_opt_image_opts: common.image_opts = true; break;
+        case k_opt_output:
+            common.output_text = optarg;
+            break;
+        case k_opt_image_opts:
+            common.image_opts = true;
+            break;
         case k_opt_object:
             if (!handle_object_option(env, optarg))
                 return 1;

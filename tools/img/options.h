@@ -17,11 +17,11 @@
 namespace kiln::tools {
 
 struct CommonOptions {
-    std::string format;                         // -f
-    bool image_opts = false;                    // --image-opts
-    bool force_share = false;                   // -U
-    bool quiet = false;                         // -q
-    OutputFormat output = OutputFormat::Human;  // --output, checked by one_filename()
+    std::string format; // -f
+    bool image_opts = false; // --image-opts
+    bool force_share = false; // -U
+    bool quiet = false; // -q
+    OutputFormat output = OutputFormat::Human; // --output, checked by one_filename()
     std::string output_text = "human";
     block::CacheMode src_cache = block::CacheMode::Writeback; // -T
 };
@@ -44,7 +44,7 @@ constexpr int k_parse_continue = -1;
 // code. Returns k_parse_continue when all options were read (optind then
 // indexes the first operand), otherwise the exit code to return.
 int parse_options(ToolEnv& env, int argc, char** argv, const char* short_options, unsigned long_sets,
-                  std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option);
+    std::vector<option> extra_long, CommonOptions& common, const std::function<int(int)>& on_option);
 
 // The usual single operand ("Expecting one image file name" otherwise),
 // then --output's value, in qemu-img's order of complaints.
@@ -55,6 +55,14 @@ ImageRequest request_from(const CommonOptions& common, const std::string& filena
 
 // Opens for a subcommand; prints the error and returns nullopt on failure.
 Task<std::optional<OpenedImage>> open_or_report(ToolEnv& env, ImageRequest request);
+
+// -o may be repeated: the option strings join with commas.
+inline void append_options(std::string& options, const char* more)
+{
+    if (!options.empty())
+        options += ",";
+    options += more;
+}
 
 // Closes the image; a failure to close turns a success (ret 0) into 1.
 Task<int> close_with_status(OpenedImage& image, int ret);

@@ -73,21 +73,21 @@ int img_resize(ToolEnv& env, int argc, char** argv)
     std::string size_text = argv[--argc];
     ResizeArgs args;
     int rc = parse_options(env, argc, argv, ":f:hq", k_long_object | k_long_image_opts,
-                           {{"preallocation", required_argument, nullptr, OPT_PREALLOC},
-                            {"shrink", no_argument, nullptr, OPT_SHRINK}},
-                           args.common, [&](int c) {
-                               if (c == OPT_SHRINK) {
-                                   args.shrink = true;
-                               } else if (c == OPT_PREALLOC) {
-                                   auto mode = block::parse_prealloc(optarg);
-                                   if (!mode) {
-                                       report_error(std::string("Invalid preallocation mode '") + optarg + "'");
-                                       return 1;
-                                   }
-                                   args.prealloc = *mode;
-                               }
-                               return k_parse_continue;
-                           });
+        { { "preallocation", required_argument, nullptr, OPT_PREALLOC },
+            { "shrink", no_argument, nullptr, OPT_SHRINK } },
+        args.common, [&](int c) {
+            if (c == OPT_SHRINK) {
+                args.shrink = true;
+            } else if (c == OPT_PREALLOC) {
+                auto mode = block::parse_prealloc(optarg);
+                if (!mode) {
+                    report_error(std::string("Invalid preallocation mode '") + optarg + "'");
+                    return 1;
+                }
+                args.prealloc = *mode;
+            }
+            return k_parse_continue;
+        });
     if (rc != k_parse_continue)
         return rc;
     if (optind != argc - 1)
@@ -99,11 +99,12 @@ int img_resize(ToolEnv& env, int argc, char** argv)
         digits = digits.substr(1);
     }
     auto size = digits.empty() || digits[0] == '-' || digits[0] == '+' ? Result<uint64_t>(Error::invalid(""))
-                                                                        : parse_size(digits);
+                                                                       : parse_size(digits);
     if (!size) {
         report_error("Parameter 'size' expects a non-negative number below 2^64");
-        std::fprintf(stderr, "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
-                             "and exabytes, respectively.\n");
+        std::fprintf(stderr,
+            "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+            "and exabytes, respectively.\n");
         return 1;
     }
     args.size = *size;

@@ -1,9 +1,9 @@
 // kiln-img snapshot [--object objectdef] [--image-opts] [-U] [-q]
 // [-l | -a snapshot | -c snapshot | -d snapshot] filename
-#include <sys/time.h>
-
 #include <cstdio>
 #include <cstring>
+
+#include <sys/time.h>
 
 #include "tools/common/cli.h"
 #include "tools/common/image_info.h"
@@ -42,7 +42,8 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
     block::BlockNode& node = *image->node;
     int ret = 0;
     switch (args.action) {
-    case Action::None: break;
+    case Action::None:
+        break;
     case Action::List: {
         auto list = node.snapshots();
         if (!list.empty())
@@ -62,7 +63,7 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
         if (!r) {
             int err = r.error().errno_value() ? r.error().errno_value() : EIO;
             report_error("Could not create snapshot '" + args.name + "': -" + std::to_string(err) + " ("
-                         + std::strerror(err) + ")");
+                + std::strerror(err) + ")");
             ret = 1;
         }
         break;

@@ -93,7 +93,7 @@ Task<int> cmd_map(IoSession& s, std::vector<std::string>&)
         }
         run = std::min(run, size - offset);
         std::printf("%s (0x%" PRIx64 ") bytes %s at offset %s (0x%" PRIx64 ")\n", cvtstr(double(run)).c_str(), run,
-                    allocated ? "    allocated" : "not allocated", cvtstr(double(offset)).c_str(), offset);
+            allocated ? "    allocated" : "not allocated", cvtstr(double(offset)).c_str(), offset);
         offset += run;
     }
     co_return 0;
@@ -104,14 +104,12 @@ Task<int> cmd_info(IoSession& s, std::vector<std::string>&)
     block::BlockNode& node = *s.node();
     std::printf("format name: %s\n", s.image().format.c_str());
     uint64_t cluster = node.cluster_size();
-    if (!cluster)
-        co_return -ENOTSUP;
-    // qcow2 keeps VM state past what the L1 table maps for the disk.
+    // qcow2 keeps VM state past what the L1 table maps for the disk; raw
+    // has neither (qemu-io prints zeroes).
     Json specific = node.format_specific_info();
-    bool extended = specific.is_object() && specific.contains("data")
-                    && specific["data"].value("extended-l2", false);
+    bool extended = specific.is_object() && specific.contains("data") && specific["data"].value("extended-l2", false);
     uint64_t span = cluster * (cluster / (extended ? 16 : 8));
-    uint64_t vm_state = (node.size_bytes() + span - 1) / span * span;
+    uint64_t vm_state = span ? (node.size_bytes() + span - 1) / span * span : 0;
     std::printf("cluster size: %s\n", cvtstr(double(cluster)).c_str());
     std::printf("vm state offset: %s\n", cvtstr(double(vm_state)).c_str());
     if (specific.is_object() && specific.contains("data")) {
@@ -139,10 +137,18 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
     int c;
     while ((c = getopt(argv.argc(), argv.argv(), "snCro:kt:d:U")) != -1) {
         switch (c) {
-        case 'r': req.flags.read_write = false; break;
-        case 'n': req.flags.cache = block::CacheMode::None; break;
-        case 'k': req.flags.aio = block::AioEngine::Native; break;
-        case 'U': req.flags.force_share = true; break;
+        case 'r':
+            req.flags.read_write = false;
+            break;
+        case 'n':
+            req.flags.cache = block::CacheMode::None;
+            break;
+        case 'k':
+            req.flags.aio = block::AioEngine::Native;
+            break;
+        case 'U':
+            req.flags.force_share = true;
+            break;
         case 't': {
             auto mode = block::parse_cache_mode(optarg);
             if (!mode) {
@@ -159,8 +165,11 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
             break;
         case 's':
         case 'C':
-        case 'd': break;
-        default: print_usage(find_command("open")); co_return -EINVAL;
+        case 'd':
+            break;
+        default:
+            print_usage(find_command("open"));
+            co_return -EINVAL;
         }
     }
     if (optind == argv.argc() - 1) {
@@ -184,7 +193,7 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
     auto r = co_await s.open(req);
     if (!r) {
         std::fprintf(stderr, "%s: can't open device %s: %s\n", Log::program_name().c_str(), req.filename.c_str(),
-                     r.error().message().c_str());
+            r.error().message().c_str());
         co_return -EINVAL;
     }
     co_return 0;
@@ -214,8 +223,8 @@ Task<int> cmd_alloc(IoSession& s, std::vector<std::string>& words)
             allocated += n;
         pos += n;
     }
-    std::printf("%" PRIu64 "/%" PRId64 " bytes allocated at offset %s\n", allocated, count,
-                cvtstr(double(offset)).c_str());
+    std::printf(
+        "%" PRIu64 "/%" PRId64 " bytes allocated at offset %s\n", allocated, count, cvtstr(double(offset)).c_str());
     co_return 0;
 }
 
@@ -261,40 +270,41 @@ const std::vector<IoCommand>& io_commands()
     // In qemu-io's (alphabetical) order; args_help nullptr prints no
     // argument column, "" an empty one, as qemu-io's help does.
     static const std::vector<IoCommand> table = {
-        {"aio_flush", nullptr, cmd_aio_flush, 0, 0, true, nullptr, "completes all outstanding aio requests"},
-        {"aio_read", nullptr, cmd_aio_read, 2, -1, true, "[-Ciqv] [-P pattern] off len [len..]",
-         "asynchronously reads a number of bytes"},
-        {"aio_write", nullptr, cmd_aio_write, 2, -1, true, "[-Cfiquz] [-P pattern] off len [len..]",
-         "asynchronously writes a number of bytes"},
-        {"alloc", "a", cmd_alloc, 1, 2, true, "offset [count]", "checks if offset is allocated in the file"},
-        {"close", "c", cmd_close, 0, 0, true, nullptr, "close the current open file"},
-        {"discard", "d", cmd_discard, 2, -1, true, "[-Cq] off len", "discards a number of bytes at a specified offset"},
-        {"flush", "f", cmd_flush, 0, 0, true, nullptr, "flush all in-core file state to disk"},
-        {"help", "?", cmd_help, 0, 1, false, "[command]", "help for one or all commands"},
-        {"info", "i", cmd_info, 0, 0, true, nullptr, "prints information about the current file"},
-        {"length", "l", cmd_length, 0, 0, true, nullptr, "gets the length of the current file"},
-        {"map", nullptr, cmd_map, 0, 0, true, "", "prints the allocated areas of a file"},
-        {"open", "o", cmd_open, 1, -1, false, "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
-         "open the file specified by path"},
-        {"quit", "q", cmd_quit, 0, 0, false, nullptr, "exit the program"},
-        {"read", "r", cmd_read, 2, -1, true, "[-abCqv] [-P pattern [-s off] [-l len]] off len",
-         "reads a number of bytes at a specified offset"},
-        {"readv", nullptr, cmd_readv, 2, -1, true, "[-Cqv] [-P pattern] off len [len..]",
-         "reads a number of bytes at a specified offset"},
-        {"sleep", nullptr, cmd_sleep, 1, 1, false, nullptr, "waits for the given value in milliseconds"},
-        {"truncate", "t", cmd_truncate, 1, 3, true, "[-m prealloc_mode] off",
-         "truncates the current file at the given offset"},
-        {"write", "w", cmd_write, 2, -1, true, "[-bcCfnquz] [-P pattern] off len",
-         "writes a number of bytes at a specified offset"},
-        {"writev", nullptr, cmd_writev, 2, -1, true, "[-Cfq] [-P pattern] off len [len..]",
-         "writes a number of bytes at a specified offset"},
+        { "aio_flush", nullptr, cmd_aio_flush, 0, 0, true, nullptr, "completes all outstanding aio requests" },
+        { "aio_read", nullptr, cmd_aio_read, 2, -1, true, "[-Ciqv] [-P pattern] off len [len..]",
+            "asynchronously reads a number of bytes" },
+        { "aio_write", nullptr, cmd_aio_write, 2, -1, true, "[-Cfiquz] [-P pattern] off len [len..]",
+            "asynchronously writes a number of bytes" },
+        { "alloc", "a", cmd_alloc, 1, 2, true, "offset [count]", "checks if offset is allocated in the file" },
+        { "close", "c", cmd_close, 0, 0, true, nullptr, "close the current open file" },
+        { "discard", "d", cmd_discard, 2, -1, true, "[-Cq] off len",
+            "discards a number of bytes at a specified offset" },
+        { "flush", "f", cmd_flush, 0, 0, true, nullptr, "flush all in-core file state to disk" },
+        { "help", "?", cmd_help, 0, 1, false, "[command]", "help for one or all commands" },
+        { "info", "i", cmd_info, 0, 0, true, nullptr, "prints information about the current file" },
+        { "length", "l", cmd_length, 0, 0, true, nullptr, "gets the length of the current file" },
+        { "map", nullptr, cmd_map, 0, 0, true, "", "prints the allocated areas of a file" },
+        { "open", "o", cmd_open, 1, -1, false, "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
+            "open the file specified by path" },
+        { "quit", "q", cmd_quit, 0, 0, false, nullptr, "exit the program" },
+        { "read", "r", cmd_read, 2, -1, true, "[-abCqv] [-P pattern [-s off] [-l len]] off len",
+            "reads a number of bytes at a specified offset" },
+        { "readv", nullptr, cmd_readv, 2, -1, true, "[-Cqv] [-P pattern] off len [len..]",
+            "reads a number of bytes at a specified offset" },
+        { "sleep", nullptr, cmd_sleep, 1, 1, false, nullptr, "waits for the given value in milliseconds" },
+        { "truncate", "t", cmd_truncate, 1, 3, true, "[-m prealloc_mode] off",
+            "truncates the current file at the given offset" },
+        { "write", "w", cmd_write, 2, -1, true, "[-bcCfnquz] [-P pattern] off len",
+            "writes a number of bytes at a specified offset" },
+        { "writev", nullptr, cmd_writev, 2, -1, true, "[-Cfq] [-P pattern] off len [len..]",
+            "writes a number of bytes at a specified offset" },
     };
     return table;
 }
 
 const IoCommand& find_command(const std::string& name)
 {
-    static const IoCommand none{};
+    static const IoCommand none {};
     for (auto& cmd : io_commands())
         if (name == cmd.name || (cmd.alt && name == cmd.alt))
             return cmd;
@@ -332,14 +342,13 @@ Task<bool> IoSession::run_line(const std::string& line)
     int argc = int(words.size()) - 1;
     if (argc < cmd.min_args || (cmd.max_args >= 0 && argc > cmd.max_args)) {
         if (cmd.max_args < 0)
-            std::fprintf(stderr, "bad argument count %d to %s, expected at least %d arguments\n", argc, cmd.name,
-                         cmd.min_args);
+            std::fprintf(
+                stderr, "bad argument count %d to %s, expected at least %d arguments\n", argc, cmd.name, cmd.min_args);
         else if (cmd.min_args == cmd.max_args)
-            std::fprintf(stderr, "bad argument count %d to %s, expected %d arguments\n", argc, cmd.name,
-                         cmd.min_args);
+            std::fprintf(stderr, "bad argument count %d to %s, expected %d arguments\n", argc, cmd.name, cmd.min_args);
         else
-            std::fprintf(stderr, "bad argument count %d to %s, expected between %d and %d arguments\n", argc,
-                         cmd.name, cmd.min_args, cmd.max_args);
+            std::fprintf(stderr, "bad argument count %d to %s, expected between %d and %d arguments\n", argc, cmd.name,
+                cmd.min_args, cmd.max_args);
         co_return false;
     }
     if (cmd.needs_image && !node()) {

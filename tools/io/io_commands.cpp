@@ -53,8 +53,8 @@ std::optional<int> parse_pattern(const char* arg)
 }
 
 // Parses [-opts] off len [len...]; prints the error and returns false.
-bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char* optstring, RwOptions& o,
-              bool many_lengths)
+bool parse_rw(
+    const IoCommand& cmd, std::vector<std::string>& words, const char* optstring, RwOptions& o, bool many_lengths)
 {
     ArgvView argv(words);
     optind = 0;
@@ -62,16 +62,33 @@ bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char*
     int c;
     while ((c = getopt(argv.argc(), argv.argv(), optstring)) != -1) {
         switch (c) {
-        case 'q': o.quiet = true; break;
-        case 'v': o.verbose = true; break;
-        case 'C': o.count_only = true; break;
-        case 'b': o.vmstate = true; break;
-        case 'z': o.zero = true; break;
-        case 'u': o.unmap = true; break;
-        case 'c': o.compressed = true; break;
-        case 'f': o.fua = true; break;
+        case 'q':
+            o.quiet = true;
+            break;
+        case 'v':
+            o.verbose = true;
+            break;
+        case 'C':
+            o.count_only = true;
+            break;
+        case 'b':
+            o.vmstate = true;
+            break;
+        case 'z':
+            o.zero = true;
+            break;
+        case 'u':
+            o.unmap = true;
+            break;
+        case 'c':
+            o.compressed = true;
+            break;
+        case 'f':
+            o.fua = true;
+            break;
         case 'n':
-        case 'i': break;
+        case 'i':
+            break;
         case 'P':
             o.pattern = parse_pattern(optarg);
             if (!o.pattern)
@@ -88,7 +105,9 @@ bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char*
                 o.pattern_count = v;
             break;
         }
-        default: print_usage(cmd); return false;
+        default:
+            print_usage(cmd);
+            return false;
         }
     }
     int left = argv.argc() - optind;
@@ -117,8 +136,8 @@ bool parse_rw(const IoCommand& cmd, std::vector<std::string>& words, const char*
         o.lengths.push_back(len);
     }
     if (many_lengths && o.total() > k_max_request_bytes) {
-        std::printf("Argument '%s' exceeds maximum size %" PRId64 "\n", argv.argv()[argv.argc() - 1],
-                    k_max_request_bytes);
+        std::printf(
+            "Argument '%s' exceeds maximum size %" PRId64 "\n", argv.argv()[argv.argc() - 1], k_max_request_bytes);
         return false;
     }
     return true;
@@ -151,7 +170,7 @@ bool verify_pattern(const RwOptions& o, const uint8_t* buf)
     for (int64_t i = 0; i < count; ++i) {
         if (buf[o.pattern_offset + i] != uint8_t(*o.pattern)) {
             std::printf("Pattern verification failed at offset %" PRId64 ", %" PRId64 " bytes\n",
-                        o.offset + o.pattern_offset, count);
+                o.offset + o.pattern_offset, count);
             return false;
         }
     }
@@ -175,8 +194,8 @@ Task<Result<void>> do_write(block::BlockNode& node, const RwOptions& o, uint8_t*
         co_return Error::from_errno(EIO, "request past the end of the image");
     block::RequestFlags flags = o.fua ? block::RequestFlags::Fua : block::RequestFlags::None;
     if (o.zero)
-        co_return co_await node.pwrite_zeroes(uint64_t(o.offset), uint64_t(bytes),
-                                              o.unmap ? flags | block::RequestFlags::MayUnmap : flags);
+        co_return co_await node.pwrite_zeroes(
+            uint64_t(o.offset), uint64_t(bytes), o.unmap ? flags | block::RequestFlags::MayUnmap : flags);
     if (o.vmstate)
         co_return co_await node.save_vmstate(uint64_t(o.offset), block::QIov(buf, size_t(bytes)));
     if (o.compressed)

@@ -47,15 +47,14 @@ void usage()
                 "See 'kiln-io -c help' for information on available commands.\n");
 }
 
-Task<int> run(ToolEnv& env, IoSession& session, std::vector<std::string> commands, ImageRequest request,
-              bool have_file)
+Task<int> run(ToolEnv& env, IoSession& session, std::vector<std::string> commands, ImageRequest request, bool have_file)
 {
     if (have_file) {
         auto r = co_await session.open(request);
         if (!r) {
             std::fflush(stdout);
-            std::fprintf(stderr, "kiln-io: can't open device %s: %s\n", request.filename.c_str(),
-                         r.error().message().c_str());
+            std::fprintf(
+                stderr, "kiln-io: can't open device %s: %s\n", request.filename.c_str(), r.error().message().c_str());
             co_return 1;
         }
     }
@@ -98,24 +97,24 @@ int main(int argc, char** argv)
     Log::set_program_name("kiln-io");
     enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
     static const option long_options[] = {
-        {"help", no_argument, nullptr, 'h'},
-        {"version", no_argument, nullptr, 'V'},
-        {"cmd", required_argument, nullptr, 'c'},
-        {"format", required_argument, nullptr, 'f'},
-        {"read-only", no_argument, nullptr, 'r'},
-        {"snapshot", no_argument, nullptr, 's'},
-        {"nocache", no_argument, nullptr, 'n'},
-        {"copy-on-read", no_argument, nullptr, 'C'},
-        {"misalign", no_argument, nullptr, 'm'},
-        {"native-aio", no_argument, nullptr, 'k'},
-        {"aio", required_argument, nullptr, 'i'},
-        {"discard", required_argument, nullptr, 'd'},
-        {"cache", required_argument, nullptr, 't'},
-        {"trace", required_argument, nullptr, 'T'},
-        {"object", required_argument, nullptr, OPT_OBJECT},
-        {"image-opts", no_argument, nullptr, OPT_IMAGE_OPTS},
-        {"force-share", no_argument, nullptr, 'U'},
-        {nullptr, 0, nullptr, 0},
+        { "help", no_argument, nullptr, 'h' },
+        { "version", no_argument, nullptr, 'V' },
+        { "cmd", required_argument, nullptr, 'c' },
+        { "format", required_argument, nullptr, 'f' },
+        { "read-only", no_argument, nullptr, 'r' },
+        { "snapshot", no_argument, nullptr, 's' },
+        { "nocache", no_argument, nullptr, 'n' },
+        { "copy-on-read", no_argument, nullptr, 'C' },
+        { "misalign", no_argument, nullptr, 'm' },
+        { "native-aio", no_argument, nullptr, 'k' },
+        { "aio", required_argument, nullptr, 'i' },
+        { "discard", required_argument, nullptr, 'd' },
+        { "cache", required_argument, nullptr, 't' },
+        { "trace", required_argument, nullptr, 'T' },
+        { "object", required_argument, nullptr, OPT_OBJECT },
+        { "image-opts", no_argument, nullptr, OPT_IMAGE_OPTS },
+        { "force-share", no_argument, nullptr, 'U' },
+        { nullptr, 0, nullptr, 0 },
     };
     auto env = ToolEnv::create();
     if (!env) {
@@ -133,13 +132,26 @@ int main(int argc, char** argv)
         case 'm':
         case 'C':
         case 'd':
-        case 'T': break;
-        case 'n': request.flags.cache = block::CacheMode::None; break;
-        case 'k': request.flags.aio = block::AioEngine::Native; break;
-        case 'c': commands.push_back(optarg); break;
-        case 'f': request.format = optarg; break;
-        case 'r': request.flags.read_write = false; break;
-        case 'U': request.flags.force_share = true; break;
+        case 'T':
+            break;
+        case 'n':
+            request.flags.cache = block::CacheMode::None;
+            break;
+        case 'k':
+            request.flags.aio = block::AioEngine::Native;
+            break;
+        case 'c':
+            commands.push_back(optarg);
+            break;
+        case 'f':
+            request.format = optarg;
+            break;
+        case 'r':
+            request.flags.read_write = false;
+            break;
+        case 'U':
+            request.flags.force_share = true;
+            break;
         case 'i': {
             auto engine = block::parse_aio_engine(optarg);
             if (!engine) {
@@ -158,16 +170,24 @@ int main(int argc, char** argv)
             request.flags.cache = *mode;
             break;
         }
-        case 'h': usage(); return 0;
-        case 'V': std::printf("kiln-io version 0.1.0\n"); return 0;
+        case 'h':
+            usage();
+            return 0;
+        case 'V':
+            std::printf("kiln-io version 0.1.0\n");
+            return 0;
         case OPT_OBJECT:
             if (auto r = add_object((*env)->ctx(), optarg); !r) {
                 report_error(r.error().message());
                 return 1;
             }
             break;
-        case OPT_IMAGE_OPTS: request.image_opts = true; break;
-        default: usage(); return 1;
+        case OPT_IMAGE_OPTS:
+            request.image_opts = true;
+            break;
+        default:
+            usage();
+            return 1;
         }
     }
     if (argc - optind > 1) {

@@ -16,8 +16,12 @@ std::string cvtstr(double value)
         double scale;
         const char* suffix;
     } units[] = {
-        {1152921504606846976.0, " EiB"}, {1125899906842624.0, " PiB"}, {1099511627776.0, " TiB"},
-        {1073741824.0, " GiB"},          {1048576.0, " MiB"},          {1024.0, " KiB"},
+        { 1152921504606846976.0, " EiB" },
+        { 1125899906842624.0, " PiB" },
+        { 1099511627776.0, " TiB" },
+        { 1073741824.0, " GiB" },
+        { 1048576.0, " MiB" },
+        { 1024.0, " KiB" },
     };
     char buf[64];
     const char* suffix = " bytes";
@@ -59,7 +63,7 @@ void print_report(const char* op, double seconds, int64_t offset, int64_t count,
         seconds = 1e-9;
     std::printf("%s %" PRId64 "/%" PRId64 " bytes at offset %" PRId64 "\n", op, total, count, offset);
     std::printf("%s, %d ops; %s (%s/sec and %.4f ops/sec)\n", cvtstr(double(total)).c_str(), ops,
-                timestr(seconds).c_str(), cvtstr(double(total) / seconds).c_str(), double(ops) / seconds);
+        timestr(seconds).c_str(), cvtstr(double(total) / seconds).c_str(), double(ops) / seconds);
 }
 
 void dump_buffer(const uint8_t* buf, int64_t offset, int64_t len)

@@ -31,7 +31,11 @@ const std::vector<IoCommand>& io_commands();
 
 class IoSession {
 public:
-    IoSession(ToolEnv& env) : m_env(env), m_aio(env.loop()) {}
+    IoSession(ToolEnv& env)
+        : m_env(env)
+        , m_aio(env.loop())
+    {
+    }
 
     ToolEnv& env() { return m_env; }
     block::BlockNode* node() { return m_image.node.get(); }

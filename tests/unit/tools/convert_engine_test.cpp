@@ -1,12 +1,13 @@
 // ConvertEngine on raw files: content is copied exactly, zero runs are
 // skipped on a zero-initialised target (it stays sparse), -S 0 allocates
 // everything, and several sources are concatenated.
-#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include "block/qiov.h"
 #include "tools/common/env.h"
@@ -88,7 +89,7 @@ TEST_F(ConvertEngineTest, CopiesContentAndKeepsZeroRunsSparse)
 {
     auto src = make_source("src.raw");
     auto dst = make_raw("dst.raw", 8 * k_mib);
-    ASSERT_TRUE(convert({src.get()}, *dst, ConvertSettings{}).ok());
+    ASSERT_TRUE(convert({ src.get() }, *dst, ConvertSettings {}).ok());
     EXPECT_EQ(read_all(*dst), read_all(*src));
     // The explicit zeroes in [1M,2M) were detected and not written.
     auto st = m_env->run(dst->block_status(k_mib, k_mib));
@@ -104,7 +105,7 @@ TEST_F(ConvertEngineTest, SparseZeroDisablesDetection)
     auto dst = make_raw("dst.raw", 8 * k_mib);
     ConvertSettings settings;
     settings.min_sparse_bytes = 0;
-    ASSERT_TRUE(convert({src.get()}, *dst, settings).ok());
+    ASSERT_TRUE(convert({ src.get() }, *dst, settings).ok());
     EXPECT_EQ(read_all(*dst), read_all(*src));
     EXPECT_GE(dst->allocated_size().value(), 8 * k_mib);
 }
@@ -117,7 +118,7 @@ TEST_F(ConvertEngineTest, OutOfOrderManyCoroutines)
     settings.coroutines = 16;
     settings.out_of_order = true;
     settings.buf_bytes = 64 * 1024; // many chunks in flight
-    ASSERT_TRUE(convert({src.get()}, *dst, settings).ok());
+    ASSERT_TRUE(convert({ src.get() }, *dst, settings).ok());
     EXPECT_EQ(read_all(*dst), read_all(*src));
 }
 
@@ -127,7 +128,7 @@ TEST_F(ConvertEngineTest, ConcatenatesSources)
     auto b = make_raw("b.raw", 2 * k_mib);
     write(*b, 4096, std::vector<uint8_t>(8192, 0x77));
     auto dst = make_raw("dst.raw", 10 * k_mib);
-    ASSERT_TRUE(convert({a.get(), b.get()}, *dst, ConvertSettings{}).ok());
+    ASSERT_TRUE(convert({ a.get(), b.get() }, *dst, ConvertSettings {}).ok());
     auto got = read_all(*dst);
     auto want = read_all(*a);
     auto tail = read_all(*b);
@@ -142,7 +143,7 @@ TEST_F(ConvertEngineTest, TargetNotZeroInitGetsZeroesWritten)
     write(*dst, 0, std::vector<uint8_t>(8 * k_mib, 0xee)); // stale content
     ConvertSettings settings;
     settings.target_zero_init = false;
-    ASSERT_TRUE(convert({src.get()}, *dst, settings).ok());
+    ASSERT_TRUE(convert({ src.get() }, *dst, settings).ok());
     EXPECT_EQ(read_all(*dst), read_all(*src));
 }
 

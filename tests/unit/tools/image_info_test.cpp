@@ -16,10 +16,11 @@ TEST(ImageInfo, SnapshotTableColumns)
     setenv("TZ", "UTC", 1);
     tzset();
     sn.date_sec = 1795239014; // 2026-11-21 05:30:14 UTC
-    std::string out = dump_snapshot_table({sn});
-    EXPECT_EQ(out, "Snapshot list:\n"
-                   "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n"
-                   "1         first                 0 B 2026-11-21 05:30:14 01:02:03.004          0\n");
+    std::string out = dump_snapshot_table({ sn });
+    EXPECT_EQ(out,
+        "Snapshot list:\n"
+        "ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n"
+        "1         first                 0 B 2026-11-21 05:30:14 01:02:03.004          0\n");
 }
 
 TEST(ImageInfo, LongSnapshotNamePushesColumns)
@@ -28,7 +29,7 @@ TEST(ImageInfo, LongSnapshotNamePushesColumns)
     sn.id = "3";
     sn.name = "averyveryverylongsnapshotname_abcdef";
     sn.icount = UINT64_MAX;
-    std::string out = dump_snapshot_table({sn});
+    std::string out = dump_snapshot_table({ sn });
     EXPECT_NE(out.find("3         averyveryverylongsnapshotname_abcdef      0 B"), std::string::npos);
 }
 
@@ -41,8 +42,9 @@ TEST(ImageInfo, FormatSpecificDump)
     data["refcount-bits"] = 16;
     data["corrupt"] = false;
     data["extended-l2"] = false;
-    EXPECT_EQ(dump_qobject_human(data, 1), "    compat: 1.1\n    compression type: zlib\n    lazy refcounts: false\n"
-                                           "    refcount bits: 16\n    corrupt: false\n    extended l2: false\n");
+    EXPECT_EQ(dump_qobject_human(data, 1),
+        "    compat: 1.1\n    compression type: zlib\n    lazy refcounts: false\n"
+        "    refcount bits: 16\n    corrupt: false\n    extended l2: false\n");
 }
 
 TEST(ImageInfo, BackingPathIsRelativeToImage)
@@ -64,9 +66,10 @@ TEST(ImageInfo, HumanInfoForBackedImage)
     info["backing-filename"] = "../a.qcow2";
     info["full-backing-filename"] = "sub/../a.qcow2";
     info["backing-filename-format"] = "qcow2";
-    EXPECT_EQ(dump_image_info_human(info), "image: sub/c.qcow2\nfile format: qcow2\n"
-                                           "virtual size: 64 MiB (67108864 bytes)\ndisk size: 196 KiB\n"
-                                           "cluster_size: 65536\n"
-                                           "backing file: ../a.qcow2 (actual path: sub/../a.qcow2)\n"
-                                           "backing file format: qcow2\n");
+    EXPECT_EQ(dump_image_info_human(info),
+        "image: sub/c.qcow2\nfile format: qcow2\n"
+        "virtual size: 64 MiB (67108864 bytes)\ndisk size: 196 KiB\n"
+        "cluster_size: 65536\n"
+        "backing file: ../a.qcow2 (actual path: sub/../a.qcow2)\n"
+        "backing file format: qcow2\n");
 }

@@ -28,5 +28,5 @@ TEST(IoReport, NumberArguments)
     testing::internal::CaptureStdout();
     EXPECT_EQ(parse_number_arg("12x"), -1);
     EXPECT_EQ(testing::internal::GetCapturedStdout(),
-              "Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- 12x\n");
+        "Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- 12x\n");
 }
