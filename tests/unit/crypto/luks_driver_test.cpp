@@ -151,8 +151,9 @@ TEST_F(LuksDriverTest, MetadataOnlyOpenNeedsNoSecret)
     EXPECT_EQ(info["data"]["cipher-mode"], "cbc");
     EXPECT_EQ(info["data"]["ivgen-alg"], "essiv");
     EXPECT_EQ(info["data"]["ivgen-hash-alg"], "sha256");
-    EXPECT_EQ(info["data"]["payload-offset"], 2068480);
-    EXPECT_EQ(info["data"]["slots"][1]["key-offset"], 262144);
+    // AES-256-CBC: 32-byte key, 250 sectors of key material per slot, stride 256.
+    EXPECT_EQ(info["data"]["payload-offset"], (8 + 8 * 256) * 512);
+    EXPECT_EQ(info["data"]["slots"][1]["key-offset"], (8 + 256) * 512);
     EXPECT_FALSE(info["data"]["slots"][1].contains("iters"));
     std::vector<uint8_t> buf(512);
     EXPECT_FALSE(run((*node)->preadv(0, QIov(buf.data(), buf.size()))).ok());
