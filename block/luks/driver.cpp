@@ -61,15 +61,16 @@ Task<Result<void>> create_luks(BlockContext& ctx, const std::string& filename, u
 
 std::vector<CreateOptionInfo> luks_create_options()
 {
+    // QEMU's order (the "Formatting ..." line follows it; -o help sorts).
     return {
+        {"size", "size", "Virtual disk size", ""},
+        {"key-secret", "str", "ID of the secret that provides the keyslot passphrase", ""},
         {"cipher-alg", "str", "Name of encryption cipher algorithm", ""},
         {"cipher-mode", "str", "Name of encryption cipher mode", ""},
-        {"hash-alg", "str", "Name of encryption hash algorithm", ""},
-        {"iter-time", "num", "Time to spend in PBKDF in milliseconds", ""},
         {"ivgen-alg", "str", "Name of IV generator algorithm", ""},
         {"ivgen-hash-alg", "str", "Name of IV generator hash algorithm", ""},
-        {"key-secret", "str", "ID of the secret that provides the keyslot passphrase", ""},
-        {"size", "size", "Virtual disk size", ""},
+        {"hash-alg", "str", "Name of encryption hash algorithm", ""},
+        {"iter-time", "num", "Time to spend in PBKDF in milliseconds", ""},
     };
 }
 
