@@ -26,10 +26,9 @@ Result<void> diffuse(HashAlg hash, std::span<uint8_t> block)
     bool failed = false;
     for (size_t pos = 0, i = 0; pos < block.size() && !failed; pos += digest_bytes, ++i) {
         size_t len = std::min(digest_bytes, block.size() - pos);
-        uint8_t be_index[4] = {uint8_t(i >> 24), uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i)};
+        uint8_t be_index[4] = { uint8_t(i >> 24), uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i) };
         failed = EVP_DigestInit_ex(ctx, md, nullptr) != 1 || EVP_DigestUpdate(ctx, be_index, 4) != 1
-                 || EVP_DigestUpdate(ctx, block.data() + pos, len) != 1
-                 || EVP_DigestFinal_ex(ctx, digest, nullptr) != 1;
+            || EVP_DigestUpdate(ctx, block.data() + pos, len) != 1 || EVP_DigestFinal_ex(ctx, digest, nullptr) != 1;
         if (!failed)
             std::copy(digest, digest + len, block.data() + pos);
     }

@@ -16,8 +16,7 @@ std::optional<E> find_name(const std::array<std::pair<E, const char*>, N>& table
     return std::nullopt;
 }
 
-template<typename E, size_t N>
-const char* name_of(const std::array<std::pair<E, const char*>, N>& table, E value)
+template<typename E, size_t N> const char* name_of(const std::array<std::pair<E, const char*>, N>& table, E value)
 {
     for (auto& [v, text] : table)
         if (v == value)
@@ -25,19 +24,15 @@ const char* name_of(const std::array<std::pair<E, const char*>, N>& table, E val
     return "?";
 }
 
-constexpr std::array<std::pair<CipherAlg, const char*>, 3> k_cipher_algs{
-    {{CipherAlg::Aes128, "aes-128"}, {CipherAlg::Aes192, "aes-192"}, {CipherAlg::Aes256, "aes-256"}}};
-constexpr std::array<std::pair<CipherMode, const char*>, 4> k_cipher_modes{
-    {{CipherMode::Xts, "xts"}, {CipherMode::Cbc, "cbc"}, {CipherMode::Ecb, "ecb"}, {CipherMode::Ctr, "ctr"}}};
-constexpr std::array<std::pair<IvGenAlg, const char*>, 3> k_ivgens{
-    {{IvGenAlg::Plain, "plain"}, {IvGenAlg::Plain64, "plain64"}, {IvGenAlg::Essiv, "essiv"}}};
-constexpr std::array<std::pair<HashAlg, const char*>, 7> k_hashes{{{HashAlg::Md5, "md5"},
-                                                                   {HashAlg::Sha1, "sha1"},
-                                                                   {HashAlg::Sha224, "sha224"},
-                                                                   {HashAlg::Sha256, "sha256"},
-                                                                   {HashAlg::Sha384, "sha384"},
-                                                                   {HashAlg::Sha512, "sha512"},
-                                                                   {HashAlg::Ripemd160, "ripemd160"}}};
+constexpr std::array<std::pair<CipherAlg, const char*>, 3> k_cipher_algs { { { CipherAlg::Aes128, "aes-128" },
+    { CipherAlg::Aes192, "aes-192" }, { CipherAlg::Aes256, "aes-256" } } };
+constexpr std::array<std::pair<CipherMode, const char*>, 4> k_cipher_modes { { { CipherMode::Xts, "xts" },
+    { CipherMode::Cbc, "cbc" }, { CipherMode::Ecb, "ecb" }, { CipherMode::Ctr, "ctr" } } };
+constexpr std::array<std::pair<IvGenAlg, const char*>, 3> k_ivgens { { { IvGenAlg::Plain, "plain" },
+    { IvGenAlg::Plain64, "plain64" }, { IvGenAlg::Essiv, "essiv" } } };
+constexpr std::array<std::pair<HashAlg, const char*>, 7> k_hashes { { { HashAlg::Md5, "md5" },
+    { HashAlg::Sha1, "sha1" }, { HashAlg::Sha224, "sha224" }, { HashAlg::Sha256, "sha256" },
+    { HashAlg::Sha384, "sha384" }, { HashAlg::Sha512, "sha512" }, { HashAlg::Ripemd160, "ripemd160" } } };
 
 } // namespace
 
@@ -53,9 +48,12 @@ std::optional<HashAlg> parse_hash_alg(std::string_view name) { return find_name(
 size_t cipher_key_bytes(CipherAlg alg)
 {
     switch (alg) {
-    case CipherAlg::Aes128: return 16;
-    case CipherAlg::Aes192: return 24;
-    case CipherAlg::Aes256: return 32;
+    case CipherAlg::Aes128:
+        return 16;
+    case CipherAlg::Aes192:
+        return 24;
+    case CipherAlg::Aes256:
+        return 32;
     }
     return 32;
 }
@@ -63,13 +61,20 @@ size_t cipher_key_bytes(CipherAlg alg)
 size_t hash_digest_bytes(HashAlg alg)
 {
     switch (alg) {
-    case HashAlg::Md5: return 16;
-    case HashAlg::Sha1: return 20;
-    case HashAlg::Sha224: return 28;
-    case HashAlg::Sha256: return 32;
-    case HashAlg::Sha384: return 48;
-    case HashAlg::Sha512: return 64;
-    case HashAlg::Ripemd160: return 20;
+    case HashAlg::Md5:
+        return 16;
+    case HashAlg::Sha1:
+        return 20;
+    case HashAlg::Sha224:
+        return 28;
+    case HashAlg::Sha256:
+        return 32;
+    case HashAlg::Sha384:
+        return 48;
+    case HashAlg::Sha512:
+        return 64;
+    case HashAlg::Ripemd160:
+        return 20;
     }
     return 32;
 }
@@ -77,13 +82,20 @@ size_t hash_digest_bytes(HashAlg alg)
 const EVP_MD* hash_evp(HashAlg alg)
 {
     switch (alg) {
-    case HashAlg::Md5: return EVP_md5();
-    case HashAlg::Sha1: return EVP_sha1();
-    case HashAlg::Sha224: return EVP_sha224();
-    case HashAlg::Sha256: return EVP_sha256();
-    case HashAlg::Sha384: return EVP_sha384();
-    case HashAlg::Sha512: return EVP_sha512();
-    case HashAlg::Ripemd160: return EVP_get_digestbyname("ripemd160");
+    case HashAlg::Md5:
+        return EVP_md5();
+    case HashAlg::Sha1:
+        return EVP_sha1();
+    case HashAlg::Sha224:
+        return EVP_sha224();
+    case HashAlg::Sha256:
+        return EVP_sha256();
+    case HashAlg::Sha384:
+        return EVP_sha384();
+    case HashAlg::Sha512:
+        return EVP_sha512();
+    case HashAlg::Ripemd160:
+        return EVP_get_digestbyname("ripemd160");
     }
     return nullptr;
 }
@@ -104,10 +116,10 @@ Result<void> CipherSpec::validate() const
         size_t digest = hash_digest_bytes(*ivgen_hash);
         if (digest != 16 && digest != 24 && digest != 32)
             return Error::invalid(std::string("Hash algorithm '") + hash_alg_name(*ivgen_hash)
-                                  + "' is not usable with the 'essiv' IV generator and cipher 'aes'");
+                + "' is not usable with the 'essiv' IV generator and cipher 'aes'");
         if (!hash_evp(*ivgen_hash))
-            return Error::not_supported(std::string("Hash algorithm '") + hash_alg_name(*ivgen_hash)
-                                        + "' is not supported");
+            return Error::not_supported(
+                std::string("Hash algorithm '") + hash_alg_name(*ivgen_hash) + "' is not supported");
     }
     return ok();
 }
@@ -143,7 +155,7 @@ Result<CipherSpec> parse_luks_cipher(std::string_view cipher_name, std::string_v
     if (cipher_name != "aes" || (spec.mode == CipherMode::Xts && key_bytes % 2)
         || (one_key != 16 && one_key != 24 && one_key != 32))
         return Error::not_supported("Algorithm '" + std::string(cipher_name) + "' with key size "
-                                    + std::to_string(key_bytes) + " bytes not supported");
+            + std::to_string(key_bytes) + " bytes not supported");
     spec.alg = one_key == 16 ? CipherAlg::Aes128 : one_key == 24 ? CipherAlg::Aes192 : CipherAlg::Aes256;
     TRY(spec.validate());
     return spec;

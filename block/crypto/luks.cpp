@@ -22,8 +22,8 @@ constexpr uint32_t k_align_sectors = 8;
 constexpr uint32_t k_first_slot_sector = 4096 / k_luks_sector_bytes;
 
 template<typename E>
-Result<E> enum_option(const OptionList& options, const std::string& key, E fallback,
-                      std::optional<E> (*parse)(std::string_view))
+Result<E> enum_option(
+    const OptionList& options, const std::string& key, E fallback, std::optional<E> (*parse)(std::string_view))
 {
     auto text = options.get(key);
     options.consume(key);
@@ -49,23 +49,23 @@ Result<std::string> random_uuid()
     b[6] = uint8_t((b[6] & 0x0f) | 0x40); // version 4
     b[8] = uint8_t((b[8] & 0x3f) | 0x80); // RFC 4122 variant
     char text[37];
-    std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+        b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
     return std::string(text);
 }
 
-Result<std::array<uint8_t, k_luks_digest_bytes>> master_key_digest(const LuksHeader& h,
-                                                                   std::span<const uint8_t> master_key)
+Result<std::array<uint8_t, k_luks_digest_bytes>> master_key_digest(
+    const LuksHeader& h, std::span<const uint8_t> master_key)
 {
-    std::array<uint8_t, k_luks_digest_bytes> digest{};
+    std::array<uint8_t, k_luks_digest_bytes> digest {};
     TRY(pbkdf2(h.hash, master_key, h.mk_digest_salt, h.mk_digest_iterations, digest));
     return digest;
 }
 
 // Decrypts slot `i`'s key material with `passphrase` and returns the
 // master key if its digest matches, an empty buffer if not.
-Result<SecureBytes> try_slot(const LuksHeader& h, size_t i, std::span<const uint8_t> area,
-                             std::span<const uint8_t> passphrase)
+Result<SecureBytes> try_slot(
+    const LuksHeader& h, size_t i, std::span<const uint8_t> area, std::span<const uint8_t> passphrase)
 {
     const LuksKeySlot& slot = h.slots[i];
     SecureBytes slot_key(h.key_bytes);
@@ -153,12 +153,12 @@ Result<LuksCreated> luks_create(const LuksCreateOptions& options, std::span<cons
     SectorCipher slot_cipher = TRY(SectorCipher::create(h.cipher, slot_key.span()));
     TRY(slot_cipher.encrypt(0, split.span()));
 
-    LuksCreated created{{h, TRY(SectorCipher::create(h.cipher, master_key.span()))}, {}};
+    LuksCreated created { { h, TRY(SectorCipher::create(h.cipher, master_key.span())) }, {} };
     created.area.assign(h.payload_offset_bytes(), 0);
     auto bytes = h.serialize();
     std::copy(bytes.begin(), bytes.end(), created.area.begin());
     std::copy(split.data(), split.data() + split.size(),
-              created.area.begin() + ptrdiff_t(uint64_t(slot.key_offset_sectors) * k_luks_sector_bytes));
+        created.area.begin() + ptrdiff_t(uint64_t(slot.key_offset_sectors) * k_luks_sector_bytes));
     return created;
 }
 
@@ -167,13 +167,13 @@ Result<LuksVolume> luks_unlock(std::span<const uint8_t> area, std::span<const ui
     LuksHeader h = TRY(LuksHeader::parse(area));
     if (area.size() < h.key_material_end_bytes())
         return Error::corrupt("LUKS key material is truncated (" + std::to_string(area.size()) + " of "
-                              + std::to_string(h.key_material_end_bytes()) + " bytes)");
+            + std::to_string(h.key_material_end_bytes()) + " bytes)");
     for (size_t i = 0; i < k_luks_num_slots; ++i) {
         if (!h.slots[i].is_active())
             continue;
         SecureBytes key = TRY(try_slot(h, i, area, passphrase));
         if (!key.empty())
-            return LuksVolume{h, TRY(SectorCipher::create(h.cipher, key.span()))};
+            return LuksVolume { h, TRY(SectorCipher::create(h.cipher, key.span())) };
     }
     return Error(ErrorKind::PermissionDenied, "Invalid password, cannot unlock any keyslot", EACCES);
 }

@@ -16,9 +16,9 @@
 namespace kiln::block::crypto {
 
 struct LuksCreateOptions {
-    CipherSpec cipher;                      // aes-256, xts, plain64
-    HashAlg hash = HashAlg::Sha256;         // PBKDF2 and AF-split hash
-    uint64_t iter_time_ms = 2000;           // PBKDF2 time budget per slot
+    CipherSpec cipher; // aes-256, xts, plain64
+    HashAlg hash = HashAlg::Sha256; // PBKDF2 and AF-split hash
+    uint64_t iter_time_ms = 2000; // PBKDF2 time budget per slot
     std::optional<uint32_t> fixed_iterations; // tests: skip calibration
 };
 

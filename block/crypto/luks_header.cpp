@@ -1,15 +1,15 @@
 #include "block/crypto/luks_header.h"
 
-#include "block/crypto/pbkdf2.h"
-
 #include <algorithm>
 #include <cstring>
+
+#include "block/crypto/pbkdf2.h"
 
 namespace kiln::block::crypto {
 
 namespace {
 
-constexpr uint8_t k_magic[6] = {'L', 'U', 'K', 'S', 0xba, 0xbe};
+constexpr uint8_t k_magic[6] = { 'L', 'U', 'K', 'S', 0xba, 0xbe };
 constexpr size_t k_name_bytes = 32;
 constexpr size_t k_uuid_bytes = 40;
 constexpr size_t k_slots_offset = 208;
@@ -31,10 +31,7 @@ std::string field_string(const uint8_t* p, size_t len)
     return std::string(p, end);
 }
 
-void put_string(uint8_t* p, size_t len, const std::string& s)
-{
-    std::memcpy(p, s.data(), std::min(len - 1, s.size()));
-}
+void put_string(uint8_t* p, size_t len, const std::string& s) { std::memcpy(p, s.data(), std::min(len - 1, s.size())); }
 
 uint64_t slot_sectors(uint64_t split_key_bytes)
 {
@@ -52,7 +49,7 @@ Result<void> validate_slots(const LuksHeader& h)
             return Error::corrupt(name + " state (active/disable) is corrupted");
         if (s.stripes != k_luks_stripes)
             return Error::corrupt(name + " is corrupted (stripes " + std::to_string(s.stripes)
-                                  + " != " + std::to_string(k_luks_stripes) + ")");
+                + " != " + std::to_string(k_luks_stripes) + ")");
         if (!s.is_active())
             continue;
         if (s.iterations == 0 || s.iterations > k_max_pbkdf2_iterations)
@@ -66,12 +63,12 @@ Result<void> validate_slots(const LuksHeader& h)
             const LuksKeySlot& o = h.slots[j];
             if (o.is_active() && start < o.key_offset_sectors + len && o.key_offset_sectors < start + len)
                 return Error::corrupt("LUKS keyslots " + std::to_string(j) + " and " + std::to_string(i)
-                                      + " are overlapping in the header");
+                    + " are overlapping in the header");
         }
     }
     if (h.key_material_end_bytes() > k_luks_max_key_material_end_bytes)
         return Error::corrupt("LUKS key material ends at " + std::to_string(h.key_material_end_bytes())
-                              + " bytes, beyond the supported " + std::to_string(k_luks_max_key_material_end_bytes));
+            + " bytes, beyond the supported " + std::to_string(k_luks_max_key_material_end_bytes));
     return ok();
 }
 
@@ -86,7 +83,7 @@ Result<LuksHeader> LuksHeader::parse(std::span<const uint8_t> bytes)
 {
     if (bytes.size() < k_luks_header_bytes)
         return Error::corrupt("LUKS header is truncated (" + std::to_string(bytes.size()) + " of "
-                              + std::to_string(k_luks_header_bytes) + " bytes)");
+            + std::to_string(k_luks_header_bytes) + " bytes)");
     if (!is_luks_magic(bytes))
         return Error::corrupt("Volume is not in LUKS format");
     const uint8_t* p = bytes.data();
@@ -118,15 +115,15 @@ Result<LuksHeader> LuksHeader::parse(std::span<const uint8_t> bytes)
         return Error::not_supported("LUKS hash algorithm '" + h.hash_spec + "' is not supported");
     h.hash = *hash;
     if (h.mk_digest_iterations == 0 || h.mk_digest_iterations > k_max_pbkdf2_iterations)
-        return Error::corrupt("LUKS master key digest has an invalid iteration count "
-                              + std::to_string(h.mk_digest_iterations));
+        return Error::corrupt(
+            "LUKS master key digest has an invalid iteration count " + std::to_string(h.mk_digest_iterations));
     TRY(validate_slots(h));
     return h;
 }
 
 std::array<uint8_t, k_luks_header_bytes> LuksHeader::serialize() const
 {
-    std::array<uint8_t, k_luks_header_bytes> out{};
+    std::array<uint8_t, k_luks_header_bytes> out {};
     uint8_t* p = out.data();
     std::memcpy(p, k_magic, sizeof k_magic);
     p[6] = uint8_t(version >> 8);

@@ -34,7 +34,7 @@ bool is_luks_magic(std::span<const uint8_t> bytes);
 struct LuksKeySlot {
     uint32_t active = k_luks_slot_inactive;
     uint32_t iterations = 0;
-    std::array<uint8_t, k_luks_salt_bytes> salt{};
+    std::array<uint8_t, k_luks_salt_bytes> salt {};
     uint32_t key_offset_sectors = 0;
     uint32_t stripes = k_luks_stripes;
 
@@ -43,16 +43,16 @@ struct LuksKeySlot {
 
 struct LuksHeader {
     uint16_t version = 1;
-    std::string cipher_name;  // "aes"
-    std::string cipher_mode;  // "xts-plain64"
-    std::string hash_spec;    // "sha256"
+    std::string cipher_name; // "aes"
+    std::string cipher_mode; // "xts-plain64"
+    std::string hash_spec; // "sha256"
     uint32_t payload_offset_sectors = 0;
     uint32_t key_bytes = 0;
-    std::array<uint8_t, k_luks_digest_bytes> mk_digest{};
-    std::array<uint8_t, k_luks_salt_bytes> mk_digest_salt{};
+    std::array<uint8_t, k_luks_digest_bytes> mk_digest {};
+    std::array<uint8_t, k_luks_salt_bytes> mk_digest_salt {};
     uint32_t mk_digest_iterations = 0;
     std::string uuid;
-    std::array<LuksKeySlot, k_luks_num_slots> slots{};
+    std::array<LuksKeySlot, k_luks_num_slots> slots {};
 
     // Decoded from the strings by parse() (or set by create).
     CipherSpec cipher;

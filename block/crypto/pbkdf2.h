@@ -15,8 +15,8 @@ namespace kiln::block::crypto {
 // about 2-4 million; this leaves ample room.
 constexpr uint64_t k_max_pbkdf2_iterations = 100'000'000;
 
-Result<void> pbkdf2(HashAlg hash, std::span<const uint8_t> password, std::span<const uint8_t> salt,
-                    uint64_t iterations, std::span<uint8_t> out);
+Result<void> pbkdf2(HashAlg hash, std::span<const uint8_t> password, std::span<const uint8_t> salt, uint64_t iterations,
+    std::span<uint8_t> out);
 
 // Iterations that take about `iter_time_ms` of this thread's CPU time when
 // deriving `out_bytes` bytes, at least `minimum`. Measures for a few tens of

@@ -28,12 +28,15 @@ const EVP_CIPHER* evp_cipher(CipherAlg alg, CipherMode mode)
     case CipherMode::Xts:
         return alg == CipherAlg::Aes128 ? EVP_aes_128_xts() : alg == CipherAlg::Aes256 ? EVP_aes_256_xts() : nullptr;
     case CipherMode::Cbc:
-        return alg == CipherAlg::Aes128 ? EVP_aes_128_cbc() : alg == CipherAlg::Aes192 ? EVP_aes_192_cbc()
-                                                                                       : EVP_aes_256_cbc();
-    case CipherMode::Ecb: return ecb_cipher(cipher_key_bytes(alg));
+        return alg == CipherAlg::Aes128 ? EVP_aes_128_cbc()
+            : alg == CipherAlg::Aes192  ? EVP_aes_192_cbc()
+                                        : EVP_aes_256_cbc();
+    case CipherMode::Ecb:
+        return ecb_cipher(cipher_key_bytes(alg));
     case CipherMode::Ctr:
-        return alg == CipherAlg::Aes128 ? EVP_aes_128_ctr() : alg == CipherAlg::Aes192 ? EVP_aes_192_ctr()
-                                                                                       : EVP_aes_256_ctr();
+        return alg == CipherAlg::Aes128 ? EVP_aes_128_ctr()
+            : alg == CipherAlg::Aes192  ? EVP_aes_192_ctr()
+                                        : EVP_aes_256_ctr();
     }
     return nullptr;
 }
@@ -55,16 +58,15 @@ Result<SectorCipher> SectorCipher::create(const CipherSpec& spec, std::span<cons
 {
     TRY(spec.validate());
     if (key.size() != spec.key_bytes())
-        return Error::invalid("Cipher key must be " + std::to_string(spec.key_bytes()) + " bytes, not "
-                              + std::to_string(key.size()));
+        return Error::invalid(
+            "Cipher key must be " + std::to_string(spec.key_bytes()) + " bytes, not " + std::to_string(key.size()));
     SectorCipher cipher;
     cipher.m_spec = spec;
     cipher.m_key = SecureBytes(key);
     if (spec.ivgen == IvGenAlg::Essiv) {
         cipher.m_essiv_key = SecureBytes(hash_digest_bytes(*spec.ivgen_hash));
         unsigned int out_len = 0;
-        if (EVP_Digest(key.data(), key.size(), cipher.m_essiv_key.data(), &out_len, hash_evp(*spec.ivgen_hash),
-                       nullptr)
+        if (EVP_Digest(key.data(), key.size(), cipher.m_essiv_key.data(), &out_len, hash_evp(*spec.ivgen_hash), nullptr)
             != 1)
             return Error::internal("Cannot hash the key for the essiv IV generator");
     }
@@ -93,8 +95,8 @@ Result<void> SectorCipher::decrypt(uint64_t start_sector, std::span<uint8_t> buf
 Result<void> SectorCipher::process(uint64_t start_sector, std::span<uint8_t> buf, Direction dir) const
 {
     if (buf.size() % k_block_bytes)
-        return Error::invalid("Encrypted data length " + std::to_string(buf.size())
-                              + " is not a multiple of the cipher block size");
+        return Error::invalid(
+            "Encrypted data length " + std::to_string(buf.size()) + " is not a multiple of the cipher block size");
     const EVP_CIPHER* cipher = evp_cipher(m_spec.alg, m_spec.mode);
     if (!cipher)
         return process_xts_generic(start_sector, buf, dir);

@@ -14,14 +14,30 @@ namespace kiln::block::crypto {
 class SecureBytes {
 public:
     SecureBytes() = default;
-    explicit SecureBytes(size_t size_bytes) : m_bytes(size_bytes) {}
-    explicit SecureBytes(std::span<const uint8_t> data) : m_bytes(data.begin(), data.end()) {}
-    explicit SecureBytes(std::string_view text) : m_bytes(text.begin(), text.end()) {}
+    explicit SecureBytes(size_t size_bytes)
+        : m_bytes(size_bytes)
+    {
+    }
+    explicit SecureBytes(std::span<const uint8_t> data)
+        : m_bytes(data.begin(), data.end())
+    {
+    }
+    explicit SecureBytes(std::string_view text)
+        : m_bytes(text.begin(), text.end())
+    {
+    }
     ~SecureBytes() { wipe(); }
 
-    SecureBytes(const SecureBytes& other) : m_bytes(other.m_bytes) {}
+    SecureBytes(const SecureBytes& other)
+        : m_bytes(other.m_bytes)
+    {
+    }
     SecureBytes& operator=(const SecureBytes& other);
-    SecureBytes(SecureBytes&& other) noexcept : m_bytes(std::move(other.m_bytes)) { other.m_bytes.clear(); }
+    SecureBytes(SecureBytes&& other) noexcept
+        : m_bytes(std::move(other.m_bytes))
+    {
+        other.m_bytes.clear();
+    }
     SecureBytes& operator=(SecureBytes&& other) noexcept;
 
     uint8_t* data() { return m_bytes.data(); }

@@ -14,9 +14,8 @@ constexpr uint64_t k_chunk_bytes = 1 << 20;
 
 Result<void> check_open_options(const OptionList& options)
 {
-    static const char* const k_generic[] = {"driver", "node-name", "read-only", "auto-read-only", "force-share",
-                                            "discard", "detect-zeroes", "cache.direct", "cache.no-flush",
-                                            "filename", "key-secret"};
+    static const char* const k_generic[] = { "driver", "node-name", "read-only", "auto-read-only", "force-share",
+        "discard", "detect-zeroes", "cache.direct", "cache.no-flush", "filename", "key-secret" };
     for (auto& [key, value] : options.entries()) {
         if (key.rfind("file.", 0) == 0 || key == "file")
             continue;
@@ -28,8 +27,8 @@ Result<void> check_open_options(const OptionList& options)
 
 } // namespace
 
-Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                                        const ImageSpec& spec)
+Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(
+    BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
     CO_TRY(check_open_options(spec.options));
     std::vector<uint8_t> head(crypto::k_luks_header_bytes);
@@ -41,7 +40,7 @@ Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(BlockContext& ctx, std::
         co_return std::move(header).error();
     if (header->payload_offset_bytes() > file->size_bytes())
         co_return Error::corrupt("LUKS payload offset " + std::to_string(header->payload_offset_bytes())
-                                 + " is beyond the end of '" + file->filename() + "'");
+            + " is beyond the end of '" + file->filename() + "'");
 
     std::unique_ptr<LuksNode> node(new LuksNode(ctx));
     node->m_header = *header;
@@ -59,8 +58,8 @@ Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(BlockContext& ctx, std::
         }
         // PBKDF2 over up to 8 slots takes seconds by design: off the loop.
         auto volume = co_await ctx.pool().run([&] {
-            return crypto::luks_unlock(area.span(), std::span(reinterpret_cast<const uint8_t*>(passphrase.data()),
-                                                              passphrase.size()));
+            return crypto::luks_unlock(
+                area.span(), std::span(reinterpret_cast<const uint8_t*>(passphrase.data()), passphrase.size()));
         });
         crypto::wipe_string(passphrase);
         if (!volume)
@@ -137,7 +136,7 @@ Task<Result<void>> LuksNode::pwritev(uint64_t offset, QIov qiov, RequestFlags fl
             CO_TRY(co_await read_sectors(start, std::span(bounce.data(), k_sector_bytes)));
         if (tail && !(head && aligned_stop - k_sector_bytes == start))
             CO_TRY(co_await read_sectors(aligned_stop - k_sector_bytes,
-                                         std::span(bounce.data() + bounce.size() - k_sector_bytes, k_sector_bytes)));
+                std::span(bounce.data() + bounce.size() - k_sector_bytes, k_sector_bytes)));
         qiov.copy_out(pos - offset, bounce.data() + (pos - start), stop - pos);
         CO_TRY(co_await write_sectors(start, bounce, flags));
         pos = stop;
@@ -154,7 +153,7 @@ Task<Result<void>> LuksNode::truncate(uint64_t new_size, PreallocMode prealloc, 
 
 nlohmann::json LuksNode::format_specific_info() const
 {
-    return nlohmann::json{{"type", "luks"}, {"data", m_header.info()}};
+    return nlohmann::json { { "type", "luks" }, { "data", m_header.info() } };
 }
 
 } // namespace kiln::block

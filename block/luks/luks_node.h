@@ -13,8 +13,8 @@ namespace kiln::block {
 
 class LuksNode final : public BlockNode {
 public:
-    static Task<Result<std::unique_ptr<BlockNode>>> open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                                         const ImageSpec& spec);
+    static Task<Result<std::unique_ptr<BlockNode>>> open(
+        BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec);
 
     std::string_view driver_name() const override { return "luks"; }
     std::string filename() const override { return m_file->filename(); }
@@ -27,7 +27,10 @@ public:
     nlohmann::json format_specific_info() const override;
 
 private:
-    explicit LuksNode(BlockContext& ctx) : BlockNode(ctx) {}
+    explicit LuksNode(BlockContext& ctx)
+        : BlockNode(ctx)
+    {
+    }
 
     Result<const crypto::SectorCipher*> cipher() const;
     // Reads/writes whole sectors [offset, offset+buf.size()) of the payload.

@@ -9,8 +9,8 @@ using namespace kiln::block::crypto;
 
 TEST(AfSplit, RoundTripsForEachHashAndKeySize)
 {
-    for (HashAlg hash : {HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha512}) {
-        for (size_t key_bytes : {16u, 32u, 48u, 64u}) {
+    for (HashAlg hash : { HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha512 }) {
+        for (size_t key_bytes : { 16u, 32u, 48u, 64u }) {
             std::vector<uint8_t> key(key_bytes);
             for (size_t i = 0; i < key_bytes; ++i)
                 key[i] = uint8_t(i * 7 + 1);

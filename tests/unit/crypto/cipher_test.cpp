@@ -12,9 +12,9 @@ using namespace kiln::block::crypto;
 using namespace kiln::block::crypto::test;
 
 static SectorCipher make(CipherAlg alg, CipherMode mode, IvGenAlg ivgen, const std::vector<uint8_t>& key,
-                         std::optional<HashAlg> ivhash = std::nullopt)
+    std::optional<HashAlg> ivhash = std::nullopt)
 {
-    CipherSpec spec{alg, mode, ivgen, ivhash};
+    CipherSpec spec { alg, mode, ivgen, ivhash };
     auto c = SectorCipher::create(spec, key);
     EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message());
     return std::move(c).value();
@@ -141,8 +141,8 @@ TEST(SectorCipher, GenericXtsAgreesWithOpenSslOnFirstBlockStructure)
     for (size_t i = 0; i < key.size(); ++i)
         key[i] = uint8_t(i * 3 + 1);
     auto xts = make(CipherAlg::Aes192, CipherMode::Xts, IvGenAlg::Plain64, key);
-    auto k1 = make(CipherAlg::Aes192, CipherMode::Ecb, IvGenAlg::Plain64, {key.begin(), key.begin() + 24});
-    auto k2 = make(CipherAlg::Aes192, CipherMode::Ecb, IvGenAlg::Plain64, {key.begin() + 24, key.end()});
+    auto k1 = make(CipherAlg::Aes192, CipherMode::Ecb, IvGenAlg::Plain64, { key.begin(), key.begin() + 24 });
+    auto k2 = make(CipherAlg::Aes192, CipherMode::Ecb, IvGenAlg::Plain64, { key.begin() + 24, key.end() });
     std::vector<uint8_t> t(16, 0);
     t[0] = 5;
     ASSERT_TRUE(k2.encrypt(0, t).ok());
@@ -176,7 +176,7 @@ TEST(SectorCipher, RejectsBadKeysAndLengths)
     auto c = make(CipherAlg::Aes256, CipherMode::Xts, IvGenAlg::Plain64, std::vector<uint8_t>(64, 1));
     std::vector<uint8_t> odd(100);
     EXPECT_FALSE(c.encrypt(0, odd).ok());
-    CipherSpec essiv{CipherAlg::Aes128, CipherMode::Cbc, IvGenAlg::Essiv, HashAlg::Sha512};
+    CipherSpec essiv { CipherAlg::Aes128, CipherMode::Cbc, IvGenAlg::Essiv, HashAlg::Sha512 };
     EXPECT_FALSE(SectorCipher::create(essiv, std::vector<uint8_t>(16)).ok());
 }
 

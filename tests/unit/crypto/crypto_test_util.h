@@ -27,6 +27,6 @@ inline std::string to_hex(const std::vector<uint8_t>& bytes)
     return out;
 }
 
-inline std::vector<uint8_t> bytes_of(std::string_view text) { return {text.begin(), text.end()}; }
+inline std::vector<uint8_t> bytes_of(std::string_view text) { return { text.begin(), text.end() }; }
 
 } // namespace kiln::block::crypto::test

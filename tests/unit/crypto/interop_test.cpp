@@ -1,8 +1,9 @@
 // Interop with Debian's qemu-img/qemu-io (skipped when they are absent):
 // images each side creates and writes are read back by the other with the
 // same secret, and a wrong secret fails in both directions.
-#include <cstdio>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "tests/unit/block/block_fixture.h"
 
@@ -19,7 +20,7 @@ struct Command {
 
 Command sh(const std::string& cmd)
 {
-    Command r{-1, {}};
+    Command r { -1, {} };
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
     if (!p)
         return r;
@@ -45,12 +46,12 @@ protected:
     std::string qemu_io(const std::string& file, const std::string& secret, const std::string& cmd)
     {
         return "qemu-io --object secret,id=sec0,data=" + secret
-               + " --image-opts driver=luks,key-secret=sec0,file.filename=" + file + " -c '" + cmd + "'";
+            + " --image-opts driver=luks,key-secret=sec0,file.filename=" + file + " -c '" + cmd + "'";
     }
 
     std::unique_ptr<BlockNode> open_luks(const std::string& file, const char* secret_id, bool rw)
     {
-        ImageSpec spec{file, "", OptionList::parse(std::string("key-secret=") + secret_id).value(), {}};
+        ImageSpec spec { file, "", OptionList::parse(std::string("key-secret=") + secret_id).value(), {} };
         spec.flags.read_write = rw;
         auto node = run(m_ctx->open_image(spec));
         EXPECT_TRUE(node.ok()) << node.error().message();
@@ -62,9 +63,9 @@ protected:
 
 TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
 {
-    for (const char* opts : {"", ",cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv",
-                             ",cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=plain,hash-alg=sha1",
-                             ",cipher-alg=aes-192", ",cipher-mode=ctr", ",cipher-mode=ecb,hash-alg=sha512"}) {
+    for (const char* opts : { "", ",cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv",
+             ",cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=plain,hash-alg=sha1", ",cipher-alg=aes-192",
+             ",cipher-mode=ctr", ",cipher-mode=ecb,hash-alg=sha512" }) {
         std::string file = path("q.luks");
         Command created;
         // QEMU's own PBKDF2 calibration sometimes fails with "Unable to get
@@ -72,7 +73,7 @@ TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
         for (int attempt = 0; attempt < 5; ++attempt) {
             std::filesystem::remove(file);
             created = sh("qemu-img create -f luks --object secret,id=sec0,data=abc -o key-secret=sec0,iter-time=10"
-                         + std::string(opts) + " " + file + " 1M");
+                + std::string(opts) + " " + file + " 1M");
             if (created.status == 0)
                 break;
         }
@@ -91,7 +92,7 @@ TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
         EXPECT_EQ(std::count(b2.begin(), b2.end(), 0xa5), 4096) << opts;
         ASSERT_TRUE(run(node->close()).ok());
 
-        ImageSpec wrong{file, "", OptionList::parse("key-secret=bad").value(), {}};
+        ImageSpec wrong { file, "", OptionList::parse("key-secret=bad").value(), {} };
         auto refused = run(m_ctx->open_image(wrong));
         ASSERT_FALSE(refused.ok());
         EXPECT_EQ(refused.error().message(), "Invalid password, cannot unlock any keyslot");
@@ -100,12 +101,12 @@ TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
 
 TEST_F(LuksInteropTest, QemuReadsWhatKilnWrote)
 {
-    for (const char* opts : {"", ",cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv,hash-alg=sha512",
-                             ",cipher-mode=xts,ivgen-alg=plain,cipher-alg=aes-128"}) {
+    for (const char* opts : { "", ",cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv,hash-alg=sha512",
+             ",cipher-mode=xts,ivgen-alg=plain,cipher-alg=aes-128" }) {
         std::string file = path("k.luks");
         std::filesystem::remove(file);
-        auto r = run(m_ctx->create_image("luks", file, 1 << 20,
-                                         OptionList::parse(std::string("key-secret=sec0,iter-time=10") + opts).value()));
+        auto r = run(m_ctx->create_image(
+            "luks", file, 1 << 20, OptionList::parse(std::string("key-secret=sec0,iter-time=10") + opts).value()));
         ASSERT_TRUE(r.ok()) << r.error().message();
         {
             auto node = open_luks(file, "sec0", true);

@@ -28,10 +28,10 @@ protected:
         ASSERT_TRUE(r.ok()) << r.error().message();
     }
 
-    Result<std::unique_ptr<BlockNode>> open(const std::string& name, const char* opts = "key-secret=sec0",
-                                            bool rw = true, std::string format = "luks")
+    Result<std::unique_ptr<BlockNode>> open(
+        const std::string& name, const char* opts = "key-secret=sec0", bool rw = true, std::string format = "luks")
     {
-        ImageSpec spec{path(name), format, OptionList::parse(opts).value(), {}};
+        ImageSpec spec { path(name), format, OptionList::parse(opts).value(), {} };
         spec.flags.read_write = rw;
         return run(m_ctx->open_image(spec));
     }
@@ -90,7 +90,8 @@ TEST_F(LuksDriverTest, UnalignedWritesKeepNeighbouringBytes)
     for (size_t i = 0; i < base.size(); ++i)
         base[i] = uint8_t(i * 31);
     ASSERT_TRUE(run((*node)->pwritev(0, QIov(base.data(), base.size()), RequestFlags::None)).ok());
-    for (auto [off, len] : std::vector<std::pair<size_t, size_t>>{{100, 10}, {500, 30}, {1000, 3000}, {4095, 1}}) {
+    for (auto [off, len] :
+        std::vector<std::pair<size_t, size_t>> { { 100, 10 }, { 500, 30 }, { 1000, 3000 }, { 4095, 1 } }) {
         std::vector<uint8_t> patch(len, 0xee);
         ASSERT_TRUE(run((*node)->pwritev(off, QIov(patch.data(), patch.size()), RequestFlags::None)).ok());
         std::fill(base.begin() + ptrdiff_t(off), base.begin() + ptrdiff_t(off + len), 0xee);
@@ -142,7 +143,7 @@ TEST_F(LuksDriverTest, SecretErrors)
 TEST_F(LuksDriverTest, MetadataOnlyOpenNeedsNoSecret)
 {
     create("a.luks", 1 << 20, ",cipher-mode=cbc,ivgen-alg=essiv");
-    ImageSpec spec{path("a.luks"), "", {}, {}};
+    ImageSpec spec { path("a.luks"), "", {}, {} };
     spec.flags.no_io = true;
     auto node = run(m_ctx->open_image(spec));
     ASSERT_TRUE(node.ok()) << node.error().message();

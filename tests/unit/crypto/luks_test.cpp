@@ -19,7 +19,7 @@ LuksCreateOptions fast_options(const char* text = "")
 {
     auto opts = parse_luks_create_options(OptionList::parse(text).value(), "");
     EXPECT_TRUE(opts.ok()) << (opts.ok() ? "" : opts.error().message());
-    LuksCreateOptions o = opts.ok() ? *opts : LuksCreateOptions{};
+    LuksCreateOptions o = opts.ok() ? *opts : LuksCreateOptions {};
     o.fixed_iterations = 1000;
     return o;
 }
@@ -85,9 +85,9 @@ TEST(Luks, HeaderRoundTripsThroughBytes)
 
 TEST(Luks, UnlocksWithTheRightPassphraseForEveryMode)
 {
-    for (const char* opts : {"", "cipher-alg=aes-128", "cipher-alg=aes-192", "cipher-mode=cbc", "cipher-mode=ecb",
-                             "cipher-mode=ctr", "ivgen-alg=plain", "ivgen-alg=essiv,cipher-mode=cbc",
-                             "hash-alg=sha512", "hash-alg=sha1,cipher-alg=aes-192,cipher-mode=cbc"}) {
+    for (const char* opts : { "", "cipher-alg=aes-128", "cipher-alg=aes-192", "cipher-mode=cbc", "cipher-mode=ecb",
+             "cipher-mode=ctr", "ivgen-alg=plain", "ivgen-alg=essiv,cipher-mode=cbc", "hash-alg=sha512",
+             "hash-alg=sha1,cipher-alg=aes-192,cipher-mode=cbc" }) {
         auto c = create(opts, "pass phrase");
         auto v = luks_unlock(c.area, bytes_of("pass phrase"));
         ASSERT_TRUE(v.ok()) << opts << ": " << v.error().message();
@@ -133,8 +133,8 @@ TEST(Luks, OptionErrorsNameTheParameter)
     auto prefixed = parse_luks_create_options(OptionList::parse("encrypt.hash-alg=md6").value(), "encrypt.");
     ASSERT_FALSE(prefixed.ok());
     EXPECT_EQ(prefixed.error().message(), "Parameter 'encrypt.hash-alg' does not accept value 'md6'");
-    auto ok = parse_luks_create_options(OptionList::parse("encrypt.cipher-alg=aes-128,encrypt.iter-time=10").value(),
-                                        "encrypt.");
+    auto ok = parse_luks_create_options(
+        OptionList::parse("encrypt.cipher-alg=aes-128,encrypt.iter-time=10").value(), "encrypt.");
     ASSERT_TRUE(ok.ok());
     EXPECT_EQ(ok->cipher.alg, CipherAlg::Aes128);
     EXPECT_EQ(ok->iter_time_ms, 10u);

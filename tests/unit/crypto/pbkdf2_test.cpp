@@ -9,8 +9,8 @@ using namespace kiln;
 using namespace kiln::block::crypto;
 using namespace kiln::block::crypto::test;
 
-static std::string derive(HashAlg hash, std::string_view password, std::string_view salt, uint64_t iterations,
-                          size_t bytes)
+static std::string derive(
+    HashAlg hash, std::string_view password, std::string_view salt, uint64_t iterations, size_t bytes)
 {
     std::vector<uint8_t> out(bytes);
     auto r = pbkdf2(hash, bytes_of(password), bytes_of(salt), iterations, out);
@@ -24,7 +24,7 @@ TEST(Pbkdf2, Rfc6070Sha1)
     EXPECT_EQ(derive(HashAlg::Sha1, "password", "salt", 2, 20), "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
     EXPECT_EQ(derive(HashAlg::Sha1, "password", "salt", 4096, 20), "4b007901b765489abead49d926f721d065a429c1");
     EXPECT_EQ(derive(HashAlg::Sha1, "passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, 25),
-              "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038");
+        "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038");
     using namespace std::string_view_literals;
     EXPECT_EQ(derive(HashAlg::Sha1, "pass\0word"sv, "sa\0lt"sv, 4096, 16), "56fa6aa75548099dcc37d7f03425e0c3");
 }
@@ -32,9 +32,9 @@ TEST(Pbkdf2, Rfc6070Sha1)
 TEST(Pbkdf2, Sha256)
 {
     EXPECT_EQ(derive(HashAlg::Sha256, "password", "salt", 1, 32),
-              "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
+        "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
     EXPECT_EQ(derive(HashAlg::Sha256, "password", "salt", 2, 32),
-              "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43");
+        "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43");
 }
 
 TEST(Pbkdf2, RefusesAbsurdIterationCounts)

@@ -43,11 +43,11 @@ protected:
         int rc = 1;
         for (int attempt = 0; attempt < 5 && rc != 0; ++attempt) // QEMU's calibration is flaky here
             rc = std::system(("rm -f " + file + "; qemu-img create -q -f qcow2" + obj + "-o encrypt.key-secret=sec0,"
-                              + encrypt_opts + " " + file + " 1M >/dev/null 2>&1")
+                + encrypt_opts + " " + file + " 1M >/dev/null 2>&1")
                                  .c_str());
         EXPECT_EQ(rc, 0);
         rc = std::system(("qemu-io" + obj + "--image-opts driver=qcow2,encrypt.key-secret=sec0,file.filename=" + file
-                          + " -c 'write -P 0x5a 0 64k' >/dev/null")
+            + " -c 'write -P 0x5a 0 64k' >/dev/null")
                              .c_str());
         EXPECT_EQ(rc, 0);
         std::ifstream in(file, std::ios::binary);
