@@ -52,6 +52,14 @@ Result<CipherCtx> new_ctx(const EVP_CIPHER* cipher, const uint8_t* key, int enc)
 
 Error cipher_failed() { return Error::internal("Cipher operation failed"); }
 
+// The ESSIV cipher (AES-ECB keyed by the hash of the key), or null.
+Result<CipherCtx> essiv_ctx(const CipherSpec& spec, const SecureBytes& essiv_key)
+{
+    if (spec.ivgen != IvGenAlg::Essiv)
+        return CipherCtx();
+    return new_ctx(ecb_cipher(essiv_key.size()), essiv_key.data(), 1);
+}
+
 } // namespace
 
 Result<SectorCipher> SectorCipher::create(const CipherSpec& spec, std::span<const uint8_t> key)
@@ -73,13 +81,17 @@ Result<SectorCipher> SectorCipher::create(const CipherSpec& spec, std::span<cons
     return cipher;
 }
 
-void SectorCipher::make_iv(uint64_t sector, uint8_t iv[16]) const
+Result<void> SectorCipher::make_iv(uint64_t sector, EVP_CIPHER_CTX* essiv, uint8_t iv[16]) const
 {
     std::memset(iv, 0, k_block_bytes);
     // plain truncates the sector number to 32 bits, as dm-crypt's does.
     uint64_t value = m_spec.ivgen == IvGenAlg::Plain ? (sector & 0xffffffffu) : sector;
     for (int i = 0; i < 8; ++i)
         iv[i] = uint8_t(value >> (8 * i));
+    int out_len = 0;
+    if (essiv && EVP_CipherUpdate(essiv, iv, &out_len, iv, int(k_block_bytes)) != 1)
+        return cipher_failed();
+    return ok();
 }
 
 Result<void> SectorCipher::encrypt(uint64_t start_sector, std::span<uint8_t> buf) const
@@ -101,17 +113,13 @@ Result<void> SectorCipher::process(uint64_t start_sector, std::span<uint8_t> buf
     if (!cipher)
         return process_xts_generic(start_sector, buf, dir);
     CipherCtx ctx = TRY(new_ctx(cipher, m_key.data(), int(dir)));
-    CipherCtx essiv;
-    if (m_spec.ivgen == IvGenAlg::Essiv)
-        essiv = TRY(new_ctx(ecb_cipher(m_essiv_key.size()), m_essiv_key.data(), 1));
+    CipherCtx essiv = TRY(essiv_ctx(m_spec, m_essiv_key));
     uint64_t sector = start_sector;
     for (size_t pos = 0; pos < buf.size(); pos += k_sector_bytes, ++sector) {
         size_t len = std::min(k_sector_bytes, buf.size() - pos);
         uint8_t iv[k_block_bytes];
-        make_iv(sector, iv);
+        TRY(make_iv(sector, essiv.get(), iv));
         int out_len = 0;
-        if (essiv && EVP_CipherUpdate(essiv.get(), iv, &out_len, iv, int(k_block_bytes)) != 1)
-            return cipher_failed();
         if (EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, nullptr, iv, -1) != 1
             || EVP_CipherUpdate(ctx.get(), buf.data() + pos, &out_len, buf.data() + pos, int(len)) != 1)
             return cipher_failed();
@@ -127,17 +135,13 @@ Result<void> SectorCipher::process_xts_generic(uint64_t start_sector, std::span<
     const EVP_CIPHER* ecb = ecb_cipher(half);
     CipherCtx data_ctx = TRY(new_ctx(ecb, m_key.data(), int(dir)));
     CipherCtx tweak_ctx = TRY(new_ctx(ecb, m_key.data() + half, 1));
-    CipherCtx essiv;
-    if (m_spec.ivgen == IvGenAlg::Essiv)
-        essiv = TRY(new_ctx(ecb_cipher(m_essiv_key.size()), m_essiv_key.data(), 1));
+    CipherCtx essiv = TRY(essiv_ctx(m_spec, m_essiv_key));
     uint64_t sector = start_sector;
     for (size_t pos = 0; pos < buf.size(); pos += k_sector_bytes, ++sector) {
         size_t len = std::min(k_sector_bytes, buf.size() - pos);
         uint8_t tweak[k_block_bytes];
-        make_iv(sector, tweak);
+        TRY(make_iv(sector, essiv.get(), tweak));
         int out_len = 0;
-        if (essiv && EVP_CipherUpdate(essiv.get(), tweak, &out_len, tweak, int(k_block_bytes)) != 1)
-            return cipher_failed();
         if (EVP_CipherUpdate(tweak_ctx.get(), tweak, &out_len, tweak, int(k_block_bytes)) != 1)
             return cipher_failed();
         for (size_t b = 0; b < len; b += k_block_bytes) {

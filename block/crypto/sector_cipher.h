@@ -35,7 +35,8 @@ private:
     enum class Direction { Decrypt = 0, Encrypt = 1 };
     Result<void> process(uint64_t start_sector, std::span<uint8_t> buf, Direction dir) const;
     Result<void> process_xts_generic(uint64_t start_sector, std::span<uint8_t> buf, Direction dir) const;
-    void make_iv(uint64_t sector, uint8_t iv[16]) const;
+    // The IV of `sector` (through the essiv cipher when there is one).
+    Result<void> make_iv(uint64_t sector, EVP_CIPHER_CTX* essiv, uint8_t iv[16]) const;
 
     CipherSpec m_spec;
     SecureBytes m_key;

@@ -25,6 +25,21 @@ Result<void> check_open_options(const OptionList& options)
     return ok();
 }
 
+// One bounce-buffer step of a request: bytes [pos, stop) of it live in the
+// whole sectors [start, aligned_stop).
+struct Chunk {
+    uint64_t start, stop, aligned_stop;
+};
+
+Chunk chunk_at(uint64_t pos, uint64_t end)
+{
+    Chunk c;
+    c.start = pos / k_sector_bytes * k_sector_bytes;
+    c.stop = std::min(end, c.start + k_chunk_bytes);
+    c.aligned_stop = (c.stop + k_sector_bytes - 1) / k_sector_bytes * k_sector_bytes;
+    return c;
+}
+
 } // namespace
 
 Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(
@@ -104,9 +119,8 @@ Task<Result<void>> LuksNode::preadv(uint64_t offset, QIov qiov)
     uint64_t pos = offset;
     std::vector<uint8_t> bounce;
     while (pos < end) {
-        uint64_t start = pos / k_sector_bytes * k_sector_bytes;
-        uint64_t stop = std::min(end, start + k_chunk_bytes);
-        uint64_t aligned_stop = (stop + k_sector_bytes - 1) / k_sector_bytes * k_sector_bytes;
+        const Chunk c = chunk_at(pos, end);
+        const uint64_t start = c.start, stop = c.stop, aligned_stop = c.aligned_stop;
         bounce.resize(aligned_stop - start);
         CO_TRY(co_await read_sectors(start, bounce));
         qiov.copy_in(pos - offset, bounce.data() + (pos - start), stop - pos);
@@ -123,9 +137,8 @@ Task<Result<void>> LuksNode::pwritev(uint64_t offset, QIov qiov, RequestFlags fl
     uint64_t pos = offset;
     std::vector<uint8_t> bounce;
     while (pos < end) {
-        uint64_t start = pos / k_sector_bytes * k_sector_bytes;
-        uint64_t stop = std::min(end, start + k_chunk_bytes);
-        uint64_t aligned_stop = (stop + k_sector_bytes - 1) / k_sector_bytes * k_sector_bytes;
+        const Chunk c = chunk_at(pos, end);
+        const uint64_t start = c.start, stop = c.stop, aligned_stop = c.aligned_stop;
         bounce.resize(aligned_stop - start);
         // Partial sectors at either edge: decrypt what is there first.
         // (Concurrent unaligned writes to one sector race, as in QEMU
