@@ -13,6 +13,8 @@ using namespace kiln::block::test;
 
 namespace {
 
+constexpr const char* k_qemu_calibration_failed = "Unable to get accurate CPU usage";
+
 struct Command {
     int status;
     std::string output;
@@ -63,21 +65,29 @@ protected:
 
 TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
 {
+    int checked = 0, qemu_failures = 0;
     for (const char* opts : { "", ",cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv",
              ",cipher-alg=aes-256,cipher-mode=cbc,ivgen-alg=plain,hash-alg=sha1", ",cipher-alg=aes-192",
              ",cipher-mode=ctr", ",cipher-mode=ecb,hash-alg=sha512" }) {
         std::string file = path("q.luks");
         Command created;
-        // QEMU's own PBKDF2 calibration sometimes fails with "Unable to get
-        // accurate CPU usage" for short iter-times on this host: retry.
-        for (int attempt = 0; attempt < 5; ++attempt) {
+        // QEMU's own PBKDF2 calibration fails at random on this host
+        // ("Unable to get accurate CPU usage": its thread CPU clock reads
+        // 0 ms for a short run): retry, and skip a combination only if
+        // QEMU never manages to create it.
+        for (int attempt = 0; attempt < 20; ++attempt) {
             std::filesystem::remove(file);
             created = sh("qemu-img create -f luks --object secret,id=sec0,data=abc -o key-secret=sec0,iter-time=10"
                 + std::string(opts) + " " + file + " 1M");
-            if (created.status == 0)
+            if (created.status == 0 || created.output.find(k_qemu_calibration_failed) == std::string::npos)
                 break;
         }
+        if (created.status != 0 && created.output.find(k_qemu_calibration_failed) != std::string::npos) {
+            ++qemu_failures;
+            continue;
+        }
         ASSERT_EQ(created.status, 0) << created.output;
+        ++checked;
         auto info = sh("qemu-img info " + file);
         EXPECT_EQ(info.status, 0) << info.output;
         auto wrote = sh(qemu_io(file, "abc", "write -P 0x5a 0 64k") + " -c 'write -P 0xa5 100k 4k'");
@@ -97,6 +107,9 @@ TEST_F(LuksInteropTest, KilnReadsWhatQemuWrote)
         ASSERT_FALSE(refused.ok());
         EXPECT_EQ(refused.error().message(), "Invalid password, cannot unlock any keyslot");
     }
+    EXPECT_GT(checked, 0) << "qemu-img could not create any image";
+    if (qemu_failures)
+        std::printf("note: qemu-img's calibration failed for %d combination(s)\n", qemu_failures);
 }
 
 TEST_F(LuksInteropTest, QemuReadsWhatKilnWrote)
