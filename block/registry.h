@@ -10,6 +10,7 @@ namespace kiln::block {
 // Each driver folder defines its accessor.
 const FormatDriver& raw_format_driver();
 const FormatDriver& qcow2_format_driver();
+const FormatDriver& luks_format_driver();
 
 // In probe order.
 std::vector<const FormatDriver*> all_format_drivers();

@@ -81,6 +81,9 @@ Task<Result<OpenedImage>> open_tool_image(block::BlockContext& ctx, ImageRequest
         if (spec.format == "raw" && spec.flags.read_write && request.warn_raw_probe)
             print_raw_probe_warning(spec.filename);
     }
+    for (auto& [key, value] : request.options.entries())
+        if (!spec.options.has(key))
+            spec.options.set(key, value);
     auto node = co_await ctx.open_image(spec);
     if (!node) {
         if (!request.wrap_errors)

@@ -39,6 +39,9 @@ struct ImageRequest {
     // Prefix errors with "Could not open 'NAME': " (qemu-img does,
     // qemu-io reports the block layer's message as is).
     bool wrap_errors = true;
+    // Extra open options, for keys the name does not give (convert passes
+    // the key-secret it created the target with, as qemu-img does).
+    OptionList options;
 };
 
 // An opened image: the top node and what the user called it.

@@ -41,7 +41,8 @@ Json collect_image_info(block::BlockNode& node, const std::string& filename, con
     if (node.cluster_size())
         info["cluster-size"] = node.cluster_size();
     Json specific = node.format_specific_info();
-    if (specific.is_object() && specific.contains("data") && specific["data"].contains("encrypt"))
+    if (specific.is_object() && specific.contains("data")
+        && (specific["data"].contains("encrypt") || specific.value("type", "") == "luks"))
         info["encrypted"] = true;
     std::string backing = node.backing_file_name();
     if (!backing.empty()) {

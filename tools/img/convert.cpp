@@ -77,6 +77,7 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         total += s.node->size_bytes();
 
     OpenedImage target;
+    OptionList open_secrets; // the target's key secrets survive creation
     if (!args.skip_create) {
         const block::FormatDriver* driver = env.ctx().find_format(args.out_format);
         if (!driver) {
@@ -103,6 +104,9 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         if (opts->get("backing_file"))
             args.settings.target_has_backing = true;
         opts->remove("size");
+        for (const char* key : {"key-secret", "encrypt.key-secret"})
+            if (auto id = opts->get(key))
+                open_secrets.set(key, *id);
         auto created = co_await env.ctx().create_image(args.out_format, args.target, total, *opts);
         if (!created) {
             report_error(
@@ -118,6 +122,7 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     treq.flags.read_write = true;
     treq.flags.no_backing = true;
     treq.flags.cache = args.cache;
+    treq.options = open_secrets;
     auto opened = co_await open_or_report(env, treq);
     if (!opened) {
         co_await close_all();
