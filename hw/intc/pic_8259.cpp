@@ -216,12 +216,11 @@ void PicPair::set_irq(unsigned pin, bool level)
 
 void PicPair::update()
 {
-    // Cascade: a slave request is an edge on master pin 2 each time it is
-    // re-evaluated, so it is seen again after the master's ISR bit clears.
-    if (m_slave.pending_irq() >= 0) {
-        m_master.set_irq(2, true);
-        m_master.set_irq(2, false);
-    }
+    // Cascade: the slave's INT output is a level on master pin 2.
+    if (m_slave.pending_irq() >= 0)
+        m_master.irr |= 0x04;
+    else
+        m_master.irr &= ~0x04;
     bool out = m_master.pending_irq() >= 0;
     if (out != m_output) {
         m_output = out;
