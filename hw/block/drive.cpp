@@ -55,6 +55,17 @@ std::string temp_dir()
 
 Drive::~Drive() = default;
 
+std::unique_ptr<Drive> Drive::from_node(block::BlockContext& ctx, const DriveConfig& cfg,
+                                        std::unique_ptr<block::BlockNode> root)
+{
+    std::unique_ptr<Drive> d(new Drive(ctx, cfg));
+    bool writable = !cfg.read_only && !root->read_only();
+    d->m_backend = std::make_unique<block::BlockBackend>(
+        ctx.loop(), std::move(root), writable ? block::BackendAccess::ReadWrite : block::BackendAccess::ReadOnly);
+    ++d->m_medium_generation;
+    return d;
+}
+
 Task<Result<std::unique_ptr<Drive>>> Drive::open(block::BlockContext& ctx, const DriveConfig& cfg)
 {
     std::unique_ptr<Drive> d(new Drive(ctx, cfg));

@@ -34,6 +34,9 @@ public:
     // Opens cfg.file (nothing for an empty CD-ROM drive). Lock conflicts and
     // missing files come back with the block layer's (QEMU's) message.
     static Task<Result<std::unique_ptr<Drive>>> open(block::BlockContext& ctx, const DriveConfig& cfg);
+    // A drive over an already opened node (tests, fault injection).
+    static std::unique_ptr<Drive> from_node(block::BlockContext& ctx, const DriveConfig& cfg,
+                                            std::unique_ptr<block::BlockNode> root);
     ~Drive();
     Drive(const Drive&) = delete;
     Drive& operator=(const Drive&) = delete;

@@ -61,6 +61,7 @@ Result<void> IdeChannel::attach(unsigned unit, IdeKind kind, Drive* drive, const
         u.cylinders = std::min<uint64_t>(std::max<uint64_t>(sectors / (16 * 63), 1), 16383);
     }
     u.seen_medium = drive ? drive->medium_generation() : 0;
+    u.media_event = drive && drive->has_medium();
     set_signature(u);
     u.status = kind == IdeKind::Cdrom ? 0 : (k_drdy | k_dsc);
     return ok();
