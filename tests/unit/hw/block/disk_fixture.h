@@ -89,10 +89,10 @@ protected:
 
     // Runs the loop until pred() holds; bounded by iterations, not time.
     template<typename Pred>
-    bool run_until(Pred pred, int max_iterations = 20000)
+    bool run_until(Pred pred, int max_iterations = 3000)
     {
         for (int i = 0; i < max_iterations && !pred(); i++)
-            loop->run_once(10);
+            loop->run_once(2);
         return pred();
     }
     void run_idle(int iterations = 50)
