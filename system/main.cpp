@@ -1,6 +1,7 @@
 // kiln: QEMU-compatible PC emulator. Start-up runs as phases, each in its
 // own file: parse (cli_parse.cpp) -> config (machine_config.cpp) -> build
 // (build_vm.cpp) -> realize (realize.cpp) -> run (run.cpp).
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -18,6 +19,15 @@ using namespace kiln::system;
 
 namespace {
 
+// Until run_vm() takes signals over through a signalfd, a fatal signal
+// must still give the terminal back.
+void restore_terminal_and_die(int sig)
+{
+    chardev::terminal_restore();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int fail(const Error& e)
 {
     fail_daemon();
@@ -31,6 +41,8 @@ int fail(const Error& e)
 int main(int argc, char** argv)
 {
     Log::set_program_name("kiln");
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGSEGV, SIGABRT, SIGBUS})
+        signal(sig, restore_terminal_and_die);
     std::vector<std::string> args(argv + 1, argv + argc);
 
     auto parsed = parse_args(args);
