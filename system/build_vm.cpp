@@ -43,7 +43,7 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
             };
             actions.send_break = [raw, i] {
                 if (auto* uart = raw->machine ? raw->machine->serial(unsigned(i)) : nullptr) {
-                    std::lock_guard lk(raw->machine->lock());
+                    hw::MachineLock lk(*raw->machine);
                     uart->send_break();
                 }
             };

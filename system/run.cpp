@@ -27,7 +27,7 @@ void vcpu_thread(Vm& vm, EventLoop& loop, RunState& rs, std::function<void(int)>
         // Paused (-S, or -no-shutdown after a guest power-off): the
         // virtual clock stops until kiln is told to end.
         {
-            std::lock_guard lk(vm.machine->lock());
+            hw::MachineLock lk(*vm.machine);
             vm.machine->clock().pause();
         }
         std::unique_lock lk(rs.lock);

@@ -46,7 +46,7 @@ void SerialLink::drain()
     if (!m_machine || m_pending.empty())
         return;
     {
-        std::lock_guard lk(m_machine->lock());
+        hw::MachineLock lk(*m_machine);
         std::vector<uint8_t> chunk(m_pending.begin(), m_pending.begin() + std::min<size_t>(m_pending.size(), 64));
         size_t taken = m_uart->receive(chunk);
         m_pending.erase(m_pending.begin(), m_pending.begin() + long(taken));
