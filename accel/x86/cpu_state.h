@@ -241,14 +241,16 @@ struct CpuState {
     bool v8086() const { return rflags & k_flag_vm; }
     // 64-bit submode of long mode: LMA and CS.L.
     bool mode64() const { return long_mode_active() && (segment(Seg::CS).attr & k_seg_l); }
-    // Current privilege level: CS.DPL in protected mode (SS.DPL equals it), 3 in v8086, 0 in real mode.
+    // Current privilege level: 0 in real mode, 3 in virtual-8086 mode,
+    // otherwise SS.DPL (which always equals CPL; CS.DPL does not for
+    // conforming code segments, and CS.RPL is stale right after CR0.PE is set).
     unsigned cpl() const
     {
         if (!protected_mode())
             return 0;
         if (v8086())
             return 3;
-        return segment(Seg::CS).dpl();
+        return segment(Seg::SS).dpl();
     }
 };
 

@@ -114,6 +114,13 @@ size_t Uart16550::receive(std::span<const uint8_t> bytes)
     return n;
 }
 
+void Uart16550::send_break()
+{
+    push_rx(0);
+    m_lsr |= k_lsr_bi;
+    update_irq();
+}
+
 uint64_t Uart16550::read(uint64_t offset, unsigned size)
 {
     uint8_t v = 0xff;

@@ -41,6 +41,9 @@ public:
     size_t can_receive() const;
     size_t receive(std::span<const uint8_t> bytes);
     void set_host(SerialHost* host) { m_host = host; }
+    // A break condition on the line (Ctrl-A b): a zero byte with LSR.BI,
+    // which Linux turns into magic SysRq.
+    void send_break();
 
     std::string state_name() const override { return "serial" + std::to_string(m_index); }
     uint32_t state_version() const override { return 1; }

@@ -23,7 +23,8 @@ uint64_t VirtualClock::now_ns() const
 {
     if (m_mode == ClockMode::Manual)
         return m_manual_ns;
-    return m_running ? host_ns() - m_offset_ns : m_paused_ns;
+    return m_running.load(std::memory_order_relaxed) ? host_ns() - m_offset_ns.load(std::memory_order_relaxed)
+                                                     : m_paused_ns.load(std::memory_order_relaxed);
 }
 
 void VirtualClock::pause()
@@ -57,7 +58,7 @@ void VirtualClock::step(uint64_t delta_ns)
 {
     uint64_t target = m_manual_ns + delta_ns;
     while (!m_timers.empty() && m_timers.begin()->first <= target) {
-        m_manual_ns = std::max(m_manual_ns, m_timers.begin()->first);
+        m_manual_ns = std::max(m_manual_ns.load(), m_timers.begin()->first);
         run_due();
     }
     m_manual_ns = target;

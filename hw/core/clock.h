@@ -7,6 +7,7 @@
 // instructions blocks and while halted, with the machine lock held.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -24,11 +25,13 @@ public:
     VirtualClock& operator=(const VirtualClock&) = delete;
 
     ClockMode mode() const { return m_mode; }
+    // May be read without the machine lock (the vCPU's fast interrupt
+    // check does); everything else needs it.
     uint64_t now_ns() const;
 
     void pause();
     void resume();
-    bool running() const { return m_running; }
+    bool running() const { return m_running.load(std::memory_order_relaxed); }
 
     // Manual mode: advances time by delta_ns, firing timers in deadline
     // order at their own deadlines (a timer callback sees now_ns() equal to
@@ -49,12 +52,12 @@ private:
     static uint64_t host_ns();
 
     ClockMode m_mode;
-    bool m_running = true;
-    uint64_t m_manual_ns = 0;
+    std::atomic<bool> m_running{true};
+    std::atomic<uint64_t> m_manual_ns{0};
     // Host mode: now = host_ns() - m_offset_ns while running; frozen value
     // in m_paused_ns while paused.
-    uint64_t m_offset_ns = 0;
-    uint64_t m_paused_ns = 0;
+    std::atomic<uint64_t> m_offset_ns{0};
+    std::atomic<uint64_t> m_paused_ns{0};
     std::multimap<uint64_t, VirtualTimer*> m_timers;
 };
 

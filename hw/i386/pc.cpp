@@ -114,7 +114,7 @@ Result<void> PcMachine::write_acpi_tables()
 
 Result<void> PcMachine::reset_devices()
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     m_pic->reset();
     m_lapic->reset();
     m_ioapic->reset();
@@ -132,56 +132,85 @@ Result<void> PcMachine::reset_devices()
 
 uint32_t PcMachine::pio_read(uint16_t port, unsigned size)
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     return uint32_t(m_pio.read(port, size));
 }
 
 void PcMachine::pio_write(uint16_t port, unsigned size, uint32_t value)
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     m_pio.write(port, size, value);
 }
 
 uint64_t PcMachine::mmio_read(uint64_t gpa, unsigned size)
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     return m_mmio.read(gpa, size);
 }
 
 void PcMachine::mmio_write(uint64_t gpa, unsigned size, uint64_t value)
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     m_mmio.write(gpa, size, value);
 }
 
 bool PcMachine::interrupt_pending()
 {
-    std::lock_guard lk(m_lock);
+    // Fast path: nothing changed since the last locked section and no
+    // timer is due, so the last answer stands.
+    uint64_t deadline = m_summary_deadline_ns.load(std::memory_order_acquire);
+    if (m_clock.now_ns() < deadline)
+        return m_summary_pending.load(std::memory_order_acquire);
+    MachineLock lk(*this);
     m_clock.run_due();
     return m_lapic->interrupt_pending();
 }
 
+MachineLock::MachineLock(PcMachine& machine) : m_machine(machine), m_lock(machine.m_lock) {}
+
+MachineLock::~MachineLock()
+{
+    m_machine.refresh_irq_summary();
+    bool kick = m_machine.m_kick_deferred;
+    m_machine.m_kick_deferred = false;
+    m_lock.unlock();
+    if (kick && m_machine.m_vcpu_kick)
+        m_machine.m_vcpu_kick();
+}
+
+void PcMachine::refresh_irq_summary()
+{
+    m_summary_pending.store(m_lapic->interrupt_pending(), std::memory_order_release);
+    m_summary_deadline_ns.store(m_clock.next_deadline_ns(), std::memory_order_release);
+}
+
 uint8_t PcMachine::acknowledge_interrupt()
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     return m_lapic->acknowledge();
 }
 
 bool PcMachine::nmi_pending()
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     return m_lapic->nmi_pending();
 }
 
 void PcMachine::acknowledge_nmi()
 {
-    std::lock_guard lk(m_lock);
+    MachineLock lk(*this);
     m_lapic->acknowledge_nmi();
 }
 
 bool PcMachine::wait_for_interrupt()
 {
-    std::unique_lock lk(m_lock);
+    MachineLock guard(*this);
+    std::unique_lock<std::mutex> lk(m_lock, std::adopt_lock);
+    // The guard owns the mutex; lk only lends it to the condition variable.
+    struct Release {
+        std::unique_lock<std::mutex>& l;
+        ~Release() { l.release(); }
+    } release{lk};
     for (;;) {
         m_clock.run_due();
         if (m_events.load() != 0)
@@ -214,11 +243,11 @@ bool PcMachine::wait_for_interrupt()
 
 void PcMachine::kick_vcpu()
 {
-    // Called with m_lock held (device code) or from the run loop.
+    // Called with m_lock held (device code): the accelerator is kicked
+    // when the lock is released, after the interrupt summary is fresh.
     m_kicked = true;
+    m_kick_deferred = true;
     m_wake.notify_all();
-    if (m_vcpu_kick)
-        m_vcpu_kick();
 }
 
 void PcMachine::post_event(MachineEvent e)

@@ -46,6 +46,23 @@ struct PcConfig {
 // What ended or interrupted the run, for system/'s run loop.
 enum class MachineEvent : unsigned { None = 0, Reset = 1, Shutdown = 2, Stop = 4 };
 
+class PcMachine;
+
+// Holds the machine lock; on release refreshes the lock-free interrupt
+// summary and delivers deferred vCPU kicks. Every device access from
+// outside the board (vCPU host calls, chardev input) goes through one.
+class MachineLock {
+public:
+    explicit MachineLock(PcMachine& machine);
+    ~MachineLock();
+    MachineLock(const MachineLock&) = delete;
+    MachineLock& operator=(const MachineLock&) = delete;
+
+private:
+    PcMachine& m_machine;
+    std::unique_lock<std::mutex> m_lock;
+};
+
 class PcMachine final : public accel::VcpuHost {
 public:
     static Result<std::unique_ptr<PcMachine>> create(const PcConfig& cfg);
@@ -65,7 +82,8 @@ public:
     void request_reset() override;
     uint64_t virtual_clock_ns() override;
 
-    // The one big lock (see DESIGN.md).
+    // The one big lock (see DESIGN.md). Take it through MachineLock, which
+    // also refreshes the interrupt summary the vCPU polls without the lock.
     std::mutex& lock() { return m_lock; }
 
     // Run control, callable from any thread.
@@ -102,6 +120,10 @@ public:
     IrqLine& isa_irq(unsigned n) { return m_isa_irq[n & 15]; }
 
 private:
+    friend class MachineLock;
+    // Called with m_lock held, at the end of every locked section.
+    void refresh_irq_summary();
+
     // ISA IRQ n -> PIC pin n and IOAPIC pin n (IRQ 0 -> pin 2).
     class IsaIrqRouter final : public IrqSink {
     public:
@@ -123,7 +145,13 @@ private:
     std::condition_variable m_wake;
     std::atomic<unsigned> m_events{0};
     bool m_kicked = false; // guarded by m_lock
+    bool m_kick_deferred = false; // guarded by m_lock: kick after the summary is fresh
     std::function<void()> m_vcpu_kick;
+    // Lock-free summary for interrupt_pending(): valid until the clock
+    // reaches m_summary_deadline_ns (the next timer) or a locked section
+    // ends and refreshes it.
+    std::atomic<bool> m_summary_pending{false};
+    std::atomic<uint64_t> m_summary_deadline_ns{0};
 
     std::unique_ptr<GuestMemory> m_memory;
     VirtualClock m_clock;

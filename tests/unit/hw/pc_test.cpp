@@ -115,6 +115,30 @@ TEST(PcMachine, HaltWakesOnTimerInManualClock)
     EXPECT_FALSE(m.machine->wait_for_interrupt());
 }
 
+TEST(PcMachine, InputFromTheLoopThreadIsSeenAndKicks)
+{
+    Capture cap;
+    MachineHarness m(64ull << 20, {&cap, nullptr, nullptr, nullptr});
+    int kicks = 0;
+    m.machine->set_vcpu_kick([&] { kicks++; });
+    for (auto [p, v] : std::initializer_list<std::pair<uint16_t, uint8_t>>{
+             {0x20, 0x11}, {0x21, 0x30}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0x00}})
+        m.outb(p, v);
+    m.outb(0x3fc, 0x08);
+    m.outb(0x3f9, 0x01); // RDI
+    EXPECT_FALSE(m.machine->interrupt_pending());
+    kicks = 0;
+    {
+        MachineLock lk(*m.machine);
+        const uint8_t x[] = {'x'};
+        m.machine->serial(0)->receive(x);
+        EXPECT_EQ(kicks, 0); // deferred until the lock is released
+    }
+    EXPECT_EQ(kicks, 1);
+    EXPECT_TRUE(m.machine->interrupt_pending()); // the lock-free summary saw it
+    EXPECT_EQ(m.machine->acknowledge_interrupt(), 0x34);
+}
+
 TEST(PcMachine, TooLittleRamIsRefused)
 {
     PcConfig cfg;

@@ -1,0 +1,287 @@
+// InterpreterImpl: the interpreter's internals, shared by the exec_*.cpp
+// files. Not part of the accel API; only accel/interp includes it.
+//
+// Guest exceptions raised while executing an instruction are thrown as
+// CpuException and caught at the instruction boundary in run(): a fault can
+// come from any depth (a page walk inside a string instruction inside a far
+// call), and unwinding with the partially executed instruction's effects
+// discarded is exactly the x86 fault semantics. Exceptions never leave
+// InterpreterImpl::run().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "accel/interp/decoder.h"
+#include "accel/interp/interpreter.h"
+#include "accel/interp/private/lazy_flags.h"
+#include "accel/vcpu_host.h"
+#include "accel/x86/cpu_state.h"
+#include "accel/x86/cpuid.h"
+
+namespace kiln::accel::interp {
+
+using x86::CpuState;
+using x86::Seg;
+
+// Exception vectors.
+enum Vector : uint8_t {
+    k_de = 0, k_db = 1, k_nmi = 2, k_bp = 3, k_of = 4, k_br = 5, k_ud = 6, k_nm = 7, k_df = 8,
+    k_ts = 10, k_np = 11, k_ss = 12, k_gp = 13, k_pf = 14, k_mf = 16, k_ac = 17, k_mc = 18, k_xm = 19,
+};
+
+struct CpuException {
+    uint8_t vector;
+    bool has_error;
+    uint32_t error;
+};
+
+// Raised when the current instruction must stop and run() must return
+// (triple fault, unimplemented state) rather than deliver a guest event.
+struct CpuExit {
+    RunExit exit;
+};
+
+enum class Access : uint8_t { Read = 0, Write = 1, Fetch = 2 };
+
+// Page-fault error code bits.
+inline constexpr uint32_t k_pf_present = 1u << 0;
+inline constexpr uint32_t k_pf_write = 1u << 1;
+inline constexpr uint32_t k_pf_user = 1u << 2;
+inline constexpr uint32_t k_pf_rsvd = 1u << 3;
+inline constexpr uint32_t k_pf_fetch = 1u << 4;
+
+inline constexpr uint64_t k_rflags_defined = 0x3f7fd5;
+inline constexpr unsigned k_tlb_entries = 256;
+inline constexpr unsigned k_decode_cache_entries = 1u << 15;
+
+struct TlbEntry {
+    uint64_t vpage = ~0ull;  // linear address >> 12, ~0 when empty
+    uint8_t* host = nullptr; // host address of the page, nullptr for MMIO
+    uint64_t gpa = 0;        // guest-physical page address
+    bool global = false;
+};
+
+struct DecodeCacheEntry {
+    uint64_t gpa = ~0ull;
+    uint32_t generation = 0;
+    uint8_t code_size = 0xff;
+    DecodedInsn insn;
+};
+
+class InterpreterImpl {
+public:
+    InterpreterImpl(VcpuHost& host, const x86::CpuModel& model);
+
+    RunExit run(uint64_t max_instructions);
+    void kick() { m_kick.store(true, std::memory_order_release); }
+    void invalidate_code(uint64_t gpa, uint64_t len);
+    void reset(x86::ResetKind kind);
+
+    CpuState& state() { return m_s; }
+    const x86::CpuModel& model() const { return m_model; }
+    uint64_t instructions_retired() const { return m_retired; }
+
+    // ---- Everything below is for the exec_*.cpp files. ----
+
+    [[noreturn]] void raise(uint8_t vector) { throw CpuException{vector, false, 0}; }
+    [[noreturn]] void raise(uint8_t vector, uint32_t error) { throw CpuException{vector, true, error}; }
+    [[noreturn]] void raise_gp0() { raise(k_gp, 0); }
+    [[noreturn]] void raise_ud() { raise(k_ud); }
+
+    // Registers.
+    uint64_t reg(unsigned r, unsigned size) const
+    {
+        switch (size) {
+        case 1:
+            if (r >= 4 && r < 8 && !m_insn->rex)
+                return (m_s.gpr[r - 4] >> 8) & 0xff; // AH, CH, DH, BH
+            return m_s.gpr[r] & 0xff;
+        case 2: return m_s.gpr[r] & 0xffff;
+        case 4: return m_s.gpr[r] & 0xffffffff;
+        default: return m_s.gpr[r];
+        }
+    }
+    void set_reg(unsigned r, unsigned size, uint64_t v)
+    {
+        switch (size) {
+        case 1:
+            if (r >= 4 && r < 8 && !m_insn->rex)
+                m_s.gpr[r - 4] = (m_s.gpr[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+            else
+                m_s.gpr[r] = (m_s.gpr[r] & ~0xffull) | (v & 0xff);
+            break;
+        case 2: m_s.gpr[r] = (m_s.gpr[r] & ~0xffffull) | (v & 0xffff); break;
+        case 4: m_s.gpr[r] = v & 0xffffffff; break;
+        default: m_s.gpr[r] = v; break;
+        }
+    }
+
+    // Flags.
+    uint64_t flags() const { return m_flags.get(m_s.rflags); }
+    // Replaces all of RFLAGS (callers apply the IOPL/CPL rules first).
+    void set_flags(uint64_t f)
+    {
+        m_s.rflags = (f & k_rflags_defined) | x86::k_flag_fixed1;
+        m_flags.clear();
+    }
+    void set_arith_flags(uint64_t arith) { m_flags.set_eager(m_s.rflags, arith); }
+    LazyFlags& lazy() { return m_flags; }
+    bool cond(unsigned cc) const { return m_flags.cond(m_s.rflags, cc); }
+
+    // Modes.
+    bool mode64() const { return m_mode64; }
+    CodeSize code_size() const { return m_code_size; }
+    unsigned cpl() const { return m_cpl; }
+    // Recomputes cached mode bits after CS, CR0, EFER or RFLAGS.VM changes.
+    void update_mode();
+    unsigned stack_size() const; // 2, 4 or 8: SS.B / 64-bit mode
+
+    // Effective address of the current instruction's memory operand
+    // (offset within its segment, already wrapped to the address size).
+    uint64_t effective_address(const DecodedInsn& d) const;
+    Seg operand_seg(const DecodedInsn& d) const
+    {
+        if (d.seg != k_no_seg)
+            return Seg(d.seg);
+        return d.default_ss ? Seg::SS : Seg::DS;
+    }
+
+    // Segmented memory: offset -> linear (with limit/type checks) -> physical.
+    uint64_t linear(Seg seg, uint64_t offset, unsigned size, Access access);
+    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size);
+    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Linear addresses (descriptor tables, TSS, IDT): supervisor, no segmentation.
+    uint64_t read_linear(uint64_t lin, unsigned size, bool supervisor = true);
+    void write_linear(uint64_t lin, unsigned size, uint64_t value, bool supervisor = true);
+    void read_linear_bytes(uint64_t lin, void* dst, unsigned len, bool user);
+    void write_linear_bytes(uint64_t lin, const void* src, unsigned len, bool user);
+
+    // Operand helpers for the current instruction.
+    uint64_t read_rm(const DecodedInsn& d, unsigned size)
+    {
+        if (d.mod == 3)
+            return reg(d.rm, size);
+        return read_mem(operand_seg(d), effective_address(d), size);
+    }
+    void write_rm(const DecodedInsn& d, unsigned size, uint64_t v)
+    {
+        if (d.mod == 3)
+            set_reg(d.rm, size, v);
+        else
+            write_mem(operand_seg(d), effective_address(d), size, v);
+    }
+
+    // Stack.
+    void push(uint64_t v, unsigned size);
+    uint64_t pop(unsigned size);
+    uint64_t stack_pointer() const;
+    void set_stack_pointer(uint64_t v);
+
+    // Control transfer inside the current code segment.
+    void jump_near(uint64_t target);
+    void end_block() { m_block_end = true; }
+
+    // Segment loads (segments.cpp).
+    void load_segment(Seg seg, uint16_t selector);       // MOV/POP Sreg semantics, with checks
+    void load_segment_real(Seg seg, uint16_t selector);  // real/v8086: base = sel << 4
+    void set_cs_for_transfer(uint16_t selector, uint64_t desc, unsigned new_cpl);
+    uint64_t read_descriptor(uint16_t selector, uint8_t fault_vector); // raw 8 bytes, #GP/#TS on limit
+    void write_descriptor_high(uint16_t selector, uint32_t high);
+    x86::SegmentCache cache_from_descriptor(uint16_t selector, uint64_t desc) const;
+    void far_jump(uint16_t selector, uint64_t offset, bool is_call, unsigned opsize, uint64_t next_rip);
+    void far_return(unsigned opsize, uint16_t pop_bytes);
+
+    // Interrupts and exceptions (interrupts.cpp).
+    enum class EventKind { Exception, External, Software, Nmi, SoftwareException };
+    void deliver(uint8_t vector, EventKind kind, bool has_error, uint32_t error, uint64_t return_rip);
+    void iret(unsigned opsize);
+
+    // Paging and TLB (paging.cpp).
+    void flush_tlb(bool include_global);
+    void flush_tlb_page(uint64_t lin);
+    void write_cr0(uint64_t v);
+    void write_cr3(uint64_t v);
+    void write_cr4(uint64_t v);
+    void write_efer(uint64_t v);
+
+    // Port I/O with the IOPL / TSS I/O bitmap check.
+    void check_io(uint16_t port, unsigned size);
+    uint32_t io_read(uint16_t port, unsigned size);
+    void io_write(uint16_t port, unsigned size, uint32_t v);
+
+    uint64_t read_tsc();
+    bool read_msr(uint32_t index, uint64_t& value);
+    bool write_msr(uint32_t index, uint64_t value);
+
+    // Instruction groups (exec_*.cpp). Each returns false if the opcode is
+    // not one it handles (the caller raises #UD).
+    bool exec_alu(const DecodedInsn& d);
+    bool exec_control(const DecodedInsn& d);
+    bool exec_string(const DecodedInsn& d);
+    bool exec_system(const DecodedInsn& d);
+    bool exec_bits(const DecodedInsn& d);
+    bool exec_sse(const DecodedInsn& d);
+    bool exec_x87(const DecodedInsn& d);
+
+    VcpuHost& host() { return m_host; }
+    uint64_t next_rip() const { return m_next_rip; }
+    void set_next_rip(uint64_t rip) { m_next_rip = rip; }
+    const DecodedInsn& insn() const { return *m_insn; }
+    void request_irq_check() { m_check_irq = true; }
+    void set_interrupt_shadow(uint8_t kind) { m_new_shadow = kind; }
+    void halt();
+
+private:
+    void execute_one();
+    void execute(const DecodedInsn& d);
+    const DecodedInsn& fetch_decode();
+    bool check_events();
+    void handle_exception(const CpuException& e, uint64_t fault_rip);
+    bool page_walk(uint64_t lin, Access access, bool user, uint64_t& gpa, bool& global, bool& writable_ok);
+    TlbEntry& tlb_fill(uint64_t lin, Access access, bool user);
+    uint8_t* translate_fast(uint64_t lin, Access access, bool user, uint64_t& gpa);
+    uint64_t phys_read(uint64_t gpa, unsigned size);
+    void phys_write(uint64_t gpa, unsigned size, uint64_t v);
+    void note_code_page(uint64_t gpa);
+    void code_page_written(uint64_t gpa);
+    uint32_t page_generation(uint64_t gpa) const;
+    void fold_state();
+
+    VcpuHost& m_host;
+    hw::GuestMemory& m_mem;
+    x86::CpuModel m_model;
+    CpuState m_s;
+    LazyFlags m_flags;
+
+    // Cached mode bits (update_mode()).
+    bool m_mode64 = false;
+    CodeSize m_code_size = CodeSize::Bits16;
+    unsigned m_cpl = 0;
+
+    const DecodedInsn* m_insn = nullptr;
+    DecodedInsn m_uncached; // decoded instruction that is not in the cache
+    uint64_t m_next_rip = 0;
+    bool m_block_end = false;
+    bool m_check_irq = true;
+    uint8_t m_new_shadow = 0;
+    uint8_t m_fault_depth = 0; // 0 none, 1 delivering, 2 delivering #DF
+    uint64_t m_retired = 0;
+    std::atomic<bool> m_kick{false};
+
+    // [access][user]
+    TlbEntry m_tlb[3][2][k_tlb_entries];
+    std::vector<DecodeCacheEntry> m_decode_cache;
+    // Per guest-physical page: generation (bumped when the page's code
+    // changes) and whether any decoded instruction of it is cached.
+    uint64_t m_pages = 0;
+    std::unique_ptr<std::atomic<uint32_t>[]> m_page_gen;
+    std::vector<uint8_t> m_page_has_code;
+
+    friend class Interpreter;
+};
+
+} // namespace kiln::accel::interp

@@ -1,0 +1,82 @@
+// LazyFlags: arithmetic flags computed on demand. Most instructions that
+// set flags are followed by one that overwrites them, so ADD/SUB/logic/
+// INC/DEC/NEG only record their operands and result; CF..OF are derived
+// when something reads them (Jcc, PUSHF, ADC, an exit from run()).
+#pragma once
+
+#include <cstdint>
+
+#include "accel/x86/cpu_state.h"
+
+namespace kiln::accel::interp {
+
+enum class FlagOp : uint8_t { None, Add, Adc, Sub, Sbb, Logic, Inc, Dec, Neg };
+
+class LazyFlags {
+public:
+    void clear() { m_op = FlagOp::None; }
+    bool pending() const { return m_op != FlagOp::None; }
+
+    // Records an operation of `size` bytes: res = a OP b (cf_in for ADC/SBB,
+    // the preserved CF for INC/DEC).
+    void set(FlagOp op, unsigned size, uint64_t res, uint64_t a, uint64_t b, bool cf_in = false)
+    {
+        m_op = op;
+        m_size = uint8_t(size);
+        m_res = res;
+        m_a = a;
+        m_b = b;
+        m_cf_in = cf_in;
+    }
+
+    // Full RFLAGS given the stored (non-arithmetic and, if no op is
+    // pending, arithmetic) bits.
+    uint64_t get(uint64_t rflags) const
+    {
+        if (m_op == FlagOp::None)
+            return rflags;
+        return (rflags & ~x86::k_flags_arith) | compute();
+    }
+    // Folds a pending op into rflags and replaces the arithmetic bits in `mask` with `arith`.
+    void set_eager(uint64_t& rflags, uint64_t arith, uint64_t mask = x86::k_flags_arith)
+    {
+        rflags = (get(rflags) & ~mask) | (arith & mask);
+        m_op = FlagOp::None;
+    }
+    void materialize(uint64_t& rflags)
+    {
+        rflags = get(rflags);
+        m_op = FlagOp::None;
+    }
+
+    bool cf(uint64_t rflags) const;
+    bool zf(uint64_t rflags) const
+    {
+        if (m_op == FlagOp::None)
+            return rflags & x86::k_flag_zf;
+        return (m_res & mask()) == 0;
+    }
+    bool sf(uint64_t rflags) const
+    {
+        if (m_op == FlagOp::None)
+            return rflags & x86::k_flag_sf;
+        return (m_res >> (m_size * 8 - 1)) & 1;
+    }
+    bool of(uint64_t rflags) const;
+    bool pf(uint64_t rflags) const;
+    // Condition code cc (0-15) as Jcc/SETcc/CMOVcc encode it.
+    bool cond(uint64_t rflags, unsigned cc) const;
+
+private:
+    uint64_t compute() const;
+    uint64_t mask() const { return m_size == 8 ? ~0ull : (1ull << (m_size * 8)) - 1; }
+
+    FlagOp m_op = FlagOp::None;
+    uint8_t m_size = 1;
+    bool m_cf_in = false;
+    uint64_t m_res = 0, m_a = 0, m_b = 0;
+};
+
+inline bool parity_even(uint64_t v) { return !__builtin_parity(unsigned(v & 0xff)); }
+
+} // namespace kiln::accel::interp

@@ -1,0 +1,157 @@
+// Native half of the oracle (see oracle.h). Everything that touches the
+// fixed test addresses runs in a forked child, so a stray store from a
+// test sequence can never damage the test process.
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "tests/oracle/oracle.h"
+
+extern "C" void kiln_oracle_enter();
+extern "C" void kiln_oracle_exit();
+
+namespace kiln::oracle {
+
+namespace {
+
+constexpr uint64_t k_block_addr = 0x700000;
+
+struct Block {
+    uint64_t gpr_in[16];
+    uint64_t rflags_in;
+    uint64_t entry;
+    uint64_t host_rsp;
+    uint8_t pad0[256 - 152];
+    uint64_t gpr_out[16];
+    uint64_t rflags_out;
+    uint8_t pad1[512 - 392];
+    accel::x86::FxsaveArea fx_in;
+    accel::x86::FxsaveArea fx_out;
+};
+static_assert(offsetof(Block, gpr_out) == 256);
+static_assert(offsetof(Block, rflags_out) == 384);
+static_assert(offsetof(Block, fx_in) == 512);
+static_assert(offsetof(Block, fx_out) == 1024);
+
+sigjmp_buf g_jump;
+volatile int g_signal = 0;
+
+void on_signal(int sig, siginfo_t*, void*)
+{
+    g_signal = sig;
+    siglongjmp(g_jump, 1);
+}
+
+bool map_fixed(uint64_t addr, size_t len, int prot)
+{
+    void* p = mmap(reinterpret_cast<void*>(addr), len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    return p == reinterpret_cast<void*>(addr);
+}
+
+Fault fault_from_signal(int sig)
+{
+    switch (sig) {
+    case SIGFPE: return Fault::DivideError;
+    case SIGILL: return Fault::InvalidOpcode;
+    case SIGTRAP: return Fault::Breakpoint;
+    default: return Fault::Protection;
+    }
+}
+
+[[noreturn]] void child_main(const std::vector<OracleCase>& cases, OracleOutcome* results)
+{
+    if (!map_fixed(k_code_addr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC)
+        || !map_fixed(k_data_addr, k_data_bytes, PROT_READ | PROT_WRITE)
+        || !map_fixed(k_stack_addr, k_stack_bytes, PROT_READ | PROT_WRITE)
+        || !map_fixed(k_block_addr, 8192, PROT_READ | PROT_WRITE))
+        _exit(3);
+    static uint8_t altstack[65536];
+    stack_t ss{};
+    ss.ss_sp = altstack;
+    ss.ss_size = sizeof altstack;
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa{};
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP})
+        sigaction(sig, &sa, nullptr);
+
+    auto* block = reinterpret_cast<Block*>(k_block_addr);
+    auto* code = reinterpret_cast<uint8_t*>(k_code_addr);
+    accel::x86::FxsaveArea base_fx;
+    asm volatile("fxsave64 %0" : "=m"(base_fx));
+    for (size_t i = 0; i < cases.size(); i++) {
+        const OracleCase& c = cases[i];
+        OracleOutcome& r = results[i];
+        std::memcpy(code, c.code.data(), c.code.size());
+        // jmp *0(%rip); .quad kiln_oracle_exit
+        uint8_t* t = code + c.code.size();
+        const uint8_t jmp[] = {0xff, 0x25, 0, 0, 0, 0};
+        std::memcpy(t, jmp, sizeof jmp);
+        uint64_t exit_addr = reinterpret_cast<uint64_t>(&kiln_oracle_exit);
+        std::memcpy(t + 6, &exit_addr, 8);
+        std::memcpy(reinterpret_cast<void*>(k_data_addr), c.in.data, k_data_bytes);
+        std::memcpy(reinterpret_cast<void*>(k_stack_addr), c.in.stack, k_stack_bytes);
+        std::memcpy(block->gpr_in, c.in.gpr, sizeof c.in.gpr);
+        block->rflags_in = c.in.rflags;
+        block->entry = k_code_addr;
+        block->fx_in = base_fx;
+        block->fx_in.mxcsr = c.in.mxcsr;
+        std::memcpy(block->fx_in.xmm, c.in.xmm, sizeof c.in.xmm);
+        g_signal = 0;
+        if (sigsetjmp(g_jump, 1) == 0) {
+            kiln_oracle_enter();
+            r.fault = Fault::None;
+            std::memcpy(r.out.gpr, block->gpr_out, sizeof r.out.gpr);
+            r.out.rflags = block->rflags_out;
+            std::memcpy(r.out.xmm, block->fx_out.xmm, sizeof r.out.xmm);
+            r.out.mxcsr = block->fx_out.mxcsr;
+        } else {
+            r.fault = fault_from_signal(g_signal);
+            asm volatile("fxrstor64 %0" ::"m"(base_fx));
+        }
+        std::memcpy(r.out.data, reinterpret_cast<void*>(k_data_addr), k_data_bytes);
+        std::memcpy(r.out.stack, reinterpret_cast<void*>(k_stack_addr), k_stack_bytes);
+    }
+    _exit(0);
+}
+
+} // namespace
+
+Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cases)
+{
+    for (const auto& c : cases)
+        if (c.code.size() > k_max_code_bytes)
+            return Error::invalid("oracle case '" + c.name + "' has too much code");
+    size_t bytes = sizeof(OracleOutcome) * (cases.size() ? cases.size() : 1);
+    void* shared = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        return Error::from_errno(errno, "oracle: cannot map the result area");
+    auto* results = static_cast<OracleOutcome*>(shared);
+    pid_t pid = fork();
+    if (pid < 0) {
+        munmap(shared, bytes);
+        return Error::from_errno(errno, "oracle: fork");
+    }
+    if (pid == 0)
+        child_main(cases, results);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        munmap(shared, bytes);
+        return Error::internal("oracle: native child failed (status " + std::to_string(status)
+                               + "; exit 3 means the fixed test addresses were not free)");
+    }
+    std::vector<OracleOutcome> out(results, results + cases.size());
+    munmap(shared, bytes);
+    return out;
+}
+
+} // namespace kiln::oracle

@@ -1,0 +1,57 @@
+// The differential oracle: run an instruction sequence natively on the host
+// CPU (user mode, in a forked child with the test pages at fixed addresses)
+// and in Kiln's interpreter (64-bit user mode, flat segments, the same pages
+// identity-mapped), from the same registers, flags, XMM state and memory;
+// compare what comes out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "accel/x86/cpu_state.h"
+#include "util/result.h"
+
+namespace kiln::oracle {
+
+inline constexpr uint64_t k_code_addr = 0x400000;
+inline constexpr uint64_t k_data_addr = 0x500000;
+inline constexpr uint64_t k_stack_addr = 0x600000;
+inline constexpr unsigned k_data_bytes = 8192;
+inline constexpr unsigned k_stack_bytes = 4096;
+inline constexpr unsigned k_max_code_bytes = 256;
+
+struct OracleState {
+    uint64_t gpr[16] = {};
+    uint64_t rflags = 0x202;
+    accel::x86::Vec128 xmm[16] = {};
+    uint32_t mxcsr = 0x1f80;
+    uint8_t data[k_data_bytes] = {};
+    uint8_t stack[k_stack_bytes] = {};
+};
+
+struct OracleCase {
+    std::string name;        // instruction form, for failure messages
+    std::vector<uint8_t> code;
+    OracleState in;
+    uint64_t undefined_flags = 0; // RFLAGS bits the SDM leaves undefined for this case
+    bool compare_xmm = false;
+};
+
+// Fault classes that both sides can observe the same way.
+enum class Fault : int8_t { None = -1, DivideError = 0, Breakpoint = 3, InvalidOpcode = 6, Protection = 13 };
+
+struct OracleOutcome {
+    Fault fault = Fault::None;
+    OracleState out;
+};
+
+// Runs every case natively in one forked child.
+Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cases);
+// Runs every case in the interpreter.
+Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases);
+
+// Empty if equal, otherwise a description of the first differences.
+std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp);
+
+} // namespace kiln::oracle
