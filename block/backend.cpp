@@ -2,11 +2,19 @@
 
 #include <cerrno>
 
+#include "block/file/file_node.h"
+#include "block/file/lock.h"
+
 namespace kiln::block {
 
 class BlockBackend::InFlight {
 public:
-    explicit InFlight(CoWaitGroup& group) : m_group(group), m_start_ns(EventLoop::now_ns()) { m_group.add(); }
+    explicit InFlight(CoWaitGroup& group)
+        : m_group(group)
+        , m_start_ns(EventLoop::now_ns())
+    {
+        m_group.add();
+    }
     ~InFlight() { m_group.done(); }
     InFlight(const InFlight&) = delete;
     InFlight& operator=(const InFlight&) = delete;
@@ -18,8 +26,10 @@ private:
 };
 
 BlockBackend::BlockBackend(EventLoop& loop, std::unique_ptr<BlockNode> root, BackendAccess access)
-    : m_loop(loop), m_root(std::move(root)),
-      m_read_only(access == BackendAccess::ReadOnly || !m_root || m_root->read_only()), m_in_flight(loop)
+    : m_loop(loop)
+    , m_root(std::move(root))
+    , m_read_only(access == BackendAccess::ReadOnly || !m_root || m_root->read_only())
+    , m_in_flight(loop)
 {
 }
 
@@ -34,11 +44,40 @@ Result<void> BlockBackend::check_request(uint64_t offset, uint64_t bytes, bool w
     uint64_t size = m_root->size_bytes();
     if (offset > size || bytes > size - offset)
         return Error(ErrorKind::InvalidArgument,
-                     "Request at offset " + std::to_string(offset) + " of " + std::to_string(bytes)
-                         + " bytes is past the end of '" + m_root->filename() + "' (" + std::to_string(size)
-                         + " bytes)",
-                     EIO);
+            "Request at offset " + std::to_string(offset) + " of " + std::to_string(bytes)
+                + " bytes is past the end of '" + m_root->filename() + "' (" + std::to_string(size) + " bytes)",
+            EIO);
     return ok();
+}
+
+// Pushes a parent's "shared" set down the graph the way QEMU derives its
+// children's permissions: raw passes it through, other formats never share
+// write/resize of their own file, and a backing file may be written by
+// others only if the parent tolerates changing data.
+static Result<void> narrow_sharing(BlockNode* node, uint64_t shared)
+{
+    if (!node)
+        return ok();
+    if (auto* file = dynamic_cast<FileNode*>(node))
+        return file->set_permissions(file->permissions(), file->shared_permissions() & shared);
+    if (node->driver_name() == "raw")
+        return narrow_sharing(node->file(), shared);
+    TRY(narrow_sharing(node->file(), shared & ~uint64_t(k_perm_write | k_perm_resize)));
+    TRY(narrow_sharing(node->data_file(), shared & ~uint64_t(k_perm_write | k_perm_resize)));
+    uint64_t backing_shared = (shared & k_perm_write) ? uint64_t(k_perm_write | k_perm_resize) : 0;
+    backing_shared |= k_perm_consistent_read | k_perm_write_unchanged | k_perm_graph_mod;
+    return narrow_sharing(node->backing(), backing_shared);
+}
+
+Result<void> BlockBackend::apply_device_sharing(ShareWrite share_rw)
+{
+    uint64_t shared = k_perm_consistent_read | k_perm_write_unchanged;
+    if (share_rw == ShareWrite::Yes)
+        shared |= k_perm_write;
+    // QEMU devices do not lock resize out (block_resize must work), and
+    // graph-mod is not a lock byte any more: keep both shared.
+    shared |= k_perm_resize | k_perm_graph_mod;
+    return narrow_sharing(m_root.get(), shared);
 }
 
 Task<Result<void>> BlockBackend::read(uint64_t offset, QIov qiov)

@@ -65,6 +65,15 @@ public:
     // backend holds no root afterwards.
     Task<Result<void>> close();
 
+    // Guest devices, unlike tools, do not let other processes write their
+    // disk (QEMU's devices share only read and write-unchanged unless
+    // share-rw=on). Narrows the locks of every file in the graph as QEMU's
+    // permission propagation does: the data path refuses write (and the
+    // backing chain write and resize). Fails with the lock error if another
+    // process already writes. Only narrows: call once, after opening.
+    enum class ShareWrite { No, Yes };
+    Result<void> apply_device_sharing(ShareWrite share_rw);
+
     const BlockStats& stats() const { return m_stats; }
     void reset_stats() { m_stats = {}; }
 

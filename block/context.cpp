@@ -3,13 +3,15 @@
 #include "block/context.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include <sys/stat.h>
+
 #include "block/file/file_node.h"
 #include "block/file/lock.h"
+#include "block/raw/raw_node.h"
 #include "block/registry.h"
 
 namespace kiln::block {
@@ -31,14 +33,16 @@ std::string resolve_backing_path(const std::string& image, const std::string& ba
 std::string probed_raw_warning(const std::string& filename)
 {
     return "WARNING: Image format was not specified for '" + filename
-           + "' and probing guessed raw.\n"
-             "         Automatically detecting the format is dangerous for raw images, write operations on block 0 "
-             "will be restricted.\n"
-             "         Specify the 'raw' format explicitly to remove the restrictions.";
+        + "' and probing guessed raw.\n"
+          "         Automatically detecting the format is dangerous for raw images, write operations on block 0 "
+          "will be restricted.\n"
+          "         Specify the 'raw' format explicitly to remove the restrictions.";
 }
 
 BlockContext::BlockContext(EventLoop& loop, ThreadPool& pool)
-    : m_loop(loop), m_pool(pool), m_formats(all_format_drivers())
+    : m_loop(loop)
+    , m_pool(pool)
+    , m_formats(all_format_drivers())
 {
 }
 
@@ -58,8 +62,8 @@ const FormatDriver* BlockContext::find_format(std::string_view name) const
     return nullptr;
 }
 
-Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_file(const std::string& filename,
-                                                                 const OptionList& options, const OpenFlags& flags)
+Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_file(
+    const std::string& filename, const OptionList& options, const OpenFlags& flags)
 {
     auto node = CO_TRY(co_await FileNode::open(*this, filename, options, flags));
     co_return std::unique_ptr<BlockNode>(std::move(node));
@@ -128,25 +132,33 @@ Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_image(const ImageSpe
     OptionList file_options = spec.options.subtree("file");
     std::string filename = file_options.get("filename").value_or(spec.filename);
     file_options.remove("filename");
+    // Cache settings given on the format node are inherited by its file,
+    // as QEMU's BDRV_O_NOCACHE/NO_FLUSH flags are.
+    for (const char* key : { "cache.direct", "cache.no-flush" })
+        if (auto v = spec.options.get(key); v && !file_options.has(key))
+            file_options.set(key, *v);
 
     if (m_open_depth >= k_max_open_depth)
-        co_return Error::invalid("Backing chain of '" + filename + "' is deeper than "
-                                 + std::to_string(k_max_open_depth) + " images");
+        co_return Error::invalid(
+            "Backing chain of '" + filename + "' is deeper than " + std::to_string(k_max_open_depth) + " images");
     struct stat st;
-    std::pair<uint64_t, uint64_t> id{0, 0};
+    std::pair<uint64_t, uint64_t> id { 0, 0 };
     if (::stat(filename.c_str(), &st) == 0) {
-        id = {uint64_t(st.st_dev), uint64_t(st.st_ino)};
+        id = { uint64_t(st.st_dev), uint64_t(st.st_ino) };
         for (auto& open : m_open_chain)
             if (open == id)
                 co_return Error::invalid("Backing file '" + filename + "' creates an infinite loop.");
     }
 
     auto file = CO_TRY(co_await open_file(filename, file_options, spec.flags));
+    bool probed_raw = false;
     if (!driver) {
         format = CO_TRY(co_await probe_node(*file));
         driver = find_format(format);
-        if (format == "raw")
+        if (format == "raw") {
             m_probed_raw.push_back(filename);
+            probed_raw = true;
+        }
     }
     CO_TRY(narrow_for_format(*file, format, spec.flags));
 
@@ -158,11 +170,14 @@ Task<Result<std::unique_ptr<BlockNode>>> BlockContext::open_image(const ImageSpe
     auto node = co_await driver->open(*this, std::move(file), format_spec);
     --m_open_depth;
     m_open_chain.pop_back();
+    if (node && probed_raw)
+        if (auto* raw = dynamic_cast<RawNode*>(node.value().get()))
+            raw->set_probed(true);
     co_return node;
 }
 
-Task<Result<void>> BlockContext::create_image(const std::string& format, const std::string& filename,
-                                              uint64_t size_bytes, const OptionList& options)
+Task<Result<void>> BlockContext::create_image(
+    const std::string& format, const std::string& filename, uint64_t size_bytes, const OptionList& options)
 {
     const FormatDriver* driver = find_format(format);
     if (!driver)
@@ -170,8 +185,8 @@ Task<Result<void>> BlockContext::create_image(const std::string& format, const s
     co_return co_await driver->create(*this, filename, size_bytes, options);
 }
 
-Task<Result<void>> BlockContext::create_file(const std::string& filename, uint64_t size_bytes, PreallocMode prealloc,
-                                             const OptionList& file_options)
+Task<Result<void>> BlockContext::create_file(
+    const std::string& filename, uint64_t size_bytes, PreallocMode prealloc, const OptionList& file_options)
 {
     if (prealloc == PreallocMode::Metadata)
         co_return Error::not_supported("Unsupported preallocation mode: metadata");

@@ -72,6 +72,9 @@ public:
     // Formats Kiln knows, in probe order (an explicit list, see registry.cpp).
     const std::vector<const FormatDriver*>& formats() const { return m_formats; }
     const FormatDriver* find_format(std::string_view name) const;
+    // Adds a format after the built-in ones (tests, experiments); `driver`
+    // must outlive the context.
+    void add_format(const FormatDriver* driver) { m_formats.push_back(driver); }
 
     // Opens the protocol node for a host file (driver "file").
     Task<Result<std::unique_ptr<BlockNode>>> open_file(const std::string& filename, const OptionList& options,

@@ -5,10 +5,14 @@ namespace kiln::block {
 const char* prealloc_name(PreallocMode mode)
 {
     switch (mode) {
-    case PreallocMode::Off: return "off";
-    case PreallocMode::Metadata: return "metadata";
-    case PreallocMode::Falloc: return "falloc";
-    case PreallocMode::Full: return "full";
+    case PreallocMode::Off:
+        return "off";
+    case PreallocMode::Metadata:
+        return "metadata";
+    case PreallocMode::Falloc:
+        return "falloc";
+    case PreallocMode::Full:
+        return "full";
     }
     return "off";
 }
@@ -56,9 +60,12 @@ std::optional<AioEngine> parse_aio_engine(const std::string& name)
 const char* aio_engine_name(AioEngine engine)
 {
     switch (engine) {
-    case AioEngine::Threads: return "threads";
-    case AioEngine::Native: return "native";
-    case AioEngine::IoUring: return "io_uring";
+    case AioEngine::Threads:
+        return "threads";
+    case AioEngine::Native:
+        return "native";
+    case AioEngine::IoUring:
+        return "io_uring";
     }
     return "threads";
 }

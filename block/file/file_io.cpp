@@ -1,12 +1,13 @@
 // FileNode data path: reads, writes, flushes through the engine, with
 // bounce buffers for requests O_DIRECT cannot take as they are.
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+
+#include <sys/uio.h>
 
 #include "block/context.h"
 #include "block/file/file_node.h"
@@ -56,16 +57,23 @@ Task<Result<void>> FileNode::do_io(IoOp op, uint64_t offset, const QIov& qiov)
     size_t total = qiov.size();
     size_t done = 0;
     while (done < total) {
-        QIov rest = qiov.slice(done, total - done);
-        if (rest.count() > IOV_MAX)
-            rest = rest.slice(0, bytes_in_segments(rest.iovecs(), IOV_MAX));
-        int64_t n = co_await m_engine->submit(op, m_fd, offset + done, rest.iovecs().data(), rest.count());
+        // The common case (whole request, few segments) submits the
+        // caller's iovecs as they are; only retries and huge lists copy.
+        QIov rest;
+        const QIov* part = &qiov;
+        if (done > 0 || qiov.count() > IOV_MAX) {
+            rest = qiov.slice(done, total - done);
+            if (rest.count() > IOV_MAX)
+                rest = rest.slice(0, bytes_in_segments(rest.iovecs(), IOV_MAX));
+            part = &rest;
+        }
+        int64_t n = co_await m_engine->submit(op, m_fd, offset + done, part->iovecs().data(), part->count());
         if (n == -EINTR || n == -EAGAIN)
             continue;
         if (n < 0)
-            co_return Error::from_errno(int(-n), std::string(op == IoOp::Read ? "Could not read from '"
-                                                                              : "Could not write to '")
-                                                     + m_filename + "' at offset " + std::to_string(offset + done));
+            co_return Error::from_errno(int(-n),
+                std::string(op == IoOp::Read ? "Could not read from '" : "Could not write to '") + m_filename
+                    + "' at offset " + std::to_string(offset + done));
         if (n == 0) {
             if (op == IoOp::Read) {
                 // End of file: QEMU's file driver reads the rest as zeroes.
@@ -162,14 +170,13 @@ Task<Result<void>> FileNode::bounced_write(uint64_t offset, QIov qiov)
 Task<std::list<FileNode::TrackedWrite>::iterator> FileNode::track_write(uint64_t start, uint64_t end, bool rmw)
 {
     for (;;) {
-        auto conflict = std::find_if(m_writes.begin(), m_writes.end(), [&](const TrackedWrite& w) {
-            return (rmw || w.rmw) && w.start < end && start < w.end;
-        });
+        auto conflict = std::find_if(m_writes.begin(), m_writes.end(),
+            [&](const TrackedWrite& w) { return (rmw || w.rmw) && w.start < end && start < w.end; });
         if (conflict == m_writes.end())
             break;
         co_await conflict->done->wait();
     }
-    m_writes.push_back(TrackedWrite{start, end, rmw, std::make_unique<CoEvent>(context().loop())});
+    m_writes.push_back(TrackedWrite { start, end, rmw, std::make_unique<CoEvent>(context().loop()) });
     co_return std::prev(m_writes.end());
 }
 
@@ -190,6 +197,7 @@ Task<Result<void>> FileNode::flush()
 {
     if (m_no_flush || read_only())
         co_return ok();
+    ++m_host_flushes;
     for (;;) {
         int64_t n = co_await m_engine->submit(IoOp::Flush, m_fd, 0, nullptr, 0);
         if (n == -EINTR)

@@ -3,21 +3,22 @@
 #include "block/file/file_node.h"
 
 #include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "block/context.h"
 #include "util/log.h"
 
 namespace kiln::block {
 
-Task<Result<std::unique_ptr<FileNode>>> FileNode::open(BlockContext& ctx, const std::string& filename,
-                                                       const OptionList& options, const OpenFlags& flags)
+Task<Result<std::unique_ptr<FileNode>>> FileNode::open(
+    BlockContext& ctx, const std::string& filename, const OptionList& options, const OpenFlags& flags)
 {
     std::unique_ptr<FileNode> node(new FileNode(ctx, filename));
     CO_TRY(node->parse_options(options, flags));
@@ -63,7 +64,7 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
     m_requested_engine = flags.aio;
     for (auto& [key, value] : options.entries()) {
         if (key == "driver") {
-            if (value != "file")
+            if (value != "file" && value != "host_device")
                 return Error::invalid("Unknown protocol '" + value + "'");
         } else if (key == "filename") {
             m_filename = value;
@@ -79,7 +80,7 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
         } else if (key == "cache.no-flush") {
             m_no_flush = TRY(parse_bool_option(key, value));
         } else if (key == "discard" || key == "aio-max-batch" || key == "pr-manager" || key == "x-check-cache-dropped"
-                   || key == "drop-cache") {
+            || key == "drop-cache") {
             // Accepted for compatibility; Kiln always punches holes on discard.
         } else {
             return Error::invalid("Block protocol 'file' doesn't support the option '" + key + "'");
@@ -97,7 +98,8 @@ Result<void> FileNode::parse_options(const OptionList& options, const OpenFlags&
 
 Result<void> FileNode::open_fd(const OpenFlags& flags)
 {
-    int mode = (flags.read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+    // O_NONBLOCK so that a FIFO cannot hang the open; cleared below.
+    int mode = (flags.read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
     if (m_direct)
         mode |= O_DIRECT;
     do {
@@ -108,9 +110,12 @@ Result<void> FileNode::open_fd(const OpenFlags& flags)
     struct stat st;
     if (fstat(m_fd, &st) != 0)
         return Error::from_errno(errno, "Could not open '" + m_filename + "'");
-    if (S_ISDIR(st.st_mode))
-        return Error::from_errno(EISDIR, "Could not open '" + m_filename + "'");
+    if (S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return Error(
+            ErrorKind::InvalidArgument, "'file' driver requires '" + m_filename + "' to be a regular file", EINVAL);
+    fcntl(m_fd, F_SETFL, fcntl(m_fd, F_GETFL) & ~O_NONBLOCK);
     m_block_device = S_ISBLK(st.st_mode);
+    m_regular_file = S_ISREG(st.st_mode);
     if (m_block_device) {
         off_t end = lseek(m_fd, 0, SEEK_END);
         if (end < 0)
@@ -136,7 +141,7 @@ void FileNode::probe_alignment()
         return;
     }
 #ifdef STATX_DIOALIGN
-    struct statx stx {};
+    struct statx stx { };
     if (statx(m_fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN)
         && stx.stx_dio_offset_align > 0) {
         m_request_align = stx.stx_dio_offset_align;
@@ -162,7 +167,7 @@ Result<void> FileNode::choose_engine()
         if (m_requested_engine)
             Log::warning(engine.error().message() + "; using aio=threads for '" + m_filename + "'");
     }
-    m_engine = make_threads_engine(ctx.pool());
+    m_engine = make_threads_engine(ctx.loop());
     return ok();
 }
 
@@ -217,15 +222,22 @@ Task<Result<void>> FileNode::fallocate(int mode, uint64_t offset, uint64_t bytes
     co_return ok();
 }
 
+// errno values by which fallocate says "not here" rather than "failed".
+static bool fallocate_unsupported(int err)
+{
+    return err == EOPNOTSUPP || err == ENOTSUP || err == EINVAL || err == ENOSYS || err == ENODEV;
+}
+
 Task<Result<void>> FileNode::pdiscard(uint64_t offset, uint64_t bytes)
 {
     if (read_only())
         co_return Error(ErrorKind::PermissionDenied, "Cannot discard on read-only file '" + m_filename + "'", EPERM);
-    if (m_block_device || bytes == 0)
+    if (bytes == 0)
         co_return ok();
-    // Discard is advisory: a file system without hole punching keeps data.
+    // Discard is advisory: a file system or device without hole punching
+    // keeps the data. (On block devices PUNCH_HOLE is a discard.)
     auto r = co_await fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes);
-    if (!r && r.error().errno_value() != EOPNOTSUPP)
+    if (!r && !fallocate_unsupported(r.error().errno_value()))
         co_return r;
     co_return ok();
 }
@@ -236,7 +248,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
         co_return Error(ErrorKind::PermissionDenied, "Cannot write to read-only file '" + m_filename + "'", EPERM);
     if (bytes == 0)
         co_return ok();
-    if (!m_block_device) {
+    {
         uint64_t end = offset + bytes;
         Result<void> r = Error::not_supported("no fallocate");
         if (has_flag(flags, RequestFlags::MayUnmap)) {
@@ -244,7 +256,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
             // it separately when the range goes past the end.
             uint64_t inside = offset < m_size_bytes ? std::min(end, m_size_bytes) - offset : 0;
             r = inside ? co_await fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, inside) : ok();
-            if (r && end > m_size_bytes) {
+            if (r && end > m_size_bytes && m_regular_file) {
                 if (::ftruncate(m_fd, off_t(end)) != 0)
                     co_return Error::from_errno(errno, "Could not resize '" + m_filename + "'");
                 m_size_bytes = end;
@@ -256,8 +268,7 @@ Task<Result<void>> FileNode::pwrite_zeroes(uint64_t offset, uint64_t bytes, Requ
             m_size_bytes = std::max(m_size_bytes, end);
             co_return co_await after_write(end, flags);
         }
-        int err = r.error().errno_value();
-        if (err != EOPNOTSUPP && err != ENOTSUP && err != EINVAL && err != ENOSYS)
+        if (!fallocate_unsupported(r.error().errno_value()))
             co_return r;
     }
     if (has_flag(flags, RequestFlags::NoFallback))

@@ -23,8 +23,8 @@ class FileNode final : public BlockNode {
 public:
     // Opens `filename`; options are the "file." subtree (locking, aio,
     // cache.direct, cache.no-flush, ...). Errors read "Could not open 'x': ...".
-    static Task<Result<std::unique_ptr<FileNode>>> open(BlockContext& ctx, const std::string& filename,
-                                                        const OptionList& options, const OpenFlags& flags);
+    static Task<Result<std::unique_ptr<FileNode>>> open(
+        BlockContext& ctx, const std::string& filename, const OptionList& options, const OpenFlags& flags);
     ~FileNode() override;
 
     std::string_view driver_name() const override { return "file"; }
@@ -54,9 +54,15 @@ public:
     bool direct_io() const { return m_direct; }
     uint32_t memory_alignment() const { return m_mem_align; }
     int fd() const { return m_fd; }
+    // fdatasync calls issued so far (cache-mode behaviour is visible here).
+    uint64_t host_flushes() const { return m_host_flushes; }
 
 private:
-    FileNode(BlockContext& ctx, std::string filename) : BlockNode(ctx), m_filename(std::move(filename)) {}
+    FileNode(BlockContext& ctx, std::string filename)
+        : BlockNode(ctx)
+        , m_filename(std::move(filename))
+    {
+    }
 
     Result<void> parse_options(const OptionList& options, const OpenFlags& flags);
     Result<void> open_fd(const OpenFlags& flags);
@@ -87,6 +93,7 @@ private:
     std::string m_filename;
     int m_fd = -1;
     bool m_block_device = false;
+    bool m_regular_file = false;
     uint64_t m_size_bytes = 0;
     std::unique_ptr<IoEngine> m_engine;
     std::optional<AioEngine> m_requested_engine;
@@ -102,6 +109,7 @@ private:
     uint64_t m_held_perm = 0;
     uint64_t m_held_unshared = 0;
     std::list<TrackedWrite> m_writes;
+    uint64_t m_host_flushes = 0;
 };
 
 } // namespace kiln::block

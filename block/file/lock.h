@@ -31,8 +31,8 @@ const char* block_perm_name(uint64_t bit);
 // Locks byte 100+bit for each bit in `perm` and 200+bit for each bit not in
 // `shared`; unlocks the other bytes of both ranges that `held_*` says we
 // hold. Updates held_* to what is now held.
-Result<void> apply_lock_bytes(int fd, uint64_t perm, uint64_t shared, uint64_t& held_perm, uint64_t& held_unshared,
-                              const std::string& filename);
+Result<void> apply_lock_bytes(
+    int fd, uint64_t perm, uint64_t shared, uint64_t& held_perm, uint64_t& held_unshared, const std::string& filename);
 
 // Fails with QEMU's message if another open file holds a conflicting byte.
 Result<void> check_lock_bytes(int fd, uint64_t perm, uint64_t shared, const std::string& filename);

@@ -2,12 +2,13 @@
 // an eventfd watched by the event loop. Linux AIO is only asynchronous with
 // O_DIRECT, which is why QEMU (and Kiln) require cache.direct=on for it.
 #include <libaio.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <coroutine>
 #include <deque>
 #include <vector>
+
+#include <sys/eventfd.h>
 
 #include "block/file/engine.h"
 
@@ -15,16 +16,17 @@ namespace kiln::block {
 
 namespace {
 
-struct AioRequest {
-    iocb cb{};
-    IoOp op;
-    int64_t result = 0;
-    std::coroutine_handle<> waiter;
+struct AioRequest : EngineRequest {
+    iocb cb {};
 };
 
 class NativeEngine final : public IoEngine {
 public:
-    NativeEngine(EventLoop& loop, ThreadPool& pool) : m_loop(loop), m_pool(pool) {}
+    NativeEngine(EventLoop& loop, ThreadPool& pool)
+        : m_loop(loop)
+        , m_pool(pool)
+    {
+    }
     ~NativeEngine() override
     {
         if (m_event_fd >= 0) {
@@ -60,19 +62,10 @@ public:
             io_prep_pwritev(&req.cb, fd, iov, iov_count, (long long)offset);
         io_set_eventfd(&req.cb, m_event_fd);
         req.cb.data = &req;
-        struct Awaiter {
-            NativeEngine* engine;
-            AioRequest* req;
-            bool await_ready() { return false; }
-            void await_suspend(std::coroutine_handle<> h)
-            {
-                req->waiter = h;
-                engine->m_queued.push_back(req);
-                engine->submit_queued();
-            }
-            void await_resume() {}
-        };
-        co_await Awaiter{this, &req};
+        co_await wait_for_completion(req, [&] {
+            m_queued.push_back(&req);
+            submit_queued();
+        });
         co_return req.result;
     }
 
@@ -117,7 +110,7 @@ private:
         (void)!::read(m_event_fd, &count, sizeof count);
         std::vector<std::coroutine_handle<>> ready;
         io_event events[64];
-        timespec no_wait{0, 0};
+        timespec no_wait { 0, 0 };
         for (;;) {
             int n = io_getevents(m_ctx, 0, 64, events, &no_wait);
             if (n <= 0)

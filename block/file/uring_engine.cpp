@@ -2,12 +2,13 @@
 // through an eventfd that the event loop watches. Requests beyond the ring's
 // size wait in a queue and are submitted as completions free slots.
 #include <liburing.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <coroutine>
 #include <deque>
 #include <vector>
+
+#include <sys/eventfd.h>
 
 #include "block/file/engine.h"
 
@@ -15,19 +16,12 @@ namespace kiln::block {
 
 namespace {
 
-struct UringRequest {
-    IoOp op;
-    int fd;
-    uint64_t offset;
-    const iovec* iov;
-    int iov_count;
-    int64_t result = 0;
-    std::coroutine_handle<> waiter;
-};
-
 class UringEngine final : public IoEngine {
 public:
-    UringEngine(EventLoop& loop) : m_loop(loop) {}
+    UringEngine(EventLoop& loop)
+        : m_loop(loop)
+    {
+    }
     ~UringEngine() override
     {
         if (m_event_fd >= 0) {
@@ -57,24 +51,13 @@ public:
 
     Task<int64_t> submit(IoOp op, int fd, uint64_t offset, const iovec* iov, int iov_count) override
     {
-        UringRequest req{op, fd, offset, iov, iov_count};
-        struct Awaiter {
-            UringEngine* engine;
-            UringRequest* req;
-            bool await_ready() { return false; }
-            void await_suspend(std::coroutine_handle<> h)
-            {
-                req->waiter = h;
-                engine->enqueue(req);
-            }
-            void await_resume() {}
-        };
-        co_await Awaiter{this, &req};
+        EngineRequest req { op, fd, offset, iov, iov_count };
+        co_await wait_for_completion(req, [&] { enqueue(&req); });
         co_return req.result;
     }
 
 private:
-    void enqueue(UringRequest* req)
+    void enqueue(EngineRequest* req)
     {
         m_queued.push_back(req);
         fill_ring();
@@ -88,7 +71,7 @@ private:
             io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
             if (!sqe)
                 break;
-            UringRequest* req = m_queued.front();
+            EngineRequest* req = m_queued.front();
             m_queued.pop_front();
             switch (req->op) {
             case IoOp::Read:
@@ -97,7 +80,9 @@ private:
             case IoOp::Write:
                 io_uring_prep_writev(sqe, req->fd, req->iov, unsigned(req->iov_count), req->offset);
                 break;
-            case IoOp::Flush: io_uring_prep_fsync(sqe, req->fd, IORING_FSYNC_DATASYNC); break;
+            case IoOp::Flush:
+                io_uring_prep_fsync(sqe, req->fd, IORING_FSYNC_DATASYNC);
+                break;
             }
             io_uring_sqe_set_data(sqe, req);
             ++m_in_flight;
@@ -134,7 +119,7 @@ private:
         std::vector<std::coroutine_handle<>> ready;
         io_uring_cqe* cqe;
         while (io_uring_peek_cqe(&m_ring, &cqe) == 0) {
-            auto* req = static_cast<UringRequest*>(io_uring_cqe_get_data(cqe));
+            auto* req = static_cast<EngineRequest*>(io_uring_cqe_get_data(cqe));
             req->result = cqe->res;
             io_uring_cqe_seen(&m_ring, cqe);
             --m_in_flight;
@@ -147,12 +132,12 @@ private:
     }
 
     EventLoop& m_loop;
-    io_uring m_ring{};
+    io_uring m_ring {};
     bool m_ring_ready = false;
     int m_event_fd = -1;
     unsigned m_in_flight = 0;
     bool m_retry_pending = false;
-    std::deque<UringRequest*> m_queued;
+    std::deque<EngineRequest*> m_queued;
 };
 
 } // namespace

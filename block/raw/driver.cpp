@@ -4,8 +4,8 @@
 
 namespace kiln::block {
 
-static Task<Result<std::unique_ptr<BlockNode>>> open_raw(BlockContext& ctx, std::unique_ptr<BlockNode> file,
-                                                         const ImageSpec& spec)
+static Task<Result<std::unique_ptr<BlockNode>>> open_raw(
+    BlockContext& ctx, std::unique_ptr<BlockNode> file, const ImageSpec& spec)
 {
     auto node = RawNode::open(ctx, std::move(file), spec);
     if (!node)
@@ -13,8 +13,8 @@ static Task<Result<std::unique_ptr<BlockNode>>> open_raw(BlockContext& ctx, std:
     co_return std::unique_ptr<BlockNode>(std::move(node).value());
 }
 
-static Task<Result<void>> create_raw(BlockContext& ctx, const std::string& filename, uint64_t size_bytes,
-                                     const OptionList& options)
+static Task<Result<void>> create_raw(
+    BlockContext& ctx, const std::string& filename, uint64_t size_bytes, const OptionList& options)
 {
     PreallocMode prealloc = PreallocMode::Off;
     if (auto name = options.get("preallocation")) {
@@ -32,10 +32,10 @@ static Task<Result<void>> create_raw(BlockContext& ctx, const std::string& filen
 static std::vector<CreateOptionInfo> raw_create_options()
 {
     return {
-        {"extent_size_hint", "size", "Extent size hint for the image file, 0 to disable", ""},
-        {"nocow", "bool", "Turn off copy-on-write (valid only on btrfs)", ""},
-        {"preallocation", "str", "Preallocation mode (allowed values: off, falloc, full)", "off"},
-        {"size", "size", "Virtual disk size", ""},
+        { "extent_size_hint", "size", "Extent size hint for the image file, 0 to disable", "" },
+        { "nocow", "bool", "Turn off copy-on-write (valid only on btrfs)", "" },
+        { "preallocation", "str", "Preallocation mode (allowed values: off, falloc, full)", "off" },
+        { "size", "size", "Virtual disk size", "" },
     };
 }
 
@@ -47,7 +47,7 @@ static int probe_raw(std::span<const uint8_t>, const std::string&)
 
 const FormatDriver& raw_format_driver()
 {
-    static const FormatDriver driver{"raw", probe_raw, open_raw, create_raw, raw_create_options};
+    static const FormatDriver driver { "raw", probe_raw, open_raw, create_raw, raw_create_options };
     return driver;
 }
 

@@ -2,14 +2,15 @@
 // event loop, a thread pool and a BlockContext.
 #pragma once
 
-#include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "block/context.h"
 
@@ -35,11 +36,7 @@ protected:
         std::filesystem::remove_all(m_dir, ec);
     }
 
-    template<typename T>
-    T run(Task<T> task)
-    {
-        return m_loop->run_until_complete(std::move(task));
-    }
+    template<typename T> T run(Task<T> task) { return m_loop->run_until_complete(std::move(task)); }
 
     std::string path(const std::string& name) const { return m_dir + "/" + name; }
 
@@ -54,7 +51,7 @@ protected:
 
     static uint64_t st_blocks_bytes(const std::string& p)
     {
-        struct stat st {};
+        struct stat st { };
         stat(p.c_str(), &st);
         return uint64_t(st.st_blocks) * 512;
     }
