@@ -1,8 +1,5 @@
 #include "block/qcow2/create.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "block/qcow2/qcow2_node.h"
 
 namespace kiln::block::qcow2 {
@@ -158,7 +155,7 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
     CreateParams p = CO_TRY(parse_params(options));
     if (size_bytes == 0 && !p.backing_file.empty()) {
         ImageSpec b;
-        b.filename = resolve_backing_path(filename, p.backing_file);
+        b.filename = block::resolve_backing_path(filename, p.backing_file);
         b.format = p.backing_fmt;
         b.flags.no_backing = false;
         auto backing = co_await ctx.open_image(b);
@@ -173,10 +170,7 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
     if (size_bytes > k_max_image_bytes)
         co_return Error::invalid("Image is too big");
 
-    int fd = ::open(filename.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0)
-        co_return Error::from_errno(errno, "Could not create '" + filename + "'");
-    ::close(fd);
+    CO_TRY(co_await ctx.create_file(filename, 0, PreallocMode::Off, options.subtree("file")));
 
     OpenFlags flags;
     flags.read_write = true;

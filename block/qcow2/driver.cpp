@@ -155,30 +155,10 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     co_return ok();
 }
 
-static bool is_absolute_or_protocol_impl(const std::string& name)
-{
-    if (!name.empty() && name[0] == '/')
-        return true;
-    auto colon = name.find(':');
-    auto slash = name.find('/');
-    return colon != std::string::npos && (slash == std::string::npos || colon < slash) && name.rfind("json:", 0) != 0
-           && colon > 1;
-}
-
-std::string resolve_backing_path(const std::string& image, const std::string& backing)
-{
-    if (is_absolute_or_protocol_impl(backing))
-        return backing;
-    auto slash = image.rfind('/');
-    if (slash == std::string::npos)
-        return backing;
-    return image.substr(0, slash + 1) + backing;
-}
-
 Task<Result<void>> Qcow2Node::open_backing(const ImageSpec& spec)
 {
     ImageSpec b;
-    b.filename = resolve_backing_path(spec.filename.empty() ? filename() : spec.filename, m_header.backing_file);
+    b.filename = block::resolve_backing_path(spec.filename.empty() ? filename() : spec.filename, m_header.backing_file);
     b.format = m_header.backing_format;
     b.options = spec.options.subtree("backing");
     b.flags = spec.flags;

@@ -52,10 +52,8 @@ std::vector<uint8_t> serialize_snapshot_table(const std::vector<Snapshot>& snaps
 
 // Decompression of one compressed cluster (zlib raw deflate or zstd).
 Result<void> decompress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
-
-// A backing file name as recorded in an image, made usable from the
-// current directory: relative names are relative to the image's directory.
-std::string resolve_backing_path(const std::string& image, const std::string& backing);
+// Compresses one cluster into `out`; NoSpace when it does not fit.
+Result<size_t> compress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
 
 class Qcow2Node final : public BlockNode {
 public:
@@ -73,6 +71,9 @@ public:
     Task<Result<BlockStatus>> block_status(uint64_t offset, uint64_t bytes) override;
     Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
     Task<Result<void>> close() override;
+
+    bool supports_compressed_writes() const override { return true; }
+    Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
 
     uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
     std::vector<SnapshotInfo> snapshots() const override;
@@ -149,6 +150,7 @@ private:
     // --- read path (read.cpp) ---
     Task<Result<void>> read_backing(uint64_t offset, QIov qiov);
     Task<Result<void>> read_compressed(uint64_t l2_entry, uint8_t* cluster_buf);
+    Task<Result<uint64_t>> alloc_bytes(uint64_t size);
     // Reads one guest cluster's old content (for copy-on-write).
     Task<Result<void>> read_cluster_content(uint64_t guest_cluster_offset, uint64_t entry, uint64_t from,
                                             uint64_t len, uint8_t* out);
@@ -193,6 +195,7 @@ private:
     bool m_closed = false;
     bool m_allocating_at_end = false; // repair: allocate past everything referenced
     uint64_t m_alloc_floor = 0;
+    uint64_t m_free_byte_offset = 0; // where the next compressed cluster may go
 };
 
 } // namespace kiln::block::qcow2

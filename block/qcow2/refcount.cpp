@@ -109,6 +109,10 @@ Task<Result<void>> Qcow2Node::set_refcounts(uint64_t cluster, uint64_t count, ui
         }
         if (value == 0 && cluster < m_free_cluster_hint)
             m_free_cluster_hint = cluster;
+        // A freed cluster can no longer take packed compressed data.
+        if (value == 0 && m_free_byte_offset && (m_free_byte_offset >> m_cluster_bits) >= cluster
+            && (m_free_byte_offset >> m_cluster_bits) < cluster + n)
+            m_free_byte_offset = 0;
         cluster += n;
         count -= n;
     }

@@ -240,3 +240,36 @@ TEST(Qcow2Io, CopiedFlagMatchesRefcountAfterWrites)
         EXPECT_EQ(m.find("OFLAG_COPIED"), std::string::npos) << m;
     EXPECT_EQ(r.corruptions, 0u);
 }
+
+TEST(Qcow2Io, CompressedWritesReadBackWithZlibAndZstd)
+{
+    for (const char* type : {"zlib", "zstd"}) {
+        Qcow2Env env;
+        MemNode* mem = nullptr;
+        auto img = env.create(std::string("size=1M,cluster_size=4k,compression_type=") + type, &mem);
+        ASSERT_TRUE(img);
+        ASSERT_TRUE(img->supports_compressed_writes());
+        std::vector<uint8_t> ref(1 << 20, 0);
+        for (int c = 0; c < 40; ++c) {
+            std::vector<uint8_t> data(4096);
+            for (size_t i = 0; i < data.size(); ++i)
+                data[i] = uint8_t((i / 64 + c) % 7); // compressible
+            if (c % 9 == 0)
+                data = pattern(4096, c); // incompressible: stored plain
+            uint64_t off = uint64_t(c * 3 % 256) * 4096;
+            ASSERT_TRUE(env.run(img->pwritev_compressed(off, QIov(data.data(), data.size()))).ok());
+            std::copy(data.begin(), data.end(), ref.begin() + off);
+        }
+        // Overwrite part of a compressed cluster: COW from the compressed data.
+        auto small = pattern(100, 1);
+        ASSERT_TRUE(env.write(*img, 3 * 4096 + 50, small).ok());
+        std::copy(small.begin(), small.end(), ref.begin() + 3 * 4096 + 50);
+        EXPECT_EQ(env.read(*img, 0, 1 << 20), ref) << type;
+        CheckResult r = env.check(*img);
+        EXPECT_EQ(r.corruptions + r.leaks, 0u) << check_summary(r);
+        EXPECT_GT(r.compressed_clusters, 20u);
+        auto st = env.run(img->block_status(0, 4096));
+        EXPECT_TRUE(st->compressed);
+        EXPECT_LT(mem->size_bytes(), 40u * 4096);
+    }
+}
