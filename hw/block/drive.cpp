@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "block/file/file_node.h"
+#include "block/file/lock.h"
 #include "util/log.h"
 
 namespace kiln::hw {
@@ -146,6 +148,17 @@ Task<Result<void>> Drive::open_medium(const std::string& filename, const std::st
             std::string fmt(root->driver_name());
             (void)co_await root->close();
             co_return Error::invalid("Block format '" + fmt + "' does not support the option '" + k + "'");
+        }
+    }
+    // As QEMU's guest devices do, share neither write nor resize with other
+    // users of the image, even when this drive only reads it.
+    block::BlockNode* proto = root->file() ? root->file() : root.get();
+    if (auto* f = dynamic_cast<block::FileNode*>(proto)) {
+        auto locked = f->set_permissions(f->permissions(),
+                                         f->shared_permissions() & ~uint64_t(block::k_perm_write | block::k_perm_resize));
+        if (!locked) {
+            (void)co_await root->close();
+            co_return std::move(locked).error();
         }
     }
     m_backend = std::make_unique<block::BlockBackend>(
