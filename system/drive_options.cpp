@@ -51,10 +51,9 @@ Result<int> parse_int(const std::string& key, const std::string& text)
 // Keys -drive itself understands; everything else goes to the block layer.
 bool is_drive_key(const std::string& k)
 {
-    static const std::set<std::string> keys = {
-        "file", "format", "if", "index", "bus", "unit", "media", "cache", "cache.direct", "cache.no-flush",
-        "aio", "readonly", "read-only", "snapshot", "discard", "detect-zeroes", "id", "node-name", "serial",
-        "werror", "rerror", "addr", "copy-on-read"};
+    static const std::set<std::string> keys = { "file", "format", "if", "index", "bus", "unit", "media", "cache",
+        "cache.direct", "cache.no-flush", "aio", "readonly", "read-only", "snapshot", "discard", "detect-zeroes", "id",
+        "node-name", "serial", "werror", "rerror", "addr", "copy-on-read" };
     return keys.count(k) != 0;
 }
 
@@ -256,8 +255,7 @@ public:
                 if (!u)
                     return arg_error("device", value, u.error().message());
                 if (u.value() >= k_ide_units)
-                    return arg_error("device", value,
-                                     "Can't create IDE unit " + v + ", bus supports only 2 units");
+                    return arg_error("device", value, "Can't create IDE unit " + v + ", bus supports only 2 units");
                 dev.ide_unit = u.value();
             } else if (virtio && k == "addr") {
                 dev.pci_slot = TRY(parse_pci_slot("device", value, v));
@@ -267,8 +265,7 @@ public:
             } else if (virtio && (k == "num-queues" || k == "queue-size")) {
                 auto n = parse_int(k, v);
                 if (!n || n.value() == 0)
-                    return arg_error("device", value,
-                                     "Parameter '" + k + "' expects a positive number");
+                    return arg_error("device", value, "Parameter '" + k + "' expects a positive number");
                 if (k == "num-queues") {
                     if (n.value() > 16)
                         return arg_error("device", value, "num-queues property must be at most 16");
@@ -277,8 +274,7 @@ public:
                     unsigned q = unsigned(n.value());
                     if (q < 2 || q > 1024 || (q & (q - 1)))
                         return arg_error("device", value,
-                                         "invalid queue-size property (" + v
-                                             + "), must be a power of 2 and between 2 and 1024");
+                            "invalid queue-size property (" + v + "), must be a power of 2 and between 2 and 1024");
                     dev.queue_size = q;
                 }
             } else {
@@ -291,7 +287,7 @@ public:
             if (dev.kind == DiskDeviceKind::IdeHd)
                 return arg_error("device", value, "No drive specified");
         }
-        m_pending_devices.push_back({dev, prop_owner, value});
+        m_pending_devices.push_back({ dev, prop_owner, value });
         return ok();
     }
 
@@ -301,12 +297,11 @@ public:
             if (!dev.drive_id.empty()) {
                 const DriveConfig* d = m_set.find_drive(dev.drive_id);
                 if (!d)
-                    return arg_error("device", value,
-                                     "Property '" + owner + ".drive' can't find value '" + dev.drive_id + "'");
+                    return arg_error(
+                        "device", value, "Property '" + owner + ".drive' can't find value '" + dev.drive_id + "'");
                 if (m_used.count(dev.drive_id))
                     return arg_error("device", value,
-                                     "Property '" + owner + ".drive' can't take value '" + dev.drive_id
-                                         + "', it's in use");
+                        "Property '" + owner + ".drive' can't take value '" + dev.drive_id + "', it's in use");
                 if (dev.kind == DiskDeviceKind::IdeHd && d->file.empty())
                     return arg_error("device", value, "Device needs media, but drive is empty");
                 if (dev.kind == DiskDeviceKind::VirtioBlkPci && d->file.empty())
@@ -319,8 +314,7 @@ public:
                     if (other.kind == DiskDeviceKind::VirtioBlkPci || other.ide_unit < 0)
                         continue;
                     if (dev.ide_unit >= 0 && other.ide_bus == bus && other.ide_unit == dev.ide_unit)
-                        return arg_error("device", value,
-                                         "IDE unit " + std::to_string(dev.ide_unit) + " is in use");
+                        return arg_error("device", value, "IDE unit " + std::to_string(dev.ide_unit) + " is in use");
                 }
             }
             m_set.devices.push_back(dev);
@@ -399,15 +393,14 @@ private:
             }
         }
         if (max_devs && d.unit >= max_devs)
-            return Error::invalid("unit " + std::to_string(d.unit) + " too big (max is "
-                                  + std::to_string(max_devs - 1) + ")");
+            return Error::invalid(
+                "unit " + std::to_string(d.unit) + " too big (max is " + std::to_string(max_devs - 1) + ")");
         if (drive_at(d.interface, d.bus, d.unit))
             return Error::invalid("drive with bus=" + std::to_string(d.bus) + ", unit=" + std::to_string(d.unit)
-                                  + " (index=" + std::to_string(max_devs ? d.bus * max_devs + d.unit : d.unit)
-                                  + ") exists");
+                + " (index=" + std::to_string(max_devs ? d.bus * max_devs + d.unit : d.unit) + ") exists");
         if (ide && d.bus >= k_ide_buses)
             return Error::invalid("machine type does not support if=ide,bus=" + std::to_string(d.bus)
-                                  + ",unit=" + std::to_string(d.unit));
+                + ",unit=" + std::to_string(d.unit));
         d.index = max_devs ? d.bus * max_devs + d.unit : d.unit;
         return ok();
     }
@@ -442,10 +435,9 @@ private:
 
 } // namespace
 
-
 bool is_disk_option(std::string_view option)
 {
-    static constexpr std::array names = {"drive", "hda", "hdb", "hdc", "hdd", "cdrom", "snapshot"};
+    static constexpr std::array names = { "drive", "hda", "hdb", "hdc", "hdd", "cdrom", "snapshot" };
     return std::find(names.begin(), names.end(), option) != names.end();
 }
 

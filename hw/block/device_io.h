@@ -26,7 +26,8 @@ public:
 
 class DeviceLockGuard {
 public:
-    explicit DeviceLockGuard(DeviceLock* lock) : m_lock(lock)
+    explicit DeviceLockGuard(DeviceLock* lock)
+        : m_lock(lock)
     {
         if (m_lock)
             m_lock->acquire();

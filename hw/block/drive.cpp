@@ -33,11 +33,10 @@ namespace {
 // QEMU's message once the format is known.
 bool format_accepts(std::string_view format, const std::string& key)
 {
-    static const std::set<std::string> qcow2 = {"cache-size", "l2-cache-size", "refcount-cache-size",
-                                                "l2-cache-entry-size", "lazy-refcounts", "cache-clean-interval",
-                                                "overlap-check", "pass-discard-request", "pass-discard-snapshot",
-                                                "pass-discard-other", "discard-no-unref"};
-    static const std::set<std::string> raw = {"offset", "size"};
+    static const std::set<std::string> qcow2 = { "cache-size", "l2-cache-size", "refcount-cache-size",
+        "l2-cache-entry-size", "lazy-refcounts", "cache-clean-interval", "overlap-check", "pass-discard-request",
+        "pass-discard-snapshot", "pass-discard-other", "discard-no-unref" };
+    static const std::set<std::string> raw = { "offset", "size" };
     if (key.find('.') != std::string::npos || key == "driver")
         return true;
     if (format == "qcow2")
@@ -57,8 +56,8 @@ std::string temp_dir()
 
 Drive::~Drive() = default;
 
-std::unique_ptr<Drive> Drive::from_node(block::BlockContext& ctx, const DriveConfig& cfg,
-                                        std::unique_ptr<block::BlockNode> root)
+std::unique_ptr<Drive> Drive::from_node(
+    block::BlockContext& ctx, const DriveConfig& cfg, std::unique_ptr<block::BlockNode> root)
 {
     std::unique_ptr<Drive> d(new Drive(ctx, cfg));
     bool writable = !cfg.read_only && !root->read_only();
@@ -76,8 +75,8 @@ Task<Result<std::unique_ptr<Drive>>> Drive::open(block::BlockContext& ctx, const
     co_return std::move(d);
 }
 
-Task<Result<std::unique_ptr<block::BlockNode>>> Drive::open_snapshot_overlay(const std::string& filename,
-                                                                              const std::string& format)
+Task<Result<std::unique_ptr<block::BlockNode>>> Drive::open_snapshot_overlay(
+    const std::string& filename, const std::string& format)
 {
     // The base is opened read-only through the overlay's backing link; we
     // only need its size and format first.
@@ -154,8 +153,8 @@ Task<Result<void>> Drive::open_medium(const std::string& filename, const std::st
     // users of the image, even when this drive only reads it.
     block::BlockNode* proto = root->file() ? root->file() : root.get();
     if (auto* f = dynamic_cast<block::FileNode*>(proto)) {
-        auto locked = f->set_permissions(f->permissions(),
-                                         f->shared_permissions() & ~uint64_t(block::k_perm_write | block::k_perm_resize));
+        auto locked = f->set_permissions(
+            f->permissions(), f->shared_permissions() & ~uint64_t(block::k_perm_write | block::k_perm_resize));
         if (!locked) {
             (void)co_await root->close();
             co_return std::move(locked).error();
@@ -180,8 +179,8 @@ Task<Result<void>> Drive::write(uint64_t offset, block::QIov qiov, block::Reques
         co_return Error(ErrorKind::NotFound, "No medium found", ENOMEDIUM);
     if (m_config.detect_zeroes != DetectZeroes::Off && qiov.is_zero()) {
         bool unmap = m_config.detect_zeroes == DetectZeroes::Unmap;
-        co_return co_await m_backend->write_zeroes(offset, qiov.size(),
-                                                   unmap ? block::RequestFlags::MayUnmap : block::RequestFlags::None);
+        co_return co_await m_backend->write_zeroes(
+            offset, qiov.size(), unmap ? block::RequestFlags::MayUnmap : block::RequestFlags::None);
     }
     co_return co_await m_backend->write(offset, std::move(qiov), flags);
 }
@@ -191,8 +190,8 @@ Task<Result<void>> Drive::write_zeroes(uint64_t offset, uint64_t bytes, bool may
     if (!has_medium())
         co_return Error(ErrorKind::NotFound, "No medium found", ENOMEDIUM);
     bool unmap = may_unmap && m_config.discard == DiscardMode::Unmap;
-    co_return co_await m_backend->write_zeroes(offset, bytes,
-                                               unmap ? block::RequestFlags::MayUnmap : block::RequestFlags::None);
+    co_return co_await m_backend->write_zeroes(
+        offset, bytes, unmap ? block::RequestFlags::MayUnmap : block::RequestFlags::None);
 }
 
 Task<Result<void>> Drive::discard(uint64_t offset, uint64_t bytes)
@@ -232,10 +231,10 @@ ErrorOutcome Drive::handle_error(IoDirection dir, const Error& error, std::funct
     if (!m_error_host)
         return ErrorOutcome::Report;
     m_retries.push_back(std::move(retry));
-    m_error_host->block_error_stop(
-        m_config.id, "drive '" + m_config.id + "': " + (dir == IoDirection::Read ? "read" : "write")
-                         + " error: " + error.message() + " (" + (dir == IoDirection::Read ? "rerror" : "werror")
-                         + "=" + block_error_action_name(action) + ": VM paused; 'cont' retries the request)");
+    m_error_host->block_error_stop(m_config.id,
+        "drive '" + m_config.id + "': " + (dir == IoDirection::Read ? "read" : "write") + " error: " + error.message()
+            + " (" + (dir == IoDirection::Read ? "rerror" : "werror") + "=" + block_error_action_name(action)
+            + ": VM paused; 'cont' retries the request)");
     return ErrorOutcome::Stopped;
 }
 

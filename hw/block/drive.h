@@ -35,8 +35,8 @@ public:
     // missing files come back with the block layer's (QEMU's) message.
     static Task<Result<std::unique_ptr<Drive>>> open(block::BlockContext& ctx, const DriveConfig& cfg);
     // A drive over an already opened node (tests, fault injection).
-    static std::unique_ptr<Drive> from_node(block::BlockContext& ctx, const DriveConfig& cfg,
-                                            std::unique_ptr<block::BlockNode> root);
+    static std::unique_ptr<Drive> from_node(
+        block::BlockContext& ctx, const DriveConfig& cfg, std::unique_ptr<block::BlockNode> root);
     ~Drive();
     Drive(const Drive&) = delete;
     Drive& operator=(const Drive&) = delete;
@@ -75,10 +75,14 @@ public:
     Task<Result<void>> close();
 
 private:
-    Drive(block::BlockContext& ctx, DriveConfig cfg) : m_ctx(ctx), m_config(std::move(cfg)) {}
+    Drive(block::BlockContext& ctx, DriveConfig cfg)
+        : m_ctx(ctx)
+        , m_config(std::move(cfg))
+    {
+    }
     Task<Result<void>> open_medium(const std::string& filename, const std::string& format);
-    Task<Result<std::unique_ptr<block::BlockNode>>> open_snapshot_overlay(const std::string& filename,
-                                                                           const std::string& format);
+    Task<Result<std::unique_ptr<block::BlockNode>>> open_snapshot_overlay(
+        const std::string& filename, const std::string& format);
 
     block::BlockContext& m_ctx;
     DriveConfig m_config;

@@ -23,12 +23,12 @@ enum class DetectZeroes { Off, On, Unmap };
 const char* block_error_action_name(BlockErrorAction a);
 
 struct DriveConfig {
-    std::string id;        // "ide0-hd0", "virtio0" or the user's id=
+    std::string id; // "ide0-hd0", "virtio0" or the user's id=
     std::string node_name; // node-name= (informational)
-    std::string file;      // empty: no medium (a CD-ROM drive may be empty)
-    std::string format;    // empty: probe
+    std::string file; // empty: no medium (a CD-ROM drive may be empty)
+    std::string format; // empty: probe
     DriveInterface interface = DriveInterface::Ide;
-    int index = -1;        // if=ide: bus * 2 + unit
+    int index = -1; // if=ide: bus * 2 + unit
     int bus = -1, unit = -1;
     DriveMedia media = DriveMedia::Disk;
     block::CacheMode cache = block::CacheMode::Writeback;
@@ -52,11 +52,11 @@ enum class DiskDeviceKind { VirtioBlkPci, IdeHd, IdeCd };
 // -drive if=ide|virtio.
 struct DiskDeviceConfig {
     DiskDeviceKind kind = DiskDeviceKind::IdeHd;
-    std::string drive_id;  // the DriveConfig it uses (empty: empty CD-ROM)
-    std::string id;        // -device id=
-    std::string serial;    // overrides the drive's serial
+    std::string drive_id; // the DriveConfig it uses (empty: empty CD-ROM)
+    std::string id; // -device id=
+    std::string serial; // overrides the drive's serial
     int ide_bus = -1, ide_unit = -1; // IDE placement (-1: first free)
-    int pci_slot = -1;     // virtio: addr= (-1: first free)
+    int pci_slot = -1; // virtio: addr= (-1: first free)
     // virtio-blk properties.
     unsigned num_queues = 1;
     unsigned queue_size = 256;

@@ -8,7 +8,10 @@ namespace kiln::hw {
 // interrupt summary is refreshed when they raise an IRQ.
 class PcDisks::Lock final : public DeviceLock {
 public:
-    explicit Lock(PcMachine& m) : m_machine(m) {}
+    explicit Lock(PcMachine& m)
+        : m_machine(m)
+    {
+    }
     void acquire() override { m_held.emplace(m_machine); }
     void release() override { m_held.reset(); }
 
@@ -21,7 +24,10 @@ private:
 // destination, data the vector, delivery mode and trigger mode.
 class PcDisks::Msi final : public MsiSink {
 public:
-    explicit Msi(PcMachine& m) : m_machine(m) {}
+    explicit Msi(PcMachine& m)
+        : m_machine(m)
+    {
+    }
     void deliver_msi(uint64_t address, uint32_t data) override
     {
         if ((address >> 20) != 0xfee)
@@ -44,7 +50,10 @@ private:
 // ORs the INTx lines of the functions that share a PIRQ.
 class PcDisks::Pirq final : public IrqSink {
 public:
-    explicit Pirq(PcMachine& m) : m_machine(m) {}
+    explicit Pirq(PcMachine& m)
+        : m_machine(m)
+    {
+    }
     // pin = index of the function's line in m_levels.
     unsigned add_line(unsigned pirq)
     {
@@ -72,18 +81,17 @@ private:
 };
 
 PcDisks::PcDisks(PcMachine& machine)
-    : m_machine(machine), m_lock(std::make_unique<Lock>(machine)), m_msi(std::make_unique<Msi>(machine)),
-      m_pirq(std::make_unique<Pirq>(machine))
+    : m_machine(machine)
+    , m_lock(std::make_unique<Lock>(machine))
+    , m_msi(std::make_unique<Msi>(machine))
+    , m_pirq(std::make_unique<Pirq>(machine))
 {
 }
 
-PcDisks::~PcDisks()
-{
-    m_mappings.clear();
-}
+PcDisks::~PcDisks() { m_mappings.clear(); }
 
-Task<Result<std::unique_ptr<PcDisks>>> PcDisks::create(PcMachine& machine, block::BlockContext& ctx,
-                                                        const DiskSetConfig& cfg, BlockErrorHost* errors)
+Task<Result<std::unique_ptr<PcDisks>>> PcDisks::create(
+    PcMachine& machine, block::BlockContext& ctx, const DiskSetConfig& cfg, BlockErrorHost* errors)
 {
     std::unique_ptr<PcDisks> d(new PcDisks(machine));
     d->m_io.loop = &ctx.loop();
@@ -117,18 +125,18 @@ Drive* PcDisks::drive(const std::string& id) const
 
 Result<void> PcDisks::place(const DiskSetConfig& cfg)
 {
-    m_ide = std::make_unique<PiixIde>(m_machine.isa_irq(PiixIde::k_primary_irq),
-                                      m_machine.isa_irq(PiixIde::k_secondary_irq), m_machine.pio(), m_io);
+    m_ide = std::make_unique<PiixIde>(
+        m_machine.isa_irq(PiixIde::k_primary_irq), m_machine.isa_irq(PiixIde::k_secondary_irq), m_machine.pio(), m_io);
     TRY(m_machine.pci().attach(1, 1, *m_ide));
     struct Port {
         uint16_t base, size;
         IoRegion* region;
         const char* name;
     };
-    Port ports[] = {{PiixIde::k_primary_cmd, 8, &m_ide->channel(0).command_block(), "ide0"},
-                    {PiixIde::k_primary_ctl, 1, &m_ide->channel(0).control_block(), "ide0-ctl"},
-                    {PiixIde::k_secondary_cmd, 8, &m_ide->channel(1).command_block(), "ide1"},
-                    {PiixIde::k_secondary_ctl, 1, &m_ide->channel(1).control_block(), "ide1-ctl"}};
+    Port ports[] = { { PiixIde::k_primary_cmd, 8, &m_ide->channel(0).command_block(), "ide0" },
+        { PiixIde::k_primary_ctl, 1, &m_ide->channel(0).control_block(), "ide0-ctl" },
+        { PiixIde::k_secondary_cmd, 8, &m_ide->channel(1).command_block(), "ide1" },
+        { PiixIde::k_secondary_ctl, 1, &m_ide->channel(1).control_block(), "ide1-ctl" } };
     for (const Port& p : ports)
         m_mappings.push_back(TRY(m_machine.pio().map(p.base, p.size, *p.region, p.name)));
 
@@ -149,8 +157,8 @@ Result<void> PcDisks::place(const DiskSetConfig& cfg)
             }
             if (m_machine.pci().function_at(slot, 0))
                 return Error::invalid(where + ": PCI: slot " + std::to_string(slot)
-                                      + " function 0 not available for virtio-blk-pci, in use by "
-                                      + m_machine.pci().function_at(slot, 0)->name());
+                    + " function 0 not available for virtio-blk-pci, in use by "
+                    + m_machine.pci().function_at(slot, 0)->name());
             VirtioFn fn;
             fn.slot = slot;
             VirtioBlkConfig bc;
@@ -162,8 +170,7 @@ Result<void> PcDisks::place(const DiskSetConfig& cfg)
             unsigned pin = m_pirq->add_line(Piix3IsaBridge::pirq_for(slot, 1));
             fn.intx->connect(*m_pirq, pin);
             fn.pci = std::make_unique<VirtioPci>(*fn.blk, m_machine.memory(), *fn.intx, m_msi.get(),
-                                                 VirtioPciBuses{&m_machine.pio(), &m_machine.mmio()},
-                                                 "virtio-blk-pci-" + std::to_string(slot));
+                VirtioPciBuses { &m_machine.pio(), &m_machine.mmio() }, "virtio-blk-pci-" + std::to_string(slot));
             // The guest's interrupt line register starts at the routed IRQ,
             // as firmware would leave it.
             TRY(m_machine.pci().attach(slot, 0, *fn.pci));

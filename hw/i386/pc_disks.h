@@ -25,8 +25,8 @@ namespace kiln::hw {
 
 class PcDisks {
 public:
-    static Task<Result<std::unique_ptr<PcDisks>>> create(PcMachine& machine, block::BlockContext& ctx,
-                                                         const DiskSetConfig& cfg, BlockErrorHost* errors);
+    static Task<Result<std::unique_ptr<PcDisks>>> create(
+        PcMachine& machine, block::BlockContext& ctx, const DiskSetConfig& cfg, BlockErrorHost* errors);
     ~PcDisks();
     PcDisks(const PcDisks&) = delete;
     PcDisks& operator=(const PcDisks&) = delete;

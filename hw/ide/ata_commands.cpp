@@ -43,10 +43,7 @@ void IdeChannel::command_error(IdeUnit& u, uint8_t error)
     raise_irq();
 }
 
-void IdeChannel::command_abort(IdeUnit& u)
-{
-    command_error(u, k_abrt);
-}
+void IdeChannel::command_abort(IdeUnit& u) { command_error(u, k_abrt); }
 
 void IdeChannel::execute(uint8_t command)
 {
@@ -60,8 +57,6 @@ void IdeChannel::execute(uint8_t command)
             // ATAPI devices abort IDENTIFY and show their signature, which is
             // how hosts tell them apart.
             set_signature(u);
-            m_select = unsigned(&u - m_units.data());
-            m_device = uint8_t(0xa0 | (m_select ? k_dev_slave : 0));
             command_abort(u);
             return;
         }
@@ -75,9 +70,9 @@ void IdeChannel::execute(uint8_t command)
     case k_cmd_packet:
         if (!cd)
             return command_abort(u);
-        u.atapi_dma = m_feature & 1;
-        u.byte_limit = uint32_t(m_hcyl) << 8 | m_lcyl;
-        m_nsector = k_ireason_cod;
+        u.atapi_dma = u.tf.feature & 1;
+        u.byte_limit = uint32_t(u.tf.hcyl) << 8 | u.tf.lcyl;
+        u.tf.nsector = k_ireason_cod;
         pio_start(u, 12, PioEnd::Packet);
         return;
     case k_cmd_device_reset:
@@ -91,11 +86,13 @@ void IdeChannel::execute(uint8_t command)
         u.error = 0x01;
         return;
     case k_cmd_exec_diagnostic:
-        for (auto& unit : m_units)
+        for (auto& unit : m_units) {
             unit.error = 0x01;
-        set_signature(m_units[0]);
+            set_signature(unit);
+            unit.tf.device = 0xa0;
+            unit.status = unit.kind == IdeKind::Disk ? (k_drdy | k_dsc) : 0;
+        }
         m_select = 0;
-        m_units[0].status = m_units[0].kind == IdeKind::Disk ? (k_drdy | k_dsc) : 0;
         raise_irq();
         return;
     default:
@@ -106,7 +103,7 @@ void IdeChannel::execute(uint8_t command)
         // that cost nothing).
         if (command == k_cmd_check_power_mode || command == k_cmd_idle_immediate || command == k_cmd_set_features) {
             if (command == k_cmd_check_power_mode)
-                m_nsector = 0xff;
+                u.tf.nsector = 0xff;
             command_ok(u);
             return;
         }
@@ -140,7 +137,7 @@ void IdeChannel::execute(uint8_t command)
         bool lba48 = command == k_cmd_read_verify_ext;
         uint64_t lba = task_lba(u, lba48);
         uint64_t sectors = u.drive->size_bytes() / k_sector_bytes;
-        if (lba == UINT64_MAX || lba + task_count(lba48) > sectors)
+        if (lba == UINT64_MAX || lba + task_count(u, lba48) > sectors)
             return command_error(u, k_idnf | k_abrt);
         command_ok(u);
         return;
@@ -153,9 +150,9 @@ void IdeChannel::execute(uint8_t command)
         set_features(u);
         return;
     case k_cmd_set_multiple:
-        if (m_nsector > k_max_mult_sectors || (m_nsector & (m_nsector - 1)))
+        if (u.tf.nsector > k_max_mult_sectors || (u.tf.nsector & (u.tf.nsector - 1)))
             return command_abort(u);
-        u.mult_sectors = m_nsector;
+        u.mult_sectors = u.tf.nsector;
         command_ok(u);
         return;
     case k_cmd_init_params:
@@ -164,7 +161,7 @@ void IdeChannel::execute(uint8_t command)
         command_ok(u);
         return;
     case k_cmd_check_power_mode:
-        m_nsector = 0xff; // active or idle
+        u.tf.nsector = 0xff; // active or idle
         command_ok(u);
         return;
     case k_cmd_idle:
@@ -181,7 +178,7 @@ void IdeChannel::execute(uint8_t command)
         uint64_t max = u.drive->size_bytes() / k_sector_bytes - 1;
         if (!lba48)
             max = std::min<uint64_t>(max, 0x0fffffff);
-        set_task_lba(max, lba48);
+        set_task_lba(u, max, lba48);
         command_ok(u);
         return;
     }
@@ -259,7 +256,7 @@ void IdeChannel::identify(IdeUnit& u)
 
 void IdeChannel::set_features(IdeUnit& u)
 {
-    switch (m_feature) {
+    switch (u.tf.feature) {
     case 0x02:
         u.write_cache = true;
         break;
@@ -267,7 +264,7 @@ void IdeChannel::set_features(IdeUnit& u)
         u.write_cache = false;
         break;
     case 0x03: {
-        uint8_t mode = m_nsector;
+        uint8_t mode = u.tf.nsector;
         unsigned kind = mode >> 3, n = mode & 7;
         bool valid = (kind <= 1 && n <= 4) || (kind == 4 && n <= 2) || (kind == 8 && n <= 5) || mode == 0;
         if (!valid)
@@ -298,9 +295,9 @@ bool IdeChannel::start_rw(IdeUnit& u, uint8_t command)
         || command == k_cmd_write_sectors_ext || command == k_cmd_write_multiple_ext || command == k_cmd_read_dma_ext
         || command == k_cmd_write_dma_ext || command == k_cmd_write_dma_fua_ext;
     bool write = command == k_cmd_write_sectors || command == k_cmd_write_sectors_noretry
-        || command == k_cmd_write_sectors_ext || command == k_cmd_write_multiple
-        || command == k_cmd_write_multiple_ext || command == k_cmd_write_dma || command == k_cmd_write_dma_noretry
-        || command == k_cmd_write_dma_ext || command == k_cmd_write_dma_fua_ext;
+        || command == k_cmd_write_sectors_ext || command == k_cmd_write_multiple || command == k_cmd_write_multiple_ext
+        || command == k_cmd_write_dma || command == k_cmd_write_dma_noretry || command == k_cmd_write_dma_ext
+        || command == k_cmd_write_dma_fua_ext;
     bool multiple = command == k_cmd_read_multiple || command == k_cmd_read_multiple_ext
         || command == k_cmd_write_multiple || command == k_cmd_write_multiple_ext;
     bool dma = command == k_cmd_read_dma || command == k_cmd_read_dma_noretry || command == k_cmd_read_dma_ext
@@ -315,7 +312,7 @@ bool IdeChannel::start_rw(IdeUnit& u, uint8_t command)
         return false;
     }
     uint64_t lba = task_lba(u, lba48);
-    uint32_t count = task_count(lba48);
+    uint32_t count = task_count(u, lba48);
     uint64_t sectors = u.drive->size_bytes() / k_sector_bytes;
     if (lba == UINT64_MAX || lba > sectors || count > sectors - lba) {
         command_error(u, k_idnf | k_abrt);
@@ -348,7 +345,7 @@ void IdeChannel::read_chunk(IdeUnit& u)
     if (u.buf.size() < bytes)
         u.buf.resize(bytes);
     u.status = k_bsy | k_drdy | k_dsc;
-    m_io.start(run_read(unsigned(&u - m_units.data()), u.generation, u.lba * k_sector_bytes, bytes));
+    m_io.start(run_read(unsigned(&u - m_units.data()), u.generation, u.lba* k_sector_bytes, bytes));
 }
 
 Task<void> IdeChannel::run_read(unsigned unit, uint32_t gen, uint64_t offset, size_t bytes)
@@ -366,7 +363,7 @@ Task<void> IdeChannel::run_read(unsigned unit, uint32_t gen, uint64_t offset, si
     uint32_t n = uint32_t(bytes / k_sector_bytes);
     u.lba += n;
     u.remaining -= n;
-    set_task_lba(u.lba - 1, u.lba48);
+    set_task_lba(u, u.lba - 1, u.lba48);
     pio_start(u, bytes, PioEnd::ReadNext);
     raise_irq();
 }
@@ -375,8 +372,8 @@ void IdeChannel::write_chunk(IdeUnit& u)
 {
     uint32_t n = std::min(u.chunk, u.remaining);
     u.status = k_bsy | k_drdy | k_dsc;
-    m_io.start(run_write(unsigned(&u - m_units.data()), u.generation, u.lba * k_sector_bytes,
-                         size_t(n) * k_sector_bytes));
+    m_io.start(
+        run_write(unsigned(&u - m_units.data()), u.generation, u.lba* k_sector_bytes, size_t(n) * k_sector_bytes));
 }
 
 Task<void> IdeChannel::run_write(unsigned unit, uint32_t gen, uint64_t offset, size_t bytes)
@@ -396,7 +393,7 @@ Task<void> IdeChannel::run_write(unsigned unit, uint32_t gen, uint64_t offset, s
     uint32_t n = uint32_t(bytes / k_sector_bytes);
     u.lba += n;
     u.remaining -= n;
-    set_task_lba(u.lba - 1, u.lba48);
+    set_task_lba(u, u.lba - 1, u.lba48);
     if (u.remaining > 0) {
         pio_start(u, size_t(std::min(u.chunk, u.remaining)) * k_sector_bytes, PioEnd::WriteChunk);
     } else {
@@ -419,8 +416,9 @@ Task<void> IdeChannel::run_flush(unsigned unit, uint32_t gen)
     auto lock = m_io.lock_machine();
     if (alive.expired() || u.generation != gen)
         co_return;
-    if (!r && !io_failed(unit, gen, IoDirection::Write, r.error(),
-                         [this, unit, gen] { m_io.start(run_flush(unit, gen)); }))
+    if (!r && !io_failed(unit, gen, IoDirection::Write, r.error(), [this, unit, gen] {
+            m_io.start(run_flush(unit, gen));
+        }))
         co_return;
     command_ok(u);
 }
@@ -436,8 +434,8 @@ bool IdeChannel::io_failed(unsigned unit, uint32_t gen, IoDirection dir, const E
     case ErrorOutcome::Report:
         break;
     }
-    if (u.dma_pending || u.command == k_cmd_read_dma || u.command == k_cmd_write_dma
-        || u.command == k_cmd_read_dma_ext || u.command == k_cmd_write_dma_ext) {
+    if (u.dma_pending || u.command == k_cmd_read_dma || u.command == k_cmd_write_dma || u.command == k_cmd_read_dma_ext
+        || u.command == k_cmd_write_dma_ext) {
         m_bm_status = uint8_t((m_bm_status & ~0x01) | 0x02);
     }
     command_error(u, dir == IoDirection::Read ? uint8_t(k_unc | k_abrt) : k_abrt);

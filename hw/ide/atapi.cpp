@@ -107,7 +107,7 @@ void IdeChannel::atapi_ok(IdeUnit& u)
 {
     u.status = k_drdy | k_dsc;
     u.error = 0;
-    m_nsector = k_ireason_io | k_ireason_cod;
+    u.tf.nsector = k_ireason_io | k_ireason_cod;
     raise_irq();
 }
 
@@ -120,7 +120,7 @@ void IdeChannel::atapi_check_condition(IdeUnit& u, uint8_t key, uint8_t asc, uin
     u.error = uint8_t(key << 4);
     u.dma_pending = false;
     u.reply.clear();
-    m_nsector = k_ireason_io | k_ireason_cod;
+    u.tf.nsector = k_ireason_io | k_ireason_cod;
     raise_irq();
 }
 
@@ -161,9 +161,9 @@ void IdeChannel::atapi_send_next(IdeUnit& u)
     pio_start(u, block, last ? PioEnd::AtapiDone : PioEnd::AtapiNext);
     std::memcpy(u.buf.data(), u.reply.data() + u.reply_pos, block);
     u.reply_pos += block;
-    m_lcyl = uint8_t(block);
-    m_hcyl = uint8_t(block >> 8);
-    m_nsector = k_ireason_io;
+    u.tf.lcyl = uint8_t(block);
+    u.tf.hcyl = uint8_t(block >> 8);
+    u.tf.nsector = k_ireason_io;
     raise_irq();
 }
 
@@ -221,14 +221,13 @@ Task<void> IdeChannel::run_atapi_read(unsigned unit, uint32_t gen, uint64_t lba,
     if (alive.expired() || u.generation != gen)
         co_return;
     if (!r) {
-        auto outcome = u.drive->handle_error(IoDirection::Read, r.error(), [this, unit, gen, lba, count] {
-            m_io.start(run_atapi_read(unit, gen, lba, count));
-        });
+        auto outcome = u.drive->handle_error(IoDirection::Read, r.error(),
+            [this, unit, gen, lba, count] { m_io.start(run_atapi_read(unit, gen, lba, count)); });
         if (outcome == ErrorOutcome::Stopped)
             co_return;
         if (outcome == ErrorOutcome::Report) {
             atapi_check_condition(u, r.error().errno_value() == ENOMEDIUM ? k_sense_not_ready : k_sense_medium_error,
-                                  r.error().errno_value() == ENOMEDIUM ? k_asc_medium_not_present : k_asc_read_error);
+                r.error().errno_value() == ENOMEDIUM ? k_asc_medium_not_present : k_asc_read_error);
             co_return;
         }
     }
@@ -336,7 +335,7 @@ void IdeChannel::atapi_dispatch(IdeUnit& u, const uint8_t* cdb)
             d[2] = 1;
             d[3] = 1;
             auto track = [&](uint8_t number, uint32_t lba) {
-                uint8_t t[8] = {0, 0x14, number, 0};
+                uint8_t t[8] = { 0, 0x14, number, 0 };
                 put_address(&t[4], lba, msf);
                 d.insert(d.end(), t, t + 8);
             };
@@ -364,11 +363,11 @@ void IdeChannel::atapi_dispatch(IdeUnit& u, const uint8_t* cdb)
         std::vector<uint8_t> d(8, 0);
         d[2] = 0x70; // medium type as QEMU reports it
         if (page == 0x01 || page == 0x3f) {
-            uint8_t p[12] = {0x01, 0x0a, 0x00, 0x05};
+            uint8_t p[12] = { 0x01, 0x0a, 0x00, 0x05 };
             d.insert(d.end(), p, p + 12);
         }
         if (page == 0x2a || page == 0x3f) {
-            uint8_t p[28] = {0x2a, 0x1a, 0x3f, 0x00, 0x71, 0x60, 0x29, 0x00, 0x02, 0xc2, 0x00, 0x02, 0x02, 0x00};
+            uint8_t p[28] = { 0x2a, 0x1a, 0x3f, 0x00, 0x71, 0x60, 0x29, 0x00, 0x02, 0xc2, 0x00, 0x02, 0x02, 0x00 };
             p[6] = uint8_t(0x29 | (u.tray_locked ? 0x02 : 0));
             d.insert(d.end(), p, p + 28);
         }
@@ -385,12 +384,12 @@ void IdeChannel::atapi_dispatch(IdeUnit& u, const uint8_t* cdb)
         uint16_t profile = !medium ? 0 : total > 360000 ? 0x0010 : 0x0008; // DVD-ROM or CD-ROM
         std::vector<uint8_t> d(8, 0);
         put_be16(&d[6], profile);
-        uint8_t profiles[12] = {0x00, 0x00, 0x03, 0x08, 0x00, 0x10, uint8_t(profile == 0x10), 0,
-                                0x00, 0x08, uint8_t(profile == 0x08), 0};
+        uint8_t profiles[12] = { 0x00, 0x00, 0x03, 0x08, 0x00, 0x10, uint8_t(profile == 0x10), 0, 0x00, 0x08,
+            uint8_t(profile == 0x08), 0 };
         d.insert(d.end(), profiles, profiles + 12);
-        uint8_t core[12] = {0x00, 0x01, 0x0b, 0x08, 0x00, 0x00, 0x00, 0x02, 0x01, 0, 0, 0};
+        uint8_t core[12] = { 0x00, 0x01, 0x0b, 0x08, 0x00, 0x00, 0x00, 0x02, 0x01, 0, 0, 0 };
         d.insert(d.end(), core, core + 12);
-        uint8_t removable[8] = {0x00, 0x03, 0x0b, 0x04, 0x29, 0, 0, 0};
+        uint8_t removable[8] = { 0x00, 0x03, 0x0b, 0x04, 0x29, 0, 0, 0 };
         d.insert(d.end(), removable, removable + 8);
         put_be32(&d[0], uint32_t(d.size() - 4));
         atapi_reply(u, std::move(d), alloc);
@@ -411,7 +410,7 @@ void IdeChannel::atapi_dispatch(IdeUnit& u, const uint8_t* cdb)
                 event = medium ? 2 : 3; // new media / media removal
                 u.media_event = false;
             }
-            uint8_t m[4] = {event, uint8_t(medium ? 0x02 : 0x00), 0, 0};
+            uint8_t m[4] = { event, uint8_t(medium ? 0x02 : 0x00), 0, 0 };
             d.insert(d.end(), m, m + 4);
         } else {
             d[2] = 0x80; // no event available

@@ -90,7 +90,7 @@ Result<block::QIov> IdeChannel::dma_map(uint64_t bytes)
         auto span = TRY(m_io.memory->host_span(base & ~1u, take));
         // Spans point into guest RAM, which outlives every request.
         qiov.add(span.data(), span.size());
-        m_dma_ranges.push_back({base & ~1u, take});
+        m_dma_ranges.push_back({ base & ~1u, take });
         left -= take;
         if (eot && left > 0)
             return Error::invalid("PRD table describes fewer bytes than the transfer");
@@ -150,16 +150,14 @@ Task<void> IdeChannel::run_dma(unsigned unit, uint32_t gen, uint64_t offset, uin
             m_io.memory->notify_written(gpa, len);
     if (!r) {
         if (io_failed(unit, gen, write ? IoDirection::Write : IoDirection::Read, r.error(),
-                      [this, unit, gen, offset, bytes, write] {
-                          m_io.start(run_dma(unit, gen, offset, bytes, write));
-                      }))
+                [this, unit, gen, offset, bytes, write] { m_io.start(run_dma(unit, gen, offset, bytes, write)); }))
             dma_finish(u, true);
         co_return;
     }
     u.remaining = 0;
     if (u.kind == IdeKind::Disk) {
         u.lba += bytes / k_sector_bytes;
-        set_task_lba(u.lba - 1, u.lba48);
+        set_task_lba(u, u.lba - 1, u.lba48);
     }
     dma_finish(u, true);
 }

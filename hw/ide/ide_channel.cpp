@@ -10,10 +10,12 @@ namespace kiln::hw {
 using namespace ata;
 
 IdeChannel::IdeChannel(unsigned index, IrqLine& irq, const DeviceIoContext& io)
-    : m_index(index), m_irq(irq), m_io(io)
+    : m_index(index)
+    , m_irq(irq)
+    , m_io(io)
 {
     m_cmd_io = FnRegion([this](uint64_t o, unsigned s) { return cmd_read(o, s); },
-                        [this](uint64_t o, unsigned s, uint64_t v) { cmd_write(o, s, v); });
+        [this](uint64_t o, unsigned s, uint64_t v) { cmd_write(o, s, v); });
     m_ctl_io = FnRegion(
         [this](uint64_t, unsigned) -> uint64_t {
             // Alternate status: no side effects.
@@ -38,10 +40,7 @@ IdeChannel::IdeChannel(unsigned index, IrqLine& irq, const DeviceIoContext& io)
         });
 }
 
-IdeChannel::~IdeChannel()
-{
-    *m_alive = false;
-}
+IdeChannel::~IdeChannel() { *m_alive = false; }
 
 Result<void> IdeChannel::attach(unsigned unit, IdeKind kind, Drive* drive, const std::string& serial)
 {
@@ -69,17 +68,11 @@ Result<void> IdeChannel::attach(unsigned unit, IdeKind kind, Drive* drive, const
 
 void IdeChannel::set_signature(IdeUnit& u)
 {
-    m_nsector = 1;
-    m_sector = 1;
-    if (u.kind == IdeKind::Cdrom) {
-        m_lcyl = 0x14;
-        m_hcyl = 0xeb;
-    } else {
-        m_lcyl = 0;
-        m_hcyl = 0;
-    }
-    m_device &= ~k_dev_slave;
-    m_select = 0;
+    u.tf.nsector = 1;
+    u.tf.sector = 1;
+    bool atapi = u.kind == IdeKind::Cdrom;
+    u.tf.lcyl = atapi ? 0x14 : 0;
+    u.tf.hcyl = atapi ? 0xeb : 0;
 }
 
 void IdeChannel::soft_reset()
@@ -92,13 +85,10 @@ void IdeChannel::soft_reset()
         u.error = 0x01; // diagnostic passed
         u.status = u.kind == IdeKind::Disk ? (k_drdy | k_dsc) : 0;
         u.mult_sectors = k_max_mult_sectors;
+        set_signature(u);
+        u.tf.device = 0xa0;
     }
-    // Master's signature is what the host sees after reset.
-    set_signature(m_units[1]);
-    if (m_units[1].kind != IdeKind::None)
-        set_signature(m_units[1]);
-    set_signature(m_units[0]);
-    m_device = 0xa0;
+    m_select = 0;
     m_irq_pending = false;
     update_irq();
 }
@@ -109,8 +99,8 @@ void IdeChannel::reset()
     m_bm_command = 0;
     m_bm_status &= 0x60;
     m_bm_prd = 0;
-    m_feature = m_hob_feature = m_hob_nsector = m_hob_sector = m_hob_lcyl = m_hob_hcyl = 0;
     for (auto& u : m_units) {
+        u.tf = TaskFile {};
         u.write_cache = true;
         u.xfer_mode = 0x42;
         u.tray_locked = false;
@@ -133,47 +123,46 @@ void IdeChannel::raise_irq()
     update_irq();
 }
 
-void IdeChannel::update_irq()
-{
-    m_irq.set_level(m_irq_pending && !(m_control & k_nien));
-}
+void IdeChannel::update_irq() { m_irq.set_level(m_irq_pending && !(m_control & k_nien)); }
 
 uint64_t IdeChannel::task_lba(const IdeUnit& u, bool lba48) const
 {
+    const TaskFile& t = u.tf;
     if (lba48)
-        return uint64_t(m_sector) | uint64_t(m_lcyl) << 8 | uint64_t(m_hcyl) << 16 | uint64_t(m_hob_sector) << 24
-            | uint64_t(m_hob_lcyl) << 32 | uint64_t(m_hob_hcyl) << 40;
-    if (m_device & k_dev_lba)
-        return uint64_t(m_sector) | uint64_t(m_lcyl) << 8 | uint64_t(m_hcyl) << 16 | uint64_t(m_device & 0x0f) << 24;
+        return uint64_t(t.sector) | uint64_t(t.lcyl) << 8 | uint64_t(t.hcyl) << 16 | uint64_t(t.hob_sector) << 24
+            | uint64_t(t.hob_lcyl) << 32 | uint64_t(t.hob_hcyl) << 40;
+    if (t.device & k_dev_lba)
+        return uint64_t(t.sector) | uint64_t(t.lcyl) << 8 | uint64_t(t.hcyl) << 16 | uint64_t(t.device & 0x0f) << 24;
     // CHS: sector numbers start at 1.
-    uint64_t cyl = uint64_t(m_hcyl) << 8 | m_lcyl;
-    uint64_t head = m_device & 0x0f;
-    if (m_sector == 0)
+    uint64_t cyl = uint64_t(t.hcyl) << 8 | t.lcyl;
+    uint64_t head = t.device & 0x0f;
+    if (t.sector == 0)
         return UINT64_MAX;
-    return (cyl * u.heads + head) * u.sectors_per_track + (m_sector - 1);
+    return (cyl * u.heads + head) * u.sectors_per_track + (t.sector - 1);
 }
 
-void IdeChannel::set_task_lba(uint64_t lba, bool lba48)
+void IdeChannel::set_task_lba(IdeUnit& u, uint64_t lba, bool lba48)
 {
-    m_sector = uint8_t(lba);
-    m_lcyl = uint8_t(lba >> 8);
-    m_hcyl = uint8_t(lba >> 16);
+    TaskFile& t = u.tf;
+    t.sector = uint8_t(lba);
+    t.lcyl = uint8_t(lba >> 8);
+    t.hcyl = uint8_t(lba >> 16);
     if (lba48) {
-        m_hob_sector = uint8_t(lba >> 24);
-        m_hob_lcyl = uint8_t(lba >> 32);
-        m_hob_hcyl = uint8_t(lba >> 40);
+        t.hob_sector = uint8_t(lba >> 24);
+        t.hob_lcyl = uint8_t(lba >> 32);
+        t.hob_hcyl = uint8_t(lba >> 40);
     } else {
-        m_device = uint8_t((m_device & 0xf0) | ((lba >> 24) & 0x0f));
+        t.device = uint8_t((t.device & 0xf0) | ((lba >> 24) & 0x0f));
     }
 }
 
-uint32_t IdeChannel::task_count(bool lba48) const
+uint32_t IdeChannel::task_count(const IdeUnit& u, bool lba48) const
 {
     if (lba48) {
-        uint32_t n = uint32_t(m_hob_nsector) << 8 | m_nsector;
+        uint32_t n = uint32_t(u.tf.hob_nsector) << 8 | u.tf.nsector;
         return n == 0 ? 65536 : n;
     }
-    return m_nsector == 0 ? 256 : m_nsector;
+    return u.tf.nsector == 0 ? 256 : u.tf.nsector;
 }
 
 uint64_t IdeChannel::cmd_read(uint64_t offset, unsigned size)
@@ -182,19 +171,20 @@ uint64_t IdeChannel::cmd_read(uint64_t offset, unsigned size)
         return data_read(size);
     bool absent = !has_any_drive() || cur().kind == IdeKind::None;
     bool hob = m_control & k_hob;
+    const TaskFile& t = cur().tf;
     switch (offset) {
     case 1:
-        return absent ? 0 : hob ? m_hob_feature : cur().error;
+        return absent ? 0 : hob ? t.hob_feature : cur().error;
     case 2:
-        return absent ? 0 : hob ? m_hob_nsector : m_nsector;
+        return absent ? 0 : hob ? t.hob_nsector : t.nsector;
     case 3:
-        return absent ? 0 : hob ? m_hob_sector : m_sector;
+        return absent ? 0 : hob ? t.hob_sector : t.sector;
     case 4:
-        return absent ? 0 : hob ? m_hob_lcyl : m_lcyl;
+        return absent ? 0 : hob ? t.hob_lcyl : t.lcyl;
     case 5:
-        return absent ? 0 : hob ? m_hob_hcyl : m_hcyl;
+        return absent ? 0 : hob ? t.hob_hcyl : t.hcyl;
     case 6:
-        return absent && !has_any_drive() ? 0 : m_device;
+        return !has_any_drive() ? 0 : uint8_t((t.device & ~k_dev_slave) | (m_select ? k_dev_slave : 0));
     case 7:
         if (absent)
             return 0;
@@ -216,29 +206,32 @@ void IdeChannel::cmd_write(uint64_t offset, unsigned size, uint64_t value)
     // Writes to the task file clear HOB, as the standard says.
     if (offset >= 1 && offset <= 6)
         m_control &= ~k_hob;
+    // Both devices latch task file writes, as on the cable.
+    for (auto& u : m_units) {
+        TaskFile& t = u.tf;
+        switch (offset) {
+        case 1:
+            t.hob_feature = std::exchange(t.feature, v);
+            break;
+        case 2:
+            t.hob_nsector = std::exchange(t.nsector, v);
+            break;
+        case 3:
+            t.hob_sector = std::exchange(t.sector, v);
+            break;
+        case 4:
+            t.hob_lcyl = std::exchange(t.lcyl, v);
+            break;
+        case 5:
+            t.hob_hcyl = std::exchange(t.hcyl, v);
+            break;
+        case 6:
+            t.device = uint8_t(v | 0xa0);
+            break;
+        }
+    }
     switch (offset) {
-    case 1:
-        m_hob_feature = m_feature;
-        m_feature = v;
-        break;
-    case 2:
-        m_hob_nsector = m_nsector;
-        m_nsector = v;
-        break;
-    case 3:
-        m_hob_sector = m_sector;
-        m_sector = v;
-        break;
-    case 4:
-        m_hob_lcyl = m_lcyl;
-        m_lcyl = v;
-        break;
-    case 5:
-        m_hob_hcyl = m_hcyl;
-        m_hcyl = v;
-        break;
     case 6:
-        m_device = uint8_t(v | 0xa0);
         m_select = (v & k_dev_slave) ? 1 : 0;
         break;
     case 7:
@@ -317,13 +310,16 @@ void IdeChannel::pio_done(IdeUnit& u)
 
 void IdeChannel::save_state(StateWriter& w) const
 {
-    for (uint8_t b : {m_feature, m_nsector, m_sector, m_lcyl, m_hcyl, m_hob_feature, m_hob_nsector, m_hob_sector,
-                      m_hob_lcyl, m_hob_hcyl, m_device, m_control, m_bm_command, m_bm_status})
+    for (uint8_t b : { m_control, m_bm_command, m_bm_status })
         w.u8(b);
     w.u32(m_bm_prd);
     w.boolean(m_irq_pending);
     w.u8(uint8_t(m_select));
     for (const auto& u : m_units) {
+        const TaskFile& t = u.tf;
+        for (uint8_t b : { t.feature, t.nsector, t.sector, t.lcyl, t.hcyl, t.hob_feature, t.hob_nsector, t.hob_sector,
+                 t.hob_lcyl, t.hob_hcyl, t.device })
+            w.u8(b);
         w.u8(u.status);
         w.u8(u.error);
         w.u8(uint8_t(u.mult_sectors));
@@ -338,13 +334,16 @@ void IdeChannel::save_state(StateWriter& w) const
 Result<void> IdeChannel::load_state(StateReader& r, uint32_t version)
 {
     TRY(check_state_version(*this, version));
-    for (uint8_t* b : {&m_feature, &m_nsector, &m_sector, &m_lcyl, &m_hcyl, &m_hob_feature, &m_hob_nsector,
-                       &m_hob_sector, &m_hob_lcyl, &m_hob_hcyl, &m_device, &m_control, &m_bm_command, &m_bm_status})
+    for (uint8_t* b : { &m_control, &m_bm_command, &m_bm_status })
         *b = TRY(r.u8());
     m_bm_prd = TRY(r.u32());
     m_irq_pending = TRY(r.boolean());
     m_select = TRY(r.u8()) & 1;
     for (auto& u : m_units) {
+        TaskFile& t = u.tf;
+        for (uint8_t* b : { &t.feature, &t.nsector, &t.sector, &t.lcyl, &t.hcyl, &t.hob_feature, &t.hob_nsector,
+                 &t.hob_sector, &t.hob_lcyl, &t.hob_hcyl, &t.device })
+            *b = TRY(r.u8());
         u.status = TRY(r.u8());
         u.error = TRY(r.u8());
         u.mult_sectors = TRY(r.u8());

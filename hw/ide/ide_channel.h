@@ -30,8 +30,18 @@ enum class IdeKind { None, Disk, Cdrom };
 // What happens when the guest has moved the whole PIO buffer.
 enum class PioEnd { None, ReadNext, WriteChunk, Packet, AtapiNext, AtapiDone };
 
+// The task file. Each device has its own copy: the host's register writes
+// reach both, reads come from the selected one, and each device sets its
+// own signature and results.
+struct TaskFile {
+    uint8_t feature = 0, nsector = 0, sector = 0, lcyl = 0, hcyl = 0;
+    uint8_t hob_feature = 0, hob_nsector = 0, hob_sector = 0, hob_lcyl = 0, hob_hcyl = 0;
+    uint8_t device = 0xa0;
+};
+
 struct IdeUnit {
     IdeKind kind = IdeKind::None;
+    TaskFile tf;
     Drive* drive = nullptr;
     std::string serial, model;
     uint8_t status = 0, error = 0;
@@ -44,7 +54,7 @@ struct IdeUnit {
     uint8_t command = 0;
     uint64_t lba = 0;
     uint32_t remaining = 0; // sectors (ATA) or CD sectors (ATAPI)
-    uint32_t chunk = 0;     // sectors per DRQ block
+    uint32_t chunk = 0; // sectors per DRQ block
     bool lba48 = false;
     bool dma_pending = false;
     bool dma_write = false; // guest memory -> disk
@@ -106,8 +116,8 @@ private:
 
     // Register file helpers.
     uint64_t task_lba(const IdeUnit& u, bool lba48) const;
-    void set_task_lba(uint64_t lba, bool lba48);
-    uint32_t task_count(bool lba48) const;
+    void set_task_lba(IdeUnit& u, uint64_t lba, bool lba48);
+    uint32_t task_count(const IdeUnit& u, bool lba48) const;
     void set_signature(IdeUnit& u);
     void soft_reset();
 
@@ -162,11 +172,6 @@ private:
     std::array<IdeUnit, 2> m_units;
     unsigned m_select = 0;
 
-    // Task file (written to both units, as on the wire) and the HOB copies
-    // LBA48 commands use.
-    uint8_t m_feature = 0, m_nsector = 0, m_sector = 0, m_lcyl = 0, m_hcyl = 0;
-    uint8_t m_hob_feature = 0, m_hob_nsector = 0, m_hob_sector = 0, m_hob_lcyl = 0, m_hob_hcyl = 0;
-    uint8_t m_device = 0xa0;
     uint8_t m_control = 0;
     bool m_irq_pending = false;
 

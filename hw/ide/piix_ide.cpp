@@ -3,12 +3,12 @@
 namespace kiln::hw {
 
 PiixIde::PiixIde(IrqLine& irq14, IrqLine& irq15, IoBus& pio, const DeviceIoContext& io)
-    : PciDevice(0x8086, 0x7010, 0x01018000, 0x00), m_bars(m_config, m_wmask)
+    : PciDevice(0x8086, 0x7010, 0x01018000, 0x00)
+    , m_bars(m_config, m_wmask)
 {
     m_channels[0] = std::make_unique<IdeChannel>(0, irq14, io);
     m_channels[1] = std::make_unique<IdeChannel>(1, irq15, io);
-    m_bm_io = FnRegion(
-        [this](uint64_t o, unsigned s) { return m_channels[(o >> 3) & 1]->bm_read(o & 7, s); },
+    m_bm_io = FnRegion([this](uint64_t o, unsigned s) { return m_channels[(o >> 3) & 1]->bm_read(o & 7, s); },
         [this](uint64_t o, unsigned s, uint64_t v) { m_channels[(o >> 3) & 1]->bm_write(o & 7, s, v); });
     m_bars.define(4, PciBarKind::Io, 16, m_bm_io, pio, "piix3-ide-bmdma");
     set_writable(0x40, 4); // IDETIM primary/secondary

@@ -20,7 +20,7 @@ void PciBars::define(unsigned bar, PciBarKind kind, uint64_t size, IoRegion& reg
         std::memcpy(m_config + off + 4, &zero, 4);
         std::memcpy(m_wmask + off + 4, &whi, 4);
     }
-    Bar b{bar, kind, size, &region, &bus, std::move(name)};
+    Bar b { bar, kind, size, &region, &bus, std::move(name) };
     m_bars.push_back(std::move(b));
 }
 
@@ -59,8 +59,8 @@ void PciBars::update()
         auto m = b.bus->map(want, b.size, *b.region, b.name);
         if (!m) {
             if (Log::enabled(LogCategory::Guest))
-                Log::write(LogCategory::Guest, b.name + ": BAR" + std::to_string(b.index) + " placement refused: "
-                                                   + m.error().message());
+                Log::write(LogCategory::Guest,
+                    b.name + ": BAR" + std::to_string(b.index) + " placement refused: " + m.error().message());
             continue;
         }
         b.mapping = std::move(m).value();

@@ -20,7 +20,11 @@ enum class PciBarKind { Io, Mem32, Mem64 };
 class PciBars {
 public:
     // config/wmask: the function's configuration space and write mask.
-    PciBars(uint8_t* config, uint8_t* wmask) : m_config(config), m_wmask(wmask) {}
+    PciBars(uint8_t* config, uint8_t* wmask)
+        : m_config(config)
+        , m_wmask(wmask)
+    {
+    }
 
     // size must be a power of two (>= 4 for I/O, >= 16 for memory).
     void define(unsigned bar, PciBarKind kind, uint64_t size, IoRegion& region, IoBus& bus, std::string name);

@@ -10,7 +10,7 @@ uint64_t MsixTable::read(uint64_t offset, unsigned size)
             unsigned e = unsigned(o / 16);
             if (e < m_entries.size()) {
                 const Entry& x = m_entries[e];
-                uint32_t words[4] = {x.addr_lo, x.addr_hi, x.data, x.control};
+                uint32_t words[4] = { x.addr_lo, x.addr_hi, x.data, x.control };
                 word = words[(o / 4) & 3];
             }
         } else {
@@ -91,7 +91,7 @@ void MsixTable::deliver_pending()
 void MsixTable::reset()
 {
     for (auto& e : m_entries)
-        e = Entry{};
+        e = Entry {};
     m_pending.assign(m_pending.size(), false);
     m_enabled = m_function_masked = false;
 }

@@ -18,7 +18,12 @@ public:
     static constexpr uint64_t k_pba_offset = 0x800;
     static constexpr uint64_t k_region_bytes = 0x1000;
 
-    MsixTable(unsigned vectors, MsiSink* sink) : m_entries(vectors), m_pending(vectors, false), m_sink(sink) {}
+    MsixTable(unsigned vectors, MsiSink* sink)
+        : m_entries(vectors)
+        , m_pending(vectors, false)
+        , m_sink(sink)
+    {
+    }
     unsigned vectors() const { return unsigned(m_entries.size()); }
 
     // BAR region: table at 0, PBA at k_pba_offset.

@@ -53,16 +53,15 @@ uint32_t le32(const uint8_t* p)
 } // namespace
 
 VirtioBlk::VirtioBlk(Drive& drive, const VirtioBlkConfig& cfg, const DeviceIoContext& io)
-    : m_drive(drive), m_cfg(cfg), m_io(io)
+    : m_drive(drive)
+    , m_cfg(cfg)
+    , m_io(io)
 {
     if (m_cfg.serial.size() > 20)
         m_cfg.serial.resize(20);
 }
 
-VirtioBlk::~VirtioBlk()
-{
-    *m_alive = false;
-}
+VirtioBlk::~VirtioBlk() { *m_alive = false; }
 
 uint64_t VirtioBlk::host_features() const
 {
@@ -160,9 +159,8 @@ Task<std::pair<uint8_t, uint32_t>> VirtioBlk::execute(const VirtqElement& e, boo
     uint64_t data_in = e.in_bytes - 1; // the last in-byte is the status
     uint64_t data_out = e.out_bytes - 16;
     uint64_t capacity = m_drive.size_bytes();
-    auto in_range = [&](uint64_t bytes) {
-        return sector <= capacity / k_sector && bytes <= capacity - sector * k_sector;
-    };
+    auto in_range
+        = [&](uint64_t bytes) { return sector <= capacity / k_sector && bytes <= capacity - sector * k_sector; };
     auto fail = [&](IoDirection dir, const Error& err) -> uint8_t {
         switch (m_drive.handle_error(dir, err, retry)) {
         case ErrorOutcome::Ignore:
@@ -178,40 +176,40 @@ Task<std::pair<uint8_t, uint32_t>> VirtioBlk::execute(const VirtqElement& e, boo
     switch (type) {
     case k_t_in: {
         if (data_in % k_sector || !in_range(data_in))
-            co_return std::pair<uint8_t, uint32_t>{k_s_ioerr, 0};
+            co_return std::pair<uint8_t, uint32_t> { k_s_ioerr, 0 };
         auto r = co_await m_drive.read(sector * k_sector, slice(e.in, 0, data_in));
         if (!r)
-            co_return std::pair<uint8_t, uint32_t>{fail(IoDirection::Read, r.error()), uint32_t(data_in)};
-        co_return std::pair<uint8_t, uint32_t>{k_s_ok, uint32_t(data_in)};
+            co_return std::pair<uint8_t, uint32_t> { fail(IoDirection::Read, r.error()), uint32_t(data_in) };
+        co_return std::pair<uint8_t, uint32_t> { k_s_ok, uint32_t(data_in) };
     }
     case k_t_out: {
         if (m_drive.read_only() || data_out % k_sector || !in_range(data_out))
-            co_return std::pair<uint8_t, uint32_t>{k_s_ioerr, 0};
+            co_return std::pair<uint8_t, uint32_t> { k_s_ioerr, 0 };
         auto r = co_await m_drive.write(sector * k_sector, slice(e.out, 16, data_out));
         if (!r)
-            co_return std::pair<uint8_t, uint32_t>{fail(IoDirection::Write, r.error()), 0};
-        co_return std::pair<uint8_t, uint32_t>{k_s_ok, 0};
+            co_return std::pair<uint8_t, uint32_t> { fail(IoDirection::Write, r.error()), 0 };
+        co_return std::pair<uint8_t, uint32_t> { k_s_ok, 0 };
     }
     case k_t_flush: {
         auto r = co_await m_drive.flush();
         if (!r)
-            co_return std::pair<uint8_t, uint32_t>{fail(IoDirection::Write, r.error()), 0};
-        co_return std::pair<uint8_t, uint32_t>{k_s_ok, 0};
+            co_return std::pair<uint8_t, uint32_t> { fail(IoDirection::Write, r.error()), 0 };
+        co_return std::pair<uint8_t, uint32_t> { k_s_ok, 0 };
     }
     case k_t_get_id: {
         uint8_t id[20] = {};
         std::memcpy(id, m_cfg.serial.data(), std::min<size_t>(m_cfg.serial.size(), 20));
         uint64_t n = std::min<uint64_t>(data_in, 20);
         slice(e.in, 0, n).copy_in(0, id, size_t(n));
-        co_return std::pair<uint8_t, uint32_t>{k_s_ok, uint32_t(n)};
+        co_return std::pair<uint8_t, uint32_t> { k_s_ok, uint32_t(n) };
     }
     case k_t_discard:
     case k_t_write_zeroes: {
         bool zeroes = type == k_t_write_zeroes;
         if (data_out == 0 || data_out % 16 || data_out / 16 > k_max_discard_segments)
-            co_return std::pair<uint8_t, uint32_t>{k_s_unsupp, 0};
+            co_return std::pair<uint8_t, uint32_t> { k_s_unsupp, 0 };
         if (m_drive.read_only())
-            co_return std::pair<uint8_t, uint32_t>{k_s_ioerr, 0};
+            co_return std::pair<uint8_t, uint32_t> { k_s_ioerr, 0 };
         std::vector<uint8_t> segs(data_out);
         slice(e.out, 16, data_out).copy_out(0, segs.data(), segs.size());
         for (size_t i = 0; i < segs.size(); i += 16) {
@@ -219,18 +217,19 @@ Task<std::pair<uint8_t, uint32_t>> VirtioBlk::execute(const VirtqElement& e, boo
             uint32_t n = le32(&segs[i + 8]);
             uint32_t flags = le32(&segs[i + 12]);
             if ((!zeroes && flags != 0) || (zeroes && (flags & ~1u)))
-                co_return std::pair<uint8_t, uint32_t>{k_s_unsupp, 0};
-            if (n > k_max_discard_sectors || s > capacity / k_sector || uint64_t(n) * k_sector > capacity - s * k_sector)
-                co_return std::pair<uint8_t, uint32_t>{k_s_ioerr, 0};
+                co_return std::pair<uint8_t, uint32_t> { k_s_unsupp, 0 };
+            if (n > k_max_discard_sectors || s > capacity / k_sector
+                || uint64_t(n) * k_sector > capacity - s * k_sector)
+                co_return std::pair<uint8_t, uint32_t> { k_s_ioerr, 0 };
             auto r = zeroes ? co_await m_drive.write_zeroes(s * k_sector, uint64_t(n) * k_sector, flags & 1)
                             : co_await m_drive.discard(s * k_sector, uint64_t(n) * k_sector);
             if (!r)
-                co_return std::pair<uint8_t, uint32_t>{fail(IoDirection::Write, r.error()), 0};
+                co_return std::pair<uint8_t, uint32_t> { fail(IoDirection::Write, r.error()), 0 };
         }
-        co_return std::pair<uint8_t, uint32_t>{k_s_ok, 0};
+        co_return std::pair<uint8_t, uint32_t> { k_s_ok, 0 };
     }
     default:
-        co_return std::pair<uint8_t, uint32_t>{k_s_unsupp, 0};
+        co_return std::pair<uint8_t, uint32_t> { k_s_unsupp, 0 };
     }
 }
 

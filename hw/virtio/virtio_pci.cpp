@@ -10,19 +10,18 @@ using namespace virtio;
 
 namespace {
 
-constexpr unsigned k_cap_common = 0x40, k_cap_isr = 0x50, k_cap_device = 0x60, k_cap_notify = 0x70,
-                   k_cap_msix = 0x84;
+constexpr unsigned k_cap_common = 0x40, k_cap_isr = 0x50, k_cap_device = 0x60, k_cap_notify = 0x70, k_cap_msix = 0x84;
 constexpr uint64_t k_legacy_bar_bytes = 0x80;
 
 struct Field {
     unsigned offset, size;
 };
 // Common configuration layout (virtio 1.x 4.1.4.3).
-constexpr Field k_common_fields[] = {{0x00, 4}, {0x04, 4}, {0x08, 4}, {0x0c, 4}, {0x10, 2}, {0x12, 2},
-                                     {0x14, 1}, {0x15, 1}, {0x16, 2}, {0x18, 2}, {0x1a, 2}, {0x1c, 2},
-                                     {0x1e, 2}, {0x20, 8}, {0x28, 8}, {0x30, 8}};
-constexpr Field k_legacy_fields[] = {{0x00, 4}, {0x04, 4}, {0x08, 4}, {0x0c, 2}, {0x0e, 2},
-                                     {0x10, 2}, {0x12, 1}, {0x13, 1}, {0x14, 2}, {0x16, 2}};
+constexpr Field k_common_fields[]
+    = { { 0x00, 4 }, { 0x04, 4 }, { 0x08, 4 }, { 0x0c, 4 }, { 0x10, 2 }, { 0x12, 2 }, { 0x14, 1 }, { 0x15, 1 },
+          { 0x16, 2 }, { 0x18, 2 }, { 0x1a, 2 }, { 0x1c, 2 }, { 0x1e, 2 }, { 0x20, 8 }, { 0x28, 8 }, { 0x30, 8 } };
+constexpr Field k_legacy_fields[] = { { 0x00, 4 }, { 0x04, 4 }, { 0x08, 4 }, { 0x0c, 2 }, { 0x0e, 2 }, { 0x10, 2 },
+    { 0x12, 1 }, { 0x13, 1 }, { 0x14, 2 }, { 0x16, 2 } };
 
 const Field* find_field(const Field* begin, const Field* end, uint64_t offset)
 {
@@ -49,8 +48,8 @@ uint64_t read_fields(const Field* begin, const Field* end, uint64_t offset, unsi
 }
 
 template<typename Get, typename Set>
-void write_fields(const Field* begin, const Field* end, uint64_t offset, unsigned size, uint64_t value, Get get,
-                  Set set)
+void write_fields(
+    const Field* begin, const Field* end, uint64_t offset, unsigned size, uint64_t value, Get get, Set set)
 {
     unsigned i = 0;
     while (i < size) {
@@ -70,7 +69,7 @@ void write_fields(const Field* begin, const Field* end, uint64_t offset, unsigne
 }
 
 void put_cap(uint8_t* cfg, unsigned at, unsigned next, uint8_t type, uint8_t bar, uint32_t offset, uint32_t length,
-             uint8_t len = 16)
+    uint8_t len = 16)
 {
     cfg[at] = 0x09;
     cfg[at + 1] = uint8_t(next);
@@ -83,11 +82,15 @@ void put_cap(uint8_t* cfg, unsigned at, unsigned next, uint8_t type, uint8_t bar
 
 } // namespace
 
-VirtioPci::VirtioPci(VirtioDevice& device, GuestMemory& memory, IrqLine& intx, MsiSink* msi, VirtioPciBuses buses,
-                     std::string name)
-    : PciDevice(0x1af4, uint16_t(0x1000 + device.device_type() - 1), 0x01000000, 0x00), m_device(device),
-      m_memory(memory), m_intx(intx), m_name(std::move(name)), m_msix(device.queue_count() + 1, msi),
-      m_bars(m_config, m_wmask)
+VirtioPci::VirtioPci(
+    VirtioDevice& device, GuestMemory& memory, IrqLine& intx, MsiSink* msi, VirtioPciBuses buses, std::string name)
+    : PciDevice(0x1af4, uint16_t(0x1000 + device.device_type() - 1), 0x01000000, 0x00)
+    , m_device(device)
+    , m_memory(memory)
+    , m_intx(intx)
+    , m_name(std::move(name))
+    , m_msix(device.queue_count() + 1, msi)
+    , m_bars(m_config, m_wmask)
 {
     m_device.set_transport(this);
     for (unsigned i = 0; i < device.queue_count(); i++)
@@ -101,7 +104,7 @@ VirtioPci::VirtioPci(VirtioDevice& device, GuestMemory& memory, IrqLine& intx, M
     m_config[k_cap_msix + 1] = k_cap_notify;
     set_u16(k_cap_msix + 2, uint16_t(m_msix.vectors() - 1));
     m_wmask[k_cap_msix + 3] = 0xc0; // enable, function mask
-    set_u32(k_cap_msix + 4, 0x00000001);                             // table in BAR1 at 0
+    set_u32(k_cap_msix + 4, 0x00000001); // table in BAR1 at 0
     set_u32(k_cap_msix + 8, uint32_t(MsixTable::k_pba_offset) | 1); // PBA in BAR1
     put_cap(m_config, k_cap_notify, k_cap_device, 2, 4, k_notify_offset, 0x1000, 20);
     set_u32(k_cap_notify + 16, k_notify_multiplier);
@@ -111,7 +114,7 @@ VirtioPci::VirtioPci(VirtioDevice& device, GuestMemory& memory, IrqLine& intx, M
     m_wmask[0x05] |= 0x04; // INTx disable
 
     m_legacy_io = FnRegion([this](uint64_t o, unsigned s) { return legacy_read(o, s); },
-                           [this](uint64_t o, unsigned s, uint64_t v) { legacy_write(o, s, v); });
+        [this](uint64_t o, unsigned s, uint64_t v) { legacy_write(o, s, v); });
     m_bar4_io = FnRegion(
         [this](uint64_t o, unsigned s) -> uint64_t {
             if (o < k_isr_offset)
@@ -213,8 +216,8 @@ void VirtioPci::queue_error(unsigned n, const std::string& what)
     m_queues[n].broken = true;
     if (!m_logged_error) {
         m_logged_error = true;
-        Log::write(LogCategory::Guest, m_name + ": queue " + std::to_string(n) + ": " + what
-                                           + "; device needs reset (further errors not logged)");
+        Log::write(LogCategory::Guest,
+            m_name + ": queue " + std::to_string(n) + ": " + what + "; device needs reset (further errors not logged)");
     }
     if (!(m_status & k_status_needs_reset)) {
         m_status |= k_status_needs_reset;
@@ -290,7 +293,9 @@ uint64_t VirtioPci::common_read(uint64_t offset, unsigned size)
 
 void VirtioPci::common_write(uint64_t offset, unsigned size, uint64_t value)
 {
-    auto get = [&](unsigned f) -> uint64_t { return common_read(f, f >= 0x20 ? 8 : f == 0x14 || f == 0x15 ? 1 : f >= 0x10 ? 2 : 4); };
+    auto get = [&](unsigned f) -> uint64_t {
+        return common_read(f, f >= 0x20 ? 8 : f == 0x14 || f == 0x15 ? 1 : f >= 0x10 ? 2 : 4);
+    };
     auto set = [&](unsigned f, uint64_t v) {
         Virtqueue* q = m_queue_select < m_queues.size() ? &m_queues[m_queue_select] : nullptr;
         bool queue_live = q && q->enabled;
@@ -304,7 +309,8 @@ void VirtioPci::common_write(uint64_t offset, unsigned size, uint64_t value)
         case 0x0c:
             if (m_driver_feature_select < 2 && !(m_status & k_status_features_ok)) {
                 unsigned shift = 32 * m_driver_feature_select;
-                m_driver_features = (m_driver_features & ~(uint64_t(0xffffffff) << shift)) | (uint64_t(uint32_t(v)) << shift);
+                m_driver_features
+                    = (m_driver_features & ~(uint64_t(0xffffffff) << shift)) | (uint64_t(uint32_t(v)) << shift);
             }
             break;
         case 0x10:
@@ -327,8 +333,9 @@ void VirtioPci::common_write(uint64_t offset, unsigned size, uint64_t value)
         case 0x1c:
             if (q && v == 1) {
                 if (!q->valid_size(false)) {
-                    queue_error(m_queue_select, "queue size " + std::to_string(q->size())
-                                                    + " is not a power of two up to " + std::to_string(q->max_size()));
+                    queue_error(m_queue_select,
+                        "queue size " + std::to_string(q->size()) + " is not a power of two up to "
+                            + std::to_string(q->max_size()));
                     break;
                 }
                 q->enabled = true;

@@ -35,8 +35,8 @@ public:
                               k_notify_offset = 0x3000, k_bar4_bytes = 0x4000;
     static constexpr uint32_t k_notify_multiplier = 4;
 
-    VirtioPci(VirtioDevice& device, GuestMemory& memory, IrqLine& intx, MsiSink* msi, VirtioPciBuses buses,
-              std::string name);
+    VirtioPci(
+        VirtioDevice& device, GuestMemory& memory, IrqLine& intx, MsiSink* msi, VirtioPciBuses buses, std::string name);
     std::string name() const override { return m_name; }
     void reset() override;
     void config_write(unsigned offset, unsigned size, uint32_t value) override;

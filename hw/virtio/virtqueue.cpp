@@ -45,12 +45,12 @@ Result<void> Virtqueue::add_segment(GuestMemory& mem, VirtqElement& e, uint64_t 
     if (len == 0)
         return ok();
     if (addr + len < addr)
-        return ring_error("buffer at " + std::to_string(addr) + " of " + std::to_string(len)
-                          + " bytes wraps the address space");
+        return ring_error(
+            "buffer at " + std::to_string(addr) + " of " + std::to_string(len) + " bytes wraps the address space");
     auto span = mem.host_span(addr, len);
     if (!span)
         return ring_error("buffer outside guest RAM: " + span.error().message());
-    VirtqSegment seg{addr, span.value().data(), len};
+    VirtqSegment seg { addr, span.value().data(), len };
     if (writable) {
         e.in.push_back(seg);
         e.in_bytes += len;
@@ -76,14 +76,14 @@ Result<std::optional<VirtqElement>> Virtqueue::pop(GuestMemory& mem, bool indire
     uint16_t pending = uint16_t(avail_idx - m_last_avail);
     if (pending > m_size)
         return ring_error("available index moved by " + std::to_string(pending) + ", more than the queue size "
-                          + std::to_string(m_size));
+            + std::to_string(m_size));
     if (pending == 0)
         return std::optional<VirtqElement>();
     std::atomic_thread_fence(std::memory_order_acquire);
     uint16_t head = TRY(mem.read_value<uint16_t>(avail_addr + 4 + 2 * uint64_t(m_last_avail % m_size)));
     if (head >= m_size)
-        return ring_error("head descriptor " + std::to_string(head) + " is outside the table of "
-                          + std::to_string(m_size));
+        return ring_error(
+            "head descriptor " + std::to_string(head) + " is outside the table of " + std::to_string(m_size));
     m_last_avail++;
 
     VirtqElement e;
@@ -95,8 +95,8 @@ Result<std::optional<VirtqElement>> Virtqueue::pop(GuestMemory& mem, bool indire
     bool in_indirect = false;
     for (;;) {
         if (++count > table_size)
-            return ring_error("descriptor chain is longer than its table (" + std::to_string(table_size)
-                              + " entries): a loop");
+            return ring_error(
+                "descriptor chain is longer than its table (" + std::to_string(table_size) + " entries): a loop");
         Desc d;
         uint64_t at = table + 16 * uint64_t(i);
         d.addr = TRY(mem.read_value<uint64_t>(at));
@@ -111,8 +111,10 @@ Result<std::optional<VirtqElement>> Virtqueue::pop(GuestMemory& mem, bool indire
             if (d.flags & k_desc_next)
                 return ring_error("indirect descriptor with the NEXT flag");
             if (d.len == 0 || d.len % 16 != 0 || d.len / 16 > k_max_indirect)
-                return ring_error("indirect table of " + std::to_string(d.len) + " bytes (must be a multiple of 16, "
-                                  "at most " + std::to_string(k_max_indirect) + " entries)");
+                return ring_error("indirect table of " + std::to_string(d.len)
+                    + " bytes (must be a multiple of 16, "
+                      "at most "
+                    + std::to_string(k_max_indirect) + " entries)");
             if (d.addr + d.len < d.addr || !mem.host_span(d.addr, d.len))
                 return ring_error("indirect table outside guest RAM");
             table = d.addr;
@@ -127,8 +129,8 @@ Result<std::optional<VirtqElement>> Virtqueue::pop(GuestMemory& mem, bool indire
             break;
         i = d.next;
         if (i >= table_size)
-            return ring_error("next descriptor " + std::to_string(i) + " is outside the table of "
-                              + std::to_string(table_size));
+            return ring_error(
+                "next descriptor " + std::to_string(i) + " is outside the table of " + std::to_string(table_size));
     }
     return std::optional<VirtqElement>(std::move(e));
 }

@@ -6,11 +6,11 @@
 // is a VirtqError: the device sets DEVICE_NEEDS_RESET and stops the queue.
 #pragma once
 
-#include <sys/uio.h>
-
 #include <cstdint>
 #include <optional>
 #include <vector>
+
+#include <sys/uio.h>
 
 #include "hw/core/guest_memory.h"
 #include "hw/core/vmstate.h"
@@ -36,7 +36,11 @@ class Virtqueue {
 public:
     static constexpr unsigned k_max_indirect = 1024;
 
-    explicit Virtqueue(uint16_t max_size = 256) : m_max_size(max_size), m_size(max_size) {}
+    explicit Virtqueue(uint16_t max_size = 256)
+        : m_max_size(max_size)
+        , m_size(max_size)
+    {
+    }
     void reset();
 
     // Driver-programmed layout.

@@ -3,13 +3,13 @@
 // in a temporary directory and open them as drives.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "block/context.h"
 #include "hw/block/device_io.h"
@@ -88,8 +88,7 @@ protected:
     }
 
     // Runs the loop until pred() holds; bounded by iterations, not time.
-    template<typename Pred>
-    bool run_until(Pred pred, int max_iterations = 3000)
+    template<typename Pred> bool run_until(Pred pred, int max_iterations = 3000)
     {
         for (int i = 0; i < max_iterations && !pred(); i++)
             loop->run_once(2);

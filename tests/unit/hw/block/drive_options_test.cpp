@@ -20,9 +20,10 @@ std::string error_of(std::vector<DiskArg> args)
 
 TEST(DriveOptions, FullDriveLine)
 {
-    auto r = parse({{"drive", "file=a.qcow2,format=qcow2,if=virtio,cache=none,aio=native,discard=unmap,"
-                              "detect-zeroes=unmap,serial=S1,werror=stop,rerror=ignore,id=d0,node-name=n0,"
-                              "file.locking=off,l2-cache-size=1M"}});
+    auto r = parse({ { "drive",
+        "file=a.qcow2,format=qcow2,if=virtio,cache=none,aio=native,discard=unmap,"
+        "detect-zeroes=unmap,serial=S1,werror=stop,rerror=ignore,id=d0,node-name=n0,"
+        "file.locking=off,l2-cache-size=1M" } });
     ASSERT_TRUE(r.ok()) << r.error().message();
     const auto& d = r.value().drives.at(0);
     EXPECT_EQ(d.file, "a.qcow2");
@@ -47,7 +48,7 @@ TEST(DriveOptions, FullDriveLine)
 
 TEST(DriveOptions, DefaultsMatchQemu)
 {
-    auto r = parse({{"drive", "file=a.img"}});
+    auto r = parse({ { "drive", "file=a.img" } });
     ASSERT_TRUE(r.ok());
     const auto& d = r.value().drives[0];
     EXPECT_EQ(d.interface, DriveInterface::Ide);
@@ -64,7 +65,8 @@ TEST(DriveOptions, DefaultsMatchQemu)
 
 TEST(DriveOptions, HdaToHddCdromAndSnapshot)
 {
-    auto r = parse({{"hdb", "b.img"}, {"cdrom", "c.iso"}, {"snapshot", ""}, {"hda", "a.img"}, {"hdd", "d.img"}});
+    auto r = parse(
+        { { "hdb", "b.img" }, { "cdrom", "c.iso" }, { "snapshot", "" }, { "hda", "a.img" }, { "hdd", "d.img" } });
     ASSERT_TRUE(r.ok()) << r.error().message();
     const auto& s = r.value();
     ASSERT_EQ(s.drives.size(), 4u);
@@ -83,7 +85,7 @@ TEST(DriveOptions, HdaToHddCdromAndSnapshot)
 
 TEST(DriveOptions, AutomaticIndexFillsFreeUnits)
 {
-    auto r = parse({{"drive", "file=a,index=1"}, {"drive", "file=b"}, {"drive", "file=c"}});
+    auto r = parse({ { "drive", "file=a,index=1" }, { "drive", "file=b" }, { "drive", "file=c" } });
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.value().drives[1].index, 0);
     EXPECT_EQ(r.value().drives[2].index, 2);
@@ -92,12 +94,10 @@ TEST(DriveOptions, AutomaticIndexFillsFreeUnits)
 
 TEST(DriveOptions, DeviceForms)
 {
-    auto r = parse({{"drive", "file=a,if=none,id=d0"},
-                    {"drive", "file=b,if=none,id=d1"},
-                    {"drive", "if=none,id=cd,media=cdrom"},
-                    {"device", "virtio-blk-pci,drive=d0,serial=VS,num-queues=2,queue-size=128,addr=05"},
-                    {"device", "ide-hd,drive=d1,bus=ide.1,unit=1"},
-                    {"device", "ide-cd,drive=cd"}});
+    auto r = parse({ { "drive", "file=a,if=none,id=d0" }, { "drive", "file=b,if=none,id=d1" },
+        { "drive", "if=none,id=cd,media=cdrom" },
+        { "device", "virtio-blk-pci,drive=d0,serial=VS,num-queues=2,queue-size=128,addr=05" },
+        { "device", "ide-hd,drive=d1,bus=ide.1,unit=1" }, { "device", "ide-cd,drive=cd" } });
     ASSERT_TRUE(r.ok()) << r.error().message();
     const auto& devs = r.value().devices;
     ASSERT_EQ(devs.size(), 3u);
@@ -119,52 +119,53 @@ TEST(DriveOptions, DeviceForms)
 
 TEST(DriveOptions, QemuErrorMessages)
 {
-    EXPECT_EQ(error_of({{"drive", "file=a,if=foo"}}), "-drive file=a,if=foo: unsupported bus type 'foo'");
-    EXPECT_EQ(error_of({{"drive", "file=a,media=tape"}}), "-drive file=a,media=tape: 'tape' invalid media");
-    EXPECT_EQ(error_of({{"drive", "file=a,cache=fast"}}), "-drive file=a,cache=fast: invalid cache option");
-    EXPECT_EQ(error_of({{"drive", "file=a,aio=posix"}}), "-drive file=a,aio=posix: invalid aio option");
-    EXPECT_EQ(error_of({{"drive", "file=a,aio=native"}}),
-              "-drive file=a,aio=native: aio=native was specified, but it requires cache.direct=on, which was not "
-              "specified.");
-    EXPECT_EQ(error_of({{"drive", "file=a,werror=panic"}}),
-              "-drive file=a,werror=panic: 'panic' invalid write error action");
-    EXPECT_EQ(error_of({{"drive", "file=a,rerror=enospc"}}),
-              "-drive file=a,rerror=enospc: 'enospc' invalid read error action");
-    EXPECT_EQ(error_of({{"drive", "file=a,discard=maybe"}}), "-drive file=a,discard=maybe: Invalid discard option");
-    EXPECT_EQ(error_of({{"drive", "file=a,detect-zeroes=yes"}}),
-              "-drive file=a,detect-zeroes=yes: Parameter 'detect-zeroes' does not accept value 'yes'");
-    EXPECT_EQ(error_of({{"drive", "file=a,detect-zeroes=unmap"}}),
-              "-drive file=a,detect-zeroes=unmap: setting detect-zeroes to unmap is not allowed without setting "
-              "discard operation to unmap");
-    EXPECT_EQ(error_of({{"drive", "file=a,readonly=maybe"}}),
-              "-drive file=a,readonly=maybe: Parameter 'readonly' expects 'on' or 'off'");
-    EXPECT_EQ(error_of({{"drive", "file=a,index=0"}, {"drive", "file=b,index=0"}}),
-              "-drive file=b,index=0: drive with bus=0, unit=0 (index=0) exists");
-    EXPECT_EQ(error_of({{"drive", "file=a,index=1,unit=1"}}),
-              "-drive file=a,index=1,unit=1: index cannot be used with bus and unit");
-    EXPECT_EQ(error_of({{"drive", "file=a,unit=2"}}), "-drive file=a,unit=2: unit 2 too big (max is 1)");
-    EXPECT_EQ(error_of({{"drive", "file=a,index=4"}}),
-              "-drive file=a,index=4: machine type does not support if=ide,bus=2,unit=0");
-    EXPECT_EQ(error_of({{"drive", "if=virtio"}}), "-drive if=virtio: Device needs media, but drive is empty");
-    EXPECT_EQ(error_of({{"drive", "file=a,id=x,if=none"}, {"drive", "file=b,id=x,if=none"}}),
-              "-drive file=b,id=x,if=none: Duplicate ID 'x' for drive");
-    EXPECT_EQ(error_of({{"device", "virtio-blk-pci"}}), "-device virtio-blk-pci: drive property not set");
-    EXPECT_EQ(error_of({{"device", "ide-hd"}}), "-device ide-hd: No drive specified");
-    EXPECT_EQ(error_of({{"device", "virtio-blk-pci,drive=nope"}}),
-              "-device virtio-blk-pci,drive=nope: Property 'virtio-blk-device.drive' can't find value 'nope'");
-    EXPECT_EQ(error_of({{"drive", "file=a,if=virtio,id=v"}, {"device", "virtio-blk-pci,drive=v"}}),
-              "-device virtio-blk-pci,drive=v: Property 'virtio-blk-device.drive' can't take value 'v', it's in use");
-    EXPECT_EQ(error_of({{"drive", "file=a,if=none,id=d"}, {"device", "ide-hd,drive=d,bus=ide.4"}}),
-              "-device ide-hd,drive=d,bus=ide.4: Bus 'ide.4' not found");
-    EXPECT_EQ(error_of({{"drive", "file=a,if=none,id=d"}, {"device", "ide-hd,drive=d,unit=3"}}),
-              "-device ide-hd,drive=d,unit=3: Can't create IDE unit 3, bus supports only 2 units");
-    EXPECT_EQ(error_of({{"drive", "file=a,if=none,id=d"}, {"device", "virtio-blk-pci,drive=d,bogus=1"}}),
-              "-device virtio-blk-pci,drive=d,bogus=1: Property 'virtio-blk-pci.bogus' not found");
-    EXPECT_EQ(error_of({{"drive", "file=a,if=none,id=d"}, {"device", "virtio-blk-pci,drive=d,queue-size=100"}}),
-              "-device virtio-blk-pci,drive=d,queue-size=100: invalid queue-size property (100), must be a power of "
-              "2 and between 2 and 1024");
-    EXPECT_EQ(error_of({{"drive", "file=a"}, {"drive", "file=b,if=none,id=d"}, {"device", "ide-hd,drive=d,unit=0"}}),
-              "-device ide-hd,drive=d,unit=0: IDE unit 0 is in use");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=foo" } }), "-drive file=a,if=foo: unsupported bus type 'foo'");
+    EXPECT_EQ(error_of({ { "drive", "file=a,media=tape" } }), "-drive file=a,media=tape: 'tape' invalid media");
+    EXPECT_EQ(error_of({ { "drive", "file=a,cache=fast" } }), "-drive file=a,cache=fast: invalid cache option");
+    EXPECT_EQ(error_of({ { "drive", "file=a,aio=posix" } }), "-drive file=a,aio=posix: invalid aio option");
+    EXPECT_EQ(error_of({ { "drive", "file=a,aio=native" } }),
+        "-drive file=a,aio=native: aio=native was specified, but it requires cache.direct=on, which was not "
+        "specified.");
+    EXPECT_EQ(error_of({ { "drive", "file=a,werror=panic" } }),
+        "-drive file=a,werror=panic: 'panic' invalid write error action");
+    EXPECT_EQ(error_of({ { "drive", "file=a,rerror=enospc" } }),
+        "-drive file=a,rerror=enospc: 'enospc' invalid read error action");
+    EXPECT_EQ(error_of({ { "drive", "file=a,discard=maybe" } }), "-drive file=a,discard=maybe: Invalid discard option");
+    EXPECT_EQ(error_of({ { "drive", "file=a,detect-zeroes=yes" } }),
+        "-drive file=a,detect-zeroes=yes: Parameter 'detect-zeroes' does not accept value 'yes'");
+    EXPECT_EQ(error_of({ { "drive", "file=a,detect-zeroes=unmap" } }),
+        "-drive file=a,detect-zeroes=unmap: setting detect-zeroes to unmap is not allowed without setting "
+        "discard operation to unmap");
+    EXPECT_EQ(error_of({ { "drive", "file=a,readonly=maybe" } }),
+        "-drive file=a,readonly=maybe: Parameter 'readonly' expects 'on' or 'off'");
+    EXPECT_EQ(error_of({ { "drive", "file=a,index=0" }, { "drive", "file=b,index=0" } }),
+        "-drive file=b,index=0: drive with bus=0, unit=0 (index=0) exists");
+    EXPECT_EQ(error_of({ { "drive", "file=a,index=1,unit=1" } }),
+        "-drive file=a,index=1,unit=1: index cannot be used with bus and unit");
+    EXPECT_EQ(error_of({ { "drive", "file=a,unit=2" } }), "-drive file=a,unit=2: unit 2 too big (max is 1)");
+    EXPECT_EQ(error_of({ { "drive", "file=a,index=4" } }),
+        "-drive file=a,index=4: machine type does not support if=ide,bus=2,unit=0");
+    EXPECT_EQ(error_of({ { "drive", "if=virtio" } }), "-drive if=virtio: Device needs media, but drive is empty");
+    EXPECT_EQ(error_of({ { "drive", "file=a,id=x,if=none" }, { "drive", "file=b,id=x,if=none" } }),
+        "-drive file=b,id=x,if=none: Duplicate ID 'x' for drive");
+    EXPECT_EQ(error_of({ { "device", "virtio-blk-pci" } }), "-device virtio-blk-pci: drive property not set");
+    EXPECT_EQ(error_of({ { "device", "ide-hd" } }), "-device ide-hd: No drive specified");
+    EXPECT_EQ(error_of({ { "device", "virtio-blk-pci,drive=nope" } }),
+        "-device virtio-blk-pci,drive=nope: Property 'virtio-blk-device.drive' can't find value 'nope'");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=virtio,id=v" }, { "device", "virtio-blk-pci,drive=v" } }),
+        "-device virtio-blk-pci,drive=v: Property 'virtio-blk-device.drive' can't take value 'v', it's in use");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=none,id=d" }, { "device", "ide-hd,drive=d,bus=ide.4" } }),
+        "-device ide-hd,drive=d,bus=ide.4: Bus 'ide.4' not found");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=none,id=d" }, { "device", "ide-hd,drive=d,unit=3" } }),
+        "-device ide-hd,drive=d,unit=3: Can't create IDE unit 3, bus supports only 2 units");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=none,id=d" }, { "device", "virtio-blk-pci,drive=d,bogus=1" } }),
+        "-device virtio-blk-pci,drive=d,bogus=1: Property 'virtio-blk-pci.bogus' not found");
+    EXPECT_EQ(error_of({ { "drive", "file=a,if=none,id=d" }, { "device", "virtio-blk-pci,drive=d,queue-size=100" } }),
+        "-device virtio-blk-pci,drive=d,queue-size=100: invalid queue-size property (100), must be a power of "
+        "2 and between 2 and 1024");
+    EXPECT_EQ(
+        error_of({ { "drive", "file=a" }, { "drive", "file=b,if=none,id=d" }, { "device", "ide-hd,drive=d,unit=0" } }),
+        "-device ide-hd,drive=d,unit=0: IDE unit 0 is in use");
 }
 
 } // namespace

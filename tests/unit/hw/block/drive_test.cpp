@@ -1,11 +1,11 @@
 // Drive: opening images with QEMU's messages, image locks against a second
 // writer (Kiln or qemu-io), snapshot=on overlays, unknown format options,
 // detect-zeroes, discard=ignore and the error policies.
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+
+#include <sys/wait.h>
 
 #include "tests/unit/hw/block/disk_fixture.h"
 #include "tests/unit/qcow2/mem_node.h"

@@ -46,7 +46,7 @@ protected:
         vb.file = make_raw("vb.raw", 1 << 20);
         vb.format = "raw";
         vb.interface = DriveInterface::Virtio;
-        cfg.drives = {ide, vb};
+        cfg.drives = { ide, vb };
         DiskDeviceConfig d0;
         d0.kind = DiskDeviceKind::IdeHd;
         d0.drive_id = "ide0-hd0";
@@ -55,7 +55,7 @@ protected:
         DiskDeviceConfig d1;
         d1.kind = DiskDeviceKind::VirtioBlkPci;
         d1.drive_id = "virtio0";
-        cfg.devices = {d0, d1};
+        cfg.devices = { d0, d1 };
         return cfg;
     }
 
@@ -164,11 +164,11 @@ TEST_F(PcDisksTest, MissingImageNamesTheOption)
     d.id = "x";
     d.file = path("missing.img");
     d.origin = "-drive file=" + d.file;
-    cfg.drives = {d};
+    cfg.drives = { d };
     auto r = loop->run_until_complete(PcDisks::create(*mh.machine, *ctx, cfg, this));
     ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().message(),
-              "-drive file=" + d.file + ": Could not open '" + d.file + "': No such file or directory");
+    EXPECT_EQ(
+        r.error().message(), "-drive file=" + d.file + ": Could not open '" + d.file + "': No such file or directory");
 }
 
 } // namespace

@@ -58,8 +58,8 @@ TEST_F(AtaTest, IdentifyReportsModelSerialCapacityAndFeatures)
     EXPECT_EQ(word(id, 60) | uint32_t(word(id, 61)) << 16, sectors);
     EXPECT_EQ(word(id, 100) | uint32_t(word(id, 101)) << 16, sectors);
     EXPECT_TRUE(word(id, 83) & (1 << 10)); // LBA48
-    EXPECT_TRUE(word(id, 49) & (1 << 9));  // LBA
-    EXPECT_TRUE(word(id, 49) & (1 << 8));  // DMA
+    EXPECT_TRUE(word(id, 49) & (1 << 9)); // LBA
+    EXPECT_TRUE(word(id, 49) & (1 << 8)); // DMA
     EXPECT_EQ(word(id, 47) & 0xff, k_max_mult_sectors);
     EXPECT_EQ(word(id, 88) & 0x3f, 0x3f); // UDMA 0-5
     EXPECT_EQ(word(id, 59), 0x100 | k_max_mult_sectors);
@@ -202,7 +202,7 @@ TEST_F(AtaTest, DmaReadAndWriteThroughPrdTable)
     Drive* d = disk(4 << 20);
     ASSERT_TRUE(ide->channel(0).attach(0, IdeKind::Disk, d, "").ok());
     // Read 8 sectors into two buffers of 1 KiB and 3 KiB.
-    prd(0x1000, {{0x10000, 1024}, {0x20000, 3072}});
+    prd(0x1000, { { 0x10000, 1024 }, { 0x20000, 3072 } });
     lba28(0, 16, 8);
     command(0, k_cmd_read_dma);
     bm_start(true);
@@ -220,7 +220,7 @@ TEST_F(AtaTest, DmaReadAndWriteThroughPrdTable)
 
     // Write them to sector 200 with the command started after the engine.
     bus.outb(k_bm, 0);
-    prd(0x1000, {{0x20000, 3072}, {0x10000, 1024}});
+    prd(0x1000, { { 0x20000, 3072 }, { 0x10000, 1024 } });
     bm_start(false);
     lba28(0, 200, 8);
     command(0, k_cmd_write_dma);
@@ -236,7 +236,7 @@ TEST_F(AtaTest, DmaExtWith64KiBEntry)
 {
     Drive* d = disk(4 << 20);
     ASSERT_TRUE(ide->channel(0).attach(0, IdeKind::Disk, d, "").ok());
-    prd(0x1000, {{0x100000, 0}}); // 0 means 64 KiB
+    prd(0x1000, { { 0x100000, 0 } }); // 0 means 64 KiB
     lba48(0, 0, 128);
     command(0, k_cmd_read_dma_ext);
     bm_start(true);
@@ -269,7 +269,7 @@ TEST_F(AtaTest, HostilePrdTablesEndInErrorNotHang)
     // 2. An entry pointing outside guest RAM.
     bus.outb(k_bm, 0);
     bus.outb(k_bm + 2, 0x06);
-    prd(0x1000, {{0xfff00000u, 4096}});
+    prd(0x1000, { { 0xfff00000u, 4096 } });
     lba28(0, 0, 8);
     command(0, k_cmd_read_dma);
     bm_start(true);
@@ -315,7 +315,7 @@ TEST_F(AtaTest, HousekeepingCommands)
     bus.outb(0x1f2, 0);
     command(0, k_cmd_check_power_mode);
     EXPECT_EQ(bus.inb(0x1f2), 0xff);
-    for (uint8_t c : {k_cmd_idle_immediate, k_cmd_standby_immediate, k_cmd_idle, k_cmd_init_params}) {
+    for (uint8_t c : { k_cmd_idle_immediate, k_cmd_standby_immediate, k_cmd_idle, k_cmd_init_params }) {
         command(0, c);
         EXPECT_EQ(status() & k_err, 0) << int(c);
     }

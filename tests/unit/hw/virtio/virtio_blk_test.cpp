@@ -13,8 +13,8 @@ namespace {
 using namespace virtio;
 using B = VirtioBlk;
 
-constexpr uint64_t k_base = B::k_f_seg_max | B::k_f_blk_size | B::k_f_flush | B::k_f_discard | B::k_f_write_zeroes
-    | k_f_version_1;
+constexpr uint64_t k_base
+    = B::k_f_seg_max | B::k_f_blk_size | B::k_f_flush | B::k_f_discard | B::k_f_write_zeroes | k_f_version_1;
 
 class VirtioBlkTest : public VirtioFixture {
 protected:
@@ -45,10 +45,10 @@ TEST_F(VirtioBlkTest, PciIdentityCapabilitiesAndFeatures)
     }
     EXPECT_TRUE(msix);
     std::sort(types.begin(), types.end());
-    EXPECT_EQ(types, (std::vector<unsigned>{1, 2, 3, 4}));
+    EXPECT_EQ(types, (std::vector<unsigned> { 1, 2, 3, 4 }));
     uint64_t f = device_features();
-    for (uint64_t bit : {B::k_f_size_max, B::k_f_seg_max, B::k_f_blk_size, B::k_f_flush, B::k_f_topology,
-                         B::k_f_discard, B::k_f_write_zeroes, k_f_indirect_desc, k_f_event_idx, k_f_version_1})
+    for (uint64_t bit : { B::k_f_size_max, B::k_f_seg_max, B::k_f_blk_size, B::k_f_flush, B::k_f_topology,
+             B::k_f_discard, B::k_f_write_zeroes, k_f_indirect_desc, k_f_event_idx, k_f_version_1 })
         EXPECT_TRUE(f & bit) << bit;
     EXPECT_FALSE(f & B::k_f_ro);
     // Capacity in 512-byte sectors at device config offset 0.

@@ -13,7 +13,7 @@ namespace kiln::hw::test {
 
 class MsiRecorder final : public MsiSink {
 public:
-    void deliver_msi(uint64_t address, uint32_t data) override { messages.push_back({address, data}); }
+    void deliver_msi(uint64_t address, uint32_t data) override { messages.push_back({ address, data }); }
     std::vector<std::pair<uint64_t, uint32_t>> messages;
 };
 
@@ -27,8 +27,8 @@ protected:
     void make_device(Drive* d, VirtioBlkConfig cfg = {})
     {
         blk = std::make_unique<VirtioBlk>(*d, cfg, io);
-        pci = std::make_unique<VirtioPci>(*blk, *memory, bus.irq[11], &msi, VirtioPciBuses{&bus.pio, &bus.mmio},
-                                          "virtio-blk-pci");
+        pci = std::make_unique<VirtioPci>(
+            *blk, *memory, bus.irq[11], &msi, VirtioPciBuses { &bus.pio, &bus.mmio }, "virtio-blk-pci");
         pci->config_write(0x10, 4, k_io);
         pci->config_write(0x14, 4, uint32_t(k_msix));
         pci->config_write(0x20, 4, uint32_t(k_bar4));
@@ -92,7 +92,7 @@ protected:
         common32(0x34, 0);
         common16(0x1c, 1);
         status(virtio::k_status_acknowledge | virtio::k_status_driver | virtio::k_status_features_ok
-               | virtio::k_status_driver_ok);
+            | virtio::k_status_driver_ok);
         m_avail_idx = 0;
         m_used_seen = 0;
         m_next_desc = 0;
@@ -117,15 +117,15 @@ protected:
         if (indirect) {
             for (size_t i = 0; i < bufs.size(); i++)
                 put_desc(indirect, uint16_t(i), bufs[i].gpa, bufs[i].len,
-                         uint16_t((bufs[i].writable ? 2 : 0) | (i + 1 < bufs.size() ? 1 : 0)), uint16_t(i + 1));
+                    uint16_t((bufs[i].writable ? 2 : 0) | (i + 1 < bufs.size() ? 1 : 0)), uint16_t(i + 1));
             put_desc(k_desc, head, indirect, uint32_t(16 * bufs.size()), 4, 0);
             m_next_desc = uint16_t((m_next_desc + 1) % k_qsize);
         } else {
             for (size_t i = 0; i < bufs.size(); i++) {
                 uint16_t idx = uint16_t((head + i) % k_qsize);
                 put_desc(k_desc, idx, bufs[i].gpa, bufs[i].len,
-                         uint16_t((bufs[i].writable ? 2 : 0) | (i + 1 < bufs.size() ? 1 : 0)),
-                         uint16_t((idx + 1) % k_qsize));
+                    uint16_t((bufs[i].writable ? 2 : 0) | (i + 1 < bufs.size() ? 1 : 0)),
+                    uint16_t((idx + 1) % k_qsize));
             }
             m_next_desc = uint16_t((head + bufs.size()) % k_qsize);
         }
@@ -153,18 +153,18 @@ protected:
 
     // A virtio-blk request: header at `at`, data, status byte after it.
     // Returns the status byte's address.
-    uint64_t request(uint32_t type, uint64_t sector, uint64_t data, uint32_t data_len, bool data_in,
-                     uint64_t at, uint64_t indirect = 0)
+    uint64_t request(uint32_t type, uint64_t sector, uint64_t data, uint32_t data_len, bool data_in, uint64_t at,
+        uint64_t indirect = 0)
     {
         EXPECT_TRUE(memory->write_value<uint32_t>(at, type).ok());
         EXPECT_TRUE(memory->write_value<uint32_t>(at + 4, 0).ok());
         EXPECT_TRUE(memory->write_value<uint64_t>(at + 8, sector).ok());
         uint64_t st = at + 16;
         EXPECT_TRUE(memory->write_value<uint8_t>(st, 0xff).ok());
-        std::vector<Buf> bufs{{at, 16, false}};
+        std::vector<Buf> bufs { { at, 16, false } };
         if (data_len)
-            bufs.push_back({data, data_len, data_in});
-        bufs.push_back({st, 1, true});
+            bufs.push_back({ data, data_len, data_in });
+        bufs.push_back({ st, 1, true });
         add_chain(bufs, indirect);
         return st;
     }

@@ -75,7 +75,7 @@ TEST_F(VirtioRingTest, DescriptorOutsideRam)
     make_device(raw_disk(1 << 20));
     init_modern(k_f_version_1);
     header(0x50000);
-    add_chain({{0x50000, 16, false}, {0xfff00000u, 4096, true}, {0x50010, 1, true}});
+    add_chain({ { 0x50000, 16, false }, { 0xfff00000u, 4096, true }, { 0x50010, 1, true } });
     kick();
     expect_needs_reset_then_recover();
 }
@@ -85,7 +85,7 @@ TEST_F(VirtioRingTest, LengthThatWrapsTheAddressSpace)
     make_device(raw_disk(1 << 20));
     init_modern(k_f_version_1);
     header(0x50000);
-    add_chain({{0x50000, 16, false}, {0xffffffffffff0000ull, 0x20000, true}, {0x50010, 1, true}});
+    add_chain({ { 0x50000, 16, false }, { 0xffffffffffff0000ull, 0x20000, true }, { 0x50010, 1, true } });
     kick();
     expect_needs_reset_then_recover();
 }
@@ -126,7 +126,7 @@ TEST_F(VirtioRingTest, IndirectWithoutTheFeature)
     make_device(raw_disk(1 << 20));
     init_modern(k_f_version_1);
     header(0x50000);
-    add_chain({{0x50000, 16, false}, {0x50010, 1, true}}, 0x60000);
+    add_chain({ { 0x50000, 16, false }, { 0x50010, 1, true } }, 0x60000);
     kick();
     expect_needs_reset_then_recover();
 }
@@ -165,7 +165,7 @@ TEST_F(VirtioRingTest, MissingStatusByte)
     make_device(raw_disk(1 << 20));
     init_modern(k_f_version_1);
     header(0x50000);
-    add_chain({{0x50000, 16, false}});
+    add_chain({ { 0x50000, 16, false } });
     kick();
     expect_needs_reset_then_recover();
 }
@@ -175,7 +175,7 @@ TEST_F(VirtioRingTest, ReadableAfterWritable)
     make_device(raw_disk(1 << 20));
     init_modern(k_f_version_1);
     header(0x50000);
-    add_chain({{0x50000, 16, false}, {0x50010, 1, true}, {0x50020, 16, false}});
+    add_chain({ { 0x50000, 16, false }, { 0x50010, 1, true }, { 0x50020, 16, false } });
     kick();
     expect_needs_reset_then_recover();
 }
