@@ -14,7 +14,43 @@ PcMachine::PcMachine(const PcConfig& cfg) : m_config(cfg), m_clock(cfg.clock_mod
 
 PcMachine::~PcMachine()
 {
+    stop_timer_thread();
     m_mappings.clear();
+}
+
+void PcMachine::stop_timer_thread()
+{
+    if (!m_timer_thread.joinable())
+        return;
+    {
+        std::lock_guard lk(m_timer_lock);
+        m_timer_stop = true;
+    }
+    m_timer_wake.notify_all();
+    m_timer_thread.join();
+}
+
+void PcMachine::timer_thread()
+{
+    for (;;) {
+        uint64_t deadline, now, generation;
+        {
+            MachineLock lk(*this);
+            m_clock.run_due();
+            deadline = m_clock.next_deadline_ns();
+            now = m_clock.now_ns();
+            std::lock_guard tl(m_timer_lock);
+            generation = m_timer_generation;
+        }
+        std::unique_lock tl(m_timer_lock);
+        auto woken = [&] { return m_timer_stop || m_timer_generation != generation; };
+        if (deadline == UINT64_MAX || !m_clock.running())
+            m_timer_wake.wait(tl, woken);
+        else if (deadline > now)
+            m_timer_wake.wait_for(tl, std::chrono::nanoseconds(deadline - now), woken);
+        if (m_timer_stop)
+            return;
+    }
 }
 
 Result<std::unique_ptr<PcMachine>> PcMachine::create(const PcConfig& cfg)
@@ -24,6 +60,17 @@ Result<std::unique_ptr<PcMachine>> PcMachine::create(const PcConfig& cfg)
     std::unique_ptr<PcMachine> m(new PcMachine(cfg));
     m->m_memory = TRY(GuestMemory::create(cfg.ram_bytes, pc_pci_hole_start(cfg.ram_bytes)));
     TRY(m->build());
+    if (cfg.clock_mode == ClockMode::Host) {
+        PcMachine* raw = m.get();
+        m->m_clock.set_earlier_deadline_hook([raw] {
+            {
+                std::lock_guard tl(raw->m_timer_lock);
+                raw->m_timer_generation++;
+            }
+            raw->m_timer_wake.notify_all();
+        });
+        m->m_timer_thread = std::thread([raw] { raw->timer_thread(); });
+    }
     return m;
 }
 
