@@ -1,6 +1,10 @@
 #include "hw/i386/pc.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "hw/acpi/acpi_tables.h"
+#include "util/log.h"
 
 namespace kiln::hw {
 
@@ -32,6 +36,10 @@ void PcMachine::stop_timer_thread()
 
 void PcMachine::timer_thread()
 {
+    // Signals belong to the main loop's signalfd, never to this thread.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     for (;;) {
         uint64_t deadline, now, generation;
         {
@@ -180,24 +188,40 @@ Result<void> PcMachine::reset_devices()
 uint32_t PcMachine::pio_read(uint16_t port, unsigned size)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Unimp) && !m_pio.name_at(port))
+        log_unassigned("read from", "port", port, size, 0);
     return uint32_t(m_pio.read(port, size));
 }
 
 void PcMachine::pio_write(uint16_t port, unsigned size, uint32_t value)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Unimp) && !m_pio.name_at(port))
+        log_unassigned("write to", "port", port, size, value);
     m_pio.write(port, size, value);
+}
+
+void PcMachine::log_unassigned(const char* what, const char* space, uint64_t addr, unsigned size, uint64_t value)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "pc: %s unassigned %s 0x%llx (size %u, value 0x%llx)", what, space,
+             (unsigned long long)addr, size, (unsigned long long)value);
+    Log::write(LogCategory::Unimp, buf);
 }
 
 uint64_t PcMachine::mmio_read(uint64_t gpa, unsigned size)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Guest) && !m_mmio.name_at(gpa))
+        log_unassigned("read from", "address", gpa, size, 0);
     return m_mmio.read(gpa, size);
 }
 
 void PcMachine::mmio_write(uint64_t gpa, unsigned size, uint64_t value)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Guest) && !m_mmio.name_at(gpa))
+        log_unassigned("write to", "address", gpa, size, value);
     m_mmio.write(gpa, size, value);
 }
 

@@ -129,6 +129,8 @@ private:
     // kicking it when one raises an interrupt.
     void timer_thread();
     void stop_timer_thread();
+    // -d unimp / guest_errors: accesses nothing claims.
+    void log_unassigned(const char* what, const char* space, uint64_t addr, unsigned size, uint64_t value);
 
     // ISA IRQ n -> PIC pin n and IOAPIC pin n (IRQ 0 -> pin 2).
     class IsaIrqRouter final : public IrqSink {
