@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "system/vm.h"
+#include "tests/unit/system/file_text.h"
 #include "tests/unit/hw/synthetic_kernel.h"
 
 namespace kiln::system {
@@ -61,13 +62,7 @@ struct BootFixture : ::testing::Test {
         status = run_vm(*vm.value(), *loop);
         return true;
     }
-    std::string output()
-    {
-        std::ifstream f(out_path);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
+    std::string output() { return test::file_text(out_path); }
     std::unique_ptr<EventLoop> loop;
     std::string kernel_path, out_path, skip_reason;
     MachineConfig cfg;
