@@ -166,9 +166,9 @@ TEST_F(BootFixture, ElfWithoutPvhNoteIsRefused)
               "kernel 'v' has a corrupt ELF program header table");
 }
 
-// Real Debian kernels, if the cache has them (scripts fetch them with
-// `apt-get download linux-image-6.1.0-*-amd64` into /tmp/kiln-kernel-cache;
-// KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX override).
+// Real Debian kernels, if the cache has them (tests/unit/hw/fetch-debian-kernel
+// puts them in /tmp/kiln-kernel-cache; KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX
+// override).
 std::string find_file(const char* env, const char* pattern)
 {
     if (const char* e = getenv(env))
