@@ -109,8 +109,8 @@ void InterpreterImpl::write_cr3(uint64_t v)
 
 void InterpreterImpl::write_cr4(uint64_t v)
 {
-    uint64_t allowed = k_cr4_vme | k_cr4_pvi | k_cr4_tsd | k_cr4_de | k_cr4_pse | k_cr4_pae | k_cr4_mce
-        | k_cr4_pge | k_cr4_pce | k_cr4_osfxsr | k_cr4_osxmmexcpt;
+    uint64_t allowed = k_cr4_vme | k_cr4_pvi | k_cr4_tsd | k_cr4_de | k_cr4_pse | k_cr4_pae | k_cr4_mce | k_cr4_pge
+        | k_cr4_pce | k_cr4_osfxsr | k_cr4_osxmmexcpt;
     if (m_model.has_smep())
         allowed |= k_cr4_smep;
     if (m_model.has_smap())
@@ -153,32 +153,83 @@ bool InterpreterImpl::read_msr(uint32_t index, uint64_t& v)
 {
     Msrs& m = m_s.msr;
     switch (index) {
-    case k_msr_tsc: v = read_tsc(); return true;
-    case k_msr_platform_id: v = 0; return true;
-    case k_msr_apic_base: v = m.apic_base; return true;
-    case k_msr_feature_control: v = 1; return true; // locked, VMX off
-    case k_msr_spec_ctrl: v = m.spec_ctrl; return true;
-    case k_msr_bios_sign_id: v = 0; return true;
-    case k_msr_mtrrcap: v = k_mtrr_var_count | (1u << 8) | (1u << 10); return true;
-    case k_msr_sysenter_cs: v = m.sysenter_cs; return true;
-    case k_msr_sysenter_esp: v = m.sysenter_esp; return true;
-    case k_msr_sysenter_eip: v = m.sysenter_eip; return true;
-    case k_msr_mcg_cap: v = 0; return true;
-    case k_msr_mcg_status: v = m.mcg_status; return true;
-    case k_msr_misc_enable: v = m.misc_enable; return true;
-    case k_msr_pat: v = m.pat; return true;
-    case k_msr_mtrr_def_type: v = m.mtrr_def_type; return true;
-    case k_msr_tsc_deadline: v = m.tsc_deadline; return true;
-    case k_msr_efer: v = m_s.efer; return true;
-    case k_msr_star: v = m.star; return true;
-    case k_msr_lstar: v = m.lstar; return true;
-    case k_msr_cstar: v = m.cstar; return true;
-    case k_msr_sfmask: v = m.sfmask; return true;
-    case k_msr_fs_base: v = m_s.segment(Seg::FS).base; return true;
-    case k_msr_gs_base: v = m_s.segment(Seg::GS).base; return true;
-    case k_msr_kernel_gs_base: v = m.kernel_gs_base; return true;
-    case k_msr_tsc_aux: v = m.tsc_aux; return true;
-    default: break;
+    case k_msr_tsc:
+        v = read_tsc();
+        return true;
+    case k_msr_platform_id:
+        v = 0;
+        return true;
+    case k_msr_apic_base:
+        v = m.apic_base;
+        return true;
+    case k_msr_feature_control:
+        v = 1;
+        return true; // locked, VMX off
+    case k_msr_spec_ctrl:
+        v = m.spec_ctrl;
+        return true;
+    case k_msr_bios_sign_id:
+        v = 0;
+        return true;
+    case k_msr_mtrrcap:
+        v = k_mtrr_var_count | (1u << 8) | (1u << 10);
+        return true;
+    case k_msr_sysenter_cs:
+        v = m.sysenter_cs;
+        return true;
+    case k_msr_sysenter_esp:
+        v = m.sysenter_esp;
+        return true;
+    case k_msr_sysenter_eip:
+        v = m.sysenter_eip;
+        return true;
+    case k_msr_mcg_cap:
+        v = 0;
+        return true;
+    case k_msr_mcg_status:
+        v = m.mcg_status;
+        return true;
+    case k_msr_misc_enable:
+        v = m.misc_enable;
+        return true;
+    case k_msr_pat:
+        v = m.pat;
+        return true;
+    case k_msr_mtrr_def_type:
+        v = m.mtrr_def_type;
+        return true;
+    case k_msr_tsc_deadline:
+        v = m.tsc_deadline;
+        return true;
+    case k_msr_efer:
+        v = m_s.efer;
+        return true;
+    case k_msr_star:
+        v = m.star;
+        return true;
+    case k_msr_lstar:
+        v = m.lstar;
+        return true;
+    case k_msr_cstar:
+        v = m.cstar;
+        return true;
+    case k_msr_sfmask:
+        v = m.sfmask;
+        return true;
+    case k_msr_fs_base:
+        v = m_s.segment(Seg::FS).base;
+        return true;
+    case k_msr_gs_base:
+        v = m_s.segment(Seg::GS).base;
+        return true;
+    case k_msr_kernel_gs_base:
+        v = m.kernel_gs_base;
+        return true;
+    case k_msr_tsc_aux:
+        v = m.tsc_aux;
+        return true;
+    default:
+        break;
     }
     if (index >= k_msr_mtrr_var_first && index <= k_msr_mtrr_var_last) {
         unsigned i = (index - k_msr_mtrr_var_first) / 2;
@@ -196,16 +247,24 @@ bool InterpreterImpl::write_msr(uint32_t index, uint64_t v)
 {
     Msrs& m = m_s.msr;
     switch (index) {
-    case k_msr_tsc: m.tsc_offset = int64_t(v - m_host.virtual_clock_ns()); return true;
+    case k_msr_tsc:
+        m.tsc_offset = int64_t(v - m_host.virtual_clock_ns());
+        return true;
     case k_msr_apic_base:
         // The APIC device follows APIC_BASE through the board; only the
         // architectural bits are kept here.
         m.apic_base = (v & ~0x6ffull) | (m.apic_base & (1u << 8));
         return true;
-    case k_msr_spec_ctrl: m.spec_ctrl = v; return true;
-    case k_msr_pred_cmd: return true;
-    case k_msr_bios_sign_id: return true;
-    case k_msr_sysenter_cs: m.sysenter_cs = v & 0xffff; return true;
+    case k_msr_spec_ctrl:
+        m.spec_ctrl = v;
+        return true;
+    case k_msr_pred_cmd:
+        return true;
+    case k_msr_bios_sign_id:
+        return true;
+    case k_msr_sysenter_cs:
+        m.sysenter_cs = v & 0xffff;
+        return true;
     case k_msr_sysenter_esp:
         if (!canonical(v))
             return false;
@@ -216,13 +275,27 @@ bool InterpreterImpl::write_msr(uint32_t index, uint64_t v)
             return false;
         m.sysenter_eip = v;
         return true;
-    case k_msr_mcg_status: m.mcg_status = v; return true;
-    case k_msr_misc_enable: m.misc_enable = v; return true;
-    case k_msr_pat: m.pat = v; return true;
-    case k_msr_mtrr_def_type: m.mtrr_def_type = v & 0xcff; return true;
-    case k_msr_tsc_deadline: m.tsc_deadline = v; return true;
-    case k_msr_efer: write_efer(v); return true;
-    case k_msr_star: m.star = v; return true;
+    case k_msr_mcg_status:
+        m.mcg_status = v;
+        return true;
+    case k_msr_misc_enable:
+        m.misc_enable = v;
+        return true;
+    case k_msr_pat:
+        m.pat = v;
+        return true;
+    case k_msr_mtrr_def_type:
+        m.mtrr_def_type = v & 0xcff;
+        return true;
+    case k_msr_tsc_deadline:
+        m.tsc_deadline = v;
+        return true;
+    case k_msr_efer:
+        write_efer(v);
+        return true;
+    case k_msr_star:
+        m.star = v;
+        return true;
     case k_msr_lstar:
     case k_msr_cstar:
     case k_msr_fs_base:
@@ -241,9 +314,14 @@ bool InterpreterImpl::write_msr(uint32_t index, uint64_t v)
         else
             m.kernel_gs_base = v;
         return true;
-    case k_msr_sfmask: m.sfmask = v & 0xffffffff; return true;
-    case k_msr_tsc_aux: m.tsc_aux = v & 0xffffffff; return true;
-    default: break;
+    case k_msr_sfmask:
+        m.sfmask = v & 0xffffffff;
+        return true;
+    case k_msr_tsc_aux:
+        m.tsc_aux = v & 0xffffffff;
+        return true;
+    default:
+        break;
     }
     if (index >= k_msr_mtrr_var_first && index <= k_msr_mtrr_var_last) {
         unsigned i = (index - k_msr_mtrr_var_first) / 2;

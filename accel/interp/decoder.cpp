@@ -10,32 +10,32 @@ namespace {
 // Immediate shapes.
 enum Imm : uint8_t {
     I_NONE,
-    I_B,     // 8-bit
-    I_W,     // 16-bit
-    I_Z,     // 16 or 32 by operand size
-    I_V,     // 16, 32 or 64 by operand size (MOV r, imm)
-    I_WB,    // ENTER: imm16, imm8
-    I_AP,    // far pointer: offset (z) + selector (w)
+    I_B, // 8-bit
+    I_W, // 16-bit
+    I_Z, // 16 or 32 by operand size
+    I_V, // 16, 32 or 64 by operand size (MOV r, imm)
+    I_WB, // ENTER: imm16, imm8
+    I_AP, // far pointer: offset (z) + selector (w)
     I_MOFFS, // offset of address size
     I_GRP3B, // F6: imm8 when reg is 0 or 1 (TEST)
     I_GRP3Z, // F7: immz when reg is 0 or 1 (TEST)
-    I_JZ,    // near branch displacement: 16 or 32 (32 in 64-bit mode)
+    I_JZ, // near branch displacement: 16 or 32 (32 in 64-bit mode)
 };
 
 // Attribute byte per opcode.
-constexpr uint16_t A_M = 1u << 4;     // has ModRM
-constexpr uint16_t A_I64 = 1u << 5;   // invalid in 64-bit mode
-constexpr uint16_t A_D64 = 1u << 6;   // 64-bit default operand size in 64-bit mode
-constexpr uint16_t A_F64 = 1u << 7;   // operand size forced to 64 in 64-bit mode
-constexpr uint16_t A_BAD = 1u << 8;   // undefined opcode
-constexpr uint16_t A_PFX = 1u << 9;   // prefix byte (handled before the table)
+constexpr uint16_t A_M = 1u << 4; // has ModRM
+constexpr uint16_t A_I64 = 1u << 5; // invalid in 64-bit mode
+constexpr uint16_t A_D64 = 1u << 6; // 64-bit default operand size in 64-bit mode
+constexpr uint16_t A_F64 = 1u << 7; // operand size forced to 64 in 64-bit mode
+constexpr uint16_t A_BAD = 1u << 8; // undefined opcode
+constexpr uint16_t A_PFX = 1u << 9; // prefix byte (handled before the table)
 constexpr uint16_t A_BYTE = 1u << 10; // byte operand (operand size irrelevant)
 
 using Table = std::array<uint16_t, 256>;
 
 constexpr Table make_1byte()
 {
-    Table t{};
+    Table t {};
     // ALU rows 00-3F: r/m,r / r,r/m / AL,ib / eAX,iz; x6/x7/xE/xF misc.
     for (unsigned row = 0; row < 8; row++) {
         unsigned b = row * 8;
@@ -123,7 +123,7 @@ constexpr Table make_1byte()
 
 constexpr Table make_0f()
 {
-    Table t{};
+    Table t {};
     for (unsigned b = 0; b < 256; b++)
         t[b] = A_M;
     t[0x04] = t[0x0a] = t[0x0c] = A_BAD;
@@ -163,14 +163,14 @@ uint64_t load_le(const uint8_t* p, unsigned n)
 }
 
 // 16-bit ModRM r/m: base and index registers for rm 0-7.
-constexpr uint8_t k_rm16_base[8] = {3, 3, 5, 5, 6, 7, 5, 3};      // BX BX BP BP SI DI BP BX
-constexpr uint8_t k_rm16_index[8] = {6, 7, 6, 7, k_no_reg, k_no_reg, k_no_reg, k_no_reg};
+constexpr uint8_t k_rm16_base[8] = { 3, 3, 5, 5, 6, 7, 5, 3 }; // BX BX BP BP SI DI BP BX
+constexpr uint8_t k_rm16_index[8] = { 6, 7, 6, 7, k_no_reg, k_no_reg, k_no_reg, k_no_reg };
 
 } // namespace
 
 DecodeStatus decode(const uint8_t* bytes, size_t avail, CodeSize size, DecodedInsn& out)
 {
-    out = DecodedInsn{};
+    out = DecodedInsn {};
     const bool mode64 = size == CodeSize::Bits64;
     size_t limit = avail < 15 ? avail : 15;
     size_t pos = 0;
@@ -187,17 +187,39 @@ DecodeStatus decode(const uint8_t* bytes, size_t avail, CodeSize size, DecodedIn
             return s;
         b = bytes[pos];
         switch (b) {
-        case 0xf0: out.prefixes |= k_pfx_lock; break;
-        case 0xf2: out.prefixes = (out.prefixes & ~k_pfx_rep) | k_pfx_repne; break;
-        case 0xf3: out.prefixes = (out.prefixes & ~k_pfx_repne) | k_pfx_rep; break;
-        case 0x66: out.prefixes |= k_pfx_opsize; break;
-        case 0x67: out.prefixes |= k_pfx_addrsize; break;
-        case 0x26: out.seg = 0; break;
-        case 0x2e: out.seg = 1; break;
-        case 0x36: out.seg = 2; break;
-        case 0x3e: out.seg = 3; break;
-        case 0x64: out.seg = 4; break;
-        case 0x65: out.seg = 5; break;
+        case 0xf0:
+            out.prefixes |= k_pfx_lock;
+            break;
+        case 0xf2:
+            out.prefixes = (out.prefixes & ~k_pfx_rep) | k_pfx_repne;
+            break;
+        case 0xf3:
+            out.prefixes = (out.prefixes & ~k_pfx_repne) | k_pfx_rep;
+            break;
+        case 0x66:
+            out.prefixes |= k_pfx_opsize;
+            break;
+        case 0x67:
+            out.prefixes |= k_pfx_addrsize;
+            break;
+        case 0x26:
+            out.seg = 0;
+            break;
+        case 0x2e:
+            out.seg = 1;
+            break;
+        case 0x36:
+            out.seg = 2;
+            break;
+        case 0x3e:
+            out.seg = 3;
+            break;
+        case 0x64:
+            out.seg = 4;
+            break;
+        case 0x65:
+            out.seg = 5;
+            break;
         default:
             if (mode64 && (b & 0xf0) == 0x40) {
                 // REX counts only if the opcode follows; a legacy prefix after it voids it.
@@ -207,8 +229,8 @@ DecodeStatus decode(const uint8_t* bytes, size_t avail, CodeSize size, DecodedIn
                     return s;
                 uint8_t next = bytes[pos];
                 if ((next & 0xf0) == 0x40 || next == 0xf0 || next == 0xf2 || next == 0xf3 || next == 0x66
-                    || next == 0x67 || next == 0x26 || next == 0x2e || next == 0x36 || next == 0x3e
-                    || next == 0x64 || next == 0x65) {
+                    || next == 0x67 || next == 0x26 || next == 0x2e || next == 0x36 || next == 0x3e || next == 0x64
+                    || next == 0x65) {
                     out.rex = 0;
                     continue;
                 }
@@ -362,17 +384,40 @@ opcode:
     unsigned imm = 0;
     unsigned imm2 = 0;
     switch (Imm(attr & 0xf)) {
-    case I_NONE: break;
-    case I_B: imm = 1; break;
-    case I_W: imm = 2; break;
-    case I_Z: imm = opsize == 2 ? 2 : 4; break;
-    case I_V: imm = opsize; break;
-    case I_WB: imm = 2; imm2 = 1; break;
-    case I_AP: imm = opsize == 2 ? 2 : 4; imm2 = 2; break;
-    case I_MOFFS: imm = addrsize; break;
-    case I_GRP3B: imm = (out.reg & 7) < 2 ? 1 : 0; break;
-    case I_GRP3Z: imm = (out.reg & 7) < 2 ? (opsize == 2 ? 2 : 4) : 0; break;
-    case I_JZ: imm = (opsize == 2 && !mode64) ? 2 : 4; break;
+    case I_NONE:
+        break;
+    case I_B:
+        imm = 1;
+        break;
+    case I_W:
+        imm = 2;
+        break;
+    case I_Z:
+        imm = opsize == 2 ? 2 : 4;
+        break;
+    case I_V:
+        imm = opsize;
+        break;
+    case I_WB:
+        imm = 2;
+        imm2 = 1;
+        break;
+    case I_AP:
+        imm = opsize == 2 ? 2 : 4;
+        imm2 = 2;
+        break;
+    case I_MOFFS:
+        imm = addrsize;
+        break;
+    case I_GRP3B:
+        imm = (out.reg & 7) < 2 ? 1 : 0;
+        break;
+    case I_GRP3Z:
+        imm = (out.reg & 7) < 2 ? (opsize == 2 ? 2 : 4) : 0;
+        break;
+    case I_JZ:
+        imm = (opsize == 2 && !mode64) ? 2 : 4;
+        break;
     }
     if (imm) {
         if (DecodeStatus s = more(imm + imm2); s != DecodeStatus::Ok)

@@ -26,37 +26,37 @@ inline constexpr uint8_t k_no_seg = 0xff;
 
 // Prefix bits.
 inline constexpr uint8_t k_pfx_lock = 1u << 0;
-inline constexpr uint8_t k_pfx_rep = 1u << 1;   // F3 (REP/REPE), last of F2/F3 wins
+inline constexpr uint8_t k_pfx_rep = 1u << 1; // F3 (REP/REPE), last of F2/F3 wins
 inline constexpr uint8_t k_pfx_repne = 1u << 2; // F2
 inline constexpr uint8_t k_pfx_opsize = 1u << 3; // 66 present
 inline constexpr uint8_t k_pfx_addrsize = 1u << 4; // 67 present
-inline constexpr uint8_t k_pfx_rex = 1u << 5;   // a REX prefix is in effect
+inline constexpr uint8_t k_pfx_rex = 1u << 5; // a REX prefix is in effect
 
 struct DecodedInsn {
-    uint16_t op = 0;       // map | opcode byte
+    uint16_t op = 0; // map | opcode byte
     uint8_t length = 0;
     uint8_t prefixes = 0;
-    uint8_t rex = 0;       // raw REX byte (0x40-0x4f) or 0
-    uint8_t opsize = 4;    // operand size in bytes: 2, 4 or 8
-    uint8_t addrsize = 4;  // address size in bytes: 2, 4 or 8
+    uint8_t rex = 0; // raw REX byte (0x40-0x4f) or 0
+    uint8_t opsize = 4; // operand size in bytes: 2, 4 or 8
+    uint8_t addrsize = 4; // address size in bytes: 2, 4 or 8
     uint8_t seg = k_no_seg; // segment override (x86::Seg) or k_no_seg
 
     bool has_modrm = false;
     uint8_t modrm = 0;
-    uint8_t mod = 0;       // ModRM.mod
-    uint8_t reg = 0;       // ModRM.reg with REX.R (0-15)
-    uint8_t rm = 0;        // ModRM.rm with REX.B (register operand when mod == 3)
+    uint8_t mod = 0; // ModRM.mod
+    uint8_t reg = 0; // ModRM.reg with REX.R (0-15)
+    uint8_t rm = 0; // ModRM.rm with REX.B (register operand when mod == 3)
     // Memory operand (mod != 3): base + index*2^scale + disp.
-    uint8_t base = k_no_reg;  // GPR number or k_no_reg
+    uint8_t base = k_no_reg; // GPR number or k_no_reg
     uint8_t index = k_no_reg; // GPR number or k_no_reg
-    uint8_t scale = 0;        // shift count 0-3
+    uint8_t scale = 0; // shift count 0-3
     bool rip_relative = false; // base is the address of the next instruction
-    bool default_ss = false;   // base is rSP/rBP: default segment is SS
+    bool default_ss = false; // base is rSP/rBP: default segment is SS
     int32_t disp = 0;
 
     uint8_t imm_size = 0;
-    uint64_t imm = 0;   // first immediate, zero-extended (sign-extend at use)
-    uint16_t imm2 = 0;  // second immediate: ENTER's level byte, far pointer selector
+    uint64_t imm = 0; // first immediate, zero-extended (sign-extend at use)
+    uint16_t imm2 = 0; // second immediate: ENTER's level byte, far pointer selector
 
     bool is_mem() const { return has_modrm && mod != 3; }
     uint8_t opcode() const { return op & 0xff; }
@@ -69,9 +69,9 @@ struct DecodedInsn {
 
 enum class DecodeStatus {
     Ok,
-    NeedMore,  // the bytes given end before the instruction does
-    TooLong,   // more than 15 bytes: #GP(0)
-    Invalid,   // not an instruction in this mode: #UD
+    NeedMore, // the bytes given end before the instruction does
+    TooLong, // more than 15 bytes: #GP(0)
+    Invalid, // not an instruction in this mode: #UD
 };
 
 // Decodes one instruction from bytes[0..avail). Never reads past `avail`.

@@ -14,10 +14,14 @@ inline uint64_t size_mask(unsigned size) { return size == 8 ? ~0ull : (1ull << (
 inline int64_t sign_extend(uint64_t v, unsigned size)
 {
     switch (size) {
-    case 1: return int8_t(v);
-    case 2: return int16_t(v);
-    case 4: return int32_t(v);
-    default: return int64_t(v);
+    case 1:
+        return int8_t(v);
+    case 2:
+        return int16_t(v);
+    case 4:
+        return int32_t(v);
+    default:
+        return int64_t(v);
     }
 }
 
@@ -86,7 +90,7 @@ static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned siz
         cpu.lazy().set(FlagOp::Neg, size, r, 0, v);
         return;
     }
-    case 4:   // MUL
+    case 4: // MUL
     case 5: { // IMUL
         bool is_signed = (d.reg & 7) == 5;
         uint64_t src = cpu.read_rm(d, size);
@@ -137,7 +141,7 @@ static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned siz
         cpu.set_arith_flags(f);
         return;
     }
-    case 6:   // DIV
+    case 6: // DIV
     case 7: { // IDIV
         bool is_signed = (d.reg & 7) == 7;
         uint64_t divisor = cpu.read_rm(d, size);
@@ -166,8 +170,7 @@ static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned siz
             }
         } else {
             unsigned bits = size * 8;
-            uint64_t dividend = size == 1 ? cpu.reg(k_rax, 2)
-                                          : (cpu.reg(k_rdx, size) << bits) | cpu.reg(k_rax, size);
+            uint64_t dividend = size == 1 ? cpu.reg(k_rax, 2) : (cpu.reg(k_rdx, size) << bits) | cpu.reg(k_rax, size);
             if (is_signed) {
                 int64_t sd = sign_extend(dividend, size * 2);
                 int64_t sv = sign_extend(divisor, size);
@@ -196,8 +199,7 @@ static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned siz
     }
 }
 
-static void exec_incdec(InterpreterImpl& cpu, const DecodedInsn& d, unsigned size, bool dec, bool reg_form,
-                        unsigned r)
+static void exec_incdec(InterpreterImpl& cpu, const DecodedInsn& d, unsigned size, bool dec, bool reg_form, unsigned r)
 {
     uint64_t v = reg_form ? cpu.reg(r, size) : cpu.read_rm(d, size);
     bool cf = cpu.lazy().cf(cpu.state().rflags);
@@ -263,14 +265,16 @@ static void exec_bcd(InterpreterImpl& cpu, uint8_t op, uint8_t imm)
         nf = szp(al) | (new_cf ? k_flag_cf : 0) | (af ? k_flag_af : 0);
         break;
     }
-    case 0x37:   // AAA
+    case 0x37: // AAA
     case 0x3f: { // AAS
         uint16_t ax = uint16_t(s.gpr[k_rax]);
         if ((al & 0xf) > 9 || af) {
-            if (op == 0x37)
+            if (op == 0x37) {
                 ax = uint16_t(ax + 0x106);
-            else
-                ax = uint16_t(((ax - 6) & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8));
+            } else { // AX -= 6 (borrowing into AH), then AH -= 1
+                ax = uint16_t(ax - 6);
+                ax = uint16_t((ax & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8));
+            }
             nf = k_flag_af | k_flag_cf;
         }
         ax &= 0xff0f;
@@ -340,14 +344,32 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
         }
     }
     switch (op) {
-    case 0x27: case 0x2f: case 0x37: case 0x3f:
+    case 0x27:
+    case 0x2f:
+    case 0x37:
+    case 0x3f:
         exec_bcd(*this, uint8_t(op), 0);
         return true;
-    case 0xd4: case 0xd5:
+    case 0xd4:
+    case 0xd5:
         exec_bcd(*this, uint8_t(op), uint8_t(d.imm));
         return true;
-    case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
-    case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+    case 0x40:
+    case 0x41:
+    case 0x42:
+    case 0x43:
+    case 0x44:
+    case 0x45:
+    case 0x46:
+    case 0x47:
+    case 0x48:
+    case 0x49:
+    case 0x4a:
+    case 0x4b:
+    case 0x4c:
+    case 0x4d:
+    case 0x4e:
+    case 0x4f:
         exec_incdec(*this, d, size, op & 8, true, op & 7);
         return true;
     case 0x63:
@@ -465,7 +487,13 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
             set_reg(k_rax, size, a);
         }
         return true; // NOP / PAUSE
-    case 0x91: case 0x92: case 0x93: case 0x94: case 0x95: case 0x96: case 0x97: {
+    case 0x91:
+    case 0x92:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97: {
         unsigned r = (op & 7) | ((d.rex & 1) << 3);
         uint64_t a = reg(r, size);
         set_reg(r, size, reg(k_rax, size));
@@ -489,7 +517,10 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
         s.gpr[k_rax] = (s.gpr[k_rax] & ~0xff00ull) | ((f | 2) << 8);
         return true;
     }
-    case 0xa0: case 0xa1: case 0xa2: case 0xa3: { // MOV moffs
+    case 0xa0:
+    case 0xa1:
+    case 0xa2:
+    case 0xa3: { // MOV moffs
         unsigned sz = (op & 1) ? size : 1;
         Seg seg = d.seg != k_no_seg ? Seg(d.seg) : Seg::DS;
         uint64_t off = d.imm;
@@ -499,10 +530,24 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
             write_mem(seg, off, sz, reg(k_rax, sz));
         return true;
     }
-    case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+    case 0xb0:
+    case 0xb1:
+    case 0xb2:
+    case 0xb3:
+    case 0xb4:
+    case 0xb5:
+    case 0xb6:
+    case 0xb7:
         set_reg((op & 7) | ((d.rex & 1) << 3), 1, d.imm);
         return true;
-    case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+    case 0xb8:
+    case 0xb9:
+    case 0xba:
+    case 0xbb:
+    case 0xbc:
+    case 0xbd:
+    case 0xbe:
+    case 0xbf:
         set_reg((op & 7) | ((d.rex & 1) << 3), size, d.imm);
         return true;
     case 0xc6:
@@ -600,7 +645,14 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
         m_flags.set(FlagOp::Sub, sz, r, acc, dest);
         return true;
     }
-    case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf: {
+    case 0x1c8:
+    case 0x1c9:
+    case 0x1ca:
+    case 0x1cb:
+    case 0x1cc:
+    case 0x1cd:
+    case 0x1ce:
+    case 0x1cf: {
         unsigned r = (op & 7) | ((d.rex & 1) << 3);
         if (size == 8)
             s.gpr[r] = __builtin_bswap64(s.gpr[r]);

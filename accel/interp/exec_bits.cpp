@@ -112,8 +112,8 @@ static uint64_t shift_op(InterpreterImpl& cpu, unsigned op, unsigned size, uint6
     return r;
 }
 
-static uint64_t double_shift(InterpreterImpl& cpu, bool right, unsigned size, uint64_t dst, uint64_t src,
-                             unsigned count)
+static uint64_t double_shift(
+    InterpreterImpl& cpu, bool right, unsigned size, uint64_t dst, uint64_t src, unsigned count)
 {
     const unsigned bits = size * 8;
     const uint64_t m = size_mask(size);
@@ -154,7 +154,12 @@ bool InterpreterImpl::exec_bits(const DecodedInsn& d)
     const unsigned op = d.op;
     const unsigned size = d.opsize;
     switch (op) {
-    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+    case 0xc0:
+    case 0xc1:
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
         unsigned sz = (op & 1) ? size : 1;
         unsigned count = op <= 0xc1 ? unsigned(d.imm) : op <= 0xd1 ? 1 : unsigned(m_s.gpr[k_rcx] & 0xff);
         uint64_t v = read_rm(d, sz);
@@ -162,14 +167,21 @@ bool InterpreterImpl::exec_bits(const DecodedInsn& d)
         write_rm(d, sz, r);
         return true;
     }
-    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: {
+    case 0x1a4:
+    case 0x1a5:
+    case 0x1ac:
+    case 0x1ad: {
         unsigned count = (op & 1) ? unsigned(m_s.gpr[k_rcx] & 0xff) : unsigned(d.imm);
         uint64_t v = read_rm(d, size);
         uint64_t r = double_shift(*this, op >= 0x1ac, size, v, reg(d.reg, size), count);
         write_rm(d, size, r);
         return true;
     }
-    case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb: case 0x1ba: {
+    case 0x1a3:
+    case 0x1ab:
+    case 0x1b3:
+    case 0x1bb:
+    case 0x1ba: {
         const unsigned bits = size * 8;
         unsigned kind; // 0 BT, 1 BTS, 2 BTR, 3 BTC
         uint64_t bit;

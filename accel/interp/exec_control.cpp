@@ -12,17 +12,18 @@ namespace {
 inline int64_t sext(uint64_t v, unsigned size)
 {
     switch (size) {
-    case 1: return int8_t(v);
-    case 2: return int16_t(v);
-    case 4: return int32_t(v);
-    default: return int64_t(v);
+    case 1:
+        return int8_t(v);
+    case 2:
+        return int16_t(v);
+    case 4:
+        return int32_t(v);
+    default:
+        return int64_t(v);
     }
 }
 
-inline uint64_t addr_mask(unsigned addrsize)
-{
-    return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull;
-}
+inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 } // namespace
 
@@ -34,8 +35,8 @@ static void exec_popf(InterpreterImpl& cpu, unsigned size)
     if (s.v8086() && iopl < 3)
         cpu.raise_gp0();
     uint64_t v = cpu.pop(size);
-    uint64_t changeable = k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_tf | k_flag_df
-        | k_flag_of | k_flag_nt | k_flag_ac | k_flag_id;
+    uint64_t changeable = k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_tf | k_flag_df | k_flag_of
+        | k_flag_nt | k_flag_ac | k_flag_id;
     if (!s.protected_mode() || cpu.cpl() == 0)
         changeable |= k_flag_iopl | k_flag_if;
     else if (cpu.cpl() <= iopl)
@@ -175,13 +176,21 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
     case 0x6a:
         push(uint64_t(sext(d.imm, d.imm_size)), size);
         return true;
-    case 0x06: case 0x0e: case 0x16: case 0x1e: // PUSH ES/CS/SS/DS
+    case 0x06:
+    case 0x0e:
+    case 0x16:
+    case 0x1e: // PUSH ES/CS/SS/DS
         push(s.seg[op >> 3].selector, size);
         return true;
-    case 0x1a0: case 0x1a8: // PUSH FS/GS
+    case 0x1a0:
+    case 0x1a8: // PUSH FS/GS
         push(s.seg[op == 0x1a0 ? 4 : 5].selector, size);
         return true;
-    case 0x07: case 0x17: case 0x1f: case 0x1a1: case 0x1a9: { // POP Sreg
+    case 0x07:
+    case 0x17:
+    case 0x1f:
+    case 0x1a1:
+    case 0x1a9: { // POP Sreg
         Seg seg = op == 0x07 ? Seg::ES : op == 0x17 ? Seg::SS : op == 0x1f ? Seg::DS : op == 0x1a1 ? Seg::FS : Seg::GS;
         uint64_t sp = stack_pointer();
         uint16_t sel = uint16_t(read_mem(Seg::SS, sp, size));
@@ -280,10 +289,18 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
             set_interrupt_shadow(PendingEvents::k_shadow_mov_ss);
         return true;
     }
-    case 0xc4: case 0xc5: case 0x1b2: case 0x1b4: case 0x1b5: { // LES LDS LSS LFS LGS
+    case 0xc4:
+    case 0xc5:
+    case 0x1b2:
+    case 0x1b4:
+    case 0x1b5: { // LES LDS LSS LFS LGS
         if (d.mod == 3)
             raise_ud();
-        Seg target = op == 0xc4 ? Seg::ES : op == 0xc5 ? Seg::DS : op == 0x1b2 ? Seg::SS : op == 0x1b4 ? Seg::FS : Seg::GS;
+        Seg target = op == 0xc4 ? Seg::ES
+            : op == 0xc5        ? Seg::DS
+            : op == 0x1b2       ? Seg::SS
+            : op == 0x1b4       ? Seg::FS
+                                : Seg::GS;
         Seg seg = operand_seg(d);
         uint64_t ea = effective_address(d);
         uint64_t off = read_mem(seg, ea, size);

@@ -42,7 +42,7 @@ Pfx mandatory_prefix(const DecodedInsn& d)
 // Reads the xmm/m128 (or narrower) source operand.
 static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
 {
-    Vec128 v{};
+    Vec128 v {};
     if (d.mod == 3)
         return cpu.state().fpu.xmm[d.rm];
     Seg seg = cpu.operand_seg(d);
@@ -78,8 +78,7 @@ namespace {
 
 // Runs `fn` on the host SSE unit with the guest's MXCSR control bits and
 // merges the exception flags it raises into the guest MXCSR.
-template<typename Fn>
-void with_mxcsr(InterpreterImpl& cpu, Fn fn)
+template<typename Fn> void with_mxcsr(InterpreterImpl& cpu, Fn fn)
 {
     uint32_t& guest = cpu.state().fpu.mxcsr;
     uint32_t host = _mm_getcsr();
@@ -98,8 +97,7 @@ void with_mxcsr(InterpreterImpl& cpu, Fn fn)
 // An optimisation fence on an operand: the operation using it cannot be
 // hoisted (or speculated) out of its branch, so no other operation runs on
 // the host SSE unit under the guest MXCSR and raises flags it should not.
-template<typename T>
-inline T F(T v)
+template<typename T> inline T F(T v)
 {
     BARRIER(v);
     return v;
@@ -143,81 +141,203 @@ __m128i byte_shift(__m128i a, unsigned n, bool left)
 bool int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
 {
     switch (op) {
-    case 0x60: r = _mm_unpacklo_epi8(a, b); return true;
-    case 0x61: r = _mm_unpacklo_epi16(a, b); return true;
-    case 0x62: r = _mm_unpacklo_epi32(a, b); return true;
-    case 0x63: r = _mm_packs_epi16(a, b); return true;
-    case 0x64: r = _mm_cmpgt_epi8(a, b); return true;
-    case 0x65: r = _mm_cmpgt_epi16(a, b); return true;
-    case 0x66: r = _mm_cmpgt_epi32(a, b); return true;
-    case 0x67: r = _mm_packus_epi16(a, b); return true;
-    case 0x68: r = _mm_unpackhi_epi8(a, b); return true;
-    case 0x69: r = _mm_unpackhi_epi16(a, b); return true;
-    case 0x6a: r = _mm_unpackhi_epi32(a, b); return true;
-    case 0x6b: r = _mm_packs_epi32(a, b); return true;
-    case 0x6c: r = _mm_unpacklo_epi64(a, b); return true;
-    case 0x6d: r = _mm_unpackhi_epi64(a, b); return true;
-    case 0x74: r = _mm_cmpeq_epi8(a, b); return true;
-    case 0x75: r = _mm_cmpeq_epi16(a, b); return true;
-    case 0x76: r = _mm_cmpeq_epi32(a, b); return true;
-    case 0xd1: r = _mm_srl_epi16(a, b); return true;
-    case 0xd2: r = _mm_srl_epi32(a, b); return true;
-    case 0xd3: r = _mm_srl_epi64(a, b); return true;
-    case 0xd4: r = _mm_add_epi64(a, b); return true;
-    case 0xd5: r = _mm_mullo_epi16(a, b); return true;
-    case 0xd8: r = _mm_subs_epu8(a, b); return true;
-    case 0xd9: r = _mm_subs_epu16(a, b); return true;
-    case 0xda: r = _mm_min_epu8(a, b); return true;
-    case 0xdb: r = _mm_and_si128(a, b); return true;
-    case 0xdc: r = _mm_adds_epu8(a, b); return true;
-    case 0xdd: r = _mm_adds_epu16(a, b); return true;
-    case 0xde: r = _mm_max_epu8(a, b); return true;
-    case 0xdf: r = _mm_andnot_si128(a, b); return true;
-    case 0xe0: r = _mm_avg_epu8(a, b); return true;
-    case 0xe1: r = _mm_sra_epi16(a, b); return true;
-    case 0xe2: r = _mm_sra_epi32(a, b); return true;
-    case 0xe3: r = _mm_avg_epu16(a, b); return true;
-    case 0xe4: r = _mm_mulhi_epu16(a, b); return true;
-    case 0xe5: r = _mm_mulhi_epi16(a, b); return true;
-    case 0xe8: r = _mm_subs_epi8(a, b); return true;
-    case 0xe9: r = _mm_subs_epi16(a, b); return true;
-    case 0xea: r = _mm_min_epi16(a, b); return true;
-    case 0xeb: r = _mm_or_si128(a, b); return true;
-    case 0xec: r = _mm_adds_epi8(a, b); return true;
-    case 0xed: r = _mm_adds_epi16(a, b); return true;
-    case 0xee: r = _mm_max_epi16(a, b); return true;
-    case 0xef: r = _mm_xor_si128(a, b); return true;
-    case 0xf1: r = _mm_sll_epi16(a, b); return true;
-    case 0xf2: r = _mm_sll_epi32(a, b); return true;
-    case 0xf3: r = _mm_sll_epi64(a, b); return true;
-    case 0xf4: r = _mm_mul_epu32(a, b); return true;
-    case 0xf5: r = _mm_madd_epi16(a, b); return true;
-    case 0xf6: r = _mm_sad_epu8(a, b); return true;
-    case 0xf8: r = _mm_sub_epi8(a, b); return true;
-    case 0xf9: r = _mm_sub_epi16(a, b); return true;
-    case 0xfa: r = _mm_sub_epi32(a, b); return true;
-    case 0xfb: r = _mm_sub_epi64(a, b); return true;
-    case 0xfc: r = _mm_add_epi8(a, b); return true;
-    case 0xfd: r = _mm_add_epi16(a, b); return true;
-    case 0xfe: r = _mm_add_epi32(a, b); return true;
-    default: return false;
+    case 0x60:
+        r = _mm_unpacklo_epi8(a, b);
+        return true;
+    case 0x61:
+        r = _mm_unpacklo_epi16(a, b);
+        return true;
+    case 0x62:
+        r = _mm_unpacklo_epi32(a, b);
+        return true;
+    case 0x63:
+        r = _mm_packs_epi16(a, b);
+        return true;
+    case 0x64:
+        r = _mm_cmpgt_epi8(a, b);
+        return true;
+    case 0x65:
+        r = _mm_cmpgt_epi16(a, b);
+        return true;
+    case 0x66:
+        r = _mm_cmpgt_epi32(a, b);
+        return true;
+    case 0x67:
+        r = _mm_packus_epi16(a, b);
+        return true;
+    case 0x68:
+        r = _mm_unpackhi_epi8(a, b);
+        return true;
+    case 0x69:
+        r = _mm_unpackhi_epi16(a, b);
+        return true;
+    case 0x6a:
+        r = _mm_unpackhi_epi32(a, b);
+        return true;
+    case 0x6b:
+        r = _mm_packs_epi32(a, b);
+        return true;
+    case 0x6c:
+        r = _mm_unpacklo_epi64(a, b);
+        return true;
+    case 0x6d:
+        r = _mm_unpackhi_epi64(a, b);
+        return true;
+    case 0x74:
+        r = _mm_cmpeq_epi8(a, b);
+        return true;
+    case 0x75:
+        r = _mm_cmpeq_epi16(a, b);
+        return true;
+    case 0x76:
+        r = _mm_cmpeq_epi32(a, b);
+        return true;
+    case 0xd1:
+        r = _mm_srl_epi16(a, b);
+        return true;
+    case 0xd2:
+        r = _mm_srl_epi32(a, b);
+        return true;
+    case 0xd3:
+        r = _mm_srl_epi64(a, b);
+        return true;
+    case 0xd4:
+        r = _mm_add_epi64(a, b);
+        return true;
+    case 0xd5:
+        r = _mm_mullo_epi16(a, b);
+        return true;
+    case 0xd8:
+        r = _mm_subs_epu8(a, b);
+        return true;
+    case 0xd9:
+        r = _mm_subs_epu16(a, b);
+        return true;
+    case 0xda:
+        r = _mm_min_epu8(a, b);
+        return true;
+    case 0xdb:
+        r = _mm_and_si128(a, b);
+        return true;
+    case 0xdc:
+        r = _mm_adds_epu8(a, b);
+        return true;
+    case 0xdd:
+        r = _mm_adds_epu16(a, b);
+        return true;
+    case 0xde:
+        r = _mm_max_epu8(a, b);
+        return true;
+    case 0xdf:
+        r = _mm_andnot_si128(a, b);
+        return true;
+    case 0xe0:
+        r = _mm_avg_epu8(a, b);
+        return true;
+    case 0xe1:
+        r = _mm_sra_epi16(a, b);
+        return true;
+    case 0xe2:
+        r = _mm_sra_epi32(a, b);
+        return true;
+    case 0xe3:
+        r = _mm_avg_epu16(a, b);
+        return true;
+    case 0xe4:
+        r = _mm_mulhi_epu16(a, b);
+        return true;
+    case 0xe5:
+        r = _mm_mulhi_epi16(a, b);
+        return true;
+    case 0xe8:
+        r = _mm_subs_epi8(a, b);
+        return true;
+    case 0xe9:
+        r = _mm_subs_epi16(a, b);
+        return true;
+    case 0xea:
+        r = _mm_min_epi16(a, b);
+        return true;
+    case 0xeb:
+        r = _mm_or_si128(a, b);
+        return true;
+    case 0xec:
+        r = _mm_adds_epi8(a, b);
+        return true;
+    case 0xed:
+        r = _mm_adds_epi16(a, b);
+        return true;
+    case 0xee:
+        r = _mm_max_epi16(a, b);
+        return true;
+    case 0xef:
+        r = _mm_xor_si128(a, b);
+        return true;
+    case 0xf1:
+        r = _mm_sll_epi16(a, b);
+        return true;
+    case 0xf2:
+        r = _mm_sll_epi32(a, b);
+        return true;
+    case 0xf3:
+        r = _mm_sll_epi64(a, b);
+        return true;
+    case 0xf4:
+        r = _mm_mul_epu32(a, b);
+        return true;
+    case 0xf5:
+        r = _mm_madd_epi16(a, b);
+        return true;
+    case 0xf6:
+        r = _mm_sad_epu8(a, b);
+        return true;
+    case 0xf8:
+        r = _mm_sub_epi8(a, b);
+        return true;
+    case 0xf9:
+        r = _mm_sub_epi16(a, b);
+        return true;
+    case 0xfa:
+        r = _mm_sub_epi32(a, b);
+        return true;
+    case 0xfb:
+        r = _mm_sub_epi64(a, b);
+        return true;
+    case 0xfc:
+        r = _mm_add_epi8(a, b);
+        return true;
+    case 0xfd:
+        r = _mm_add_epi16(a, b);
+        return true;
+    case 0xfe:
+        r = _mm_add_epi32(a, b);
+        return true;
+    default:
+        return false;
     }
 }
 
 // CMPPS/CMPPD/CMPSS/CMPSD predicate (SSE2 has 0-7).
-template<typename T>
-bool compare_pred(T a, T b, unsigned pred)
+template<typename T> bool compare_pred(T a, T b, unsigned pred)
 {
     bool unordered = std::isnan(a) || std::isnan(b);
     switch (pred & 7) {
-    case 0: return !unordered && a == b;
-    case 1: return !unordered && a < b;
-    case 2: return !unordered && a <= b;
-    case 3: return unordered;
-    case 4: return unordered || a != b;
-    case 5: return unordered || !(a < b);
-    case 6: return unordered || !(a <= b);
-    default: return !unordered;
+    case 0:
+        return !unordered && a == b;
+    case 1:
+        return !unordered && a < b;
+    case 2:
+        return !unordered && a <= b;
+    case 3:
+        return unordered;
+    case 4:
+        return unordered || a != b;
+    case 5:
+        return unordered || !(a < b);
+    case 6:
+        return unordered || !(a <= b);
+    default:
+        return !unordered;
     }
 }
 
@@ -317,8 +437,11 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
 
     // Packed integer ops (66 prefix): the MMX forms without 66 are not offered.
     if (pfx == Pfx::P66) {
-        __m128i r;
-        if (int_binop(b, ld(xmm[dst]), ld(src128(true)), r)) {
+        __m128i r, zero = _mm_setzero_si128();
+        // Only a packed-integer opcode reads its m128 operand here (with the
+        // alignment check); the others have their own operand shapes.
+        if (int_binop(b, zero, zero, r)) {
+            int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
             st(xmm[dst], r);
             return true;
         }
@@ -335,7 +458,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                     std::memcpy(&xmm[dst], &xmm[d.rm], n);
                 } else {
                     Vec128 v = read_xmm_rm(*this, d, n, false);
-                    Vec128 z{};
+                    Vec128 z {};
                     std::memcpy(&z, &v, n);
                     xmm[dst] = z;
                 }
@@ -377,7 +500,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         if (b == 0x17) {
             if (d.mod == 3)
                 raise_ud();
-            Vec128 v{};
+            Vec128 v {};
             v.q[0] = xmm[dst].q[1];
             write_xmm_mem(*this, d, v, 8, false);
         } else if (d.mod == 3) {
@@ -447,7 +570,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         int64_t out = 0;
         with_mxcsr(*this, [&] {
             volatile uint64_t in = s.q[0];
-            Vec128 v{};
+            Vec128 v {};
             v.q[0] = in;
             if (pfx == Pfx::F3) {
                 __m128 x = ldps(v);
@@ -513,16 +636,29 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         set_reg(d.reg, m_mode64 ? 8 : 4, uint32_t(m));
         return true;
     }
-    case 0x54: case 0x55: case 0x56: case 0x57: { // AND/ANDN/OR/XOR PS/PD
+    case 0x54:
+    case 0x55:
+    case 0x56:
+    case 0x57: { // AND/ANDN/OR/XOR PS/PD
         if (pfx == Pfx::F3 || pfx == Pfx::F2)
             raise_ud();
         __m128i a = ld(xmm[dst]), s = ld(src128(true));
-        __m128i r = b == 0x54 ? _mm_and_si128(a, s) : b == 0x55 ? _mm_andnot_si128(a, s)
-                  : b == 0x56 ? _mm_or_si128(a, s) : _mm_xor_si128(a, s);
+        __m128i r = b == 0x54 ? _mm_and_si128(a, s)
+            : b == 0x55       ? _mm_andnot_si128(a, s)
+            : b == 0x56       ? _mm_or_si128(a, s)
+                              : _mm_xor_si128(a, s);
         st(xmm[dst], r);
         return true;
     }
-    case 0x51: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f: case 0x52: case 0x53: {
+    case 0x51:
+    case 0x58:
+    case 0x59:
+    case 0x5c:
+    case 0x5d:
+    case 0x5e:
+    case 0x5f:
+    case 0x52:
+    case 0x53: {
         bool scalar = pfx == Pfx::F3 || pfx == Pfx::F2;
         bool dbl = pfx == Pfx::P66 || pfx == Pfx::F2;
         if ((b == 0x52 || b == 0x53) && dbl)
@@ -534,13 +670,27 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 BARRIER(a);
                 BARRIER(c);
                 switch (b) {
-                case 0x51: r = scalar ? _mm_sqrt_sd(F(a), F(c)) : _mm_sqrt_pd(F(c)); break;
-                case 0x58: r = scalar ? _mm_add_sd(F(a), F(c)) : _mm_add_pd(F(a), F(c)); break;
-                case 0x59: r = scalar ? _mm_mul_sd(F(a), F(c)) : _mm_mul_pd(F(a), F(c)); break;
-                case 0x5c: r = scalar ? _mm_sub_sd(F(a), F(c)) : _mm_sub_pd(F(a), F(c)); break;
-                case 0x5d: r = scalar ? _mm_min_sd(F(a), F(c)) : _mm_min_pd(F(a), F(c)); break;
-                case 0x5e: r = scalar ? _mm_div_sd(F(a), F(c)) : _mm_div_pd(F(a), F(c)); break;
-                default: r = scalar ? _mm_max_sd(F(a), F(c)) : _mm_max_pd(F(a), F(c)); break;
+                case 0x51:
+                    r = scalar ? _mm_sqrt_sd(F(a), F(c)) : _mm_sqrt_pd(F(c));
+                    break;
+                case 0x58:
+                    r = scalar ? _mm_add_sd(F(a), F(c)) : _mm_add_pd(F(a), F(c));
+                    break;
+                case 0x59:
+                    r = scalar ? _mm_mul_sd(F(a), F(c)) : _mm_mul_pd(F(a), F(c));
+                    break;
+                case 0x5c:
+                    r = scalar ? _mm_sub_sd(F(a), F(c)) : _mm_sub_pd(F(a), F(c));
+                    break;
+                case 0x5d:
+                    r = scalar ? _mm_min_sd(F(a), F(c)) : _mm_min_pd(F(a), F(c));
+                    break;
+                case 0x5e:
+                    r = scalar ? _mm_div_sd(F(a), F(c)) : _mm_div_pd(F(a), F(c));
+                    break;
+                default:
+                    r = scalar ? _mm_max_sd(F(a), F(c)) : _mm_max_pd(F(a), F(c));
+                    break;
                 }
                 BARRIER(r);
                 st(xmm[dst], _mm_castpd_si128(r));
@@ -549,15 +699,33 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 BARRIER(a);
                 BARRIER(c);
                 switch (b) {
-                case 0x51: r = scalar ? _mm_sqrt_ss(_mm_move_ss(F(a), F(c))) : _mm_sqrt_ps(F(c)); break;
-                case 0x52: r = scalar ? _mm_move_ss(a, _mm_rsqrt_ss(F(c))) : _mm_rsqrt_ps(F(c)); break;
-                case 0x53: r = scalar ? _mm_move_ss(a, _mm_rcp_ss(F(c))) : _mm_rcp_ps(F(c)); break;
-                case 0x58: r = scalar ? _mm_add_ss(F(a), F(c)) : _mm_add_ps(F(a), F(c)); break;
-                case 0x59: r = scalar ? _mm_mul_ss(F(a), F(c)) : _mm_mul_ps(F(a), F(c)); break;
-                case 0x5c: r = scalar ? _mm_sub_ss(F(a), F(c)) : _mm_sub_ps(F(a), F(c)); break;
-                case 0x5d: r = scalar ? _mm_min_ss(F(a), F(c)) : _mm_min_ps(F(a), F(c)); break;
-                case 0x5e: r = scalar ? _mm_div_ss(F(a), F(c)) : _mm_div_ps(F(a), F(c)); break;
-                default: r = scalar ? _mm_max_ss(F(a), F(c)) : _mm_max_ps(F(a), F(c)); break;
+                case 0x51:
+                    r = scalar ? _mm_sqrt_ss(_mm_move_ss(F(a), F(c))) : _mm_sqrt_ps(F(c));
+                    break;
+                case 0x52:
+                    r = scalar ? _mm_move_ss(a, _mm_rsqrt_ss(F(c))) : _mm_rsqrt_ps(F(c));
+                    break;
+                case 0x53:
+                    r = scalar ? _mm_move_ss(a, _mm_rcp_ss(F(c))) : _mm_rcp_ps(F(c));
+                    break;
+                case 0x58:
+                    r = scalar ? _mm_add_ss(F(a), F(c)) : _mm_add_ps(F(a), F(c));
+                    break;
+                case 0x59:
+                    r = scalar ? _mm_mul_ss(F(a), F(c)) : _mm_mul_ps(F(a), F(c));
+                    break;
+                case 0x5c:
+                    r = scalar ? _mm_sub_ss(F(a), F(c)) : _mm_sub_ps(F(a), F(c));
+                    break;
+                case 0x5d:
+                    r = scalar ? _mm_min_ss(F(a), F(c)) : _mm_min_ps(F(a), F(c));
+                    break;
+                case 0x5e:
+                    r = scalar ? _mm_div_ss(F(a), F(c)) : _mm_div_ps(F(a), F(c));
+                    break;
+                default:
+                    r = scalar ? _mm_max_ss(F(a), F(c)) : _mm_max_ps(F(a), F(c));
+                    break;
                 }
                 BARRIER(r);
                 st(xmm[dst], _mm_castps_si128(r));
@@ -574,10 +742,18 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             BARRIER(a);
             BARRIER(c);
             switch (pfx) {
-            case Pfx::None: r = _mm_castpd_si128(_mm_cvtps_pd(_mm_castsi128_ps(F(c)))); break;
-            case Pfx::P66: r = _mm_castps_si128(_mm_cvtpd_ps(_mm_castsi128_pd(F(c)))); break;
-            case Pfx::F3: r = _mm_castpd_si128(_mm_cvtss_sd(_mm_castsi128_pd(F(a)), _mm_castsi128_ps(F(c)))); break;
-            default: r = _mm_castps_si128(_mm_cvtsd_ss(_mm_castsi128_ps(F(a)), _mm_castsi128_pd(F(c)))); break;
+            case Pfx::None:
+                r = _mm_castpd_si128(_mm_cvtps_pd(_mm_castsi128_ps(F(c))));
+                break;
+            case Pfx::P66:
+                r = _mm_castps_si128(_mm_cvtpd_ps(_mm_castsi128_pd(F(c))));
+                break;
+            case Pfx::F3:
+                r = _mm_castpd_si128(_mm_cvtss_sd(_mm_castsi128_pd(F(a)), _mm_castsi128_ps(F(c))));
+                break;
+            default:
+                r = _mm_castps_si128(_mm_cvtsd_ss(_mm_castsi128_ps(F(a)), _mm_castsi128_pd(F(c))));
+                break;
             }
             BARRIER(r);
             st(xmm[dst], r);
@@ -595,13 +771,13 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             __m128i c = ld(s), r;
             BARRIER(c);
             if (b == 0x5b)
-                r = pfx == Pfx::None ? _mm_castps_si128(_mm_cvtepi32_ps(F(c)))
-                  : pfx == Pfx::P66  ? _mm_cvtps_epi32(_mm_castsi128_ps(F(c)))
-                                     : _mm_cvttps_epi32(_mm_castsi128_ps(F(c)));
+                r = pfx == Pfx::None  ? _mm_castps_si128(_mm_cvtepi32_ps(F(c)))
+                    : pfx == Pfx::P66 ? _mm_cvtps_epi32(_mm_castsi128_ps(F(c)))
+                                      : _mm_cvttps_epi32(_mm_castsi128_ps(F(c)));
             else
-                r = pfx == Pfx::P66 ? _mm_cvttpd_epi32(_mm_castsi128_pd(F(c)))
-                  : pfx == Pfx::F3  ? _mm_castpd_si128(_mm_cvtepi32_pd(F(c)))
-                                    : _mm_cvtpd_epi32(_mm_castsi128_pd(F(c)));
+                r = pfx == Pfx::P66  ? _mm_cvttpd_epi32(_mm_castsi128_pd(F(c)))
+                    : pfx == Pfx::F3 ? _mm_castpd_si128(_mm_cvtepi32_pd(F(c)))
+                                     : _mm_cvtpd_epi32(_mm_castsi128_pd(F(c)));
             BARRIER(r);
             st(xmm[dst], r);
         });
@@ -618,14 +794,30 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 BARRIER(x);
                 BARRIER(y);
                 switch (pred) {
-                case 0: r = scalar ? _mm_cmpeq_sd(F(x), F(y)) : _mm_cmpeq_pd(F(x), F(y)); break;
-                case 1: r = scalar ? _mm_cmplt_sd(F(x), F(y)) : _mm_cmplt_pd(F(x), F(y)); break;
-                case 2: r = scalar ? _mm_cmple_sd(F(x), F(y)) : _mm_cmple_pd(F(x), F(y)); break;
-                case 3: r = scalar ? _mm_cmpunord_sd(F(x), F(y)) : _mm_cmpunord_pd(F(x), F(y)); break;
-                case 4: r = scalar ? _mm_cmpneq_sd(F(x), F(y)) : _mm_cmpneq_pd(F(x), F(y)); break;
-                case 5: r = scalar ? _mm_cmpnlt_sd(F(x), F(y)) : _mm_cmpnlt_pd(F(x), F(y)); break;
-                case 6: r = scalar ? _mm_cmpnle_sd(F(x), F(y)) : _mm_cmpnle_pd(F(x), F(y)); break;
-                default: r = scalar ? _mm_cmpord_sd(F(x), F(y)) : _mm_cmpord_pd(F(x), F(y)); break;
+                case 0:
+                    r = scalar ? _mm_cmpeq_sd(F(x), F(y)) : _mm_cmpeq_pd(F(x), F(y));
+                    break;
+                case 1:
+                    r = scalar ? _mm_cmplt_sd(F(x), F(y)) : _mm_cmplt_pd(F(x), F(y));
+                    break;
+                case 2:
+                    r = scalar ? _mm_cmple_sd(F(x), F(y)) : _mm_cmple_pd(F(x), F(y));
+                    break;
+                case 3:
+                    r = scalar ? _mm_cmpunord_sd(F(x), F(y)) : _mm_cmpunord_pd(F(x), F(y));
+                    break;
+                case 4:
+                    r = scalar ? _mm_cmpneq_sd(F(x), F(y)) : _mm_cmpneq_pd(F(x), F(y));
+                    break;
+                case 5:
+                    r = scalar ? _mm_cmpnlt_sd(F(x), F(y)) : _mm_cmpnlt_pd(F(x), F(y));
+                    break;
+                case 6:
+                    r = scalar ? _mm_cmpnle_sd(F(x), F(y)) : _mm_cmpnle_pd(F(x), F(y));
+                    break;
+                default:
+                    r = scalar ? _mm_cmpord_sd(F(x), F(y)) : _mm_cmpord_pd(F(x), F(y));
+                    break;
                 }
                 BARRIER(r);
                 st(xmm[dst], _mm_castpd_si128(r));
@@ -634,14 +826,30 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 BARRIER(x);
                 BARRIER(y);
                 switch (pred) {
-                case 0: r = scalar ? _mm_cmpeq_ss(F(x), F(y)) : _mm_cmpeq_ps(F(x), F(y)); break;
-                case 1: r = scalar ? _mm_cmplt_ss(F(x), F(y)) : _mm_cmplt_ps(F(x), F(y)); break;
-                case 2: r = scalar ? _mm_cmple_ss(F(x), F(y)) : _mm_cmple_ps(F(x), F(y)); break;
-                case 3: r = scalar ? _mm_cmpunord_ss(F(x), F(y)) : _mm_cmpunord_ps(F(x), F(y)); break;
-                case 4: r = scalar ? _mm_cmpneq_ss(F(x), F(y)) : _mm_cmpneq_ps(F(x), F(y)); break;
-                case 5: r = scalar ? _mm_cmpnlt_ss(F(x), F(y)) : _mm_cmpnlt_ps(F(x), F(y)); break;
-                case 6: r = scalar ? _mm_cmpnle_ss(F(x), F(y)) : _mm_cmpnle_ps(F(x), F(y)); break;
-                default: r = scalar ? _mm_cmpord_ss(F(x), F(y)) : _mm_cmpord_ps(F(x), F(y)); break;
+                case 0:
+                    r = scalar ? _mm_cmpeq_ss(F(x), F(y)) : _mm_cmpeq_ps(F(x), F(y));
+                    break;
+                case 1:
+                    r = scalar ? _mm_cmplt_ss(F(x), F(y)) : _mm_cmplt_ps(F(x), F(y));
+                    break;
+                case 2:
+                    r = scalar ? _mm_cmple_ss(F(x), F(y)) : _mm_cmple_ps(F(x), F(y));
+                    break;
+                case 3:
+                    r = scalar ? _mm_cmpunord_ss(F(x), F(y)) : _mm_cmpunord_ps(F(x), F(y));
+                    break;
+                case 4:
+                    r = scalar ? _mm_cmpneq_ss(F(x), F(y)) : _mm_cmpneq_ps(F(x), F(y));
+                    break;
+                case 5:
+                    r = scalar ? _mm_cmpnlt_ss(F(x), F(y)) : _mm_cmpnlt_ps(F(x), F(y));
+                    break;
+                case 6:
+                    r = scalar ? _mm_cmpnle_ss(F(x), F(y)) : _mm_cmpnle_ps(F(x), F(y));
+                    break;
+                default:
+                    r = scalar ? _mm_cmpord_ss(F(x), F(y)) : _mm_cmpord_ps(F(x), F(y));
+                    break;
                 }
                 BARRIER(r);
                 st(xmm[dst], _mm_castps_si128(r));
@@ -651,7 +859,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
     }
     case 0xc6: { // SHUFPS / SHUFPD
         Vec128 s = src128(true);
-        Vec128 a = xmm[dst], r{};
+        Vec128 a = xmm[dst], r {};
         uint8_t imm = uint8_t(d.imm);
         if (pfx == Pfx::P66) {
             r.q[0] = a.q[imm & 1];
@@ -678,14 +886,14 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
     case 0x6e: // MOVD/MOVQ xmm, r/m
     {
         unsigned sz = d.rex_w() ? 8 : 4;
-        Vec128 v{};
+        Vec128 v {};
         v.q[0] = read_rm(d, sz);
         xmm[dst] = v;
         return true;
     }
     case 0x7e:
         if (pfx == Pfx::F3) { // MOVQ xmm, xmm/m64
-            Vec128 v{};
+            Vec128 v {};
             v.q[0] = read_xmm_rm(*this, d, 8, false).q[0];
             xmm[dst] = v;
             return true;
@@ -711,7 +919,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         if (pfx != Pfx::P66)
             raise_ud();
         if (d.mod == 3) {
-            Vec128 v{};
+            Vec128 v {};
             v.q[0] = xmm[dst].q[0];
             xmm[d.rm] = v;
         } else {
@@ -734,17 +942,28 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         __m128i a = ld(xmm[d.rm]);
         __m128i cnt = _mm_cvtsi32_si128(int(d.imm & 0xff));
         __m128i out;
-        if (b == 0x71 && r == 2) out = _mm_srl_epi16(a, cnt);
-        else if (b == 0x71 && r == 4) out = _mm_sra_epi16(a, cnt);
-        else if (b == 0x71 && r == 6) out = _mm_sll_epi16(a, cnt);
-        else if (b == 0x72 && r == 2) out = _mm_srl_epi32(a, cnt);
-        else if (b == 0x72 && r == 4) out = _mm_sra_epi32(a, cnt);
-        else if (b == 0x72 && r == 6) out = _mm_sll_epi32(a, cnt);
-        else if (b == 0x73 && r == 2) out = _mm_srl_epi64(a, cnt);
-        else if (b == 0x73 && r == 6) out = _mm_sll_epi64(a, cnt);
-        else if (b == 0x73 && r == 3) out = byte_shift(a, unsigned(d.imm & 0xff), false);
-        else if (b == 0x73 && r == 7) out = byte_shift(a, unsigned(d.imm & 0xff), true);
-        else raise_ud();
+        if (b == 0x71 && r == 2)
+            out = _mm_srl_epi16(a, cnt);
+        else if (b == 0x71 && r == 4)
+            out = _mm_sra_epi16(a, cnt);
+        else if (b == 0x71 && r == 6)
+            out = _mm_sll_epi16(a, cnt);
+        else if (b == 0x72 && r == 2)
+            out = _mm_srl_epi32(a, cnt);
+        else if (b == 0x72 && r == 4)
+            out = _mm_sra_epi32(a, cnt);
+        else if (b == 0x72 && r == 6)
+            out = _mm_sll_epi32(a, cnt);
+        else if (b == 0x73 && r == 2)
+            out = _mm_srl_epi64(a, cnt);
+        else if (b == 0x73 && r == 6)
+            out = _mm_sll_epi64(a, cnt);
+        else if (b == 0x73 && r == 3)
+            out = byte_shift(a, unsigned(d.imm & 0xff), false);
+        else if (b == 0x73 && r == 7)
+            out = byte_shift(a, unsigned(d.imm & 0xff), true);
+        else
+            raise_ud();
         st(xmm[d.rm], out);
         return true;
     }

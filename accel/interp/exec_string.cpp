@@ -10,10 +10,7 @@ using namespace x86;
 
 namespace {
 
-inline uint64_t addr_mask(unsigned addrsize)
-{
-    return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull;
-}
+inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 // A REP instruction yields after this many iterations so interrupts and
 // kicks are seen; it resumes by re-executing itself.
@@ -61,21 +58,38 @@ bool InterpreterImpl::exec_string(const DecodedInsn& d)
     const unsigned op = d.op;
     CpuState& s = m_s;
     switch (op) {
-    case 0xe4: case 0xe5: case 0xec: case 0xed: { // IN
+    case 0xe4:
+    case 0xe5:
+    case 0xec:
+    case 0xed: { // IN
         unsigned sz = (op & 1) ? (d.opsize == 2 ? 2 : 4) : 1;
         uint16_t port = op < 0xec ? uint16_t(d.imm) : uint16_t(s.gpr[k_rdx]);
         set_reg(k_rax, sz, io_read(port, sz));
         return true;
     }
-    case 0xe6: case 0xe7: case 0xee: case 0xef: { // OUT
+    case 0xe6:
+    case 0xe7:
+    case 0xee:
+    case 0xef: { // OUT
         unsigned sz = (op & 1) ? (d.opsize == 2 ? 2 : 4) : 1;
         uint16_t port = op < 0xec ? uint16_t(d.imm) : uint16_t(s.gpr[k_rdx]);
         io_write(port, sz, uint32_t(reg(k_rax, sz)));
         return true;
     }
-    case 0x6c: case 0x6d: case 0x6e: case 0x6f:
-    case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab:
-    case 0xac: case 0xad: case 0xae: case 0xaf:
+    case 0x6c:
+    case 0x6d:
+    case 0x6e:
+    case 0x6f:
+    case 0xa4:
+    case 0xa5:
+    case 0xa6:
+    case 0xa7:
+    case 0xaa:
+    case 0xab:
+    case 0xac:
+    case 0xad:
+    case 0xae:
+    case 0xaf:
         break;
     default:
         return false;
@@ -159,20 +173,24 @@ bool InterpreterImpl::exec_string(const DecodedInsn& d)
         uint64_t di = s.gpr[k_rdi] & am;
         bool stop_on_flags = false;
         switch (op) {
-        case 0xa4: case 0xa5:
+        case 0xa4:
+        case 0xa5:
             write_mem(Seg::ES, di, sz, read_mem(src_seg, si, sz));
             adv(k_rsi, step);
             adv(k_rdi, step);
             break;
-        case 0xaa: case 0xab:
+        case 0xaa:
+        case 0xab:
             write_mem(Seg::ES, di, sz, reg(k_rax, sz));
             adv(k_rdi, step);
             break;
-        case 0xac: case 0xad:
+        case 0xac:
+        case 0xad:
             set_reg(k_rax, sz, read_mem(src_seg, si, sz));
             adv(k_rsi, step);
             break;
-        case 0xa6: case 0xa7: {
+        case 0xa6:
+        case 0xa7: {
             uint64_t a = read_mem(src_seg, si, sz);
             uint64_t b = read_mem(Seg::ES, di, sz);
             uint64_t m = sz == 8 ? ~0ull : (1ull << (sz * 8)) - 1;
@@ -182,7 +200,8 @@ bool InterpreterImpl::exec_string(const DecodedInsn& d)
             stop_on_flags = true;
             break;
         }
-        case 0xae: case 0xaf: {
+        case 0xae:
+        case 0xaf: {
             uint64_t a = reg(k_rax, sz);
             uint64_t b = read_mem(Seg::ES, di, sz);
             uint64_t m = sz == 8 ? ~0ull : (1ull << (sz * 8)) - 1;
@@ -191,7 +210,8 @@ bool InterpreterImpl::exec_string(const DecodedInsn& d)
             stop_on_flags = true;
             break;
         }
-        case 0x6c: case 0x6d: {
+        case 0x6c:
+        case 0x6d: {
             // Check the destination before the port read has side effects.
             linear(Seg::ES, di, sz, Access::Write);
             uint32_t v = io_read(uint16_t(s.gpr[k_rdx]), sz);

@@ -9,10 +9,7 @@ using namespace x86;
 
 namespace {
 
-inline uint64_t addr_mask(unsigned addrsize)
-{
-    return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull;
-}
+inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 SegmentCache flat_segment(uint16_t selector, bool code, bool long64, unsigned dpl)
 {
@@ -44,7 +41,7 @@ static void load_system_segment(InterpreterImpl& cpu, bool is_tr, uint16_t sel)
     if ((sel & ~3u) == 0) {
         if (is_tr)
             cpu.raise_gp0();
-        target = SegmentCache{};
+        target = SegmentCache {};
         target.selector = sel;
         return;
     }
@@ -77,7 +74,7 @@ static bool selector_accessible(InterpreterImpl& cpu, uint16_t sel, uint64_t& de
     if ((sel & ~3u) == 0)
         return false;
     uint64_t index = sel & ~7u;
-    const DescriptorTable table = (sel & 4) ? DescriptorTable{s.ldtr.base, uint16_t(s.ldtr.limit)} : s.gdtr;
+    const DescriptorTable table = (sel & 4) ? DescriptorTable { s.ldtr.base, uint16_t(s.ldtr.limit) } : s.gdtr;
     if ((sel & 4) && !(s.ldtr.attr & k_seg_p))
         return false;
     if (index + 7 > table.limit)
@@ -92,10 +89,26 @@ static bool selector_accessible(InterpreterImpl& cpu, uint16_t sel, uint64_t& de
         bool lm = s.long_mode_active();
         bool ok;
         switch (type) {
-        case 0x2: case 0x9: case 0xb: ok = true; break;
-        case 0x1: case 0x3: ok = !lm; break;
-        case 0x4: case 0x5: case 0x6: case 0x7: case 0xc: case 0xe: case 0xf: ok = !for_lsl && (type == 0xc || !lm); break;
-        default: ok = false;
+        case 0x2:
+        case 0x9:
+        case 0xb:
+            ok = true;
+            break;
+        case 0x1:
+        case 0x3:
+            ok = !lm;
+            break;
+        case 0x4:
+        case 0x5:
+        case 0x6:
+        case 0x7:
+        case 0xc:
+        case 0xe:
+        case 0xf:
+            ok = !for_lsl && (type == 0xc || !lm);
+            break;
+        default:
+            ok = false;
         }
         if (!ok)
             return false;
@@ -297,7 +310,14 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
     case 0x10b: // UD2
         raise_ud();
     case 0x10d: // PREFETCH hints
-    case 0x118: case 0x119: case 0x11a: case 0x11b: case 0x11c: case 0x11d: case 0x11e: case 0x11f:
+    case 0x118:
+    case 0x119:
+    case 0x11a:
+    case 0x11b:
+    case 0x11c:
+    case 0x11d:
+    case 0x11e:
+    case 0x11f:
         return true; // hint NOPs (incl. ENDBR)
     case 0x120:
     case 0x122: { // MOV r, CRn / MOV CRn, r
@@ -307,29 +327,49 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
         if (op == 0x120) {
             uint64_t v;
             switch (cr) {
-            case 0: v = s.cr0; break;
-            case 2: v = s.cr2; break;
-            case 3: v = s.cr3; break;
-            case 4: v = s.cr4; break;
-            case 8: v = s.cr8; break;
-            default: raise_ud();
+            case 0:
+                v = s.cr0;
+                break;
+            case 2:
+                v = s.cr2;
+                break;
+            case 3:
+                v = s.cr3;
+                break;
+            case 4:
+                v = s.cr4;
+                break;
+            case 8:
+                v = s.cr8;
+                break;
+            default:
+                raise_ud();
             }
             set_reg(d.rm, sz, v);
             return true;
         }
         uint64_t v = reg(d.rm, sz);
         switch (cr) {
-        case 0: write_cr0(v); break;
-        case 2: s.cr2 = v; break;
-        case 3: write_cr3(v); break;
-        case 4: write_cr4(v); break;
+        case 0:
+            write_cr0(v);
+            break;
+        case 2:
+            s.cr2 = v;
+            break;
+        case 3:
+            write_cr3(v);
+            break;
+        case 4:
+            write_cr4(v);
+            break;
         case 8:
             if (v & ~0xfull)
                 raise_gp0();
             s.cr8 = v;
             request_irq_check();
             break;
-        default: raise_ud();
+        default:
+            raise_ud();
         }
         return true;
     }
@@ -385,8 +425,7 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
     case 0x133: // RDPMC: no counters
         raise_gp0();
     case 0x1a2: { // CPUID
-        CpuidResult r = m_model.query(uint32_t(s.gpr[k_rax]), uint32_t(s.gpr[k_rcx]), s.apic_id,
-                                      s.cr4 & k_cr4_osxsave);
+        CpuidResult r = m_model.query(uint32_t(s.gpr[k_rax]), uint32_t(s.gpr[k_rcx]), s.apic_id, s.cr4 & k_cr4_osxsave);
         s.gpr[k_rax] = r.eax;
         s.gpr[k_rbx] = r.ebx;
         s.gpr[k_rcx] = r.ecx;
@@ -504,7 +543,7 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
             base &= 0xffffff;
         if (m_mode64 && uint64_t(int64_t(base << 16) >> 16) != base)
             raise_gp0();
-        (r == 2 ? s.gdtr : s.idtr) = DescriptorTable{base, limit};
+        (r == 2 ? s.gdtr : s.idtr) = DescriptorTable { base, limit };
         return true;
     }
     case 4: // SMSW m16

@@ -14,17 +14,25 @@ using namespace x86;
 const char* run_exit_name(RunExit exit)
 {
     switch (exit) {
-    case RunExit::Budget: return "budget";
-    case RunExit::Kicked: return "kicked";
-    case RunExit::Stopped: return "stopped";
-    case RunExit::Reset: return "reset";
-    case RunExit::InternalError: return "internal-error";
+    case RunExit::Budget:
+        return "budget";
+    case RunExit::Kicked:
+        return "kicked";
+    case RunExit::Stopped:
+        return "stopped";
+    case RunExit::Reset:
+        return "reset";
+    case RunExit::InternalError:
+        return "internal-error";
     }
     return "?";
 }
 
 InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
-    : m_host(host), m_mem(host.memory()), m_model(model), m_decode_cache(k_decode_cache_entries)
+    : m_host(host)
+    , m_mem(host.memory())
+    , m_model(model)
+    , m_decode_cache(k_decode_cache_entries)
 {
     uint64_t top = 0;
     for (const auto& r : m_mem.regions())
@@ -76,18 +84,27 @@ unsigned InterpreterImpl::stack_size() const
 uint64_t InterpreterImpl::stack_pointer() const
 {
     switch (stack_size()) {
-    case 2: return m_s.gpr[k_rsp] & 0xffff;
-    case 4: return m_s.gpr[k_rsp] & 0xffffffff;
-    default: return m_s.gpr[k_rsp];
+    case 2:
+        return m_s.gpr[k_rsp] & 0xffff;
+    case 4:
+        return m_s.gpr[k_rsp] & 0xffffffff;
+    default:
+        return m_s.gpr[k_rsp];
     }
 }
 
 void InterpreterImpl::set_stack_pointer(uint64_t v)
 {
     switch (stack_size()) {
-    case 2: m_s.gpr[k_rsp] = (m_s.gpr[k_rsp] & ~0xffffull) | (v & 0xffff); break;
-    case 4: m_s.gpr[k_rsp] = v & 0xffffffff; break;
-    default: m_s.gpr[k_rsp] = v; break;
+    case 2:
+        m_s.gpr[k_rsp] = (m_s.gpr[k_rsp] & ~0xffffull) | (v & 0xffff);
+        break;
+    case 4:
+        m_s.gpr[k_rsp] = v & 0xffffffff;
+        break;
+    default:
+        m_s.gpr[k_rsp] = v;
+        break;
     }
 }
 
@@ -141,7 +158,20 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
     }
     const bool user = m_cpl == 3;
     uint64_t gpa;
-    uint8_t* p = translate_fast(lin, Access::Fetch, user, gpa);
+    uint8_t* p;
+    if ((lin >> 12) == m_fetch_vpage && m_fetch_epoch == m_tlb_epoch && m_fetch_user == user) [[likely]] {
+        p = m_fetch_host + (lin & 0xfff);
+        gpa = m_fetch_gpa | (lin & 0xfff);
+    } else {
+        p = translate_fast(lin, Access::Fetch, user, gpa);
+        if (p) {
+            m_fetch_vpage = lin >> 12;
+            m_fetch_epoch = m_tlb_epoch;
+            m_fetch_user = user;
+            m_fetch_host = p - (lin & 0xfff);
+            m_fetch_gpa = gpa & ~0xfffull;
+        }
+    }
     unsigned in_page = 4096 - unsigned(lin & 0xfff);
     if (p) [[likely]] {
         DecodeCacheEntry& e = m_decode_cache[(gpa ^ (gpa >> 13)) & (k_decode_cache_entries - 1)];
@@ -197,14 +227,34 @@ bool lockable(const DecodedInsn& d)
     if (op < 0x40)
         return (op & 7) < 2 && (op & 0x38) != 0x38;
     switch (op) {
-    case 0x80: case 0x81: case 0x82: case 0x83: return r != 7;
-    case 0x86: case 0x87: return true;
-    case 0xf6: case 0xf7: return r == 2 || r == 3;
-    case 0xfe: case 0xff: return r < 2;
-    case 0x1ab: case 0x1b3: case 0x1bb: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1: return true;
-    case 0x1ba: return r >= 5;
-    case 0x1c7: return r == 1;
-    default: return false;
+    case 0x80:
+    case 0x81:
+    case 0x82:
+    case 0x83:
+        return r != 7;
+    case 0x86:
+    case 0x87:
+        return true;
+    case 0xf6:
+    case 0xf7:
+        return r == 2 || r == 3;
+    case 0xfe:
+    case 0xff:
+        return r < 2;
+    case 0x1ab:
+    case 0x1b3:
+    case 0x1bb:
+    case 0x1b0:
+    case 0x1b1:
+    case 0x1c0:
+    case 0x1c1:
+        return true;
+    case 0x1ba:
+        return r >= 5;
+    case 0x1c7:
+        return r == 1;
+    default:
+        return false;
     }
 }
 
@@ -214,13 +264,26 @@ void InterpreterImpl::execute(const DecodedInsn& d)
 {
     if (d.lock() && !lockable(d)) [[unlikely]]
         raise_ud();
-    if (exec_alu(d) || exec_control(d) || exec_bits(d) || exec_string(d) || exec_system(d) || exec_sse(d)
-        || exec_x87(d))
+    // Dispatch straight to the group learnt for this opcode. FF and 63 are
+    // split between groups by ModRM.reg / mode, so they always take the chain.
+    using Handler = bool (InterpreterImpl::*)(const DecodedInsn&);
+    static constexpr Handler groups[] = { &InterpreterImpl::exec_alu, &InterpreterImpl::exec_control,
+        &InterpreterImpl::exec_bits, &InterpreterImpl::exec_string, &InterpreterImpl::exec_system,
+        &InterpreterImpl::exec_sse, &InterpreterImpl::exec_x87 };
+    uint8_t g = m_group[d.op & 0x3ff];
+    if (g && (this->*groups[g - 1])(d))
         return;
+    for (unsigned i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        if ((this->*groups[i])(d)) {
+            if (d.op != 0xff && d.op != 0x63)
+                m_group[d.op & 0x3ff] = uint8_t(i + 1);
+            return;
+        }
+    }
     if (Log::enabled(LogCategory::Unimp)) {
         char buf[96];
         snprintf(buf, sizeof buf, "interp: unimplemented opcode %03x /%u at %llx", d.op, d.reg & 7,
-                 (unsigned long long)m_s.rip);
+            (unsigned long long)m_s.rip);
         Log::write(LogCategory::Unimp, buf);
     }
     raise_ud();
@@ -264,7 +327,7 @@ void InterpreterImpl::handle_exception(const CpuException& first, uint64_t fault
     if (Log::enabled(LogCategory::Int)) {
         char buf[128];
         snprintf(buf, sizeof buf, "interp: exception %u error %#x at %04x:%llx cr2=%llx", cur.vector, cur.error,
-                 m_s.segment(Seg::CS).selector, (unsigned long long)fault_rip, (unsigned long long)m_s.cr2);
+            m_s.segment(Seg::CS).selector, (unsigned long long)fault_rip, (unsigned long long)m_s.cr2);
         Log::write(LogCategory::Int, buf);
     }
     for (;;) {
@@ -275,12 +338,12 @@ void InterpreterImpl::handle_exception(const CpuException& first, uint64_t fault
             if (cur.vector == k_df) {
                 Log::write(LogCategory::Int, "interp: triple fault");
                 m_host.request_reset();
-                throw CpuExit{RunExit::Reset};
+                throw CpuExit { RunExit::Reset };
             }
             bool c1 = contributory(cur.vector), p1 = cur.vector == k_pf;
             bool c2 = contributory(again.vector), p2 = again.vector == k_pf;
             if ((c1 && c2) || (p1 && (c2 || p2)))
-                cur = CpuException{k_df, true, 0};
+                cur = CpuException { k_df, true, 0 };
             else
                 cur = again;
         }
@@ -357,8 +420,13 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 check_events();
             }
             m_block_end = false;
-            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++)
+            // A block also ends when an event may have become deliverable
+            // (IF set, shadow over, device access).
+            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {
                 execute_one();
+                if (m_check_irq)
+                    break;
+            }
         }
     } catch (const CpuExit& e) {
         exit = e.exit;
@@ -375,7 +443,10 @@ Result<std::unique_ptr<Interpreter>> Interpreter::create(VcpuHost& host, const C
     return std::unique_ptr<Interpreter>(new Interpreter(std::move(impl)));
 }
 
-Interpreter::Interpreter(std::unique_ptr<InterpreterImpl> impl) : m_impl(std::move(impl)) {}
+Interpreter::Interpreter(std::unique_ptr<InterpreterImpl> impl)
+    : m_impl(std::move(impl))
+{
+}
 Interpreter::~Interpreter() = default;
 CpuState& Interpreter::state() { return m_impl->state(); }
 const CpuModel& Interpreter::model() const { return m_impl->model(); }

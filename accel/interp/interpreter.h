@@ -17,10 +17,10 @@
 namespace kiln::accel::interp {
 
 enum class RunExit {
-    Budget,       // executed max_instructions
-    Kicked,       // kick() was called (the flag is consumed)
-    Stopped,      // HLT and host->wait_for_interrupt() returned false
-    Reset,        // triple fault or CPU-side reset: host->request_reset() was called
+    Budget, // executed max_instructions
+    Kicked, // kick() was called (the flag is consumed)
+    Stopped, // HLT and host->wait_for_interrupt() returned false
+    Reset, // triple fault or CPU-side reset: host->request_reset() was called
     InternalError, // the interpreter hit a state it cannot handle (logged)
 };
 

@@ -14,10 +14,7 @@ struct NewStack {
     unsigned size; // 2, 4 or 8: stack address size
 };
 
-uint64_t wrap_sp(uint64_t sp, unsigned size)
-{
-    return size == 2 ? sp & 0xffff : size == 4 ? sp & 0xffffffff : sp;
-}
+uint64_t wrap_sp(uint64_t sp, unsigned size) { return size == 2 ? sp & 0xffff : size == 4 ? sp & 0xffffffff : sp; }
 
 } // namespace
 
@@ -102,7 +99,7 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
     const SegmentCache old_ss = m_s.segment(Seg::SS);
     const uint64_t old_sp = m_s.gpr[k_rsp];
     const uint16_t old_cs = m_s.segment(Seg::CS).selector;
-    NewStack ns{old_ss, old_sp, stack_size()};
+    NewStack ns { old_ss, old_sp, stack_size() };
     bool switch_stack = new_cpl < m_cpl;
     if (lm) {
         if (switch_stack || ist) {
@@ -112,7 +109,7 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
             ns.sp = read_linear(m_s.tr.base + off, 8);
         }
         if (switch_stack) {
-            ns.ss = SegmentCache{};
+            ns.ss = SegmentCache {};
             ns.ss.selector = uint16_t(new_cpl);
             ns.ss.attr = uint16_t(k_seg_p | k_seg_s | 0x3 | (new_cpl << k_seg_dpl_shift));
         }
@@ -167,8 +164,8 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
 
     // Commit.
     if (from_v86) {
-        for (Seg s : {Seg::GS, Seg::FS, Seg::DS, Seg::ES})
-            m_s.segment(s) = SegmentCache{};
+        for (Seg s : { Seg::GS, Seg::FS, Seg::DS, Seg::ES })
+            m_s.segment(s) = SegmentCache {};
     }
     m_s.rflags &= ~(k_flag_tf | k_flag_nt | k_flag_rf | k_flag_vm);
     if (!trap_gate)
@@ -270,8 +267,8 @@ void InterpreterImpl::iret(unsigned opsize)
     }
 
     // Flags the current privilege may change.
-    uint64_t changeable = k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_tf | k_flag_df
-        | k_flag_of | k_flag_nt | k_flag_rf | k_flag_ac | k_flag_id;
+    uint64_t changeable = k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_tf | k_flag_df | k_flag_of
+        | k_flag_nt | k_flag_rf | k_flag_ac | k_flag_id;
     if (m_cpl <= iopl)
         changeable |= k_flag_if;
     if (m_cpl == 0)
@@ -287,7 +284,7 @@ void InterpreterImpl::iret(unsigned opsize)
     if (pop_stack) {
         if ((new_ss & ~3u) == 0 && m_s.long_mode_active() && (m_mode64) && rpl != 3) {
             SegmentCache& ss = m_s.segment(Seg::SS);
-            ss = SegmentCache{};
+            ss = SegmentCache {};
             ss.selector = new_ss;
             ss.attr = uint16_t(k_seg_p | k_seg_s | 0x3 | (rpl << k_seg_dpl_shift));
         } else {
@@ -301,13 +298,13 @@ void InterpreterImpl::iret(unsigned opsize)
         set_stack_pointer(wrap_sp(sp + 3ull * opsize, ss_size));
     }
     if (rpl > old_cpl) {
-        for (Seg s : {Seg::ES, Seg::DS, Seg::FS, Seg::GS}) {
+        for (Seg s : { Seg::ES, Seg::DS, Seg::FS, Seg::GS }) {
             SegmentCache& c = m_s.segment(s);
             bool conforming_code = (c.attr & 0xc) == 0xc && (c.attr & 0x10);
             if ((c.attr & k_seg_p) && !conforming_code && c.dpl() < m_cpl) {
                 uint16_t keep_sel = c.selector;
                 uint64_t keep_base = c.base;
-                c = SegmentCache{};
+                c = SegmentCache {};
                 c.selector = keep_sel;
                 if (m_s.long_mode_active() && (s == Seg::FS || s == Seg::GS))
                     c.base = keep_base;

@@ -9,15 +9,23 @@ bool LazyFlags::cf(uint64_t rflags) const
     uint64_t m = mask();
     uint64_t a = m_a & m, b = m_b & m, r = m_res & m;
     switch (m_op) {
-    case FlagOp::None: return rflags & k_flag_cf;
-    case FlagOp::Add: return r < a;
-    case FlagOp::Adc: return m_cf_in ? r <= a : r < a;
-    case FlagOp::Sub: return a < b;
-    case FlagOp::Sbb: return m_cf_in ? a <= b : a < b;
-    case FlagOp::Logic: return false;
+    case FlagOp::None:
+        return rflags & k_flag_cf;
+    case FlagOp::Add:
+        return r < a;
+    case FlagOp::Adc:
+        return m_cf_in ? r <= a : r < a;
+    case FlagOp::Sub:
+        return a < b;
+    case FlagOp::Sbb:
+        return m_cf_in ? a <= b : a < b;
+    case FlagOp::Logic:
+        return false;
     case FlagOp::Inc:
-    case FlagOp::Dec: return m_cf_in;
-    case FlagOp::Neg: return b != 0;
+    case FlagOp::Dec:
+        return m_cf_in;
+    case FlagOp::Neg:
+        return b != 0;
     }
     return false;
 }
@@ -26,15 +34,22 @@ bool LazyFlags::of(uint64_t rflags) const
 {
     unsigned top = m_size * 8 - 1;
     switch (m_op) {
-    case FlagOp::None: return rflags & k_flag_of;
+    case FlagOp::None:
+        return rflags & k_flag_of;
     case FlagOp::Add:
-    case FlagOp::Adc: return (((m_a ^ m_res) & (m_b ^ m_res)) >> top) & 1;
+    case FlagOp::Adc:
+        return (((m_a ^ m_res) & (m_b ^ m_res)) >> top) & 1;
     case FlagOp::Sub:
-    case FlagOp::Sbb: return (((m_a ^ m_b) & (m_a ^ m_res)) >> top) & 1;
-    case FlagOp::Logic: return false;
-    case FlagOp::Inc: return (m_res & mask()) == (1ull << top);
-    case FlagOp::Dec: return (m_res & mask()) == (1ull << top) - 1;
-    case FlagOp::Neg: return (m_b & mask()) == (1ull << top);
+    case FlagOp::Sbb:
+        return (((m_a ^ m_b) & (m_a ^ m_res)) >> top) & 1;
+    case FlagOp::Logic:
+        return false;
+    case FlagOp::Inc:
+        return (m_res & mask()) == (1ull << top);
+    case FlagOp::Dec:
+        return (m_res & mask()) == (1ull << top) - 1;
+    case FlagOp::Neg:
+        return (m_b & mask()) == (1ull << top);
     }
     return false;
 }
@@ -68,14 +83,30 @@ bool LazyFlags::cond(uint64_t rflags, unsigned cc) const
 {
     bool r;
     switch (cc >> 1) {
-    case 0: r = of(rflags); break;
-    case 1: r = cf(rflags); break;
-    case 2: r = zf(rflags); break;
-    case 3: r = cf(rflags) || zf(rflags); break;
-    case 4: r = sf(rflags); break;
-    case 5: r = pf(rflags); break;
-    case 6: r = sf(rflags) != of(rflags); break;
-    default: r = zf(rflags) || (sf(rflags) != of(rflags)); break;
+    case 0:
+        r = of(rflags);
+        break;
+    case 1:
+        r = cf(rflags);
+        break;
+    case 2:
+        r = zf(rflags);
+        break;
+    case 3:
+        r = cf(rflags) || zf(rflags);
+        break;
+    case 4:
+        r = sf(rflags);
+        break;
+    case 5:
+        r = pf(rflags);
+        break;
+    case 6:
+        r = sf(rflags) != of(rflags);
+        break;
+    default:
+        r = zf(rflags) || (sf(rflags) != of(rflags));
+        break;
     }
     return (cc & 1) ? !r : r;
 }

@@ -132,8 +132,7 @@ void InterpreterImpl::invalidate_code(uint64_t gpa, uint64_t len)
 
 // ---- Paging ----
 
-bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t& gpa, bool& global,
-                                bool& writable_ok)
+bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t& gpa, bool& global, bool& writable_ok)
 {
     global = false;
     writable_ok = true;
@@ -312,6 +311,7 @@ uint8_t* InterpreterImpl::translate_fast(uint64_t lin, Access access, bool user,
 
 void InterpreterImpl::flush_tlb(bool include_global)
 {
+    m_tlb_epoch++;
     for (auto& per_access : m_tlb)
         for (auto& per_user : per_access)
             for (auto& e : per_user)
@@ -439,9 +439,12 @@ uint64_t InterpreterImpl::effective_address(const DecodedInsn& d) const
     if (d.index != k_no_reg)
         ea += m_s.gpr[d.index] << d.scale;
     switch (d.addrsize) {
-    case 2: return ea & 0xffff;
-    case 4: return ea & 0xffffffff;
-    default: return ea;
+    case 2:
+        return ea & 0xffff;
+    case 4:
+        return ea & 0xffffffff;
+    default:
+        return ea;
     }
 }
 

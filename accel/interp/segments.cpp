@@ -67,7 +67,7 @@ void InterpreterImpl::load_segment(Seg seg, uint16_t selector)
     if ((selector & ~3u) == 0) {
         if (seg == Seg::SS && !(m_mode64 && m_cpl != 3 && rpl == m_cpl))
             raise_gp0();
-        c = SegmentCache{};
+        c = SegmentCache {};
         c.selector = selector;
         if (seg == Seg::SS)
             c.attr = uint16_t(k_seg_s | 0x3 | (m_cpl << k_seg_dpl_shift) | k_seg_db) | k_seg_p;
@@ -211,12 +211,12 @@ void InterpreterImpl::far_return(unsigned opsize, uint16_t pop_bytes)
     m_next_rip = opsize == 8 ? new_rip : new_rip & (opsize == 2 ? 0xffff : 0xffffffff);
     load_segment(Seg::SS, new_ss);
     set_stack_pointer(new_sp + pop_bytes);
-    for (Seg s : {Seg::ES, Seg::DS, Seg::FS, Seg::GS}) {
+    for (Seg s : { Seg::ES, Seg::DS, Seg::FS, Seg::GS }) {
         SegmentCache& c = m_s.segment(s);
         unsigned type = c.attr & 0xf;
         bool conforming_code = (type & 0xc) == 0xc;
         if ((c.attr & k_seg_p) && !conforming_code && c.dpl() < m_cpl) {
-            c = SegmentCache{};
+            c = SegmentCache {};
         }
     }
     end_block();

@@ -10,7 +10,7 @@ void reset_cpu_state(CpuState& state, ResetKind kind, uint32_t cpuid_signature, 
     Msrs kept = state.msr;
     uint32_t apic_id = state.apic_id;
 
-    state = CpuState{};
+    state = CpuState {};
     state.apic_id = apic_id;
     state.rip = 0xfff0;
     state.rflags = k_flag_fixed1;
@@ -27,10 +27,10 @@ void reset_cpu_state(CpuState& state, ResetKind kind, uint32_t cpuid_signature, 
     cs.base = 0xffff0000;
     cs.attr = k_seg_p | k_seg_s | 0xb; // execute/read code, accessed
 
-    state.gdtr = {0, 0xffff};
-    state.idtr = {0, 0xffff};
-    state.ldtr = {0, k_seg_p | 0x2, 0xffff, 0};
-    state.tr = {0, k_seg_p | 0xb, 0xffff, 0}; // busy 32-bit TSS
+    state.gdtr = { 0, 0xffff };
+    state.idtr = { 0, 0xffff };
+    state.ldtr = { 0, k_seg_p | 0x2, 0xffff, 0 };
+    state.tr = { 0, k_seg_p | 0xb, 0xffff, 0 }; // busy 32-bit TSS
 
     state.cr0 = k_cr0_et | k_cr0_cd | k_cr0_nw;
     state.dr[6] = 0xffff0ff0;

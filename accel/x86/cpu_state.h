@@ -16,8 +16,22 @@ namespace kiln::accel::x86 {
 
 // General-purpose register numbers, as ModRM/REX encode them.
 enum Gpr : unsigned {
-    k_rax, k_rcx, k_rdx, k_rbx, k_rsp, k_rbp, k_rsi, k_rdi,
-    k_r8, k_r9, k_r10, k_r11, k_r12, k_r13, k_r14, k_r15,
+    k_rax,
+    k_rcx,
+    k_rdx,
+    k_rbx,
+    k_rsp,
+    k_rbp,
+    k_rsi,
+    k_rdi,
+    k_r8,
+    k_r9,
+    k_r10,
+    k_r11,
+    k_r12,
+    k_r13,
+    k_r14,
+    k_r15,
 };
 inline constexpr unsigned k_gpr_count = 16;
 
@@ -44,8 +58,7 @@ inline constexpr uint64_t k_flag_ac = 1u << 18;
 inline constexpr uint64_t k_flag_vif = 1u << 19;
 inline constexpr uint64_t k_flag_vip = 1u << 20;
 inline constexpr uint64_t k_flag_id = 1u << 21;
-inline constexpr uint64_t k_flags_arith =
-    k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_of;
+inline constexpr uint64_t k_flags_arith = k_flag_cf | k_flag_pf | k_flag_af | k_flag_zf | k_flag_sf | k_flag_of;
 
 // Control register bits the accelerators test.
 inline constexpr uint64_t k_cr0_pe = 1u << 0;
@@ -148,7 +161,7 @@ static_assert(offsetof(FxsaveArea, xmm) == 160);
 // today; the AVX upper halves are here so a later AVX implementation and
 // KVM's XSAVE ioctls do not change the saved-state layout.
 struct XsaveExtended {
-    uint64_t xcr0 = 1;      // XFEATURE_ENABLED_MASK
+    uint64_t xcr0 = 1; // XFEATURE_ENABLED_MASK
     uint64_t xstate_bv = 0; // components not in their init state
     Vec128 ymm_hi[16] = {};
 };
@@ -229,8 +242,8 @@ struct CpuState {
     XsaveExtended xsave;
 
     PendingEvents events;
-    bool halted = false;    // in HLT, waiting for an interrupt
-    uint32_t apic_id = 0;   // initial APIC ID (CPUID.1:EBX[31:24])
+    bool halted = false; // in HLT, waiting for an interrupt
+    uint32_t apic_id = 0; // initial APIC ID (CPUID.1:EBX[31:24])
 
     SegmentCache& segment(Seg s) { return seg[static_cast<unsigned>(s)]; }
     const SegmentCache& segment(Seg s) const { return seg[static_cast<unsigned>(s)]; }
@@ -256,7 +269,7 @@ struct CpuState {
 
 enum class ResetKind {
     PowerOn, // RESET#: everything to its documented power-on value
-    Init,    // INIT: like power-on but keeps x87/SSE state, MTRRs, and some MSRs
+    Init, // INIT: like power-on but keeps x87/SSE state, MTRRs, and some MSRs
 };
 
 // Puts `state` into the documented x86 reset state (Intel SDM vol. 3,

@@ -8,10 +8,10 @@ namespace kiln::accel::x86 {
 namespace {
 
 constexpr uint32_t k_base_edx = k_cpuid1_edx_fpu | k_cpuid1_edx_de | k_cpuid1_edx_pse | k_cpuid1_edx_tsc
-    | k_cpuid1_edx_msr | k_cpuid1_edx_pae | k_cpuid1_edx_mce | k_cpuid1_edx_cx8 | k_cpuid1_edx_apic
-    | k_cpuid1_edx_sep | k_cpuid1_edx_mtrr | k_cpuid1_edx_pge | k_cpuid1_edx_mca | k_cpuid1_edx_cmov
-    | k_cpuid1_edx_pat | k_cpuid1_edx_pse36 | k_cpuid1_edx_clflush | k_cpuid1_edx_mmx | k_cpuid1_edx_fxsr
-    | k_cpuid1_edx_sse | k_cpuid1_edx_sse2;
+    | k_cpuid1_edx_msr | k_cpuid1_edx_pae | k_cpuid1_edx_mce | k_cpuid1_edx_cx8 | k_cpuid1_edx_apic | k_cpuid1_edx_sep
+    | k_cpuid1_edx_mtrr | k_cpuid1_edx_pge | k_cpuid1_edx_mca | k_cpuid1_edx_cmov | k_cpuid1_edx_pat
+    | k_cpuid1_edx_pse36 | k_cpuid1_edx_clflush | k_cpuid1_edx_mmx | k_cpuid1_edx_fxsr | k_cpuid1_edx_sse
+    | k_cpuid1_edx_sse2;
 
 uint32_t pack4(const char* s)
 {
@@ -71,7 +71,7 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
     return Error::invalid("unable to find CPU model '" + std::string(name) + "'");
 }
 
-std::vector<std::string> CpuModel::names() { return {"qemu64", "max"}; }
+std::vector<std::string> CpuModel::names() { return { "qemu64", "max" }; }
 
 CpuidResult CpuModel::query(uint32_t leaf, uint32_t subleaf, uint32_t apic_id, bool osxsave) const
 {
@@ -99,7 +99,7 @@ CpuidResult CpuModel::query(uint32_t leaf, uint32_t subleaf, uint32_t apic_id, b
         // Deterministic cache parameters: L1d, L1i, L2 (one core, one thread).
         static constexpr struct {
             uint32_t type, level, ways, sets;
-        } caches[] = {{1, 1, 8, 64}, {2, 1, 8, 64}, {3, 2, 16, 1024}};
+        } caches[] = { { 1, 1, 8, 64 }, { 2, 1, 8, 64 }, { 3, 2, 16, 1024 } };
         if (subleaf < 3) {
             auto& c = caches[subleaf];
             r.eax = c.type | (c.level << 5) | (1u << 8);

@@ -91,6 +91,8 @@ void VirtualClock::arm(VirtualTimer* t, uint64_t deadline_ns)
     t->m_deadline_ns = deadline_ns;
     t->m_pos = m_timers.emplace(deadline_ns, t);
     t->m_armed = true;
+    if (t->m_pos == m_timers.begin() && m_earlier_deadline_hook)
+        m_earlier_deadline_hook();
 }
 
 void VirtualClock::disarm(VirtualTimer* t)

@@ -44,6 +44,9 @@ public:
     unsigned run_due();
     // Deadline of the earliest armed timer, or UINT64_MAX.
     uint64_t next_deadline_ns() const;
+    // Called (with the machine lock held) when a timer is armed ahead of
+    // every other one, so whoever sleeps until the next deadline wakes.
+    void set_earlier_deadline_hook(std::function<void()> hook) { m_earlier_deadline_hook = std::move(hook); }
 
 private:
     friend class VirtualTimer;
@@ -59,6 +62,7 @@ private:
     std::atomic<uint64_t> m_offset_ns{0};
     std::atomic<uint64_t> m_paused_ns{0};
     std::multimap<uint64_t, VirtualTimer*> m_timers;
+    std::function<void()> m_earlier_deadline_hook;
 };
 
 // A one-shot timer on a VirtualClock; re-arm from the callback for

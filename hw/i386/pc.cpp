@@ -1,6 +1,10 @@
 #include "hw/i386/pc.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "hw/acpi/acpi_tables.h"
+#include "util/log.h"
 
 namespace kiln::hw {
 
@@ -14,7 +18,47 @@ PcMachine::PcMachine(const PcConfig& cfg) : m_config(cfg), m_clock(cfg.clock_mod
 
 PcMachine::~PcMachine()
 {
+    stop_timer_thread();
     m_mappings.clear();
+}
+
+void PcMachine::stop_timer_thread()
+{
+    if (!m_timer_thread.joinable())
+        return;
+    {
+        std::lock_guard lk(m_timer_lock);
+        m_timer_stop = true;
+    }
+    m_timer_wake.notify_all();
+    m_timer_thread.join();
+}
+
+void PcMachine::timer_thread()
+{
+    // Signals belong to the main loop's signalfd, never to this thread.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    for (;;) {
+        uint64_t deadline, now, generation;
+        {
+            MachineLock lk(*this);
+            m_clock.run_due();
+            deadline = m_clock.next_deadline_ns();
+            now = m_clock.now_ns();
+            std::lock_guard tl(m_timer_lock);
+            generation = m_timer_generation;
+        }
+        std::unique_lock tl(m_timer_lock);
+        auto woken = [&] { return m_timer_stop || m_timer_generation != generation; };
+        if (deadline == UINT64_MAX || !m_clock.running())
+            m_timer_wake.wait(tl, woken);
+        else if (deadline > now)
+            m_timer_wake.wait_for(tl, std::chrono::nanoseconds(deadline - now), woken);
+        if (m_timer_stop)
+            return;
+    }
 }
 
 Result<std::unique_ptr<PcMachine>> PcMachine::create(const PcConfig& cfg)
@@ -24,6 +68,17 @@ Result<std::unique_ptr<PcMachine>> PcMachine::create(const PcConfig& cfg)
     std::unique_ptr<PcMachine> m(new PcMachine(cfg));
     m->m_memory = TRY(GuestMemory::create(cfg.ram_bytes, pc_pci_hole_start(cfg.ram_bytes)));
     TRY(m->build());
+    if (cfg.clock_mode == ClockMode::Host) {
+        PcMachine* raw = m.get();
+        m->m_clock.set_earlier_deadline_hook([raw] {
+            {
+                std::lock_guard tl(raw->m_timer_lock);
+                raw->m_timer_generation++;
+            }
+            raw->m_timer_wake.notify_all();
+        });
+        m->m_timer_thread = std::thread([raw] { raw->timer_thread(); });
+    }
     return m;
 }
 
@@ -133,24 +188,40 @@ Result<void> PcMachine::reset_devices()
 uint32_t PcMachine::pio_read(uint16_t port, unsigned size)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Unimp) && !m_pio.name_at(port))
+        log_unassigned("read from", "port", port, size, 0);
     return uint32_t(m_pio.read(port, size));
 }
 
 void PcMachine::pio_write(uint16_t port, unsigned size, uint32_t value)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Unimp) && !m_pio.name_at(port))
+        log_unassigned("write to", "port", port, size, value);
     m_pio.write(port, size, value);
+}
+
+void PcMachine::log_unassigned(const char* what, const char* space, uint64_t addr, unsigned size, uint64_t value)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "pc: %s unassigned %s 0x%llx (size %u, value 0x%llx)", what, space,
+             (unsigned long long)addr, size, (unsigned long long)value);
+    Log::write(LogCategory::Unimp, buf);
 }
 
 uint64_t PcMachine::mmio_read(uint64_t gpa, unsigned size)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Guest) && !m_mmio.name_at(gpa))
+        log_unassigned("read from", "address", gpa, size, 0);
     return m_mmio.read(gpa, size);
 }
 
 void PcMachine::mmio_write(uint64_t gpa, unsigned size, uint64_t value)
 {
     MachineLock lk(*this);
+    if (Log::enabled(LogCategory::Guest) && !m_mmio.name_at(gpa))
+        log_unassigned("write to", "address", gpa, size, value);
     m_mmio.write(gpa, size, value);
 }
 

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "accel/vcpu_host.h"
@@ -123,6 +124,13 @@ private:
     friend class MachineLock;
     // Called with m_lock held, at the end of every locked section.
     void refresh_irq_summary();
+    // Host clock mode: runs virtual timers at their deadlines even while the
+    // vCPU is busy (the interpreter only polls for interrupts when told to),
+    // kicking it when one raises an interrupt.
+    void timer_thread();
+    void stop_timer_thread();
+    // -d unimp / guest_errors: accesses nothing claims.
+    void log_unassigned(const char* what, const char* space, uint64_t addr, unsigned size, uint64_t value);
 
     // ISA IRQ n -> PIC pin n and IOAPIC pin n (IRQ 0 -> pin 2).
     class IsaIrqRouter final : public IrqSink {
@@ -152,6 +160,11 @@ private:
     // ends and refreshes it.
     std::atomic<bool> m_summary_pending{false};
     std::atomic<uint64_t> m_summary_deadline_ns{0};
+    std::thread m_timer_thread;
+    std::mutex m_timer_lock;              // guards the two fields below
+    std::condition_variable m_timer_wake;
+    uint64_t m_timer_generation = 0;      // bumped when an earlier deadline appears
+    bool m_timer_stop = false;
 
     std::unique_ptr<GuestMemory> m_memory;
     VirtualClock m_clock;

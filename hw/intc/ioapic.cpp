@@ -10,7 +10,7 @@ constexpr uint64_t k_level = 1ull << 15;
 constexpr uint64_t k_remote_irr = 1ull << 14;
 constexpr uint64_t k_delivery_status = 1ull << 12;
 // Writable: vector, delivery mode, dest mode, polarity, trigger, mask, dest.
-constexpr uint64_t k_writable = 0xff000000000127ffull | (1ull << 13) | k_level;
+constexpr uint64_t k_writable = 0xff00000000000fffull | (1ull << 13) | k_level | k_masked;
 } // namespace
 
 void IoApic::reset()

@@ -101,8 +101,19 @@ void Pit8254::update_irq()
 {
     Channel& c = m_ch[0];
     uint64_t d = ticks_since_load(c);
+    // The timer may fire late (the vCPU polls timers between blocks).
+    // Replay the transitions it slept through, so a periodic rising edge
+    // is never lost; runs of missed periods coalesce into one edge.
+    if (m_armed_tick != UINT64_MAX && c.counting) {
+        uint64_t t = m_armed_tick;
+        for (unsigned i = 0; i < 4 && t <= d; i++) {
+            m_irq0.set_level(out_at(c, t));
+            t = next_change(c, t);
+        }
+    }
     m_irq0.set_level(out_at(c, d));
     uint64_t next = next_change(c, d);
+    m_armed_tick = next;
     if (next == UINT64_MAX)
         m_timer.cancel();
     else
@@ -112,6 +123,8 @@ void Pit8254::update_irq()
 void Pit8254::load_count(unsigned ch, uint32_t value)
 {
     Channel& c = m_ch[ch];
+    if (ch == 0)
+        m_armed_tick = UINT64_MAX; // a new count starts a new sequence
     if (value == 0)
         value = 0x10000;
     // Periodic modes need at least 2; a 1 would divide by zero's cousin.
@@ -159,6 +172,8 @@ void Pit8254::control(uint8_t v)
         return;
     }
     Channel& c = m_ch[sel];
+    if (sel == 0)
+        m_armed_tick = UINT64_MAX;
     c.rw_mode = uint8_t(rw);
     unsigned mode = (v >> 1) & 7;
     c.mode = uint8_t(mode >= 6 ? mode - 4 : mode);

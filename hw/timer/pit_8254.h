@@ -68,6 +68,7 @@ private:
     IrqLine& m_irq0;
     VirtualTimer m_timer;
     Channel m_ch[3];
+    uint64_t m_armed_tick = UINT64_MAX; // channel 0 transition the timer waits for
     uint8_t m_port61 = 0; // bits 0 (gate 2) and 1 (speaker data)
     FnRegion m_port61_region;
 };

@@ -13,14 +13,14 @@ constexpr uint64_t k_arith = k_cf | k_pf | k_af | k_zf | k_sf | k_of;
 
 // What the encoder chose, for fix-up hooks.
 struct Enc {
-    unsigned size = 4;  // operand size in bytes
-    unsigned reg = 0;   // ModRM.reg register (with REX.R)
-    unsigned rm = 0;    // ModRM.rm register if register form
+    unsigned size = 4; // operand size in bytes
+    unsigned reg = 0; // ModRM.reg register (with REX.R)
+    unsigned rm = 0; // ModRM.rm register if register form
     bool mem = false;
-    uint64_t ea = 0;    // effective address of the memory operand
+    uint64_t ea = 0; // effective address of the memory operand
     uint64_t imm = 0;
     size_t imm_pos = 0; // offset of the immediate in code
-    bool rex = false;   // a REX prefix was emitted (byte registers 4-7 are SPL..DIL)
+    bool rex = false; // a REX prefix was emitted (byte registers 4-7 are SPL..DIL)
 };
 
 using Fix = std::function<void(Rng&, OracleCase&, Enc&)>;
@@ -29,17 +29,17 @@ struct Form {
     std::string name;
     std::vector<uint8_t> prefix; // mandatory prefix (66/F2/F3), before REX
     std::vector<uint8_t> opcode;
-    int digit = -1;              // ModRM.reg fixed to /digit, or -1 for a register operand
+    int digit = -1; // ModRM.reg fixed to /digit, or -1 for a register operand
     bool modrm = true;
-    unsigned imm = 0;            // immediate bytes; 0xff: 2 with 16-bit operand size, else 4
-    unsigned sizes = 4;          // bit 1: byte form, 2/4/8: operand sizes to try
-    bool mem = true;             // memory operand allowed
-    bool reg_rm = true;          // register operand allowed in r/m
+    unsigned imm = 0; // immediate bytes; 0xff: 2 with 16-bit operand size, else 4
+    unsigned sizes = 4; // bit 1: byte form, 2/4/8: operand sizes to try
+    bool mem = true; // memory operand allowed
+    bool reg_rm = true; // register operand allowed in r/m
     uint64_t undef = 0;
     Fix fix;
     bool xmm = false;
-    bool reg_low = false;        // ModRM.reg only RAX/RCX/RDX (never a base/index register)
-    bool align16 = false;        // memory operand 16-byte aligned
+    bool reg_low = false; // ModRM.reg only RAX/RCX/RDX (never a base/index register)
+    bool align16 = false; // memory operand 16-byte aligned
 };
 
 uint64_t mask_for(unsigned size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
@@ -64,19 +64,22 @@ void random_state(Rng& rng, OracleState& st)
 }
 
 // Builds one case of form `f`.
-OracleCase build(Rng& rng, const Form& f)
+// `mode32`: 32-bit code (compatibility mode): no REX, registers 0-7,
+// operand sizes up to 32 bits.
+OracleCase build(Rng& rng, const Form& f, bool mode32)
 {
     OracleCase c;
-    c.name = f.name;
+    c.name = mode32 ? "32: " + f.name : f.name;
+    c.mode32 = mode32;
     c.undefined_flags = f.undef;
     c.compare_xmm = f.xmm;
     random_state(rng, c.in);
     Enc e;
     // Operand size.
     std::vector<unsigned> sizes;
-    for (unsigned s : {1u, 2u, 4u, 8u})
+    for (unsigned s : { 1u, 2u, 4u, 8u })
         if (f.sizes & s)
-            sizes.push_back(s);
+            sizes.push_back(mode32 && s == 8 ? 4 : s);
     e.size = sizes[rng.below(unsigned(sizes.size()))];
     std::vector<uint8_t>& code = c.code;
     if (e.size == 2)
@@ -84,20 +87,21 @@ OracleCase build(Rng& rng, const Form& f)
     for (uint8_t p : f.prefix)
         code.push_back(p);
     uint8_t rex = e.size == 8 ? 0x48 : 0;
-    bool force_rex = e.size == 1 && rng.below(2);
+    bool force_rex = e.size == 1 && rng.below(2) && !mode32;
+    const unsigned nregs = mode32 ? 8 : 16;
 
     std::vector<uint8_t> modrm_bytes;
     if (f.modrm) {
-        unsigned reg = f.digit >= 0 ? unsigned(f.digit) : f.reg_low ? rng.below(3) : rng.below(16);
+        unsigned reg = f.digit >= 0 ? unsigned(f.digit) : f.reg_low ? rng.below(3) : rng.below(nregs);
         if (f.xmm && f.digit < 0)
-            reg = rng.below(16);
+            reg = rng.below(nregs);
         bool mem = f.mem && (!f.reg_rm || rng.below(2));
         e.reg = reg;
         e.mem = mem;
         if (reg & 8)
             rex |= 0x44;
         if (!mem) {
-            unsigned rm = rng.below(16);
+            unsigned rm = rng.below(nregs);
             e.rm = rm;
             if (rm & 8)
                 rex |= 0x41;
@@ -105,17 +109,20 @@ OracleCase build(Rng& rng, const Form& f)
         } else {
             // base + (index << scale) + disp8 pointing into the data area.
             // Never RAX/RCX/RDX/RSP: fix-ups and implicit operands change them.
-            static const unsigned bases[] = {3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-            unsigned base = bases[rng.below(12)];
+            static const unsigned bases[] = { 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+            const unsigned nbases = mode32 ? 4 : 12;
+            unsigned base = bases[rng.below(nbases)];
             uint64_t target = k_data_addr + 64 + rng.below(k_data_bytes - 192);
-            if (f.align16)
+            // Mostly aligned; sometimes not, to check the #GP on m128
+            // operands and that unaligned forms accept any address.
+            if (f.align16 && rng.below(4))
                 target &= ~15ull;
             int8_t disp = int8_t(rng.below(256));
             bool use_index = rng.below(3) == 0;
             unsigned index = 0, scale = 0;
             if (use_index) {
                 do
-                    index = bases[rng.below(12)];
+                    index = bases[rng.below(nbases)];
                 while (index == base);
                 scale = rng.below(4);
                 uint64_t iv = rng.below(32);
@@ -317,110 +324,126 @@ Fix string_fix(unsigned elem)
 std::vector<Form> family_forms(const std::string& fam)
 {
     std::vector<Form> v;
-    static const char* alu_names[8] = {"add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"};
+    static const char* alu_names[8] = { "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp" };
     if (fam == "alu") {
         for (unsigned a = 0; a < 8; a++) {
             uint8_t b = uint8_t(a * 8);
             std::string n = alu_names[a];
-            v.push_back({n + " r/m8,r8", {}, {b}, -1, true, 0, 1});
-            v.push_back({n + " r/m,r", {}, {uint8_t(b + 1)}, -1, true, 0, 2 | 4 | 8});
-            v.push_back({n + " r8,r/m8", {}, {uint8_t(b + 2)}, -1, true, 0, 1});
-            v.push_back({n + " r,r/m", {}, {uint8_t(b + 3)}, -1, true, 0, 2 | 4 | 8});
-            v.push_back({n + " al,imm8", {}, {uint8_t(b + 4)}, -1, false, 1, 1});
-            v.push_back({n + " eax,imm", {}, {uint8_t(b + 5)}, -1, false, 0xff, 2 | 4 | 8});
-            v.push_back({n + " r/m8,imm8", {}, {0x80}, int(a), true, 1, 1});
-            v.push_back({n + " r/m,imm", {}, {0x81}, int(a), true, 0xff, 2 | 4 | 8});
-            v.push_back({n + " r/m,imm8", {}, {0x83}, int(a), true, 1, 2 | 4 | 8});
-            v.push_back({"lock " + n + " m,r", {0xf0}, {uint8_t(b + 1)}, -1, true, 0, 2 | 4 | 8, true, false});
+            v.push_back({ n + " r/m8,r8", {}, { b }, -1, true, 0, 1 });
+            v.push_back({ n + " r/m,r", {}, { uint8_t(b + 1) }, -1, true, 0, 2 | 4 | 8 });
+            v.push_back({ n + " r8,r/m8", {}, { uint8_t(b + 2) }, -1, true, 0, 1 });
+            v.push_back({ n + " r,r/m", {}, { uint8_t(b + 3) }, -1, true, 0, 2 | 4 | 8 });
+            v.push_back({ n + " al,imm8", {}, { uint8_t(b + 4) }, -1, false, 1, 1 });
+            v.push_back({ n + " eax,imm", {}, { uint8_t(b + 5) }, -1, false, 0xff, 2 | 4 | 8 });
+            v.push_back({ n + " r/m8,imm8", {}, { 0x80 }, int(a), true, 1, 1 });
+            v.push_back({ n + " r/m,imm", {}, { 0x81 }, int(a), true, 0xff, 2 | 4 | 8 });
+            v.push_back({ n + " r/m,imm8", {}, { 0x83 }, int(a), true, 1, 2 | 4 | 8 });
+            v.push_back({ "lock " + n + " m,r", { 0xf0 }, { uint8_t(b + 1) }, -1, true, 0, 2 | 4 | 8, true, false });
         }
         v.pop_back(); // no LOCK CMP
-        v.push_back({"test r/m8,r8", {}, {0x84}, -1, true, 0, 1, true, true, k_af});
-        v.push_back({"test r/m,r", {}, {0x85}, -1, true, 0, 2 | 4 | 8, true, true, k_af});
-        v.push_back({"test al,imm8", {}, {0xa8}, -1, false, 1, 1, true, true, k_af});
-        v.push_back({"test eax,imm", {}, {0xa9}, -1, false, 0xff, 2 | 4 | 8, true, true, k_af});
-        v.push_back({"test r/m8,imm8", {}, {0xf6}, 0, true, 1, 1, true, true, k_af});
-        v.push_back({"test r/m,imm", {}, {0xf7}, 0, true, 0xff, 2 | 4 | 8, true, true, k_af});
+        v.push_back({ "test r/m8,r8", {}, { 0x84 }, -1, true, 0, 1, true, true, k_af });
+        v.push_back({ "test r/m,r", {}, { 0x85 }, -1, true, 0, 2 | 4 | 8, true, true, k_af });
+        v.push_back({ "test al,imm8", {}, { 0xa8 }, -1, false, 1, 1, true, true, k_af });
+        v.push_back({ "test eax,imm", {}, { 0xa9 }, -1, false, 0xff, 2 | 4 | 8, true, true, k_af });
+        v.push_back({ "test r/m8,imm8", {}, { 0xf6 }, 0, true, 1, 1, true, true, k_af });
+        v.push_back({ "test r/m,imm", {}, { 0xf7 }, 0, true, 0xff, 2 | 4 | 8, true, true, k_af });
         for (unsigned a = 0; a < 8; a++) // the logic ops leave AF undefined
             if (a == 1 || a == 4 || a == 6)
                 for (auto& f : v)
                     if (f.name.rfind(alu_names[a], 0) == 0 || f.name.rfind(std::string("lock ") + alu_names[a], 0) == 0)
                         f.undef = k_af;
-        v.push_back({"inc r/m8", {}, {0xfe}, 0, true, 0, 1});
-        v.push_back({"dec r/m8", {}, {0xfe}, 1, true, 0, 1});
-        v.push_back({"inc r/m", {}, {0xff}, 0, true, 0, 2 | 4 | 8});
-        v.push_back({"dec r/m", {}, {0xff}, 1, true, 0, 2 | 4 | 8});
-        v.push_back({"not r/m8", {}, {0xf6}, 2, true, 0, 1});
-        v.push_back({"not r/m", {}, {0xf7}, 2, true, 0, 2 | 4 | 8});
-        v.push_back({"neg r/m8", {}, {0xf6}, 3, true, 0, 1});
-        v.push_back({"neg r/m", {}, {0xf7}, 3, true, 0, 2 | 4 | 8});
-        v.push_back({"lock inc m", {0xf0}, {0xff}, 0, true, 0, 2 | 4 | 8, true, false});
-        v.push_back({"lock neg m", {0xf0}, {0xf7}, 3, true, 0, 2 | 4 | 8, true, false});
+        v.push_back({ "inc r/m8", {}, { 0xfe }, 0, true, 0, 1 });
+        v.push_back({ "dec r/m8", {}, { 0xfe }, 1, true, 0, 1 });
+        v.push_back({ "inc r/m", {}, { 0xff }, 0, true, 0, 2 | 4 | 8 });
+        v.push_back({ "dec r/m", {}, { 0xff }, 1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "not r/m8", {}, { 0xf6 }, 2, true, 0, 1 });
+        v.push_back({ "not r/m", {}, { 0xf7 }, 2, true, 0, 2 | 4 | 8 });
+        v.push_back({ "neg r/m8", {}, { 0xf6 }, 3, true, 0, 1 });
+        v.push_back({ "neg r/m", {}, { 0xf7 }, 3, true, 0, 2 | 4 | 8 });
+        v.push_back({ "lock inc m", { 0xf0 }, { 0xff }, 0, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "lock neg m", { 0xf0 }, { 0xf7 }, 3, true, 0, 2 | 4 | 8, true, false });
     } else if (fam == "muldiv") {
         uint64_t mul_undef = k_sf | k_zf | k_af | k_pf;
-        v.push_back({"mul r/m8", {}, {0xf6}, 4, true, 0, 1, true, true, mul_undef});
-        v.push_back({"mul r/m", {}, {0xf7}, 4, true, 0, 2 | 4 | 8, true, true, mul_undef});
-        v.push_back({"imul r/m8", {}, {0xf6}, 5, true, 0, 1, true, true, mul_undef});
-        v.push_back({"imul r/m", {}, {0xf7}, 5, true, 0, 2 | 4 | 8, true, true, mul_undef});
-        v.push_back({"imul r,r/m", {}, {0x0f, 0xaf}, -1, true, 0, 2 | 4 | 8, true, true, mul_undef});
-        v.push_back({"imul r,r/m,imm8", {}, {0x6b}, -1, true, 1, 2 | 4 | 8, true, true, mul_undef});
-        v.push_back({"imul r,r/m,imm", {}, {0x69}, -1, true, 0xff, 2 | 4 | 8, true, true, mul_undef});
-        v.push_back({"div r/m8", {}, {0xf6}, 6, true, 0, 1, true, true, k_arith, div_fix(false)});
-        v.push_back({"div r/m", {}, {0xf7}, 6, true, 0, 2 | 4 | 8, true, true, k_arith, div_fix(false)});
-        v.push_back({"idiv r/m8", {}, {0xf6}, 7, true, 0, 1, true, true, k_arith, div_fix(true)});
-        v.push_back({"idiv r/m", {}, {0xf7}, 7, true, 0, 2 | 4 | 8, true, true, k_arith, div_fix(true)});
+        v.push_back({ "mul r/m8", {}, { 0xf6 }, 4, true, 0, 1, true, true, mul_undef });
+        v.push_back({ "mul r/m", {}, { 0xf7 }, 4, true, 0, 2 | 4 | 8, true, true, mul_undef });
+        v.push_back({ "imul r/m8", {}, { 0xf6 }, 5, true, 0, 1, true, true, mul_undef });
+        v.push_back({ "imul r/m", {}, { 0xf7 }, 5, true, 0, 2 | 4 | 8, true, true, mul_undef });
+        v.push_back({ "imul r,r/m", {}, { 0x0f, 0xaf }, -1, true, 0, 2 | 4 | 8, true, true, mul_undef });
+        v.push_back({ "imul r,r/m,imm8", {}, { 0x6b }, -1, true, 1, 2 | 4 | 8, true, true, mul_undef });
+        v.push_back({ "imul r,r/m,imm", {}, { 0x69 }, -1, true, 0xff, 2 | 4 | 8, true, true, mul_undef });
+        v.push_back({ "div r/m8", {}, { 0xf6 }, 6, true, 0, 1, true, true, k_arith, div_fix(false) });
+        v.push_back({ "div r/m", {}, { 0xf7 }, 6, true, 0, 2 | 4 | 8, true, true, k_arith, div_fix(false) });
+        v.push_back({ "idiv r/m8", {}, { 0xf6 }, 7, true, 0, 1, true, true, k_arith, div_fix(true) });
+        v.push_back({ "idiv r/m", {}, { 0xf7 }, 7, true, 0, 2 | 4 | 8, true, true, k_arith, div_fix(true) });
     } else if (fam == "shift") {
-        static const char* sh[8] = {"rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar"};
+        static const char* sh[8] = { "rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar" };
         for (unsigned d = 0; d < 8; d++) {
             bool rot = d < 4;
             std::string n = sh[d];
-            v.push_back({n + " r/m8,1", {}, {0xd0}, int(d), true, 0, 1, true, true, 0, shift_fix(false, true, rot)});
-            v.push_back({n + " r/m,1", {}, {0xd1}, int(d), true, 0, 2 | 4 | 8, true, true, 0, shift_fix(false, true, rot)});
-            v.push_back({n + " r/m8,cl", {}, {0xd2}, int(d), true, 0, 1, true, true, 0, shift_fix(true, false, rot)});
-            v.push_back({n + " r/m,cl", {}, {0xd3}, int(d), true, 0, 2 | 4 | 8, true, true, 0, shift_fix(true, false, rot)});
-            v.push_back({n + " r/m8,imm8", {}, {0xc0}, int(d), true, 1, 1, true, true, 0, shift_fix(false, false, rot)});
-            v.push_back({n + " r/m,imm8", {}, {0xc1}, int(d), true, 1, 2 | 4 | 8, true, true, 0, shift_fix(false, false, rot)});
+            v.push_back(
+                { n + " r/m8,1", {}, { 0xd0 }, int(d), true, 0, 1, true, true, 0, shift_fix(false, true, rot) });
+            v.push_back(
+                { n + " r/m,1", {}, { 0xd1 }, int(d), true, 0, 2 | 4 | 8, true, true, 0, shift_fix(false, true, rot) });
+            v.push_back(
+                { n + " r/m8,cl", {}, { 0xd2 }, int(d), true, 0, 1, true, true, 0, shift_fix(true, false, rot) });
+            v.push_back({ n + " r/m,cl", {}, { 0xd3 }, int(d), true, 0, 2 | 4 | 8, true, true, 0,
+                shift_fix(true, false, rot) });
+            v.push_back(
+                { n + " r/m8,imm8", {}, { 0xc0 }, int(d), true, 1, 1, true, true, 0, shift_fix(false, false, rot) });
+            v.push_back({ n + " r/m,imm8", {}, { 0xc1 }, int(d), true, 1, 2 | 4 | 8, true, true, 0,
+                shift_fix(false, false, rot) });
         }
-        v.push_back({"shld r/m,r,imm8", {}, {0x0f, 0xa4}, -1, true, 1, 2 | 4 | 8, true, true, 0, double_shift_fix(false)});
-        v.push_back({"shld r/m,r,cl", {}, {0x0f, 0xa5}, -1, true, 0, 2 | 4 | 8, true, true, 0, double_shift_fix(true)});
-        v.push_back({"shrd r/m,r,imm8", {}, {0x0f, 0xac}, -1, true, 1, 2 | 4 | 8, true, true, 0, double_shift_fix(false)});
-        v.push_back({"shrd r/m,r,cl", {}, {0x0f, 0xad}, -1, true, 0, 2 | 4 | 8, true, true, 0, double_shift_fix(true)});
+        v.push_back(
+            { "shld r/m,r,imm8", {}, { 0x0f, 0xa4 }, -1, true, 1, 2 | 4 | 8, true, true, 0, double_shift_fix(false) });
+        v.push_back(
+            { "shld r/m,r,cl", {}, { 0x0f, 0xa5 }, -1, true, 0, 2 | 4 | 8, true, true, 0, double_shift_fix(true) });
+        v.push_back(
+            { "shrd r/m,r,imm8", {}, { 0x0f, 0xac }, -1, true, 1, 2 | 4 | 8, true, true, 0, double_shift_fix(false) });
+        v.push_back(
+            { "shrd r/m,r,cl", {}, { 0x0f, 0xad }, -1, true, 0, 2 | 4 | 8, true, true, 0, double_shift_fix(true) });
     } else if (fam == "bits") {
         uint64_t bt_undef = k_of | k_sf | k_af | k_pf;
-        v.push_back({"bt r/m,r", {}, {0x0f, 0xa3}, -1, true, 0, 2 | 4 | 8, true, true, bt_undef});
-        v.push_back({"bts r/m,r", {}, {0x0f, 0xab}, -1, true, 0, 2 | 4 | 8, true, true, bt_undef});
-        v.push_back({"btr r/m,r", {}, {0x0f, 0xb3}, -1, true, 0, 2 | 4 | 8, true, true, bt_undef});
-        v.push_back({"btc r/m,r", {}, {0x0f, 0xbb}, -1, true, 0, 2 | 4 | 8, true, true, bt_undef});
+        v.push_back({ "bt r/m,r", {}, { 0x0f, 0xa3 }, -1, true, 0, 2 | 4 | 8, true, true, bt_undef });
+        v.push_back({ "bts r/m,r", {}, { 0x0f, 0xab }, -1, true, 0, 2 | 4 | 8, true, true, bt_undef });
+        v.push_back({ "btr r/m,r", {}, { 0x0f, 0xb3 }, -1, true, 0, 2 | 4 | 8, true, true, bt_undef });
+        v.push_back({ "btc r/m,r", {}, { 0x0f, 0xbb }, -1, true, 0, 2 | 4 | 8, true, true, bt_undef });
         for (int d = 4; d < 8; d++)
-            v.push_back({"bt* r/m,imm8 /" + std::to_string(d), {}, {0x0f, 0xba}, d, true, 1, 2 | 4 | 8, true, true, bt_undef});
-        v.push_back({"lock bts m,r", {0xf0}, {0x0f, 0xab}, -1, true, 0, 2 | 4 | 8, true, false, bt_undef});
+            v.push_back({ "bt* r/m,imm8 /" + std::to_string(d), {}, { 0x0f, 0xba }, d, true, 1, 2 | 4 | 8, true, true,
+                bt_undef });
+        v.push_back({ "lock bts m,r", { 0xf0 }, { 0x0f, 0xab }, -1, true, 0, 2 | 4 | 8, true, false, bt_undef });
         // Register bit offsets address memory outside the operand: keep them
-        // within the data area (+-1 KiB of bits around the operand).
+        // within the data area (+-512 bits around the operand).
         for (auto& f : v)
             if (f.digit < 0) {
                 f.reg_low = true;
                 f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
                     if (e.mem)
-                        c.in.gpr[e.reg] = uint64_t(int64_t(rng.below(2048)) - 1024);
+                        c.in.gpr[e.reg] = uint64_t(int64_t(rng.below(1024)) - 512);
                 };
             }
         uint64_t bs_undef = k_cf | k_of | k_sf | k_af | k_pf;
-        v.push_back({"bsf r,r/m", {}, {0x0f, 0xbc}, -1, true, 0, 2 | 4 | 8, true, true, bs_undef, bitscan_fix(false)});
-        v.push_back({"bsr r,r/m", {}, {0x0f, 0xbd}, -1, true, 0, 2 | 4 | 8, true, true, bs_undef, bitscan_fix(false)});
-        v.push_back({"lzcnt r,r/m", {0xf3}, {0x0f, 0xbd}, -1, true, 0, 2 | 4 | 8, true, true, 0, bitscan_fix(true)});
-        v.push_back({"popcnt r,r/m", {0xf3}, {0x0f, 0xb8}, -1, true, 0, 2 | 4 | 8, true, true, 0, bitscan_fix(true)});
+        v.push_back(
+            { "bsf r,r/m", {}, { 0x0f, 0xbc }, -1, true, 0, 2 | 4 | 8, true, true, bs_undef, bitscan_fix(false) });
+        v.push_back(
+            { "bsr r,r/m", {}, { 0x0f, 0xbd }, -1, true, 0, 2 | 4 | 8, true, true, bs_undef, bitscan_fix(false) });
+        v.push_back(
+            { "lzcnt r,r/m", { 0xf3 }, { 0x0f, 0xbd }, -1, true, 0, 2 | 4 | 8, true, true, 0, bitscan_fix(true) });
+        v.push_back(
+            { "popcnt r,r/m", { 0xf3 }, { 0x0f, 0xb8 }, -1, true, 0, 2 | 4 | 8, true, true, 0, bitscan_fix(true) });
         for (uint8_t r = 0; r < 8; r++)
-            v.push_back({"bswap r" + std::to_string(r), {}, {uint8_t(0x0f), uint8_t(0xc8 + r)}, -1, false, 0, 4 | 8});
+            v.push_back(
+                { "bswap r" + std::to_string(r), {}, { uint8_t(0x0f), uint8_t(0xc8 + r) }, -1, false, 0, 4 | 8 });
     } else if (fam == "move") {
-        v.push_back({"mov r/m8,r8", {}, {0x88}, -1, true, 0, 1});
-        v.push_back({"mov r/m,r", {}, {0x89}, -1, true, 0, 2 | 4 | 8});
-        v.push_back({"mov r8,r/m8", {}, {0x8a}, -1, true, 0, 1});
-        v.push_back({"mov r,r/m", {}, {0x8b}, -1, true, 0, 2 | 4 | 8});
-        v.push_back({"mov r/m8,imm8", {}, {0xc6}, 0, true, 1, 1});
-        v.push_back({"mov r/m,imm", {}, {0xc7}, 0, true, 0xff, 2 | 4 | 8});
+        v.push_back({ "mov r/m8,r8", {}, { 0x88 }, -1, true, 0, 1 });
+        v.push_back({ "mov r/m,r", {}, { 0x89 }, -1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "mov r8,r/m8", {}, { 0x8a }, -1, true, 0, 1 });
+        v.push_back({ "mov r,r/m", {}, { 0x8b }, -1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "mov r/m8,imm8", {}, { 0xc6 }, 0, true, 1, 1 });
+        v.push_back({ "mov r/m,imm", {}, { 0xc7 }, 0, true, 0xff, 2 | 4 | 8 });
         for (uint8_t r = 0; r < 8; r++) {
-            v.push_back({"mov r8,imm8 " + std::to_string(r), {}, {uint8_t(0xb0 + r)}, -1, false, 1, 1});
-            v.push_back({"mov r,imm " + std::to_string(r), {}, {uint8_t(0xb8 + r)}, -1, false, 4, 2 | 4});
-            v.push_back({"movabs r,imm64 " + std::to_string(r), {}, {uint8_t(0xb8 + r)}, -1, false, 8, 8});
+            v.push_back({ "mov r8,imm8 " + std::to_string(r), {}, { uint8_t(0xb0 + r) }, -1, false, 1, 1 });
+            v.push_back({ "mov r,imm " + std::to_string(r), {}, { uint8_t(0xb8 + r) }, -1, false, 4, 2 | 4 });
+            v.push_back({ "movabs r,imm64 " + std::to_string(r), {}, { uint8_t(0xb8 + r) }, -1, false, 8, 8 });
         }
         for (auto& f : v)
             if (f.name.rfind("mov r,imm ", 0) == 0)
@@ -428,120 +451,124 @@ std::vector<Form> family_forms(const std::string& fam)
                     if (e.size == 2)
                         c.code.resize(c.code.size() - 2);
                 };
-        v.push_back({"lea r,m", {}, {0x8d}, -1, true, 0, 2 | 4 | 8, true, false});
-        v.push_back({"lea r,m (addr32)", {0x67}, {0x8d}, -1, true, 0, 4 | 8, true, false});
-        v.push_back({"movzx r,r/m8", {}, {0x0f, 0xb6}, -1, true, 0, 2 | 4 | 8});
-        v.push_back({"movzx r,r/m16", {}, {0x0f, 0xb7}, -1, true, 0, 4 | 8});
-        v.push_back({"movsx r,r/m8", {}, {0x0f, 0xbe}, -1, true, 0, 2 | 4 | 8});
-        v.push_back({"movsx r,r/m16", {}, {0x0f, 0xbf}, -1, true, 0, 4 | 8});
-        v.push_back({"movsxd r,r/m32", {}, {0x63}, -1, true, 0, 4 | 8});
-        v.push_back({"cbw/cwde/cdqe", {}, {0x98}, -1, false, 0, 2 | 4 | 8});
-        v.push_back({"cwd/cdq/cqo", {}, {0x99}, -1, false, 0, 2 | 4 | 8});
-        v.push_back({"xchg r/m8,r8", {}, {0x86}, -1, true, 0, 1});
-        v.push_back({"xchg r/m,r", {}, {0x87}, -1, true, 0, 2 | 4 | 8});
+        v.push_back({ "lea r,m", {}, { 0x8d }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "lea r,m (addr32)", { 0x67 }, { 0x8d }, -1, true, 0, 4 | 8, true, false });
+        v.push_back({ "movzx r,r/m8", {}, { 0x0f, 0xb6 }, -1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "movzx r,r/m16", {}, { 0x0f, 0xb7 }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movsx r,r/m8", {}, { 0x0f, 0xbe }, -1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "movsx r,r/m16", {}, { 0x0f, 0xbf }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movsxd r,r/m32", {}, { 0x63 }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cbw/cwde/cdqe", {}, { 0x98 }, -1, false, 0, 2 | 4 | 8 });
+        v.push_back({ "cwd/cdq/cqo", {}, { 0x99 }, -1, false, 0, 2 | 4 | 8 });
+        v.push_back({ "xchg r/m8,r8", {}, { 0x86 }, -1, true, 0, 1 });
+        v.push_back({ "xchg r/m,r", {}, { 0x87 }, -1, true, 0, 2 | 4 | 8 });
         for (uint8_t r = 1; r < 8; r++)
-            v.push_back({"xchg eax,r" + std::to_string(r), {}, {uint8_t(0x90 + r)}, -1, false, 0, 2 | 4 | 8});
-        v.push_back({"xadd r/m8,r8", {}, {0x0f, 0xc0}, -1, true, 0, 1});
-        v.push_back({"xadd r/m,r", {}, {0x0f, 0xc1}, -1, true, 0, 2 | 4 | 8});
-        v.push_back({"lock xadd m,r", {0xf0}, {0x0f, 0xc1}, -1, true, 0, 2 | 4 | 8, true, false});
-        v.push_back({"cmpxchg r/m8,r8", {}, {0x0f, 0xb0}, -1, true, 0, 1, true, true, 0, cmpxchg_fix()});
-        v.push_back({"cmpxchg r/m,r", {}, {0x0f, 0xb1}, -1, true, 0, 2 | 4 | 8, true, true, 0, cmpxchg_fix()});
-        v.push_back({"lock cmpxchg m,r", {0xf0}, {0x0f, 0xb1}, -1, true, 0, 4 | 8, true, false, 0, cmpxchg_fix()});
-        v.push_back({"cmpxchg8b m", {}, {0x0f, 0xc7}, 1, true, 0, 4, true, false});
+            v.push_back({ "xchg eax,r" + std::to_string(r), {}, { uint8_t(0x90 + r) }, -1, false, 0, 2 | 4 | 8 });
+        v.push_back({ "xadd r/m8,r8", {}, { 0x0f, 0xc0 }, -1, true, 0, 1 });
+        v.push_back({ "xadd r/m,r", {}, { 0x0f, 0xc1 }, -1, true, 0, 2 | 4 | 8 });
+        v.push_back({ "lock xadd m,r", { 0xf0 }, { 0x0f, 0xc1 }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "cmpxchg r/m8,r8", {}, { 0x0f, 0xb0 }, -1, true, 0, 1, true, true, 0, cmpxchg_fix() });
+        v.push_back({ "cmpxchg r/m,r", {}, { 0x0f, 0xb1 }, -1, true, 0, 2 | 4 | 8, true, true, 0, cmpxchg_fix() });
+        v.push_back(
+            { "lock cmpxchg m,r", { 0xf0 }, { 0x0f, 0xb1 }, -1, true, 0, 4 | 8, true, false, 0, cmpxchg_fix() });
+        v.push_back({ "cmpxchg8b m", {}, { 0x0f, 0xc7 }, 1, true, 0, 4, true, false });
         for (unsigned cc = 0; cc < 16; cc++) {
-            v.push_back({"cmovcc " + std::to_string(cc), {}, {0x0f, uint8_t(0x40 + cc)}, -1, true, 0, 2 | 4 | 8});
-            v.push_back({"setcc " + std::to_string(cc), {}, {0x0f, uint8_t(0x90 + cc)}, 0, true, 0, 1});
+            v.push_back({ "cmovcc " + std::to_string(cc), {}, { 0x0f, uint8_t(0x40 + cc) }, -1, true, 0, 2 | 4 | 8 });
+            v.push_back({ "setcc " + std::to_string(cc), {}, { 0x0f, uint8_t(0x90 + cc) }, 0, true, 0, 1 });
         }
-        v.push_back({"lahf", {}, {0x9f}, -1, false, 0, 4});
-        v.push_back({"sahf", {}, {0x9e}, -1, false, 0, 4});
-        v.push_back({"clc", {}, {0xf8}, -1, false, 0, 4});
-        v.push_back({"stc", {}, {0xf9}, -1, false, 0, 4});
-        v.push_back({"cmc", {}, {0xf5}, -1, false, 0, 4});
-        v.push_back({"nop r/m", {}, {0x0f, 0x1f}, 0, true, 0, 2 | 4});
-        v.push_back({"xlat", {}, {0xd7}, -1, false, 0, 4, true, true, 0, [](Rng& rng, OracleCase& c, Enc&) {
-                         c.in.gpr[3] = k_data_addr + rng.below(4096);
-                     }});
+        v.push_back({ "lahf", {}, { 0x9f }, -1, false, 0, 4 });
+        v.push_back({ "sahf", {}, { 0x9e }, -1, false, 0, 4 });
+        v.push_back({ "clc", {}, { 0xf8 }, -1, false, 0, 4 });
+        v.push_back({ "stc", {}, { 0xf9 }, -1, false, 0, 4 });
+        v.push_back({ "cmc", {}, { 0xf5 }, -1, false, 0, 4 });
+        v.push_back({ "nop r/m", {}, { 0x0f, 0x1f }, 0, true, 0, 2 | 4 });
+        v.push_back({ "xlat", {}, { 0xd7 }, -1, false, 0, 4, true, true, 0,
+            [](Rng& rng, OracleCase& c, Enc&) { c.in.gpr[3] = k_data_addr + rng.below(4096); } });
     } else if (fam == "stack") {
         for (uint8_t r = 0; r < 8; r++) {
-            v.push_back({"push r" + std::to_string(r), {}, {uint8_t(0x50 + r)}, -1, false, 0, 2 | 8, true, true, 0, stack_fix()});
-            v.push_back({"pop r" + std::to_string(r), {}, {uint8_t(0x58 + r)}, -1, false, 0, 2 | 8, true, true, 0, stack_fix()});
+            v.push_back({ "push r" + std::to_string(r), {}, { uint8_t(0x50 + r) }, -1, false, 0, 2 | 8, true, true, 0,
+                stack_fix() });
+            v.push_back({ "pop r" + std::to_string(r), {}, { uint8_t(0x58 + r) }, -1, false, 0, 2 | 8, true, true, 0,
+                stack_fix() });
         }
-        v.push_back({"push imm8", {}, {0x6a}, -1, false, 1, 8, true, true, 0, stack_fix()});
-        v.push_back({"push imm32", {}, {0x68}, -1, false, 4, 8, true, true, 0, stack_fix()});
-        v.push_back({"push r/m", {}, {0xff}, 6, true, 0, 8, true, true, 0, stack_fix()});
-        v.push_back({"pop r/m", {}, {0x8f}, 0, true, 0, 8, true, true, 0, stack_fix()});
-        v.push_back({"pushf", {}, {0x9c}, -1, false, 0, 8, true, true, 0, stack_fix()});
-        v.push_back({"popf", {}, {0x9d}, -1, false, 0, 8, true, true, 0, [](Rng& rng, OracleCase& c, Enc& e) {
+        v.push_back({ "push imm8", {}, { 0x6a }, -1, false, 1, 8, true, true, 0, stack_fix() });
+        v.push_back({ "push imm32", {}, { 0x68 }, -1, false, 4, 8, true, true, 0, stack_fix() });
+        v.push_back({ "push r/m", {}, { 0xff }, 6, true, 0, 8, true, true, 0, stack_fix() });
+        v.push_back({ "pop r/m", {}, { 0x8f }, 0, true, 0, 8, true, true, 0, stack_fix() });
+        v.push_back({ "pushf", {}, { 0x9c }, -1, false, 0, 8, true, true, 0, stack_fix() });
+        v.push_back({ "popf", {}, { 0x9d }, -1, false, 0, 8, true, true, 0, [](Rng& rng, OracleCase& c, Enc& e) {
                          stack_fix()(rng, c, e);
                          // No TF (it would trap) and no AC (alignment checks).
                          uint64_t v = (rng.next() & 0xcd5) | 0x202;
                          std::memcpy(c.in.stack + (c.in.gpr[4] - k_stack_addr), &v, 8);
-                     }});
-        v.push_back({"call rel32 / pop", {}, {0xe8, 0, 0, 0, 0}, -1, false, 0, 8, true, true, 0, stack_fix()});
-        v.push_back({"enter imm16,0", {}, {0xc8}, -1, false, 0, 8, true, true, 0, [](Rng& rng, OracleCase& c, Enc&) {
+                     } });
+        v.push_back({ "call rel32 / pop", {}, { 0xe8, 0, 0, 0, 0 }, -1, false, 0, 8, true, true, 0, stack_fix() });
+        v.push_back({ "enter imm16,0", {}, { 0xc8 }, -1, false, 0, 8, true, true, 0, [](Rng& rng, OracleCase& c, Enc&) {
                          c.in.gpr[4] = k_stack_addr + 2048 + 8 * rng.below(128);
                          uint16_t alloc = uint16_t(rng.below(512));
                          c.code.push_back(uint8_t(alloc));
                          c.code.push_back(uint8_t(alloc >> 8));
                          c.code.push_back(uint8_t(rng.below(2) ? 0 : 1 + rng.below(4)));
                          c.in.gpr[5] = k_stack_addr + 2048 + 8 * rng.below(200);
-                     }});
-        v.push_back({"leave", {}, {0xc9}, -1, false, 0, 8, true, true, 0, [](Rng& rng, OracleCase& c, Enc&) {
-                         c.in.gpr[5] = k_stack_addr + 1024 + 8 * rng.below(256);
-                     }});
+                     } });
+        v.push_back({ "leave", {}, { 0xc9 }, -1, false, 0, 8, true, true, 0,
+            [](Rng& rng, OracleCase& c, Enc&) { c.in.gpr[5] = k_stack_addr + 1024 + 8 * rng.below(256); } });
     } else if (fam == "branch") {
         for (unsigned cc = 0; cc < 16; cc++) {
             // jcc +2 over "mov al, 0x55"; then the end.
-            v.push_back({"jcc rel8 " + std::to_string(cc), {}, {uint8_t(0x70 + cc), 2, 0xb0, 0x55}, -1, false, 0, 4});
-            v.push_back({"jcc rel32 " + std::to_string(cc), {}, {0x0f, uint8_t(0x80 + cc), 2, 0, 0, 0, 0xb0, 0x55}, -1, false, 0, 4});
+            v.push_back(
+                { "jcc rel8 " + std::to_string(cc), {}, { uint8_t(0x70 + cc), 2, 0xb0, 0x55 }, -1, false, 0, 4 });
+            v.push_back({ "jcc rel32 " + std::to_string(cc), {}, { 0x0f, uint8_t(0x80 + cc), 2, 0, 0, 0, 0xb0, 0x55 },
+                -1, false, 0, 4 });
         }
-        auto loop_fix = [](Rng& rng, OracleCase& c, Enc&) {
-            c.in.gpr[1] = rng.below(3) == 0 ? rng.below(3) : rng.value();
-        };
-        v.push_back({"loop", {}, {0xe2, 2, 0xb0, 0x55}, -1, false, 0, 4, true, true, 0, loop_fix});
-        v.push_back({"loope", {}, {0xe1, 2, 0xb0, 0x55}, -1, false, 0, 4, true, true, 0, loop_fix});
-        v.push_back({"loopne", {}, {0xe0, 2, 0xb0, 0x55}, -1, false, 0, 4, true, true, 0, loop_fix});
-        v.push_back({"jrcxz", {}, {0xe3, 2, 0xb0, 0x55}, -1, false, 0, 4, true, true, 0, loop_fix});
-        v.push_back({"jecxz", {0x67}, {0xe3, 2, 0xb0, 0x55}, -1, false, 0, 4, true, true, 0, loop_fix});
+        auto loop_fix
+            = [](Rng& rng, OracleCase& c, Enc&) { c.in.gpr[1] = rng.below(3) == 0 ? rng.below(3) : rng.value(); };
+        v.push_back({ "loop", {}, { 0xe2, 2, 0xb0, 0x55 }, -1, false, 0, 4, true, true, 0, loop_fix });
+        v.push_back({ "loope", {}, { 0xe1, 2, 0xb0, 0x55 }, -1, false, 0, 4, true, true, 0, loop_fix });
+        v.push_back({ "loopne", {}, { 0xe0, 2, 0xb0, 0x55 }, -1, false, 0, 4, true, true, 0, loop_fix });
+        v.push_back({ "jrcxz", {}, { 0xe3, 2, 0xb0, 0x55 }, -1, false, 0, 4, true, true, 0, loop_fix });
+        v.push_back({ "jecxz", { 0x67 }, { 0xe3, 2, 0xb0, 0x55 }, -1, false, 0, 4, true, true, 0, loop_fix });
         // call +2 ; (skipped: mov al,0x55) ; pop rcx  -- rcx gets the return address.
-        v.push_back({"call rel32", {}, {0xe8, 2, 0, 0, 0, 0xb0, 0x55, 0x59}, -1, false, 0, 4, true, true, 0, stack_fix()});
+        v.push_back(
+            { "call rel32", {}, { 0xe8, 2, 0, 0, 0, 0xb0, 0x55, 0x59 }, -1, false, 0, 4, true, true, 0, stack_fix() });
         // lea rax,[rip+3]; jmp rax; (skipped); nop
-        v.push_back({"jmp r/m", {}, {0x48, 0x8d, 0x05, 4, 0, 0, 0, 0xff, 0xe0, 0xb0, 0x55, 0x90}, -1, false, 0, 4});
+        v.push_back({ "jmp r/m", {}, { 0x48, 0x8d, 0x05, 4, 0, 0, 0, 0xff, 0xe0, 0xb0, 0x55, 0x90 }, -1, false, 0, 4 });
         // push target; ret
-        v.push_back({"ret", {}, {0x48, 0x8d, 0x05, 4, 0, 0, 0, 0x50, 0xc3, 0xb0, 0x55, 0x90}, -1, false, 0, 4, true, true, 0, stack_fix()});
-        v.push_back({"ret imm16", {}, {0x48, 0x8d, 0x05, 6, 0, 0, 0, 0x50, 0xc2, 0x10, 0x00, 0xb0, 0x55, 0x90}, -1, false, 0, 4, true, true, 0, stack_fix()});
+        v.push_back({ "ret", {}, { 0x48, 0x8d, 0x05, 4, 0, 0, 0, 0x50, 0xc3, 0xb0, 0x55, 0x90 }, -1, false, 0, 4, true,
+            true, 0, stack_fix() });
+        v.push_back({ "ret imm16", {}, { 0x48, 0x8d, 0x05, 6, 0, 0, 0, 0x50, 0xc2, 0x10, 0x00, 0xb0, 0x55, 0x90 }, -1,
+            false, 0, 4, true, true, 0, stack_fix() });
     } else if (fam == "sse-int") {
-        static const uint8_t ops[] = {0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
-                                      0x74, 0x75, 0x76, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd,
-                                      0xde, 0xdf, 0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed,
-                                      0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd,
-                                      0xfe};
+        static const uint8_t ops[] = { 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c,
+            0x6d, 0x74, 0x75, 0x76, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0,
+            0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5,
+            0xf6, 0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe };
         char name[32];
         for (uint8_t o : ops) {
             snprintf(name, sizeof name, "66 0f %02x", o);
-            v.push_back({name, {0x66}, {0x0f, o}, -1, true, 0, 4});
+            v.push_back({ name, { 0x66 }, { 0x0f, o }, -1, true, 0, 4 });
         }
-        for (uint8_t o : {0x71, 0x72, 0x73})
-            for (int dg : {2, 4, 6, 3, 7}) {
+        for (uint8_t o : { 0x71, 0x72, 0x73 })
+            for (int dg : { 2, 4, 6, 3, 7 }) {
                 if ((o == 0x73 && dg == 4) || (o != 0x73 && (dg == 3 || dg == 7)))
                     continue;
                 snprintf(name, sizeof name, "66 0f %02x /%d ib", o, dg);
-                v.push_back({name, {0x66}, {0x0f, o}, dg, true, 1, 4, false});
+                v.push_back({ name, { 0x66 }, { 0x0f, o }, dg, true, 1, 4, false });
             }
-        v.push_back({"movd/movq xmm,r/m", {0x66}, {0x0f, 0x6e}, -1, true, 0, 4 | 8});
-        v.push_back({"movd/movq r/m,xmm", {0x66}, {0x0f, 0x7e}, -1, true, 0, 4 | 8});
-        v.push_back({"movq xmm,xmm/m64", {0xf3}, {0x0f, 0x7e}, -1, true, 0, 4});
-        v.push_back({"movq xmm/m64,xmm", {0x66}, {0x0f, 0xd6}, -1, true, 0, 4});
-        v.push_back({"movdqa xmm,m", {0x66}, {0x0f, 0x6f}, -1, true, 0, 4});
-        v.push_back({"movdqu xmm,m", {0xf3}, {0x0f, 0x6f}, -1, true, 0, 4});
-        v.push_back({"movdqa m,xmm", {0x66}, {0x0f, 0x7f}, -1, true, 0, 4});
-        v.push_back({"movdqu m,xmm", {0xf3}, {0x0f, 0x7f}, -1, true, 0, 4});
-        v.push_back({"pshufd", {0x66}, {0x0f, 0x70}, -1, true, 1, 4});
-        v.push_back({"pshufhw", {0xf3}, {0x0f, 0x70}, -1, true, 1, 4});
-        v.push_back({"pshuflw", {0xf2}, {0x0f, 0x70}, -1, true, 1, 4});
-        v.push_back({"pinsrw", {0x66}, {0x0f, 0xc4}, -1, true, 1, 4});
-        v.push_back({"pextrw", {0x66}, {0x0f, 0xc5}, -1, true, 1, 4, false});
-        v.push_back({"pmovmskb", {0x66}, {0x0f, 0xd7}, -1, true, 0, 4, false});
+        v.push_back({ "movd/movq xmm,r/m", { 0x66 }, { 0x0f, 0x6e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movd/movq r/m,xmm", { 0x66 }, { 0x0f, 0x7e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movq xmm,xmm/m64", { 0xf3 }, { 0x0f, 0x7e }, -1, true, 0, 4 });
+        v.push_back({ "movq xmm/m64,xmm", { 0x66 }, { 0x0f, 0xd6 }, -1, true, 0, 4 });
+        v.push_back({ "movdqa xmm,m", { 0x66 }, { 0x0f, 0x6f }, -1, true, 0, 4 });
+        v.push_back({ "movdqu xmm,m", { 0xf3 }, { 0x0f, 0x6f }, -1, true, 0, 4 });
+        v.push_back({ "movdqa m,xmm", { 0x66 }, { 0x0f, 0x7f }, -1, true, 0, 4 });
+        v.push_back({ "movdqu m,xmm", { 0xf3 }, { 0x0f, 0x7f }, -1, true, 0, 4 });
+        v.push_back({ "pshufd", { 0x66 }, { 0x0f, 0x70 }, -1, true, 1, 4 });
+        v.push_back({ "pshufhw", { 0xf3 }, { 0x0f, 0x70 }, -1, true, 1, 4 });
+        v.push_back({ "pshuflw", { 0xf2 }, { 0x0f, 0x70 }, -1, true, 1, 4 });
+        v.push_back({ "pinsrw", { 0x66 }, { 0x0f, 0xc4 }, -1, true, 1, 4 });
+        v.push_back({ "pextrw", { 0x66 }, { 0x0f, 0xc5 }, -1, true, 1, 4, false });
+        v.push_back({ "pmovmskb", { 0x66 }, { 0x0f, 0xd7 }, -1, true, 0, 4, false });
         for (auto& f : v) {
             f.xmm = true;
             f.align16 = true;
@@ -551,61 +578,64 @@ std::vector<Form> family_forms(const std::string& fam)
             const char* n;
             uint8_t p;
         };
-        const P all[] = {{"ps", 0}, {"pd", 0x66}, {"ss", 0xf3}, {"sd", 0xf2}};
+        const P all[] = { { "ps", 0 }, { "pd", 0x66 }, { "ss", 0xf3 }, { "sd", 0xf2 } };
         char name[32];
-        for (uint8_t o : {0x10, 0x11, 0x51, 0x58, 0x59, 0x5a, 0x5c, 0x5d, 0x5e, 0x5f, 0xc2})
+        for (uint8_t o : { 0x10, 0x11, 0x51, 0x58, 0x59, 0x5a, 0x5c, 0x5d, 0x5e, 0x5f, 0xc2 })
             for (auto& p : all) {
                 snprintf(name, sizeof name, "0f %02x %s", o, p.n);
                 std::vector<uint8_t> pre;
                 if (p.p)
                     pre.push_back(p.p);
-                v.push_back({name, pre, {0x0f, o}, -1, true, o == 0xc2 ? 1u : 0u, 4});
+                v.push_back({ name, pre, { 0x0f, o }, -1, true, o == 0xc2 ? 1u : 0u, 4 });
             }
-        for (uint8_t o : {0x52, 0x53})
-            for (auto& p : {all[0], all[2]}) {
+        for (uint8_t o : { 0x52, 0x53 })
+            for (auto& p : { all[0], all[2] }) {
                 snprintf(name, sizeof name, "0f %02x %s", o, p.n);
                 std::vector<uint8_t> pre;
                 if (p.p)
                     pre.push_back(p.p);
-                v.push_back({name, pre, {0x0f, o}, -1, true, 0, 4});
+                v.push_back({ name, pre, { 0x0f, o }, -1, true, 0, 4 });
             }
-        for (uint8_t o : {0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x28, 0x29, 0x2e, 0x2f, 0x54, 0x55, 0x56, 0x57, 0xc6})
-            for (auto& p : {all[0], all[1]}) {
+        for (uint8_t o : { 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x28, 0x29, 0x2e, 0x2f, 0x54, 0x55, 0x56, 0x57, 0xc6 })
+            for (auto& p : { all[0], all[1] }) {
                 snprintf(name, sizeof name, "0f %02x %s", o, p.n);
                 std::vector<uint8_t> pre;
                 if (p.p)
                     pre.push_back(p.p);
                 bool mem_only = (o == 0x13 || o == 0x17 || ((o == 0x12 || o == 0x16) && p.p));
-                v.push_back({name, pre, {0x0f, o}, -1, true, o == 0xc6 ? 1u : 0u, 4, true, !mem_only});
+                v.push_back({ name, pre, { 0x0f, o }, -1, true, o == 0xc6 ? 1u : 0u, 4, true, !mem_only });
             }
-        v.push_back({"movmskps", {}, {0x0f, 0x50}, -1, true, 0, 4, false});
-        v.push_back({"movmskpd", {0x66}, {0x0f, 0x50}, -1, true, 0, 4, false});
-        v.push_back({"cvtdq2ps", {}, {0x0f, 0x5b}, -1, true, 0, 4});
-        v.push_back({"cvtps2dq", {0x66}, {0x0f, 0x5b}, -1, true, 0, 4});
-        v.push_back({"cvttps2dq", {0xf3}, {0x0f, 0x5b}, -1, true, 0, 4});
-        v.push_back({"cvttpd2dq", {0x66}, {0x0f, 0xe6}, -1, true, 0, 4});
-        v.push_back({"cvtdq2pd", {0xf3}, {0x0f, 0xe6}, -1, true, 0, 4});
-        v.push_back({"cvtpd2dq", {0xf2}, {0x0f, 0xe6}, -1, true, 0, 4});
-        v.push_back({"cvtsi2ss", {0xf3}, {0x0f, 0x2a}, -1, true, 0, 4 | 8});
-        v.push_back({"cvtsi2sd", {0xf2}, {0x0f, 0x2a}, -1, true, 0, 4 | 8});
-        v.push_back({"cvttss2si", {0xf3}, {0x0f, 0x2c}, -1, true, 0, 4 | 8});
-        v.push_back({"cvttsd2si", {0xf2}, {0x0f, 0x2c}, -1, true, 0, 4 | 8});
-        v.push_back({"cvtss2si", {0xf3}, {0x0f, 0x2d}, -1, true, 0, 4 | 8});
-        v.push_back({"cvtsd2si", {0xf2}, {0x0f, 0x2d}, -1, true, 0, 4 | 8});
+        v.push_back({ "movmskps", {}, { 0x0f, 0x50 }, -1, true, 0, 4, false });
+        v.push_back({ "movmskpd", { 0x66 }, { 0x0f, 0x50 }, -1, true, 0, 4, false });
+        v.push_back({ "cvtdq2ps", {}, { 0x0f, 0x5b }, -1, true, 0, 4 });
+        v.push_back({ "cvtps2dq", { 0x66 }, { 0x0f, 0x5b }, -1, true, 0, 4 });
+        v.push_back({ "cvttps2dq", { 0xf3 }, { 0x0f, 0x5b }, -1, true, 0, 4 });
+        v.push_back({ "cvttpd2dq", { 0x66 }, { 0x0f, 0xe6 }, -1, true, 0, 4 });
+        v.push_back({ "cvtdq2pd", { 0xf3 }, { 0x0f, 0xe6 }, -1, true, 0, 4 });
+        v.push_back({ "cvtpd2dq", { 0xf2 }, { 0x0f, 0xe6 }, -1, true, 0, 4 });
+        v.push_back({ "cvtsi2ss", { 0xf3 }, { 0x0f, 0x2a }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cvtsi2sd", { 0xf2 }, { 0x0f, 0x2a }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cvttss2si", { 0xf3 }, { 0x0f, 0x2c }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cvttsd2si", { 0xf2 }, { 0x0f, 0x2c }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cvtss2si", { 0xf3 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
+        v.push_back({ "cvtsd2si", { 0xf2 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
         for (auto& f : v) {
             f.xmm = true;
             f.align16 = true;
             f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
-                static const uint64_t specials[] = {0, 0x8000000000000000ull, 0x7ff0000000000000ull,
-                                                    0xfff8000000000000ull, 0x7ff4000000000000ull, 1,
-                                                    0x3ff0000000000000ull, 0x43e0000000000000ull};
-                static const uint32_t fspecials[] = {0, 0x80000000u, 0x7f800000u, 0xffc00000u, 0x7fa00000u, 1,
-                                                     0x3f800000u, 0x4f000000u};
+                static const uint64_t specials[] = { 0, 0x8000000000000000ull, 0x7ff0000000000000ull,
+                    0xfff8000000000000ull, 0x7ff4000000000000ull, 1, 0x3ff0000000000000ull, 0x43e0000000000000ull };
+                static const uint32_t fspecials[]
+                    = { 0, 0x80000000u, 0x7f800000u, 0xffc00000u, 0x7fa00000u, 1, 0x3f800000u, 0x4f000000u };
                 auto fill = [&](accel::x86::Vec128& x) {
                     for (int l = 0; l < 2; l++) {
                         switch (rng.below(4)) {
-                        case 0: x.q[l] = specials[rng.below(8)]; break;
-                        case 1: x.df[l] = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999)); break;
+                        case 0:
+                            x.q[l] = specials[rng.below(8)];
+                            break;
+                        case 1:
+                            x.df[l] = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999));
+                            break;
                         case 2:
                             x.d[2 * l] = fspecials[rng.below(8)];
                             x.d[2 * l + 1] = rng.below(2) ? fspecials[rng.below(8)] : uint32_t(rng.next());
@@ -628,18 +658,156 @@ std::vector<Form> family_forms(const std::string& fam)
                     | uint32_t(rng.below(64) & (rng.below(2) ? 0x3f : 0));
             };
         }
+    } else if (fam == "x87") {
+        char name[32];
+        auto mem = [&](uint8_t op, int digit) {
+            snprintf(name, sizeof name, "%02x /%d m", op, digit);
+            v.push_back({ name, {}, { op }, digit, true, 0, 4, true, false });
+        };
+        auto regf = [&](uint8_t op, uint8_t modrm) {
+            snprintf(name, sizeof name, "%02x %02x", op, modrm);
+            v.push_back({ name, {}, { op, modrm }, -1, false, 0, 4 });
+        };
+        for (uint8_t op : { 0xd8, 0xdc, 0xda, 0xde })
+            for (int dg = 0; dg < 8; dg++)
+                mem(op, dg);
+        for (int dg : { 0, 2, 3, 5, 7 })
+            mem(0xd9, dg == 5 ? 7 : dg);
+        for (int dg : { 0, 2, 3 })
+            mem(0xdd, dg);
+        mem(0xdd, 7);
+        for (int dg : { 0, 2, 3, 5, 7 })
+            mem(0xdb, dg);
+        for (int dg : { 0, 2, 3, 5, 7 })
+            mem(0xdf, dg);
+        for (uint8_t i = 0; i < 8; i += 3) {
+            for (int dg = 0; dg < 8; dg++) {
+                regf(0xd8, uint8_t(0xc0 + dg * 8 + i));
+                regf(0xdc, uint8_t(0xc0 + dg * 8 + i));
+                if (dg != 2 && dg != 3)
+                    regf(0xde, uint8_t(0xc0 + dg * 8 + i));
+            }
+            regf(0xd9, uint8_t(0xc0 + i));
+            regf(0xd9, uint8_t(0xc8 + i));
+            regf(0xdd, uint8_t(0xc0 + i));
+            regf(0xdd, uint8_t(0xd0 + i));
+            regf(0xdd, uint8_t(0xd8 + i));
+            regf(0xdd, uint8_t(0xe0 + i));
+            regf(0xdd, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xe8 + i));
+            regf(0xdb, uint8_t(0xf0 + i));
+            regf(0xdf, uint8_t(0xe8 + i));
+            regf(0xdf, uint8_t(0xf0 + i));
+            for (uint8_t base : { 0xc0, 0xc8, 0xd0, 0xd8 }) {
+                regf(0xda, uint8_t(base + i));
+                regf(0xdb, uint8_t(base + i));
+            }
+        }
+        for (uint8_t m : { 0xe0, 0xe1, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xfa, 0xfc, 0xd0 })
+            regf(0xd9, m);
+        regf(0xda, 0xe9);
+        regf(0xde, 0xd9);
+        regf(0xdb, 0xe2);
+        regf(0xdb, 0xe3);
+        regf(0xdf, 0xe0);
+        for (auto& f : v)
+            f.fix = [](Rng& rng, OracleCase& c, Enc& e) {
+                // Mostly full stacks (so pushes overflow sometimes), random TOP,
+                // values from doubles, small integers and specials.
+                c.compare_x87 = true;
+                unsigned top = rng.below(8);
+                c.in.fsw = uint16_t(top << 11);
+                c.in.ftw = rng.below(3) ? 0x7f : uint8_t(rng.next());
+                c.in.ftw |= uint8_t(1u << top); // ST(0) valid
+                c.in.fcw = uint16_t(0x37f & ~0x300u) | uint16_t(rng.below(4) << 8 | 0x40);
+                if (rng.below(2))
+                    c.in.fcw = 0x37f;
+                c.in.fcw = uint16_t(c.in.fcw | (rng.below(4) << 10));
+                for (auto& st : c.in.st) {
+                    long double v;
+                    switch (rng.below(5)) {
+                    case 0:
+                        v = (long double)(int64_t(rng.next() % 2001) - 1000);
+                        break;
+                    case 1:
+                        v = (long double)(int64_t(rng.next())) / (long double)(1 + rng.below(1000));
+                        break;
+                    case 2:
+                        v = rng.below(2) ? 0.0L : -0.0L;
+                        break;
+                    case 3:
+                        v = (long double)double(int64_t(rng.next() % 100000)) * 1e-5L;
+                        break;
+                    default:
+                        v = rng.below(2) ? __builtin_infl() : __builtin_nanl("");
+                        break;
+                    }
+                    st = {};
+                    std::memcpy(&st, &v, 10);
+                }
+                if (e.mem) {
+                    double dv = double(int64_t(rng.next() % 200001) - 100000) / double(1 + rng.below(999));
+                    uint8_t* p = c.in.data + (e.ea - k_data_addr);
+                    if (rng.below(2))
+                        std::memcpy(p, &dv, 8);
+                    else {
+                        float fv = float(dv);
+                        std::memcpy(p, &fv, 4);
+                    }
+                    if (c.code[0] == 0xd9 && ((c.code[1] >> 3) & 7) == 5) {
+                        uint16_t cw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
+                        std::memcpy(p, &cw, 2);
+                    }
+                }
+            };
+    } else if (fam == "legacy") {
+        // Instructions that exist only outside 64-bit mode.
+        for (uint8_t op : { 0x27, 0x2f, 0x37, 0x3f })
+            v.push_back({ "bcd " + std::to_string(op), {}, { op }, -1, false, 0, 4, true, true,
+                uint64_t(op == 0x27 || op == 0x2f ? k_of : (k_of | k_sf | k_zf | k_pf)) });
+        v.push_back({ "aam", {}, { 0xd4 }, -1, false, 1, 4, true, true, k_of | k_af | k_cf,
+            [](Rng& rng, OracleCase& c, Enc& e) {
+                c.code[e.imm_pos] = uint8_t(rng.below(8) == 0 ? 10 : 1 + rng.below(255));
+            } });
+        v.push_back({ "aad", {}, { 0xd5 }, -1, false, 1, 4, true, true, k_of | k_af | k_cf });
+        for (uint8_t r = 0; r < 8; r++) {
+            v.push_back({ "inc r" + std::to_string(r), {}, { uint8_t(0x40 + r) }, -1, false, 0, 2 | 4 });
+            v.push_back({ "dec r" + std::to_string(r), {}, { uint8_t(0x48 + r) }, -1, false, 0, 2 | 4 });
+        }
+        v.push_back({ "pusha", {}, { 0x60 }, -1, false, 0, 2 | 4, true, true, 0, stack_fix() });
+        v.push_back({ "popa", {}, { 0x61 }, -1, false, 0, 2 | 4, true, true, 0, stack_fix() });
+        v.push_back(
+            { "push es/cs/ss/ds", {}, { 0x06 }, -1, false, 0, 4, true, true, 0, [](Rng& rng, OracleCase& c, Enc& e) {
+                 stack_fix()(rng, c, e);
+                 c.code[0] = uint8_t(0x06 + 8 * rng.below(4));
+             } });
+        v.push_back(
+            { "lea r,m16", { 0x67 }, { 0x8d }, -1, true, 0, 2 | 4, true, false, 0, [](Rng& rng, OracleCase& c, Enc& e) {
+                 // Rewrite the ModRM as a random 16-bit addressing form.
+                 size_t pos = 0;
+                 while (c.code[pos] != 0x8d)
+                     pos++;
+                 c.code.resize(pos + 1);
+                 unsigned mod = rng.below(3), rm = rng.below(8);
+                 c.code.push_back(uint8_t((mod << 6) | ((e.reg & 7) << 3) | rm));
+                 unsigned disp = mod == 1 ? 1 : (mod == 2 || (mod == 0 && rm == 6)) ? 2 : 0;
+                 for (unsigned i = 0; i < disp; i++)
+                     c.code.push_back(uint8_t(rng.next()));
+             } });
     } else if (fam == "string") {
         static const struct {
             const char* n;
             uint8_t op;
-        } ops[] = {{"movs", 0xa4}, {"cmps", 0xa6}, {"stos", 0xaa}, {"lods", 0xac}, {"scas", 0xae}};
+        } ops[] = { { "movs", 0xa4 }, { "cmps", 0xa6 }, { "stos", 0xaa }, { "lods", 0xac }, { "scas", 0xae } };
         for (auto& o : ops) {
             for (unsigned wide = 0; wide < 2; wide++) {
-                std::vector<std::vector<uint8_t>> reps = {{}, {0xf3}, {0xf2}};
+                std::vector<std::vector<uint8_t>> reps = { {}, { 0xf3 }, { 0xf2 } };
                 for (auto& rp : reps) {
-                    std::string n = std::string(rp.empty() ? "" : rp[0] == 0xf3 ? "rep " : "repne ") + o.n
-                        + (wide ? "" : "b");
-                    Form f{n, rp, {uint8_t(o.op + wide)}, -1, false, 0, wide ? 14u : 1u};
+                    std::string n = std::string(rp.empty()  ? ""
+                                            : rp[0] == 0xf3 ? "rep "
+                                                            : "repne ")
+                        + o.n + (wide ? "" : "b");
+                    Form f { n, rp, { uint8_t(o.op + wide) }, -1, false, 0, wide ? 14u : 1u };
                     f.fix = [wide](Rng& rng, OracleCase& c, Enc& e) { string_fix(wide ? e.size : 1)(rng, c, e); };
                     v.push_back(f);
                 }
@@ -653,29 +821,42 @@ std::vector<Form> family_forms(const std::string& fam)
 
 uint64_t Rng::value()
 {
-    static const uint64_t edges[] = {0,          1,          2,          0x7f,       0x80,       0xff,
-                                     0x7fff,     0x8000,     0xffff,     0x7fffffff, 0x80000000, 0xffffffff,
-                                     0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull, 0x100000000ull};
+    static const uint64_t edges[] = { 0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000,
+        0xffffffff, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull, 0x100000000ull };
     switch (below(4)) {
-    case 0: return edges[below(sizeof edges / sizeof edges[0])];
-    case 1: return next() & 0xff;
-    case 2: return uint64_t(int64_t(int8_t(next())));
-    default: return next();
+    case 0:
+        return edges[below(sizeof edges / sizeof edges[0])];
+    case 1:
+        return next() & 0xff;
+    case 2:
+        return uint64_t(int64_t(int8_t(next())));
+    default:
+        return next();
     }
 }
 
 std::vector<std::string> oracle_families()
 {
-    return {"alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp"};
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87",
+        "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy" };
 }
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)
 {
-    Rng rng{seed | 1};
+    Rng rng { seed | 1 };
     std::vector<OracleCase> out;
-    for (const Form& f : family_forms(family))
+    bool mode32 = family.rfind("32-", 0) == 0;
+    std::string base = mode32 ? family.substr(3) : family;
+    for (const Form& f : family_forms(base)) {
+        // Forms that only exist in 64-bit mode, or use RIP-relative code.
+        if (mode32
+            && (f.name.find("movabs") != std::string::npos || f.name.find("movsxd") != std::string::npos
+                || f.name.find("addr32") != std::string::npos || f.name.find("jrcxz") != std::string::npos
+                || f.name == "jmp r/m" || f.name.rfind("ret", 0) == 0))
+            continue;
         for (unsigned i = 0; i < count; i++)
-            out.push_back(build(rng, f));
+            out.push_back(build(rng, f, mode32));
+    }
     return out;
 }
 

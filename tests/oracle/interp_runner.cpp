@@ -15,11 +15,15 @@ namespace {
 Fault fault_from_vector(int v)
 {
     switch (v) {
-    case 0: return Fault::DivideError;
+    case 0:
+        return Fault::DivideError;
     case 1:
-    case 3: return Fault::Breakpoint;
-    case 6: return Fault::InvalidOpcode;
-    default: return Fault::Protection;
+    case 3:
+        return Fault::Breakpoint;
+    case 6:
+        return Fault::InvalidOpcode;
+    default:
+        return Fault::Protection;
     }
 }
 
@@ -48,7 +52,18 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         s.rflags = c.in.rflags;
         std::memcpy(s.fpu.xmm, c.in.xmm, sizeof c.in.xmm);
         s.fpu.mxcsr = c.in.mxcsr;
+        s.fpu.fcw = c.in.fcw;
+        s.fpu.fsw = c.in.fsw;
+        s.fpu.ftw = c.in.ftw;
+        std::memcpy(s.fpu.st, c.in.st, sizeof c.in.st);
         s.rip = k_code_addr;
+        if (c.mode32) {
+            x86::SegmentCache& cs = s.segment(x86::Seg::CS);
+            cs.selector = k_sel_user_code32;
+            cs.attr = 0xc0fb;
+            cs.limit = 0xffffffff;
+            cs.base = 0;
+        }
         const uint64_t end = k_code_addr + c.code.size();
         r.fault = Fault::None;
         for (int step = 0; step < 256 && s.rip != end; step++) {
@@ -64,6 +79,10 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         r.out.rflags = s.rflags;
         std::memcpy(r.out.xmm, s.fpu.xmm, sizeof r.out.xmm);
         r.out.mxcsr = s.fpu.mxcsr;
+        r.out.fcw = s.fpu.fcw;
+        r.out.fsw = s.fpu.fsw;
+        r.out.ftw = s.fpu.ftw;
+        std::memcpy(r.out.st, s.fpu.st, sizeof r.out.st);
         std::memcpy(r.out.data, host.ram(k_data_addr), k_data_bytes);
         std::memcpy(r.out.stack, host.ram(k_stack_addr), k_stack_bytes);
     }
@@ -72,8 +91,8 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
 
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp)
 {
-    static const char* names[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                                    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+    static const char* names[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+        "r12", "r13", "r14", "r15" };
     std::string diff;
     char buf[160];
     if (native.fault != interp.fault) {
@@ -81,27 +100,29 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
         return buf;
     }
     if (native.fault == Fault::None) {
-        for (int r = 0; r < 16; r++)
-            if (native.out.gpr[r] != interp.out.gpr[r]) {
+        const int nregs = c.mode32 ? 8 : 16;
+        const uint64_t rmask = c.mode32 ? 0xffffffffull : ~0ull;
+        for (int r = 0; r < nregs; r++)
+            if ((native.out.gpr[r] & rmask) != (interp.out.gpr[r] & rmask)) {
                 snprintf(buf, sizeof buf, "%s: native %#llx, interpreter %#llx (in %#llx); ", names[r],
-                         (unsigned long long)native.out.gpr[r], (unsigned long long)interp.out.gpr[r],
-                         (unsigned long long)c.in.gpr[r]);
+                    (unsigned long long)native.out.gpr[r], (unsigned long long)interp.out.gpr[r],
+                    (unsigned long long)c.in.gpr[r]);
                 diff += buf;
             }
         // Compare arithmetic flags (minus the undefined ones) and DF/IF/AC.
         uint64_t mask = (0x8d5 | 0x400 | 0x200 | 0x40000) & ~c.undefined_flags;
         if ((native.out.rflags & mask) != (interp.out.rflags & mask)) {
             snprintf(buf, sizeof buf, "rflags: native %#llx, interpreter %#llx (in %#llx, mask %#llx); ",
-                     (unsigned long long)native.out.rflags, (unsigned long long)interp.out.rflags,
-                     (unsigned long long)c.in.rflags, (unsigned long long)mask);
+                (unsigned long long)native.out.rflags, (unsigned long long)interp.out.rflags,
+                (unsigned long long)c.in.rflags, (unsigned long long)mask);
             diff += buf;
         }
         if (c.compare_xmm) {
             for (int x = 0; x < 16; x++)
                 if (std::memcmp(&native.out.xmm[x], &interp.out.xmm[x], 16) != 0) {
                     snprintf(buf, sizeof buf, "xmm%d: native %016llx%016llx, interpreter %016llx%016llx; ", x,
-                             (unsigned long long)native.out.xmm[x].q[1], (unsigned long long)native.out.xmm[x].q[0],
-                             (unsigned long long)interp.out.xmm[x].q[1], (unsigned long long)interp.out.xmm[x].q[0]);
+                        (unsigned long long)native.out.xmm[x].q[1], (unsigned long long)native.out.xmm[x].q[0],
+                        (unsigned long long)interp.out.xmm[x].q[1], (unsigned long long)interp.out.xmm[x].q[0]);
                     diff += buf;
                 }
             if (native.out.mxcsr != interp.out.mxcsr) {
@@ -110,17 +131,31 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
             }
         }
     }
+    if (native.fault == Fault::None && c.compare_x87) {
+        if (native.out.fcw != interp.out.fcw || native.out.fsw != interp.out.fsw || native.out.ftw != interp.out.ftw) {
+            snprintf(buf, sizeof buf, "x87 cw/sw/tw: native %04x/%04x/%02x, interpreter %04x/%04x/%02x; ",
+                native.out.fcw, native.out.fsw, native.out.ftw, interp.out.fcw, interp.out.fsw, interp.out.ftw);
+            diff += buf;
+        }
+        for (int i = 0; i < 8; i++)
+            if (std::memcmp(&native.out.st[i], &interp.out.st[i], 10) != 0) {
+                snprintf(buf, sizeof buf, "st%d: native %04x%016llx, interpreter %04x%016llx; ", i,
+                    native.out.st[i].w[4], (unsigned long long)native.out.st[i].q[0], interp.out.st[i].w[4],
+                    (unsigned long long)interp.out.st[i].q[0]);
+                diff += buf;
+            }
+    }
     for (unsigned i = 0; i < k_data_bytes; i++)
         if (native.out.data[i] != interp.out.data[i]) {
             snprintf(buf, sizeof buf, "data+%#x: native %02x, interpreter %02x; ", i, native.out.data[i],
-                     interp.out.data[i]);
+                interp.out.data[i]);
             diff += buf;
             break;
         }
     for (unsigned i = 0; i < k_stack_bytes; i++)
         if (native.out.stack[i] != interp.out.stack[i]) {
             snprintf(buf, sizeof buf, "stack+%#x: native %02x, interpreter %02x; ", i, native.out.stack[i],
-                     interp.out.stack[i]);
+                interp.out.stack[i]);
             diff += buf;
             break;
         }

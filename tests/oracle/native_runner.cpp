@@ -3,12 +3,13 @@
 // test sequence can never damage the test process.
 #include <setjmp.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "tests/oracle/oracle.h"
 
@@ -56,10 +57,14 @@ bool map_fixed(uint64_t addr, size_t len, int prot)
 Fault fault_from_signal(int sig)
 {
     switch (sig) {
-    case SIGFPE: return Fault::DivideError;
-    case SIGILL: return Fault::InvalidOpcode;
-    case SIGTRAP: return Fault::Breakpoint;
-    default: return Fault::Protection;
+    case SIGFPE:
+        return Fault::DivideError;
+    case SIGILL:
+        return Fault::InvalidOpcode;
+    case SIGTRAP:
+        return Fault::Breakpoint;
+    default:
+        return Fault::Protection;
     }
 }
 
@@ -71,15 +76,15 @@ Fault fault_from_signal(int sig)
         || !map_fixed(k_block_addr, 8192, PROT_READ | PROT_WRITE))
         _exit(3);
     static uint8_t altstack[65536];
-    stack_t ss{};
+    stack_t ss {};
     ss.ss_sp = altstack;
     ss.ss_size = sizeof altstack;
     sigaltstack(&ss, nullptr);
-    struct sigaction sa{};
+    struct sigaction sa { };
     sa.sa_sigaction = on_signal;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP})
+    for (int sig : { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP })
         sigaction(sig, &sa, nullptr);
 
     auto* block = reinterpret_cast<Block*>(k_block_addr);
@@ -90,20 +95,45 @@ Fault fault_from_signal(int sig)
         const OracleCase& c = cases[i];
         OracleOutcome& r = results[i];
         std::memcpy(code, c.code.data(), c.code.size());
-        // jmp *0(%rip); .quad kiln_oracle_exit
-        uint8_t* t = code + c.code.size();
-        const uint8_t jmp[] = {0xff, 0x25, 0, 0, 0, 0};
-        std::memcpy(t, jmp, sizeof jmp);
         uint64_t exit_addr = reinterpret_cast<uint64_t>(&kiln_oracle_exit);
-        std::memcpy(t + 6, &exit_addr, 8);
+        const uint8_t jmp64[] = { 0xff, 0x25, 0, 0, 0, 0 }; // jmp *0(%rip); .quad target
+        uint8_t* t = code + c.code.size();
+        if (!c.mode32) {
+            std::memcpy(t, jmp64, sizeof jmp64);
+            std::memcpy(t + 6, &exit_addr, 8);
+            block->entry = k_code_addr;
+        } else {
+            // 32-bit code: enter through a far jump to Linux's 32-bit user CS
+            // (0x23) and leave through one back to the 64-bit CS (0x33).
+            auto put_far = [&](unsigned at, uint32_t off, uint16_t sel) {
+                std::memcpy(code + at, &off, 4);
+                std::memcpy(code + at + 4, &sel, 2);
+            };
+            put_far(0x800, uint32_t(k_code_addr + 0x900), 0x33);
+            put_far(0x810, uint32_t(k_code_addr), 0x23);
+            const uint8_t out[] = { 0xff, 0x2d }; // ljmp *abs32
+            std::memcpy(t, out, 2);
+            uint32_t ptr = uint32_t(k_code_addr + 0x800);
+            std::memcpy(t + 2, &ptr, 4);
+            std::memcpy(code + 0x900, jmp64, sizeof jmp64);
+            std::memcpy(code + 0x906, &exit_addr, 8);
+            const uint8_t in[] = { 0xff, 0x2d }; // ljmp *disp32(%rip) (m16:32)
+            std::memcpy(code + 0xa00, in, 2);
+            int32_t disp = 0x810 - (0xa00 + 6);
+            std::memcpy(code + 0xa02, &disp, 4);
+            block->entry = k_code_addr + 0xa00;
+        }
         std::memcpy(reinterpret_cast<void*>(k_data_addr), c.in.data, k_data_bytes);
         std::memcpy(reinterpret_cast<void*>(k_stack_addr), c.in.stack, k_stack_bytes);
         std::memcpy(block->gpr_in, c.in.gpr, sizeof c.in.gpr);
         block->rflags_in = c.in.rflags;
-        block->entry = k_code_addr;
         block->fx_in = base_fx;
         block->fx_in.mxcsr = c.in.mxcsr;
         std::memcpy(block->fx_in.xmm, c.in.xmm, sizeof c.in.xmm);
+        block->fx_in.fcw = c.in.fcw;
+        block->fx_in.fsw = c.in.fsw;
+        block->fx_in.ftw = c.in.ftw;
+        std::memcpy(block->fx_in.st, c.in.st, sizeof c.in.st);
         g_signal = 0;
         if (sigsetjmp(g_jump, 1) == 0) {
             kiln_oracle_enter();
@@ -112,6 +142,10 @@ Fault fault_from_signal(int sig)
             r.out.rflags = block->rflags_out;
             std::memcpy(r.out.xmm, block->fx_out.xmm, sizeof r.out.xmm);
             r.out.mxcsr = block->fx_out.mxcsr;
+            r.out.fcw = block->fx_out.fcw;
+            r.out.fsw = block->fx_out.fsw;
+            r.out.ftw = block->fx_out.ftw;
+            std::memcpy(r.out.st, block->fx_out.st, sizeof r.out.st);
         } else {
             r.fault = fault_from_signal(g_signal);
             asm volatile("fxrstor64 %0" ::"m"(base_fx));
@@ -127,7 +161,7 @@ Fault fault_from_signal(int sig)
 Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cases)
 {
     for (const auto& c : cases)
-        if (c.code.size() > k_max_code_bytes)
+        if (c.code.size() > k_max_code_bytes || (c.mode32 && c.code.size() > 0x7f0))
             return Error::invalid("oracle case '" + c.name + "' has too much code");
     size_t bytes = sizeof(OracleOutcome) * (cases.size() ? cases.size() : 1);
     void* shared = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -142,12 +176,11 @@ Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cas
     if (pid == 0)
         child_main(cases, results);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) { }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         munmap(shared, bytes);
         return Error::internal("oracle: native child failed (status " + std::to_string(status)
-                               + "; exit 3 means the fixed test addresses were not free)");
+            + "; exit 3 means the fixed test addresses were not free)");
     }
     std::vector<OracleOutcome> out(results, results + cases.size());
     munmap(shared, bytes);

@@ -26,16 +26,25 @@ struct OracleState {
     uint64_t rflags = 0x202;
     accel::x86::Vec128 xmm[16] = {};
     uint32_t mxcsr = 0x1f80;
+    accel::x86::Vec128 st[8] = {}; // x87 ST(0)..ST(7), 80-bit values
+    uint16_t fcw = 0x37f;
+    uint16_t fsw = 0;
+    uint8_t ftw = 0; // abridged tag word
     uint8_t data[k_data_bytes] = {};
     uint8_t stack[k_stack_bytes] = {};
 };
 
 struct OracleCase {
-    std::string name;        // instruction form, for failure messages
+    std::string name; // instruction form, for failure messages
     std::vector<uint8_t> code;
     OracleState in;
     uint64_t undefined_flags = 0; // RFLAGS bits the SDM leaves undefined for this case
     bool compare_xmm = false;
+    bool compare_x87 = false;
+    // 32-bit code in compatibility mode (natively: Linux's 32-bit user CS);
+    // only the low halves of EAX..EDI are compared (the SDM leaves the rest
+    // undefined across mode switches).
+    bool mode32 = false;
 };
 
 // Fault classes that both sides can observe the same way.

@@ -61,14 +61,17 @@ inline constexpr uint64_t k_gdt = 0x1000;
 inline constexpr uint64_t k_tss = 0x2000;
 inline constexpr uint64_t k_idt = 0x3000;
 inline constexpr uint64_t k_pml4 = 0x10000;
-inline constexpr uint64_t k_stubs = 0x80000;     // 16 bytes per vector: HLT
+inline constexpr uint64_t k_stubs = 0x80000; // 16 bytes per vector: HLT
 inline constexpr uint64_t k_kernel_stack = 0x9f000;
-inline constexpr uint16_t k_sel_code64 = 0x08;
-inline constexpr uint16_t k_sel_data = 0x10;
-inline constexpr uint16_t k_sel_code32 = 0x18;
-inline constexpr uint16_t k_sel_user_data = 0x23;
-inline constexpr uint16_t k_sel_user_code64 = 0x2b;
-inline constexpr uint16_t k_sel_tss = 0x30;
+// Selectors as Linux lays out its GDT, so pushed selectors and SYSRET
+// targets match native execution.
+inline constexpr uint16_t k_sel_code32 = 0x08;
+inline constexpr uint16_t k_sel_code64 = 0x10;
+inline constexpr uint16_t k_sel_data = 0x18;
+inline constexpr uint16_t k_sel_user_code32 = 0x23;
+inline constexpr uint16_t k_sel_user_data = 0x2b;
+inline constexpr uint16_t k_sel_user_code64 = 0x33;
+inline constexpr uint16_t k_sel_tss = 0x40;
 
 // Writes GDT, TSS, IDT (every vector -> k_stubs + 16*v, DPL 3 gates so INT n
 // works from user mode), page tables (first GiB, 2 MiB user pages), and puts

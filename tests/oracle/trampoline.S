@@ -16,6 +16,11 @@ kiln_oracle_enter:
     push %r14
     push %r15
     movq %rsp, 0x700000+144
+    // Linux runs 64-bit processes with null DS/ES; 32-bit cases need the
+    // flat user data selector there (harmless for 64-bit code).
+    movl $0x2b, %eax
+    movl %eax, %ds
+    movl %eax, %es
     fxrstor64 0x700000+512
     pushq 0x700000+128
     popfq

@@ -29,8 +29,24 @@ using x86::Seg;
 
 // Exception vectors.
 enum Vector : uint8_t {
-    k_de = 0, k_db = 1, k_nmi = 2, k_bp = 3, k_of = 4, k_br = 5, k_ud = 6, k_nm = 7, k_df = 8,
-    k_ts = 10, k_np = 11, k_ss = 12, k_gp = 13, k_pf = 14, k_mf = 16, k_ac = 17, k_mc = 18, k_xm = 19,
+    k_de = 0,
+    k_db = 1,
+    k_nmi = 2,
+    k_bp = 3,
+    k_of = 4,
+    k_br = 5,
+    k_ud = 6,
+    k_nm = 7,
+    k_df = 8,
+    k_ts = 10,
+    k_np = 11,
+    k_ss = 12,
+    k_gp = 13,
+    k_pf = 14,
+    k_mf = 16,
+    k_ac = 17,
+    k_mc = 18,
+    k_xm = 19,
 };
 
 struct CpuException {
@@ -59,9 +75,9 @@ inline constexpr unsigned k_tlb_entries = 256;
 inline constexpr unsigned k_decode_cache_entries = 1u << 15;
 
 struct TlbEntry {
-    uint64_t vpage = ~0ull;  // linear address >> 12, ~0 when empty
+    uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
     uint8_t* host = nullptr; // host address of the page, nullptr for MMIO
-    uint64_t gpa = 0;        // guest-physical page address
+    uint64_t gpa = 0; // guest-physical page address
     bool global = false;
 };
 
@@ -87,8 +103,8 @@ public:
 
     // ---- Everything below is for the exec_*.cpp files. ----
 
-    [[noreturn]] void raise(uint8_t vector) { throw CpuException{vector, false, 0}; }
-    [[noreturn]] void raise(uint8_t vector, uint32_t error) { throw CpuException{vector, true, error}; }
+    [[noreturn]] void raise(uint8_t vector) { throw CpuException { vector, false, 0 }; }
+    [[noreturn]] void raise(uint8_t vector, uint32_t error) { throw CpuException { vector, true, error }; }
     [[noreturn]] void raise_gp0() { raise(k_gp, 0); }
     [[noreturn]] void raise_ud() { raise(k_ud); }
 
@@ -100,9 +116,12 @@ public:
             if (r >= 4 && r < 8 && !m_insn->rex)
                 return (m_s.gpr[r - 4] >> 8) & 0xff; // AH, CH, DH, BH
             return m_s.gpr[r] & 0xff;
-        case 2: return m_s.gpr[r] & 0xffff;
-        case 4: return m_s.gpr[r] & 0xffffffff;
-        default: return m_s.gpr[r];
+        case 2:
+            return m_s.gpr[r] & 0xffff;
+        case 4:
+            return m_s.gpr[r] & 0xffffffff;
+        default:
+            return m_s.gpr[r];
         }
     }
     void set_reg(unsigned r, unsigned size, uint64_t v)
@@ -114,9 +133,15 @@ public:
             else
                 m_s.gpr[r] = (m_s.gpr[r] & ~0xffull) | (v & 0xff);
             break;
-        case 2: m_s.gpr[r] = (m_s.gpr[r] & ~0xffffull) | (v & 0xffff); break;
-        case 4: m_s.gpr[r] = v & 0xffffffff; break;
-        default: m_s.gpr[r] = v; break;
+        case 2:
+            m_s.gpr[r] = (m_s.gpr[r] & ~0xffffull) | (v & 0xffff);
+            break;
+        case 4:
+            m_s.gpr[r] = v & 0xffffffff;
+            break;
+        default:
+            m_s.gpr[r] = v;
+            break;
         }
     }
 
@@ -186,8 +211,8 @@ public:
     void end_block() { m_block_end = true; }
 
     // Segment loads (segments.cpp).
-    void load_segment(Seg seg, uint16_t selector);       // MOV/POP Sreg semantics, with checks
-    void load_segment_real(Seg seg, uint16_t selector);  // real/v8086: base = sel << 4
+    void load_segment(Seg seg, uint16_t selector); // MOV/POP Sreg semantics, with checks
+    void load_segment_real(Seg seg, uint16_t selector); // real/v8086: base = sel << 4
     void set_cs_for_transfer(uint16_t selector, uint64_t desc, unsigned new_cpl);
     uint64_t read_descriptor(uint16_t selector, uint8_t fault_vector); // raw 8 bytes, #GP/#TS on limit
     void write_descriptor_high(uint16_t selector, uint32_t high);
@@ -270,10 +295,20 @@ private:
     uint8_t m_new_shadow = 0;
     uint8_t m_fault_depth = 0; // 0 none, 1 delivering, 2 delivering #DF
     uint64_t m_retired = 0;
-    std::atomic<bool> m_kick{false};
+    std::atomic<bool> m_kick { false };
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
+    // The code page instructions are being fetched from (saves a TLB
+    // lookup per instruction); valid while m_tlb_epoch is unchanged.
+    uint64_t m_tlb_epoch = 1;
+    uint64_t m_fetch_vpage = ~0ull;
+    uint64_t m_fetch_epoch = 0;
+    bool m_fetch_user = false;
+    uint8_t* m_fetch_host = nullptr;
+    uint64_t m_fetch_gpa = 0;
+    // Which exec_* group handles each opcode (0 = not learnt yet).
+    uint8_t m_group[0x400] = {};
     std::vector<DecodeCacheEntry> m_decode_cache;
     // Per guest-physical page: generation (bumped when the page's code
     // changes) and whether any decoded instruction of it is cached.

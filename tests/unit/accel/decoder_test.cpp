@@ -1,12 +1,12 @@
 // Decoder vs capstone: instruction lengths, displacements and immediate
 // placement must agree on random byte strings in all three code sizes.
-#include "accel/interp/decoder.h"
+#include <cstdio>
+#include <string>
 
 #include <capstone/capstone.h>
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <string>
+#include "accel/interp/decoder.h"
 
 using namespace kiln::accel::interp;
 
@@ -41,7 +41,7 @@ void fill_case(Rng& rng, uint8_t* bytes, CodeSize size)
         bytes[i] = uint8_t(rng.next());
     if (rng.below(3) == 0)
         return; // fully random
-    static const uint8_t prefixes[] = {0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x3e, 0x26, 0x64, 0x65, 0x36};
+    static const uint8_t prefixes[] = { 0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x3e, 0x26, 0x64, 0x65, 0x36 };
     unsigned pos = 0;
     unsigned n = rng.below(4);
     for (unsigned i = 0; i < n; i++)
@@ -49,7 +49,9 @@ void fill_case(Rng& rng, uint8_t* bytes, CodeSize size)
     if (size == CodeSize::Bits64 && rng.below(2))
         bytes[pos++] = uint8_t(0x40 | rng.below(16));
     switch (rng.below(10)) {
-    case 0: case 1: case 2:
+    case 0:
+    case 1:
+    case 2:
         bytes[pos++] = 0x0f;
         break;
     case 3:
@@ -81,7 +83,7 @@ Counts run_mode(CodeSize size, cs_mode mode, unsigned cases, uint64_t seed)
         return c;
     }
     cs_option(handle, CS_OPT_DETAIL, CS_OPT_ON);
-    Rng rng{seed};
+    Rng rng { seed };
     uint8_t bytes[16];
     for (unsigned i = 0; i < cases; i++) {
         fill_case(rng, bytes, size);
@@ -109,7 +111,8 @@ Counts run_mode(CodeSize size, cs_mode mode, unsigned cases, uint64_t seed)
         //  - AMD SSE4a EXTRQ/INSERTQ (66/F2 0F 78/79): not offered by Kiln.
         bool branch = insn.op == 0xe8 || insn.op == 0xe9 || insn.op == 0xc2 || insn.op == 0x68
             || (insn.op >= 0x180 && insn.op <= 0x18f);
-        bool odd = (insn.has_66() || (insn.prefixes & k_pfx_addrsize)) && branch && (size == CodeSize::Bits64 || insn.rep() || insn.repne());
+        bool odd = (insn.has_66() || (insn.prefixes & k_pfx_addrsize)) && branch
+            && (size == CodeSize::Bits64 || insn.rep() || insn.repne());
         if (insn.op == 0x1ff || insn.op == 0x1b9 || odd || insn.op == 0x178 || insn.op == 0x179) {
             cs_free(ci, count);
             continue;
@@ -122,7 +125,7 @@ Counts run_mode(CodeSize size, cs_mode mode, unsigned cases, uint64_t seed)
         else if (x.encoding.disp_offset && x.disp != insn.disp && insn.is_mem())
             why = "displacement";
         else if (x.encoding.imm_offset && insn.op != 0xc8 && insn.op != 0x9a && insn.op != 0xea && insn.imm_size
-                 && x.encoding.imm_offset != insn.length - insn.imm_size)
+            && x.encoding.imm_offset != insn.length - insn.imm_size)
             why = "immediate offset";
         if (!why.empty()) {
             if (c.mismatches < 25)
@@ -139,7 +142,7 @@ Counts run_mode(CodeSize size, cs_mode mode, unsigned cases, uint64_t seed)
 void report(const char* name, const Counts& c)
 {
     printf("%s: %u compared, %u not decoded by us (VEX/EVEX/XOP/3DNow!/...), %u rejected by capstone\n", name,
-           c.compared, c.ours_invalid, c.capstone_invalid);
+        c.compared, c.ours_invalid, c.capstone_invalid);
 }
 
 } // namespace
@@ -172,26 +175,26 @@ TEST(Decoder, KnownEncodings)
 {
     DecodedInsn d;
     // mov rax, [rip+0x10]
-    const uint8_t a[] = {0x48, 0x8b, 0x05, 0x10, 0, 0, 0};
+    const uint8_t a[] = { 0x48, 0x8b, 0x05, 0x10, 0, 0, 0 };
     ASSERT_EQ(decode(a, sizeof a, CodeSize::Bits64, d), DecodeStatus::Ok);
     EXPECT_EQ(d.length, 7);
     EXPECT_TRUE(d.rip_relative);
     EXPECT_EQ(d.opsize, 8);
     EXPECT_EQ(d.disp, 0x10);
     // movabs rax, imm64
-    const uint8_t b[] = {0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8};
+    const uint8_t b[] = { 0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8 };
     ASSERT_EQ(decode(b, sizeof b, CodeSize::Bits64, d), DecodeStatus::Ok);
     EXPECT_EQ(d.length, 10);
     EXPECT_EQ(d.imm, 0x0807060504030201ull);
     // lea eax, [ebx+esi*4+8] under 67 in 64-bit mode, REX.B/X
-    const uint8_t c[] = {0x67, 0x43, 0x8d, 0x44, 0xb3, 0x08};
+    const uint8_t c[] = { 0x67, 0x43, 0x8d, 0x44, 0xb3, 0x08 };
     ASSERT_EQ(decode(c, sizeof c, CodeSize::Bits64, d), DecodeStatus::Ok);
     EXPECT_EQ(d.addrsize, 4);
     EXPECT_EQ(d.base, 11);
     EXPECT_EQ(d.index, 14);
     EXPECT_EQ(d.scale, 2);
     // 16-bit: mov ax, [bp+si+4] defaults to SS
-    const uint8_t e[] = {0x8b, 0x42, 0x04};
+    const uint8_t e[] = { 0x8b, 0x42, 0x04 };
     ASSERT_EQ(decode(e, sizeof e, CodeSize::Bits16, d), DecodeStatus::Ok);
     EXPECT_TRUE(d.default_ss);
     EXPECT_EQ(d.base, 5);
@@ -203,9 +206,9 @@ TEST(Decoder, KnownEncodings)
         x = 0x66;
     EXPECT_EQ(decode(p, 16, CodeSize::Bits64, d), DecodeStatus::TooLong);
     // PUSH in 64-bit mode is 64-bit; ARPL/LES are gone.
-    const uint8_t f[] = {0x53};
+    const uint8_t f[] = { 0x53 };
     ASSERT_EQ(decode(f, 1, CodeSize::Bits64, d), DecodeStatus::Ok);
     EXPECT_EQ(d.opsize, 8);
-    const uint8_t g[] = {0xc4, 0x00};
+    const uint8_t g[] = { 0xc4, 0x00 };
     EXPECT_EQ(decode(g, 2, CodeSize::Bits64, d), DecodeStatus::Invalid);
 }

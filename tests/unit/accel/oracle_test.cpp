@@ -2,9 +2,9 @@
 // form the interpreter implements, on random and edge-case operands, must
 // leave the same registers, flags (minus the SDM's undefined ones), memory
 // and fault as native execution.
-#include <gtest/gtest.h>
-
 #include <cstdio>
+
+#include <gtest/gtest.h>
 
 #include "tests/oracle/generators.h"
 #include "tests/oracle/oracle.h"
@@ -23,8 +23,8 @@ void run_family(const std::string& family, uint64_t seed)
     size_t faults = 0;
     // Batches keep memory bounded (each case carries 12 KiB of memory image).
     for (size_t start = 0; start < cases.size(); start += 400) {
-        std::vector<OracleCase> batch(cases.begin() + long(start),
-                                      cases.begin() + long(std::min(cases.size(), start + 400)));
+        std::vector<OracleCase> batch(
+            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
         auto native = run_native(batch);
         ASSERT_TRUE(native.ok()) << native.error().message();
         auto interp = run_interpreter(batch);
@@ -47,8 +47,8 @@ void run_family(const std::string& family, uint64_t seed)
             }
         }
     }
-    printf("oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(), faults,
-           failures);
+    printf(
+        "oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(), faults, failures);
     EXPECT_EQ(failures, 0u);
 }
 
@@ -64,3 +64,13 @@ TEST(Oracle, Branch) { run_family("branch", 0x7777); }
 TEST(Oracle, String) { run_family("string", 0x8888); }
 TEST(Oracle, SseInteger) { run_family("sse-int", 0x9999); }
 TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
+TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
+TEST(Oracle, Compat32Alu) { run_family("32-alu", 0xc001); }
+TEST(Oracle, Compat32MulDiv) { run_family("32-muldiv", 0xc002); }
+TEST(Oracle, Compat32Shift) { run_family("32-shift", 0xc003); }
+TEST(Oracle, Compat32Bits) { run_family("32-bits", 0xc004); }
+TEST(Oracle, Compat32Move) { run_family("32-move", 0xc005); }
+TEST(Oracle, Compat32Stack) { run_family("32-stack", 0xc006); }
+TEST(Oracle, Compat32Branch) { run_family("32-branch", 0xc007); }
+TEST(Oracle, Compat32String) { run_family("32-string", 0xc008); }
+TEST(Oracle, Compat32Legacy) { run_family("32-legacy", 0xc009); }

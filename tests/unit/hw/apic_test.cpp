@@ -57,6 +57,20 @@ TEST_F(ApicFixture, IoapicEdgeDeliveryAndEoi)
     EXPECT_EQ(h.readl(k_apic + 0x110), 0u);
 }
 
+TEST_F(ApicFixture, LogicalDestinationAsLinuxFlatModeProgramsIt)
+{
+    h.writel(k_apic + 0xe0, 0xffffffff); // DFR flat
+    h.writel(k_apic + 0xd0, 0x01000000); // LDR: logical id bit 0
+    redir(2, (1ull << 56) | 0x800 | 0x30);
+    h.writel(k_ioapic, 0x10 + 4);
+    EXPECT_EQ(h.readl(k_ioapic + 0x10), 0x830u); // dest mode bit kept
+    h.irq[2].raise();
+    EXPECT_EQ(lapic.acknowledge(), 0x30);
+    redir(3, (2ull << 56) | 0x800 | 0x31); // another logical CPU: not us
+    h.irq[3].raise();
+    EXPECT_FALSE(lapic.interrupt_pending());
+}
+
 TEST_F(ApicFixture, MaskedPinDoesNotDeliver)
 {
     redir(5, 0x10000 | 0x35);

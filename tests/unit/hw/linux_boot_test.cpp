@@ -8,6 +8,7 @@
 
 #include "hw/i386/e820.h"
 #include "tests/unit/hw/harness.h"
+#include "tests/unit/hw/synthetic_kernel.h"
 
 namespace kiln::hw::test {
 namespace {
@@ -17,7 +18,7 @@ using Layout = LinuxBootLayout;
 template<typename T>
 void put(std::vector<uint8_t>& b, size_t off, T v)
 {
-    std::memcpy(b.data() + off, &v, sizeof(T));
+    put_le<T>(b, off, v);
 }
 
 template<typename T>
@@ -26,59 +27,6 @@ T get(GuestMemory& mem, uint64_t gpa)
     auto v = mem.read_value<T>(gpa);
     EXPECT_TRUE(v.ok());
     return v.ok() ? v.value() : T{};
-}
-
-// A minimal bzImage: 4 setup sectors, a header of the given protocol
-// version, and `payload` bytes of protected-mode code.
-std::vector<uint8_t> synthetic_bzimage(uint16_t version, uint16_t xloadflags, size_t payload = 8192)
-{
-    std::vector<uint8_t> k(5 * 512 + payload, 0);
-    k[0x1f1] = 4;
-    put<uint16_t>(k, 0x1fe, 0xaa55);
-    k[0x201] = 0x66; // header ends at 0x268
-    put<uint32_t>(k, 0x202, 0x53726448);
-    put<uint16_t>(k, 0x206, version);
-    k[0x211] = 0x01; // LOADED_HIGH
-    put<uint32_t>(k, 0x22c, 0x7fffffff);
-    put<uint16_t>(k, 0x236, xloadflags);
-    put<uint32_t>(k, 0x238, 2047);
-    put<uint32_t>(k, 0x260, 0x200000); // init_size 2 MiB
-    for (size_t i = 0; i < payload; i++)
-        k[5 * 512 + i] = uint8_t(i * 7);
-    return k;
-}
-
-// A minimal ELF64 vmlinux with one PT_LOAD at 16 MiB and a PVH note.
-std::vector<uint8_t> synthetic_vmlinux(bool with_note)
-{
-    std::vector<uint8_t> k(0x3000, 0);
-    std::memcpy(k.data(), "\x7f" "ELF", 4);
-    k[4] = 2;
-    k[5] = 1;
-    k[6] = 1;
-    put<uint16_t>(k, 16, 2);
-    put<uint16_t>(k, 18, 62);
-    put<uint64_t>(k, 32, 64); // phoff
-    put<uint16_t>(k, 54, 56);
-    put<uint16_t>(k, 56, 2);
-    // PT_LOAD: file 0x1000..0x2000 -> paddr 16 MiB, memsz 0x2000 (BSS)
-    put<uint32_t>(k, 64, 1);
-    put<uint64_t>(k, 64 + 8, 0x1000);
-    put<uint64_t>(k, 64 + 24, 0x1000000);
-    put<uint64_t>(k, 64 + 32, 0x1000);
-    put<uint64_t>(k, 64 + 40, 0x2000);
-    for (size_t i = 0x1000; i < 0x2000; i++)
-        k[i] = 0xcc;
-    // PT_NOTE at 0x2800: "Xen" type 18, 4-byte entry.
-    put<uint32_t>(k, 120, 4);
-    put<uint64_t>(k, 120 + 8, 0x2800);
-    put<uint64_t>(k, 120 + 32, 20);
-    put<uint32_t>(k, 0x2800, 4);
-    put<uint32_t>(k, 0x2804, 4);
-    put<uint32_t>(k, 0x2808, with_note ? 18 : 17);
-    std::memcpy(k.data() + 0x280c, "Xen", 4);
-    put<uint32_t>(k, 0x2810, 0x1000040);
-    return k;
 }
 
 struct BootFixture : ::testing::Test {
@@ -218,9 +166,9 @@ TEST_F(BootFixture, ElfWithoutPvhNoteIsRefused)
               "kernel 'v' has a corrupt ELF program header table");
 }
 
-// Real Debian kernels, if the cache has them (scripts fetch them with
-// `apt-get download linux-image-6.1.0-*-amd64` into /tmp/kiln-kernel-cache;
-// KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX override).
+// Real Debian kernels, if the cache has them (tests/unit/hw/fetch-debian-kernel
+// puts them in /tmp/kiln-kernel-cache; KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX
+// override).
 std::string find_file(const char* env, const char* pattern)
 {
     if (const char* e = getenv(env))

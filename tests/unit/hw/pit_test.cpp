@@ -28,6 +28,24 @@ TEST_F(PitFixture, Mode2PeriodicRaisesIrq0AtHz)
     EXPECT_EQ(h.irq[0].rising_edges() - before, 10u);
 }
 
+TEST_F(PitFixture, LateTimerStillGivesAnEdgePerPoll)
+{
+    // The board runs timers when the vCPU polls; a poll long after the
+    // falling edge must still produce a rising edge, not a flat line.
+    VirtualClock clock(ClockMode::Manual);
+    IrqLine irq;
+    Pit8254 pit2(clock, irq);
+    pit2.write(3, 1, 0x34);
+    pit2.write(0, 1, 1000 & 0xff);
+    pit2.write(0, 1, 1000 >> 8);
+    unsigned before = irq.rising_edges();
+    for (int poll = 1; poll <= 5; poll++) {
+        clock.set_now_ns(uint64_t(poll) * 1000 * k_tick_ns + 50 * k_tick_ns); // just past each period
+        clock.run_due();
+        EXPECT_EQ(irq.rising_edges() - before, unsigned(poll));
+    }
+}
+
 TEST_F(PitFixture, Mode0OneShotRaisesOnceAndStaysHigh)
 {
     h.outb(0x43, 0x30);

@@ -9,6 +9,7 @@
 #include "chardev/chardev.h"
 #include "chardev/chardev_spec.h"
 #include "chardev/mux.h"
+#include "tests/unit/system/file_text.h"
 
 namespace kiln::chardev {
 namespace {
@@ -89,10 +90,7 @@ TEST(Chardev, FileWritesBytes)
         const uint8_t hello[] = {'h', 'i'};
         c.value()->write(hello);
     }
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    EXPECT_EQ(ss.str(), "hi");
+    EXPECT_EQ(system::test::file_text(path), "hi");
     unlink(path);
     spec.path = "/nonexistent/dir/file";
     auto bad = open_chardev(spec, "serial0");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "system/vm.h"
+#include "tests/unit/system/file_text.h"
 
 namespace kiln::system {
 namespace {
@@ -54,13 +55,7 @@ struct RunFixture : ::testing::Test {
         v->vcpu = std::make_unique<ScriptedVcpu>(*v->machine, std::move(step));
         return v;
     }
-    std::string output()
-    {
-        std::ifstream f(out_path);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
+    std::string output() { return test::file_text(out_path); }
     std::unique_ptr<EventLoop> loop;
     std::string out_path;
     MachineConfig cfg;
