@@ -32,7 +32,8 @@ Task<Result<TablePtr>> Qcow2Node::l2_table_for_read(uint64_t l1_idx)
     if (!off)
         co_return TablePtr{};
     CO_TRY(check_l2_offset(off, l1_idx));
-    co_return CO_TRY(co_await m_l2_cache->get(off));
+    TablePtr table = CO_TRY(co_await m_l2_cache->get(off));
+    co_return table;
 }
 
 Task<Result<void>> Qcow2Node::write_l1_entry(uint64_t idx)
@@ -56,8 +57,10 @@ Task<Result<TablePtr>> Qcow2Node::l2_table_for_write(uint64_t l1_idx)
     uint64_t off = entry & k_l1e_offset_mask;
     if (off) {
         CO_TRY(check_l2_offset(off, l1_idx));
-        if (entry & k_oflag_copied)
-            co_return CO_TRY(co_await m_l2_cache->get(off));
+        if (entry & k_oflag_copied) {
+            TablePtr table = CO_TRY(co_await m_l2_cache->get(off));
+            co_return table;
+        }
     }
     TablePtr old;
     if (off)

@@ -133,6 +133,11 @@ private:
     // Allocates `count` contiguous clusters (refcount 1) and returns the
     // host offset of the first. Caller holds m_meta_lock.
     Task<Result<uint64_t>> alloc_clusters(uint64_t count);
+    // Allocates between 1 and `count` contiguous clusters (*got says how
+    // many): data writes take what is there instead of searching for a run.
+    Task<Result<uint64_t>> alloc_some_clusters(uint64_t count, uint64_t* got);
+    Task<Result<uint64_t>> scan_alloc(uint64_t count, bool exact, uint64_t* got);
+    Task<Result<uint64_t>> alloc_at_end(uint64_t count);
     // Frees clusters referenced by a removed L2 entry (data or compressed).
     Task<Result<void>> release_l2_entry(uint64_t entry);
     Task<Result<void>> make_refblock(uint64_t table_index, uint64_t at_cluster);

@@ -6,6 +6,7 @@
 // freed only after that; refcounts of newly allocated clusters are written
 // before the caller's flush that precedes any L2/L1 entry using them.
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
 
 #include "block/qcow2/qcow2_node.h"
@@ -236,7 +237,10 @@ Task<Result<void>> Qcow2Node::grow_refcount_table(uint64_t c, uint64_t min_entri
     co_return ok();
 }
 
-Task<Result<uint64_t>> Qcow2Node::alloc_clusters(uint64_t count)
+// Scans from the free-cluster hint. A refcount block that does not exist
+// yet is created at the first cluster of the range it describes, so runs
+// never cross it: `exact` callers need count < refblock_entries().
+Task<Result<uint64_t>> Qcow2Node::scan_alloc(uint64_t count, bool exact, uint64_t* got)
 {
     uint64_t e = refblock_entries();
     uint64_t c = std::max(m_free_cluster_hint, m_alloc_floor);
@@ -246,12 +250,15 @@ Task<Result<uint64_t>> Qcow2Node::alloc_clusters(uint64_t count)
         if ((c + 1) > (k_max_image_bytes >> m_cluster_bits))
             co_return Error{ErrorKind::NoSpace, "qcow2: image would exceed the maximum image size", EFBIG};
         uint64_t t = c / e;
+        bool missing = t >= m_reftable.size() || !(m_reftable[t] & k_reftable_offset_mask);
+        if (missing && run > 0 && !exact)
+            break; // take the run found so far
         if (t >= m_reftable.size()) {
             CO_TRY(co_await grow_refcount_table(c, t + 1));
             run = 0;
             continue;
         }
-        if (!(m_reftable[t] & k_reftable_offset_mask)) {
+        if (missing) {
             CO_TRY(co_await make_refblock(t, c));
             run = 0;
             ++c;
@@ -267,14 +274,96 @@ Task<Result<uint64_t>> Qcow2Node::alloc_clusters(uint64_t count)
                 run_start = c;
             ++run;
         } else {
+            if (run > 0 && !exact)
+                break;
             run = 0;
         }
         ++c;
     }
-    CO_TRY(co_await set_refcounts(run_start, count, 1));
+    CO_TRY(co_await set_refcounts(run_start, run, 1));
     if (m_free_cluster_hint == run_start)
-        m_free_cluster_hint = run_start + count;
+        m_free_cluster_hint = run_start + run;
+    *got = run;
     co_return run_start << m_cluster_bits;
+}
+
+Task<Result<uint64_t>> Qcow2Node::alloc_some_clusters(uint64_t count, uint64_t* got)
+{
+    co_return co_await scan_alloc(count, false, got);
+}
+
+Task<Result<uint64_t>> Qcow2Node::alloc_clusters(uint64_t count)
+{
+    uint64_t got = 0;
+    if (count < refblock_entries() / 2)
+        co_return co_await scan_alloc(count, true, &got);
+    co_return co_await alloc_at_end(count);
+}
+
+// Large contiguous allocations (L1 tables) go past the end of the image,
+// preceded by the refcount blocks the new range needs.
+Task<Result<uint64_t>> Qcow2Node::alloc_at_end(uint64_t count)
+{
+    uint64_t e = refblock_entries();
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        uint64_t c = std::max<uint64_t>(div_round_up(m_file->size_bytes(), m_cluster_size), m_alloc_floor);
+        // k new refcount blocks at c, then the payload.
+        uint64_t k = 0;
+        std::vector<uint64_t> missing;
+        for (int iter = 0; iter < 64; ++iter) {
+            missing.clear();
+            uint64_t t_first = c / e, t_last = (c + k + count - 1) / e;
+            for (uint64_t t = t_first; t <= t_last; ++t)
+                if (t >= m_reftable.size() || !(m_reftable[t] & k_reftable_offset_mask))
+                    missing.push_back(t);
+            if (missing.size() == k)
+                break;
+            k = missing.size();
+        }
+        if (!missing.empty() && missing.back() >= m_reftable.size()) {
+            uint64_t at = std::max(c, uint64_t(m_reftable.size()) * e);
+            CO_TRY(co_await grow_refcount_table(at, missing.back() + 1));
+            continue; // the file grew: lay out again
+        }
+        // Everything from c on must be free (nothing past EOF is in use).
+        bool busy = false;
+        for (uint64_t x = c; x < c + k + count && !busy; ++x) {
+            uint64_t t = x / e;
+            if (t < m_reftable.size() && (m_reftable[t] & k_reftable_offset_mask))
+                busy = CO_TRY(co_await get_refcount(x)) != 0;
+        }
+        if (busy) {
+            m_alloc_floor = std::max(m_alloc_floor, c + k + count);
+            continue;
+        }
+        // Refcounts of the new blocks that land in existing blocks first,
+        // then the blocks themselves (counting the new ones among them),
+        // flushed before the table links them.
+        for (uint64_t j = 0; j < k; ++j) {
+            uint64_t x = c + j;
+            if (std::find(missing.begin(), missing.end(), x / e) == missing.end())
+                CO_TRY(co_await set_refcounts(x, 1, 1));
+        }
+        for (uint64_t j = 0; j < k; ++j) {
+            uint64_t t = missing[j];
+            TablePtr block = m_refcount_cache->create((c + j) << m_cluster_bits);
+            for (uint64_t x = c; x < c + k; ++x)
+                if (x / e == t)
+                    refblock_set(*block, x % e, 1);
+            CO_TRY(co_await m_refcount_cache->write(*block, 0, m_cluster_size));
+            note_write();
+        }
+        if (k) {
+            CO_TRY(co_await flush_covering(m_write_seq));
+            for (uint64_t j = 0; j < k; ++j) {
+                m_reftable[missing[j]] = (c + j) << m_cluster_bits;
+                CO_TRY(co_await write_reftable_entry(missing[j]));
+            }
+        }
+        CO_TRY(co_await set_refcounts(c + k, count, 1));
+        co_return (c + k) << m_cluster_bits;
+    }
+    co_return Error{ErrorKind::NoSpace, "qcow2: cannot allocate a contiguous cluster range", ENOSPC};
 }
 
 Task<Result<void>> Qcow2Node::release_l2_entry(uint64_t entry)

@@ -22,7 +22,7 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
             guest += m_cluster_size;
             continue;
         }
-        uint64_t host = CO_TRY(co_await alloc_clusters(n));
+        uint64_t host = CO_TRY(co_await alloc_some_clusters(n, &n));
         uint64_t host_end = host + n * m_cluster_size;
         if (mode == PreallocMode::Full)
             CO_TRY(co_await m_file->pwrite_zeroes(host, n * m_cluster_size, RequestFlags::None));

@@ -105,15 +105,16 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     if (old.empty())
         co_return uint64_t(0);
     uint64_t n = old.size();
-    uint64_t head = offset_in_cluster(guest);
-    uint64_t data_bytes = std::min(len, n * m_cluster_size - head);
-    uint64_t tail = n * m_cluster_size - head - data_bytes;
-
     uint64_t host = 0;
     {
         auto guard = co_await co_lock(m_meta_lock);
-        host = CO_TRY(co_await alloc_clusters(n));
+        uint64_t got = 0;
+        host = CO_TRY(co_await alloc_some_clusters(n, &got));
+        n = got; // the rest is written by the caller's next round
     }
+    uint64_t head = offset_in_cluster(guest);
+    uint64_t data_bytes = std::min(len, n * m_cluster_size - head);
+    uint64_t tail = n * m_cluster_size - head - data_bytes;
 
     std::vector<uint8_t> head_buf(head), tail_buf(tail);
     auto fill = co_await read_cluster_content(first << m_cluster_bits, old[0], 0, head, head_buf.data());

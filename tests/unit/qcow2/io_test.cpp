@@ -273,3 +273,41 @@ TEST(Qcow2Io, CompressedWritesReadBackWithZlibAndZstd)
         EXPECT_LT(mem->size_bytes(), 40u * 4096);
     }
 }
+
+TEST(Qcow2Io, SequentialWritesWithAsyncCompletions)
+{
+    Qcow2Env env;
+    MemNode* mem = nullptr;
+    const uint64_t size = 3 << 20;
+    auto img = env.create("size=3M,refcount_bits=64,cluster_size=512", &mem);
+    ASSERT_TRUE(img);
+    mem->yield_each_request = true;
+    std::vector<uint8_t> ref(size, 0);
+    std::mt19937 rng(5);
+    for (int i = 0; i < 40; ++i) {
+        uint64_t len = 1 + rng() % 70000;
+        uint64_t off = rng() % (size - len);
+        auto data = pattern(len, i);
+        ASSERT_TRUE(env.write(*img, off, data).ok());
+        std::copy(data.begin(), data.end(), ref.begin() + off);
+    }
+    EXPECT_EQ(env.read(*img, 0, size), ref);
+}
+
+TEST(Qcow2Io, LargeL1GrowthWithTinyRefcountBlocks)
+{
+    // 64 refcounts per block: a 200-cluster L1 needs refcount blocks laid
+    // out around it at the end of the image.
+    Qcow2Env env;
+    auto img = env.create("size=1M,cluster_size=512,refcount_bits=64");
+    ASSERT_TRUE(img);
+    auto data = pattern(300000, 8);
+    ASSERT_TRUE(env.write(*img, 1000, data).ok());
+    ASSERT_TRUE(env.run(img->truncate(800 << 20, PreallocMode::Off, false)).ok());
+    EXPECT_GE(q(*img).header().l1_size, 25600u);
+    auto tail = pattern(70000, 9);
+    ASSERT_TRUE(env.write(*img, (800 << 20) - 70000, tail).ok());
+    EXPECT_EQ(env.read(*img, 1000, data.size()), data);
+    EXPECT_EQ(env.read(*img, (800 << 20) - 70000, tail.size()), tail);
+    expect_clean(env, *img);
+}

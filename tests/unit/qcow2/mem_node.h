@@ -30,10 +30,11 @@ public:
         if (yield_each_request)
             co_await context().loop().yield();
         size_t len = qiov.size();
-        for (size_t i = 0; i < len; ++i) {
-            uint8_t b = offset + i < m_data.size() ? m_data[offset + i] : 0;
-            qiov.copy_in(i, &b, 1);
-        }
+        size_t avail = offset >= m_data.size() ? 0 : std::min<size_t>(len, m_data.size() - offset);
+        if (avail)
+            qiov.copy_in(0, &m_data[offset], avail);
+        if (avail < len)
+            qiov.fill(avail, 0, len - avail);
         ++reads;
         co_return ok();
     }
@@ -64,7 +65,8 @@ public:
     {
         if (yield_each_request)
             co_await context().loop().yield();
-        m_durable = m_data;
+        // Apply what is pending rather than copying the whole image.
+        m_durable = apply(std::move(m_durable), m_pending, nullptr);
         m_pending.clear();
         ++flushes;
         co_return ok();
@@ -79,23 +81,7 @@ public:
 
     // What "disk" could hold after a crash now: the durable image plus a
     // random subset of the writes since the last flush, in issue order.
-    std::vector<uint8_t> crash_image(std::mt19937& rng) const
-    {
-        std::vector<uint8_t> img = m_durable;
-        for (const auto& w : m_pending) {
-            if (w.data.empty()) {
-                if (rng() & 1)
-                    img.resize(w.offset, 0);
-                continue;
-            }
-            if (rng() & 1)
-                continue;
-            if (w.offset + w.data.size() > img.size())
-                img.resize(w.offset + w.data.size(), 0);
-            std::memcpy(&img[w.offset], w.data.data(), w.data.size());
-        }
-        return img;
-    }
+    std::vector<uint8_t> crash_image(std::mt19937& rng) const { return apply(m_durable, m_pending, &rng); }
 
     const std::vector<uint8_t>& data() const { return m_data; }
     std::vector<uint8_t>& mutable_data() { return m_data; }
@@ -111,6 +97,23 @@ private:
         uint64_t offset;
         std::vector<uint8_t> data;
     };
+    // Applies pending writes (each with probability 1/2 when rng is given).
+    static std::vector<uint8_t> apply(std::vector<uint8_t> img, const std::vector<Pending>& pending,
+                                      std::mt19937* rng)
+    {
+        for (const auto& w : pending) {
+            if (rng && ((*rng)() & 1))
+                continue;
+            if (w.data.empty()) {
+                img.resize(w.offset, 0);
+                continue;
+            }
+            if (w.offset + w.data.size() > img.size())
+                img.resize(w.offset + w.data.size(), 0);
+            std::memcpy(&img[w.offset], w.data.data(), w.data.size());
+        }
+        return img;
+    }
     std::vector<uint8_t> m_data;
     std::vector<uint8_t> m_durable;
     std::vector<Pending> m_pending;
