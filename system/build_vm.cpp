@@ -56,6 +56,9 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
     }
 
     vm->machine = TRY(hw::PcMachine::create(pc));
+    vm->block_pool = std::make_unique<ThreadPool>(loop);
+    vm->block_ctx = std::make_unique<block::BlockContext>(loop, *vm->block_pool);
+    vm->disks = TRY(loop.run_until_complete(hw::PcDisks::create(*vm->machine, *vm->block_ctx, cfg.disks)));
     size_t link = 0;
     for (size_t i = 0; i < cfg.serials.size(); i++) {
         if (!pc.serial_present[i])

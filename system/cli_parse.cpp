@@ -28,7 +28,8 @@ Result<ParsedArgs> parse_args(const std::vector<std::string>& argv)
         const std::string& arg = argv[i];
         if (arg.size() < 2 || arg[0] != '-') {
             // QEMU takes a bare argument as the first hard disk image.
-            return Error::not_supported("-hda: unsupported option (disk image '" + arg + "' given as a bare argument)");
+            out.options.push_back({"hda", arg});
+            continue;
         }
         // QEMU accepts both -opt and --opt.
         std::string name = arg.substr(arg[1] == '-' ? 2 : 1);

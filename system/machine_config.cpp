@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "system/drive_options.h"
 #include "util/options.h"
 #include "util/size.h"
 
@@ -241,6 +242,12 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
         return Error::invalid("-initrd only allowed with -kernel option");
     if (args.has("append") && cfg.kernel.empty())
         return Error::invalid("-append only allowed with -kernel option");
+
+    std::vector<DiskArg> disk_args;
+    for (const ParsedOption& o : args.options)
+        if (is_disk_option(o.name) || o.name == "device")
+            disk_args.push_back({o.name, o.value});
+    cfg.disks = TRY(parse_disk_args(disk_args));
 
     cfg.nographic = args.has("nographic");
     for (const std::string& d : args.all("display"))

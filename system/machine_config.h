@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chardev/chardev_spec.h"
+#include "hw/block/drive_config.h"
 #include "system/cli_parse.h"
 #include "util/result.h"
 
@@ -42,6 +43,7 @@ struct MachineConfig {
     RtcBase rtc_base = RtcBase::Utc;
     int64_t rtc_date_epoch_s = 0; // for RtcBase::Date
     std::vector<std::string> notes; // warnings to print (e.g. tcg alias)
+    hw::DiskSetConfig disks;        // -drive, -hdX, -cdrom, -snapshot, disk -device
 };
 
 Result<MachineConfig> build_machine_config(const ParsedArgs& args);

@@ -34,6 +34,10 @@ namespace kiln::system {
 Result<void> reboot_vm(Vm& vm)
 {
     TRY(vm.machine->reset_devices());
+    if (vm.disks) {
+        hw::MachineLock lk(*vm.machine);
+        vm.disks->reset();
+    }
     TRY(load_kernel(vm));
     vm.vcpu->power_on_reset();
     apply_boot_setup(vm.boot, vm.vcpu->state());

@@ -115,6 +115,11 @@ int run_vm(Vm& vm, EventLoop& loop)
     vm.machine->request_stop();
     vm.vcpu->kick();
     vcpu.join();
+    if (vm.disks) { // flush and close the images (qcow2 clean, overlays gone)
+        auto closed = loop.run_until_complete(vm.disks->close());
+        if (!closed.ok())
+            Log::error(closed.error().message());
+    }
     if (sfd >= 0) {
         loop.remove_fd(sfd);
         close(sfd);

@@ -5,13 +5,16 @@
 #include <memory>
 #include <vector>
 
+#include "block/context.h"
 #include "chardev/chardev.h"
 #include "hw/i386/linux_boot.h"
 #include "hw/i386/pc.h"
+#include "hw/i386/pc_disks.h"
 #include "system/machine_config.h"
 #include "system/serial_link.h"
 #include "system/vcpu.h"
 #include "util/event_loop.h"
+#include "util/thread_pool.h"
 
 namespace kiln::system {
 
@@ -21,6 +24,10 @@ struct Vm {
     std::vector<std::unique_ptr<SerialLink>> serial_links;
     std::unique_ptr<hw::PcMachine> machine;
     std::unique_ptr<Vcpu> vcpu;
+    // Disks and the block layer under them; destroyed before the machine.
+    std::unique_ptr<ThreadPool> block_pool;
+    std::unique_ptr<block::BlockContext> block_ctx;
+    std::unique_ptr<hw::PcDisks> disks;
     hw::BootCpuSetup boot;
     bool quit_requested_by_user = false;
 

@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "util/log.h"
+
 namespace kiln::hw {
 
 // Completions take the board's MachineLock, so the vCPU's lock-free
@@ -80,6 +82,23 @@ private:
     std::vector<bool> m_levels;
 };
 
+// The default reaction to werror/rerror=stop: say why and pause the VM.
+class PcDisks::StopHost final : public BlockErrorHost {
+public:
+    explicit StopHost(PcMachine& m)
+        : m_machine(m)
+    {
+    }
+    void block_error_stop(const std::string&, const std::string& reason) override
+    {
+        Log::error(reason);
+        m_machine.request_stop();
+    }
+
+private:
+    PcMachine& m_machine;
+};
+
 PcDisks::PcDisks(PcMachine& machine)
     : m_machine(machine)
     , m_lock(std::make_unique<Lock>(machine))
@@ -104,7 +123,7 @@ Task<Result<std::unique_ptr<PcDisks>>> PcDisks::create(
             (void)co_await d->close();
             co_return Error(drive.error().kind(), dc.origin + ": " + drive.error().message());
         }
-        drive.value()->set_error_host(errors);
+        drive.value()->set_error_host(errors ? errors : d->m_stop_host.get());
         d->m_drives.push_back(std::move(drive).value());
     }
     auto placed = d->place(cfg);

@@ -5,6 +5,10 @@
 // virtio disk (first free slot from 00:03.0, or addr=), whose INTx goes
 // through the PIIX3 PIRQ routing and whose MSI-X goes to the local APIC.
 //
+// A request that fails under werror/rerror=stop pauses the VM: with no
+// `errors` host given, PcDisks prints why (Log::error) and asks the board
+// to stop (MachineEvent::Stop); resume() re-issues the request.
+//
 // Lifetime: create() after the board, reset() on system reset, resume()
 // when the VM continues after a werror/rerror=stop pause, close() (drain
 // and close the images) before the board is destroyed.
@@ -26,7 +30,7 @@ namespace kiln::hw {
 class PcDisks {
 public:
     static Task<Result<std::unique_ptr<PcDisks>>> create(
-        PcMachine& machine, block::BlockContext& ctx, const DiskSetConfig& cfg, BlockErrorHost* errors);
+        PcMachine& machine, block::BlockContext& ctx, const DiskSetConfig& cfg, BlockErrorHost* errors = nullptr);
     ~PcDisks();
     PcDisks(const PcDisks&) = delete;
     PcDisks& operator=(const PcDisks&) = delete;
@@ -49,6 +53,7 @@ private:
     class Lock;
     class Msi;
     class Pirq;
+    class StopHost;
     struct VirtioFn {
         std::unique_ptr<VirtioBlk> blk;
         std::unique_ptr<VirtioPci> pci;
@@ -63,6 +68,7 @@ private:
     std::unique_ptr<Lock> m_lock;
     std::unique_ptr<Msi> m_msi;
     std::unique_ptr<Pirq> m_pirq;
+    std::unique_ptr<StopHost> m_stop_host;
     DeviceIoContext m_io;
     std::vector<std::unique_ptr<Drive>> m_drives;
     std::unique_ptr<PiixIde> m_ide;

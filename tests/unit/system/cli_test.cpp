@@ -23,10 +23,16 @@ std::string error_of(std::vector<std::string> argv)
 TEST(CliParse, GrammarErrors)
 {
     EXPECT_EQ(error_of({"-foo"}), "-foo: invalid option");
-    EXPECT_EQ(error_of({"-drive", "file=x.img"}), "-drive: unsupported option");
-    EXPECT_EQ(error_of({"-snapshot"}), "-snapshot: unsupported option");
+    EXPECT_EQ(error_of({"-fda", "x.img"}), "-fda: unsupported option");
+    EXPECT_EQ(error_of({"-usb"}), "-usb: unsupported option");
     EXPECT_EQ(error_of({"-m"}), "-m: requires an argument");
-    EXPECT_EQ(error_of({"disk.img"}), "-hda: unsupported option (disk image 'disk.img' given as a bare argument)");
+    // A bare argument is the first hard disk, as in QEMU.
+    auto bare = parse_args({"disk.img"});
+    ASSERT_TRUE(bare.ok());
+    ASSERT_NE(bare.value().last("hda"), nullptr);
+    EXPECT_EQ(*bare.value().last("hda"), "disk.img");
+    EXPECT_EQ(error_of({"-drive", "file=x.img,if=scsi"}),
+              "-drive file=x.img,if=scsi: Kiln does not support if=scsi (only ide, virtio and none)");
 }
 
 TEST(CliParse, DoubleDashAndAliases)
