@@ -75,19 +75,24 @@ Task<Result<std::unique_ptr<Drive>>> Drive::open(block::BlockContext& ctx, const
     co_return std::move(d);
 }
 
+block::ImageSpec Drive::image_spec(const std::string& filename, const std::string& format, bool writable) const
+{
+    block::ImageSpec spec;
+    spec.filename = filename;
+    spec.format = format;
+    spec.options = m_config.block_options;
+    spec.flags.read_write = writable;
+    spec.flags.cache = m_config.cache;
+    spec.flags.aio = m_config.aio;
+    return spec;
+}
+
 Task<Result<std::unique_ptr<block::BlockNode>>> Drive::open_snapshot_overlay(
     const std::string& filename, const std::string& format)
 {
     // The base is opened read-only through the overlay's backing link; we
     // only need its size and format first.
-    block::ImageSpec base;
-    base.filename = filename;
-    base.format = format;
-    base.options = m_config.block_options;
-    base.flags.read_write = false;
-    base.flags.cache = m_config.cache;
-    base.flags.aio = m_config.aio;
-    auto base_node = CO_TRY(co_await m_ctx.open_image(base));
+    auto base_node = CO_TRY(co_await m_ctx.open_image(image_spec(filename, format, false)));
     uint64_t size = base_node->size_bytes();
     std::string base_format(base_node->driver_name());
     char resolved[PATH_MAX];
@@ -131,14 +136,7 @@ Task<Result<void>> Drive::open_medium(const std::string& filename, const std::st
     if (m_config.snapshot && writable) {
         root = CO_TRY(co_await open_snapshot_overlay(filename, format));
     } else {
-        block::ImageSpec spec;
-        spec.filename = filename;
-        spec.format = format;
-        spec.options = m_config.block_options;
-        spec.flags.read_write = writable;
-        spec.flags.cache = m_config.cache;
-        spec.flags.aio = m_config.aio;
-        root = CO_TRY(co_await m_ctx.open_image(spec));
+        root = CO_TRY(co_await m_ctx.open_image(image_spec(filename, format, writable)));
         for (const std::string& raw : m_ctx.take_probed_raw())
             Log::warning(block::probed_raw_warning(raw));
     }

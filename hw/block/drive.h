@@ -80,6 +80,7 @@ private:
         , m_config(std::move(cfg))
     {
     }
+    block::ImageSpec image_spec(const std::string& filename, const std::string& format, bool writable) const;
     Task<Result<void>> open_medium(const std::string& filename, const std::string& format);
     Task<Result<std::unique_ptr<block::BlockNode>>> open_snapshot_overlay(
         const std::string& filename, const std::string& format);

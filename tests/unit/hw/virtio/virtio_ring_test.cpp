@@ -23,6 +23,16 @@ protected:
         ASSERT_TRUE(memory->write_value<uint32_t>(at, type).ok());
         ASSERT_TRUE(memory->write_value<uint64_t>(at + 8, 0).ok());
     }
+    void start(uint64_t features)
+    {
+        make_device(raw_disk(1 << 20));
+        init_modern(features);
+    }
+    void kick_expect_reset()
+    {
+        kick();
+        expect_needs_reset_then_recover();
+    }
     void expect_needs_reset_then_recover()
     {
         run_idle(20);
@@ -47,143 +57,116 @@ protected:
 
 TEST_F(VirtioRingTest, DescriptorLoop)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     put_desc(k_desc, 0, 0x50000, 16, 1, 1);
     put_desc(k_desc, 1, 0x50010, 1, 1 | 2, 0); // points back to 0
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, IndirectLoop)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1 | k_f_indirect_desc);
+    start(k_f_version_1 | k_f_indirect_desc);
     header(0x50000);
     put_desc(0x60000, 0, 0x50000, 16, 1, 1);
     put_desc(0x60000, 1, 0x50010, 1, 1 | 2, 1); // points to itself
     put_desc(k_desc, 0, 0x60000, 32, 4, 0);
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, DescriptorOutsideRam)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     add_chain({ { 0x50000, 16, false }, { 0xfff00000u, 4096, true }, { 0x50010, 1, true } });
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, LengthThatWrapsTheAddressSpace)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     add_chain({ { 0x50000, 16, false }, { 0xffffffffffff0000ull, 0x20000, true }, { 0x50010, 1, true } });
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, IndirectTableOfAbsurdLength)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1 | k_f_indirect_desc);
+    start(k_f_version_1 | k_f_indirect_desc);
     put_desc(k_desc, 0, 0x60000, 0xfffffff0u, 4, 0);
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, IndirectTableLengthNotMultipleOf16)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1 | k_f_indirect_desc);
+    start(k_f_version_1 | k_f_indirect_desc);
     put_desc(k_desc, 0, 0x60000, 17, 4, 0);
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, NestedIndirectTable)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1 | k_f_indirect_desc);
+    start(k_f_version_1 | k_f_indirect_desc);
     put_desc(0x60000, 0, 0x61000, 16, 4, 0);
     put_desc(k_desc, 0, 0x60000, 16, 4, 0);
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, IndirectWithoutTheFeature)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     add_chain({ { 0x50000, 16, false }, { 0x50010, 1, true } }, 0x60000);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, AvailIndexJumpsPastQueueSize)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     ASSERT_TRUE(memory->write_value<uint16_t>(k_avail + 2, 40000).ok());
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, HeadOutsideTable)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     publish(k_qsize + 3);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, NextOutsideTable)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     put_desc(k_desc, 0, 0x50000, 16, 1, 200);
     publish(0);
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, MissingStatusByte)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     add_chain({ { 0x50000, 16, false } });
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, ReadableAfterWritable)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     header(0x50000);
     add_chain({ { 0x50000, 16, false }, { 0x50010, 1, true }, { 0x50020, 16, false } });
-    kick();
-    expect_needs_reset_then_recover();
+    kick_expect_reset();
 }
 
 TEST_F(VirtioRingTest, RingsOutsideRam)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     // Re-point the queue at addresses past RAM by resetting and setting it up by hand.
     status(0);
     status(k_status_acknowledge | k_status_driver);
@@ -210,8 +193,7 @@ TEST_F(VirtioRingTest, RingsOutsideRam)
 
 TEST_F(VirtioRingTest, RefillingGuestCannotPinTheVcpu)
 {
-    make_device(raw_disk(1 << 20));
-    init_modern(k_f_version_1);
+    start(k_f_version_1);
     // Each kick handles at most one ring's worth: 16 here.
     for (unsigned i = 0; i < 5; i++)
         request(B::k_t_in, 0, k_bufs, 512, true, 0x50000 + 0x100 * i);
