@@ -342,8 +342,6 @@ void IdeChannel::read_chunk(IdeUnit& u)
 {
     uint32_t n = std::min(u.chunk, u.remaining);
     size_t bytes = size_t(n) * k_sector_bytes;
-    if (u.buf.size() < bytes)
-        u.buf.resize(bytes);
     u.status = k_bsy | k_drdy | k_dsc;
     m_io.start(run_read(unsigned(&u - m_units.data()), u.generation, u.lba* k_sector_bytes, bytes));
 }

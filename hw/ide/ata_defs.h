@@ -1,6 +1,7 @@
 // ATA/ATAPI register bits and command codes (ATA8-ACS, MMC-5, SFF-8038i).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kiln::hw::ata {
@@ -19,6 +20,8 @@ constexpr uint8_t k_ireason_cod = 0x01, k_ireason_io = 0x02;
 constexpr unsigned k_sector_bytes = 512;
 constexpr unsigned k_cd_sector_bytes = 2048;
 constexpr unsigned k_max_mult_sectors = 16;
+// PIO buffer per device: the largest ATAPI DRQ block (byte count 0xfffe).
+constexpr size_t k_pio_buffer_bytes = 65536;
 
 enum Command : uint8_t {
     k_cmd_nop = 0x00,

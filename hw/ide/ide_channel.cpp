@@ -53,6 +53,7 @@ Result<void> IdeChannel::attach(unsigned unit, IdeKind kind, Drive* drive, const
         return Error::invalid("Device needs media, but drive is empty");
     u.kind = kind;
     u.drive = drive;
+    u.buf.assign(k_pio_buffer_bytes, 0);
     u.serial = serial.empty() ? "QM0000" + std::to_string(m_index * 2 + unit + 1) : serial;
     u.model = kind == IdeKind::Cdrom ? "QEMU DVD-ROM" : "QEMU HARDDISK";
     if (kind == IdeKind::Disk) {
@@ -248,8 +249,9 @@ void IdeChannel::cmd_write(uint64_t offset, unsigned size, uint64_t value)
 
 void IdeChannel::pio_start(IdeUnit& u, size_t bytes, PioEnd end)
 {
-    if (u.buf.size() < bytes)
-        u.buf.resize(bytes);
+    // The buffer never moves: a request superseded by a reset may still be
+    // filling it from a worker thread. Blocks are at most 64 KiB - 2.
+    bytes = std::min(bytes, u.buf.size());
     u.pos = 0;
     u.end = bytes;
     u.pio_end = end;
