@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "block/node.h"
@@ -48,6 +49,15 @@ struct FormatDriver {
     std::vector<CreateOptionInfo> (*create_options)();
 };
 
+// A backing file name as recorded in `image` resolved the way QEMU does:
+// absolute names and protocol names ("nbd:...", "json:...") stay as they
+// are; relative names are relative to the directory of `image`.
+std::string resolve_backing_path(const std::string& image, const std::string& backing);
+
+// The three lines qemu-img prints when probing guessed raw for `filename`
+// (no trailing newline).
+std::string probed_raw_warning(const std::string& filename);
+
 class BlockContext {
 public:
     BlockContext(EventLoop& loop, ThreadPool& pool);
@@ -62,6 +72,9 @@ public:
     // Formats Kiln knows, in probe order (an explicit list, see registry.cpp).
     const std::vector<const FormatDriver*>& formats() const { return m_formats; }
     const FormatDriver* find_format(std::string_view name) const;
+    // Adds a format after the built-in ones (tests, experiments); `driver`
+    // must outlive the context.
+    void add_format(const FormatDriver* driver) { m_formats.push_back(driver); }
 
     // Opens the protocol node for a host file (driver "file").
     Task<Result<std::unique_ptr<BlockNode>>> open_file(const std::string& filename, const OptionList& options,
@@ -76,6 +89,20 @@ public:
 
     // Chain depth guard shared by nested open_image calls (backing loops).
     int& open_depth() { return m_open_depth; }
+    static constexpr int k_max_open_depth = 1000;
+
+    // Probes an opened protocol node (its first 2 KiB): the best-scoring
+    // format, or "raw" when nothing matches.
+    Task<Result<std::string>> probe_node(BlockNode& file);
+    // Files that open_image opened as raw because probing guessed it, since
+    // the last call; callers print probed_raw_warning() for each.
+    std::vector<std::string> take_probed_raw() { return std::exchange(m_probed_raw, {}); }
+
+    // Creates (or truncates) a host file of size_bytes as the `file`
+    // protocol's create does, taking QEMU's write+resize locks while it
+    // works. Format drivers call this, then open_file() the result.
+    Task<Result<void>> create_file(const std::string& filename, uint64_t size_bytes, PreallocMode prealloc,
+                                   const OptionList& file_options = {});
 
 private:
     EventLoop& m_loop;
@@ -83,6 +110,10 @@ private:
     std::map<std::string, std::string> m_secrets;
     std::vector<const FormatDriver*> m_formats;
     int m_open_depth = 0;
+    std::vector<std::string> m_probed_raw;
+    // (st_dev, st_ino) of the images whose open is in progress, outermost
+    // first: a backing file equal to one of them is a loop.
+    std::vector<std::pair<uint64_t, uint64_t>> m_open_chain;
 };
 
 } // namespace kiln::block

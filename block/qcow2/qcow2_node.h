@@ -1,0 +1,201 @@
+// Qcow2Node: the qcow2 format driver's node. Its methods are spread over
+// one file per concern (see README.md).
+//
+// Concurrency: every request is a coroutine on the event loop thread.
+// Metadata (L1, L2 tables, refcounts, header) changes only while
+// m_meta_lock is held; the lock is never held across guest data I/O, so
+// reads and writes of allocated clusters run concurrently. Allocating writes
+// additionally own their guest cluster range (m_inflight) so two writes to
+// the same unallocated cluster cannot both allocate it.
+//
+// Crash safety: refcount increments and data are written before a flush,
+// and only then the L2/L1 entries that use them; references are removed
+// (and flushed) before the refcounts they held are decremented. A crash
+// therefore leaks clusters at worst.
+#pragma once
+
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "block/context.h"
+#include "block/node.h"
+#include "block/qcow2/format.h"
+#include "block/qcow2/header.h"
+#include "block/qcow2/table_cache.h"
+#include "util/co_sync.h"
+
+namespace kiln::block::qcow2 {
+
+struct Snapshot {
+    SnapshotInfo info;
+    uint64_t l1_table_offset = 0;
+    uint32_t l1_size = 0;
+    uint32_t vm_state_size32 = 0;
+    // Extra data beyond what Kiln interprets, kept on rewrite.
+    std::vector<uint8_t> extra_unknown;
+};
+
+struct CacheSizes {
+    uint64_t l2_bytes = 0;
+    uint64_t refcount_bytes = 0;
+};
+
+// l2-cache-size / refcount-cache-size / cache-size as QEMU resolves them.
+Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits);
+
+// Snapshot table (de)serialisation.
+Result<std::vector<Snapshot>> parse_snapshot_table(std::span<const uint8_t> bytes, uint32_t count);
+std::vector<uint8_t> serialize_snapshot_table(const std::vector<Snapshot>& snapshots);
+
+// Decompression of one compressed cluster (zlib raw deflate or zstd).
+Result<void> decompress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
+// Compresses one cluster into `out`; NoSpace when it does not fit.
+Result<size_t> compress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
+
+class Qcow2Node final : public BlockNode {
+public:
+    static Task<Result<std::unique_ptr<BlockNode>>> open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
+                                                         const ImageSpec& spec);
+
+    std::string_view driver_name() const override { return "qcow2"; }
+    std::string filename() const override { return m_file->filename(); }
+    uint64_t size_bytes() const override { return m_size; }
+
+    Task<Result<void>> preadv(uint64_t offset, QIov qiov) override;
+    Task<Result<void>> pwritev(uint64_t offset, QIov qiov, RequestFlags flags) override;
+    Task<Result<void>> pwrite_zeroes(uint64_t offset, uint64_t bytes, RequestFlags flags) override;
+    Task<Result<void>> pdiscard(uint64_t offset, uint64_t bytes) override;
+    Task<Result<BlockStatus>> block_status(uint64_t offset, uint64_t bytes) override;
+    Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
+    Task<Result<void>> close() override;
+
+    bool supports_compressed_writes() const override { return true; }
+    Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
+
+    uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
+    std::vector<SnapshotInfo> snapshots() const override;
+    Task<Result<void>> snapshot_load_tmp(const std::string& id, const std::string& name) override;
+
+    bool supports_check() const override { return true; }
+    Task<Result<CheckResult>> check(CheckFix fix) override;
+
+    nlohmann::json format_specific_info() const override;
+    bool dirty() const override { return m_header.incompatible_features & k_incompat_dirty; }
+    std::string backing_file_name() const override { return m_header.backing_file; }
+    std::string backing_format_name() const override { return m_header.backing_format; }
+
+    // For create and tests.
+    const Header& header() const { return m_header; }
+    Task<Result<void>> set_backing(const std::string& name, const std::string& format);
+    // Allocates clusters for [offset, offset+bytes) (preallocation).
+    Task<Result<void>> preallocate(uint64_t offset, uint64_t bytes, PreallocMode mode);
+
+    Qcow2Node(BlockContext& ctx, std::unique_ptr<BlockNode> file);
+
+private:
+    friend class Qcow2Checker;
+
+    // --- open (driver.cpp) ---
+    Task<Result<void>> load(const ImageSpec& spec);
+    Task<Result<void>> open_backing(const ImageSpec& spec);
+    Task<Result<void>> write_header();
+
+    // --- mapping (mapping.cpp) ---
+    uint64_t l1_index(uint64_t guest) const { return guest >> (m_cluster_bits + m_l2_bits); }
+    uint64_t l2_index(uint64_t guest) const { return (guest >> m_cluster_bits) & (m_l2_entries - 1); }
+    uint64_t offset_in_cluster(uint64_t v) const { return v & (m_cluster_size - 1); }
+    // The L2 table for l1 index (nullptr when unallocated).
+    Task<Result<TablePtr>> l2_table_for_read(uint64_t l1_idx);
+    // Same, allocated or copied (COW of a shared table) so it can be
+    // modified. Caller holds m_meta_lock.
+    Task<Result<TablePtr>> l2_table_for_write(uint64_t l1_idx);
+    uint64_t l2_get(const CachedTable& t, uint64_t idx) const { return load_be64(&t.data[idx * 8]); }
+    void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * 8], v); }
+    Task<Result<void>> write_l1_entry(uint64_t l1_idx);
+    Task<Result<void>> grow_l1(uint64_t min_entries);
+    Result<void> check_l2_offset(uint64_t l2_offset, uint64_t l1_idx) const;
+    // Refuses writes on metadata that a corrupted L2 entry could aim at.
+    Task<Result<void>> check_data_write(uint64_t host_offset, uint64_t bytes);
+
+    // --- refcounts and allocation (refcount.cpp) ---
+    uint64_t refblock_entries() const { return (m_cluster_size * 8) >> m_header.refcount_order; }
+    Task<Result<uint64_t>> get_refcount(uint64_t cluster);
+    uint64_t refblock_get(const CachedTable& t, uint64_t idx) const;
+    void refblock_set(CachedTable& t, uint64_t idx, uint64_t v);
+    // Sets the refcount of `count` clusters from `cluster` to `value`
+    // (their refblocks must exist when value > 0 is set on a new range:
+    // alloc_clusters makes sure). Caller holds m_meta_lock.
+    Task<Result<void>> set_refcounts(uint64_t cluster, uint64_t count, uint64_t value);
+    Task<Result<void>> change_refcount(uint64_t cluster, int64_t delta);
+    // Allocates `count` contiguous clusters (refcount 1) and returns the
+    // host offset of the first. Caller holds m_meta_lock.
+    Task<Result<uint64_t>> alloc_clusters(uint64_t count);
+    // Frees clusters referenced by a removed L2 entry (data or compressed).
+    Task<Result<void>> release_l2_entry(uint64_t entry);
+    Task<Result<void>> make_refblock(uint64_t table_index, uint64_t at_cluster);
+    Task<Result<void>> grow_refcount_table(uint64_t at_cluster, uint64_t min_entries);
+    Task<Result<void>> write_reftable_entry(uint64_t idx);
+    uint64_t refcount_max() const
+    {
+        return m_header.refcount_order == 6 ? UINT64_MAX : (1ull << (1u << m_header.refcount_order)) - 1;
+    }
+    // Flushes the file unless every write issued before `seq` is already
+    // flushed. Caller holds m_meta_lock.
+    Task<Result<void>> flush_covering(uint64_t seq);
+    uint64_t note_write() { return ++m_write_seq; }
+
+    // --- read path (read.cpp) ---
+    Task<Result<void>> read_backing(uint64_t offset, QIov qiov);
+    Task<Result<void>> read_compressed(uint64_t l2_entry, uint8_t* cluster_buf);
+    Task<Result<uint64_t>> alloc_bytes(uint64_t size);
+    // Reads one guest cluster's old content (for copy-on-write).
+    Task<Result<void>> read_cluster_content(uint64_t guest_cluster_offset, uint64_t entry, uint64_t from,
+                                            uint64_t len, uint8_t* out);
+
+    // --- write path (write.cpp) ---
+    struct Inflight {
+        uint64_t first = 0, end = 0; // guest clusters [first, end)
+        CoEvent* done;
+    };
+    Task<void> lock_clusters(uint64_t first, uint64_t end, CoEvent& mine);
+    void unlock_clusters(CoEvent& mine);
+    Task<Result<uint64_t>> write_allocating(uint64_t offset, QIov qiov);
+    Task<Result<void>> zero_or_discard_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
+    Task<Result<void>> mark_corrupt(const std::string& why);
+    Task<Result<void>> load_snapshots();
+
+    // --- state ---
+    Header m_header;
+    uint64_t m_size = 0;
+    uint32_t m_cluster_bits = 16;
+    uint64_t m_cluster_size = 65536;
+    uint32_t m_l2_bits = 13;
+    uint64_t m_l2_entries = 8192;
+    uint64_t m_compressed_shift = 0; // csize_shift
+    uint64_t m_compressed_mask = 0;  // csize_mask
+    uint64_t m_compressed_offset_mask = 0;
+    bool m_v3 = true;
+
+    std::vector<uint64_t> m_l1;
+    uint64_t m_l1_offset = 0;
+    std::vector<uint64_t> m_reftable;
+    std::vector<Snapshot> m_snapshots;
+    bool m_snapshot_loaded = false;
+
+    std::unique_ptr<TableCache> m_l2_cache;
+    std::unique_ptr<TableCache> m_refcount_cache;
+    CoMutex m_meta_lock;
+    std::list<Inflight> m_inflight;
+    uint64_t m_free_cluster_hint = 0;
+    uint64_t m_write_seq = 0;
+    uint64_t m_flushed_seq = 0;
+    bool m_closed = false;
+    bool m_allocating_at_end = false; // repair: allocate past everything referenced
+    uint64_t m_alloc_floor = 0;
+    uint64_t m_free_byte_offset = 0; // where the next compressed cluster may go
+};
+
+} // namespace kiln::block::qcow2

@@ -1,0 +1,183 @@
+// Read path and block status. Reads never take the metadata lock except to
+// load an L2 table that is not cached, so reads of allocated clusters run
+// concurrently with each other and with writes.
+#include <cinttypes>
+#include <cstdio>
+
+#include "block/qcow2/qcow2_node.h"
+
+namespace kiln::block::qcow2 {
+
+Task<Result<void>> Qcow2Node::read_backing(uint64_t offset, QIov qiov)
+{
+    uint64_t len = qiov.size();
+    uint64_t avail = 0;
+    if (m_backing && offset < m_backing->size_bytes())
+        avail = std::min<uint64_t>(len, m_backing->size_bytes() - offset);
+    if (avail)
+        CO_TRY(co_await m_backing->preadv(offset, qiov.slice(0, avail)));
+    if (avail < len)
+        qiov.fill(avail, 0, len - avail);
+    co_return ok();
+}
+
+static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size)
+{
+    uint64_t host = entry & k_l2e_offset_mask;
+    if (host & (cluster_size - 1)) {
+        char buf[128];
+        std::snprintf(buf, sizeof(buf), "Corrupt image: cluster allocation offset %#" PRIx64 " unaligned", host);
+        return Error::corrupt(buf);
+    }
+    if (host < cluster_size)
+        return Error::corrupt("Corrupt image: data cluster overlaps the image header");
+    return ok();
+}
+
+Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
+{
+    uint64_t len = qiov.size();
+    uint64_t pos = 0;
+    while (pos < len) {
+        uint64_t guest = offset + pos;
+        uint64_t l1i = l1_index(guest);
+        TablePtr table = CO_TRY(co_await l2_table_for_read(l1i));
+        uint64_t idx = l2_index(guest);
+        uint64_t in = offset_in_cluster(guest);
+        uint64_t entry = table ? l2_get(*table, idx) : 0;
+        ClusterType type = cluster_type(entry, m_v3);
+        uint64_t run = std::min(len - pos, m_cluster_size - in);
+        // Extend over following clusters of the same L2 table that read
+        // the same way (contiguous host clusters for data).
+        if (type != ClusterType::Compressed) {
+            uint64_t i = idx + 1;
+            while (pos + run < len && i < m_l2_entries) {
+                uint64_t next = table ? l2_get(*table, i) : 0;
+                ClusterType nt = cluster_type(next, m_v3);
+                bool same;
+                if (type == ClusterType::Normal)
+                    same = nt == ClusterType::Normal
+                           && (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size;
+                else if (type == ClusterType::Unallocated)
+                    same = nt == ClusterType::Unallocated;
+                else
+                    same = nt == ClusterType::ZeroPlain || nt == ClusterType::ZeroAlloc;
+                if (!same)
+                    break;
+                run += std::min(len - pos - run, m_cluster_size);
+                ++i;
+            }
+        }
+        QIov part = qiov.slice(pos, run);
+        switch (type) {
+        case ClusterType::Unallocated:
+            CO_TRY(co_await read_backing(guest, part));
+            break;
+        case ClusterType::ZeroPlain:
+        case ClusterType::ZeroAlloc:
+            part.fill(0, 0, run);
+            break;
+        case ClusterType::Normal: {
+            CO_TRY(check_data_offset(entry, m_cluster_size));
+            uint64_t host = (entry & k_l2e_offset_mask) + in;
+            uint64_t file_size = m_file->size_bytes();
+            uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
+            if (avail)
+                CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
+            if (avail < run)
+                part.fill(avail, 0, run - avail);
+            break;
+        }
+        case ClusterType::Compressed: {
+            std::vector<uint8_t> buf(m_cluster_size);
+            CO_TRY(co_await read_compressed(entry, buf.data()));
+            part.copy_in(0, buf.data() + in, run);
+            break;
+        }
+        }
+        pos += run;
+    }
+    co_return ok();
+}
+
+Task<Result<void>> Qcow2Node::read_cluster_content(uint64_t guest_cluster, uint64_t entry, uint64_t from,
+                                                   uint64_t len, uint8_t* out)
+{
+    if (len == 0)
+        co_return ok();
+    switch (cluster_type(entry, m_v3)) {
+    case ClusterType::Unallocated:
+        CO_TRY(co_await read_backing(guest_cluster + from, QIov(out, len)));
+        break;
+    case ClusterType::ZeroPlain:
+    case ClusterType::ZeroAlloc:
+        std::memset(out, 0, len);
+        break;
+    case ClusterType::Normal:
+        CO_TRY(check_data_offset(entry, m_cluster_size));
+        CO_TRY(co_await read_clamped(*m_file, (entry & k_l2e_offset_mask) + from, out, len));
+        break;
+    case ClusterType::Compressed: {
+        std::vector<uint8_t> buf(m_cluster_size);
+        CO_TRY(co_await read_compressed(entry, buf.data()));
+        std::memcpy(out, buf.data() + from, len);
+        break;
+    }
+    }
+    co_return ok();
+}
+
+Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t bytes)
+{
+    BlockStatus s;
+    if (bytes == 0 || offset >= m_size) {
+        s.bytes = bytes;
+        co_return s;
+    }
+    bytes = std::min(bytes, m_size - offset);
+    TablePtr table = CO_TRY(co_await l2_table_for_read(l1_index(offset)));
+    uint64_t idx = l2_index(offset);
+    uint64_t in = offset_in_cluster(offset);
+    uint64_t entry = table ? l2_get(*table, idx) : 0;
+    ClusterType type = cluster_type(entry, m_v3);
+    uint64_t run = std::min(bytes, m_cluster_size - in);
+    for (uint64_t i = idx + 1; run < bytes && i < m_l2_entries; ++i) {
+        uint64_t next = table ? l2_get(*table, i) : 0;
+        ClusterType nt = cluster_type(next, m_v3);
+        bool same = nt == type;
+        if (same && (type == ClusterType::Normal || type == ClusterType::ZeroAlloc))
+            same = (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size;
+        if (same && type == ClusterType::Compressed)
+            same = false;
+        if (!same)
+            break;
+        run += std::min(bytes - run, m_cluster_size);
+    }
+    s.bytes = run;
+    switch (type) {
+    case ClusterType::Unallocated:
+        if (!m_backing)
+            s.flags = BlockStatus::Zero;
+        break;
+    case ClusterType::ZeroPlain:
+        s.flags = BlockStatus::Zero | BlockStatus::Allocated;
+        break;
+    case ClusterType::ZeroAlloc:
+        s.flags = BlockStatus::Zero | BlockStatus::Allocated | BlockStatus::OffsetValid;
+        s.host_offset = (entry & k_l2e_offset_mask) + in;
+        s.host_node = m_file.get();
+        break;
+    case ClusterType::Normal:
+        s.flags = BlockStatus::Data | BlockStatus::Allocated | BlockStatus::OffsetValid;
+        s.host_offset = (entry & k_l2e_offset_mask) + in;
+        s.host_node = m_file.get();
+        break;
+    case ClusterType::Compressed:
+        s.flags = BlockStatus::Data | BlockStatus::Allocated;
+        s.compressed = true;
+        break;
+    }
+    co_return s;
+}
+
+} // namespace kiln::block::qcow2
