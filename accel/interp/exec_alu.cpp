@@ -2,30 +2,11 @@
 // NEG/NOT, MUL/IMUL/DIV/IDIV, sign/zero extension, XCHG/XADD/CMPXCHG,
 // CMOVcc/SETcc, BCD adjustments, LAHF/SAHF, flag-bit instructions.
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
-
-namespace {
-
-inline uint64_t size_mask(unsigned size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
-
-inline int64_t sign_extend(uint64_t v, unsigned size)
-{
-    switch (size) {
-    case 1:
-        return int8_t(v);
-    case 2:
-        return int16_t(v);
-    case 4:
-        return int32_t(v);
-    default:
-        return int64_t(v);
-    }
-}
-
-} // namespace
 
 // ALU operation `op` (ADD OR ADC SBB AND SUB XOR CMP) on a and b; returns
 // the result and records flags. CMP's result is not written by callers.
@@ -69,6 +50,32 @@ static uint64_t alu_op(InterpreterImpl& cpu, unsigned op, unsigned size, uint64_
         f.set(FlagOp::Logic, size, r, 0, 0);
         return r;
     }
+}
+
+// Two- and three-operand IMUL: the product truncated to `size`, with
+// CF=OF set when it did not fit (SF/ZF/PF from the result, as Intel cores do).
+static uint64_t imul_truncated(InterpreterImpl& cpu, uint64_t a, uint64_t b, unsigned size)
+{
+    uint64_t lo;
+    bool overflow;
+    if (size == 8) {
+        __int128 p = __int128(int64_t(a)) * int64_t(b);
+        lo = uint64_t(p);
+        overflow = p != __int128(int64_t(lo));
+    } else {
+        int64_t p = sign_extend(a, size) * sign_extend(b, size);
+        lo = uint64_t(p) & size_mask(size);
+        overflow = p != sign_extend(lo, size);
+    }
+    uint64_t f = overflow ? (k_flag_cf | k_flag_of) : 0;
+    if ((lo >> (size * 8 - 1)) & 1)
+        f |= k_flag_sf;
+    if (lo == 0)
+        f |= k_flag_zf;
+    if (parity_even(lo))
+        f |= k_flag_pf;
+    cpu.set_arith_flags(f);
+    return lo;
 }
 
 static void exec_group3(InterpreterImpl& cpu, const DecodedInsn& d, unsigned size)
@@ -380,56 +387,12 @@ bool InterpreterImpl::exec_alu(const DecodedInsn& d)
         }
         return false; // ARPL: system
     case 0x69:
-    case 0x6b: { // IMUL r, r/m, imm
-        uint64_t a = read_rm(d, size);
-        int64_t imm = sign_extend(d.imm, d.imm_size);
-        uint64_t lo;
-        bool overflow;
-        if (size == 8) {
-            __int128 p = __int128(int64_t(a)) * imm;
-            lo = uint64_t(p);
-            overflow = p != __int128(int64_t(lo));
-        } else {
-            int64_t p = sign_extend(a, size) * imm;
-            lo = uint64_t(p) & size_mask(size);
-            overflow = p != sign_extend(lo, size);
-        }
-        set_reg(d.reg, size, lo);
-        uint64_t f = overflow ? (k_flag_cf | k_flag_of) : 0;
-        if ((lo >> (size * 8 - 1)) & 1)
-            f |= k_flag_sf;
-        if (lo == 0)
-            f |= k_flag_zf;
-        if (parity_even(lo))
-            f |= k_flag_pf;
-        set_arith_flags(f);
+    case 0x6b: // IMUL r, r/m, imm
+        set_reg(d.reg, size, imul_truncated(*this, read_rm(d, size), uint64_t(sign_extend(d.imm, d.imm_size)), size));
         return true;
-    }
-    case 0x1af: { // IMUL r, r/m
-        uint64_t a = read_rm(d, size);
-        uint64_t b = reg(d.reg, size);
-        uint64_t lo;
-        bool overflow;
-        if (size == 8) {
-            __int128 p = __int128(int64_t(a)) * int64_t(b);
-            lo = uint64_t(p);
-            overflow = p != __int128(int64_t(lo));
-        } else {
-            int64_t p = sign_extend(a, size) * sign_extend(b, size);
-            lo = uint64_t(p) & size_mask(size);
-            overflow = p != sign_extend(lo, size);
-        }
-        set_reg(d.reg, size, lo);
-        uint64_t f = overflow ? (k_flag_cf | k_flag_of) : 0;
-        if ((lo >> (size * 8 - 1)) & 1)
-            f |= k_flag_sf;
-        if (lo == 0)
-            f |= k_flag_zf;
-        if (parity_even(lo))
-            f |= k_flag_pf;
-        set_arith_flags(f);
+    case 0x1af: // IMUL r, r/m
+        set_reg(d.reg, size, imul_truncated(*this, read_rm(d, size), reg(d.reg, size), size));
         return true;
-    }
     case 0x80:
     case 0x81:
     case 0x82:

@@ -1,14 +1,13 @@
 // Shifts and rotates (incl. RCL/RCR, SHLD/SHRD), bit tests, bit scans,
 // POPCNT. Their flags are computed eagerly: the rules differ per count.
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
 
 namespace {
-
-inline uint64_t size_mask(unsigned size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
 
 uint64_t szp_flags(uint64_t r, unsigned size)
 {

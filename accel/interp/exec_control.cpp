@@ -2,28 +2,13 @@
 // PUSH/POP in all forms, PUSHA/POPA, PUSHF/POPF, ENTER/LEAVE, INT n/INT3/
 // INTO/INT1, IRET, segment register moves and far-pointer loads.
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
 
 namespace {
-
-inline int64_t sext(uint64_t v, unsigned size)
-{
-    switch (size) {
-    case 1:
-        return int8_t(v);
-    case 2:
-        return int16_t(v);
-    case 4:
-        return int32_t(v);
-    default:
-        return int64_t(v);
-    }
-}
-
-inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 } // namespace
 
@@ -59,7 +44,7 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
     CpuState& s = m_s;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
         if (cond(op & 0xf))
-            jump_near(m_next_rip + uint64_t(sext(d.imm, d.imm_size)));
+            jump_near(m_next_rip + uint64_t(sign_extend(d.imm, d.imm_size)));
         return true;
     }
     if (op >= 0x50 && op <= 0x57) {
@@ -76,10 +61,10 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
     switch (op) {
     case 0xeb:
     case 0xe9:
-        jump_near(m_next_rip + uint64_t(sext(d.imm, d.imm_size)));
+        jump_near(m_next_rip + uint64_t(sign_extend(d.imm, d.imm_size)));
         return true;
     case 0xe8: {
-        uint64_t target = m_next_rip + uint64_t(sext(d.imm, d.imm_size));
+        uint64_t target = m_next_rip + uint64_t(sign_extend(d.imm, d.imm_size));
         uint64_t ret = m_next_rip;
         push(ret, size);
         jump_near(target);
@@ -117,12 +102,12 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
         else if (op == 0xe1)
             take = take && cond(4);
         if (take)
-            jump_near(m_next_rip + uint64_t(sext(d.imm, 1)));
+            jump_near(m_next_rip + uint64_t(sign_extend(d.imm, 1)));
         return true;
     }
     case 0xe3: // JCXZ / JECXZ / JRCXZ
         if ((s.gpr[k_rcx] & addr_mask(d.addrsize)) == 0)
-            jump_near(m_next_rip + uint64_t(sext(d.imm, 1)));
+            jump_near(m_next_rip + uint64_t(sign_extend(d.imm, 1)));
         return true;
     case 0xff: {
         unsigned r = d.reg & 7;
@@ -174,7 +159,7 @@ bool InterpreterImpl::exec_control(const DecodedInsn& d)
     }
     case 0x68:
     case 0x6a:
-        push(uint64_t(sext(d.imm, d.imm_size)), size);
+        push(uint64_t(sign_extend(d.imm, d.imm_size)), size);
         return true;
     case 0x06:
     case 0x0e:

@@ -3,14 +3,13 @@
 #include <cstring>
 
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
 
 namespace {
-
-inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 // A REP instruction yields after this many iterations so interrupts and
 // kicks are seen; it resumes by re-executing itself.

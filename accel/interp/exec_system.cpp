@@ -2,14 +2,13 @@
 // CPUID, TSC, SYSCALL/SYSRET, SYSENTER/SYSEXIT, SWAPGS, HLT, CLI/STI,
 // LAR/LSL/VERR/VERW/ARPL, CMPXCHG8B/16B, fences and cache control.
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
 
 namespace {
-
-inline uint64_t addr_mask(unsigned addrsize) { return addrsize == 2 ? 0xffff : addrsize == 4 ? 0xffffffff : ~0ull; }
 
 SegmentCache flat_segment(uint16_t selector, bool code, bool long64, unsigned dpl)
 {

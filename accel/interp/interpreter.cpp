@@ -300,6 +300,7 @@ void InterpreterImpl::execute_one()
             next &= m_code_size == CodeSize::Bits16 ? 0xffff : 0xffffffff;
         m_next_rip = next;
         const uint8_t shadow_before = m_s.events.interrupt_shadow;
+        const bool single_step = m_s.rflags & k_flag_tf;
         m_new_shadow = 0;
         execute(d);
         m_s.rip = m_next_rip;
@@ -307,6 +308,13 @@ void InterpreterImpl::execute_one()
         if (shadow_before && !m_new_shadow)
             m_check_irq = true;
         m_retired++;
+        // Single-step trap after an instruction that started with TF set
+        // (and did not clear it by delivering an event); MOV SS delays it.
+        if (single_step && (m_s.rflags & k_flag_tf) && !(m_new_shadow & PendingEvents::k_shadow_mov_ss)) [[unlikely]] {
+            m_s.dr[6] |= 1u << 14; // BS
+            deliver(k_db, EventKind::Exception, false, 0, m_s.rip);
+            m_block_end = true;
+        }
     } catch (const CpuException& e) {
         m_s.events.interrupt_shadow = 0;
         m_s.rip = start_rip;

@@ -195,6 +195,11 @@ struct Msrs {
     uint64_t mtrr_var_mask[k_mtrr_var_count] = {};
     uint64_t mcg_status = 0;
     uint64_t spec_ctrl = 0;
+    // KVM paravirtual clock (MSR_KVM_SYSTEM_TIME_NEW): guest address of the
+    // per-CPU time structure | enable bit; zero unless the CPU model
+    // advertises kvmclock (only KVM does today). The wall-clock MSR is a
+    // write-only trigger and not CPU state.
+    uint64_t kvm_system_time = 0;
 };
 
 // Events between instructions: what the CPU owes the guest next.

@@ -121,13 +121,42 @@ std::vector<uint8_t> build_dsdt_aml()
     pkg_length(aml, pkg.size());
     aml.insert(aml.end(), pkg.begin(), pkg.end());
 
-    // Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _ADR 0, _UID 0 } }
+    // Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _ADR 0, _UID 0, _PRT } }
     std::vector<uint8_t> pci_body;
     pci_body.push_back(0x08);
     name_seg(pci_body, "_HID");
     eisa_id(pci_body, "PNP0A03");
     name_integer(pci_body, "_ADR", 0);
     name_integer(pci_body, "_UID", 0);
+    // _PRT (APIC mode): slot s, INTx pin p (0 = INTA) -> GSI 16 + (s + p) % 4,
+    // the PIIX3 swizzle onto PIRQA-D, which the board wires to IOAPIC 16-19.
+    std::vector<uint8_t> prt;
+    unsigned entries = 0;
+    for (unsigned slot = 1; slot < 32; slot++) {
+        for (unsigned pin = 0; pin < 4; pin++) {
+            std::vector<uint8_t> e = {0x04};                  // NumElements
+            uint32_t addr = (slot << 16) | 0xffff;            // any function
+            e.push_back(0x0c);                                // DWordConst
+            for (unsigned i = 0; i < 4; i++)
+                e.push_back(uint8_t(addr >> (8 * i)));
+            e.push_back(0x0a);                                // BytePrefix
+            e.push_back(uint8_t(pin));
+            e.push_back(0x00);                                // Source: none (GSI)
+            e.push_back(0x0a);
+            e.push_back(uint8_t(16 + (slot + pin) % 4));      // SourceIndex: GSI
+            prt.push_back(0x12);                              // PackageOp
+            pkg_length(prt, e.size());
+            prt.insert(prt.end(), e.begin(), e.end());
+            entries++;
+        }
+    }
+    pci_body.push_back(0x08);
+    name_seg(pci_body, "_PRT");
+    pci_body.push_back(0x12);
+    std::vector<uint8_t> prt_pkg = {uint8_t(entries)};
+    prt_pkg.insert(prt_pkg.end(), prt.begin(), prt.end());
+    pkg_length(pci_body, prt_pkg.size());
+    pci_body.insert(pci_body.end(), prt_pkg.begin(), prt_pkg.end());
     std::vector<uint8_t> scope_body;
     scope_body.push_back('\\');
     name_seg(scope_body, "_SB_");

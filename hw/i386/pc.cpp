@@ -108,7 +108,7 @@ Result<void> PcMachine::build()
     m_port92 = std::make_unique<Port92>(reset_request);
     m_reset_control = std::make_unique<ResetControl>(reset_request);
     m_pci = std::make_unique<PciHost>(m_reset_control.get());
-    m_piix3 = std::make_unique<Piix3IsaBridge>(m_isa_router);
+    m_piix3 = std::make_unique<Piix3IsaBridge>(m_isa_router, m_ioapic.get());
     TRY(m_pci->attach(0, 0, m_host_bridge));
     TRY(m_pci->attach(1, 0, *m_piix3));
     m_acpi_pm = std::make_unique<AcpiPm>(m_clock, m_isa_irq[AcpiPm::k_sci_irq],

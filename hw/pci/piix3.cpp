@@ -2,8 +2,8 @@
 
 namespace kiln::hw {
 
-Piix3IsaBridge::Piix3IsaBridge(IrqSink& isa_irqs)
-    : PciDevice(0x8086, 0x7000, 0x06010000, 0x80), m_isa(isa_irqs) // multi-function
+Piix3IsaBridge::Piix3IsaBridge(IrqSink& isa_irqs, IrqSink* apic_pirqs)
+    : PciDevice(0x8086, 0x7000, 0x06010000, 0x80), m_isa(isa_irqs), m_apic(apic_pirqs) // multi-function
 {
     set_writable(0x60, 4, 0x8f);
     reset();
@@ -37,7 +37,10 @@ int Piix3IsaBridge::route(unsigned n) const
 
 void Piix3IsaBridge::set_pirq(unsigned n, bool level)
 {
+    bool changed = m_pirq[n & 3] != level;
     m_pirq[n & 3] = level;
+    if (changed && m_apic)
+        m_apic->set_irq(k_first_pirq_gsi + (n & 3), level);
     update();
 }
 

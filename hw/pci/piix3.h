@@ -14,8 +14,10 @@ namespace kiln::hw {
 class Piix3IsaBridge final : public PciDevice {
 public:
     // isa_irqs receives ISA IRQ levels (pins 0..15), normally the board's
-    // GSI fan-out to the PIC and IOAPIC.
-    explicit Piix3IsaBridge(IrqSink& isa_irqs);
+    // GSI fan-out to the PIC and IOAPIC. apic_pirqs, if given, also gets
+    // PIRQ n on pin 16 + n: the GSIs the DSDT's _PRT names in APIC mode.
+    explicit Piix3IsaBridge(IrqSink& isa_irqs, IrqSink* apic_pirqs = nullptr);
+    static constexpr unsigned k_first_pirq_gsi = 16;
     std::string name() const override { return "PIIX3"; }
     void reset() override;
     void config_write(unsigned offset, unsigned size, uint32_t value) override;
@@ -30,6 +32,7 @@ public:
 private:
     void update();
     IrqSink& m_isa;
+    IrqSink* m_apic;
     bool m_pirq[4] = {};
     uint16_t m_driven = 0; // ISA IRQs currently asserted by us
 };

@@ -22,29 +22,98 @@ using namespace kiln::accel;
 
 namespace {
 
+// Just enough of a 16550 at 0x3F8 for Linux's 8250 driver: output only,
+// THR-empty interrupts on IRQ 4 (vector 0x34 once Linux has programmed
+// the 8259s), everything else reads as an idle port.
 class ProbeHost : public oracle::FakeHost {
 public:
     using FakeHost::FakeHost;
     uint32_t pio_read(uint16_t port, unsigned size) override
     {
-        if (port == 0x3fd)
-            return 0x60; // 8250 LSR: transmitter empty
-        return FakeHost::pio_read(port, size);
+        if (port < 0x3f8 || port > 0x3ff)
+            return FakeHost::pio_read(port, size);
+        bool dlab = m_lcr & 0x80;
+        switch (port - 0x3f8) {
+        case 0:
+            return dlab ? m_dll : 0;
+        case 1:
+            return dlab ? m_dlm : m_ier;
+        case 2: { // IIR: THR empty pending (reading clears it), else none
+            uint8_t fifo = (m_fcr & 1) ? 0xc0 : 0;
+            if (m_thre_pending && (m_ier & 2)) {
+                m_thre_pending = false;
+                return fifo | 0x02;
+            }
+            return fifo | 0x01;
+        }
+        case 3:
+            return m_lcr;
+        case 4:
+            return m_mcr;
+        case 5:
+            return 0x60; // LSR: transmitter empty, no data
+        case 6: // MSR: loopback mirrors MCR, otherwise CTS/DSR/DCD
+            if (m_mcr & 0x10)
+                return ((m_mcr & 1) << 5) | ((m_mcr & 2) << 3) | ((m_mcr & 4) << 4) | ((m_mcr & 8) << 4);
+            return 0xb0;
+        default:
+            return m_scr;
+        }
     }
     void pio_write(uint16_t port, unsigned size, uint32_t value) override
     {
-        if (port == 0x3f8) {
-            fputc(int(value & 0xff), stdout);
-            fflush(stdout);
+        if (port < 0x3f8 || port > 0x3ff)
+            return;
+        uint8_t v = uint8_t(value);
+        bool dlab = m_lcr & 0x80;
+        switch (port - 0x3f8) {
+        case 0:
+            if (dlab) {
+                m_dll = v;
+            } else if (!(m_mcr & 0x10)) {
+                fputc(v, stdout);
+                fflush(stdout);
+                m_thre_pending = true;
+            }
+            break;
+        case 1:
+            if (dlab) {
+                m_dlm = v;
+            } else {
+                m_ier = v & 0x0f;
+                if (m_ier & 2)
+                    m_thre_pending = true;
+            }
+            break;
+        case 2:
+            m_fcr = v;
+            break;
+        case 3:
+            m_lcr = v;
+            break;
+        case 4:
+            m_mcr = v & 0x1f;
+            break;
+        case 7:
+            m_scr = v;
+            break;
+        default:
+            break;
         }
     }
+    bool interrupt_pending() override { return m_thre_pending && (m_ier & 2) && (m_mcr & 8); }
+    uint8_t acknowledge_interrupt() override { return 0x34; }
     uint64_t virtual_clock_ns() override
     {
         return uint64_t(
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
                 .count());
     }
-    bool wait_for_interrupt() override { return false; }
+    bool wait_for_interrupt() override { return interrupt_pending(); }
+
+private:
+    uint8_t m_ier = 0, m_lcr = 0, m_mcr = 0, m_fcr = 0, m_scr = 0, m_dll = 0, m_dlm = 0;
+    bool m_thre_pending = false;
 };
 
 struct Elf64Header {

@@ -7,22 +7,12 @@
 #include <gtest/gtest.h>
 
 #include "accel/interp/decoder.h"
+#include "tests/oracle/generators.h"
 
 using namespace kiln::accel::interp;
+using kiln::oracle::Rng;
 
 namespace {
-
-struct Rng {
-    uint64_t s;
-    uint64_t next()
-    {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        return s;
-    }
-    unsigned below(unsigned n) { return unsigned(next() % n); }
-};
 
 std::string hex(const uint8_t* b, size_t n)
 {

@@ -344,3 +344,78 @@ TEST(InterpSystem, ProtectedModeSegmentLimit)
     std::memcpy(&err, host.ram(0x8000 - 16), 4);
     EXPECT_EQ(err, 0x28u);
 }
+
+TEST(InterpSystem, SingleStepTrap)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    host.write(0x100000, { 0x90, 0x90, 0xf4 });
+    s.rip = 0x100000;
+    s.gpr[x86::k_rsp] = 0x8000;
+    s.rflags |= x86::k_flag_tf;
+    cpu->run(1);
+    EXPECT_EQ(delivered_vector(s), 1);
+    EXPECT_EQ(read64(host, 0x8000 - 40), 0x100001u); // trap after the first NOP
+    EXPECT_TRUE(s.dr[6] & (1u << 14));
+    EXPECT_FALSE(s.rflags & x86::k_flag_tf); // cleared by the delivery
+}
+
+TEST(InterpSystem, InterruptStackTable)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    // Vector 6 uses IST 2, which points at its own stack.
+    host.ram(k_idt + 6 * 16 + 4)[0] = 2;
+    uint64_t ist2 = 0x70000;
+    std::memcpy(host.ram(k_tss + 0x24 + 8), &ist2, 8);
+    host.write(0x100000, { 0x0f, 0x0b }); // ud2
+    s.rip = 0x100000;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(1);
+    EXPECT_EQ(delivered_vector(s), 6);
+    EXPECT_EQ(read64(host, ist2 - 40), 0x100000u); // RIP of the frame on the IST stack
+    EXPECT_EQ(read64(host, ist2 - 16), 0x8000u); // the interrupted RSP
+}
+
+TEST(InterpSystem, FxsaveFxrstorRoundTrip)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    s.fpu.xmm[0].q[0] = 0x1122334455667788ull;
+    s.fpu.xmm[0].q[1] = 0x99aabbccddeeff00ull;
+    s.fpu.xmm[15].q[1] = 0x0123456789abcdefull;
+    s.fpu.mxcsr = 0x3f80;
+    s.fpu.fcw = 0x27f;
+    // fxsave [rbx]; xor rax,rax; movq xmm0, rax; fxrstor [rbx]; ud2
+    host.write(0x100000,
+        { 0x0f, 0xae, 0x03, 0x48, 0xc7, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x66, 0x48, 0x0f, 0x6e, 0xc0, 0x0f, 0xae, 0x0b,
+            0x0f, 0x0b });
+    s.rip = 0x100000;
+    s.gpr[x86::k_rbx] = 0x200000;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(10);
+    EXPECT_EQ(delivered_vector(s), 6);
+    EXPECT_EQ(s.fpu.xmm[0].q[0], 0x1122334455667788ull);
+    EXPECT_EQ(s.fpu.xmm[0].q[1], 0x99aabbccddeeff00ull);
+    EXPECT_EQ(s.fpu.xmm[15].q[1], 0x0123456789abcdefull);
+    uint32_t mxcsr;
+    std::memcpy(&mxcsr, host.ram(0x200000 + 24), 4);
+    EXPECT_EQ(mxcsr, 0x3f80u);
+    uint16_t fcw;
+    std::memcpy(&fcw, host.ram(0x200000), 2);
+    EXPECT_EQ(fcw, 0x27fu);
+    // A misaligned FXSAVE area is #GP.
+    cpu->reset(x86::ResetKind::PowerOn);
+    setup_long_mode(*cpu, host, 0);
+    s.rip = 0x100000;
+    s.gpr[x86::k_rbx] = 0x200008;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(2);
+    EXPECT_EQ(delivered_vector(s), 13);
+}

@@ -125,10 +125,22 @@ TEST(AcpiTables, DsdtAmlEncodesS5AndPciRoot)
     const uint8_t s5[] = {0x08, '\\', '_', 'S', '5', '_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00};
     ASSERT_GE(aml.size(), sizeof s5);
     EXPECT_EQ(std::memcmp(aml.data(), s5, sizeof s5), 0);
-    // ScopeOp with a one-byte PkgLength that covers the rest of the block.
+    // ScopeOp whose PkgLength covers exactly the rest of the block.
     size_t scope = sizeof s5;
     ASSERT_EQ(aml[scope], 0x10);
-    EXPECT_EQ(size_t(aml[scope + 1]), aml.size() - scope - 1);
+    uint8_t lead = aml[scope + 1];
+    unsigned extra = lead >> 6;
+    size_t len = extra ? (lead & 0x0f) : (lead & 0x3f);
+    for (unsigned i = 0; i < extra; i++)
+        len |= size_t(aml[scope + 2 + i]) << (4 + 8 * i);
+    EXPECT_EQ(len, aml.size() - scope - 1);
+    // _PRT: slot 3 INTA -> GSI 19, slot 3 INTB -> GSI 16 (the PIIX3 swizzle).
+    const uint8_t slot3_inta[] = {0x04, 0x0c, 0xff, 0xff, 0x03, 0x00, 0x0a, 0x00, 0x00, 0x0a, 19};
+    const uint8_t slot3_intb[] = {0x04, 0x0c, 0xff, 0xff, 0x03, 0x00, 0x0a, 0x01, 0x00, 0x0a, 16};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), slot3_inta, slot3_inta + sizeof slot3_inta), aml.end());
+    EXPECT_NE(std::search(aml.begin(), aml.end(), slot3_intb, slot3_intb + sizeof slot3_intb), aml.end());
+    const char prt[] = "_PRT";
+    EXPECT_NE(std::search(aml.begin(), aml.end(), prt, prt + 4), aml.end());
     // PNP0A03 as an EISA id.
     const uint8_t hid[] = {0x0c, 0x41, 0xd0, 0x0a, 0x03};
     EXPECT_NE(std::search(aml.begin(), aml.end(), hid, hid + 5), aml.end());

@@ -76,6 +76,13 @@ TEST_F(PciFixture, PirqRoutingDrivesIsaIrq)
     cfg_write(1, 0, 0x60, 1, 0x80);
     EXPECT_FALSE(isa.level(11));
     EXPECT_EQ(Piix3IsaBridge::pirq_for(3, 1), 3u);
+    // With an APIC sink, PIRQ n is also GSI 16 + n, routed or not.
+    IrqRecorder apic;
+    Piix3IsaBridge with_apic(isa, &apic);
+    with_apic.set_pirq(2, true);
+    EXPECT_TRUE(apic.level(18));
+    with_apic.set_pirq(2, false);
+    EXPECT_FALSE(apic.level(18));
     EXPECT_EQ(Piix3IsaBridge::pirq_for(3, 2), 0u);
 }
 

@@ -1,0 +1,170 @@
+// KvmVcpu: interrupt injection before KVM_RUN and the exits after it.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "accel/kvm/kvm_state.h"
+#include "accel/kvm/kvm_vcpu.h"
+#include "util/log.h"
+
+namespace kiln::accel::kvm {
+
+namespace {
+
+const char* internal_error_name(uint32_t suberror)
+{
+    switch (suberror) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+        return "emulation failure";
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+        return "simultaneous exceptions";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+        return "event delivery failed";
+    case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+        return "unexpected exit reason";
+    default:
+        return "unknown";
+    }
+}
+
+} // namespace
+
+Result<void> KvmVcpu::inject_events()
+{
+    if (m_host.nmi_pending()) {
+        // KVM queues the NMI and delivers it when NMIs are unblocked.
+        if (ioctl(m_fd, KVM_NMI) < 0)
+            return ioctl_error("KVM_NMI", errno);
+        m_host.acknowledge_nmi();
+        m_stats.nmis_injected++;
+    }
+    m_run->request_interrupt_window = 0;
+    if (!m_host.interrupt_pending())
+        return {};
+    // The window fields describe the CPU only after a KVM_RUN; before the
+    // first one (or after new state was written) ask KVM to find out.
+    if (m_run_fields_valid && m_run->ready_for_interrupt_injection && m_run->if_flag) {
+        kvm_interrupt irq {};
+        irq.irq = m_host.acknowledge_interrupt();
+        if (ioctl(m_fd, KVM_INTERRUPT, &irq) < 0)
+            return ioctl_error("KVM_INTERRUPT", errno);
+        m_stats.interrupts_injected++;
+    } else {
+        m_run->request_interrupt_window = 1;
+    }
+    return {};
+}
+
+void KvmVcpu::handle_io()
+{
+    auto& io = m_run->io;
+    unsigned size = io.size;
+    uint64_t end = uint64_t(io.data_offset) + uint64_t(size) * io.count;
+    if ((size != 1 && size != 2 && size != 4) || end > m_run_bytes) {
+        Log::error("kvm: malformed I/O exit (port 0x" + std::to_string(io.port) + ")");
+        return;
+    }
+    // The data lies inside the kvm_run mapping (checked above).
+    uint8_t* data = reinterpret_cast<uint8_t*>(m_run) + io.data_offset;
+    for (uint32_t i = 0; i < io.count; i++, data += size) {
+        if (io.direction == KVM_EXIT_IO_IN) {
+            uint32_t v = m_host.pio_read(io.port, size);
+            std::memcpy(data, &v, size);
+        } else {
+            uint32_t v = 0;
+            std::memcpy(&v, data, size);
+            m_host.pio_write(io.port, size, v);
+        }
+    }
+}
+
+void KvmVcpu::handle_mmio()
+{
+    auto& mmio = m_run->mmio;
+    unsigned len = mmio.len;
+    if (len == 0 || len > 8)
+        return;
+    if (mmio.is_write) {
+        // A write to a read-only slot is a guest write to ROM: dropped.
+        const MemorySlot* slot = m_vm.slot_for(mmio.phys_addr);
+        if (slot && slot->read_only)
+            return;
+        uint64_t v = 0;
+        std::memcpy(&v, mmio.data, len);
+        m_host.mmio_write(mmio.phys_addr, len, v);
+    } else {
+        uint64_t v = m_host.mmio_read(mmio.phys_addr, len);
+        std::memcpy(mmio.data, &v, len);
+    }
+}
+
+Error KvmVcpu::exit_error(std::string what)
+{
+    std::string regs;
+    if (auto s = get_state(); s)
+        regs = format_cpu_state(*s);
+    else
+        regs = "(registers unavailable: " + s.error().message() + ")";
+    Log::error(what);
+    return Error::internal(what + "\n" + regs);
+}
+
+Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
+{
+    switch (m_run->exit_reason) {
+    case KVM_EXIT_IO:
+        m_stats.io++;
+        handle_io();
+        return false;
+    case KVM_EXIT_MMIO:
+        m_stats.mmio++;
+        handle_mmio();
+        return false;
+    case KVM_EXIT_IRQ_WINDOW_OPEN:
+        m_stats.irq_window++;
+        return false;
+    case KVM_EXIT_INTR:
+        m_stats.intr++;
+        return false;
+    case KVM_EXIT_HLT:
+        m_stats.hlt++;
+        m_state.halted = true;
+        if (!m_host.wait_for_interrupt()) {
+            exit = VcpuExit::Stopped;
+            return true;
+        }
+        m_state.halted = false;
+        return false;
+    case KVM_EXIT_SHUTDOWN:
+        m_host.request_reset();
+        exit = VcpuExit::Reset;
+        return true;
+    case KVM_EXIT_SYSTEM_EVENT:
+        m_host.request_reset();
+        exit = VcpuExit::Reset;
+        return true;
+    case KVM_EXIT_INTERNAL_ERROR: {
+        auto& ie = m_run->internal;
+        char msg[256];
+        int n = snprintf(
+            msg, sizeof msg, "KVM internal error. Suberror: %u (%s)", ie.suberror, internal_error_name(ie.suberror));
+        for (uint32_t i = 0; i < ie.ndata && i < 16 && n < int(sizeof msg) - 24; i++)
+            n += snprintf(
+                msg + n, sizeof msg - n, "%s0x%llx", i ? " " : ", extra data: ", (unsigned long long)ie.data[i]);
+        return exit_error(msg);
+    }
+    case KVM_EXIT_FAIL_ENTRY: {
+        char msg[128];
+        snprintf(msg, sizeof msg, "KVM: entry failed, hardware error 0x%llx",
+            (unsigned long long)m_run->fail_entry.hardware_entry_failure_reason);
+        return exit_error(msg);
+    }
+    default:
+        return exit_error("KVM: unhandled exit reason " + std::to_string(m_run->exit_reason));
+    }
+}
+
+} // namespace kiln::accel::kvm

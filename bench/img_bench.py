@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""kiln-img vs qemu-img, side by side (a benchmark, not a test).
+
+Builds a 1 GiB raw image of 1 MiB blocks (half random, a quarter zero, a
+quarter text), converts it to qcow2 with qemu-img as the common input, then
+times the same command lines through both tools and prints kiln/qemu per row.
+
+usage: bench/img_bench.py [--kiln build/tools/kiln-img] [--dir DIR] [--runs N]
+                          [--size-mib 1024] [--requests 200000]
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TEXT = (b"Kiln is a full-system x86-64 emulator with its own block layer. "
+        b"The quick brown fox jumps over the lazy dog. 0123456789\n")
+
+
+def make_image(path, size_mib):
+    rng = random.Random(1234)
+    text_block = (TEXT * (1048576 // len(TEXT) + 1))[:1048576]
+    with open(path, "wb") as f:
+        f.truncate(size_mib << 20)
+        for i in range(size_mib):
+            kind = i % 4
+            if kind == 2:
+                continue  # zero: left as a hole
+            f.seek(i << 20)
+            f.write(rng.randbytes(1048576) if kind < 2 else text_block)
+
+
+def timed(cmd, cwd):
+    t = time.monotonic()
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - t
+    if p.returncode not in (0,):
+        print("  failed (rc=%d): %s\n%s" % (p.returncode, " ".join(cmd), p.stdout.decode()[-500:]))
+        return None
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--kiln", default=os.path.join(here, "..", "build", "tools", "kiln-img"))
+    ap.add_argument("--qemu", default="qemu-img")
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--requests", type=int, default=200000)
+    args = ap.parse_args()
+    kiln = os.path.abspath(args.kiln)
+    work = tempfile.mkdtemp(prefix="kiln-bench-", dir=args.dir)
+    try:
+        print("preparing a %d MiB image in %s" % (args.size_mib, work))
+        make_image(os.path.join(work, "src.raw"), args.size_mib)
+        subprocess.run([args.qemu, "convert", "-f", "raw", "-O", "qcow2", "src.raw", "src.qcow2"], cwd=work, check=True)
+        n = str(args.requests)
+        rows = [
+            ("convert raw->qcow2", ["convert", "-f", "raw", "-O", "qcow2", "src.raw", "out.qcow2"], "out.qcow2"),
+            ("convert qcow2->raw", ["convert", "-f", "qcow2", "-O", "raw", "src.qcow2", "out.raw"], "out.raw"),
+            ("convert -c (zlib)", ["convert", "-c", "-f", "raw", "-O", "qcow2", "src.raw", "outc.qcow2"], "outc.qcow2"),
+        ]
+        for engine in ("threads", "native", "io_uring"):
+            rows.append(("bench read 4k d32 %s" % engine,
+                         ["bench", "-c", n, "-d", "32", "-s", "4096", "-t", "none", "-i", engine, "-f", "qcow2",
+                          "src.qcow2"], None))
+        for engine in ("threads", "native", "io_uring"):
+            rows.append(("bench write 4k d32 %s" % engine,
+                         ["bench", "-w", "-c", n, "-d", "32", "-s", "4096", "-t", "none", "-i", engine, "-f",
+                          "qcow2", "bw.qcow2"], None))
+        rows.append(("check", ["check", "src.qcow2"], None))
+        results = []
+        for name, cmd, out in rows:
+            best = {}
+            for tool, prog in (("qemu", args.qemu), ("kiln", kiln)):
+                times = []
+                for _ in range(args.runs):
+                    if out:
+                        try:
+                            os.unlink(os.path.join(work, out))
+                        except FileNotFoundError:
+                            pass
+                    if "bw.qcow2" in cmd:
+                        shutil.copy(os.path.join(work, "src.qcow2"), os.path.join(work, "bw.qcow2"))
+                    t = timed([prog] + cmd, work)
+                    if t is not None:
+                        times.append(t)
+                best[tool] = min(times) if times else None
+            results.append((name, best["qemu"], best["kiln"]))
+            q, k = best["qemu"], best["kiln"]
+            ratio = "%.2f" % (k / q) if q and k else "-"
+            print("  %-28s qemu %8s  kiln %8s  ratio %s" % (name, "%.2f" % q if q else "-", "%.2f" % k if k else "-",
+                                                             ratio), flush=True)
+        print()
+        print("| operation | qemu-img (s) | kiln-img (s) | kiln/qemu |")
+        print("|---|---|---|---|")
+        for name, q, k in results:
+            print("| %s | %s | %s | %s |" % (name, "%.2f" % q if q else "failed", "%.2f" % k if k else "failed",
+                                           "%.2f" % (k / q) if q and k else "-"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+#include <algorithm>
+
+#include "block/qiov.h"
+#include "tools/img/convert.h"
+
+namespace kiln::tools {
+
+ConvertEngine::ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sources, block::BlockNode& target,
+                             ConvertSettings settings, Progress& progress)
+    : m_loop(loop), m_sources(std::move(sources)), m_target(target), m_settings(settings), m_progress(progress),
+      m_lock(loop), m_workers(loop)
+{
+    for (auto* s : m_sources) {
+        m_source_start.push_back(m_total_bytes);
+        m_total_bytes += s->size_bytes();
+    }
+    if (m_settings.compressed && m_target.cluster_size())
+        m_alignment = m_target.cluster_size();
+    // Chunks stay cluster aligned for the target so whole clusters are
+    // written (compressed writes need them; plain ones avoid COW).
+    uint64_t cluster = std::max<uint64_t>(m_target.cluster_size(), 1);
+    if (m_settings.buf_bytes % cluster)
+        m_settings.buf_bytes = std::max(cluster, m_settings.buf_bytes / cluster * cluster);
+}
+
+std::pair<size_t, uint64_t> ConvertEngine::locate(uint64_t offset) const
+{
+    size_t i = m_sources.size() - 1;
+    while (i > 0 && m_source_start[i] > offset)
+        --i;
+    return {i, offset - m_source_start[i]};
+}
+
+Task<Result<void>> ConvertEngine::run()
+{
+    m_progress.start();
+    int n = std::max(1, m_settings.coroutines);
+    for (int i = 0; i < n; ++i) {
+        m_workers.add();
+        spawn(worker());
+    }
+    co_await m_workers.wait_idle();
+    if (m_error)
+        co_return *m_error;
+    co_return ok();
+}
+
+Task<void> ConvertEngine::worker()
+{
+    std::vector<uint8_t> buf(m_settings.buf_bytes);
+    for (;;) {
+        Chunk chunk;
+        auto more = co_await next_chunk(chunk);
+        if (!more) {
+            if (!m_error) {
+                m_error = more.error();
+                abort_waiters();
+            }
+            break;
+        }
+        if (!*more)
+            break;
+        auto r = co_await copy_chunk(chunk, buf);
+        if (!r && !m_error) {
+            m_error = std::move(r).error();
+            abort_waiters();
+        }
+        if (m_error)
+            break;
+    }
+    m_workers.done();
+}
+
+Task<Result<bool>> ConvertEngine::next_chunk(Chunk& chunk)
+{
+    co_await m_lock.lock();
+    CoLockGuard guard(m_lock);
+    if (m_error || m_next_offset >= m_total_bytes)
+        co_return false;
+    uint64_t offset = m_next_offset;
+    auto [index, local] = locate(offset);
+    block::BlockNode* src = m_sources[index];
+    uint64_t source_end = m_source_start[index] + src->size_bytes();
+    if (m_status_end <= offset) {
+        uint64_t want = source_end - offset;
+        Kind kind = Kind::Data;
+        uint64_t bytes = want;
+        if (m_settings.target_has_backing) {
+            // Only what the top layer holds differs from the backing.
+            auto st = co_await src->block_status(local, want);
+            if (!st)
+                co_return Error(st.error().kind(), "error while reading block status at offset "
+                                                       + std::to_string(offset) + ": " + st.error().message());
+            bytes = st->bytes;
+            if (!(st->flags & block::BlockStatus::Allocated))
+                kind = Kind::Backing;
+            else if (st->flags & block::BlockStatus::Zero)
+                kind = Kind::Zero;
+        } else {
+            auto st = co_await src->block_status_above(local, want);
+            if (!st)
+                co_return Error(st.error().kind(), "error while reading block status at offset "
+                                                       + std::to_string(offset) + ": " + st.error().message());
+            bytes = st->bytes;
+            if (st->flags & block::BlockStatus::Zero)
+                kind = Kind::Zero;
+        }
+        if (m_settings.min_sparse_bytes == 0 && kind == Kind::Zero)
+            kind = Kind::Data; // -S 0: fully allocate the target
+        uint64_t status_end = offset + std::min(std::max<uint64_t>(bytes, 1), want);
+        if (m_alignment > 1 && status_end < source_end) {
+            // Compressed targets take whole clusters: a run that ends inside
+            // one stops at the cluster start, or, if shorter than a cluster,
+            // is copied as data up to the cluster end (reads give zeroes).
+            uint64_t aligned = status_end / m_alignment * m_alignment;
+            if (aligned > offset) {
+                status_end = aligned;
+            } else {
+                status_end = std::min(source_end, (offset / m_alignment + 1) * m_alignment);
+                kind = Kind::Data;
+            }
+        }
+        m_status_kind = kind;
+        m_status_end = status_end;
+    }
+    uint64_t end = std::min(m_status_end, offset + m_settings.buf_bytes);
+    // Keep chunk ends on the buffer grid so the target sees whole clusters.
+    uint64_t grid_end = (offset / m_settings.buf_bytes + 1) * m_settings.buf_bytes;
+    if (m_status_kind == Kind::Data && end > grid_end)
+        end = grid_end;
+    if (m_status_kind == Kind::Data && m_alignment > 1 && end < m_status_end) {
+        uint64_t aligned = end / m_alignment * m_alignment;
+        if (aligned > offset)
+            end = aligned;
+    }
+    chunk.offset = offset;
+    chunk.bytes = end - offset;
+    chunk.kind = m_status_kind;
+    chunk.seq = m_next_seq++;
+    m_next_offset = end;
+    co_return true;
+}
+
+Task<void> ConvertEngine::wait_turn(uint64_t seq)
+{
+    if (m_settings.out_of_order || m_write_turn == seq || m_error)
+        co_return;
+    struct Awaiter {
+        ConvertEngine* engine;
+        uint64_t seq;
+        bool await_ready() { return engine->m_write_turn == seq || engine->m_error; }
+        void await_suspend(std::coroutine_handle<> h) { engine->m_turn_waiters[seq] = h; }
+        void await_resume() {}
+    };
+    co_await Awaiter{this, seq};
+}
+
+void ConvertEngine::finish_turn()
+{
+    ++m_write_turn;
+    auto it = m_turn_waiters.find(m_write_turn);
+    if (it != m_turn_waiters.end()) {
+        auto h = it->second;
+        m_turn_waiters.erase(it);
+        m_loop.schedule([h] { h.resume(); });
+    }
+}
+
+void ConvertEngine::abort_waiters()
+{
+    // Failing: release everyone waiting for a turn; they see m_error.
+    for (auto& [seq, h] : m_turn_waiters) {
+        auto handle = h;
+        m_loop.schedule([handle] { handle.resume(); });
+    }
+    m_turn_waiters.clear();
+}
+
+Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uint8_t>& buf)
+{
+    if (chunk.kind == Kind::Data) {
+        // Reads of a chunk may cross sources only at their boundary; chunks
+        // never do because status runs end at source_end.
+        auto [index, local] = locate(chunk.offset);
+        auto r = co_await m_sources[index]->preadv(local, block::QIov(buf.data(), chunk.bytes));
+        if (!r)
+            co_return Error(r.error().kind(),
+                            "error while reading at byte " + std::to_string(chunk.offset) + ": " + r.error().message());
+    }
+    co_await wait_turn(chunk.seq);
+    if (m_error)
+        co_return ok();
+    Result<void> r = ok();
+    if (chunk.kind == Kind::Data)
+        r = co_await write_data(chunk.offset, buf.data(), chunk.bytes);
+    else if (chunk.kind == Kind::Zero && !m_settings.target_zero_init)
+        r = co_await write_zeroes(chunk.offset, chunk.bytes);
+    if (!m_settings.out_of_order)
+        finish_turn();
+    if (!r)
+        co_return r;
+    m_done_bytes += chunk.bytes;
+    if (m_total_bytes)
+        m_progress.set(double(m_done_bytes) * 100.0 / double(m_total_bytes));
+    co_return ok();
+}
+
+Task<Result<void>> ConvertEngine::write_zeroes(uint64_t offset, uint64_t bytes)
+{
+    auto r = co_await m_target.pwrite_zeroes(offset, bytes, block::RequestFlags::MayUnmap);
+    if (!r)
+        co_return Error(r.error().kind(),
+                        "error while writing at byte " + std::to_string(offset) + ": " + r.error().message());
+    co_return ok();
+}
+
+Task<Result<void>> ConvertEngine::write_data(uint64_t offset, uint8_t* data, uint64_t bytes)
+{
+    auto fail = [&](const Error& e, uint64_t at) {
+        return Error(e.kind(), "error while writing at byte " + std::to_string(at) + ": " + e.message());
+    };
+    if (m_settings.compressed) {
+        uint64_t step = std::max<uint64_t>(m_alignment, 1);
+        for (uint64_t done = 0; done < bytes; done += step) {
+            uint64_t n = std::min(step, bytes - done);
+            if (block::buffer_is_zero(data + done, n)) {
+                if (!m_settings.target_zero_init)
+                    CO_TRY(co_await write_zeroes(offset + done, n));
+                continue;
+            }
+            auto r = co_await m_target.pwritev_compressed(offset + done, block::QIov(data + done, n));
+            if (!r)
+                co_return fail(r.error(), offset + done);
+        }
+        co_return ok();
+    }
+    uint64_t unit = m_settings.min_sparse_bytes;
+    if (unit == 0) {
+        auto r = co_await m_target.pwritev(offset, block::QIov(data, bytes), block::RequestFlags::None);
+        if (!r)
+            co_return fail(r.error(), offset);
+        co_return ok();
+    }
+    // Split into runs of data and runs of at least `unit` zero bytes.
+    uint64_t pos = 0;
+    while (pos < bytes) {
+        uint64_t n = std::min(unit, bytes - pos);
+        bool zero = block::buffer_is_zero(data + pos, n);
+        uint64_t run = n;
+        while (pos + run < bytes) {
+            uint64_t m = std::min(unit, bytes - pos - run);
+            if (block::buffer_is_zero(data + pos + run, m) != zero)
+                break;
+            run += m;
+        }
+        if (zero) {
+            if (!m_settings.target_zero_init)
+                CO_TRY(co_await write_zeroes(offset + pos, run));
+        } else {
+            auto r = co_await m_target.pwritev(offset + pos, block::QIov(data + pos, run), block::RequestFlags::None);
+            if (!r)
+                co_return fail(r.error(), offset + pos);
+        }
+        pos += run;
+    }
+    co_return ok();
+}
+
+} // namespace kiln::tools
