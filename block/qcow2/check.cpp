@@ -67,6 +67,7 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
 {
     std::vector<uint8_t> raw(q.m_cluster_size);
     auto rd = co_await read_clamped(*q.m_file, l2_offset, raw.data(), raw.size());
+    const uint64_t stride = q.m_l2_entry_bytes;
     if (!rd) {
         msg("ERROR: I/O error in check_refcounts_l2");
         r.check_errors++;
@@ -74,9 +75,9 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
     }
     uint64_t next_contiguous = 0;
     for (uint64_t i = 0; i < q.m_l2_entries; ++i) {
-        uint64_t e = load_be64(&raw[i * 8]);
-        ClusterType t = cluster_type(e, q.m_v3);
-        if (t != ClusterType::Compressed && (e & k_l2e_std_reserved_mask & ~(q.m_v3 ? 0 : k_oflag_zero))) {
+        uint64_t e = load_be64(&raw[i * stride]);
+        ClusterType t = cluster_type(e, q.zero_flag());
+        if (t != ClusterType::Compressed && (e & k_l2e_std_reserved_mask & ~(q.zero_flag() ? 0 : k_oflag_zero))) {
             msg(fmt("ERROR found l2 entry with reserved bits set: %" PRIx64, e));
             r.corruptions++;
         }
@@ -191,7 +192,7 @@ Task<Result<void>> Qcow2Checker::check_copied(bool repair)
         uint64_t fixed_here = 0;
         for (uint64_t j = 0; j < q.m_l2_entries; ++j) {
             uint64_t e = q.l2_get(*table, j);
-            ClusterType t = cluster_type(e, q.m_v3);
+            ClusterType t = cluster_type(e, q.zero_flag());
             if (t != ClusterType::Normal && t != ClusterType::ZeroAlloc)
                 continue;
             uint64_t off = e & k_l2e_offset_mask;

@@ -168,7 +168,7 @@ Task<Result<void>> Qcow2Node::pwritev_compressed(uint64_t offset, QIov qiov)
         co_return std::move(lw).error();
     }
     note_write();
-    ClusterType t = cluster_type(before, m_v3);
+    ClusterType t = cluster_type(before, zero_flag());
     if (t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed) {
         CO_TRY(co_await flush_covering(m_write_seq));
         CO_TRY(co_await release_l2_entry(before));

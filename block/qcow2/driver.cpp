@@ -86,8 +86,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
     if (h.incompatible_features & k_incompat_data_file)
         co_return Error::not_supported("qcow2: external data files are not supported yet");
-    if (h.incompatible_features & k_incompat_extended_l2)
-        co_return Error::not_supported("qcow2: extended L2 entries are not supported yet");
+    if ((h.incompatible_features & k_incompat_extended_l2) && spec.flags.read_write)
+        co_return Error::not_supported("qcow2: writing to images with extended L2 entries is not supported yet");
     if (h.compression_type > k_compression_zstd)
         co_return Error::not_supported("qcow2: unknown compression type: " + std::to_string(h.compression_type));
     if (h.compression_type != k_compression_zlib && !(h.incompatible_features & k_incompat_compression))
@@ -102,7 +102,9 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_size = h.size;
     m_cluster_bits = h.cluster_bits;
     m_cluster_size = 1ull << m_cluster_bits;
-    m_l2_bits = m_cluster_bits - 3;
+    m_ext_l2 = h.incompatible_features & k_incompat_extended_l2;
+    m_l2_entry_bytes = m_ext_l2 ? 16 : 8;
+    m_l2_bits = m_cluster_bits - (m_ext_l2 ? 4 : 3);
     m_l2_entries = 1ull << m_l2_bits;
     m_compressed_shift = 62 - (m_cluster_bits - 8);
     m_compressed_mask = (1ull << (m_cluster_bits - 8)) - 1;

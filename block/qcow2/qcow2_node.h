@@ -112,8 +112,16 @@ private:
     // Same, allocated or copied (COW of a shared table) so it can be
     // modified. Caller holds m_meta_lock.
     Task<Result<TablePtr>> l2_table_for_write(uint64_t l1_idx);
-    uint64_t l2_get(const CachedTable& t, uint64_t idx) const { return load_be64(&t.data[idx * 8]); }
-    void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * 8], v); }
+    uint64_t l2_get(const CachedTable& t, uint64_t idx) const { return load_be64(&t.data[idx * m_l2_entry_bytes]); }
+    // Extended L2: subcluster bitmap (bits 0-31 allocated, 32-63 zero).
+    uint64_t l2_bitmap(const CachedTable& t, uint64_t idx) const
+    {
+        return m_ext_l2 ? load_be64(&t.data[idx * m_l2_entry_bytes + 8]) : 0;
+    }
+    void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * m_l2_entry_bytes], v); }
+    // Bit 0 of an L2 entry means "reads as zero" only in v3 without
+    // extended L2 (there the bitmap says it).
+    bool zero_flag() const { return m_v3 && !m_ext_l2; }
     Task<Result<void>> write_l1_entry(uint64_t l1_idx);
     Task<Result<void>> grow_l1(uint64_t min_entries);
     Result<void> check_l2_offset(uint64_t l2_offset, uint64_t l1_idx) const;
@@ -154,6 +162,10 @@ private:
 
     // --- read path (read.cpp) ---
     Task<Result<void>> read_backing(uint64_t offset, QIov qiov);
+    Task<Result<void>> read_file_clamped(uint64_t host_offset, QIov qiov);
+    // Reads within one cluster of an image with extended L2 entries.
+    Task<Result<void>> read_subclusters(uint64_t guest, uint64_t entry, uint64_t bitmap, QIov qiov);
+    BlockStatus subcluster_status(uint64_t guest, uint64_t entry, uint64_t bitmap, uint64_t bytes) const;
     Task<Result<void>> read_compressed(uint64_t l2_entry, uint8_t* cluster_buf);
     Task<Result<uint64_t>> alloc_bytes(uint64_t size);
     // Reads one guest cluster's old content (for copy-on-write).
@@ -183,6 +195,8 @@ private:
     uint64_t m_compressed_mask = 0;  // csize_mask
     uint64_t m_compressed_offset_mask = 0;
     bool m_v3 = true;
+    bool m_ext_l2 = false;
+    uint32_t m_l2_entry_bytes = 8;
 
     std::vector<uint64_t> m_l1;
     uint64_t m_l1_offset = 0;

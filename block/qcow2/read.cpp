@@ -21,6 +21,19 @@ Task<Result<void>> Qcow2Node::read_backing(uint64_t offset, QIov qiov)
     co_return ok();
 }
 
+// Data past the end of the file reads as zeroes (as QEMU's file driver).
+Task<Result<void>> Qcow2Node::read_file_clamped(uint64_t host, QIov part)
+{
+    uint64_t run = part.size();
+    uint64_t file_size = m_file->size_bytes();
+    uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
+    if (avail)
+        CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
+    if (avail < run)
+        part.fill(avail, 0, run - avail);
+    co_return ok();
+}
+
 static Result<void> check_data_offset(uint64_t entry, uint64_t cluster_size)
 {
     uint64_t host = entry & k_l2e_offset_mask;
@@ -45,15 +58,20 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
         uint64_t idx = l2_index(guest);
         uint64_t in = offset_in_cluster(guest);
         uint64_t entry = table ? l2_get(*table, idx) : 0;
-        ClusterType type = cluster_type(entry, m_v3);
+        ClusterType type = cluster_type(entry, zero_flag());
         uint64_t run = std::min(len - pos, m_cluster_size - in);
+        if (m_ext_l2 && type != ClusterType::Compressed) {
+            CO_TRY(co_await read_subclusters(guest, entry, table ? l2_bitmap(*table, idx) : 0, qiov.slice(pos, run)));
+            pos += run;
+            continue;
+        }
         // Extend over following clusters of the same L2 table that read
         // the same way (contiguous host clusters for data).
         if (type != ClusterType::Compressed) {
             uint64_t i = idx + 1;
             while (pos + run < len && i < m_l2_entries) {
                 uint64_t next = table ? l2_get(*table, i) : 0;
-                ClusterType nt = cluster_type(next, m_v3);
+                ClusterType nt = cluster_type(next, zero_flag());
                 bool same;
                 if (type == ClusterType::Normal)
                     same = nt == ClusterType::Normal
@@ -79,13 +97,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
             break;
         case ClusterType::Normal: {
             CO_TRY(check_data_offset(entry, m_cluster_size));
-            uint64_t host = (entry & k_l2e_offset_mask) + in;
-            uint64_t file_size = m_file->size_bytes();
-            uint64_t avail = host >= file_size ? 0 : std::min(run, file_size - host);
-            if (avail)
-                CO_TRY(co_await m_file->preadv(host, part.slice(0, avail)));
-            if (avail < run)
-                part.fill(avail, 0, run - avail);
+            CO_TRY(co_await read_file_clamped((entry & k_l2e_offset_mask) + in, part));
             break;
         }
         case ClusterType::Compressed: {
@@ -105,7 +117,7 @@ Task<Result<void>> Qcow2Node::read_cluster_content(uint64_t guest_cluster, uint6
 {
     if (len == 0)
         co_return ok();
-    switch (cluster_type(entry, m_v3)) {
+    switch (cluster_type(entry, zero_flag())) {
     case ClusterType::Unallocated:
         CO_TRY(co_await read_backing(guest_cluster + from, QIov(out, len)));
         break;
@@ -139,11 +151,13 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
     uint64_t idx = l2_index(offset);
     uint64_t in = offset_in_cluster(offset);
     uint64_t entry = table ? l2_get(*table, idx) : 0;
-    ClusterType type = cluster_type(entry, m_v3);
+    ClusterType type = cluster_type(entry, zero_flag());
     uint64_t run = std::min(bytes, m_cluster_size - in);
+    if (m_ext_l2 && type != ClusterType::Compressed)
+        co_return subcluster_status(offset, entry, table ? l2_bitmap(*table, idx) : 0, run);
     for (uint64_t i = idx + 1; run < bytes && i < m_l2_entries; ++i) {
         uint64_t next = table ? l2_get(*table, i) : 0;
-        ClusterType nt = cluster_type(next, m_v3);
+        ClusterType nt = cluster_type(next, zero_flag());
         bool same = nt == type;
         if (same && (type == ClusterType::Normal || type == ClusterType::ZeroAlloc))
             same = (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size;
@@ -178,6 +192,71 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
         break;
     }
     co_return s;
+}
+
+// Subcluster kinds of an extended L2 entry.
+enum class SubKind { Data, Zero, Backing };
+
+static SubKind sub_kind(uint64_t bitmap, uint64_t sc)
+{
+    if (bitmap & (1ull << sc))
+        return SubKind::Data;
+    if (bitmap & (1ull << (32 + sc)))
+        return SubKind::Zero;
+    return SubKind::Backing;
+}
+
+Task<Result<void>> Qcow2Node::read_subclusters(uint64_t guest, uint64_t entry, uint64_t bitmap, QIov qiov)
+{
+    uint64_t sc_size = m_cluster_size / 32;
+    uint64_t host = entry & k_l2e_offset_mask;
+    uint64_t len = qiov.size();
+    uint64_t pos = 0;
+    while (pos < len) {
+        uint64_t in = offset_in_cluster(guest + pos);
+        uint64_t sc = in / sc_size;
+        SubKind kind = sub_kind(bitmap, sc);
+        uint64_t run = std::min(len - pos, (sc + 1) * sc_size - in);
+        while (pos + run < len && sub_kind(bitmap, (in + run) / sc_size) == kind)
+            run += std::min(len - pos - run, sc_size);
+        QIov part = qiov.slice(pos, run);
+        if (kind == SubKind::Zero) {
+            part.fill(0, 0, run);
+        } else if (kind == SubKind::Backing) {
+            CO_TRY(co_await read_backing(guest + pos, part));
+        } else {
+            if (!host)
+                co_return Error::corrupt("Corrupt image: allocated subcluster in an unallocated cluster");
+            CO_TRY(check_data_offset(entry, m_cluster_size));
+            CO_TRY(co_await read_file_clamped(host + in, part));
+        }
+        pos += run;
+    }
+    co_return ok();
+}
+
+BlockStatus Qcow2Node::subcluster_status(uint64_t guest, uint64_t entry, uint64_t bitmap, uint64_t bytes) const
+{
+    uint64_t sc_size = m_cluster_size / 32;
+    uint64_t in = offset_in_cluster(guest);
+    uint64_t sc = in / sc_size;
+    SubKind kind = sub_kind(bitmap, sc);
+    uint64_t run = std::min(bytes, (sc + 1) * sc_size - in);
+    while (run < bytes && sub_kind(bitmap, (in + run) / sc_size) == kind)
+        run += std::min(bytes - run, sc_size);
+    BlockStatus s;
+    s.bytes = run;
+    uint64_t host = entry & k_l2e_offset_mask;
+    if (kind == SubKind::Data) {
+        s.flags = BlockStatus::Data | BlockStatus::Allocated | BlockStatus::OffsetValid;
+        s.host_offset = host + in;
+        s.host_node = m_file.get();
+    } else if (kind == SubKind::Zero) {
+        s.flags = BlockStatus::Zero | BlockStatus::Allocated;
+    } else if (!m_backing) {
+        s.flags = BlockStatus::Zero;
+    }
+    return s;
 }
 
 } // namespace kiln::block::qcow2

@@ -368,7 +368,7 @@ Task<Result<uint64_t>> Qcow2Node::alloc_at_end(uint64_t count)
 
 Task<Result<void>> Qcow2Node::release_l2_entry(uint64_t entry)
 {
-    ClusterType type = cluster_type(entry, m_v3);
+    ClusterType type = cluster_type(entry, zero_flag());
     if (type == ClusterType::Normal || type == ClusterType::ZeroAlloc) {
         uint64_t cluster = (entry & k_l2e_offset_mask) >> m_cluster_bits;
         CO_TRY(co_await change_refcount(cluster, -1));

@@ -16,7 +16,7 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
         TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
         uint64_t n = 0;
         while (idx0 + n < m_l2_entries && guest + n * m_cluster_size < end
-               && cluster_type(l2_get(*table, idx0 + n), m_v3) == ClusterType::Unallocated)
+               && cluster_type(l2_get(*table, idx0 + n), zero_flag()) == ClusterType::Unallocated)
             ++n;
         if (n == 0) {
             guest += m_cluster_size;

@@ -50,10 +50,10 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         uint64_t idx = l2_index(guest);
         uint64_t entry = table ? l2_get(*table, idx) : 0;
         uint64_t run = std::min(len - pos, m_cluster_size - offset_in_cluster(guest));
-        bool in_place = table && (m_l1[l1_index(guest)] & k_oflag_copied) && writable_in_place(entry, m_v3);
+        bool in_place = table && (m_l1[l1_index(guest)] & k_oflag_copied) && writable_in_place(entry, zero_flag());
         for (uint64_t i = idx + 1; pos + run < len && i < m_l2_entries; ++i) {
             uint64_t next = table ? l2_get(*table, i) : 0;
-            bool next_in_place = table && writable_in_place(next, m_v3);
+            bool next_in_place = table && writable_in_place(next, zero_flag());
             if (next_in_place != in_place)
                 break;
             if (in_place
@@ -98,7 +98,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     std::vector<uint64_t> old;
     for (uint64_t c = first; c <= last; ++c) {
         uint64_t e = table ? l2_get(*table, idx0 + (c - first)) : 0;
-        if (table_owned && writable_in_place(e, m_v3))
+        if (table_owned && writable_in_place(e, zero_flag()))
             break;
         old.push_back(e);
     }
@@ -158,7 +158,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     note_write();
     bool release = false;
     for (uint64_t e : before) {
-        ClusterType t = cluster_type(e, m_v3);
+        ClusterType t = cluster_type(e, zero_flag());
         release |= t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
     }
     if (release) {
@@ -195,7 +195,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
                 before[i] = e;
-                ClusterType t = cluster_type(e, m_v3);
+                ClusterType t = cluster_type(e, zero_flag());
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
                 if (!m_v3) {
@@ -223,7 +223,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 CO_TRY(co_await flush_covering(m_write_seq));
                 for (uint64_t e : released) {
                     CO_TRY(co_await release_l2_entry(e));
-                    if (discard && cluster_type(e, m_v3) == ClusterType::Normal) {
+                    if (discard && cluster_type(e, zero_flag()) == ClusterType::Normal) {
                         uint64_t h = e & k_l2e_offset_mask;
                         uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
                         if (rc == 0)

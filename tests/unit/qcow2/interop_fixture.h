@@ -78,8 +78,9 @@ protected:
 
     void close(std::unique_ptr<BlockNode>& n)
     {
-        if (n)
+        if (n) {
             ASSERT_TRUE(run(n->close()).ok());
+        }
         n.reset();
     }
 

@@ -9,8 +9,6 @@ using namespace kiln::block::test;
 
 namespace {
 
-qcow2::Qcow2Node& q(BlockNode& n) { return static_cast<qcow2::Qcow2Node&>(n); }
-
 // A workload that allocates data, L2 tables, refcount blocks, grows the
 // refcount table and the L1 table, zeroes, discards and overwrites.
 Task<void> workload(BlockNode& img, uint32_t seed)
