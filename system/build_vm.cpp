@@ -1,3 +1,6 @@
+#include <pthread.h>
+
+#include <csignal>
 #include <ctime>
 
 #include "system/vm.h"
@@ -56,9 +59,20 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
     }
 
     vm->machine = TRY(hw::PcMachine::create(pc));
-    vm->block_pool = std::make_unique<ThreadPool>(loop);
-    vm->block_ctx = std::make_unique<block::BlockContext>(loop, *vm->block_pool);
-    vm->disks = TRY(loop.run_until_complete(hw::PcDisks::create(*vm->machine, *vm->block_ctx, cfg.disks)));
+    {
+        // Block-layer worker threads start here; they must not take the
+        // signals run_vm() handles through its signalfd.
+        sigset_t signals, old;
+        sigemptyset(&signals);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP})
+            sigaddset(&signals, sig);
+        pthread_sigmask(SIG_BLOCK, &signals, &old);
+        vm->block_pool = std::make_unique<ThreadPool>(loop);
+        vm->block_ctx = std::make_unique<block::BlockContext>(loop, *vm->block_pool);
+        auto disks = loop.run_until_complete(hw::PcDisks::create(*vm->machine, *vm->block_ctx, cfg.disks));
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        vm->disks = TRY(std::move(disks));
+    }
     size_t link = 0;
     for (size_t i = 0; i < cfg.serials.size(); i++) {
         if (!pc.serial_present[i])

@@ -52,8 +52,8 @@ HALT = b'\xfa\xf4\xeb\xfd'  # cli; hlt; jmp hlt
 # Informational options and errors.
 r = run(['-version'])
 check(r.returncode == 0 and r.stdout.startswith('Kiln emulator version'), '-version')
-r = run(['-drive', 'file=x.img'])
-check(r.returncode == 1 and r.stderr == 'kiln: -drive: unsupported option\n', '-drive refused: %r' % r.stderr)
+r = run(['-fda', 'x.img'])
+check(r.returncode == 1 and r.stderr == 'kiln: -fda: unsupported option\n', '-fda refused: %r' % r.stderr)
 r = run(['-m', '1x', '-kernel', 'k'])
 check(r.returncode == 1 and r.stderr == "kiln: -m 1x: invalid RAM size '1x' (expected a size such as 512M or 2G)\n",
       '-m error: %r' % r.stderr)
