@@ -46,6 +46,13 @@ BlockContext::BlockContext(EventLoop& loop, ThreadPool& pool)
 {
 }
 
+std::shared_ptr<IoEngine> BlockContext::shared_threads_engine()
+{
+    if (!m_threads_engine)
+        m_threads_engine = make_threads_engine(m_loop);
+    return m_threads_engine;
+}
+
 Result<std::string> BlockContext::secret(const std::string& id) const
 {
     auto it = m_secrets.find(id);

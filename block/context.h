@@ -58,6 +58,8 @@ std::string resolve_backing_path(const std::string& image, const std::string& ba
 // (no trailing newline).
 std::string probed_raw_warning(const std::string& filename);
 
+class IoEngine;
+
 class BlockContext {
 public:
     BlockContext(EventLoop& loop, ThreadPool& pool);
@@ -104,6 +106,11 @@ public:
     Task<Result<void>> create_file(const std::string& filename, uint64_t size_bytes, PreallocMode prealloc,
                                    const OptionList& file_options = {});
 
+    // The `threads` I/O engine all files of this context share, so the
+    // worker count is bounded per context (as QEMU's pool is per
+    // AioContext) rather than per file. Created on first use.
+    std::shared_ptr<IoEngine> shared_threads_engine();
+
 private:
     EventLoop& m_loop;
     ThreadPool& m_pool;
@@ -114,6 +121,7 @@ private:
     // (st_dev, st_ino) of the images whose open is in progress, outermost
     // first: a backing file equal to one of them is a loop.
     std::vector<std::pair<uint64_t, uint64_t>> m_open_chain;
+    std::shared_ptr<IoEngine> m_threads_engine;
 };
 
 } // namespace kiln::block

@@ -67,6 +67,7 @@ Task<Result<void>> FileNode::do_io(IoOp op, uint64_t offset, const QIov& qiov)
                 rest = rest.slice(0, bytes_in_segments(rest.iovecs(), IOV_MAX));
             part = &rest;
         }
+        Busy busy(m_busy);
         int64_t n = co_await m_engine->submit(op, m_fd, offset + done, part->iovecs().data(), part->count());
         if (n == -EINTR || n == -EAGAIN)
             continue;
@@ -199,6 +200,7 @@ Task<Result<void>> FileNode::flush()
         co_return ok();
     ++m_host_flushes;
     for (;;) {
+        Busy busy(m_busy);
         int64_t n = co_await m_engine->submit(IoOp::Flush, m_fd, 0, nullptr, 0);
         if (n == -EINTR)
             continue;

@@ -38,6 +38,13 @@ Task<Result<std::unique_ptr<FileNode>>> FileNode::open(
     co_return std::move(node);
 }
 
+FileNode::FileNode(BlockContext& ctx, std::string filename)
+    : BlockNode(ctx)
+    , m_filename(std::move(filename))
+    , m_busy(ctx.loop())
+{
+}
+
 FileNode::~FileNode()
 {
     m_engine.reset();
@@ -167,7 +174,7 @@ Result<void> FileNode::choose_engine()
         if (m_requested_engine)
             Log::warning(engine.error().message() + "; using aio=threads for '" + m_filename + "'");
     }
-    m_engine = make_threads_engine(ctx.loop());
+    m_engine = ctx.shared_threads_engine();
     return ok();
 }
 
@@ -202,6 +209,8 @@ Result<uint64_t> FileNode::allocated_size() const
 
 Task<Result<void>> FileNode::close()
 {
+    while (m_busy.count() > 0)
+        co_await m_busy.wait_idle();
     if (!read_only())
         CO_TRY(co_await flush());
     co_return ok();
@@ -210,6 +219,7 @@ Task<Result<void>> FileNode::close()
 Task<Result<void>> FileNode::fallocate(int mode, uint64_t offset, uint64_t bytes)
 {
     int fd = m_fd;
+    Busy busy(m_busy);
     int r = co_await context().pool().run([=] {
         int ret;
         do {
@@ -322,6 +332,7 @@ Task<Result<void>> FileNode::truncate(uint64_t new_size, PreallocMode prealloc, 
         co_return Error::not_supported("Cannot use preallocation for shrinking files");
     if (prealloc == PreallocMode::Falloc && new_size > old_size) {
         int fd = m_fd;
+        Busy busy(m_busy);
         int r = co_await context().pool().run(
             [=] { return posix_fallocate(fd, off_t(old_size), off_t(new_size - old_size)); });
         if (r != 0)

@@ -2,7 +2,8 @@
 // block device through an IoEngine (threads, native, io_uring), honours the
 // cache mode (O_DIRECT with bounce buffers for unaligned requests, flush
 // after writes for writethrough, no flushes for unsafe) and takes QEMU-
-// compatible image locks.
+// compatible image locks. close() waits for requests still in the kernel;
+// destroy the node only after close() (or with nothing in flight).
 #pragma once
 
 #include <list>
@@ -58,11 +59,21 @@ public:
     uint64_t host_flushes() const { return m_host_flushes; }
 
 private:
-    FileNode(BlockContext& ctx, std::string filename)
-        : BlockNode(ctx)
-        , m_filename(std::move(filename))
-    {
-    }
+    FileNode(BlockContext& ctx, std::string filename);
+
+    // Counts one system call in flight for its lifetime, so close() can
+    // wait for stragglers before the engine (and its threads) go away.
+    struct Busy {
+        explicit Busy(CoWaitGroup& group)
+            : m_group(group)
+        {
+            m_group.add();
+        }
+        ~Busy() { m_group.done(); }
+        Busy(const Busy&) = delete;
+        Busy& operator=(const Busy&) = delete;
+        CoWaitGroup& m_group;
+    };
 
     Result<void> parse_options(const OptionList& options, const OpenFlags& flags);
     Result<void> open_fd(const OpenFlags& flags);
@@ -95,7 +106,8 @@ private:
     bool m_block_device = false;
     bool m_regular_file = false;
     uint64_t m_size_bytes = 0;
-    std::unique_ptr<IoEngine> m_engine;
+    // Shared for `threads` (one worker set per context), own otherwise.
+    std::shared_ptr<IoEngine> m_engine;
     std::optional<AioEngine> m_requested_engine;
     bool m_direct = false;
     bool m_no_flush = false;
@@ -110,6 +122,7 @@ private:
     uint64_t m_held_unshared = 0;
     std::list<TrackedWrite> m_writes;
     uint64_t m_host_flushes = 0;
+    CoWaitGroup m_busy;
 };
 
 } // namespace kiln::block

@@ -83,10 +83,15 @@ Result<void> apply_lock_bytes(
 
 Result<void> check_lock_bytes(int fd, uint64_t perm, uint64_t shared, const std::string& filename)
 {
+    // Two passes in QEMU's order, so the first conflict reported is the
+    // same one qemu-img would report.
     for (int i = 0; i < 5; ++i) {
         uint64_t bit = 1ull << i;
         if ((perm & bit) && TRY(byte_locked_by_other(fd, k_lock_shared_base + i, filename)))
             return lock_error("", block_perm_name(bit), filename);
+    }
+    for (int i = 0; i < 5; ++i) {
+        uint64_t bit = 1ull << i;
         if (!(shared & bit) && TRY(byte_locked_by_other(fd, k_lock_perm_base + i, filename)))
             return lock_error("shared ", block_perm_name(bit), filename);
     }

@@ -1,5 +1,6 @@
 // The `threads` engine: blocking system calls on worker threads of the
-// engine's own, growing pool. Blocking I/O wants more threads than there
+// engine's own, growing pool (one engine per BlockContext, shared by its
+// files). Blocking I/O wants more threads than there
 // are CPUs (an O_DIRECT read mostly waits), so like QEMU's thread pool it
 // starts a worker whenever a request finds none idle, up to a limit.
 #include <unistd.h>

@@ -3,11 +3,11 @@
 // qemu-img.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 
 #include <chrono>
 #include <thread>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "block/backend.h"
@@ -217,10 +217,17 @@ TEST_F(LockTest, QemuIoHoldingQcow2BlocksKiln)
     OpenFlags shared;
     shared.force_share = true;
     r = run(m_ctx->open_image({ img, "qcow2", {}, shared }));
-    if (!r.ok())
+    if (!r.ok()) {
         EXPECT_NE(r.error().kind(), ErrorKind::Locked) << r.error().message();
+    }
     // Probing needs no lock.
     EXPECT_TRUE(run(m_ctx->probe_format(img, OpenFlags {})).ok());
+    // Creating over an image in use fails before touching it.
+    auto size_before = std::filesystem::file_size(img);
+    auto c = run(m_ctx->create_image("raw", img, 4096, {}));
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().message(), "Failed to get \"write\" lock" + hint);
+    EXPECT_EQ(std::filesystem::file_size(img), size_before);
 }
 
 TEST_F(LockTest, QemuIoHoldingRawSharesEverything)
@@ -319,6 +326,29 @@ TEST_F(LockTest, DeviceSharingFailsWhenSomeoneWrites)
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(),
         "Failed to get shared \"write\" lock\nIs another process using the image [" + path("d.raw") + "]?");
+}
+
+TEST_F(LockTest, KilnQcow2OpenBlocksQemuTools)
+{
+    if (!have_tool("qemu-img") || !have_tool("qemu-io"))
+        GTEST_SKIP() << "qemu-img/qemu-io not installed";
+    std::string img = path("open.qcow2");
+    ASSERT_EQ(run_command("qemu-img create -f qcow2 " + img + " 1M").first, 0);
+    auto node = run(m_ctx->open_image({ img, "qcow2", {}, rw_flags() }));
+    if (!node.ok() && node.error().kind() == ErrorKind::NotSupported)
+        GTEST_SKIP() << "qcow2 driver not in this build: " << node.error().message();
+    ASSERT_TRUE(node.ok()) << node.error().message();
+    EXPECT_EQ(node.value()->driver_name(), "qcow2");
+    auto [status, out] = run_command("qemu-img info " + img);
+    EXPECT_NE(status, 0);
+    EXPECT_NE(out.find("Could not open '" + img + "': Failed to get shared \"write\" lock"), std::string::npos) << out;
+    auto [status_u, out_u] = run_command("qemu-img info -U " + img);
+    EXPECT_EQ(status_u, 0) << out_u;
+    auto [status_w, out_w] = run_command("qemu-io -c 'read 0 512' " + img);
+    EXPECT_NE(out_w.find("Failed to get \"write\" lock"), std::string::npos) << out_w;
+    ASSERT_TRUE(run(node.value()->close()).ok());
+    node.value().reset();
+    EXPECT_EQ(run_command("qemu-img check " + img).first, 0);
 }
 
 } // namespace
