@@ -24,6 +24,7 @@ Result<void> realize_vm(Vm& vm)
     apply_boot_setup(vm.boot, vm.vcpu->state());
     Vcpu* v = vm.vcpu.get();
     vm.machine->set_vcpu_kick([v] { v->kick(); });
+    vm.machine->set_vcpu_wake([v] { v->wake(); });
     return {};
 }
 

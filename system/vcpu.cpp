@@ -1,6 +1,8 @@
 #include "system/vcpu.h"
 
+#include "accel/kvm/kvm_accel.h"
 #include "accel/x86/cpuid.h"
+#include "util/log.h"
 
 #if KILN_HAVE_INTERPRETER
 #include "accel/interp/interpreter.h"
@@ -29,6 +31,7 @@ public:
         return VcpuExit::Error;
     }
     void kick() override { m_cpu->kick(); }
+    void wake() override { m_cpu->kick(); } // the interpreter re-polls after a kick
     const char* accel_name() const override { return "interp"; }
     void ram_written(uint64_t gpa, uint64_t len) override { m_cpu->invalidate_code(gpa, len); }
 
@@ -36,6 +39,51 @@ private:
     std::unique_ptr<accel::interp::Interpreter> m_cpu;
 };
 #endif
+
+class KvmVcpuAdapter final : public Vcpu {
+public:
+    KvmVcpuAdapter(std::unique_ptr<accel::kvm::KvmAccel> kvm, std::unique_ptr<accel::kvm::KvmVcpu> cpu)
+        : m_kvm(std::move(kvm)), m_cpu(std::move(cpu))
+    {
+    }
+    ~KvmVcpuAdapter() override { m_cpu.reset(); } // the vCPU before its VM
+    accel::x86::CpuState& state() override { return m_cpu->state(); }
+    void power_on_reset() override { m_cpu->reset(accel::x86::ResetKind::PowerOn); }
+    VcpuExit run(uint64_t) override
+    {
+        auto r = m_cpu->run();
+        if (!r.ok()) {
+            Log::error(r.error().message());
+            return VcpuExit::Error;
+        }
+        switch (r.value()) {
+        case accel::VcpuExit::Kicked: return VcpuExit::Kicked;
+        case accel::VcpuExit::Stopped: return VcpuExit::Stopped;
+        case accel::VcpuExit::Reset: return VcpuExit::Reset;
+        }
+        return VcpuExit::Error;
+    }
+    void kick() override { m_cpu->kick(); }
+    void wake() override { m_cpu->wake(); }
+    const char* accel_name() const override { return "kvm"; }
+
+private:
+    std::unique_ptr<accel::kvm::KvmAccel> m_kvm;
+    std::unique_ptr<accel::kvm::KvmVcpu> m_cpu;
+};
+
+Result<std::unique_ptr<Vcpu>> create_kvm(const MachineConfig& cfg, hw::PcMachine& machine)
+{
+    accel::kvm::KvmOptions options;
+    options.cpu = cfg.cpu_model;
+    auto kvm = accel::kvm::KvmAccel::create(machine.memory(), options);
+    if (!kvm.ok())
+        return Error(ErrorKind::NotSupported, "-accel kvm: " + kvm.error().message());
+    auto cpu = kvm.value()->create_vcpu(machine, 0);
+    if (!cpu.ok())
+        return Error(ErrorKind::NotSupported, "-accel kvm: " + cpu.error().message());
+    return std::unique_ptr<Vcpu>(new KvmVcpuAdapter(std::move(kvm).value(), std::move(cpu).value()));
+}
 
 Result<std::unique_ptr<Vcpu>> create_interp(const MachineConfig& cfg, hw::PcMachine& machine)
 {
@@ -58,11 +106,7 @@ Result<std::unique_ptr<Vcpu>> create_vcpu(const MachineConfig& cfg, hw::PcMachin
 {
     std::optional<Error> last;
     for (AccelKind a : cfg.accels) {
-        if (a == AccelKind::Kvm) {
-            last = Error::not_supported("-accel kvm: the KVM accelerator is not available in this build");
-            continue;
-        }
-        auto v = create_interp(cfg, machine);
+        auto v = a == AccelKind::Kvm ? create_kvm(cfg, machine) : create_interp(cfg, machine);
         if (v.ok())
             return v;
         last = std::move(v).error();

@@ -1,6 +1,6 @@
-// Vcpu: the one vCPU, run by the chosen accelerator. The interpreter is
-// the only accelerator wired in today; -accel kvm reports that it is not
-// available in this build (accel/kvm is a separate piece of work).
+// Vcpu: the one vCPU, run by the chosen accelerator: Kiln's interpreter
+// or KVM (with Kiln's own userspace interrupt controllers, through the
+// board's VcpuHost).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +22,10 @@ public:
     virtual accel::x86::CpuState& state() = 0;
     virtual void power_on_reset() = 0;
     virtual VcpuExit run(uint64_t max_instructions) = 0;
-    virtual void kick() = 0; // thread-safe
+    virtual void kick() = 0; // thread-safe: run() returns soon
+    // Thread-safe: an interrupt became pending; the accelerator re-checks
+    // VcpuHost::interrupt_pending() promptly (KVM without leaving run()).
+    virtual void wake() = 0;
     virtual const char* accel_name() const = 0;
 };
 

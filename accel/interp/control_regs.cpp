@@ -49,6 +49,27 @@ enum Msr : uint32_t {
 
 bool canonical(uint64_t v) { return uint64_t(int64_t(v << 16) >> 16) == v; }
 
+// AMD model-specific MSRs Linux touches on AMD-vendor models (qemu64):
+// SYSCFG, HWCR, NB_CFG, VM_CR, VM_HSAVE_PA, LS_CFG..DE_CFG.
+bool amd_model_msr(uint32_t index)
+{
+    switch (index) {
+    case 0xc0010010:
+    case 0xc0010015:
+    case 0xc001001f:
+    case 0xc0010114:
+    case 0xc0010117:
+    case 0xc0011020:
+    case 0xc0011021:
+    case 0xc0011022:
+    case 0xc0011023:
+    case 0xc0011029:
+        return true;
+    default:
+        return false;
+    }
+}
+
 // Index into Msrs::mtrr_fixed for the 11 fixed-range MTRRs.
 int fixed_mtrr_index(uint32_t msr)
 {
@@ -236,6 +257,11 @@ bool InterpreterImpl::read_msr(uint32_t index, uint64_t& v)
         v = (index & 1) ? m.mtrr_var_mask[i] : m.mtrr_var_base[i];
         return true;
     }
+    if (amd_model_msr(index)) {
+        // DE_CFG reports LFENCE as dispatch-serialising; the others read 0.
+        v = index == 0xc0011029 ? 2 : 0;
+        return true;
+    }
     if (int i = fixed_mtrr_index(index); i >= 0) {
         v = m.mtrr_fixed[i];
         return true;
@@ -328,6 +354,8 @@ bool InterpreterImpl::write_msr(uint32_t index, uint64_t v)
         ((index & 1) ? m.mtrr_var_mask[i] : m.mtrr_var_base[i]) = v;
         return true;
     }
+    if (amd_model_msr(index))
+        return true; // accepted and ignored, as KVM does
     if (int i = fixed_mtrr_index(index); i >= 0) {
         m.mtrr_fixed[i] = v;
         return true;

@@ -174,7 +174,9 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
     }
     unsigned in_page = 4096 - unsigned(lin & 0xfff);
     if (p) [[likely]] {
-        DecodeCacheEntry& e = m_decode_cache[(gpa ^ (gpa >> 13)) & (k_decode_cache_entries - 1)];
+        // Indexed by the low address bits: consecutive instructions use
+        // neighbouring entries, which the host prefetches well.
+        DecodeCacheEntry& e = m_decode_cache[gpa & (k_decode_cache_entries - 1)];
         uint32_t gen = page_generation(gpa);
         uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
         if (e.gpa == gpa && e.code_size == cs_tag && e.generation == gen) [[likely]]

@@ -28,11 +28,13 @@ const char* run_exit_name(RunExit exit);
 
 class InterpreterImpl;
 
-class Interpreter {
+// It is also a RamWriteObserver: a board with one vCPU can hand it to
+// GuestMemory::set_write_observer() directly (with several, fan out).
+class Interpreter : public hw::RamWriteObserver {
 public:
     // The CPU starts in the power-on reset state for `model`.
     static Result<std::unique_ptr<Interpreter>> create(VcpuHost& host, const x86::CpuModel& model);
-    ~Interpreter();
+    ~Interpreter() override;
     Interpreter(const Interpreter&) = delete;
     Interpreter& operator=(const Interpreter&) = delete;
 
@@ -58,6 +60,7 @@ public:
     // back (DMA, loadvm); cached decoded instructions for it are dropped.
     // The board forwards GuestMemory's RamWriteObserver calls here.
     void invalidate_code(uint64_t gpa, uint64_t len);
+    void ram_written(uint64_t gpa, uint64_t len) override { invalidate_code(gpa, len); }
 
     // Total instructions retired since creation (for tests and -icount-ish stats).
     uint64_t instructions_retired() const;

@@ -245,8 +245,12 @@ MachineLock::~MachineLock()
     bool kick = m_machine.m_kick_deferred;
     m_machine.m_kick_deferred = false;
     m_lock.unlock();
-    if (kick && m_machine.m_vcpu_kick)
-        m_machine.m_vcpu_kick();
+    if (kick) {
+        if (m_machine.m_vcpu_wake)
+            m_machine.m_vcpu_wake();
+        else if (m_machine.m_vcpu_kick)
+            m_machine.m_vcpu_kick();
+    }
 }
 
 void PcMachine::refresh_irq_summary()

@@ -92,8 +92,11 @@ public:
     void request_stop();
     // Returns and clears pending events (bitmask of MachineEvent).
     unsigned take_events();
-    // The accelerator's kick (interpreter: Interpreter::kick).
+    // The accelerator's kick (run() must return: reset, power-off, stop)
+    // and wake (an interrupt became pending; KVM re-checks without
+    // returning). Without a wake, interrupts kick.
     void set_vcpu_kick(std::function<void()> kick) { m_vcpu_kick = std::move(kick); }
+    void set_vcpu_wake(std::function<void()> wake) { m_vcpu_wake = std::move(wake); }
     // Wakes a halted or running vCPU; used when an interrupt arrives.
     void kick_vcpu();
 
@@ -155,6 +158,7 @@ private:
     bool m_kicked = false; // guarded by m_lock
     bool m_kick_deferred = false; // guarded by m_lock: kick after the summary is fresh
     std::function<void()> m_vcpu_kick;
+    std::function<void()> m_vcpu_wake;
     // Lock-free summary for interrupt_pending(): valid until the clock
     // reaches m_summary_deadline_ns (the next timer) or a locked section
     // ends and refreshes it.

@@ -63,14 +63,17 @@ void random_state(Rng& rng, OracleState& st)
     }
 }
 
-// Builds one case of form `f`.
-// `mode32`: 32-bit code (compatibility mode): no REX, registers 0-7,
-// operand sizes up to 32 bits.
-OracleCase build(Rng& rng, const Form& f, bool mode32)
+// Builds one case of form `f` for code of `bits` (64, 32 or 16). 32- and
+// 16-bit code: no REX, registers 0-7, operand sizes up to 32 bits; 16-bit
+// code uses 16-bit addressing and 66 selects 32-bit operands.
+OracleCase build(Rng& rng, const Form& f, unsigned bits)
 {
+    const bool mode32 = bits != 64;
+    const bool mode16 = bits == 16;
     OracleCase c;
-    c.name = mode32 ? "32: " + f.name : f.name;
-    c.mode32 = mode32;
+    c.name = bits == 64 ? f.name : std::to_string(bits) + ": " + f.name;
+    c.mode32 = bits == 32;
+    c.mode16 = mode16;
     c.undefined_flags = f.undef;
     c.compare_xmm = f.xmm;
     random_state(rng, c.in);
@@ -82,7 +85,7 @@ OracleCase build(Rng& rng, const Form& f, bool mode32)
             sizes.push_back(mode32 && s == 8 ? 4 : s);
     e.size = sizes[rng.below(unsigned(sizes.size()))];
     std::vector<uint8_t>& code = c.code;
-    if (e.size == 2)
+    if (e.size == (mode16 ? 4u : 2u))
         code.push_back(0x66);
     for (uint8_t p : f.prefix)
         code.push_back(p);
@@ -106,6 +109,28 @@ OracleCase build(Rng& rng, const Form& f, bool mode32)
             if (rm & 8)
                 rex |= 0x41;
             modrm_bytes.push_back(uint8_t(0xc0 | ((reg & 7) << 3) | (rm & 7)));
+        } else if (mode16) {
+            // 16-bit addressing: [BX|BP] + [SI|DI] + disp8 (DS and SS share
+            // the data area here), offsets relative to the data segment.
+            static const unsigned base16[8] = { 3, 3, 5, 5, 6, 7, 5, 3 };
+            static const int index16[8] = { 6, 7, 6, 7, -1, -1, -1, -1 };
+            unsigned rm = rng.below(8);
+            uint64_t offset = 64 + rng.below(k_data_bytes - 192);
+            if (f.align16 && rng.below(4))
+                offset &= ~15ull;
+            int8_t disp = int8_t(rng.below(256));
+            uint64_t rest = offset - int64_t(disp);
+            if (index16[rm] >= 0) {
+                uint64_t iv = rng.below(64);
+                c.in.gpr[index16[rm]] = (rng.next() & ~0xffffull) | iv;
+                rest -= iv;
+            }
+            c.in.gpr[base16[rm]] = (rng.next() & ~0xffffull) | (rest & 0xffff);
+            e.ea = k_data_addr + offset;
+            if (rm == 2 || rm == 3 || rm == 6)
+                code.push_back(0x3e); // BP-based forms default to SS: use DS
+            modrm_bytes.push_back(uint8_t(0x40 | ((reg & 7) << 3) | rm));
+            modrm_bytes.push_back(uint8_t(disp));
         } else {
             // base + (index << scale) + disp8 pointing into the data area.
             // Never RAX/RCX/RDX/RSP: fix-ups and implicit operands change them.
@@ -845,17 +870,23 @@ std::vector<OracleCase> generate_family(const std::string& family, unsigned coun
 {
     Rng rng { seed | 1 };
     std::vector<OracleCase> out;
-    bool mode32 = family.rfind("32-", 0) == 0;
-    std::string base = mode32 ? family.substr(3) : family;
+    unsigned bits = family.rfind("32-", 0) == 0 ? 32 : family.rfind("16-", 0) == 0 ? 16 : 64;
+    std::string base = bits == 64 ? family : family.substr(3);
+    auto has = [](const Form& f, const char* s) { return f.name.find(s) != std::string::npos; };
     for (const Form& f : family_forms(base)) {
         // Forms that only exist in 64-bit mode, or use RIP-relative code.
-        if (mode32
-            && (f.name.find("movabs") != std::string::npos || f.name.find("movsxd") != std::string::npos
-                || f.name.find("addr32") != std::string::npos || f.name.find("jrcxz") != std::string::npos
-                || f.name == "jmp r/m" || f.name.rfind("ret", 0) == 0))
+        if (bits != 64
+            && (has(f, "movabs") || has(f, "movsxd") || has(f, "addr32") || has(f, "jrcxz") || f.name == "jmp r/m"
+                || f.name.rfind("ret", 0) == 0))
+            continue;
+        // 16-bit code: no stack forms (SS stays the flat 32-bit one), no
+        // 32-bit displacement encodings, no addressing-size tricks.
+        if (bits == 16
+            && (has(f, "rel32") || f.name.rfind("push", 0) == 0 || (f.name.rfind("pop", 0) == 0 && !has(f, "popcnt"))
+                || has(f, "m16") || has(f, "cmpxchg8b") || has(f, "enter") || has(f, "leave") || has(f, "call")))
             continue;
         for (unsigned i = 0; i < count; i++)
-            out.push_back(build(rng, f, mode32));
+            out.push_back(build(rng, f, bits));
     }
     return out;
 }

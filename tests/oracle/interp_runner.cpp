@@ -57,6 +57,12 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         s.fpu.ftw = c.in.ftw;
         std::memcpy(s.fpu.st, c.in.st, sizeof c.in.st);
         s.rip = k_code_addr;
+        if (c.mode16) {
+            s.segment(x86::Seg::CS) = { 0x07, 0x00fb, 0xffff, k_code_addr };
+            s.segment(x86::Seg::DS) = { 0x0f, 0x00f3, k_data_bytes - 1, k_data_addr };
+            s.segment(x86::Seg::ES) = s.segment(x86::Seg::DS);
+            s.rip = 0;
+        }
         if (c.mode32) {
             x86::SegmentCache& cs = s.segment(x86::Seg::CS);
             cs.selector = k_sel_user_code32;
@@ -64,7 +70,7 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
             cs.limit = 0xffffffff;
             cs.base = 0;
         }
-        const uint64_t end = k_code_addr + c.code.size();
+        const uint64_t end = (c.mode16 ? 0 : k_code_addr) + c.code.size();
         r.fault = Fault::None;
         for (int step = 0; step < 256 && s.rip != end; step++) {
             cpu->run(1);
@@ -100,8 +106,9 @@ std::string compare(const OracleCase& c, const OracleOutcome& native, const Orac
         return buf;
     }
     if (native.fault == Fault::None) {
-        const int nregs = c.mode32 ? 8 : 16;
-        const uint64_t rmask = c.mode32 ? 0xffffffffull : ~0ull;
+        const bool narrow = c.mode32 || c.mode16;
+        const int nregs = narrow ? 8 : 16;
+        const uint64_t rmask = narrow ? 0xffffffffull : ~0ull;
         for (int r = 0; r < nregs; r++)
             if ((native.out.gpr[r] & rmask) != (interp.out.gpr[r] & rmask)) {
                 snprintf(buf, sizeof buf, "%s: native %#llx, interpreter %#llx (in %#llx); ", names[r],

@@ -5,8 +5,10 @@
 // board exists; not a test (it needs a kernel image).
 //
 //   kiln-interp-probe VMLINUX [COMMAND-LINE] [MAX-INSTRUCTIONS] [INITRD]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -66,6 +68,8 @@ public:
             return;
         uint8_t v = uint8_t(value);
         bool dlab = m_lcr & 0x80;
+        if (m_trace && port != 0x3f8)
+            fprintf(stderr, "[uart] out %x <- %02x\n", port, v);
         switch (port - 0x3f8) {
         case 0:
             if (dlab) {
@@ -102,7 +106,12 @@ public:
         }
     }
     bool interrupt_pending() override { return m_thre_pending && (m_ier & 2) && (m_mcr & 8); }
-    uint8_t acknowledge_interrupt() override { return 0x34; }
+    uint8_t acknowledge_interrupt() override
+    {
+        if (m_trace)
+            fprintf(stderr, "[uart] irq\n");
+        return 0x34;
+    }
     uint64_t virtual_clock_ns() override
     {
         return uint64_t(
@@ -112,6 +121,7 @@ public:
     bool wait_for_interrupt() override { return interrupt_pending(); }
 
 private:
+    bool m_trace = getenv("KILN_PROBE_TRACE") != nullptr;
     uint8_t m_ier = 0, m_lcr = 0, m_mcr = 0, m_fcr = 0, m_scr = 0, m_dll = 0, m_dlm = 0;
     bool m_thre_pending = false;
 };
@@ -219,7 +229,12 @@ int main(int argc, char** argv)
     std::memcpy(host.ram(0x6100), map, sizeof map);
     std::memcpy(host.ram(0x7000), cmdline.c_str(), cmdline.size() + 1);
 
-    auto model = x86::CpuModel::by_name("max");
+    const char* model_name = getenv("KILN_PROBE_CPU") ? getenv("KILN_PROBE_CPU") : "max";
+    auto model = x86::CpuModel::by_name(model_name);
+    if (!model.ok()) {
+        fprintf(stderr, "%s: %s\n", argv[0], model.error().message().c_str());
+        return 1;
+    }
     auto cpu = std::move(interp::Interpreter::create(host, model.value()).value());
     x86::CpuState& s = cpu->state();
     // PVH entry: 32-bit flat protected mode, paging off, EBX = start info.
@@ -234,7 +249,19 @@ int main(int argc, char** argv)
     s.rflags = 0x2;
 
     auto t0 = std::chrono::steady_clock::now();
-    interp::RunExit exit = cpu->run(budget);
+    // Run in slices so the probe can sample how often user mode is running.
+    interp::RunExit exit = interp::RunExit::Budget;
+    uint64_t user_samples = 0, samples = 0;
+    while (cpu->instructions_retired() < budget) {
+        exit = cpu->run(std::min<uint64_t>(1u << 20, budget - cpu->instructions_retired()));
+        samples++;
+        if ((s.segment(x86::Seg::CS).selector & 3) == 3)
+            user_samples++;
+        if (exit != interp::RunExit::Budget)
+            break;
+    }
+    fprintf(stderr, "\n[probe] %llu of %llu samples (1 Mi instructions apart) in user mode\n",
+        (unsigned long long)user_samples, (unsigned long long)samples);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     fprintf(stderr,
         "\n[probe] exit=%s after %llu instructions in %.2f s (%.1f MIPS); rip=%llx cs=%x cr0=%llx cr2=%llx "

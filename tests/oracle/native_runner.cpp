@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <asm/ldt.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "tests/oracle/oracle.h"
@@ -27,7 +29,8 @@ struct Block {
     uint64_t rflags_in;
     uint64_t entry;
     uint64_t host_rsp;
-    uint8_t pad0[256 - 152];
+    uint64_t data_selector;
+    uint8_t pad0[256 - 160];
     uint64_t gpr_out[16];
     uint64_t rflags_out;
     uint8_t pad1[512 - 392];
@@ -87,6 +90,22 @@ Fault fault_from_signal(int sig)
     for (int sig : { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP })
         sigaction(sig, &sa, nullptr);
 
+    // LDT: entry 0 a 16-bit code segment at the code page, entry 1 a
+    // 16-bit data segment over the data area.
+    struct user_desc code16 { };
+    code16.entry_number = 0;
+    code16.base_addr = unsigned(k_code_addr);
+    code16.limit = 0xffff;
+    code16.contents = 2;
+    code16.useable = 1;
+    struct user_desc data16 { };
+    data16.entry_number = 1;
+    data16.base_addr = unsigned(k_data_addr);
+    data16.limit = k_data_bytes - 1;
+    data16.useable = 1;
+    if (syscall(SYS_modify_ldt, 1, &code16, sizeof code16) != 0
+        || syscall(SYS_modify_ldt, 1, &data16, sizeof data16) != 0)
+        _exit(4);
     auto* block = reinterpret_cast<Block*>(k_block_addr);
     auto* code = reinterpret_cast<uint8_t*>(k_code_addr);
     accel::x86::FxsaveArea base_fx;
@@ -96,19 +115,34 @@ Fault fault_from_signal(int sig)
         OracleOutcome& r = results[i];
         std::memcpy(code, c.code.data(), c.code.size());
         uint64_t exit_addr = reinterpret_cast<uint64_t>(&kiln_oracle_exit);
+        auto put_far = [&](unsigned at, uint32_t off, uint16_t sel) {
+            std::memcpy(code + at, &off, 4);
+            std::memcpy(code + at + 4, &sel, 2);
+        };
         const uint8_t jmp64[] = { 0xff, 0x25, 0, 0, 0, 0 }; // jmp *0(%rip); .quad target
         uint8_t* t = code + c.code.size();
-        if (!c.mode32) {
+        block->data_selector = c.mode16 ? 0x0f : 0x2b;
+        if (c.mode16) {
+            // Enter at LDT code selector 7, offset 0; leave through
+            // "jmp far cs:[0x800]" (m16:32) to the 64-bit CS.
+            put_far(0x800, uint32_t(k_code_addr + 0x900), 0x33);
+            put_far(0x810, 0, 0x07);
+            const uint8_t out[] = { 0x2e, 0x66, 0xff, 0x2e, 0x00, 0x08 };
+            std::memcpy(t, out, sizeof out);
+            std::memcpy(code + 0x900, jmp64, sizeof jmp64);
+            std::memcpy(code + 0x906, &exit_addr, 8);
+            const uint8_t in[] = { 0xff, 0x2d };
+            std::memcpy(code + 0xa00, in, 2);
+            int32_t disp = 0x810 - (0xa00 + 6);
+            std::memcpy(code + 0xa02, &disp, 4);
+            block->entry = k_code_addr + 0xa00;
+        } else if (!c.mode32) {
             std::memcpy(t, jmp64, sizeof jmp64);
             std::memcpy(t + 6, &exit_addr, 8);
             block->entry = k_code_addr;
         } else {
             // 32-bit code: enter through a far jump to Linux's 32-bit user CS
             // (0x23) and leave through one back to the 64-bit CS (0x33).
-            auto put_far = [&](unsigned at, uint32_t off, uint16_t sel) {
-                std::memcpy(code + at, &off, 4);
-                std::memcpy(code + at + 4, &sel, 2);
-            };
             put_far(0x800, uint32_t(k_code_addr + 0x900), 0x33);
             put_far(0x810, uint32_t(k_code_addr), 0x23);
             const uint8_t out[] = { 0xff, 0x2d }; // ljmp *abs32
@@ -161,7 +195,7 @@ Fault fault_from_signal(int sig)
 Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cases)
 {
     for (const auto& c : cases)
-        if (c.code.size() > k_max_code_bytes || (c.mode32 && c.code.size() > 0x7f0))
+        if (c.code.size() > k_max_code_bytes || ((c.mode32 || c.mode16) && c.code.size() > 0x7f0))
             return Error::invalid("oracle case '" + c.name + "' has too much code");
     size_t bytes = sizeof(OracleOutcome) * (cases.size() ? cases.size() : 1);
     void* shared = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -180,7 +214,7 @@ Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cas
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         munmap(shared, bytes);
         return Error::internal("oracle: native child failed (status " + std::to_string(status)
-            + "; exit 3 means the fixed test addresses were not free)");
+            + "; exit 3: the fixed test addresses were not free; 4: modify_ldt failed)");
     }
     std::vector<OracleOutcome> out(results, results + cases.size());
     munmap(shared, bytes);

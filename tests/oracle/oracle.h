@@ -45,6 +45,9 @@ struct OracleCase {
     // only the low halves of EAX..EDI are compared (the SDM leaves the rest
     // undefined across mode switches).
     bool mode32 = false;
+    // 16-bit protected-mode code (natively: LDT segments from modify_ldt):
+    // CS based at the code page, DS/ES at the data area (limit 8 KiB).
+    bool mode16 = false;
 };
 
 // Fault classes that both sides can observe the same way.

@@ -4,6 +4,7 @@
 // native_runner.cpp in a child process.
 //
 // Block layout: 0 gpr_in[16], 128 rflags_in, 136 entry rip, 144 host rsp,
+// 152 DS/ES selector,
 // 256 gpr_out[16], 384 rflags_out, 512 fxsave_in, 1024 fxsave_out.
     .text
     .globl kiln_oracle_enter
@@ -17,8 +18,8 @@ kiln_oracle_enter:
     push %r15
     movq %rsp, 0x700000+144
     // Linux runs 64-bit processes with null DS/ES; 32-bit cases need the
-    // flat user data selector there (harmless for 64-bit code).
-    movl $0x2b, %eax
+    // flat user data selector there, 16-bit cases an LDT data segment.
+    movl 0x700000+152, %eax
     movl %eax, %ds
     movl %eax, %es
     fxrstor64 0x700000+512

@@ -72,7 +72,7 @@ inline constexpr uint32_t k_pf_fetch = 1u << 4;
 
 inline constexpr uint64_t k_rflags_defined = 0x3f7fd5;
 inline constexpr unsigned k_tlb_entries = 256;
-inline constexpr unsigned k_decode_cache_entries = 1u << 15;
+inline constexpr unsigned k_decode_cache_entries = 1u << 16;
 
 struct TlbEntry {
     uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
@@ -293,7 +293,6 @@ private:
     bool m_block_end = false;
     bool m_check_irq = true;
     uint8_t m_new_shadow = 0;
-    uint8_t m_fault_depth = 0; // 0 none, 1 delivering, 2 delivering #DF
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
 

@@ -114,6 +114,12 @@ Counts run_mode(CodeSize size, cs_mode mode, unsigned cases, uint64_t seed)
             why = "length " + std::to_string(insn.length) + " vs capstone " + std::to_string(ci->size);
         else if (x.encoding.disp_offset && x.disp != insn.disp && insn.is_mem())
             why = "displacement";
+        else if (x.encoding.modrm_offset && insn.has_modrm && x.modrm != insn.modrm)
+            why = "ModRM byte";
+        else if (size == CodeSize::Bits64 && x.rex != insn.rex)
+            why = "REX";
+        else if (insn.is_mem() && x.addr_size != insn.addrsize)
+            why = "address size " + std::to_string(insn.addrsize) + " vs capstone " + std::to_string(x.addr_size);
         else if (x.encoding.imm_offset && insn.op != 0xc8 && insn.op != 0x9a && insn.op != 0xea && insn.imm_size
             && x.encoding.imm_offset != insn.length - insn.imm_size)
             why = "immediate offset";

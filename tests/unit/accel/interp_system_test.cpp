@@ -419,3 +419,90 @@ TEST(InterpSystem, FxsaveFxrstorRoundTrip)
     cpu->run(2);
     EXPECT_EQ(delivered_vector(s), 13);
 }
+
+TEST(InterpSystem, GuestMemoryObserverInvalidatesCode)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    host.memory().set_write_observer(cpu.get());
+    host.write(0x100000, { 0xb0, 0x01, 0xf4 }); // mov al, 1; hlt
+    cpu->state().rip = 0x100000;
+    cpu->run(10);
+    EXPECT_EQ(cpu->state().gpr[x86::k_rax] & 0xff, 1u);
+    // A device writes new code through the DMA API.
+    const uint8_t patch[] = { 0xb0, 0x02 };
+    ASSERT_TRUE(host.memory().write(0x100000, patch, sizeof patch).ok());
+    cpu->state().halted = false;
+    cpu->state().rip = 0x100000;
+    cpu->run(10);
+    EXPECT_EQ(cpu->state().gpr[x86::k_rax] & 0xff, 2u);
+    host.memory().set_write_observer(nullptr);
+}
+
+TEST(InterpSystem, InstructionCrossingIntoMissingPage)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_long_mode(*cpu, host, 0);
+    x86::CpuState& s = cpu->state();
+    uint64_t none = 0;
+    std::memcpy(host.ram(k_pd + 8), &none, 8); // 0x200000-0x3fffff not present
+    // mov eax, imm32 starting 2 bytes before the boundary.
+    host.write(0x1ffffe, { 0xb8, 0x11 });
+    s.rip = 0x1ffffe;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(1);
+    EXPECT_EQ(delivered_vector(s), 14);
+    EXPECT_EQ(s.cr2, 0x200000u);
+    EXPECT_EQ(read64(host, 0x8000 - 48), 0x10u); // supervisor instruction fetch, not present
+    EXPECT_EQ(read64(host, 0x8000 - 40), 0x1ffffeu); // the faulting instruction
+    // Mapped again, the same bytes decode across the boundary.
+    uint64_t pde = 0x200000 | 0x87;
+    std::memcpy(host.ram(k_pd + 8), &pde, 8);
+    host.write(0x200000, { 0x22, 0x33, 0x44, 0xf4 });
+    cpu->reset(x86::ResetKind::PowerOn);
+    setup_long_mode(*cpu, host, 0);
+    s.rip = 0x1ffffe;
+    s.gpr[x86::k_rsp] = 0x8000;
+    cpu->run(1);
+    EXPECT_EQ(s.gpr[x86::k_rax], 0x44332211u);
+}
+
+TEST(InterpSystem, MsrAccess)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    x86::CpuState& s = cpu->state();
+    auto run_code = [&](std::vector<uint8_t> code, uint32_t ecx, uint64_t edx_eax) {
+        cpu->reset(x86::ResetKind::PowerOn);
+        setup_long_mode(*cpu, host, 0);
+        code.push_back(0xf4);
+        host.write(0x100000, code);
+        cpu->invalidate_code(0x100000, code.size());
+        s.rip = 0x100000;
+        s.gpr[x86::k_rsp] = 0x8000;
+        s.gpr[x86::k_rcx] = ecx;
+        s.gpr[x86::k_rax] = edx_eax & 0xffffffff;
+        s.gpr[x86::k_rdx] = edx_eax >> 32;
+        cpu->run(10);
+    };
+    // WRMSR LSTAR then RDMSR it back.
+    run_code({ 0x0f, 0x30, 0x31, 0xc0, 0x31, 0xd2, 0x0f, 0x32 }, 0xc0000082, 0xffffffff81000000ull);
+    EXPECT_EQ(s.msr.lstar, 0xffffffff81000000ull);
+    EXPECT_EQ(s.gpr[x86::k_rax], 0x81000000u);
+    EXPECT_EQ(s.gpr[x86::k_rdx], 0xffffffffu);
+    // A non-canonical LSTAR, an unknown MSR and clearing EFER.LME with paging on: #GP.
+    run_code({ 0x0f, 0x30 }, 0xc0000082, 0x0000800000000000ull);
+    EXPECT_EQ(delivered_vector(s), 13);
+    run_code({ 0x0f, 0x32 }, 0x12345678, 0);
+    EXPECT_EQ(delivered_vector(s), 13);
+    run_code({ 0x0f, 0x30 }, 0xc0000080, 0);
+    EXPECT_EQ(delivered_vector(s), 13);
+    // The TSC follows the virtual clock (1 GHz) plus the WRMSR offset.
+    host.clock_ns = 5000;
+    run_code({ 0x0f, 0x30, 0x0f, 0x31 }, 0x10, 1000000);
+    host.clock_ns = 5000;
+    EXPECT_EQ((s.gpr[x86::k_rdx] << 32) | s.gpr[x86::k_rax], 1000000u);
+    EXPECT_EQ(s.msr.tsc_offset, 1000000 - 5000);
+}

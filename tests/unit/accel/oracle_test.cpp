@@ -74,3 +74,11 @@ TEST(Oracle, Compat32Stack) { run_family("32-stack", 0xc006); }
 TEST(Oracle, Compat32Branch) { run_family("32-branch", 0xc007); }
 TEST(Oracle, Compat32String) { run_family("32-string", 0xc008); }
 TEST(Oracle, Compat32Legacy) { run_family("32-legacy", 0xc009); }
+TEST(Oracle, Code16Alu) { run_family("16-alu", 0xd001); }
+TEST(Oracle, Code16MulDiv) { run_family("16-muldiv", 0xd002); }
+TEST(Oracle, Code16Shift) { run_family("16-shift", 0xd003); }
+TEST(Oracle, Code16Bits) { run_family("16-bits", 0xd004); }
+TEST(Oracle, Code16Move) { run_family("16-move", 0xd005); }
+TEST(Oracle, Code16Branch) { run_family("16-branch", 0xd007); }
+TEST(Oracle, Code16String) { run_family("16-string", 0xd008); }
+TEST(Oracle, Code16Legacy) { run_family("16-legacy", 0xd009); }

@@ -88,6 +88,19 @@ TEST_F(BootFixture, PvhEntryPrintsAndPowersOff)
     EXPECT_EQ(output(), "pvh ok\n");
 }
 
+TEST_F(BootFixture, PvhUnderKvmWithKilnsInterruptControllers)
+{
+    // KVM runs the CPU; port I/O and interrupts go through the same board.
+    write_kernel(hw::test::synthetic_vmlinux(true, serial_then_poweroff_code("kvm ok\n")));
+    cfg.accels = {AccelKind::Kvm};
+    cfg.cpu_model = "qemu64";
+    int status = -1;
+    if (!boot(status))
+        GTEST_SKIP() << skip_reason;
+    EXPECT_EQ(status, 0);
+    EXPECT_EQ(output(), "kvm ok\n");
+}
+
 TEST_F(BootFixture, GuestResetWithNoRebootEndsTheRun)
 {
     // out 0x64, 0xfe: the i8042 reset line.

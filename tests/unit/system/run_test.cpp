@@ -25,6 +25,7 @@ public:
         return m_step(m_machine);
     }
     void kick() override {}
+    void wake() override {}
     const char* accel_name() const override { return "scripted"; }
     int runs = 0;
 
