@@ -1,0 +1,58 @@
+// Vm: everything phase 3 (build) creates and phases 4-5 (realize, run)
+// use: the machine, its chardevs and serial links, and the vCPU.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "block/context.h"
+#include "chardev/chardev.h"
+#include "hw/i386/linux_boot.h"
+#include "hw/i386/pc.h"
+#include "hw/i386/pc_disks.h"
+#include "system/machine_config.h"
+#include "system/serial_link.h"
+#include "system/vcpu.h"
+#include "util/event_loop.h"
+#include "util/thread_pool.h"
+
+namespace kiln::system {
+
+struct Vm {
+    MachineConfig config;
+    std::vector<std::unique_ptr<chardev::Chardev>> chardevs;
+    std::vector<std::unique_ptr<SerialLink>> serial_links;
+    std::unique_ptr<hw::PcMachine> machine;
+    std::unique_ptr<Vcpu> vcpu;
+    // Disks and the block layer under them; destroyed before the machine.
+    std::unique_ptr<ThreadPool> block_pool;
+    std::unique_ptr<block::BlockContext> block_ctx;
+    std::unique_ptr<hw::PcDisks> disks;
+    hw::BootCpuSetup boot;
+    bool quit_requested_by_user = false;
+
+    ~Vm()
+    {
+        // Chardevs stop delivering input before the links they call die.
+        for (auto& c : chardevs)
+            if (c)
+                c->detach();
+    }
+};
+
+// Phase 3: chardevs, the board and its devices (ClockMode::Host), serial
+// links, and the mux actions for Ctrl-A. `quit` ends the run loop.
+Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, std::function<void(int)> quit);
+
+// Phase 4: loads the kernel, creates the vCPU and puts it at the entry.
+Result<void> realize_vm(Vm& vm);
+
+// System reset: devices, the kernel reloaded (direct boot has no firmware
+// to do it), the vCPU back at the entry point.
+Result<void> reboot_vm(Vm& vm);
+
+// Phase 5: runs the vCPU thread and the event loop until the VM ends;
+// returns the exit status.
+int run_vm(Vm& vm, EventLoop& loop);
+
+} // namespace kiln::system

@@ -1,0 +1,71 @@
+#include "hw/input/i8042.h"
+
+#include "tests/unit/hw/harness.h"
+
+namespace kiln::hw::test {
+namespace {
+
+struct KbdFixture : ::testing::Test {
+    KbdFixture() { h.map_pio(0x60, 5, kbc); }
+    DeviceHarness h;
+    int resets = 0;
+    I8042 kbc{h.irq[1], h.irq[12], [this] { resets++; }};
+};
+
+TEST_F(KbdFixture, SelfTestAndCommandByte)
+{
+    h.outb(0x64, 0xaa);
+    EXPECT_EQ(h.inb(0x64) & 0x01, 0x01);
+    EXPECT_EQ(h.inb(0x60), 0x55);
+    EXPECT_EQ(h.inb(0x64) & 0x01, 0x00);
+    h.outb(0x64, 0x60);
+    h.outb(0x60, 0x45);
+    h.outb(0x64, 0x20);
+    EXPECT_EQ(h.inb(0x60), 0x45);
+}
+
+TEST_F(KbdFixture, KeyboardResetRepliesAckAndBatWithIrq1)
+{
+    h.outb(0x60, 0xff);
+    EXPECT_TRUE(h.irq[1].level());
+    EXPECT_EQ(h.inb(0x60), 0xfa);
+    EXPECT_EQ(h.inb(0x60), 0xaa);
+    EXPECT_FALSE(h.irq[1].level());
+}
+
+TEST_F(KbdFixture, MouseBytesGoToIrq12WithAuxBit)
+{
+    h.outb(0x64, 0x60);
+    h.outb(0x60, 0x47); // both interrupts on
+    h.outb(0x64, 0xd4);
+    h.outb(0x60, 0xf2);
+    EXPECT_TRUE(h.irq[12].level());
+    EXPECT_FALSE(h.irq[1].level());
+    EXPECT_EQ(h.inb(0x64) & 0x21, 0x21);
+    EXPECT_EQ(h.inb(0x60), 0xfa);
+    EXPECT_EQ(h.inb(0x60), 0x00);
+}
+
+TEST_F(KbdFixture, PulseResetLine)
+{
+    h.outb(0x64, 0xfe);
+    EXPECT_EQ(resets, 1);
+    h.outb(0x64, 0xff); // pulsing no line
+    EXPECT_EQ(resets, 1);
+    h.outb(0x64, 0xd1);
+    h.outb(0x60, 0x02); // output port with reset bit low
+    EXPECT_EQ(resets, 2);
+}
+
+TEST_F(KbdFixture, StateRoundTrip)
+{
+    h.outb(0x60, 0xf2);
+    IrqLine a, b;
+    I8042 copy(a, b, nullptr);
+    state_round_trip(kbc, copy);
+    EXPECT_EQ(copy.read(0, 1), 0xfau);
+    EXPECT_EQ(copy.read(0, 1), 0xabu);
+}
+
+} // namespace
+} // namespace kiln::hw::test
