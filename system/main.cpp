@@ -1,6 +1,8 @@
 // kiln: QEMU-compatible PC emulator. Start-up runs as phases, each in its
 // own file: parse (cli_parse.cpp) -> config (machine_config.cpp) -> build
 // (build_vm.cpp) -> realize (realize.cpp) -> run (run.cpp).
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -98,6 +100,14 @@ int main(int argc, char** argv)
             return fail(p.error());
         pidfile = std::move(p).value();
     }
+    // From here on SIGINT/SIGTERM/SIGHUP wait for run_vm()'s signalfd
+    // (pending ones are read there), so they always end kiln cleanly: a
+    // daemon's parent returns now and its caller may signal at once.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     finish_daemon();
     int status = run_vm(*vm.value(), ev);
     vm.value().reset();

@@ -36,10 +36,6 @@ void PcMachine::stop_timer_thread()
 
 void PcMachine::timer_thread()
 {
-    // Signals belong to the main loop's signalfd, never to this thread.
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     for (;;) {
         uint64_t deadline, now, generation;
         {
@@ -77,7 +73,14 @@ Result<std::unique_ptr<PcMachine>> PcMachine::create(const PcConfig& cfg)
             }
             raw->m_timer_wake.notify_all();
         });
+        // Signals belong to the main loop's signalfd: the thread starts with
+        // all of them blocked (blocking them inside the thread would leave a
+        // window before it first runs).
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         m->m_timer_thread = std::thread([raw] { raw->timer_thread(); });
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
     }
     return m;
 }
@@ -333,9 +336,23 @@ void PcMachine::post_event(MachineEvent e)
         m_vcpu_kick();
 }
 
-void PcMachine::request_reset() { post_event(MachineEvent::Reset); }
-void PcMachine::request_shutdown() { post_event(MachineEvent::Shutdown); }
-void PcMachine::request_stop() { post_event(MachineEvent::Stop); }
+void PcMachine::post_event_from_outside(MachineEvent e)
+{
+    // A halted vCPU checks m_events and then waits, both under m_lock;
+    // passing through the lock between setting the flag and notifying
+    // means it either sees the flag or is already waiting (no lost wake-up).
+    m_events.fetch_or(unsigned(e));
+    {
+        std::lock_guard lk(m_lock);
+    }
+    post_event(e);
+}
+
+// Callers do not hold the machine lock (the vCPU thread on a triple fault,
+// the run loop, signal handling).
+void PcMachine::request_reset() { post_event_from_outside(MachineEvent::Reset); }
+void PcMachine::request_shutdown() { post_event_from_outside(MachineEvent::Shutdown); }
+void PcMachine::request_stop() { post_event_from_outside(MachineEvent::Stop); }
 unsigned PcMachine::take_events() { return m_events.exchange(0); }
 
 uint64_t PcMachine::virtual_clock_ns() { return m_clock.now_ns(); }

@@ -87,7 +87,7 @@ public:
     // also refreshes the interrupt summary the vCPU polls without the lock.
     std::mutex& lock() { return m_lock; }
 
-    // Run control, callable from any thread.
+    // Run control, callable from any thread not holding the machine lock.
     void request_shutdown();
     void request_stop();
     // Returns and clears pending events (bitmask of MachineEvent).
@@ -149,7 +149,10 @@ private:
     Result<void> build();
     Result<void> map_pio(uint16_t port, uint16_t size, IoRegion& region, const char* name);
     Result<void> write_acpi_tables();
+    // With m_lock held (device code).
     void post_event(MachineEvent e);
+    // Without it (request_*).
+    void post_event_from_outside(MachineEvent e);
 
     PcConfig m_config;
     std::mutex m_lock;
