@@ -5,7 +5,7 @@
 // model answers VcpuHost::interrupt_pending()/acknowledge_interrupt(), and
 // this class injects with KVM_INTERRUPT when the guest's interrupt window
 // is open, asking KVM for an exit when it opens otherwise; NMIs go in with
-// KVM_NMI. See docs/accel-kvm.md for why.
+// KVM_NMI. See docs/accel.md (KVM section) for why.
 //
 // Threads: run() and the state accessors on the vCPU's own thread; kick()
 // and wake() from anywhere (a signal plus kvm_run.immediate_exit make a

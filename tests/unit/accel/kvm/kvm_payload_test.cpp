@@ -31,7 +31,7 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 
     if (p.end == PayloadEnd::Reset && !r.exit.ok()) {
         // This machine's nested KVM reports a triple fault as an emulation
-        // failure instead of KVM_EXIT_SHUTDOWN (docs/accel-kvm.md); the
+        // failure instead of KVM_EXIT_SHUTDOWN (docs/accel.md (KVM section)); the
         // run must still end with a clear error, never hang.
         EXPECT_NE(r.exit.error().message().find("KVM internal error"), std::string::npos) << r.exit.error().message();
         EXPECT_NE(r.exit.error().message().find("RIP="), std::string::npos);
