@@ -200,8 +200,10 @@ Result<VcpuExit> KvmVcpu::run()
 
     for (;;) {
         __atomic_store_n(&m_run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-        if (m_kick_requested.exchange(false))
+        if (m_kick_requested.exchange(false)) {
+            TRY(complete_pending_io());
             return VcpuExit::Kicked;
+        }
         TRY(inject_events());
         m_location = StateLocation::Kernel;
         m_stats.runs++;
@@ -217,7 +219,26 @@ Result<VcpuExit> KvmVcpu::run()
         VcpuExit exit;
         if (TRY(handle_exit(exit)))
             return exit;
+        m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
     }
+}
+
+// After a PIO or MMIO exit KVM finishes the instruction (RIP, IN data) only
+// on the next KVM_RUN. Before the state leaves KVM (a kick that ends run(),
+// then get_state for migration or another accelerator), enter once with
+// immediate_exit set: KVM completes the instruction and returns EINTR
+// without running guest code (the KVM API documentation requires this).
+Result<void> KvmVcpu::complete_pending_io()
+{
+    if (!m_io_completion_pending)
+        return {};
+    m_io_completion_pending = false;
+    __atomic_store_n(&m_run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    int rc = ioctl(m_fd, KVM_RUN, 0);
+    __atomic_store_n(&m_run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    if (rc < 0 && errno != EINTR && errno != EAGAIN)
+        return exit_error(std::string("KVM_RUN (completing I/O) failed: ") + std::strerror(errno));
+    return {};
 }
 
 } // namespace kiln::accel::kvm

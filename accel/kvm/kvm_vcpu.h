@@ -106,6 +106,7 @@ private:
     // kvm_vcpu_exits.cpp
     Result<void> inject_events();
     Result<bool> handle_exit(VcpuExit& exit); // true: return `exit` from run()
+    Result<void> complete_pending_io();
     void handle_io();
     void handle_mmio();
     Error exit_error(std::string what);
@@ -122,6 +123,7 @@ private:
     StateLocation m_location = StateLocation::User;
     int64_t m_kernel_tsc_offset = 0; // tsc_offset as last read from or written to KVM
     bool m_tsc_known = false;
+    bool m_io_completion_pending = false; // last exit was PIO/MMIO, not yet completed by KVM_RUN
     bool m_run_fields_valid = false; // kvm_run's if_flag/ready_for_interrupt_injection describe the CPU
     std::vector<uint32_t> m_msrs;
     std::vector<uint8_t> m_xsave_buf;

@@ -33,6 +33,8 @@ uint32_t FakeVcpuHost::pio_read(uint16_t port, unsigned size)
 void FakeVcpuHost::pio_write(uint16_t port, unsigned size, uint32_t value)
 {
     pio_writes.push_back({ port, size, value });
+    if (on_pio_write)
+        on_pio_write();
     if (port == k_port_i8042 && size == 1 && value == 0xfe)
         request_reset();
 }

@@ -75,6 +75,7 @@ public:
     // pending (a wake-up from outside, e.g. the board resuming the VM).
     unsigned spurious_wakeups = 0;
     std::function<void()> on_reset; // e.g. kick the vCPU
+    std::function<void()> on_pio_write; // called after each recorded port write
 
     // Records.
     std::vector<PioWrite> pio_writes;
