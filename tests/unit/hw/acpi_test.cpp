@@ -107,10 +107,12 @@ TEST(AcpiTables, RsdpXsdtFadtMadtAreConsistentAndChecksummed)
     for (uint32_t off = 44; off < mlen; off += madt[off + 1]) {
         ASSERT_GE(madt[off + 1], 2);
         counts[madt[off]]++;
-        if (madt[off] == 2 && madt[off + 3] == 0)
+        if (madt[off] == 2 && madt[off + 3] == 0) {
             EXPECT_EQ(u32(madt + off + 4), 2u); // IRQ0 -> GSI 2
-        if (madt[off] == 1)
+        }
+        if (madt[off] == 1) {
             EXPECT_EQ(u32(madt + off + 4), 0xfec00000u);
+        }
     }
     EXPECT_EQ(counts[0], 1u);
     EXPECT_EQ(counts[1], 1u);

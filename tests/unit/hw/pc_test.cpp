@@ -31,8 +31,9 @@ TEST(PcMachine, E820HasPciHoleAndHighRam)
             ram += e.size;
         if (e.type == E820Type::Ram && e.addr >= (1ull << 32))
             high = true;
-        if (e.type == E820Type::Ram)
+        if (e.type == E820Type::Ram) {
             EXPECT_FALSE(e.addr < 0xfee01000 && e.addr + e.size > 0xc0000000) << "RAM in the PCI hole";
+        }
     }
     EXPECT_TRUE(high);
     // All RAM but the 0x9fc00-0x100000 window is reported.
