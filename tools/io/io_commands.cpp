@@ -228,6 +228,19 @@ Task<int> cmd_read(IoSession& s, std::vector<std::string>& words)
     co_return ret;
 }
 
+// The shared end of write and writev: time the request, report like qemu-io.
+Task<int> timed_write(IoSession& s, const RwOptions& o, std::vector<uint8_t>& buf, const char* name)
+{
+    auto t = std::chrono::steady_clock::now();
+    auto r = co_await do_write(*s.node(), o, buf.data());
+    double secs = seconds_since(t);
+    if (!r)
+        co_return fail(name, r.error());
+    if (!o.quiet && !o.count_only)
+        print_report("wrote", secs, o.offset, o.total(), o.total(), 1);
+    co_return 0;
+}
+
 Task<int> cmd_write(IoSession& s, std::vector<std::string>& words)
 {
     RwOptions o;
@@ -242,14 +255,7 @@ Task<int> cmd_write(IoSession& s, std::vector<std::string>& words)
         co_return -EINVAL;
     }
     auto buf = make_buffer(o.zero ? 0 : o.total(), o.pattern.value_or(0xcd));
-    auto t = std::chrono::steady_clock::now();
-    auto r = co_await do_write(*s.node(), o, buf.data());
-    double secs = seconds_since(t);
-    if (!r)
-        co_return fail("write", r.error());
-    if (!o.quiet && !o.count_only)
-        print_report("wrote", secs, o.offset, o.total(), o.total(), 1);
-    co_return 0;
+    co_return co_await timed_write(s, o, buf, "write");
 }
 
 Task<int> cmd_readv(IoSession& s, std::vector<std::string>& words)
@@ -279,14 +285,7 @@ Task<int> cmd_writev(IoSession& s, std::vector<std::string>& words)
     if (!parse_rw(find_command("writev"), words, "CfP:q", o, true))
         co_return -EINVAL;
     auto buf = make_buffer(o.total(), o.pattern.value_or(0xcd));
-    auto t = std::chrono::steady_clock::now();
-    auto r = co_await do_write(*s.node(), o, buf.data());
-    double secs = seconds_since(t);
-    if (!r)
-        co_return fail("writev", r.error());
-    if (!o.quiet && !o.count_only)
-        print_report("wrote", secs, o.offset, o.total(), o.total(), 1);
-    co_return 0;
+    co_return co_await timed_write(s, o, buf, "writev");
 }
 
 Task<int> cmd_discard(IoSession& s, std::vector<std::string>& words)
