@@ -53,6 +53,13 @@ public:
     // Name of the region at addr (for tests and `info mtree`-like output).
     const std::string* name_at(uint64_t addr) const;
     size_t mapping_count() const { return m_entries.size(); }
+    // Visits every placement in address order: f(base, size, name).
+    template <class F>
+    void for_each_mapping(F&& f) const
+    {
+        for (const auto& [base, e] : m_entries)
+            f(base, e.size, e.name);
+    }
 
 private:
     friend class BusMapping;

@@ -142,6 +142,14 @@ Drive* PcDisks::drive(const std::string& id) const
     return nullptr;
 }
 
+std::vector<Drive*> PcDisks::drives() const
+{
+    std::vector<Drive*> out;
+    for (const auto& d : m_drives)
+        out.push_back(d.get());
+    return out;
+}
+
 Result<void> PcDisks::place(const DiskSetConfig& cfg)
 {
     m_ide = std::make_unique<PiixIde>(

@@ -46,6 +46,8 @@ public:
     VirtioPci& virtio_pci(size_t i) { return *m_virtio[i].pci; }
     VirtioBlk& virtio_blk(size_t i) { return *m_virtio[i].blk; }
     Drive* drive(const std::string& id) const;
+    // Every drive in command-line order (the monitor's block list).
+    std::vector<Drive*> drives() const;
     // Migratable state of the controllers (append to the machine's list).
     std::vector<DeviceState*> device_states() const;
 

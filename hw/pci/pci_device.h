@@ -22,6 +22,14 @@ public:
     virtual void config_write(unsigned offset, unsigned size, uint32_t value);
 
     uint8_t* config() { return m_config; }
+    // The dword of the write mask at `offset` (BAR sizes, for `info pci`).
+    uint32_t write_mask(unsigned offset) const
+    {
+        uint32_t v = 0;
+        if (offset <= sizeof m_wmask - 4)
+            std::memcpy(&v, m_wmask + offset, 4);
+        return v;
+    }
     void save_config(StateWriter& w) const { w.bytes(m_config); }
     Result<void> load_config(StateReader& r) { return r.bytes(m_config); }
 
