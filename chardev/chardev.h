@@ -33,4 +33,8 @@ public:
 // ("serial0"). None gives nullptr; callers treat it as "no device".
 Result<std::unique_ptr<Chardev>> open_chardev(const ChardevSpec& spec, const std::string& label);
 
+// A pty in raw mode, non-blocking master side; prints QEMU's "char device
+// redirected to /dev/pts/N (label LABEL)" on stderr. The caller owns the fd.
+Result<int> open_pty_master(const std::string& label);
+
 } // namespace kiln::chardev

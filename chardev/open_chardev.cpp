@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "chardev/chardev.h"
 #include "chardev/fd_chardev.h"
@@ -12,21 +13,7 @@
 
 namespace kiln::chardev {
 
-namespace {
-
-class NullChardev final : public Chardev {
-public:
-    void write(std::span<const uint8_t>) override {}
-    Result<void> attach(EventLoop&, InputHandler) override { return {}; }
-};
-
-class StdioChardev final : public FdChardev {
-public:
-    StdioChardev() : FdChardev(0, 1, false) { terminal_enter_raw(); }
-    ~StdioChardev() override { terminal_restore(); }
-};
-
-Result<std::unique_ptr<Chardev>> open_pty(const std::string& label)
+Result<int> open_pty_master(const std::string& label)
 {
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0)
@@ -52,6 +39,26 @@ Result<std::unique_ptr<Chardev>> open_pty(const std::string& label)
     fprintf(stderr, "char device redirected to %s (label %s)\n", slave_name.c_str(), label.c_str());
     int flags = fcntl(master, F_GETFL);
     fcntl(master, F_SETFL, flags | O_NONBLOCK);
+    return master;
+}
+
+namespace {
+
+class NullChardev final : public Chardev {
+public:
+    void write(std::span<const uint8_t>) override {}
+    Result<void> attach(EventLoop&, InputHandler) override { return {}; }
+};
+
+class StdioChardev final : public FdChardev {
+public:
+    StdioChardev() : FdChardev(0, 1, false) { terminal_enter_raw(); }
+    ~StdioChardev() override { terminal_restore(); }
+};
+
+Result<std::unique_ptr<Chardev>> open_pty(const std::string& label)
+{
+    int master = TRY(open_pty_master(label));
     return std::unique_ptr<Chardev>(new FdChardev(master, master, true));
 }
 

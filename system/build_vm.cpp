@@ -18,6 +18,7 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
     pc.clock_mode = hw::ClockMode::Host;
 
     Vm* raw = vm.get();
+    vm->control = std::make_unique<VmControl>(*vm, loop);
     for (size_t i = 0; i < cfg.serials.size(); i++) {
         const auto& spec = cfg.serials[i];
         std::string label = "serial" + std::to_string(i);
@@ -40,8 +41,11 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
                 raw->quit_requested_by_user = true;
                 quit(0);
             };
-            actions.toggle_monitor = [c] {
-                static const char msg[] = "\r\nkiln: the monitor is not available yet\r\n";
+            size_t link_index = vm->serial_links.size();
+            actions.toggle_monitor = [raw, c, link_index] {
+                if (link_index < raw->serial_links.size() && raw->serial_links[link_index]->toggle_monitor_focus())
+                    return;
+                static const char msg[] = "\r\nkiln: no monitor on this console\r\n";
                 c->write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(msg), sizeof msg - 1));
             };
             actions.send_break = [raw, i] {
@@ -69,7 +73,7 @@ Result<std::unique_ptr<Vm>> build_vm(const MachineConfig& cfg, EventLoop& loop, 
         pthread_sigmask(SIG_BLOCK, &signals, &old);
         vm->block_pool = std::make_unique<ThreadPool>(loop);
         vm->block_ctx = std::make_unique<block::BlockContext>(loop, *vm->block_pool);
-        auto disks = loop.run_until_complete(hw::PcDisks::create(*vm->machine, *vm->block_ctx, cfg.disks));
+        auto disks = loop.run_until_complete(hw::PcDisks::create(*vm->machine, *vm->block_ctx, cfg.disks, vm->control.get()));
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         vm->disks = TRY(std::move(disks));
     }

@@ -277,10 +277,15 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
     // Serial ports: explicit -serial, else the defaults QEMU would pick
     // (mon:stdio with -nographic). Kiln has no graphical console, so
     // without -nographic the default is stdio too (QEMU: a vc).
+    cfg.monitors = TRY(parse_monitor_options(args));
     std::vector<std::string> serials = args.all("serial");
     if (serials.size() > 4)
         return Error::invalid("-serial " + serials[4] + ": too many serial ports (at most 4)");
     for (const std::string& s : serials) {
+        if (s.rfind("chardev:", 0) == 0) {
+            cfg.serials.push_back(TRY(resolve_serial_chardev(cfg.monitors, s)));
+            continue;
+        }
         auto spec = chardev::parse_chardev_spec(s);
         if (!spec.ok())
             return Error::invalid("-serial " + s + ": " + spec.error().message());
@@ -289,7 +294,9 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
     if (serials.empty() && !args.has("nodefaults")) {
         chardev::ChardevSpec def;
         def.kind = chardev::ChardevKind::Stdio;
-        def.mux_monitor = cfg.nographic;
+        // QEMU: -nographic shares stdio with the monitor unless a
+        // monitor option was given.
+        def.mux_monitor = cfg.nographic && !cfg.monitors.explicit_monitor;
         cfg.serials.push_back(def);
     }
     unsigned stdio_users = 0;
@@ -297,6 +304,9 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
         stdio_users += s.uses_stdio();
     if (stdio_users > 1)
         return Error::invalid("-serial: stdio can be used by only one serial port");
+    if (stdio_users + monitor_stdio_users(cfg.monitors) > 1)
+        return Error::invalid("cannot use stdio by multiple character devices");
+    stdio_users += monitor_stdio_users(cfg.monitors);
     if (cfg.daemonize && stdio_users)
         return Error::invalid("-daemonize cannot be used with a stdio serial console (-nographic or -serial stdio)");
     if (cfg.help_topic.empty() && cfg.kernel.empty())

@@ -11,6 +11,7 @@
 #include "chardev/chardev_spec.h"
 #include "hw/block/drive_config.h"
 #include "system/cli_parse.h"
+#include "system/monitor_setup.h"
 #include "util/result.h"
 
 namespace kiln::system {
@@ -44,6 +45,7 @@ struct MachineConfig {
     int64_t rtc_date_epoch_s = 0; // for RtcBase::Date
     std::vector<std::string> notes; // warnings to print (e.g. tcg alias)
     hw::DiskSetConfig disks;        // -drive, -hdX, -cdrom, -snapshot, disk -device
+    MonitorConfig monitors;         // -monitor, -qmp, -mon, -chardev
 };
 
 Result<MachineConfig> build_machine_config(const ParsedArgs& args);

@@ -93,6 +93,9 @@ int main(int argc, char** argv)
     auto realized = realize_vm(*vm.value());
     if (!realized.ok())
         return fail(realized.error());
+    auto monitors = setup_monitors(*vm.value(), ev);
+    if (!monitors.ok())
+        return fail(monitors.error());
     PidFile pidfile;
     if (!cfg.pidfile.empty()) {
         auto p = PidFile::create(cfg.pidfile);

@@ -2,8 +2,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <condition_variable>
 #include <thread>
 
 #include "system/vm.h"
@@ -15,29 +13,13 @@ namespace {
 
 constexpr uint64_t k_instructions_per_slice = 1000000;
 
-struct RunState {
-    std::atomic<bool> stopping{false};
-    std::mutex lock;
-    std::condition_variable cv;
-};
-
-void vcpu_thread(Vm& vm, EventLoop& loop, RunState& rs, std::function<void(int)> quit)
+void vcpu_thread(Vm& vm, std::function<void(int)> quit)
 {
-    auto park = [&] {
-        // Paused (-S, or -no-shutdown after a guest power-off): the
-        // virtual clock stops until kiln is told to end.
-        {
-            hw::MachineLock lk(*vm.machine);
-            vm.machine->clock().pause();
-        }
-        std::unique_lock lk(rs.lock);
-        rs.cv.wait(lk, [&] { return rs.stopping.load(); });
-    };
-    if (vm.config.start_paused) {
-        park();
-        return;
-    }
-    while (!rs.stopping) {
+    // Run control (stop/cont, -S, -no-shutdown) is VmControl's gate: the
+    // thread parks there while the VM is paused.
+    VmControl& ctl = *vm.control;
+    ctl.vcpu_thread_started();
+    while (ctl.vcpu_wait_until_running()) {
         VcpuExit e = vm.vcpu->run(k_instructions_per_slice);
         unsigned ev = vm.machine->take_events();
         if (e == VcpuExit::Reset)
@@ -47,21 +29,21 @@ void vcpu_thread(Vm& vm, EventLoop& loop, RunState& rs, std::function<void(int)>
             quit(1);
             return;
         }
-        if ((ev & unsigned(hw::MachineEvent::Stop)) || rs.stopping)
-            return;
+        // MachineEvent::Stop only gets the vCPU out of run(); whether it
+        // parks is the gate's decision.
         if (ev & unsigned(hw::MachineEvent::Shutdown)) {
-            if (vm.config.no_shutdown) {
-                park();
-                return;
-            }
+            if (ctl.guest_shutdown())
+                continue; // -no-shutdown: parked, paused in "shutdown"
             quit(0);
             return;
         }
         if (ev & unsigned(hw::MachineEvent::Reset)) {
             if (vm.config.no_reboot) {
+                ctl.guest_reset_ends_run();
                 quit(0);
                 return;
             }
+            ctl.guest_reset();
             auto r = reboot_vm(vm);
             if (!r.ok()) {
                 Log::error(r.error().message());
@@ -76,7 +58,6 @@ void vcpu_thread(Vm& vm, EventLoop& loop, RunState& rs, std::function<void(int)>
 
 int run_vm(Vm& vm, EventLoop& loop)
 {
-    RunState rs;
     int exit_code = 0;
     auto quit = [&loop, &exit_code](int code) {
         loop.post([&loop, &exit_code, code] {
@@ -107,11 +88,17 @@ int run_vm(Vm& vm, EventLoop& loop)
         });
     }
 
-    std::thread vcpu([&] { vcpu_thread(vm, loop, rs, quit); });
+    vm.control->set_exit(quit);
+    if (vm.config.start_paused)
+        vm.control->start_paused();
+    std::thread vcpu([&] {
+        vcpu_thread(vm, quit);
+        vm.control->vcpu_thread_exited();
+    });
     loop.run();
 
-    rs.stopping = true;
-    rs.cv.notify_all();
+    vm.control->end_run();
+    vm.control->set_exit({});
     vm.machine->request_stop();
     vm.vcpu->kick();
     vcpu.join();

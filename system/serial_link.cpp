@@ -32,13 +32,40 @@ void SerialLink::transmit(uint8_t byte)
 
 void SerialLink::input(std::span<const uint8_t> bytes)
 {
-    if (m_mux) {
+    if (m_mux && m_to_monitor) {
+        // Byte by byte: Ctrl-A c moves the focus mid-chunk.
+        std::vector<uint8_t> to_monitor;
+        for (uint8_t b : bytes) {
+            bool was_monitor = m_monitor_focus;
+            auto filtered = m_mux->filter_input(std::span<const uint8_t>(&b, 1));
+            if (was_monitor != m_monitor_focus && !to_monitor.empty()) {
+                m_to_monitor(to_monitor);
+                to_monitor.clear();
+            }
+            if (m_monitor_focus)
+                to_monitor.insert(to_monitor.end(), filtered.begin(), filtered.end());
+            else
+                m_pending.insert(m_pending.end(), filtered.begin(), filtered.end());
+        }
+        if (!to_monitor.empty())
+            m_to_monitor(to_monitor);
+    } else if (m_mux) {
         auto filtered = m_mux->filter_input(bytes);
         m_pending.insert(m_pending.end(), filtered.begin(), filtered.end());
     } else {
         m_pending.insert(m_pending.end(), bytes.begin(), bytes.end());
     }
     drain();
+}
+
+bool SerialLink::toggle_monitor_focus()
+{
+    if (!m_to_monitor)
+        return false;
+    m_monitor_focus = !m_monitor_focus;
+    if (m_on_focus)
+        m_on_focus(m_monitor_focus);
+    return true;
 }
 
 void SerialLink::drain()

@@ -2,6 +2,8 @@
 // use: the machine, its chardevs and serial links, and the vCPU.
 #pragma once
 
+#include <unistd.h>
+
 #include <memory>
 #include <vector>
 
@@ -10,7 +12,9 @@
 #include "hw/i386/linux_boot.h"
 #include "hw/i386/pc.h"
 #include "hw/i386/pc_disks.h"
+#include "monitor/monitor.h"
 #include "system/machine_config.h"
+#include "system/machine_control_impl.h"
 #include "system/serial_link.h"
 #include "system/vcpu.h"
 #include "util/event_loop.h"
@@ -30,9 +34,18 @@ struct Vm {
     std::unique_ptr<hw::PcDisks> disks;
     hw::BootCpuSetup boot;
     bool quit_requested_by_user = false;
-
+    // The monitor's view of the VM and run control (created by build_vm),
+    // then the monitor itself (setup_monitors), destroyed first.
+    std::unique_ptr<VmControl> control;
+    std::unique_ptr<monitor::Monitor> monitor;
+    std::vector<std::shared_ptr<std::unique_ptr<monitor::MonitorClient>>> mux_clients;
+    std::vector<int> monitor_fds; // pty masters
     ~Vm()
     {
+        mux_clients.clear();
+        monitor.reset();
+        for (int fd : monitor_fds)
+            ::close(fd);
         // Chardevs stop delivering input before the links they call die.
         for (auto& c : chardevs)
             if (c)
