@@ -13,6 +13,8 @@ MODULES = [
     "lib/crc64-rocksoft", "block/t10-pi", "drivers/scsi/sd_mod", "drivers/cdrom/cdrom", "drivers/scsi/sr_mod",
     "fs/mbcache", "fs/jbd2/jbd2", "lib/crc16", "crypto/crc32c_generic", "lib/libcrc32c", "fs/ext4/ext4",
     "fs/isofs/isofs",
+    # The ACPI power button as an input device, for busybox acpid.
+    "drivers/input/evdev", "drivers/acpi/button",
 ]
 
 
