@@ -72,7 +72,7 @@ void Connection::on_in_event(uint32_t events)
 {
     if (m_closed)
         return;
-    if (m_closing) {
+    if (m_closing || m_input_paused) {
         // Not reading any more; a hang-up still ends the connection.
         if (events & (EPOLLHUP | EPOLLERR))
             shut(true);
@@ -173,11 +173,13 @@ void Connection::update_interest()
     if (m_closed)
         return;
     bool want_out = queued_output_bytes() > 0;
-    bool want_in = !m_closing && queued_output_bytes() < k_pause_input_bytes;
+    bool want_in = !m_closing && !m_input_paused && queued_output_bytes() < k_pause_input_bytes;
     if (m_in_fd == m_out_fd) {
         uint32_t mask = (want_in ? uint32_t(FdEvents::Read) : 0) | (want_out ? uint32_t(FdEvents::Write) : 0);
-        // Keep the fd registered for errors even with nothing to wait for.
-        (void)m_loop.modify_fd(m_in_fd, mask ? FdEvents(mask) : FdEvents::Read);
+        // Keep the fd registered for errors even with nothing to wait for
+        // (epoll reports hang-ups and errors without being asked); while
+        // paused, not even for reads, or a half-closed peer would spin.
+        (void)m_loop.modify_fd(m_in_fd, mask || m_input_paused ? FdEvents(mask) : FdEvents::Read);
         return;
     }
     if (want_out && !m_out_registered) {
@@ -196,6 +198,14 @@ void Connection::update_interest()
         m_loop.remove_fd(m_in_fd);
         m_in_registered = false;
     }
+}
+
+void Connection::pause_input(bool paused)
+{
+    if (m_closed || m_input_paused == paused)
+        return;
+    m_input_paused = paused;
+    update_interest(); // a file input's read chain just skips while paused
 }
 
 void Connection::close_after_flush()

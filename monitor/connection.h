@@ -35,6 +35,9 @@ public:
     void write(std::string_view bytes);
     // Stops reading; closes once queued output is written.
     void close_after_flush();
+    // Holds input back (no reads, so no EOF either) while the monitor runs
+    // a command that spins the loop nested; hang-ups are still noticed.
+    void pause_input(bool paused);
     bool closed() const { return m_closed; }
     size_t queued_output_bytes() const { return m_output.size() - m_output_offset; }
 
@@ -53,6 +56,7 @@ private:
     Ownership m_ownership;
     bool m_closed = false;
     bool m_closing = false;
+    bool m_input_paused = false;
     bool m_in_registered = false;
     bool m_out_registered = false;
     bool m_in_is_file = false;

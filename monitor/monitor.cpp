@@ -43,6 +43,54 @@ private:
     QmpSession m_session;
 };
 
+// Runs one client's input through at most one command at a time across
+// the whole monitor: bytes that arrive while a command is running (the
+// loop runs nested under block operations) wait in a backlog.
+class Monitor::Serialized : public MonitorClient {
+public:
+    Serialized(Monitor& monitor, std::unique_ptr<MonitorClient> inner)
+        : m_monitor(monitor)
+        , m_inner(std::move(inner))
+    {
+    }
+    ~Serialized() override { m_monitor.m_held.remove(this); }
+    void feed(std::string_view bytes) override
+    {
+        if (m_monitor.m_dispatching) {
+            if (m_backlog.empty())
+                m_monitor.m_held.push_back(this);
+            m_backlog.append(bytes);
+            return;
+        }
+        m_monitor.m_dispatching = true;
+        m_monitor.pause_inputs(true);
+        m_inner->feed(bytes);
+        m_monitor.pause_inputs(false);
+        m_monitor.m_dispatching = false;
+        while (!m_monitor.m_held.empty()) {
+            Serialized* next = m_monitor.m_held.front();
+            m_monitor.m_held.pop_front();
+            std::string backlog = std::move(next->m_backlog);
+            next->m_backlog.clear();
+            next->feed(backlog);
+        }
+        if (!m_monitor.m_dead.empty()) {
+            // Not now: `this` may be one of them.
+            Monitor& monitor = m_monitor;
+            monitor.m_loop.schedule([&monitor, alive = std::weak_ptr<bool>(monitor.m_alive)] {
+                auto locked = alive.lock();
+                if (locked && *locked)
+                    monitor.reap_dead();
+            });
+        }
+    }
+
+private:
+    Monitor& m_monitor;
+    std::unique_ptr<MonitorClient> m_inner;
+    std::string m_backlog;
+};
+
 struct Monitor::SocketClient {
     std::unique_ptr<Connection> connection;
     std::unique_ptr<MonitorClient> client;
@@ -65,6 +113,22 @@ Monitor::~Monitor()
     m_listeners.clear();
 }
 
+void Monitor::pause_inputs(bool paused)
+{
+    for (auto& c : m_connections)
+        c->connection->pause_input(paused);
+}
+
+void Monitor::reap_dead()
+{
+    if (m_dispatching)
+        return;
+    auto dead = std::move(m_dead);
+    m_dead.clear();
+    for (auto it : dead)
+        m_connections.erase(it);
+}
+
 void Monitor::on_event(const MachineEvent& event)
 {
     std::string line = to_qmp_text(qmp_event(event)) + "\r\n";
@@ -77,9 +141,12 @@ void Monitor::on_event(const MachineEvent& event)
 std::unique_ptr<MonitorClient> Monitor::open_client(
     MonitorProtocol protocol, std::function<void(std::string_view)> send)
 {
+    std::unique_ptr<MonitorClient> client;
     if (protocol == MonitorProtocol::Qmp)
-        return std::make_unique<QmpClient>(*this, std::move(send));
-    return std::make_unique<HmpClient>(m_table, m_machine, std::move(send));
+        client = std::make_unique<QmpClient>(*this, std::move(send));
+    else
+        client = std::make_unique<HmpClient>(m_table, m_machine, std::move(send));
+    return std::make_unique<Serialized>(*this, std::move(client));
 }
 
 void Monitor::adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection)
@@ -100,8 +167,13 @@ void Monitor::adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connec
             // own callback here.
             m_loop.schedule([this, it, alive] {
                 auto locked = alive.lock();
-                if (locked && *locked)
-                    m_connections.erase(it);
+                if (!locked || !*locked)
+                    return;
+                // A command running the loop nested may be inside this
+                // client's feed(); it is destroyed once that returns.
+                m_dead.push_back(it);
+                if (!m_dispatching)
+                    reap_dead();
             });
         });
     raw->client = open_client(protocol, [conn](std::string_view bytes) { conn->write(bytes); });

@@ -59,6 +59,7 @@ public:
 
 private:
     struct SocketClient;
+    class Serialized;
     friend class QmpClient;
 
     void adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection);
@@ -71,6 +72,15 @@ private:
     std::vector<std::unique_ptr<Listener>> m_listeners;
     std::list<std::unique_ptr<SocketClient>> m_connections;
     std::list<QmpSession*> m_qmp_sessions; // for events
+    // A command that waits for the block layer runs the event loop nested;
+    // input arriving meanwhile is held back until it returns, so commands
+    // never interleave (see Serialized).
+    bool m_dispatching = false;
+    std::list<Serialized*> m_held;
+    // Connections that closed during a command: destroyed once it returns.
+    std::vector<std::list<std::unique_ptr<SocketClient>>::iterator> m_dead;
+    void reap_dead();
+    void pause_inputs(bool paused);
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
 };
 

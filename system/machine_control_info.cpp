@@ -1,5 +1,6 @@
 // VmControl: block devices and their media, PCI functions, the memory and
 // device trees, and keys sent to the i8042.
+#include <cerrno>
 #include <cstring>
 
 #include "system/keycodes.h"
@@ -117,13 +118,25 @@ std::vector<BlockDeviceInfo> VmControl::block_devices() const
 
 Result<void> VmControl::commit(const std::string& device)
 {
+    // Writing an overlay (snapshot=on, or an image with a backing file)
+    // down into its backing file needs the backing file reopened
+    // read-write under the running guest, which the block layer cannot do
+    // yet: such drives answer ENOTSUP. Drives without a backing file have
+    // nothing to commit: QEMU answers ENOTSUP for one and skips them for
+    // "all".
+    if (device == "all") {
+        if (m_vm.disks)
+            for (hw::Drive* d : m_vm.disks->drives())
+                if (d->has_medium() && d->backend()->root()->backing())
+                    return Error::from_errno(ENOTSUP, "commit");
+        return {};
+    }
     hw::Drive* d = find_drive(device);
-    if (!d || !d->has_medium())
-        return Error::not_found("Device '" + device + "' has no medium");
-    // Writing a snapshot=on overlay back needs the base reopened
-    // read-write under the running guest, which the block layer cannot
-    // do yet; say so as QEMU says ENOTSUP.
-    return Error::not_supported("Operation not supported");
+    if (!d)
+        return Error::not_found("Device '" + device + "' not found");
+    if (!d->has_medium())
+        return Error::from_errno(ENOMEDIUM, "commit");
+    return Error::from_errno(ENOTSUP, "commit");
 }
 
 Result<void> VmControl::eject(const std::string& device, bool force)
