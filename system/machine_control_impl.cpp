@@ -3,10 +3,11 @@
 #include "system/machine_control_impl.h"
 
 #include <fcntl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#include <sys/syscall.h>
 
 #include "system/guest_page_walk.h"
 #include "system/vm.h"

@@ -9,8 +9,6 @@
 // thread has parked, so `info registers` after `stop` sees a quiet CPU.
 #pragma once
 
-#include <sys/types.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -18,6 +16,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "hw/block/drive.h"
 #include "monitor/machine_control.h"
@@ -74,8 +74,8 @@ public:
     std::vector<monitor::PciDeviceInfo> pci_devices() const override;
     std::vector<monitor::MemoryTreeSection> memory_tree() const override;
     monitor::QtreeBus device_tree() const override;
-    Result<void> read_memory(monitor::AddressKind kind, int64_t cpu_index, uint64_t address, void* buffer,
-        uint64_t length_bytes) override;
+    Result<void> read_memory(
+        monitor::AddressKind kind, int64_t cpu_index, uint64_t address, void* buffer, uint64_t length_bytes) override;
     Result<void> send_keys(const std::vector<monitor::KeyPress>& keys, int64_t hold_time_ms) override;
     Result<void> commit(const std::string& device) override;
     Result<void> eject(const std::string& device, bool force) override;
@@ -103,9 +103,9 @@ private:
     std::function<void(int)> m_exit;
     monitor::EventSink m_sink;
     std::vector<monitor::ChardevInfo> m_chardevs;
-    std::atomic<monitor::RunState> m_state{monitor::RunState::Running};
-    std::atomic<bool> m_host_reset{false};
-    std::atomic<pid_t> m_vcpu_tid{0};
+    std::atomic<monitor::RunState> m_state { monitor::RunState::Running };
+    std::atomic<bool> m_host_reset { false };
+    std::atomic<pid_t> m_vcpu_tid { 0 };
     // Per drive id: the tray was opened by eject, and the last error.
     std::map<std::string, bool> m_tray_open;
     std::map<std::string, std::string> m_io_status;

@@ -16,9 +16,12 @@ namespace {
 const char* detect_zeroes_name(hw::DetectZeroes d)
 {
     switch (d) {
-    case hw::DetectZeroes::Off: return "off";
-    case hw::DetectZeroes::On: return "on";
-    case hw::DetectZeroes::Unmap: return "unmap";
+    case hw::DetectZeroes::Off:
+        return "off";
+    case hw::DetectZeroes::On:
+        return "on";
+    case hw::DetectZeroes::Unmap:
+        return "unmap";
     }
     return "off";
 }
@@ -182,65 +185,74 @@ Result<void> VmControl::block_resize(const std::string& device, uint64_t size_by
 
 // ---- PCI ----
 
+namespace {
+
+// Visits every function on bus 0 with the machine lock held:
+// f(slot, function, device).
+template<class F> void for_each_pci_function(hw::PcMachine& m, F&& f)
+{
+    hw::MachineLock lk(m);
+    for (unsigned slot = 0; slot < 32; slot++)
+        for (unsigned fn = 0; fn < 8; fn++)
+            if (hw::PciDevice* dev = m.pci().function_at(slot, fn))
+                f(slot, fn, *dev);
+}
+
+} // namespace
+
 std::vector<PciDeviceInfo> VmControl::pci_devices() const
 {
     std::vector<PciDeviceInfo> out;
-    hw::PcMachine& m = *m_vm.machine;
-    hw::MachineLock lk(m);
-    for (unsigned slot = 0; slot < 32; slot++) {
-        for (unsigned fn = 0; fn < 8; fn++) {
-            hw::PciDevice* dev = m.pci().function_at(slot, fn);
-            if (!dev)
+    for_each_pci_function(*m_vm.machine, [&](unsigned slot, unsigned fn, hw::PciDevice& d) {
+        hw::PciDevice* dev = &d;
+        PciDeviceInfo info;
+        info.slot = slot;
+        info.function = fn;
+        info.vendor_id = uint16_t(dev->config_read(0x00, 2));
+        info.device_id = uint16_t(dev->config_read(0x02, 2));
+        info.class_code = uint16_t(dev->config_read(0x0a, 2));
+        info.subsystem_vendor_id = uint16_t(dev->config_read(0x2c, 2));
+        info.subsystem_id = uint16_t(dev->config_read(0x2e, 2));
+        info.irq_pin = int64_t(dev->config_read(0x3d, 1));
+        info.irq = int64_t(dev->config_read(0x3c, 1));
+        uint16_t command = uint16_t(dev->config_read(0x04, 2));
+        bool header0 = (dev->config_read(0x0e, 1) & 0x7f) == 0;
+        for (unsigned bar = 0; header0 && bar < 6; bar++) {
+            unsigned off = 0x10 + bar * 4;
+            uint32_t mask = dev->write_mask(off);
+            if (mask == 0)
                 continue;
-            PciDeviceInfo info;
-            info.slot = slot;
-            info.function = fn;
-            info.vendor_id = uint16_t(dev->config_read(0x00, 2));
-            info.device_id = uint16_t(dev->config_read(0x02, 2));
-            info.class_code = uint16_t(dev->config_read(0x0a, 2));
-            info.subsystem_vendor_id = uint16_t(dev->config_read(0x2c, 2));
-            info.subsystem_id = uint16_t(dev->config_read(0x2e, 2));
-            info.irq_pin = int64_t(dev->config_read(0x3d, 1));
-            info.irq = int64_t(dev->config_read(0x3c, 1));
-            uint16_t command = uint16_t(dev->config_read(0x04, 2));
-            bool header0 = (dev->config_read(0x0e, 1) & 0x7f) == 0;
-            for (unsigned bar = 0; header0 && bar < 6; bar++) {
-                unsigned off = 0x10 + bar * 4;
-                uint32_t mask = dev->write_mask(off);
-                if (mask == 0)
-                    continue;
-                uint32_t value = dev->config_read(off, 4);
-                PciRegion r;
-                r.bar = bar;
-                if (value & 1) {
-                    r.kind = PciRegion::Kind::Io;
-                    r.size_bytes = uint64_t(~(mask & ~3u)) + 1;
-                    r.size_bytes &= 0xffffffffull;
-                    if (command & 1)
-                        r.address = value & ~3u;
+            uint32_t value = dev->config_read(off, 4);
+            PciRegion r;
+            r.bar = bar;
+            if (value & 1) {
+                r.kind = PciRegion::Kind::Io;
+                r.size_bytes = uint64_t(~(mask & ~3u)) + 1;
+                r.size_bytes &= 0xffffffffull;
+                if (command & 1)
+                    r.address = value & ~3u;
+            } else {
+                r.kind = PciRegion::Kind::Memory;
+                r.prefetch = value & 8;
+                r.mem_type_64 = (value & 6) == 4;
+                uint64_t full_mask = mask & ~0xfu;
+                uint64_t address = value & ~0xfu;
+                if (r.mem_type_64 && bar < 5) {
+                    full_mask |= uint64_t(dev->write_mask(off + 4)) << 32;
+                    address |= uint64_t(dev->config_read(off + 4, 4)) << 32;
                 } else {
-                    r.kind = PciRegion::Kind::Memory;
-                    r.prefetch = value & 8;
-                    r.mem_type_64 = (value & 6) == 4;
-                    uint64_t full_mask = mask & ~0xfu;
-                    uint64_t address = value & ~0xfu;
-                    if (r.mem_type_64 && bar < 5) {
-                        full_mask |= uint64_t(dev->write_mask(off + 4)) << 32;
-                        address |= uint64_t(dev->config_read(off + 4, 4)) << 32;
-                    } else {
-                        full_mask |= 0xffffffff00000000ull;
-                    }
-                    r.size_bytes = ~full_mask + 1;
-                    if (command & 2)
-                        r.address = address;
+                    full_mask |= 0xffffffff00000000ull;
                 }
-                info.regions.push_back(r);
-                if (r.mem_type_64)
-                    bar++;
+                r.size_bytes = ~full_mask + 1;
+                if (command & 2)
+                    r.address = address;
             }
-            out.push_back(std::move(info));
+            info.regions.push_back(r);
+            if (r.mem_type_64)
+                bar++;
         }
-    }
+        out.push_back(std::move(info));
+    });
     return out;
 }
 
@@ -306,27 +318,19 @@ QtreeBus VmControl::device_tree() const
     QtreeDevice host { "i440FX-pcihost", "", { "short_root_bus = 0 (0x0)" }, {} };
     QtreeBus pci { "pci.0", "PCI", {} };
     QtreeBus isa { "isa.0", "ISA", {} };
-    {
-        hw::MachineLock lk(m);
-        for (unsigned slot = 0; slot < 32; slot++) {
-            for (unsigned fn = 0; fn < 8; fn++) {
-                hw::PciDevice* dev = m.pci().function_at(slot, fn);
-                if (!dev)
-                    continue;
-                char addr[32];
-                snprintf(addr, sizeof addr, "addr = %02x.%x", slot, fn);
-                char ids[96];
-                snprintf(ids, sizeof ids, "class %04x, addr 00:%02x.%x, pci id %04x:%04x (sub %04x:%04x)",
-                    unsigned(dev->config_read(0x0a, 2)), slot, fn, unsigned(dev->config_read(0, 2)),
-                    unsigned(dev->config_read(2, 2)), unsigned(dev->config_read(0x2c, 2)),
-                    unsigned(dev->config_read(0x2e, 2)));
-                QtreeDevice d { dev->name(), "", { addr, ids }, {} };
-                if (slot == 1 && fn == 0)
-                    d.buses.push_back(isa); // PIIX3's ISA bridge: filled below
-                pci.devices.push_back(std::move(d));
-            }
-        }
-    }
+    for_each_pci_function(m, [&](unsigned slot, unsigned fn, hw::PciDevice& d) {
+        hw::PciDevice* dev = &d;
+        char addr[32];
+        snprintf(addr, sizeof addr, "addr = %02x.%x", slot, fn);
+        char ids[96];
+        snprintf(ids, sizeof ids, "class %04x, addr 00:%02x.%x, pci id %04x:%04x (sub %04x:%04x)",
+            unsigned(dev->config_read(0x0a, 2)), slot, fn, unsigned(dev->config_read(0, 2)),
+            unsigned(dev->config_read(2, 2)), unsigned(dev->config_read(0x2c, 2)), unsigned(dev->config_read(0x2e, 2)));
+        std::vector<QtreeBus> buses;
+        if (slot == 1 && fn == 0)
+            buses.push_back(isa); // PIIX3's ISA bridge: filled below
+        pci.devices.push_back(QtreeDevice { dev->name(), "", { addr, ids }, std::move(buses) });
+    });
     for (const hw::DeviceState* s : m.device_states()) {
         std::string name = s->state_name();
         if (name.rfind("pci", 0) == 0 || name.rfind("piix", 0) == 0 || name.rfind("i440", 0) == 0)

@@ -82,8 +82,12 @@ Result<MonitorEndpoint> endpoint_from_chardev(
         return ep;
     }
     switch (c->spec.kind) {
-    case chardev::ChardevKind::Stdio: ep.kind = MonitorEndpoint::Kind::Stdio; return ep;
-    case chardev::ChardevKind::Pty: ep.kind = MonitorEndpoint::Kind::Pty; return ep;
+    case chardev::ChardevKind::Stdio:
+        ep.kind = MonitorEndpoint::Kind::Stdio;
+        return ep;
+    case chardev::ChardevKind::Pty:
+        ep.kind = MonitorEndpoint::Kind::Pty;
+        return ep;
     case chardev::ChardevKind::UnixSocket:
         if (!c->spec.server)
             return opt_error(opt, value, "chardev '" + id + "' must be a listening socket (server=on)");
@@ -132,8 +136,9 @@ Result<MonitorEndpoint> parse_monitor_value(
         return from;
     } else {
         return opt_error(opt, value,
-            "'" + head + "' is not a valid char driver (expected stdio, pty, none, unix:PATH,server=on, "
-                "tcp:HOST:PORT,server=on or chardev:ID)");
+            "'" + head
+                + "' is not a valid char driver (expected stdio, pty, none, unix:PATH,server=on, "
+                  "tcp:HOST:PORT,server=on or chardev:ID)");
     }
     return ep;
 }
@@ -233,7 +238,8 @@ Result<MonitorConfig> parse_monitor_options(const ParsedArgs& args)
                     if (v == "control")
                         mode = MonitorMode::Control;
                     else if (v != "readline")
-                        return opt_error("mon", o.value, "unknown monitor mode '" + v + "' (expected readline or control)");
+                        return opt_error(
+                            "mon", o.value, "unknown monitor mode '" + v + "' (expected readline or control)");
                 } else if (k != "chardev" && k != "pretty") {
                     return opt_error("mon", o.value, "Invalid parameter '" + k + "'");
                 }
@@ -287,12 +293,18 @@ namespace {
 std::string chardev_filename(const chardev::ChardevSpec& s)
 {
     switch (s.kind) {
-    case chardev::ChardevKind::None: return "none";
-    case chardev::ChardevKind::Null: return "null";
-    case chardev::ChardevKind::Stdio: return s.mux_monitor ? "mux" : "stdio";
-    case chardev::ChardevKind::File: return "file:" + s.path;
-    case chardev::ChardevKind::UnixSocket: return "unix:" + s.path + (s.server ? ",server=on" : "");
-    case chardev::ChardevKind::Pty: return "pty";
+    case chardev::ChardevKind::None:
+        return "none";
+    case chardev::ChardevKind::Null:
+        return "null";
+    case chardev::ChardevKind::Stdio:
+        return s.mux_monitor ? "mux" : "stdio";
+    case chardev::ChardevKind::File:
+        return "file:" + s.path;
+    case chardev::ChardevKind::UnixSocket:
+        return "unix:" + s.path + (s.server ? ",server=on" : "");
+    case chardev::ChardevKind::Pty:
+        return "pty";
     }
     return "";
 }
@@ -300,12 +312,16 @@ std::string chardev_filename(const chardev::ChardevSpec& s)
 std::string endpoint_filename(const MonitorEndpoint& ep)
 {
     switch (ep.kind) {
-    case MonitorEndpoint::Kind::Stdio: return "stdio";
-    case MonitorEndpoint::Kind::Unix: return "unix:" + ep.path + ",server=on";
+    case MonitorEndpoint::Kind::Stdio:
+        return "stdio";
+    case MonitorEndpoint::Kind::Unix:
+        return "unix:" + ep.path + ",server=on";
     case MonitorEndpoint::Kind::Tcp:
         return std::string(ep.telnet ? "telnet:" : "tcp:") + ep.host + ":" + std::to_string(ep.port) + ",server=on";
-    case MonitorEndpoint::Kind::Pty: return "pty";
-    case MonitorEndpoint::Kind::SerialMux: return "mux";
+    case MonitorEndpoint::Kind::Pty:
+        return "pty";
+    case MonitorEndpoint::Kind::SerialMux:
+        return "mux";
     }
     return "";
 }

@@ -2,13 +2,13 @@
 // (stop/cont, -S, -no-shutdown), the events each transition emits and
 // their order, quit's exit status, and what the monitor reads from the
 // machine (registers, memory, PCI, chardevs) through the HMP executor.
-#include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "monitor/hmp_executor.h"
 #include "system/vm.h"
@@ -30,14 +30,14 @@ public:
     {
     }
     accel::x86::CpuState& state() override { return m_state; }
-    void power_on_reset() override {}
+    void power_on_reset() override { }
     VcpuExit run(uint64_t) override
     {
         runs++;
         return m_step(m_machine);
     }
-    void kick() override {}
-    void wake() override {}
+    void kick() override { }
+    void wake() override { }
     const char* accel_name() const override { return "scripted"; }
     std::atomic<int> runs { 0 };
     accel::x86::CpuState m_state;
@@ -119,8 +119,8 @@ TEST_F(VmControlTest, StopParksTheVcpuAndContResumesIt)
     EXPECT_EQ(runs_at_stop, runs_later);
     EXPECT_FALSE(clock_ran_while_paused);
     EXPECT_GT(scripted->runs.load(), runs_later);
-    ASSERT_EQ(kinds(), (std::vector<MonitorEvent> { MonitorEvent::Stop, MonitorEvent::Resume,
-                           MonitorEvent::Shutdown }));
+    ASSERT_EQ(
+        kinds(), (std::vector<MonitorEvent> { MonitorEvent::Stop, MonitorEvent::Resume, MonitorEvent::Shutdown }));
     EXPECT_EQ(field(events[2], "reason"), "host-qmp-quit");
     EXPECT_EQ(field(events[2], "guest"), "false");
 }
@@ -179,8 +179,8 @@ TEST_F(VmControlTest, NoShutdownPausesInShutdownStateAndContNeedsAReset)
     EXPECT_EQ(status, 0);
     EXPECT_EQ(state, RunState::Shutdown);
     EXPECT_EQ(cont_error, "Resetting the Virtual Machine is required");
-    EXPECT_EQ(kinds(), (std::vector<MonitorEvent> { MonitorEvent::Shutdown, MonitorEvent::Stop,
-                           MonitorEvent::Shutdown }));
+    EXPECT_EQ(
+        kinds(), (std::vector<MonitorEvent> { MonitorEvent::Shutdown, MonitorEvent::Stop, MonitorEvent::Shutdown }));
 }
 
 TEST_F(VmControlTest, GuestResetSendsResetAndMonitorResetIsNotReportedTwice)
@@ -207,8 +207,8 @@ TEST_F(VmControlTest, GuestResetSendsResetAndMonitorResetIsNotReportedTwice)
         });
     });
     EXPECT_EQ(status, 0);
-    ASSERT_EQ(kinds(), (std::vector<MonitorEvent> { MonitorEvent::Reset, MonitorEvent::Reset,
-                           MonitorEvent::Shutdown }));
+    ASSERT_EQ(
+        kinds(), (std::vector<MonitorEvent> { MonitorEvent::Reset, MonitorEvent::Reset, MonitorEvent::Shutdown }));
     EXPECT_EQ(field(events[0], "reason"), "guest-reset");
     EXPECT_EQ(field(events[1], "reason"), "host-qmp-system-reset");
     unlink(kernel.c_str());
