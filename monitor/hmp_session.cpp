@@ -28,6 +28,16 @@ void HmpSession::start()
 
 void HmpSession::feed(std::string_view bytes) { m_editor.feed(bytes); }
 
+void HmpSession::focus(bool focused)
+{
+    // As QEMU: a new line when the console takes over, a fresh prompt when
+    // the monitor comes back.
+    if (focused)
+        m_editor.restart();
+    else
+        send_text("\n");
+}
+
 void HmpSession::send_text(std::string_view text)
 {
     std::string out;

@@ -22,6 +22,8 @@ public:
     // Writes the banner and the first prompt.
     void start();
     void feed(std::string_view bytes);
+    // A Ctrl-A mux moved the keyboard to (true) or away from the monitor.
+    void focus(bool focused);
 
     const LineEditor& editor() const { return m_editor; }
 

@@ -21,6 +21,18 @@ LineEditor::LineEditor(std::string prompt, Echo echo, OnLine on_line, Complete c
 
 void LineEditor::show_prompt() { m_echo(m_prompt); }
 
+void LineEditor::restart()
+{
+    m_line.clear();
+    m_cursor = 0;
+    m_esc = EscState::None;
+    m_csi_params.clear();
+    m_last_was_cr = false;
+    m_history_index = m_history.size();
+    m_saved_line.clear();
+    show_prompt();
+}
+
 void LineEditor::feed(std::string_view bytes)
 {
     for (char c : bytes)

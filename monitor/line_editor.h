@@ -27,6 +27,9 @@ public:
 
     void feed(std::string_view bytes);
     void show_prompt();
+    // A fresh, empty line and the prompt (the mux gave the monitor the
+    // keyboard back, as QEMU's readline_restart).
+    void restart();
 
     const std::string& line() const { return m_line; }
     size_t cursor() const { return m_cursor; }

@@ -19,6 +19,7 @@ public:
         m_session.start();
     }
     void feed(std::string_view bytes) override { m_session.feed(bytes); }
+    void focus(bool focused) override { m_session.focus(focused); }
 
 private:
     HmpSession m_session;
@@ -54,6 +55,7 @@ public:
     {
     }
     ~Serialized() override { m_monitor.m_held.remove(this); }
+    void focus(bool focused) override { m_inner->focus(focused); }
     void feed(std::string_view bytes) override
     {
         if (m_monitor.m_dispatching) {

@@ -30,6 +30,8 @@ class MonitorClient {
 public:
     virtual ~MonitorClient() = default;
     virtual void feed(std::string_view bytes) = 0;
+    // HMP behind a Ctrl-A mux: the keyboard moved to or away from it.
+    virtual void focus(bool focused) { (void)focused; }
 };
 
 class Monitor {

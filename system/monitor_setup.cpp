@@ -343,7 +343,9 @@ void connect_mux_monitor(Vm& vm, size_t link_index)
             (*client)->feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     });
     link->set_on_focus([link, mon, client](bool monitor_focused) {
-        if (monitor_focused && !*client)
+        if (*client)
+            (*client)->focus(monitor_focused);
+        else if (monitor_focused)
             *client = mon->open_client(monitor::MonitorProtocol::Hmp, [link](std::string_view out) {
                 link->write_host(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(out.data()), out.size()));
             });
