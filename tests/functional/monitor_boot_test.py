@@ -14,20 +14,14 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from monitor_qmp import Checks, Kiln, Qmp, guest_dir  # noqa: E402
+from monitor_qmp import Checks, Kiln, Qmp, end_test, test_setup  # noqa: E402
 
-kiln_bin = sys.argv[1]
-guest = guest_dir()
-tmp = tempfile.mkdtemp(prefix="kiln-monitor-boot-")
+kiln_bin, guest, tmp, disk = test_setup("kiln-monitor-boot-")
 qmp_path = os.path.join(tmp, "qmp.sock")
 hmp_path = os.path.join(tmp, "hmp.sock")
-disk = os.path.join(tmp, "disk.img")
-with open(disk, "wb") as f:
-    f.truncate(16 << 20)
 
 k = Kiln([kiln_bin, "-accel", "interp", "-m", "512", "-nographic", "-serial", "mon:stdio", "-name", "kilnmon",
           "-qmp", f"unix:{qmp_path},server=on,wait=off", "-monitor", f"unix:{hmp_path},server,nowait",
@@ -177,7 +171,4 @@ try:
 except (AssertionError, TimeoutError, EOFError, OSError) as e:
     c.check("no exception", False, repr(e))
 finally:
-    if k.proc.poll() is None:
-        k.proc.kill()
-        k.proc.wait()
-c.finish(extra=k.text()[-3000:] + "\n--- stderr ---\n" + k.err.decode(errors="replace")[-2000:])
+    end_test(k, c)

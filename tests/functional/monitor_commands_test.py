@@ -15,21 +15,15 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from monitor_qmp import Checks, Kiln, Qmp, connect_unix, guest_dir  # noqa: E402
+from monitor_qmp import Checks, Kiln, Qmp, end_test, test_setup  # noqa: E402
 
-kiln_bin = sys.argv[1]
-guest = guest_dir()
-tmp = tempfile.mkdtemp(prefix="kiln-monitor-cmds-")
+kiln_bin, guest, tmp, disk = test_setup("kiln-monitor-cmds-")
 qmp_path = os.path.join(tmp, "qmp.sock")
 qmp2_path = os.path.join(tmp, "qmp2.sock")
-disk = os.path.join(tmp, "disk.img")
 cd = os.path.join(tmp, "cd.iso")
-with open(disk, "wb") as f:
-    f.truncate(16 << 20)
 with open(cd, "wb") as f:
     f.write(b"KILNCD" * 1000)
     f.truncate(2 << 20)
@@ -311,7 +305,4 @@ try:
 except (AssertionError, TimeoutError, EOFError, OSError, AttributeError) as e:
     c.check("no exception", False, repr(e))
 finally:
-    if k.proc.poll() is None:
-        k.proc.kill()
-        k.proc.wait()
-c.finish(extra=k.text()[-3000:] + "\n--- stderr ---\n" + k.err.decode(errors="replace")[-2000:])
+    end_test(k, c)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -24,12 +25,22 @@ def guest_dir():
     return out.strip().splitlines()[-1]
 
 
-def wait_for_path(path, timeout_s=30):
-    deadline = time.monotonic() + timeout_s
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.05)
+def test_setup(prefix, disk_bytes=16 << 20):
+    """(kiln binary from argv, guest dir, scratch dir, raw disk in it)."""
+    guest = guest_dir()
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    disk = os.path.join(tmp, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(disk_bytes)
+    return sys.argv[1], guest, tmp, disk
+
+
+def end_test(k, checks):
+    """Kills kiln if it still runs; prints the summary (and kiln's output on failure)."""
+    if k.proc.poll() is None:
+        k.proc.kill()
+        k.proc.wait()
+    checks.finish(extra=k.text()[-3000:] + "\n--- stderr ---\n" + k.err.decode(errors="replace")[-2000:])
 
 
 def connect_unix(path, timeout_s=30):
