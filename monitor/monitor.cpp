@@ -6,6 +6,7 @@
 #include "monitor/hmp_session.h"
 #include "monitor/listener.h"
 #include "monitor/qmp_session.h"
+#include "monitor/telnet.h"
 
 namespace kiln::monitor {
 
@@ -96,6 +97,7 @@ private:
 struct Monitor::SocketClient {
     std::unique_ptr<Connection> connection;
     std::unique_ptr<MonitorClient> client;
+    std::unique_ptr<TelnetFilter> telnet; // telnet: connections only
 };
 
 Monitor::Monitor(EventLoop& loop, MachineControl& machine)
@@ -151,18 +153,29 @@ std::unique_ptr<MonitorClient> Monitor::open_client(
     return std::make_unique<Serialized>(*this, std::move(client));
 }
 
-void Monitor::adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection)
+void Monitor::adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection, TcpMode mode)
 {
     auto entry = std::make_unique<SocketClient>();
     SocketClient* raw = entry.get();
     raw->connection = std::move(connection);
+    if (mode == TcpMode::Telnet) {
+        raw->telnet = std::make_unique<TelnetFilter>();
+        raw->connection->write(telnet_greeting());
+    }
     Connection* conn = raw->connection.get();
     m_connections.push_back(std::move(entry));
     auto it = std::prev(m_connections.end());
     conn->set_handlers(
         [raw](std::string_view bytes) {
-            if (raw->client)
-                raw->client->feed(bytes);
+            if (!raw->client)
+                return;
+            if (raw->telnet) {
+                std::string data = raw->telnet->filter(bytes);
+                if (!data.empty())
+                    raw->client->feed(data);
+                return;
+            }
+            raw->client->feed(bytes);
         },
         [this, it, alive = std::weak_ptr<bool>(m_alive)] {
             // Destroy from a bottom half: we are inside the connection's
@@ -194,12 +207,12 @@ Result<void> Monitor::listen_unix(MonitorProtocol protocol, const std::string& p
     return {};
 }
 
-Result<uint16_t> Monitor::listen_tcp(MonitorProtocol protocol, const std::string& host, uint16_t port)
+Result<uint16_t> Monitor::listen_tcp(MonitorProtocol protocol, const std::string& host, uint16_t port, TcpMode mode)
 {
-    auto listener = TRY(Listener::listen_tcp(m_loop, host, port, [this, protocol](int fd) {
+    auto listener = TRY(Listener::listen_tcp(m_loop, host, port, [this, protocol, mode](int fd) {
         auto conn = Connection::create(m_loop, fd, fd, Connection::Ownership::Owned);
         if (conn)
-            adopt(protocol, std::move(conn).value());
+            adopt(protocol, std::move(conn).value(), mode);
         else
             ::close(fd);
     }));

@@ -23,6 +23,8 @@ class Listener;
 class QmpSession;
 
 enum class MonitorProtocol { Hmp, Qmp };
+// Raw TCP, or QEMU's telnet: (option negotiation, IAC filtered from input).
+enum class TcpMode { Raw, Telnet };
 
 // One HMP or QMP client over a byte stream its owner drives (a chardev mux,
 // a test). The banner or greeting is sent when it is opened.
@@ -44,7 +46,8 @@ public:
 
     Result<void> listen_unix(MonitorProtocol protocol, const std::string& path);
     // Returns the bound port (useful with port 0).
-    Result<uint16_t> listen_tcp(MonitorProtocol protocol, const std::string& host, uint16_t port);
+    Result<uint16_t> listen_tcp(
+        MonitorProtocol protocol, const std::string& host, uint16_t port, TcpMode mode = TcpMode::Raw);
     // A client on an fd pair the caller keeps (stdio: 0 and 1).
     Result<void> attach_fds(MonitorProtocol protocol, int in_fd, int out_fd);
     // QEMU's -monitor / -qmp argument: "stdio", "none",
@@ -64,7 +67,7 @@ private:
     class Serialized;
     friend class QmpClient;
 
-    void adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection);
+    void adopt(MonitorProtocol protocol, std::unique_ptr<Connection> connection, TcpMode mode = TcpMode::Raw);
     void on_event(const MachineEvent& event);
 
     EventLoop& m_loop;

@@ -378,7 +378,8 @@ Result<void> setup_monitors(Vm& vm, EventLoop& loop)
             opened = vm.monitor->listen_unix(protocol, ep.path);
             break;
         case MonitorEndpoint::Kind::Tcp: {
-            auto port = vm.monitor->listen_tcp(protocol, ep.host, ep.port);
+            auto port = vm.monitor->listen_tcp(
+                protocol, ep.host, ep.port, ep.telnet ? monitor::TcpMode::Telnet : monitor::TcpMode::Raw);
             if (!port.ok())
                 opened = std::move(port).error();
             break;

@@ -294,6 +294,8 @@ try:
         telnet_out += chunk
     t.close()
     c.check("HMP over telnet:", b"VM status: paused" in telnet_out, telnet_out)
+    c.check("telnet: starts with QEMU's option offer (WILL ECHO, WILL SGA, ...)",
+            telnet_out.startswith(b"\xff\xfb\x01\xff\xfb\x03"), telnet_out[:20])
 
     # ---- quit ----
     r = a.cmd("quit")
