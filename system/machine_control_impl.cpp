@@ -115,13 +115,7 @@ bool VmControl::guest_shutdown()
     return true;
 }
 
-bool VmControl::guest_reset()
-{
-    if (m_host_reset.exchange(false))
-        return true;
-    post_emit(MonitorEvent::Reset, cause(true, "guest-reset"));
-    return false;
-}
+void VmControl::guest_reset() { post_emit(MonitorEvent::Reset, cause(true, "guest-reset")); }
 
 void VmControl::guest_reset_ends_run() { post_emit(MonitorEvent::Shutdown, cause(true, "guest-reset")); }
 
@@ -230,25 +224,16 @@ Result<void> VmControl::system_reset()
             m_loop.schedule([this] { m_exit(0); });
         return {};
     }
-    bool parked;
-    {
-        std::lock_guard lk(m_gate_lock);
-        parked = m_parked || m_vcpu_gone;
-    }
     emit(MonitorEvent::Reset, cause(false, "host-qmp-system-reset"));
-    if (parked || m_state != RunState::Running) {
-        // The vCPU is parked: reset here, and stay paused (QEMU moves a
-        // shut-down VM back to prelaunch so `cont` starts it again).
-        park_vcpu();
-        auto r = reboot_vm(m_vm);
-        if (m_state == RunState::Shutdown || m_state == RunState::InternalError)
-            m_state = RunState::Prelaunch;
-        unpark_vcpu();
-        return r;
-    }
-    m_host_reset = true;
-    m_vm.machine->request_reset();
-    return {};
+    // Reset here with the vCPU parked (a reset request through the board
+    // would look like the guest's own). A paused VM stays paused; a
+    // shut-down one goes back to prelaunch, as QEMU does, so `cont` starts it.
+    park_vcpu();
+    auto r = reboot_vm(m_vm);
+    if (m_state == RunState::Shutdown || m_state == RunState::InternalError)
+        m_state = RunState::Prelaunch;
+    unpark_vcpu();
+    return r;
 }
 
 Result<void> VmControl::system_powerdown()

@@ -48,9 +48,7 @@ public:
     // returns true when the vCPU should park (-no-shutdown) instead of
     // ending the run.
     bool guest_shutdown();
-    // Returns true if the reset was asked for by the monitor (its RESET
-    // event has been sent already).
-    bool guest_reset();
+    void guest_reset();
     // -no-reboot: the guest's reset ends the run (SHUTDOWN, "guest-reset").
     void guest_reset_ends_run();
 
@@ -104,7 +102,6 @@ private:
     monitor::EventSink m_sink;
     std::vector<monitor::ChardevInfo> m_chardevs;
     std::atomic<monitor::RunState> m_state { monitor::RunState::Running };
-    std::atomic<bool> m_host_reset { false };
     std::atomic<pid_t> m_vcpu_tid { 0 };
     // Per drive id: the tray was opened by eject, and the last error.
     std::map<std::string, bool> m_tray_open;
