@@ -30,20 +30,27 @@ def check(name, ok, detail=""):
         print(f"FAILED: {name} {detail!r}"[:2000])
 
 
+received = b""  # everything kiln wrote
+cursor = 0  # how far read_until has consumed it
+
+
 def read_until(fd, needle, timeout_s=60):
-    buf = b""
-    while needle not in buf:
+    """Returns the output from the last match up to and including `needle`."""
+    global received, cursor
+    while received.find(needle, cursor) < 0:
         r, _, _ = select.select([fd], [], [], timeout_s)
         if not r:
-            raise TimeoutError(f"timed out waiting for {needle!r}; got {buf[-500:]!r}")
+            raise TimeoutError(f"timed out waiting for {needle!r}; got {received[cursor:][-500:]!r}")
         try:
             chunk = os.read(fd, 4096)
         except OSError:
             chunk = b""
         if not chunk:
-            raise EOFError(f"EOF waiting for {needle!r}; got {buf[-500:]!r}")
-        buf += chunk
-    return buf
+            raise EOFError(f"EOF waiting for {needle!r}; got {received[cursor:][-500:]!r}")
+        received += chunk
+    end = received.find(needle, cursor) + len(needle)
+    out, cursor = received[cursor:end], end
+    return out
 
 
 # 16-bit-free PVH code (32-bit): print "ready\n" on COM1, then forever:
@@ -77,11 +84,13 @@ try:
     check("Ctrl-A c shows the monitor banner", b"Kiln 0.1.0 monitor - type 'help' for more information" in out, out)
     os.write(master, b"info name\r")
     out = read_until(master, b"muxvm")
+    read_until(master, b"(kiln) ")
     check("info name on the mux", b"muxvm" in out, out)
     os.write(master, b"info sta\t")
     out = read_until(master, b"tus")
     os.write(master, b"\r")
     out = read_until(master, b"VM status: running")
+    read_until(master, b"(kiln) ")
     check("tab completes 'info sta' to 'info status'", True)
     os.write(master, b"stop\r")
     read_until(master, b"(kiln) ")
