@@ -191,11 +191,11 @@ Result<VcpuExit> KvmVcpu::run()
     if (m_location == StateLocation::User)
         TRY(push_state());
 
+    // Stopped in HLT earlier, or handed over halted (by the interpreter,
+    // loadvm): KVM's RIP is already past the HLT, so wait here.
     if (m_state.halted) {
-        // Stopped in HLT earlier (or restored halted): wait before resuming.
-        if (!m_host.wait_for_interrupt())
-            return VcpuExit::Stopped;
-        m_state.halted = false;
+        if (std::optional<VcpuExit> stop = wait_while_halted())
+            return *stop;
     }
 
     for (;;) {
@@ -220,6 +220,34 @@ Result<VcpuExit> KvmVcpu::run()
         if (TRY(handle_exit(exit)))
             return exit;
         m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
+    }
+}
+
+bool KvmVcpu::guest_interrupts_enabled() const
+{
+    // kvm_run's copy is fresh after every exit; after a state push the
+    // pushed state is what KVM has.
+    if (m_run_fields_valid)
+        return m_run->if_flag;
+    return m_state.rflags & x86::k_flag_if;
+}
+
+// HLT ends only with an event the CPU takes: an NMI, or an interrupt while
+// IF is set. A wake-up without one (a kick, a timer that raised nothing, an
+// interrupt the guest masks) leaves the CPU halted, as the interpreter and
+// hardware do, so `state().halted` stays true when run() returns.
+std::optional<VcpuExit> KvmVcpu::wait_while_halted()
+{
+    m_state.halted = true;
+    for (;;) {
+        if (m_host.nmi_pending() || (guest_interrupts_enabled() && m_host.interrupt_pending())) {
+            m_state.halted = false;
+            return std::nullopt;
+        }
+        if (m_kick_requested.exchange(false))
+            return VcpuExit::Kicked;
+        if (!m_host.wait_for_interrupt())
+            return VcpuExit::Stopped;
     }
 }
 

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "accel/accelerator.h"
@@ -107,6 +108,11 @@ private:
     Result<void> inject_events();
     Result<bool> handle_exit(VcpuExit& exit); // true: return `exit` from run()
     Result<void> complete_pending_io();
+    bool guest_interrupts_enabled() const;
+    bool interrupt_window_open() const;
+    // Blocks in VcpuHost::wait_for_interrupt() until the halted CPU has an
+    // event to take (nullopt) or run() must return (Kicked, Stopped).
+    std::optional<VcpuExit> wait_while_halted();
     void handle_io();
     void handle_mmio();
     Error exit_error(std::string what);

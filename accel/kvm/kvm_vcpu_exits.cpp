@@ -44,9 +44,7 @@ Result<void> KvmVcpu::inject_events()
     m_run->request_interrupt_window = 0;
     if (!m_host.interrupt_pending())
         return {};
-    // The window fields describe the CPU only after a KVM_RUN; before the
-    // first one (or after new state was written) ask KVM to find out.
-    if (m_run_fields_valid && m_run->ready_for_interrupt_injection && m_run->if_flag) {
+    if (interrupt_window_open()) {
         kvm_interrupt irq {};
         irq.irq = m_host.acknowledge_interrupt();
         if (ioctl(m_fd, KVM_INTERRUPT, &irq) < 0)
@@ -56,6 +54,21 @@ Result<void> KvmVcpu::inject_events()
         m_run->request_interrupt_window = 1;
     }
     return {};
+}
+
+bool KvmVcpu::interrupt_window_open() const
+{
+    if (m_run_fields_valid)
+        return m_run->ready_for_interrupt_injection && m_run->if_flag;
+    // Right after a state push (handoff from the interpreter, loadvm, the
+    // first run) kvm_run says nothing yet, but the pushed state is KVM's:
+    // decide from it. Asking for a window exit instead is not enough: an
+    // emulated KVM (this build host's) enters the guest without exiting for
+    // a window that is already open, and a guest resuming from HLT then
+    // runs on with the interrupt still queued.
+    const x86::PendingEvents& e = m_state.events;
+    return (m_state.rflags & x86::k_flag_if) && e.interrupt_shadow == 0 && !e.interrupt_injected
+        && !e.exception_pending;
 }
 
 void KvmVcpu::handle_io()
@@ -131,12 +144,10 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
         return false;
     case KVM_EXIT_HLT:
         m_stats.hlt++;
-        m_state.halted = true;
-        if (!m_host.wait_for_interrupt()) {
-            exit = VcpuExit::Stopped;
+        if (std::optional<VcpuExit> stop = wait_while_halted()) {
+            exit = *stop;
             return true;
         }
-        m_state.halted = false;
         return false;
     case KVM_EXIT_SHUTDOWN:
         m_host.request_reset();

@@ -139,11 +139,28 @@ TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
     EXPECT_EQ(g.host->waits, 2u);
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u); // did not run on
 
+    // A wake-up with nothing to take (IF=0 here) leaves it halted, as on
+    // hardware and in the interpreter.
     g.host->spurious_wakeups = 1;
     TimedRun r3 = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r3.exit.ok());
     EXPECT_EQ(*r3.exit, VcpuExit::Stopped);
     EXPECT_EQ(g.host->waits, 4u);
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u);
+
+    // An interrupt with IF set ends the HLT: the handler runs, returns to
+    // the instruction after the HLT, and the guest goes on.
+    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 }; // vector 0x20 -> 0000:1100
+    const uint8_t iret = 0xcf;
+    ASSERT_TRUE(g.host->memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
+    ASSERT_TRUE(g.host->memory().write(0x1100, &iret, 1).ok());
+    g.vcpu->state().rflags |= x86::k_flag_if;
+    g.host->raise_interrupt(0x20);
+    TimedRun r4 = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r4.exit.ok()) << r4.exit.error().message();
+    EXPECT_EQ(*r4.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
     EXPECT_EQ(g.vcpu->state().rip, 0x1005u);
 }
