@@ -83,6 +83,36 @@ TEST_P(HandoffTest, KvmThenInterpreter)
     check_payload_result(p, host, (*cpu)->state());
 }
 
+// KVM stops in hlt_timer's first HLT (no timer yet), the interpreter takes
+// the halted CPU, the timer fires there: the handler must see the frame of
+// an interrupt taken in that HLT (return EIP just past it).
+TEST(Handoff, KvmHaltedThenInterpreterTakesTheTimer)
+{
+    KILN_REQUIRE_KVM();
+    Payload p = payload("hlt_timer");
+    Payload no_timer = p;
+    no_timer.timer_vector.reset();
+    KvmGuest g = guest_for(no_timer);
+    ASSERT_TRUE(g.vcpu);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    ASSERT_EQ(*r.exit, accel::VcpuExit::Stopped);
+    auto mid = g.vcpu->get_state();
+    ASSERT_TRUE(mid.ok());
+    EXPECT_TRUE(mid->halted);
+    EXPECT_EQ(mid->rip, 0x1004u);
+    EXPECT_TRUE(mid->rflags & x86::k_flag_if);
+
+    g.host->arm_timer(*p.timer_vector);
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = *mid;
+    EXPECT_EQ((*cpu)->run(1'000'000), interp::RunExit::Stopped);
+    check_payload_result(p, *g.host, (*cpu)->state());
+}
+
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
                          ::testing::Combine(::testing::ValuesIn(k_payloads), ::testing::Values(2, 3, 5)),
                          [](const auto& info) {

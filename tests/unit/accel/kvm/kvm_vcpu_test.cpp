@@ -165,6 +165,46 @@ TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
     EXPECT_EQ(g.vcpu->state().rip, 0x1005u);
 }
 
+TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
+{
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(code_payload({
+        0xfb,             // 1000: sti
+        0xf4,             // 1001: hlt
+        0xb8, 0x55, 0x00, // 1002: mov ax,0x55
+        0xfa,             // 1005: cli
+        0xf4,             // 1006: hlt
+    }));
+    // clang-format on
+    ASSERT_TRUE(g.vcpu);
+    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 }; // vector 0x20 -> 0000:1100
+    const uint8_t iret = 0xcf;
+    ASSERT_TRUE(g.host->memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
+    ASSERT_TRUE(g.host->memory().write(0x1100, &iret, 1).ok());
+    // The board's kick while the vCPU waits in HLT: the wait returns with
+    // nothing pending.
+    g.host->on_wait = [&] {
+        g.vcpu->kick();
+        g.host->spurious_wakeups = 1;
+        g.host->on_wait = nullptr;
+    };
+    TimedRun r1 = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r1.exit.ok()) << r1.exit.error().message();
+    EXPECT_EQ(*r1.exit, VcpuExit::Kicked);
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1002u);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u); // did not run on
+
+    g.host->raise_interrupt(0x20);
+    TimedRun r2 = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r2.exit.ok()) << r2.exit.error().message();
+    EXPECT_EQ(*r2.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1007u);
+}
+
 TEST(KvmVcpu, StateChangedBetweenRunsIsWrittenBack)
 {
     KILN_REQUIRE_KVM();
