@@ -116,6 +116,7 @@ private:
     void handle_io();
     void handle_mmio();
     Error exit_error(std::string what);
+    std::string code_at_rip(const x86::CpuState& s);
 
     KvmVm& m_vm;
     VcpuHost& m_host;

@@ -1,4 +1,5 @@
 // KvmVcpu: interrupt injection before KVM_RUN and the exits after it.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -114,11 +115,36 @@ void KvmVcpu::handle_mmio()
     }
 }
 
+std::string KvmVcpu::code_at_rip(const x86::CpuState& s)
+{
+    // The bytes at CS:RIP, as QEMU's "Code=" line: translated through the
+    // guest's page tables by KVM, read through GuestMemory's checks, up to
+    // the end of the page.
+    uint64_t linear = s.segment(x86::Seg::CS).base + s.rip;
+    if (!s.long_mode_active())
+        linear &= 0xffffffffu;
+    kvm_translation t {};
+    t.linear_address = linear;
+    if (ioctl(m_fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
+        return "Code=(RIP not mapped)";
+    uint8_t bytes[16];
+    uint64_t n = std::min<uint64_t>(sizeof bytes, k_page_bytes - (t.physical_address & (k_page_bytes - 1)));
+    if (!m_vm.memory().read(t.physical_address, bytes, n))
+        return "Code=(RIP outside RAM and ROM)";
+    std::string out = "Code=";
+    char hex[8];
+    for (uint64_t i = 0; i < n; i++) {
+        std::snprintf(hex, sizeof hex, i == 0 ? "<%02x>" : " %02x", bytes[i]);
+        out += hex;
+    }
+    return out;
+}
+
 Error KvmVcpu::exit_error(std::string what)
 {
     std::string regs;
     if (auto s = get_state(); s)
-        regs = format_cpu_state(*s);
+        regs = format_cpu_state(*s) + "\n" + code_at_rip(*s);
     else
         regs = "(registers unavailable: " + s.error().message() + ")";
     Log::error(what);
@@ -165,7 +191,11 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
         for (uint32_t i = 0; i < ie.ndata && i < 16 && n < int(sizeof msg) - 24; i++)
             n += snprintf(
                 msg + n, sizeof msg - n, "%s0x%llx", i ? " " : ", extra data: ", (unsigned long long)ie.data[i]);
-        return exit_error(msg);
+        std::string what = msg;
+        if (ie.suberror == KVM_INTERNAL_ERROR_EMULATION && !m_vm.device().hardware_virtualization())
+            what += "\nnote: this host's KVM runs without hardware virtualisation (no vmx/svm in /proc/cpuinfo); "
+                    "it reports guest faults it cannot deliver, a triple fault among them, as emulation failures";
+        return exit_error(what);
     }
     case KVM_EXIT_FAIL_ENTRY: {
         char msg[128];

@@ -194,6 +194,11 @@ const std::vector<uint8_t> k_triple_fault = {
     0xcc,                                               // 1005: int3 -> #GP -> #DF -> triple fault
 };
 
+const std::vector<uint8_t> k_triple_fault_pm = {
+    0x0f, 0x01, 0x1d, 0x30, 0x05, 0x00, 0x00,           // 1000: lidt ds:0x530  (limit 0)
+    0xcc,                                               // 1007: int3 -> #GP -> #DF -> triple fault
+};
+
 const std::vector<uint8_t> k_i8042_reset = {
     0xb0, 0xfe,                                         // 1000: mov al,0xfe
     0xe6, 0x64,                                         // 1002: out 0x64,al
@@ -317,6 +322,17 @@ std::vector<Payload> build_payloads()
         p.description = "LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
         p.memory = { gdt_blob(), { 0x1000, k_triple_fault } };
         p.initial = real_mode_state(0x1000);
+        p.end = PayloadEnd::Reset;
+        p.check_cpu = false;
+        p.resets = 1;
+        all.push_back(p);
+    }
+    {
+        Payload p;
+        p.name = "triple_fault_pm";
+        p.description = "protected mode: LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
+        p.memory = { gdt_blob(), { 0x1000, k_triple_fault_pm } };
+        p.initial = flat_protected_mode_state(0x1000);
         p.end = PayloadEnd::Reset;
         p.check_cpu = false;
         p.resets = 1;
