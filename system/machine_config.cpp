@@ -75,8 +75,13 @@ Result<void> parse_accel(MachineConfig& cfg, const std::vector<std::string>& val
             return opt_error("accel", value, opts.error().message());
         std::string names = opts.value().get("accel").value_or("");
         for (auto& [k, v] : opts.value().entries())
-            if (k != "accel" && k != "thread")
+            if (k != "accel" && k != "thread" && k != "device")
                 return opt_error("accel", value, "option '" + k + "' is not supported");
+        if (auto device = opts.value().get("device")) {
+            if (names != "kvm")
+                return opt_error("accel", value, "option 'device' belongs to kvm only");
+            cfg.kvm_device = *device;
+        }
         // QEMU's old form "kvm:tcg" lists fallbacks.
         size_t start = 0;
         while (start <= names.size()) {
