@@ -1,0 +1,121 @@
+// Choosing KVM from the command line: -accel kvm,device=PATH, the clear
+// error when the device cannot be opened, QEMU-style fallback
+// (-accel kvm -accel interp, -machine accel=kvm:tcg), and -cpu host, which
+// only KVM can provide.
+#include <gtest/gtest.h>
+
+#include "system/cli_parse.h"
+#include "system/machine_config.h"
+#include "system/vm.h"
+#include "tests/unit/accel/kvm/kvm_test_support.h"
+
+namespace kiln::system {
+namespace {
+
+Result<MachineConfig> config(std::vector<std::string> argv)
+{
+    argv.insert(argv.end(), { "-kernel", "unused" }); // required by the parser, never loaded here
+    auto parsed = parse_args(argv);
+    if (!parsed.ok())
+        return parsed.error();
+    return build_machine_config(parsed.value());
+}
+
+// Builds the board for `cfg` and creates its vCPU the way realize_vm does.
+struct Board {
+    std::unique_ptr<EventLoop> loop = EventLoop::create().value();
+    std::unique_ptr<Vm> vm;
+    std::string stderr_text;
+
+    Result<std::unique_ptr<Vcpu>> create(MachineConfig cfg)
+    {
+        cfg.ram_bytes = 16ull << 20;
+        vm = TRY(build_vm(cfg, *loop, [](int) {}));
+        ::testing::internal::CaptureStderr();
+        auto v = create_vcpu(cfg, *vm->machine);
+        stderr_text = ::testing::internal::GetCapturedStderr();
+        return v;
+    }
+};
+
+TEST(KvmSelect, DeviceOptionSetsThePath)
+{
+    auto c = config({ "-accel", "kvm,device=/nonexistent/kvm", "-accel", "interp" });
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c->kvm_device, "/nonexistent/kvm");
+    EXPECT_EQ(c->accels, (std::vector<AccelKind> { AccelKind::Kvm, AccelKind::Interp }));
+    auto d = config({ "-accel", "kvm" });
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(d->kvm_device, "/dev/kvm");
+    auto bad = config({ "-accel", "tcg,device=/dev/kvm" });
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message().find("option 'device' belongs to kvm only"), std::string::npos)
+        << bad.error().message();
+}
+
+TEST(KvmSelect, MissingDeviceIsAClearError)
+{
+    auto c = config({ "-accel", "kvm,device=/nonexistent/kvm" });
+    ASSERT_TRUE(c.ok());
+    Board b;
+    auto v = b.create(*c);
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.error().message(), "-accel kvm: Could not access KVM kernel module: No such file or directory");
+}
+
+TEST(KvmSelect, NotAKvmDeviceIsAClearError)
+{
+    auto c = config({ "-enable-kvm", "-accel", "kvm,device=/dev/null" });
+    ASSERT_TRUE(c.ok());
+    Board b;
+    auto v = b.create(*c);
+    ASSERT_FALSE(v.ok());
+    EXPECT_NE(v.error().message().find("'/dev/null' is not a KVM device"), std::string::npos)
+        << v.error().message();
+}
+
+TEST(KvmSelect, FallsBackToTheInterpreterAndSaysWhy)
+{
+    for (auto argv : { std::vector<std::string> { "-accel", "kvm,device=/nonexistent/kvm", "-accel", "tcg" },
+             std::vector<std::string> { "-machine", "pc,accel=kvm:tcg", "-accel", "kvm,device=/nonexistent/kvm" } }) {
+        auto c = config(argv);
+        ASSERT_TRUE(c.ok()) << c.error().message();
+        ASSERT_EQ(c->accels.front(), AccelKind::Kvm);
+        Board b;
+        auto v = b.create(*c);
+        if (!v.ok() && v.error().kind() == ErrorKind::NotSupported)
+            GTEST_SKIP() << v.error().message(); // no interpreter in this build
+        ASSERT_TRUE(v.ok()) << v.error().message();
+        EXPECT_STREQ((*v)->accel_name(), "interp");
+        EXPECT_NE(b.stderr_text.find("-accel kvm: Could not access KVM kernel module: No such file or directory\n"),
+            std::string::npos)
+            << b.stderr_text;
+        EXPECT_NE(b.stderr_text.find("falling back to tcg\n"), std::string::npos) << b.stderr_text;
+    }
+}
+
+TEST(KvmSelect, CpuHostNeedsKvm)
+{
+    auto c = config({ "-accel", "kvm,device=/nonexistent/kvm", "-accel", "interp", "-cpu", "host" });
+    ASSERT_TRUE(c.ok());
+    Board b;
+    auto v = b.create(*c);
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.error().message(), "-cpu host: the 'host' CPU type can only be used with KVM");
+    EXPECT_NE(b.stderr_text.find("falling back to interp"), std::string::npos) << b.stderr_text;
+}
+
+TEST(KvmSelect, CpuHostUnderKvm)
+{
+    KILN_REQUIRE_KVM();
+    auto c = config({ "-enable-kvm", "-cpu", "host" });
+    ASSERT_TRUE(c.ok());
+    Board b;
+    auto v = b.create(*c);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    EXPECT_STREQ((*v)->accel_name(), "kvm");
+    EXPECT_EQ(b.stderr_text.find("falling back"), std::string::npos);
+}
+
+} // namespace
+} // namespace kiln::system
