@@ -79,6 +79,7 @@ Result<void> KvmVcpu::init()
     m_tsc_khz = khz > 0 ? uint64_t(khz) : 1000000; // the guest sees the host's TSC rate
 
     TRY(set_cpuid());
+    TRY(enforce_pv_cpuid());
     TRY(probe_msrs());
     m_state.apic_id = m_apic_id;
     reset(x86::ResetKind::PowerOn);
@@ -109,6 +110,23 @@ Result<void> KvmVcpu::set_cpuid()
     }
     if (ioctl(m_fd, abi::k_set_cpuid2, buf.hdr()) < 0)
         return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
+    return {};
+}
+
+Result<void> KvmVcpu::enforce_pv_cpuid()
+{
+    // Paravirtual MSRs and hypercalls the model does not advertise in
+    // 0x40000001 then #GP, as on a host without them: a guest cannot use
+    // state (e.g. kvmclock after -kvmclock) that Kiln would not migrate.
+    m_pv_enforced = false;
+    if (m_vm.check_extension(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) <= 0)
+        return {};
+    kvm_enable_cap cap {};
+    cap.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID;
+    cap.args[0] = 1;
+    if (ioctl(m_fd, KVM_ENABLE_CAP, &cap) < 0)
+        return ioctl_error("KVM_ENABLE_CAP (KVM_CAP_ENFORCE_PV_FEATURE_CPUID)", errno);
+    m_pv_enforced = true;
     return {};
 }
 
