@@ -168,6 +168,11 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
     case KVM_EXIT_INTR:
         m_stats.intr++;
         return false;
+    case KVM_EXIT_SET_TPR:
+        // 64-bit code lowered CR8 (VMX, userspace APIC). CR8 lives in the
+        // CPU state, as under the interpreter; re-entering re-evaluates
+        // interrupt injection.
+        return false;
     case KVM_EXIT_HLT:
         m_stats.hlt++;
         if (std::optional<VcpuExit> stop = wait_while_halted()) {
