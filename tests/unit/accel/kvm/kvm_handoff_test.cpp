@@ -21,6 +21,21 @@ const std::vector<std::string> k_payloads = {"real_mode_pio", "real_to_long_mode
 
 class HandoffTest : public ::testing::TestWithParam<std::tuple<std::string, int>> { };
 
+// The payload run by the interpreter alone: the state a handoff must reach.
+x86::CpuState interpreter_alone(const Payload& p)
+{
+    auto host = make_payload_host(p);
+    auto model = x86::CpuModel::by_name("qemu64");
+    EXPECT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*host, *model);
+    EXPECT_TRUE(cpu.ok());
+    if (!cpu.ok())
+        return {};
+    (*cpu)->state() = p.initial;
+    EXPECT_EQ((*cpu)->run(1'000'000), interp::RunExit::Stopped);
+    return (*cpu)->state();
+}
+
 // The interpreter runs `budget` instructions, then KVM continues.
 TEST_P(HandoffTest, InterpreterThenKvm)
 {
@@ -45,6 +60,7 @@ TEST_P(HandoffTest, InterpreterThenKvm)
     auto end = guest->vcpu->get_state();
     ASSERT_TRUE(end.ok());
     check_payload_result(p, host, *end);
+    expect_same_architectural_state(interpreter_alone(p), *end);
 }
 
 // KVM runs until the guest's first port write, then the interpreter
@@ -81,6 +97,7 @@ TEST_P(HandoffTest, KvmThenInterpreter)
     EXPECT_NE(exit, interp::RunExit::Budget);
     EXPECT_NE(exit, interp::RunExit::InternalError);
     check_payload_result(p, host, (*cpu)->state());
+    expect_same_architectural_state(interpreter_alone(p), (*cpu)->state());
 }
 
 // KVM stops in hlt_timer's first HLT (no timer yet), the interpreter takes
@@ -111,6 +128,7 @@ TEST(Handoff, KvmHaltedThenInterpreterTakesTheTimer)
     (*cpu)->state() = *mid;
     EXPECT_EQ((*cpu)->run(1'000'000), interp::RunExit::Stopped);
     check_payload_result(p, *g.host, (*cpu)->state());
+    expect_same_architectural_state(interpreter_alone(p), (*cpu)->state());
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
