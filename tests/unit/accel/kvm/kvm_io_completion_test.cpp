@@ -55,17 +55,31 @@ Payload mmio_payload(const std::vector<uint8_t>& code)
     return p;
 }
 
-// Runs until the hook fires once and kicks: run() must return Kicked.
-void run_to_kick(KvmGuest& g, std::function<void()>& hook)
+// Runs until the hook fires once and kicks (run() must return Kicked), and
+// reads the state as it leaves KVM.
+x86::CpuState stop_in(KvmGuest& g, std::function<void()>& hook)
 {
     hook = [&] {
         g.vcpu->kick();
         hook = nullptr;
     };
     TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_FALSE(r.timed_out);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.exit.ok() && *r.exit == VcpuExit::Kicked)
+        << (r.exit.ok() ? accel::vcpu_exit_name(*r.exit) : r.exit.error().message());
+    auto s = g.vcpu->get_state();
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message());
+    return s.ok() ? *s : x86::CpuState {};
+}
+
+// Hands out state() (so it is written back before the next entry, as after
+// any change) and runs on to the payload's HLT.
+void resume_to_hlt(KvmGuest& g)
+{
+    g.vcpu->state();
+    TimedRun r = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    ASSERT_EQ(*r.exit, VcpuExit::Kicked);
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
 }
 
 TEST(KvmIoCompletion, InDataIsInRaxWhenStoppedAtThePioExit)
@@ -74,19 +88,15 @@ TEST(KvmIoCompletion, InDataIsInRaxWhenStoppedAtThePioExit)
     KvmGuest g = guest_for(in_payload());
     ASSERT_TRUE(g.vcpu);
     unsigned reads = 0;
-    run_to_kick(g, g.host->on_pio_read);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok()) << mid.error().message();
-    EXPECT_EQ(mid->rip, 0x1002u); // past the IN
-    EXPECT_EQ(mid->gpr[x86::k_rax] & 0xff, 1u); // its data landed
+    const x86::CpuState mid = stop_in(g, g.host->on_pio_read);
+    EXPECT_EQ(mid.rip, 0x1002u); // past the IN
+    EXPECT_EQ(mid.gpr[x86::k_rax] & 0xff, 1u); // its data landed
 
     // Written back (state() hands out a reference) and resumed: the IN
     // must not run again.
     g.vcpu->state().gpr[x86::k_rcx] = 0x77;
     g.host->on_pio_read = [&] { reads++; };
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    resume_to_hlt(g);
     EXPECT_EQ(reads, 0u);
     auto end = g.vcpu->get_state();
     ASSERT_TRUE(end.ok());
@@ -100,14 +110,12 @@ TEST(KvmIoCompletion, InterpreterContinuesAfterTheCompletedIn)
     KILN_REQUIRE_KVM();
     KvmGuest g = guest_for(in_payload());
     ASSERT_TRUE(g.vcpu);
-    run_to_kick(g, g.host->on_pio_read);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
+    const x86::CpuState mid = stop_in(g, g.host->on_pio_read);
     auto model = x86::CpuModel::by_name("qemu64");
     ASSERT_TRUE(model.ok());
     auto cpu = interp::Interpreter::create(*g.host, *model);
     ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = *mid;
+    (*cpu)->state() = mid;
     unsigned reads = 0;
     g.host->on_pio_read = [&] { reads++; };
     EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
@@ -121,16 +129,11 @@ TEST(KvmIoCompletion, MmioReadDataIsInTheRegisterWhenStoppedAtTheExit)
     KILN_REQUIRE_KVM();
     KvmGuest g = guest_for(mmio_payload(k_mmio_read_then_hlt));
     ASSERT_TRUE(g.vcpu);
-    run_to_kick(g, g.host->on_mmio_read);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    EXPECT_EQ(mid->rip, 0x1005u);
-    EXPECT_EQ(mid->gpr[x86::k_rax] & 0xffffffff, 0x13121110u); // the test device's reset bytes
+    const x86::CpuState mid = stop_in(g, g.host->on_mmio_read);
+    EXPECT_EQ(mid.rip, 0x1005u);
+    EXPECT_EQ(mid.gpr[x86::k_rax] & 0xffffffff, 0x13121110u); // the test device's reset bytes
 
-    g.vcpu->state(); // mark as changed: pushed back before the next entry
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    resume_to_hlt(g);
     EXPECT_EQ(g.host->mmio.size(), 1u); // read once
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rbx] & 0xffffffff, 0x13121110u);
 }
@@ -140,14 +143,9 @@ TEST(KvmIoCompletion, MmioWriteIsNotRepeatedAfterAStop)
     KILN_REQUIRE_KVM();
     KvmGuest g = guest_for(mmio_payload(k_mmio_write_then_hlt));
     ASSERT_TRUE(g.vcpu);
-    run_to_kick(g, g.host->on_mmio_write);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    EXPECT_EQ(mid->rip, 0x100au);
-    g.vcpu->state();
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    const x86::CpuState mid = stop_in(g, g.host->on_mmio_write);
+    EXPECT_EQ(mid.rip, 0x100au);
+    resume_to_hlt(g);
     ASSERT_EQ(g.host->mmio.size(), 1u);
     EXPECT_EQ(g.host->mmio[0], (MmioAccess { true, 0xe0000004, 4, 0xcafef00d }));
 }

@@ -25,6 +25,29 @@ Payload code_payload(std::vector<uint8_t> code)
     return p;
 }
 
+// Real mode: vector 0x20 through the IVT to an IRET at 0000:1100.
+void install_iret_handler(FakeVcpuHost& host)
+{
+    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 };
+    const uint8_t iret = 0xcf;
+    EXPECT_TRUE(host.memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
+    EXPECT_TRUE(host.memory().write(0x1100, &iret, 1).ok());
+}
+
+// The halted guest gets vector 0x20 (install_iret_handler): HLT ends, the
+// handler returns past it, MOV AX,0x55 runs and the next HLT stops at
+// `final_rip`.
+void expect_woken_by_vector_20(KvmGuest& g, uint64_t final_rip)
+{
+    g.host->raise_interrupt(0x20);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
+    EXPECT_EQ(g.vcpu->state().rip, final_rip);
+}
+
 TEST(KvmVcpu, KickFromAnotherThreadStopsASpinningGuest)
 {
     KILN_REQUIRE_KVM();
@@ -151,18 +174,9 @@ TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
 
     // An interrupt with IF set ends the HLT: the handler runs, returns to
     // the instruction after the HLT, and the guest goes on.
-    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 }; // vector 0x20 -> 0000:1100
-    const uint8_t iret = 0xcf;
-    ASSERT_TRUE(g.host->memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
-    ASSERT_TRUE(g.host->memory().write(0x1100, &iret, 1).ok());
+    install_iret_handler(*g.host);
     g.vcpu->state().rflags |= x86::k_flag_if;
-    g.host->raise_interrupt(0x20);
-    TimedRun r4 = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r4.exit.ok()) << r4.exit.error().message();
-    EXPECT_EQ(*r4.exit, VcpuExit::Stopped);
-    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
-    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
-    EXPECT_EQ(g.vcpu->state().rip, 0x1005u);
+    expect_woken_by_vector_20(g, 0x1005);
 }
 
 TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
@@ -178,10 +192,7 @@ TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
     }));
     // clang-format on
     ASSERT_TRUE(g.vcpu);
-    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 }; // vector 0x20 -> 0000:1100
-    const uint8_t iret = 0xcf;
-    ASSERT_TRUE(g.host->memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
-    ASSERT_TRUE(g.host->memory().write(0x1100, &iret, 1).ok());
+    install_iret_handler(*g.host);
     // The board's kick while the vCPU waits in HLT: the wait returns with
     // nothing pending.
     g.host->on_wait = [&] {
@@ -196,13 +207,7 @@ TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
     EXPECT_EQ(g.vcpu->state().rip, 0x1002u);
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u); // did not run on
 
-    g.host->raise_interrupt(0x20);
-    TimedRun r2 = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r2.exit.ok()) << r2.exit.error().message();
-    EXPECT_EQ(*r2.exit, VcpuExit::Stopped);
-    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
-    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
-    EXPECT_EQ(g.vcpu->state().rip, 0x1007u);
+    expect_woken_by_vector_20(g, 0x1007);
 }
 
 TEST(KvmVcpu, LoweringCr8IsNotAnError)
