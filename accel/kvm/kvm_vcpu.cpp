@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -266,6 +268,11 @@ std::optional<VcpuExit> KvmVcpu::wait_while_halted()
             return VcpuExit::Kicked;
         if (!m_host.wait_for_interrupt())
             return VcpuExit::Stopped;
+        // A masked interrupt makes wait_for_interrupt() return at once, yet
+        // only an NMI, a kick or a stop can end this HLT (Linux's halt loop
+        // after a panic): poll gently instead of spinning a host CPU.
+        if (!guest_interrupts_enabled() && m_host.interrupt_pending() && !m_host.nmi_pending())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }
 

@@ -210,6 +210,34 @@ TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
     expect_woken_by_vector_20(g, 0x1007);
 }
 
+TEST(KvmVcpu, MaskedInterruptDoesNotEndHlt)
+{
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(code_payload({
+        0xfa,             // 1000: cli
+        0xf4,             // 1001: hlt
+        0xb8, 0x55, 0x00, // 1002: mov ax,0x55
+        0xf4,             // 1005: hlt
+    }));
+    // clang-format on
+    ASSERT_TRUE(g.vcpu);
+    g.host->raise_interrupt(0x20); // pending throughout, masked by IF=0
+    std::thread kicker([&] {
+        std::this_thread::sleep_for(100ms);
+        g.vcpu->kick();
+    });
+    TimedRun r = run_with_limit(*g.vcpu, 30s);
+    kicker.join();
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Kicked); // the kick still ends run()
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1002u);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u);
+    EXPECT_TRUE(g.host->acked.empty());
+    std::printf("[ info ] masked-interrupt HLT: %u waits in ~100 ms\n", g.host->waits);
+}
+
 TEST(KvmVcpu, LoweringCr8IsNotAnError)
 {
     // With Kiln's own APIC, KVM exits with KVM_EXIT_SET_TPR when 64-bit
