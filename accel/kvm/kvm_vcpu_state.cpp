@@ -152,6 +152,9 @@ Result<void> KvmVcpu::push_state()
     TRY(push_msrs());
     TRY(set_from(m_fd, KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", events_to_kvm, m_state));
     TRY(set_from(m_fd, KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", debugregs_to_kvm, m_state));
+    // Without an in-kernel APIC, KVM_RUN loads CR8 from kvm_run (the TPR as
+    // userspace last saw it), overriding the one in sregs.
+    m_run->cr8 = m_state.cr8;
     m_location = StateLocation::InSync;
     m_run_fields_valid = false; // IF and the interrupt shadow may have changed
     return {};

@@ -238,23 +238,11 @@ TEST(KvmVcpu, MaskedInterruptDoesNotEndHlt)
     std::printf("[ info ] masked-interrupt HLT: %u waits in ~100 ms\n", g.host->waits);
 }
 
-TEST(KvmVcpu, LoweringCr8IsNotAnError)
+// 64-bit code at 0x1000 on real_to_long_mode's GDT and identity page tables.
+Payload long_mode_payload(std::vector<uint8_t> code)
 {
-    // With Kiln's own APIC, KVM exits with KVM_EXIT_SET_TPR when 64-bit
-    // code lowers CR8 (Windows does it all the time); the run goes on and
-    // CR8 stays in the CPU state.
-    KILN_REQUIRE_KVM();
-    Payload p = payload("real_to_long_mode"); // its GDT and identity page tables
-    // clang-format off
-    p.memory.push_back({ 0x1000, {
-        0xb8, 0x0f, 0x00, 0x00, 0x00, // 1000: mov eax,15
-        0x44, 0x0f, 0x22, 0xc0,       // 1005: mov cr8,rax
-        0x31, 0xc0,                   // 1009: xor eax,eax
-        0x44, 0x0f, 0x22, 0xc0,       // 100b: mov cr8,rax
-        0xbb, 0x0d, 0x60, 0x00, 0x00, // 100f: mov ebx,0x600d
-        0xf4,                         // 1014: hlt
-    } });
-    // clang-format on
+    Payload p = payload("real_to_long_mode");
+    p.memory.push_back({ 0x1000, std::move(code) });
     x86::CpuState s = flat_protected_mode_state(0x1000);
     s.cr0 |= x86::k_cr0_pg;
     s.cr4 |= x86::k_cr4_pae;
@@ -263,13 +251,49 @@ TEST(KvmVcpu, LoweringCr8IsNotAnError)
     s.segment(x86::Seg::CS)
         = { 0x18, uint16_t(x86::k_seg_g | x86::k_seg_l | x86::k_seg_p | x86::k_seg_s | 0xb), 0xffffffff, 0 };
     p.initial = s;
-    KvmGuest g = guest_for(p);
+    return p;
+}
+
+TEST(KvmVcpu, LoweringCr8IsNotAnError)
+{
+    // With Kiln's own APIC, KVM exits with KVM_EXIT_SET_TPR when 64-bit
+    // code lowers CR8 (Windows does it all the time); the run goes on and
+    // CR8 stays in the CPU state.
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(long_mode_payload({
+        0xb8, 0x0f, 0x00, 0x00, 0x00, // 1000: mov eax,15
+        0x44, 0x0f, 0x22, 0xc0,       // 1005: mov cr8,rax
+        0x31, 0xc0,                   // 1009: xor eax,eax
+        0x44, 0x0f, 0x22, 0xc0,       // 100b: mov cr8,rax
+        0xbb, 0x0d, 0x60, 0x00, 0x00, // 100f: mov ebx,0x600d
+        0xf4,                         // 1014: hlt
+    }));
+    // clang-format on
     ASSERT_TRUE(g.vcpu);
     TimedRun r = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
     EXPECT_EQ(*r.exit, VcpuExit::Stopped);
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rbx], 0x600du);
     EXPECT_EQ(g.vcpu->state().cr8, 0u);
+}
+
+TEST(KvmVcpu, Cr8FromTheStateReachesTheGuest)
+{
+    // With a userspace APIC, KVM loads CR8 from kvm_run->cr8 on every
+    // KVM_RUN: a CR8 written with the state must go there too.
+    KILN_REQUIRE_KVM();
+    Payload p = long_mode_payload({
+        0x44, 0x0f, 0x20, 0xc0, // 1000: mov rax,cr8
+        0xf4, // 1004: hlt
+    });
+    p.initial.cr8 = 9;
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax], 9u);
+    EXPECT_EQ(g.vcpu->state().cr8, 9u);
 }
 
 TEST(KvmVcpu, StateChangedBetweenRunsIsWrittenBack)
