@@ -236,10 +236,12 @@ Result<VcpuExit> KvmVcpu::run()
             }
             return exit_error(std::string("KVM_RUN failed: ") + std::strerror(errno));
         }
+        // Set before handling: only these exits leave an instruction for
+        // the next KVM_RUN to finish, and no other exit may inherit the flag.
+        m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
         VcpuExit exit;
         if (TRY(handle_exit(exit)))
             return exit;
-        m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
     }
 }
 
