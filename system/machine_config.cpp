@@ -64,6 +64,27 @@ Result<unsigned> parse_smp(const std::string& value)
     return 1u;
 }
 
+// -cpu MODEL,FLAGS: only kvmclock so far (+kvmclock, -kvmclock,
+// kvmclock=on|off); it matters only under KVM.
+Result<void> parse_cpu_flags(MachineConfig& cfg, const std::string& value, const std::string& flags)
+{
+    size_t start = 0;
+    while (start <= flags.size()) {
+        size_t comma = flags.find(',', start);
+        std::string f = flags.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (f == "+kvmclock" || f == "kvmclock=on" || f == "kvmclock")
+            cfg.kvmclock = true;
+        else if (f == "-kvmclock" || f == "kvmclock=off")
+            cfg.kvmclock = false;
+        else
+            return opt_error("cpu", value, "CPU feature flags are not supported yet"); // but kvmclock
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return {};
+}
+
 Result<void> parse_accel(MachineConfig& cfg, const std::vector<std::string>& values, bool enable_kvm)
 {
     std::vector<AccelKind> out;
@@ -234,7 +255,7 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
         if (model == "help")
             cfg.help_topic = "cpu";
         if (c->find(',') != std::string::npos)
-            return opt_error("cpu", *c, "CPU feature flags are not supported yet");
+            TRY(parse_cpu_flags(cfg, *c, c->substr(c->find(',') + 1)));
         cfg.cpu_model = model;
     }
     if (auto* k = args.last("kernel"))

@@ -29,6 +29,7 @@ struct MachineConfig {
     std::vector<AccelKind> accels = {AccelKind::Interp}; // tried in order
     bool tcg_alias = false;          // -accel tcg given: runs the interpreter
     std::string kvm_device = "/dev/kvm"; // -accel kvm,device=PATH
+    bool kvmclock = true;                // -cpu MODEL,-kvmclock turns it off (KVM only)
     std::string cpu_model = "max";
     std::string kernel, initrd, append;
     std::vector<chardev::ChardevSpec> serials; // index = COM port

@@ -77,6 +77,7 @@ Result<std::unique_ptr<Vcpu>> create_kvm(const MachineConfig& cfg, hw::PcMachine
     accel::kvm::KvmOptions options;
     options.cpu = cfg.cpu_model;
     options.device_path = cfg.kvm_device;
+    options.cpu_options.kvmclock = cfg.kvmclock;
     auto kvm = accel::kvm::KvmAccel::create(machine.memory(), options);
     if (!kvm.ok())
         return Error(ErrorKind::NotSupported, "-accel kvm: " + kvm.error().message());
