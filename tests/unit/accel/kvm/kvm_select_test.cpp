@@ -53,6 +53,21 @@ TEST(KvmSelect, DeviceOptionSetsThePath)
         << bad.error().message();
 }
 
+TEST(KvmSelect, CpuKvmclockFlag)
+{
+    for (auto [flag, on] : { std::pair { "-kvmclock", false }, { "kvmclock=off", false }, { "+kvmclock", true },
+             { "kvmclock=on", true } }) {
+        auto c = config({ "-enable-kvm", "-cpu", std::string("host,") + flag });
+        ASSERT_TRUE(c.ok()) << flag << ": " << c.error().message();
+        EXPECT_EQ(c->kvmclock, on) << flag;
+        EXPECT_EQ(c->cpu_model, "host");
+    }
+    EXPECT_TRUE(config({ "-enable-kvm" })->kvmclock); // QEMU's default
+    auto bad = config({ "-cpu", "host,-kvmclock,+avx512f" });
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().message(), "-cpu host,-kvmclock,+avx512f: CPU feature flags are not supported yet");
+}
+
 TEST(KvmSelect, MissingDeviceIsAClearError)
 {
     auto c = config({ "-accel", "kvm,device=/nonexistent/kvm" });
