@@ -1,13 +1,18 @@
 // Choosing KVM from the command line: -accel kvm,device=PATH, the clear
 // error when the device cannot be opened, QEMU-style fallback
-// (-accel kvm -accel interp, -machine accel=kvm:tcg), and -cpu host, which
-// only KVM can provide.
+// (-accel kvm -accel interp, -machine accel=kvm:tcg), -cpu host, which
+// only KVM can provide, and how a guest's triple fault ends a kiln run.
+#include <unistd.h>
+
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "system/cli_parse.h"
 #include "system/machine_config.h"
 #include "system/vm.h"
 #include "tests/unit/accel/kvm/kvm_test_support.h"
+#include "tests/unit/hw/synthetic_kernel.h"
 
 namespace kiln::system {
 namespace {
@@ -130,6 +135,47 @@ TEST(KvmSelect, CpuHostUnderKvm)
     ASSERT_TRUE(v.ok()) << v.error().message();
     EXPECT_STREQ((*v)->accel_name(), "kvm");
     EXPECT_EQ(b.stderr_text.find("falling back"), std::string::npos);
+}
+
+TEST(KvmSelect, TripleFaultEndsTheRunWithoutAHang)
+{
+    // PVH entry (flat 32-bit): LIDT of an all-zero pointer, then INT3. On
+    // hardware: a shutdown exit, a reset, and -no-reboot ends the run with
+    // status 0. Under a KVM without VMX/SVM: an emulation failure, reported
+    // with the registers and the code bytes, and status 1.
+    KILN_REQUIRE_KVM();
+    std::string kernel = "/tmp/kiln-kvm-tf-" + std::to_string(getpid()) + ".kernel";
+    {
+        auto k = hw::test::synthetic_vmlinux(true, { 0x0f, 0x01, 0x1d, 0x00, 0x18, 0x00, 0x01, 0xcc });
+        std::ofstream f(kernel, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(k.data()), std::streamsize(k.size()));
+    }
+    auto c = config({ "-enable-kvm", "-cpu", "qemu64", "-no-reboot", "-display", "none" });
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    c->kernel = kernel;
+    c->ram_bytes = 32ull << 20;
+    auto loop = EventLoop::create().value();
+    auto vm = build_vm(*c, *loop, [&](int) { loop->post([&] { loop->stop(); }); });
+    ASSERT_TRUE(vm.ok()) << vm.error().message();
+    auto realized = realize_vm(**vm);
+    unlink(kernel.c_str());
+    ASSERT_TRUE(realized.ok()) << realized.error().message();
+    loop->add_timer_ns(60ull * 1000000000ull, [&] { loop->stop(); }); // the suite must not hang
+    ::testing::internal::CaptureStderr();
+    int status = run_vm(**vm, *loop);
+    std::string err = ::testing::internal::GetCapturedStderr();
+    std::string why;
+    auto dev = test::open_kvm(why);
+    ASSERT_TRUE(dev);
+    if (dev->hardware_virtualization()) {
+        EXPECT_EQ(status, 0) << err;
+        return;
+    }
+    EXPECT_EQ(status, 1);
+    EXPECT_NE(err.find("KVM internal error. Suberror: 1 (emulation failure)"), std::string::npos) << err;
+    EXPECT_NE(err.find("RIP="), std::string::npos) << err;
+    EXPECT_NE(err.find("Code=<cc>"), std::string::npos) << err;
+    EXPECT_NE(err.find("the vCPU stopped on an internal error"), std::string::npos) << err;
 }
 
 } // namespace
