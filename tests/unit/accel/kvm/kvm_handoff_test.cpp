@@ -2,6 +2,8 @@
 // its CPU state (and the same guest RAM) moves to the other, which
 // finishes it. The end must equal what a run under one accelerator gives
 // (the payload's documented expectations, port writes included).
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include "accel/interp/interpreter.h"
@@ -129,6 +131,85 @@ TEST(Handoff, KvmHaltedThenInterpreterTakesTheTimer)
     EXPECT_EQ((*cpu)->run(1'000'000), interp::RunExit::Stopped);
     check_payload_result(p, *g.host, (*cpu)->state());
     expect_same_architectural_state(interpreter_alone(p), (*cpu)->state());
+}
+
+// clang-format off
+const std::vector<uint8_t> k_rdtsc_twice = {   // real mode
+    0x0f, 0x31,                                 // 1000: rdtsc
+    0x66, 0x89, 0xc3,                           // 1002: mov ebx,eax
+    0x66, 0x89, 0xd1,                           // 1005: mov ecx,edx
+    0xe6, 0x80,                                 // 1008: out 0x80,al   (the handoff point)
+    0x0f, 0x31,                                 // 100a: rdtsc
+    0xf4,                                       // 100c: hlt
+};
+// clang-format on
+
+uint64_t tsc_before(const x86::CpuState& s) { return (s.gpr[x86::k_rcx] << 32) | (s.gpr[x86::k_rbx] & 0xffffffff); }
+uint64_t tsc_after(const x86::CpuState& s)
+{
+    return ((s.gpr[x86::k_rdx] & 0xffffffff) << 32) | (s.gpr[x86::k_rax] & 0xffffffff);
+}
+
+Payload rdtsc_payload()
+{
+    Payload p;
+    p.name = "rdtsc_twice";
+    p.memory = { { 0x1000, k_rdtsc_twice } };
+    p.initial = real_mode_state(0x1000);
+    p.initial.msr.tsc_offset = 5'000'000'000'000; // a guest that has run for a while
+    return p;
+}
+
+// The TSC must not go backwards when the CPU changes accelerator, whatever
+// rate KVM's TSC runs at.
+TEST(Handoff, TscKeepsGoingForwardFromKvmToTheInterpreter)
+{
+    KILN_REQUIRE_KVM();
+    KvmGuest g = guest_for(rdtsc_payload());
+    ASSERT_TRUE(g.vcpu);
+    g.host->on_pio_write = [&] {
+        g.vcpu->kick();
+        g.host->on_pio_write = nullptr;
+    };
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
+    auto mid = g.vcpu->get_state();
+    ASSERT_TRUE(mid.ok());
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = *mid;
+    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
+    const x86::CpuState& end = (*cpu)->state();
+    std::printf("[ info ] TSC under KVM %llu, then under the interpreter %llu\n",
+        (unsigned long long)tsc_before(end), (unsigned long long)tsc_after(end));
+    EXPECT_GE(tsc_after(end), tsc_before(end));
+}
+
+TEST(Handoff, TscKeepsGoingForwardFromTheInterpreterToKvm)
+{
+    KILN_REQUIRE_KVM();
+    Payload p = rdtsc_payload();
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = p.initial;
+    ASSERT_EQ((*cpu)->run(3), interp::RunExit::Budget);
+    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    auto end = g.vcpu->get_state();
+    ASSERT_TRUE(end.ok());
+    std::printf("[ info ] TSC under the interpreter %llu, then under KVM %llu\n",
+        (unsigned long long)tsc_before(*end), (unsigned long long)tsc_after(*end));
+    if (!g.accel->device().hardware_virtualization() && tsc_after(*end) < tsc_before(*end) / 2)
+        GTEST_SKIP() << "this host's KVM runs the guest on the host's TSC and ignores the TSC Kiln writes";
+    EXPECT_GE(tsc_after(*end), tsc_before(*end));
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
