@@ -2,6 +2,7 @@
 // its CPU state (and the same guest RAM) moves to the other, which
 // finishes it. The end must equal what a run under one accelerator gives
 // (the payload's documented expectations, port writes included).
+#include <algorithm>
 #include <cstdio>
 
 #include <gtest/gtest.h>
@@ -210,6 +211,122 @@ TEST(Handoff, TscKeepsGoingForwardFromTheInterpreterToKvm)
     if (!g.accel->device().hardware_virtualization() && tsc_after(*end) < tsc_before(*end) / 2)
         GTEST_SKIP() << "this host's KVM runs the guest on the host's TSC and ignores the TSC Kiln writes";
     EXPECT_GE(tsc_after(*end), tsc_before(*end));
+}
+
+// x87 and SSE registers move between accelerators. The KVM side uses
+// FXSAVE/FXRSTOR: this host's KVM emulates every instruction of a non-PVM
+// guest and its emulator has no x87 arithmetic, but it has those two.
+// clang-format off
+const std::vector<uint8_t> k_fpu_load_then_fxsave = { // 64-bit
+    0x0f, 0x28, 0x04, 0x25, 0x00, 0x90, 0x00, 0x00, // 1000: movaps xmm0,[0x9000]  (interpreter)
+    0xd9, 0xe8,                                     // 1008: fld1
+    0xd9, 0xeb,                                     // 100a: fldpi
+    0x0f, 0xae, 0x04, 0x25, 0x00, 0x91, 0x00, 0x00, // 100c: fxsave [0x9100]        (KVM)
+    0xf4,                                           // 1014: hlt
+};
+const std::vector<uint8_t> k_fxrstor_then_store = {
+    0x0f, 0xae, 0x0c, 0x25, 0x00, 0x91, 0x00, 0x00, // 1000: fxrstor [0x9100]       (KVM)
+    0xe6, 0x80,                                     // 1008: out 0x80,al  (the handoff point)
+    0x0f, 0x29, 0x04, 0x25, 0x20, 0x90, 0x00, 0x00, // 100a: movaps [0x9020],xmm0  (interpreter)
+    0xdd, 0x1c, 0x25, 0x30, 0x90, 0x00, 0x00,       // 1012: fstp QWORD PTR [0x9030]  (pi)
+    0xdd, 0x1c, 0x25, 0x38, 0x90, 0x00, 0x00,       // 1019: fstp QWORD PTR [0x9038]  (1.0)
+    0xf4,                                           // 1020: hlt
+};
+// clang-format on
+
+std::vector<uint8_t> xmm_pattern()
+{
+    std::vector<uint8_t> v(16);
+    for (unsigned i = 0; i < 16; i++)
+        v[i] = uint8_t(0xa0 + i);
+    return v;
+}
+
+// 80-bit pi and 1.0 as FXSAVE keeps them in ST0/ST1 (16-byte slots).
+void put_st(std::vector<uint8_t>& image, unsigned slot, uint64_t mantissa, uint16_t exponent)
+{
+    for (int i = 0; i < 8; i++)
+        image[32 + 16 * slot + i] = uint8_t(mantissa >> (8 * i));
+    image[32 + 16 * slot + 8] = uint8_t(exponent);
+    image[32 + 16 * slot + 9] = uint8_t(exponent >> 8);
+}
+constexpr uint64_t k_pi_mantissa = 0xc90fdaa22168c235ull, k_one_mantissa = 0x8000000000000000ull;
+
+Payload fpu_payload(const std::vector<uint8_t>& code)
+{
+    Payload p = long_mode_payload(code);
+    p.name = "fpu_sse";
+    p.memory.push_back({ 0x9000, xmm_pattern() });
+    p.initial.cr0 |= x86::k_cr0_mp;
+    p.initial.cr4 |= x86::k_cr4_osfxsr | x86::k_cr4_osxmmexcpt;
+    return p;
+}
+
+TEST(Handoff, FpuAndSseRegistersFromTheInterpreterToKvm)
+{
+    KILN_REQUIRE_KVM();
+    Payload p = fpu_payload(k_fpu_load_then_fxsave);
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = p.initial;
+    ASSERT_EQ((*cpu)->run(3), interp::RunExit::Budget); // MOVAPS, FLD1, FLDPI
+    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    std::vector<uint8_t> image(512);
+    ASSERT_TRUE(g.host->memory().read(0x9100, image.data(), image.size()).ok());
+    std::vector<uint8_t> want = image;
+    put_st(want, 0, k_pi_mantissa, 0x4000);
+    put_st(want, 1, k_one_mantissa, 0x3fff);
+    std::copy_n(xmm_pattern().begin(), 16, want.begin() + 160);
+    EXPECT_EQ(image, want) << "ST0, ST1 or XMM0 in KVM's FXSAVE image";
+    EXPECT_EQ((image[3] << 8 | image[2]) >> 11 & 7, 6) << "FSW.TOP after two loads";
+    EXPECT_EQ(image[4], 0xc0) << "FTW: physical registers 6 and 7 in use";
+}
+
+TEST(Handoff, FpuAndSseRegistersFromKvmToTheInterpreter)
+{
+    KILN_REQUIRE_KVM();
+    Payload p = fpu_payload(k_fxrstor_then_store);
+    std::vector<uint8_t> image(512, 0);
+    image[0] = 0x7f; // FCW 0x037f
+    image[1] = 0x03;
+    image[3] = 6 << 3; // FSW.TOP = 6
+    image[4] = 0xc0; // FTW
+    image[24] = 0x80; // MXCSR 0x1f80
+    image[25] = 0x1f;
+    put_st(image, 0, k_pi_mantissa, 0x4000);
+    put_st(image, 1, k_one_mantissa, 0x3fff);
+    std::copy_n(xmm_pattern().begin(), 16, image.begin() + 160);
+    p.memory.push_back({ 0x9100, image });
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    g.host->on_pio_write = [&] {
+        g.vcpu->kick();
+        g.host->on_pio_write = nullptr;
+    };
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
+    auto mid = g.vcpu->get_state();
+    ASSERT_TRUE(mid.ok());
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = *mid;
+    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
+    std::vector<uint8_t> want = xmm_pattern();
+    for (uint64_t v : { 0x400921fb54442d18ull /* pi */, 0x3ff0000000000000ull /* 1.0 */ })
+        for (int i = 0; i < 8; i++)
+            want.push_back(uint8_t(v >> (8 * i)));
+    std::vector<uint8_t> got(want.size());
+    ASSERT_TRUE(g.host->memory().read(0x9020, got.data(), got.size()).ok());
+    EXPECT_EQ(got, want) << "XMM0, ST0 and ST1 as the interpreter stored them";
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
