@@ -329,6 +329,79 @@ TEST(Handoff, FpuAndSseRegistersFromKvmToTheInterpreter)
     EXPECT_EQ(got, want) << "XMM0, ST0 and ST1 as the interpreter stored them";
 }
 
+// MSRs written under one accelerator are read under the other.
+// clang-format off
+const std::vector<uint8_t> k_msr_write_then_read = { // 64-bit
+    0xb9, 0x82, 0x00, 0x00, 0xc0,   // 1000: mov ecx,0xc0000082 (LSTAR)
+    0xb8, 0x67, 0x45, 0x23, 0x81,   // 1005: mov eax,0x81234567
+    0xba, 0xff, 0xff, 0xff, 0xff,   // 100a: mov edx,0xffffffff  (canonical)
+    0x0f, 0x30,                     // 100f: wrmsr
+    0xb9, 0x77, 0x02, 0x00, 0x00,   // 1011: mov ecx,0x277 (PAT)
+    0xb8, 0x06, 0x01, 0x07, 0x00,   // 1016: mov eax,0x00070106
+    0xba, 0x06, 0x04, 0x07, 0x00,   // 101b: mov edx,0x00070406
+    0x0f, 0x30,                     // 1020: wrmsr   (8 instructions)
+    0xe6, 0x80,                     // 1022: out 0x80,al  (the KVM -> interpreter handoff)
+    0xb9, 0x82, 0x00, 0x00, 0xc0,   // 1024: mov ecx,0xc0000082
+    0x0f, 0x32,                     // 1029: rdmsr
+    0x49, 0x89, 0xc0,               // 102b: mov r8,rax
+    0x49, 0x89, 0xd1,               // 102e: mov r9,rdx
+    0xb9, 0x77, 0x02, 0x00, 0x00,   // 1031: mov ecx,0x277
+    0x0f, 0x32,                     // 1036: rdmsr
+    0xf4,                           // 1038: hlt
+};
+// clang-format on
+
+void expect_msrs_read_back(const x86::CpuState& s)
+{
+    EXPECT_EQ(s.gpr[x86::k_r8], 0x81234567u);
+    EXPECT_EQ(s.gpr[x86::k_r9], 0xffffffffu);
+    EXPECT_EQ(s.gpr[x86::k_rax], 0x00070106u);
+    EXPECT_EQ(s.gpr[x86::k_rdx], 0x00070406u);
+}
+
+TEST(Handoff, MsrsFromTheInterpreterToKvm)
+{
+    KILN_REQUIRE_KVM();
+    Payload p = long_mode_payload(k_msr_write_then_read);
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = p.initial;
+    ASSERT_EQ((*cpu)->run(8), interp::RunExit::Budget);
+    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    auto end = g.vcpu->get_state();
+    ASSERT_TRUE(end.ok());
+    expect_msrs_read_back(*end);
+}
+
+TEST(Handoff, MsrsFromKvmToTheInterpreter)
+{
+    KILN_REQUIRE_KVM();
+    KvmGuest g = guest_for(long_mode_payload(k_msr_write_then_read));
+    ASSERT_TRUE(g.vcpu);
+    g.host->on_pio_write = [&] {
+        g.vcpu->kick();
+        g.host->on_pio_write = nullptr;
+    };
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
+    auto mid = g.vcpu->get_state();
+    ASSERT_TRUE(mid.ok());
+    auto model = x86::CpuModel::by_name("qemu64");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(*g.host, *model);
+    ASSERT_TRUE(cpu.ok());
+    (*cpu)->state() = *mid;
+    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
+    expect_msrs_read_back((*cpu)->state());
+}
+
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
                          ::testing::Combine(::testing::ValuesIn(k_payloads), ::testing::Values(2, 3, 5)),
                          [](const auto& info) {
