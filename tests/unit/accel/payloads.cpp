@@ -196,7 +196,12 @@ const std::vector<uint8_t> k_triple_fault = {
 
 const std::vector<uint8_t> k_triple_fault_pm = {
     0x0f, 0x01, 0x1d, 0x30, 0x05, 0x00, 0x00,           // 1000: lidt ds:0x530  (limit 0)
-    0xcc,                                               // 1007: int3 -> #GP -> #DF -> triple fault
+    0x0f, 0x0b,                                         // 1007: ud2 -> #GP -> #DF -> triple fault
+};
+
+const std::vector<uint8_t> k_triple_fault_lm = {
+    0x0f, 0x01, 0x1c, 0x25, 0x30, 0x05, 0x00, 0x00,     // 1000: lidt [0x530]  (limit 0)
+    0x0f, 0x0b,                                         // 1008: ud2 -> #GP -> #DF -> triple fault
 };
 
 const std::vector<uint8_t> k_i8042_reset = {
@@ -330,9 +335,22 @@ std::vector<Payload> build_payloads()
     {
         Payload p;
         p.name = "triple_fault_pm";
-        p.description = "protected mode: LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
+        p.description = "protected mode: LIDT of an empty IDT then UD2: triple fault, the CPU asks for a reset";
         p.memory = { gdt_blob(), { 0x1000, k_triple_fault_pm } };
         p.initial = flat_protected_mode_state(0x1000);
+        p.end = PayloadEnd::Reset;
+        p.check_cpu = false;
+        p.resets = 1;
+        all.push_back(p);
+    }
+    {
+        Payload p;
+        p.name = "triple_fault_lm";
+        p.description = "64-bit mode: LIDT of an empty IDT then UD2: triple fault, the CPU asks for a reset";
+        p.memory = page_table_blobs();
+        p.memory.push_back(gdt_blob());
+        p.memory.push_back({ 0x1000, k_triple_fault_lm });
+        p.initial = long_mode_state(0x1000);
         p.end = PayloadEnd::Reset;
         p.check_cpu = false;
         p.resets = 1;
@@ -381,6 +399,18 @@ x86::CpuState flat_protected_mode_state(uint32_t eip)
     s.idtr = { 0x6000, 0x7ff };
     s.rip = eip;
     s.gpr[k_rsp] = 0x8000;
+    return s;
+}
+
+x86::CpuState long_mode_state(uint64_t rip)
+{
+    CpuState s = flat_protected_mode_state(uint32_t(rip));
+    s.rip = rip;
+    s.cr0 |= k_cr0_pg;
+    s.cr4 |= k_cr4_pae;
+    s.cr3 = 0x2000;
+    s.efer |= k_efer_lme | k_efer_lma;
+    s.segment(Seg::CS) = { 0x18, uint16_t(k_seg_g | k_seg_l | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0 };
     return s;
 }
 

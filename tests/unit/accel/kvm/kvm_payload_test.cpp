@@ -22,7 +22,7 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
     if (p.name == "triple_fault" && !g.accel->device().hardware_virtualization())
         GTEST_SKIP() << "this host's KVM has no VMX/SVM and emulates real mode: it ignores the IVT limit, so the "
                         "guest runs into zeroed memory for ~12 s before an emulation failure; triple_fault_pm "
-                        "covers the triple fault here";
+                        "and triple_fault_lm cover the triple fault here";
     // The i8042 device asks the board to reset; the board kicks the vCPU.
     g.host->on_reset = [&] { g.vcpu->kick(); };
 
@@ -58,7 +58,7 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 
 INSTANTIATE_TEST_SUITE_P(Payloads, KvmPayloadTest,
     ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "nmi_idt",
-        "real_mode_irq", "hlt_timer", "triple_fault", "triple_fault_pm", "i8042_reset"),
+        "real_mode_irq", "hlt_timer", "triple_fault", "triple_fault_pm", "triple_fault_lm", "i8042_reset"),
     [](const auto& info) { return info.param; });
 
 TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)

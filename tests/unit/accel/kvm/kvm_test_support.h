@@ -71,14 +71,7 @@ inline Payload long_mode_payload(std::vector<uint8_t> code)
 {
     Payload p = payload("real_to_long_mode");
     p.memory.push_back({ 0x1000, std::move(code) });
-    x86::CpuState s = flat_protected_mode_state(0x1000);
-    s.cr0 |= x86::k_cr0_pg;
-    s.cr4 |= x86::k_cr4_pae;
-    s.cr3 = 0x2000;
-    s.efer |= x86::k_efer_lme | x86::k_efer_lma;
-    s.segment(x86::Seg::CS)
-        = { 0x18, uint16_t(x86::k_seg_g | x86::k_seg_l | x86::k_seg_p | x86::k_seg_s | 0xb), 0xffffffff, 0 };
-    p.initial = s;
+    p.initial = long_mode_state(0x1000);
     return p;
 }
 
