@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 
 #include <gtest/gtest.h>
 
@@ -142,8 +143,10 @@ struct KilnRun {
     std::string err;
 };
 
-// kiln -enable-kvm -no-reboot on a PVH kernel (flat 32-bit) that runs `code`.
-KilnRun run_pvh_under_kvm(const std::vector<uint8_t>& code)
+// kiln -accel ACCEL -no-reboot on a PVH kernel (flat 32-bit) that runs
+// `code`; COM1 goes to `serial_path` if given.
+KilnRun run_pvh(
+    const std::vector<uint8_t>& code, const std::string& serial_path = "", const char* accel = "kvm")
 {
     KilnRun out;
     std::string kernel = "/tmp/kiln-kvm-tf-" + std::to_string(getpid()) + ".kernel";
@@ -152,12 +155,18 @@ KilnRun run_pvh_under_kvm(const std::vector<uint8_t>& code)
         std::ofstream f(kernel, std::ios::binary);
         f.write(reinterpret_cast<const char*>(k.data()), std::streamsize(k.size()));
     }
-    auto c = config({ "-enable-kvm", "-cpu", "qemu64", "-no-reboot", "-display", "none" });
+    auto c = config({ "-accel", accel, "-cpu", "qemu64", "-no-reboot", "-display", "none" });
     EXPECT_TRUE(c.ok()) << c.error().message();
     if (!c.ok())
         return out;
     c->kernel = kernel;
     c->ram_bytes = 32ull << 20;
+    if (!serial_path.empty()) {
+        chardev::ChardevSpec com1;
+        com1.kind = chardev::ChardevKind::File;
+        com1.path = serial_path;
+        c->serials = { com1 };
+    }
     auto loop = EventLoop::create().value();
     auto vm = build_vm(*c, *loop, [&](int) { loop->post([&] { loop->stop(); }); });
     EXPECT_TRUE(vm.ok()) << vm.error().message();
@@ -192,7 +201,7 @@ TEST(KvmSelect, TripleFaultResetsAndNoRebootEndsTheRun)
     KILN_REQUIRE_KVM();
     auto code = k_lidt_empty;
     code.insert(code.end(), { 0x0f, 0x0b });
-    KilnRun r = run_pvh_under_kvm(code);
+    KilnRun r = run_pvh(code);
     EXPECT_EQ(r.status, 0) << r.err;
 }
 
@@ -204,7 +213,7 @@ TEST(KvmSelect, EmulationFailureEndsTheRunWithAClearError)
     KILN_REQUIRE_KVM();
     auto code = k_lidt_empty;
     code.push_back(0xcc);
-    KilnRun r = run_pvh_under_kvm(code);
+    KilnRun r = run_pvh(code);
     if (host_has_hardware_virtualization()) {
         EXPECT_EQ(r.status, 0) << r.err;
         return;
@@ -214,6 +223,86 @@ TEST(KvmSelect, EmulationFailureEndsTheRunWithAClearError)
     EXPECT_NE(r.err.find("RIP="), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("Code=<cc>"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("the vCPU stopped on an internal error"), std::string::npos) << r.err;
+}
+
+// Appends a 32-bit instruction with a 32-bit immediate or address.
+void emit(std::vector<uint8_t>& c, std::initializer_list<uint8_t> op, uint32_t v)
+{
+    c.insert(c.end(), op);
+    for (int i = 0; i < 4; i++)
+        c.push_back(uint8_t(v >> (8 * i)));
+}
+
+// The guest programs the 8259 and the PIT, then halts with interrupts on;
+// the PIT's IRQ 0 goes through the PIC (ExtINT through the LAPIC's LINT0),
+// is injected and acknowledged; at the second tick the handler prints and
+// powers off.
+std::vector<uint8_t> pit_tick_kernel_code()
+{
+    constexpr uint32_t k_entry = 0x1000040, k_idt = 0x1001000, k_idt_ptr = 0x1001800, k_stack_top = 0x1002000;
+    std::vector<uint8_t> c;
+    emit(c, { 0xbc }, k_stack_top); // mov esp, top of the zeroed BSS
+    emit(c, { 0xb8 }, 0); // mov eax, handler (patched below)
+    size_t handler_imm = c.size() - 4;
+    emit(c, { 0x66, 0xa3 }, k_idt + 0x20 * 8); // mov [gate], ax   (offset 15:0)
+    emit(c, { 0x8c, 0x0d }, k_idt + 0x20 * 8 + 2); // mov [gate+2], cs
+    emit(c, { 0x66, 0xc7, 0x05 }, k_idt + 0x20 * 8 + 4); // mov word [gate+4], 0x8e00 (interrupt gate)
+    c.insert(c.end(), { 0x00, 0x8e });
+    c.insert(c.end(), { 0xc1, 0xe8, 0x10 }); // shr eax, 16
+    emit(c, { 0x66, 0xa3 }, k_idt + 0x20 * 8 + 6); // mov [gate+6], ax   (offset 31:16)
+    emit(c, { 0x66, 0xc7, 0x05 }, k_idt_ptr); // mov word [ptr], 0x107
+    c.insert(c.end(), { 0x07, 0x01 });
+    emit(c, { 0xc7, 0x05 }, k_idt_ptr + 2); // mov dword [ptr+2], idt
+    for (int i = 0; i < 4; i++)
+        c.push_back(uint8_t(k_idt >> (8 * i)));
+    emit(c, { 0x0f, 0x01, 0x1d }, k_idt_ptr); // lidt [ptr]
+    // 8259 master: ICW1-4 (vectors 0x20-0x27), then only IRQ 0 unmasked.
+    for (auto [port, value] : { std::pair<uint8_t, uint8_t> { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 },
+             { 0x21, 0x01 }, { 0x21, 0xfe } })
+        c.insert(c.end(), { 0xb0, value, 0xe6, port }); // mov al, value; out port, al
+    // PIT channel 0, mode 2, count 0x2e9c (10 ms).
+    for (auto [port, value] : { std::pair<uint8_t, uint8_t> { 0x43, 0x34 }, { 0x40, 0x9c }, { 0x40, 0x2e } })
+        c.insert(c.end(), { 0xb0, value, 0xe6, port });
+    c.insert(c.end(), { 0xfb, 0xf4, 0xeb, 0xfd }); // sti; hlt; jmp hlt (a wake-up without the tick)
+    uint32_t handler = k_entry + uint32_t(c.size());
+    for (int i = 0; i < 4; i++)
+        c[handler_imm + size_t(i)] = uint8_t(handler >> (8 * i));
+    // The handler never returns (this build host's KVM cannot emulate a
+    // protected-mode IRET). The first tick may come as soon as the PIT is
+    // programmed: it sends EOI and halts again, so the second tick wakes a
+    // HLT for sure; that one prints and powers off.
+    constexpr uint32_t k_ticks = 0x1001900;
+    emit(c, { 0xff, 0x05 }, k_ticks); // inc dword [ticks]
+    emit(c, { 0x83, 0x3d }, k_ticks); // cmp dword [ticks], 2
+    c.push_back(0x02);
+    c.insert(c.end(), { 0x73, 0x08 }); // jae done
+    c.insert(c.end(), { 0xb0, 0x20, 0xe6, 0x20 }); // mov al, 0x20; out 0x20, al  (EOI)
+    c.insert(c.end(), { 0xfb, 0xf4, 0xeb, 0xfd }); // sti; hlt; jmp hlt
+    auto tail = hw::test::serial_then_poweroff_code("tick\n"); // done:
+    c.insert(c.end(), tail.begin(), tail.end());
+    return c;
+}
+
+void expect_tick(const char* accel)
+{
+    std::string serial = "/tmp/kiln-kvm-tick-" + std::to_string(getpid()) + ".out";
+    KilnRun r = run_pvh(pit_tick_kernel_code(), serial, accel);
+    std::ifstream f(serial);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    unlink(serial.c_str());
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(text, "tick\n") << accel << ": " << r.err;
+}
+
+TEST(KvmBoard, PitInterruptWakesHltThroughThePic)
+{
+    KILN_REQUIRE_KVM();
+    expect_tick("kvm");
+}
+
+TEST(KvmBoard, SameKernelUnderTheInterpreter)
+{
+    expect_tick("interp");
 }
 
 } // namespace
