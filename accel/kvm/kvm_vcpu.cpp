@@ -260,6 +260,15 @@ bool KvmVcpu::guest_interrupts_enabled() const
 // hardware do, so `state().halted` stays true when run() returns.
 std::optional<VcpuExit> KvmVcpu::wait_while_halted()
 {
+    // A state written in with an event already owed (an acknowledged
+    // interrupt, an NMI, an exception: KVM delivers them on entry) is not
+    // waiting for anything.
+    const x86::PendingEvents& owed = m_state.events;
+    if (m_location != StateLocation::Kernel
+        && (owed.interrupt_injected || owed.nmi_pending || owed.exception_pending)) {
+        m_state.halted = false;
+        return std::nullopt;
+    }
     m_state.halted = true;
     for (;;) {
         if (m_host.nmi_pending() || (guest_interrupts_enabled() && m_host.interrupt_pending())) {

@@ -210,6 +210,34 @@ TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
     expect_woken_by_vector_20(g, 0x1007);
 }
 
+TEST(KvmVcpu, HaltedStateWithAnInterruptOwedResumesAtOnce)
+{
+    // A state (loadvm, another accelerator) halted but with an interrupt
+    // already acknowledged from the APIC: the CPU takes it, no wait.
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    Payload p = code_payload({
+        0xf4,             // 1000: hlt
+        0xb8, 0x55, 0x00, // 1001: mov ax,0x55
+        0xf4,             // 1004: hlt
+    });
+    // clang-format on
+    p.initial.rip = 0x1001; // just past the first HLT
+    p.initial.halted = true;
+    p.initial.rflags |= x86::k_flag_if;
+    p.initial.events.interrupt_injected = true;
+    p.initial.events.interrupt_vector = 0x20;
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    install_iret_handler(*g.host);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->waits, 1u); // only at the second HLT
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1005u);
+}
+
 TEST(KvmVcpu, MaskedInterruptDoesNotEndHlt)
 {
     KILN_REQUIRE_KVM();
