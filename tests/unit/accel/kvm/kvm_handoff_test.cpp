@@ -39,68 +39,95 @@ x86::CpuState interpreter_alone(const Payload& p)
     return (*cpu)->state();
 }
 
+// A payload run across a handoff: the guest (its host holds the RAM and
+// the device records) and the CPU state at the end.
+struct HandedOff {
+    KvmGuest guest;
+    x86::CpuState end;
+};
+
+std::unique_ptr<interp::Interpreter> interpreter_for(FakeVcpuHost& host)
+{
+    auto model = x86::CpuModel::by_name("qemu64");
+    EXPECT_TRUE(model.ok());
+    if (!model.ok())
+        return nullptr;
+    auto cpu = interp::Interpreter::create(host, *model);
+    EXPECT_TRUE(cpu.ok());
+    return cpu.ok() ? std::move(cpu).value() : nullptr;
+}
+
+// The interpreter runs `budget` instructions of `p`, then KVM to the end.
+HandedOff interpreter_then_kvm(const Payload& p, uint64_t budget)
+{
+    HandedOff h { guest_for(p), {} };
+    auto cpu = h.guest.vcpu ? interpreter_for(*h.guest.host) : nullptr;
+    if (!cpu)
+        return h;
+    cpu->state() = p.initial;
+    EXPECT_EQ(cpu->run(budget), interp::RunExit::Budget) << "the payload ended before the handoff";
+    EXPECT_TRUE(h.guest.vcpu->set_state(cpu->state()).ok());
+    TimedRun r = run_with_limit(*h.guest.vcpu);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_TRUE(r.exit.ok()) << (r.exit.ok() ? "" : r.exit.error().message());
+    auto end = h.guest.vcpu->get_state();
+    EXPECT_TRUE(end.ok());
+    if (end.ok())
+        h.end = *end;
+    return h;
+}
+
+// KVM runs `p` up to its first port write, then the interpreter to the end
+// (KVM completed the OUT first).
+HandedOff kvm_then_interpreter(const Payload& p)
+{
+    HandedOff h { guest_for(p), {} };
+    KvmGuest& g = h.guest;
+    if (!g.vcpu)
+        return h;
+    g.host->on_pio_write = [&g] {
+        g.vcpu->kick();
+        g.host->on_pio_write = nullptr;
+    };
+    TimedRun r = run_with_limit(*g.vcpu);
+    g.host->on_pio_write = nullptr;
+    EXPECT_TRUE(r.exit.ok() && *r.exit == accel::VcpuExit::Kicked)
+        << (r.exit.ok() ? accel::vcpu_exit_name(*r.exit) : r.exit.error().message());
+    auto mid = g.vcpu->get_state();
+    EXPECT_TRUE(mid.ok());
+    auto cpu = interpreter_for(*g.host);
+    if (!mid.ok() || !cpu)
+        return h;
+    cpu->state() = *mid;
+    EXPECT_EQ(cpu->run(1'000'000), interp::RunExit::Stopped);
+    h.end = cpu->state();
+    return h;
+}
+
 // The interpreter runs `budget` instructions, then KVM continues.
 TEST_P(HandoffTest, InterpreterThenKvm)
 {
-    std::string why;
-    if (!open_kvm(why))
-        GTEST_SKIP() << why;
+    KILN_REQUIRE_KVM();
     const Payload& p = payload(std::get<0>(GetParam()));
-    auto guest = make_kvm_guest(make_payload_host(p));
-    ASSERT_TRUE(guest.ok()) << guest.error().message();
-    FakeVcpuHost& host = *guest->host;
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = p.initial;
-    interp::RunExit first = (*cpu)->run(uint64_t(std::get<1>(GetParam())));
-    ASSERT_EQ(first, interp::RunExit::Budget) << "the payload ended before the handoff";
-    ASSERT_TRUE(guest->vcpu->set_state((*cpu)->state()).ok());
-    TimedRun r = run_with_limit(*guest->vcpu);
-    ASSERT_FALSE(r.timed_out);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    auto end = guest->vcpu->get_state();
-    ASSERT_TRUE(end.ok());
-    check_payload_result(p, host, *end);
-    expect_same_architectural_state(interpreter_alone(p), *end);
+    HandedOff h = interpreter_then_kvm(p, uint64_t(std::get<1>(GetParam())));
+    ASSERT_TRUE(h.guest.vcpu);
+    check_payload_result(p, *h.guest.host, h.end);
+    expect_same_architectural_state(interpreter_alone(p), h.end);
 }
 
-// KVM runs until the guest's first port write, then the interpreter
-// continues from KVM's state (the pending OUT completed first).
+// KVM runs until the guest's first port write, then the interpreter.
 TEST_P(HandoffTest, KvmThenInterpreter)
 {
-    std::string why;
-    if (!open_kvm(why))
-        GTEST_SKIP() << why;
+    KILN_REQUIRE_KVM();
     if (std::get<1>(GetParam()) != 2)
         GTEST_SKIP() << "one split point is enough in this direction";
     const Payload& p = payload(std::get<0>(GetParam()));
     if (p.pio_writes.size() < 2)
         GTEST_SKIP() << "payload has no port write to split at";
-    KvmGuest g = guest_for(p);
-    ASSERT_TRUE(g.vcpu);
-    FakeVcpuHost& host = *g.host;
-    host.on_pio_write = [&] {
-        g.vcpu->kick();
-        host.on_pio_write = nullptr;
-    };
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_FALSE(r.timed_out);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = *mid;
-    interp::RunExit exit = (*cpu)->run(1'000'000);
-    EXPECT_NE(exit, interp::RunExit::Budget);
-    EXPECT_NE(exit, interp::RunExit::InternalError);
-    check_payload_result(p, host, (*cpu)->state());
-    expect_same_architectural_state(interpreter_alone(p), (*cpu)->state());
+    HandedOff h = kvm_then_interpreter(p);
+    ASSERT_TRUE(h.guest.vcpu);
+    check_payload_result(p, *h.guest.host, h.end);
+    expect_same_architectural_state(interpreter_alone(p), h.end);
 }
 
 // KVM stops in hlt_timer's first HLT (no timer yet), the interpreter takes
@@ -166,51 +193,22 @@ Payload rdtsc_payload()
 TEST(Handoff, TscKeepsGoingForwardFromKvmToTheInterpreter)
 {
     KILN_REQUIRE_KVM();
-    KvmGuest g = guest_for(rdtsc_payload());
-    ASSERT_TRUE(g.vcpu);
-    g.host->on_pio_write = [&] {
-        g.vcpu->kick();
-        g.host->on_pio_write = nullptr;
-    };
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = *mid;
-    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
-    const x86::CpuState& end = (*cpu)->state();
+    HandedOff h = kvm_then_interpreter(rdtsc_payload());
     std::printf("[ info ] TSC under KVM %llu, then under the interpreter %llu\n",
-        (unsigned long long)tsc_before(end), (unsigned long long)tsc_after(end));
-    EXPECT_GE(tsc_after(end), tsc_before(end));
+        (unsigned long long)tsc_before(h.end), (unsigned long long)tsc_after(h.end));
+    EXPECT_GE(tsc_after(h.end), tsc_before(h.end));
 }
 
 TEST(Handoff, TscKeepsGoingForwardFromTheInterpreterToKvm)
 {
     KILN_REQUIRE_KVM();
-    Payload p = rdtsc_payload();
-    KvmGuest g = guest_for(p);
-    ASSERT_TRUE(g.vcpu);
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = p.initial;
-    ASSERT_EQ((*cpu)->run(3), interp::RunExit::Budget);
-    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    auto end = g.vcpu->get_state();
-    ASSERT_TRUE(end.ok());
+    HandedOff h = interpreter_then_kvm(rdtsc_payload(), 3);
+    ASSERT_TRUE(h.guest.accel);
     std::printf("[ info ] TSC under the interpreter %llu, then under KVM %llu\n",
-        (unsigned long long)tsc_before(*end), (unsigned long long)tsc_after(*end));
-    if (!g.accel->device().hardware_virtualization() && tsc_after(*end) < tsc_before(*end) / 2)
+        (unsigned long long)tsc_before(h.end), (unsigned long long)tsc_after(h.end));
+    if (!h.guest.accel->device().hardware_virtualization() && tsc_after(h.end) < tsc_before(h.end) / 2)
         GTEST_SKIP() << "this host's KVM runs the guest on the host's TSC and ignores the TSC Kiln writes";
-    EXPECT_GE(tsc_after(*end), tsc_before(*end));
+    EXPECT_GE(tsc_after(h.end), tsc_before(h.end));
 }
 
 // x87 and SSE registers move between accelerators. The KVM side uses
@@ -265,20 +263,10 @@ Payload fpu_payload(const std::vector<uint8_t>& code)
 TEST(Handoff, FpuAndSseRegistersFromTheInterpreterToKvm)
 {
     KILN_REQUIRE_KVM();
-    Payload p = fpu_payload(k_fpu_load_then_fxsave);
-    KvmGuest g = guest_for(p);
-    ASSERT_TRUE(g.vcpu);
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = p.initial;
-    ASSERT_EQ((*cpu)->run(3), interp::RunExit::Budget); // MOVAPS, FLD1, FLDPI
-    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    HandedOff h = interpreter_then_kvm(fpu_payload(k_fpu_load_then_fxsave), 3); // MOVAPS, FLD1, FLDPI
+    ASSERT_TRUE(h.guest.vcpu);
     std::vector<uint8_t> image(512);
-    ASSERT_TRUE(g.host->memory().read(0x9100, image.data(), image.size()).ok());
+    ASSERT_TRUE(h.guest.host->memory().read(0x9100, image.data(), image.size()).ok());
     std::vector<uint8_t> want = image;
     put_st(want, 0, k_pi_mantissa, 0x4000);
     put_st(want, 1, k_one_mantissa, 0x3fff);
@@ -303,29 +291,14 @@ TEST(Handoff, FpuAndSseRegistersFromKvmToTheInterpreter)
     put_st(image, 1, k_one_mantissa, 0x3fff);
     std::copy_n(xmm_pattern().begin(), 16, image.begin() + 160);
     p.memory.push_back({ 0x9100, image });
-    KvmGuest g = guest_for(p);
-    ASSERT_TRUE(g.vcpu);
-    g.host->on_pio_write = [&] {
-        g.vcpu->kick();
-        g.host->on_pio_write = nullptr;
-    };
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = *mid;
-    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
+    HandedOff h = kvm_then_interpreter(p);
+    ASSERT_TRUE(h.guest.vcpu);
     std::vector<uint8_t> want = xmm_pattern();
     for (uint64_t v : { 0x400921fb54442d18ull /* pi */, 0x3ff0000000000000ull /* 1.0 */ })
         for (int i = 0; i < 8; i++)
             want.push_back(uint8_t(v >> (8 * i)));
     std::vector<uint8_t> got(want.size());
-    ASSERT_TRUE(g.host->memory().read(0x9020, got.data(), got.size()).ok());
+    ASSERT_TRUE(h.guest.host->memory().read(0x9020, got.data(), got.size()).ok());
     EXPECT_EQ(got, want) << "XMM0, ST0 and ST1 as the interpreter stored them";
 }
 
@@ -351,6 +324,28 @@ const std::vector<uint8_t> k_msr_write_then_read = { // 64-bit
 };
 // clang-format on
 
+// Debug registers likewise (DR7 with L0 on a breakpoint never reached).
+// clang-format off
+const std::vector<uint8_t> k_dr_write_then_read = { // 64-bit
+    0x48, 0xb8, 0x00, 0x90, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, // 1000: movabs rax,0x123456789000
+    0x0f, 0x23, 0xc0,               // 100a: mov dr0,rax
+    0xb8, 0x01, 0x04, 0x00, 0x00,   // 100d: mov eax,0x401
+    0x0f, 0x23, 0xf8,               // 1012: mov dr7,rax   (4 instructions)
+    0xe6, 0x80,                     // 1015: out 0x80,al   (the KVM -> interpreter handoff)
+    0x0f, 0x21, 0xc1,               // 1017: mov rcx,dr0
+    0x0f, 0x21, 0xfa,               // 101a: mov rdx,dr7
+    0xf4,                           // 101d: hlt
+};
+// clang-format on
+
+void expect_drs_read_back(const x86::CpuState& s)
+{
+    EXPECT_EQ(s.gpr[x86::k_rcx], 0x123456789000u);
+    EXPECT_EQ(s.gpr[x86::k_rdx] & 0xffffffff, 0x401u);
+    EXPECT_EQ(s.dr[0], 0x123456789000u);
+    EXPECT_EQ(s.dr[7] & 0xffffffff, 0x401u);
+}
+
 void expect_msrs_read_back(const x86::CpuState& s)
 {
     EXPECT_EQ(s.gpr[x86::k_r8], 0x81234567u);
@@ -362,44 +357,25 @@ void expect_msrs_read_back(const x86::CpuState& s)
 TEST(Handoff, MsrsFromTheInterpreterToKvm)
 {
     KILN_REQUIRE_KVM();
-    Payload p = long_mode_payload(k_msr_write_then_read);
-    KvmGuest g = guest_for(p);
-    ASSERT_TRUE(g.vcpu);
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = p.initial;
-    ASSERT_EQ((*cpu)->run(8), interp::RunExit::Budget);
-    ASSERT_TRUE(g.vcpu->set_state((*cpu)->state()).ok());
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    auto end = g.vcpu->get_state();
-    ASSERT_TRUE(end.ok());
-    expect_msrs_read_back(*end);
+    expect_msrs_read_back(interpreter_then_kvm(long_mode_payload(k_msr_write_then_read), 8).end);
 }
 
 TEST(Handoff, MsrsFromKvmToTheInterpreter)
 {
     KILN_REQUIRE_KVM();
-    KvmGuest g = guest_for(long_mode_payload(k_msr_write_then_read));
-    ASSERT_TRUE(g.vcpu);
-    g.host->on_pio_write = [&] {
-        g.vcpu->kick();
-        g.host->on_pio_write = nullptr;
-    };
-    TimedRun r = run_with_limit(*g.vcpu);
-    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
-    ASSERT_EQ(*r.exit, accel::VcpuExit::Kicked);
-    auto mid = g.vcpu->get_state();
-    ASSERT_TRUE(mid.ok());
-    auto model = x86::CpuModel::by_name("qemu64");
-    ASSERT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(*g.host, *model);
-    ASSERT_TRUE(cpu.ok());
-    (*cpu)->state() = *mid;
-    EXPECT_EQ((*cpu)->run(1000), interp::RunExit::Stopped);
-    expect_msrs_read_back((*cpu)->state());
+    expect_msrs_read_back(kvm_then_interpreter(long_mode_payload(k_msr_write_then_read)).end);
+}
+
+TEST(Handoff, DebugRegistersFromTheInterpreterToKvm)
+{
+    KILN_REQUIRE_KVM();
+    expect_drs_read_back(interpreter_then_kvm(long_mode_payload(k_dr_write_then_read), 4).end);
+}
+
+TEST(Handoff, DebugRegistersFromKvmToTheInterpreter)
+{
+    KILN_REQUIRE_KVM();
+    expect_drs_read_back(kvm_then_interpreter(long_mode_payload(k_dr_write_then_read)).end);
 }
 
 INSTANTIATE_TEST_SUITE_P(Payloads, HandoffTest,
