@@ -321,41 +321,26 @@ std::vector<Payload> build_payloads()
         p.memory_after = { { 0x7ff4, { 0x04, 0x10, 0, 0, 0x08, 0, 0, 0, 0x46, 0x02, 0, 0 } } };
         all.push_back(p);
     }
-    {
+    // Triple faults: LIDT of an empty IDT, then an exception; the CPU asks
+    // for a reset and its end state is not defined.
+    auto triple_fault = [&](const char* name, const char* mode, std::vector<MemoryBlob> memory, CpuState initial) {
         Payload p;
-        p.name = "triple_fault";
-        p.description = "LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
-        p.memory = { gdt_blob(), { 0x1000, k_triple_fault } };
-        p.initial = real_mode_state(0x1000);
+        p.name = name;
+        p.description = std::string(mode) + ": LIDT of an empty IDT then an exception: triple fault, reset";
+        p.memory = std::move(memory);
+        p.initial = initial;
         p.end = PayloadEnd::Reset;
         p.check_cpu = false;
         p.resets = 1;
         all.push_back(p);
-    }
-    {
-        Payload p;
-        p.name = "triple_fault_pm";
-        p.description = "protected mode: LIDT of an empty IDT then UD2: triple fault, the CPU asks for a reset";
-        p.memory = { gdt_blob(), { 0x1000, k_triple_fault_pm } };
-        p.initial = flat_protected_mode_state(0x1000);
-        p.end = PayloadEnd::Reset;
-        p.check_cpu = false;
-        p.resets = 1;
-        all.push_back(p);
-    }
-    {
-        Payload p;
-        p.name = "triple_fault_lm";
-        p.description = "64-bit mode: LIDT of an empty IDT then UD2: triple fault, the CPU asks for a reset";
-        p.memory = page_table_blobs();
-        p.memory.push_back(gdt_blob());
-        p.memory.push_back({ 0x1000, k_triple_fault_lm });
-        p.initial = long_mode_state(0x1000);
-        p.end = PayloadEnd::Reset;
-        p.check_cpu = false;
-        p.resets = 1;
-        all.push_back(p);
-    }
+    };
+    triple_fault("triple_fault", "real mode (INT3)", { gdt_blob(), { 0x1000, k_triple_fault } }, real_mode_state(0x1000));
+    triple_fault("triple_fault_pm", "protected mode (UD2)", { gdt_blob(), { 0x1000, k_triple_fault_pm } },
+        flat_protected_mode_state(0x1000));
+    std::vector<MemoryBlob> lm = page_table_blobs();
+    lm.push_back(gdt_blob());
+    lm.push_back({ 0x1000, k_triple_fault_lm });
+    triple_fault("triple_fault_lm", "64-bit mode (UD2)", lm, long_mode_state(0x1000));
     {
         Payload p;
         p.name = "i8042_reset";
