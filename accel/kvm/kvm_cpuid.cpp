@@ -29,7 +29,8 @@ constexpr uint32_t k_leaf7_ebx_tsc_adjust = 1u << 1;
 // Leaf 7 features whose state lives in XSAVE components Kiln's CpuState
 // does not carry (AVX-512, PKRU, CET, AMX, MPX), or that need MSRs Kiln
 // does not migrate (SGX, WAITPKG). `-cpu host` drops them.
-constexpr uint32_t k_leaf7_ebx_drop = k_leaf7_ebx_tsc_adjust | (1u << 2) /* SGX */ | (1u << 14) /* MPX */ | (1u << 16) /* AVX512F */
+constexpr uint32_t k_leaf7_ebx_drop = k_leaf7_ebx_tsc_adjust
+    | (1u << 2) /* SGX */ | (1u << 14) /* MPX */ | (1u << 16) /* AVX512F */
     | (1u << 17) /* DQ */ | (1u << 21) /* IFMA */ | (1u << 26) /* PF */ | (1u << 27) /* ER */
     | (1u << 28) /* CD */ | (1u << 30) /* BW */ | (1u << 31) /* VL */;
 constexpr uint32_t k_leaf7_ecx_drop = (1u << 1) /* VBMI */ | (1u << 3) /* PKU */ | (1u << 4) /* OSPKE */

@@ -334,7 +334,8 @@ std::vector<Payload> build_payloads()
         p.resets = 1;
         all.push_back(p);
     };
-    triple_fault("triple_fault", "real mode (INT3)", { gdt_blob(), { 0x1000, k_triple_fault } }, real_mode_state(0x1000));
+    triple_fault(
+        "triple_fault", "real mode (INT3)", { gdt_blob(), { 0x1000, k_triple_fault } }, real_mode_state(0x1000));
     triple_fault("triple_fault_pm", "protected mode (UD2)", { gdt_blob(), { 0x1000, k_triple_fault_pm } },
         flat_protected_mode_state(0x1000));
     std::vector<MemoryBlob> lm = page_table_blobs();

@@ -91,8 +91,7 @@ TEST(KvmSelect, NotAKvmDeviceIsAClearError)
     Board b;
     auto v = b.create(*c);
     ASSERT_FALSE(v.ok());
-    EXPECT_NE(v.error().message().find("'/dev/null' is not a KVM device"), std::string::npos)
-        << v.error().message();
+    EXPECT_NE(v.error().message().find("'/dev/null' is not a KVM device"), std::string::npos) << v.error().message();
 }
 
 TEST(KvmSelect, FallsBackToTheInterpreterAndSaysWhy)
@@ -145,8 +144,7 @@ struct KilnRun {
 
 // kiln -accel ACCEL -no-reboot on a PVH kernel (flat 32-bit) that runs
 // `code`; COM1 goes to `serial_path` if given.
-KilnRun run_pvh(
-    const std::vector<uint8_t>& code, const std::string& serial_path = "", const char* accel = "kvm")
+KilnRun run_pvh(const std::vector<uint8_t>& code, const std::string& serial_path = "", const char* accel = "kvm")
 {
     KilnRun out;
     std::string kernel = "/tmp/kiln-kvm-tf-" + std::to_string(getpid()) + ".kernel";
@@ -257,8 +255,8 @@ std::vector<uint8_t> pit_tick_kernel_code()
         c.push_back(uint8_t(k_idt >> (8 * i)));
     emit(c, { 0x0f, 0x01, 0x1d }, k_idt_ptr); // lidt [ptr]
     // 8259 master: ICW1-4 (vectors 0x20-0x27), then only IRQ 0 unmasked.
-    for (auto [port, value] : { std::pair<uint8_t, uint8_t> { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 },
-             { 0x21, 0x01 }, { 0x21, 0xfe } })
+    for (auto [port, value] :
+        { std::pair<uint8_t, uint8_t> { 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 }, { 0x21, 0xfe } })
         c.insert(c.end(), { 0xb0, value, 0xe6, port }); // mov al, value; out port, al
     // PIT channel 0, mode 2, count 0x2e9c (10 ms).
     for (auto [port, value] : { std::pair<uint8_t, uint8_t> { 0x43, 0x34 }, { 0x40, 0x9c }, { 0x40, 0x2e } })
@@ -300,10 +298,7 @@ TEST(KvmBoard, PitInterruptWakesHltThroughThePic)
     expect_tick("kvm");
 }
 
-TEST(KvmBoard, SameKernelUnderTheInterpreter)
-{
-    expect_tick("interp");
-}
+TEST(KvmBoard, SameKernelUnderTheInterpreter) { expect_tick("interp"); }
 
 } // namespace
 } // namespace kiln::system
