@@ -345,7 +345,7 @@ TEST(KvmCpuModel, GuestSeesTheHostModel)
     ASSERT_TRUE(l1);
     uint32_t guest_l1_ecx = g.host->pio_writes[4 * 1 + 2].value & ~x86::k_cpuid1_ecx_osxsave;
     if (guest_l1_ecx != l1->regs.ecx && !g.accel->device().hardware_virtualization())
-        GTEST_SKIP() << "this host's KVM (no VMX/SVM) does not intercept CPUID: the guest reads the real CPU's "
+        GTEST_SKIP() << "this host's KVM (no VMX/SVM) does not apply the CPUID model: the guest reads the real CPU's "
                      << "leaf 1 ECX " << std::hex << guest_l1_ecx << ", not the model's " << l1->regs.ecx;
     for (size_t i = 0; i < leaves.size(); i++) {
         auto [leaf, sub] = leaves[i];
