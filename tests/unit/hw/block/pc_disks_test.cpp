@@ -157,6 +157,22 @@ TEST_F(PcDisksTest, VirtioMsixReachesTheLocalApic)
     EXPECT_EQ(mh.machine->acknowledge_interrupt(), 0x51);
 }
 
+TEST_F(PcDisksTest, WithoutAnErrorHostWerrorStopPausesTheMachine)
+{
+    // The board's own reaction (no host passed to create): a stopped
+    // request asks the machine to stop, as werror=stop promises.
+    DiskSetConfig cfg = two_disks();
+    cfg.drives[0].werror = BlockErrorAction::Stop;
+    auto r = loop->run_until_complete(PcDisks::create(*mh.machine, *ctx, cfg));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    disks = std::move(r).value();
+    (void)mh.machine->take_events();
+    Error enospc(ErrorKind::NoSpace, "No space left on device", ENOSPC);
+    EXPECT_EQ(disks->drive("ide0-hd0")->handle_error(IoDirection::Write, enospc, [] {}), ErrorOutcome::Stopped);
+    EXPECT_TRUE(mh.machine->take_events() & unsigned(MachineEvent::Stop));
+    EXPECT_EQ(disks->drive("ide0-hd0")->stopped_requests(), 1u);
+}
+
 TEST_F(PcDisksTest, MissingImageNamesTheOption)
 {
     DiskSetConfig cfg;
