@@ -224,7 +224,12 @@ ErrorOutcome Drive::handle_error(IoDirection dir, const Error& error, std::funct
     }
     if (!m_error_host)
         return ErrorOutcome::Report;
+    // Requests in flight fail together when the disk fills: the VM stops
+    // (and Kiln says why) once; every failed request is retried on resume.
+    bool first = m_retries.empty();
     m_retries.push_back(std::move(retry));
+    if (!first)
+        return ErrorOutcome::Stopped;
     m_error_host->block_error_stop(m_config.id,
         "drive '" + m_config.id + "': " + (dir == IoDirection::Read ? "read" : "write") + " error: " + error.message()
             + " (" + (dir == IoDirection::Read ? "rerror" : "werror") + "=" + block_error_action_name(action)

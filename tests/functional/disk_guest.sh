@@ -21,15 +21,15 @@ byposition() { echo "/dev/$(ls /sys/bus/scsi/devices/$1:0:$2:0/block/ 2>/dev/nul
 sum() { sha256sum | cut -d' ' -f1; }
 uncached() { blockdev --flushbufs "$1" 2>/dev/null; echo 3 >/proc/sys/vm/drop_caches; }
 
-# Writes 2 MiB of random bytes at 1 MiB, reads them back past the page cache,
+# Writes 1 MiB of random bytes at 1 MiB, reads them back past the page cache,
 # and hashes the whole disk for the host to compare.
 pattern() {
   name=$1 dev=$2
-  dd if=/dev/urandom of=/tmp/p bs=64k count=32 2>/dev/null
+  dd if=/dev/urandom of=/tmp/p bs=64k count=16 2>/dev/null
   dd if=/tmp/p of="$dev" bs=64k seek=16 conv=fsync 2>/dev/null
   wrc=$?
   uncached "$dev"
-  t "$name dev=$dev write_rc=$wrc pattern=$(sum </tmp/p) readback=$(dd if="$dev" bs=64k skip=16 count=32 2>/dev/null | sum) disk=$(sum <"$dev")"
+  t "$name dev=$dev write_rc=$wrc pattern=$(sum </tmp/p) readback=$(dd if="$dev" bs=64k skip=16 count=16 2>/dev/null | sum) disk=$(sum <"$dev")"
 }
 
 # mkfs, mount, copy files in, unmount, mount again and read them back.

@@ -141,10 +141,10 @@ def main():
         return p(name)
 
     for name in ("vraw.img", "iraw.img"):
-        make_raw(name, 8 * MiB)
-    base_bytes = {n: rng.randbytes(8 * MiB) for n in ("vbase.raw", "ibase.raw")}
+        make_raw(name, 4 * MiB)
+    base_bytes = {n: rng.randbytes(4 * MiB) for n in ("vbase.raw", "ibase.raw")}
     for n, data in base_bytes.items():
-        make_raw(n, 8 * MiB, data)
+        make_raw(n, 4 * MiB, data)
     # One qcow2 made by kiln-img, one by qemu-img: each tool reads the other's.
     mk = [run([a.kiln_img, "create", "-q", "-f", "qcow2", "-b", p("vbase.raw"), "-F", "raw", p("vqcow.qcow2")]),
           run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", p("ibase.raw"), "-F", "raw", p("iqcow.qcow2")])]
@@ -152,12 +152,12 @@ def main():
         if r.returncode != 0:
             print("could not create the qcow2 images: " + r.stderr)
             return 1
-    snap_data = rng.randbytes(8 * MiB)
-    make_raw("snap.img", 8 * MiB, snap_data)
+    snap_data = rng.randbytes(4 * MiB)
+    make_raw("snap.img", 4 * MiB, snap_data)
     ro_data = rng.randbytes(4 * MiB)
     make_raw("ro.img", 4 * MiB, ro_data)
-    make_raw("fs4.img", 32 * MiB)
-    make_raw("fs2.img", 16 * MiB)
+    make_raw("fs4.img", 24 * MiB)
+    make_raw("fs2.img", 8 * MiB)
     before = {n: sha_file(p(n)) for n in ("vbase.raw", "ibase.raw", "snap.img", "ro.img")}
 
     os.makedirs(p("cd"))
@@ -233,10 +233,11 @@ def main():
     paused_msg = "werror=stop: VM paused"
     paused = started and wait_for(lambda: out.count("stderr", paused_msg) or a.emulator == "qemu", 300, proc)
     c.check("werror=stop: kiln says why it paused", paused, out.text("stderr")[-2000:])
-    if paused:
+    if paused and a.emulator == "kiln":
         c.check("werror=stop message names the drive and the error",
-                re.search(r"drive '[^']+': write error: (No space left on device|File too large)",
+                re.search(r"drive 'vwerr': write error: .*(No space left on device|File too large)",
                           out.text("stderr")), out.text("stderr")[-1000:])
+    if paused:
         time.sleep(3)  # a heartbeat already on its way may still arrive
         beats = out.count("stdout", "KILN-HB")
         time.sleep(8)
@@ -289,11 +290,11 @@ def main():
             data, err = image_bytes(tool, p(img), fmt, p("convert.raw"))
             tname = os.path.basename(tool)
             c.check(f"{name}: {tname} reads what the guest wrote",
-                    data is not None and sha(data) == r.get("disk") and sha(data[MiB:3 * MiB]) == r.get("pattern"),
+                    data is not None and sha(data) == r.get("disk") and sha(data[MiB:2 * MiB]) == r.get("pattern"),
                     err or str(r))
             if data is not None and base:
                 c.check(f"{name}: {tname} reads the backing file's bytes around the write",
-                        data[:MiB] == base_bytes[base][:MiB] and data[3 * MiB:] == base_bytes[base][3 * MiB:])
+                        data[:MiB] == base_bytes[base][:MiB] and data[2 * MiB:] == base_bytes[base][2 * MiB:])
         if base:
             c.check(f"{name}: backing file unchanged", sha_file(p(base)) == before[base])
             for tool in ("qemu-img", a.kiln_img):
@@ -335,7 +336,9 @@ def main():
             m.get("hd") == "QEMU_HARDDISK" and m.get("sr0") == "QEMU_DVD-ROM", str(m))
 
     failed = [n for n, ok, _ in c.results if not ok]
-    print(f"{a.emulator}: boot to the end of the disk checks in {elapsed:.0f} s, "
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"{a.emulator}: boot to the end of the disk checks in {elapsed:.0f} s "
+          f"({cpu.ru_utime + cpu.ru_stime:.0f} s CPU with the host tools), "
           f"{len(c.results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         print("guest output (tail):\n" + out.text("stdout")[-4000:])

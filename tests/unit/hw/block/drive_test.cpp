@@ -161,10 +161,13 @@ TEST_F(DriveTest, ErrorPolicies)
     EXPECT_EQ(d->handle_error(IoDirection::Write, enospc, [&] { retried++; }), ErrorOutcome::Stopped);
     ASSERT_EQ(stops.size(), 1u);
     EXPECT_NE(stops[0].find("drive 'p': write error"), std::string::npos) << stops[0];
+    // A second request failing while stopped is kept without a second message.
+    EXPECT_EQ(d->handle_error(IoDirection::Write, enospc, [&] { retried++; }), ErrorOutcome::Stopped);
+    EXPECT_EQ(stops.size(), 1u);
     d->resume();
-    EXPECT_EQ(retried, 1);
+    EXPECT_EQ(retried, 2);
     d->resume();
-    EXPECT_EQ(retried, 1);
+    EXPECT_EQ(retried, 2);
     // Read errors follow rerror (default report).
     EXPECT_EQ(d->handle_error(IoDirection::Read, enospc, [] {}), ErrorOutcome::Report);
 }
