@@ -9,6 +9,7 @@
 #     channels finish probing, which varies): raw at primary master, qcow2
 #     over a backing file at primary slave, the ISO this script is on
 #     (sr0) at secondary master, raw for mke2fs -t ext2 at secondary slave
+#     (in PIO mode)
 t() { echo "KILN-T $*"; }
 byserial() {
   for d in /sys/block/vd*; do
@@ -63,6 +64,9 @@ filesystem ide-fs2 "$(byposition 1 1)" "/sbin/mke2fs -q -F -t ext2" ext2
 model() { sed "s/ *$//" "/sys/block/$1/device/model" | tr " " _; }
 hd=$(byposition 0 0)
 t "models hd=$(model ${hd#/dev/}) sr0=$(model sr0)"
+# The host forces the secondary slave to PIO (libata.force=2.01:pio4), so
+# the ext2 run used READ/WRITE MULTIPLE; the others use bus-master DMA.
+t "xfer hd=$(cat /sys/class/ata_device/dev1.0/xfer_mode) fs2=$(cat /sys/class/ata_device/dev2.1/xfer_mode)"
 t "done"
 sync
 

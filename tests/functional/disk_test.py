@@ -201,7 +201,8 @@ def main():
         "-cdrom", p("cd.iso"),
         "-drive", f"file={p('fs2.img')},format=raw,if=ide,index=3",
     ]
-    append = ('console=ttyS0 quiet kiln.poweroff -- sh -c '
+    # libata.force: the secondary slave runs in PIO (READ/WRITE MULTIPLE).
+    append = ('console=ttyS0 quiet kiln.poweroff libata.force=2.01:pio4 -- sh -c '
               '"mkdir -p /cd && mount -t iso9660 -o ro /dev/sr0 /cd && sh /cd/run.sh"')
     common = ["-m", "512", "-nographic", "-no-reboot", "-kernel", os.path.join(guest, "vmlinux"),
               "-initrd", os.path.join(guest, "initrd"), "-append", append]
@@ -334,6 +335,10 @@ def main():
     m = g.get("models", {})
     c.check("IDE identities (QEMU HARDDISK, QEMU DVD-ROM)",
             m.get("hd") == "QEMU_HARDDISK" and m.get("sr0") == "QEMU_DVD-ROM", str(m))
+
+    x = g.get("xfer", {})
+    c.check("IDE transfer modes: bus-master DMA, and PIO where forced",
+            x.get("hd") == "XFER_MW_DMA_2" and x.get("fs2") == "XFER_PIO_4", str(x))
 
     failed = [n for n, ok, _ in c.results if not ok]
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
