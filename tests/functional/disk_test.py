@@ -274,6 +274,14 @@ def main():
     if a.emulator == "kiln":
         c.check("kiln ends with status 0 on SIGTERM", proc.returncode == 0, f"status {proc.returncode}")
     g = guest_results(out.text("stdout"))
+    with open(p("console.log"), "w") as f:
+        f.write(out.text("stdout") + "\n")
+    with open(p("stderr.log"), "w") as f:
+        f.write(out.text("stderr") + "\n")
+    # libata reports lost interrupts, timeouts and bus errors as exceptions.
+    ata_trouble = [l for l in out.text("stdout").splitlines()
+                   if re.search(r"ata\d.*(exception|timeout|failed command|irq .* nobody cared)", l)]
+    c.check("no libata exceptions or timeouts in the guest's log", not ata_trouble, "\n".join(ata_trouble[:5]))
 
     # CD-ROM.
     cd = g.get("cd", {})
