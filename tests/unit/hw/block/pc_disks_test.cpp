@@ -68,6 +68,11 @@ TEST_F(PcDisksTest, PciFunctionsAreWhereQemuPutsThem)
     build(two_disks());
     EXPECT_EQ(cfg_read(1, 1, 0), 0x70108086u);
     EXPECT_EQ(cfg_read(1, 1, 8) >> 8, 0x010180u);
+    // As QEMU's piix3-ide shows in lspci -x: status 0x0280, subsystem
+    // 1af4:1100, no interrupt pin (legacy IRQ 14/15).
+    EXPECT_EQ(cfg_read(1, 1, 4) >> 16, 0x0280u);
+    EXPECT_EQ(cfg_read(1, 1, 0x2c), 0x11001af4u);
+    EXPECT_EQ((cfg_read(1, 1, 0x3c) >> 8) & 0xff, 0u);
     EXPECT_EQ(cfg_read(3, 0, 0), 0x10011af4u);
     EXPECT_EQ(cfg_read(3, 0, 0x2c) >> 16, 2u);
     EXPECT_EQ(disks->virtio_count(), 1u);
