@@ -59,7 +59,18 @@ pattern ide-qcow "$(byposition 0 1)"
 ro=$(byserial VRO)
 dd if=/dev/zero of="$ro" bs=4k count=1 conv=fsync 2>/dev/null
 t "vro dev=$ro write_rc=$? ro_flag=$(cat /sys/block/${ro#/dev/}/ro) disk=$(sum <"$ro")"
+# The ext4 disk runs on INTx: rebind its virtio-pci function with MSI/MSI-X
+# disallowed (msi_bus=0), so the driver falls back to the legacy interrupt.
+fs4=$(byserial VFS4)
+pci=$(basename "$(dirname "$(readlink -f /sys/block/${fs4#/dev/}/device)")")
+echo "$pci" >/sys/bus/pci/drivers/virtio-pci/unbind
+echo 0 >/sys/bus/pci/devices/$pci/msi_bus
+echo "$pci" >/sys/bus/pci/drivers/virtio-pci/bind
+sleep 1
+irq=$(cat /sys/bus/pci/devices/$pci/irq)
+t "intx pci=$pci dev=$(byserial VFS4) msix=$(ls /sys/bus/pci/devices/$pci/msi_irqs 2>/dev/null | wc -l) irq=$irq line=$(grep "^ *$irq:" /proc/interrupts | tr -s ' ' _)"
 filesystem vfs4 "$(byserial VFS4)" "/sbin/mkfs.ext4 -q -F" ext4
+t "intx-after line=$(grep "^ *$irq:" /proc/interrupts | tr -s ' ' _)"
 filesystem ide-fs2 "$(byposition 1 1)" "/sbin/mke2fs -q -F -t ext2" ext2
 model() { sed "s/ *$//" "/sys/block/$1/device/model" | tr " " _; }
 hd=$(byposition 0 0)

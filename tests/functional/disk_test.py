@@ -7,7 +7,8 @@ reads them back and hashes them; the host then reads the same images with
 qemu-img and kiln-img. snapshot=on must leave its image untouched, readonly=on
 must make writes fail, the CD-ROM (an ISO made by xorriso) must read back,
 mkfs.ext4 (virtio) and mke2fs -t ext2 (IDE) must leave filesystems e2fsck finds
-clean, and a write to an image that cannot grow must pause the VM under
+clean (the virtio one over INTx after a rebind without MSI-X), and a write
+to an image that cannot grow must pause the VM under
 werror=stop. While it is paused, qemu-io and a second kiln must be refused
 the write lock of the images and of a backing file.
 
@@ -339,6 +340,12 @@ def main():
         feats = run(["dumpe2fs", "-h", p(img)]).stdout
         journal = "has_journal" in feats and "extent" in feats
         c.check(f"{name}: it is {fstype}", journal if fstype == "ext4" else "has_journal" not in feats)
+
+    ix, ixa = g.get("intx", {}), g.get("intx-after", {})
+    count = lambda line: int(line.split("_")[2]) if line.count("_") > 2 and line.split("_")[2].isdigit() else -1
+    c.check("virtio-blk falls back to INTx without MSI-X (IO-APIC line, interrupts counted)",
+            ix.get("msix") == "0" and "IO-APIC" in ix.get("line", "") and "virtio" in ix.get("line", "")
+            and count(ixa.get("line", "")) > count(ix.get("line", "")) >= 0, f"{ix} {ixa}")
 
     m = g.get("models", {})
     c.check("IDE identities (QEMU HARDDISK, QEMU DVD-ROM)",
