@@ -129,7 +129,7 @@ def main():
         print(f"SKIP: could not build the test guest: {e.stderr.strip()}")
         return 77
 
-    tmp = tempfile.mkdtemp(prefix="kiln-disk-test-")
+    tmp = tempfile.mkdtemp(prefix="kiln-disk-guest-")
     p = lambda name: os.path.join(tmp, name)
     rng = random.Random(6)
     c = Checks()
