@@ -117,6 +117,7 @@ def main():
     ap.add_argument("kiln_img")
     ap.add_argument("--emulator", choices=["kiln", "qemu"], default="kiln")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-tmpfs", action="store_true", help="use the file-size limit even when tmpfs is possible")
     a = ap.parse_args()
 
     for tool in ("qemu-img", "qemu-io", "xorriso", "e2fsck", "debugfs", "dumpe2fs"):
@@ -177,7 +178,7 @@ def main():
     # file-size limit on the process (EFBIG past 48 MiB; the guest writes at 56).
     full_dir = p("full")
     os.makedirs(full_dir)
-    use_tmpfs = os.geteuid() == 0 and run(["unshare", "-m", "true"]).returncode == 0
+    use_tmpfs = not a.no_tmpfs and os.geteuid() == 0 and run(["unshare", "-m", "true"]).returncode == 0
     werr = os.path.join(full_dir, "werr.img")
     if not use_tmpfs:
         make_raw("full/werr.img", 64 * MiB)
