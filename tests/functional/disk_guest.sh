@@ -86,5 +86,8 @@ sync
 ( while :; do echo "KILN-HB"; sleep 1; done ) &
 sleep 3
 t "werror-start"
-dd if=/dev/urandom of="$(byserial VWERR)" bs=64k seek=896 count=64 conv=fsync 2>/dev/null
+# 4 MiB at the end of the disk: past what a 1 MiB tmpfs holds, and past the
+# file-size limit the host may set instead.
+werr=$(byserial VWERR)
+dd if=/dev/urandom of="$werr" bs=64k seek=$(($(cat /sys/block/${werr#/dev/}/size) / 128 - 64)) count=64 conv=fsync 2>/dev/null
 t "werror-after rc=$?"

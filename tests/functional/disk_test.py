@@ -175,13 +175,15 @@ def main():
 
     # The werror=stop disk lives where it cannot grow: a 1 MiB tmpfs in a
     # private mount namespace when we may mount (a real ENOSPC), else a
-    # file-size limit on the process (EFBIG past 48 MiB; the guest writes at 56).
+    # file-size limit on the process (EFBIG past 768 MiB, above the guest's
+    # 512 MiB of RAM, which kiln keeps in a memfd; the guest writes the
+    # last 4 MiB of a 1 GiB disk).
     full_dir = p("full")
     os.makedirs(full_dir)
     use_tmpfs = not a.no_tmpfs and os.geteuid() == 0 and run(["unshare", "-m", "true"]).returncode == 0
     werr = os.path.join(full_dir, "werr.img")
     if not use_tmpfs:
-        make_raw("full/werr.img", 64 * MiB)
+        make_raw("full/werr.img", 1024 * MiB)
 
     snap_tmp = p("overlays")
     os.makedirs(snap_tmp)
@@ -222,7 +224,7 @@ def main():
     else:
         def preexec():
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (48 * MiB, 48 * MiB))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (768 * MiB, 768 * MiB))
     env = dict(os.environ, TMPDIR=snap_tmp)
 
     start = time.monotonic()
