@@ -148,5 +148,24 @@ TEST(AcpiTables, DsdtAmlEncodesS5AndPciRoot)
     EXPECT_NE(std::search(aml.begin(), aml.end(), hid, hid + 5), aml.end());
 }
 
+TEST(AcpiTables, PciRootCrsHasIoAndMemoryWindows)
+{
+    AcpiConfig cfg;
+    cfg.pci_mem_start = 0x20000000;
+    auto aml = build_dsdt_aml(cfg);
+    const char crs[] = "_CRS";
+    EXPECT_NE(std::search(aml.begin(), aml.end(), crs, crs + 4), aml.end());
+    // WordIO 0x0000-0x0CF7 (covers the legacy IDE ports Linux must claim).
+    const uint8_t io_low[] = {0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), io_low, io_low + sizeof io_low), aml.end());
+    // DWordMemory from the end of low RAM to 0xFEBFFFFF.
+    const uint8_t mem[] = {0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20, 0xff, 0xff, 0xbf,
+        0xfe};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), mem, mem + sizeof mem), aml.end());
+    // Bus numbers 0-255.
+    const uint8_t bus[] = {0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x00, 0x00, 0xff, 0x00};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), bus, bus + sizeof bus), aml.end());
+}
+
 } // namespace
 } // namespace kiln::hw::test
