@@ -109,6 +109,14 @@ TEST_F(BootFixture, BadKernelsGiveClearErrors)
     auto trunc = synthetic_bzimage(0x20f, 1, 0);
     auto r4 = load_linux(*mem, cfg, std::span(trunc).first(5 * 512), "t", {}, "");
     EXPECT_EQ(r4.error().message(), "kernel 't' is truncated (no protected-mode code after the setup sectors)");
+    // A download cut short: the header's syssize says more code follows.
+    auto cut = synthetic_bzimage(0x20f, 1);
+    put<uint32_t>(cut, 0x1f4, 8192 / 16);
+    ASSERT_TRUE(load_linux(*mem, cfg, cut, "full", {}, "").ok());
+    auto r7 = load_linux(*mem, cfg, std::span(cut).first(cut.size() - 16), "cut", {}, "");
+    ASSERT_FALSE(r7.ok());
+    EXPECT_EQ(r7.error().message(), "kernel 'cut' is truncated (" + std::to_string(cut.size() - 16)
+                                        + " bytes; its header says " + std::to_string(cut.size()) + ")");
     auto k = synthetic_bzimage(0x20f, 1);
     std::vector<uint8_t> big(200ull << 20);
     auto r5 = load_linux(*mem, cfg, k, "bz", big, "big.img");
@@ -124,6 +132,9 @@ TEST_F(BootFixture, MissingFileNamesIt)
     auto r = load_linux_files(*mem, cfg, "/nonexistent/vmlinuz", "");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "could not load kernel '/nonexistent/vmlinuz': No such file or directory");
+    EXPECT_EQ(load_linux_files(*mem, cfg, "/", "").error().message(), "could not load kernel '/': Is a directory");
+    EXPECT_EQ(load_linux_files(*mem, cfg, "/dev/null", "").error().message(),
+              "could not load kernel '/dev/null': not a regular file");
 }
 
 TEST_F(BootFixture, ElfPvhEntryAndStartInfo)
