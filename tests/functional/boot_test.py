@@ -3,7 +3,7 @@
 initramfs) boots under `kiln -accel interp`, reaches /init's marker, runs a
 command passed on -append, and its `poweroff` ends kiln with status 0.
 
-usage: boot_test.py PATH/TO/kiln vmlinux|bzImage
+usage: boot_test.py PATH/TO/kiln [vmlinux|bzImage]   (default vmlinux)
 
 vmlinux: the ELF kernel through its PVH note, console on stdio (-nographic).
 bzImage: the Linux/x86 boot protocol (the kernel decompresses itself first),
@@ -17,7 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guest_lib import BOOT_TIMEOUT_S, MARKER, Checks, guest_dir  # noqa: E402
 
-kiln, kernel = sys.argv[1], sys.argv[2]
+kiln = sys.argv[1]
+kernel = sys.argv[2] if len(sys.argv) > 2 else "vmlinux"
 guest = guest_dir()
 checks = Checks()
 append = 'console=ttyS0 quiet kiln.poweroff -- sh -c "echo sum=$((6*7)); uname -r"'
