@@ -21,10 +21,10 @@ AcpiPm::AcpiPm(VirtualClock& clock, IrqLine& sci, std::function<void()> poweroff
 
 uint64_t AcpiPm::next_carry_ns(uint64_t now_ns)
 {
-    // TMR_STS is set each time bit 23 of the (24-bit, as the FADT says)
-    // timer changes: every 2^23 ticks.
+    // TMR_STS is set each time the timer's top bit changes: bit 31, as
+    // the FADT declares a 32-bit timer (TMR_VAL_EXT); every 2^31 ticks.
     unsigned __int128 ticks = (unsigned __int128)now_ns * k_timer_hz / 1000000000ull;
-    unsigned __int128 next = ((ticks >> 23) + 1) << 23;
+    unsigned __int128 next = ((ticks >> 31) + 1) << 31;
     return uint64_t((next * 1000000000ull + k_timer_hz - 1) / k_timer_hz);
 }
 

@@ -4,7 +4,7 @@
 // a level on IRQ 9 while an enabled status bit is set. Writing SLP_EN with
 // SLP_TYP = the DSDT's \_S5 value powers the machine off; the power button
 // is the fixed-feature button (PWRBTN_STS). TMR_STS is set each time the
-// timer's bit 23 changes and raises SCI when TMR_EN is set.
+// timer's bit 31 changes and raises SCI when TMR_EN is set.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,7 @@ private:
     IrqLine& m_sci;
     std::function<void()> m_poweroff;
     uint16_t m_sts = 0, m_en = 0, m_cnt = 0;
-    uint64_t m_tmr_carry_ns = 0; // virtual time of the next bit-23 change
+    uint64_t m_tmr_carry_ns = 0; // virtual time of the next bit-31 change
     VirtualTimer m_tmr_timer;    // armed while TMR_EN is set
 };
 
