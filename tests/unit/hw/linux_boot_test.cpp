@@ -177,26 +177,35 @@ TEST_F(BootFixture, ElfWithoutPvhNoteIsRefused)
               "kernel 'v' has a corrupt ELF program header table");
 }
 
-// Real Debian kernels, if the cache has them (tests/unit/hw/fetch-debian-kernel
-// puts them in /tmp/kiln-kernel-cache; KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX
-// override).
-std::string find_file(const char* env, const char* pattern)
+// Real Debian kernels, if the test guest has been built (tests/guest/build
+// puts them in $KILN_GUEST_CACHE or ~/.cache/kiln-guest/KEY/);
+// KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX override.
+std::string find_file(const char* env, const char* name)
 {
     if (const char* e = getenv(env))
         return e;
-    glob_t g;
-    std::string found;
-    if (glob(pattern, 0, nullptr, &g) == 0 && g.gl_pathc > 0)
-        found = g.gl_pathv[0];
-    globfree(&g);
-    return found;
+    std::vector<std::string> patterns;
+    if (const char* c = getenv("KILN_GUEST_CACHE"))
+        patterns.push_back(std::string(c) + "/" + name);
+    if (const char* home = getenv("HOME"))
+        patterns.push_back(std::string(home) + "/.cache/kiln-guest/*/" + name);
+    for (const std::string& pattern : patterns) {
+        glob_t g;
+        std::string found;
+        if (glob(pattern.c_str(), 0, nullptr, &g) == 0 && g.gl_pathc > 0)
+            found = g.gl_pathv[0];
+        globfree(&g);
+        if (!found.empty())
+            return found;
+    }
+    return {};
 }
 
 TEST(DebianKernel, BzImageLoads)
 {
-    std::string path = find_file("KILN_TEST_BZIMAGE", "/tmp/kiln-kernel-cache/x/boot/vmlinuz-*");
+    std::string path = find_file("KILN_TEST_BZIMAGE", "bzImage");
     if (path.empty() || !std::ifstream(path))
-        GTEST_SKIP() << "no Debian kernel in /tmp/kiln-kernel-cache";
+        GTEST_SKIP() << "no Debian bzImage: run tests/guest/build";
     uint64_t ram = 256ull << 20;
     auto mem = GuestMemory::create(ram, pc_pci_hole_start(ram)).value();
     LinuxBootConfig cfg{"console=ttyS0", build_pc_e820(ram), pc_low_ram_bytes(ram), 0xe0000};
@@ -216,9 +225,9 @@ TEST(DebianKernel, BzImageLoads)
 
 TEST(DebianKernel, VmlinuxPvhLoads)
 {
-    std::string path = find_file("KILN_TEST_VMLINUX", "/tmp/kiln-kernel-cache/vmlinux");
+    std::string path = find_file("KILN_TEST_VMLINUX", "vmlinux");
     if (path.empty() || !std::ifstream(path))
-        GTEST_SKIP() << "no extracted vmlinux in /tmp/kiln-kernel-cache";
+        GTEST_SKIP() << "no Debian vmlinux: run tests/guest/build";
     uint64_t ram = 256ull << 20;
     auto mem = GuestMemory::create(ram, pc_pci_hole_start(ram)).value();
     LinuxBootConfig cfg{"console=ttyS0", build_pc_e820(ram), pc_low_ram_bytes(ram), 0xe0000};
