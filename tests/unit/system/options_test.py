@@ -4,48 +4,20 @@
 # none/null/file:/unix:server[,nowait], -pidfile locking, -daemonize
 # detaching, -name process=/debug-threads=, -D/-d, -machine/-cpu/-smp
 # accepted forms, -accel tcg's note. Usage: options_test.py PATH/TO/kiln
-import calendar
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nographic_test_kernel import synthetic_pvh_kernel  # noqa: E402
+from kiln_process import HALT, POWEROFF, ProcessTest, out_text  # noqa: E402
 
-KILN = os.path.abspath(sys.argv[1])
-TMP = tempfile.mkdtemp(prefix='kiln-options-test-')
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print('FAIL:', what)
-
-
-def wait_for(pred, timeout_s=60):
-    end = time.time() + timeout_s
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def kernel(code):
-    path = os.path.join(TMP, 'k%d.vmlinux' % len(os.listdir(TMP)))
-    with open(path, 'wb') as f:
-        f.write(synthetic_pvh_kernel(code))
-    return path
-
-
-def out_text(text, port=0x3f8):
-    return b'\x66\xba' + port.to_bytes(2, 'little') + b''.join(b'\xb0' + bytes([c]) + b'\xee' for c in text)
+T = ProcessTest('kiln-options-test-')
+KILN, TMP = T.kiln, T.tmp
+check, run, wait_for, kernel = T.check, T.run, T.wait_for, T.kernel
 
 
 def out_cmos_bcd(reg):
@@ -55,15 +27,7 @@ def out_cmos_bcd(reg):
             b'\x88\xe0\x24\x0f\x04\x30\xee')
 
 
-# Powers off through the ACPI PM block (SLP_TYP 0 | SLP_EN at 0x604), so
-# kiln exits by itself once the output is written.
-POWEROFF = b'\x66\xba\x04\x06\x66\xb8\x00\x20\x66\xef'
-HALT = b'\xfa\xf4\xeb\xfd'
 BASE = ['-m', '32', '-display', 'none']
-
-
-def run(args, timeout=60, env=None):
-    return subprocess.run([KILN] + args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def serial_run(code, extra=(), env=None):
@@ -240,6 +204,4 @@ status, out, err = serial_run(out_text(b'ok'), ['-accel', 'tcg'])
 check(status == 0 and err == 'kiln: warning: -accel tcg: Kiln has no TCG; using its interpreter instead\n',
       '-accel tcg note: %r' % err)
 
-if failures:
-    sys.exit('%d failures' % len(failures))
-print('ok')
+T.finish()
