@@ -33,7 +33,7 @@ else:
 
 start = time.monotonic()
 proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                      timeout=BOOT_TIMEOUT_S)
+                      timeout=BOOT_TIMEOUT_S * (2 if kernel == "bzImage" else 1))
 elapsed = time.monotonic() - start
 out = proc.stdout
 if serial_file:
