@@ -1,5 +1,4 @@
 #include "hw/misc/system_ports.h"
-
 #include "tests/unit/hw/harness.h"
 
 namespace kiln::hw::test {
