@@ -198,6 +198,29 @@ Result<void> parse_display(MachineConfig& cfg, const std::string& value)
     return {};
 }
 
+// -name [guest=]NAME[,process=PNAME][,debug-threads=on|off]
+Result<void> parse_name(MachineConfig& cfg, const std::string& value)
+{
+    auto opts = OptionList::parse(value, "guest");
+    if (!opts.ok())
+        return opt_error("name", value, opts.error().message());
+    for (auto& [k, v] : opts.value().entries()) {
+        if (k == "guest") {
+            cfg.name = v;
+        } else if (k == "process") {
+            cfg.process_name = v;
+        } else if (k == "debug-threads") {
+            auto b = parse_bool_option(k, v);
+            if (!b.ok())
+                return opt_error("name", value, b.error().message());
+            cfg.debug_threads = b.value();
+        } else {
+            return opt_error("name", value, "Invalid parameter '" + k + "'");
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 Result<int64_t> parse_rtc_date(const std::string& text)
@@ -282,12 +305,8 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
     cfg.no_shutdown = args.has("no-shutdown");
     cfg.start_paused = args.has("S");
     cfg.daemonize = args.has("daemonize");
-    if (auto* n = args.last("name")) {
-        auto opts = OptionList::parse(*n, "guest");
-        if (!opts.ok())
-            return opt_error("name", *n, opts.error().message());
-        cfg.name = opts.value().get("guest").value_or("");
-    }
+    if (auto* n = args.last("name"))
+        TRY(parse_name(cfg, *n));
     if (auto* p = args.last("pidfile"))
         cfg.pidfile = *p;
     if (auto* d = args.last("D"))

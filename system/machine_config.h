@@ -38,7 +38,9 @@ struct MachineConfig {
     bool no_shutdown = false;
     bool start_paused = false;
     bool daemonize = false;
-    std::string name;
+    std::string name;          // -name guest=
+    std::string process_name;  // -name process=: the process's name (ps, top)
+    bool debug_threads = false; // -name debug-threads=on: threads named by role
     std::string pidfile;
     std::string log_file;
     std::string log_items;

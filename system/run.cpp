@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <thread>
 
+#include "system/daemon.h"
 #include "system/vm.h"
 #include "util/log.h"
 
@@ -23,6 +24,8 @@ struct RunState {
 
 void vcpu_thread(Vm& vm, EventLoop& loop, RunState& rs, std::function<void(int)> quit)
 {
+    if (vm.config.debug_threads)
+        name_vcpu_thread(*vm.vcpu, 0);
     auto park = [&] {
         // Paused (-S, or -no-shutdown after a guest power-off): the
         // virtual clock stops until kiln is told to end.
@@ -99,8 +102,7 @@ int run_vm(Vm& vm, EventLoop& loop)
         (void)loop.add_fd(sfd, FdEvents::Read, [&](uint32_t) {
             signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == ssize_t(sizeof si)) {
-                Log::error("terminating on signal " + std::to_string(si.ssi_signo) + " from pid "
-                           + std::to_string(si.ssi_pid));
+                Log::error(signal_exit_message(si.ssi_signo, pid_t(si.ssi_pid)));
                 exit_code = 0;
                 loop.stop();
             }

@@ -1,5 +1,9 @@
 #include "system/vcpu.h"
 
+#include <pthread.h>
+
+#include <cctype>
+
 #include "accel/kvm/kvm_accel.h"
 #include "accel/x86/cpuid.h"
 #include "util/log.h"
@@ -123,6 +127,14 @@ Result<std::unique_ptr<Vcpu>> create_vcpu(const MachineConfig& cfg, hw::PcMachin
         }
     }
     return last ? *last : Error::internal("no accelerator configured");
+}
+
+void name_vcpu_thread(const Vcpu& vcpu, unsigned index)
+{
+    std::string name = "CPU " + std::to_string(index) + "/";
+    for (const char* c = vcpu.accel_name(); *c; c++)
+        name += char(toupper(uint8_t(*c)));
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 } // namespace kiln::system

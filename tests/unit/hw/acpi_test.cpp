@@ -46,6 +46,38 @@ TEST_F(PmFixture, PmTimerRunsAt3579545Hz)
     EXPECT_EQ(b - a, 3579545u);
 }
 
+TEST_F(PmFixture, TimerCarrySetsTmrStsAndSciWhenEnabled)
+{
+    const uint64_t carry_ns = (1ull << 31) * 1000000000ull / AcpiPm::k_timer_hz + 1; // ~600 s
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, 0);
+    h.step_ns(carry_ns);
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, AcpiPm::k_sts_tmr);
+    EXPECT_FALSE(h.irq[9].level()); // TMR_EN clear: status only
+    h.outw(0x600, AcpiPm::k_sts_tmr);
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, 0);
+    // Enabled: the carry raises SCI by itself, with no register read.
+    h.outw(0x602, AcpiPm::k_sts_tmr);
+    h.step_ns(carry_ns / 2);
+    EXPECT_FALSE(h.irq[9].level());
+    h.step_ns(carry_ns);
+    EXPECT_TRUE(h.irq[9].level());
+    h.outw(0x600, AcpiPm::k_sts_tmr);
+    EXPECT_FALSE(h.irq[9].level());
+    // Disabling SCI_EN is ignored: the machine has no legacy (SMI) mode.
+    h.outw(0x604, 0);
+    EXPECT_EQ(h.inw(0x604) & 1, 1);
+}
+
+TEST_F(PmFixture, EnableRegisterKeepsOnlyDefinedBits)
+{
+    h.outw(0x602, 0xffff);
+    EXPECT_EQ(h.inw(0x602), 0x0721); // TMR, GBL, PWRBTN, SLPBTN, RTC
+    h.outw(0x602, 0);
+    pm.press_power_button();
+    h.outw(0x600, 0xfeff); // writing 0 to a status bit leaves it set
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_pwrbtn, AcpiPm::k_sts_pwrbtn);
+}
+
 TEST_F(PmFixture, StateRoundTrip)
 {
     h.outw(0x602, 0x100);
