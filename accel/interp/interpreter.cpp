@@ -33,6 +33,8 @@ InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
     , m_mem(host.memory())
     , m_model(model)
     , m_decode_cache(k_decode_cache_entries)
+    , m_block_slots(k_block_slots)
+    , m_block_arena(k_block_arena_insns)
 {
     uint64_t top = 0;
     for (const auto& r : m_mem.regions())
@@ -72,6 +74,8 @@ void InterpreterImpl::update_mode()
         m_cpl = 0;
     else if (m_s.v8086())
         m_cpl = 3;
+    // Decoded blocks assume the code size they were decoded for.
+    m_block_end = true;
 }
 
 unsigned InterpreterImpl::stack_size() const
@@ -429,13 +433,11 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 m_flags.materialize(m_s.rflags);
                 check_events();
             }
-            m_block_end = false;
             // A block also ends when an event may have become deliverable
             // (IF set, shadow over, device access).
-            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {
+            if (!run_block(end - m_retired)) {
+                m_block_end = false;
                 execute_one();
-                if (m_check_irq)
-                    break;
             }
         }
     } catch (const CpuExit& e) {

@@ -119,6 +119,8 @@ void InterpreterImpl::code_page_written(uint64_t gpa)
         return;
     m_page_has_code[page] = 0;
     m_page_gen[page].fetch_add(1, std::memory_order_relaxed);
+    // The running block may hold instructions decoded from this page.
+    m_block_end = true;
 }
 
 void InterpreterImpl::invalidate_code(uint64_t gpa, uint64_t len)
@@ -312,6 +314,7 @@ uint8_t* InterpreterImpl::translate_fast(uint64_t lin, Access access, bool user,
 void InterpreterImpl::flush_tlb(bool include_global)
 {
     m_tlb_epoch++;
+    m_block_end = true; // the rest of the block may map differently now
     for (auto& per_access : m_tlb)
         for (auto& per_user : per_access)
             for (auto& e : per_user)

@@ -81,6 +81,39 @@ struct TlbEntry {
     bool global = false;
 };
 
+class InterpreterImpl;
+
+// One instruction of a decoded block: its handler (chosen once, when the
+// block is built: a specialised fast handler for common forms, otherwise
+// the generic group dispatch) and its decoded form.
+using ExecFn = void (*)(InterpreterImpl& cpu, const DecodedInsn& d);
+struct BlockInsn {
+    ExecFn fn;
+    DecodedInsn d;
+};
+
+inline constexpr unsigned k_block_max_insns = 64;
+inline constexpr unsigned k_block_slots = 1u << 13;
+inline constexpr unsigned k_block_arena_insns = 1u << 17;
+
+// A basic block: consecutive instructions of one guest-physical page,
+// ending at the first control transfer (or the page end). Valid while the
+// page's generation and the arena epoch are unchanged.
+struct BlockSlot {
+    uint64_t gpa = ~0ull;
+    uint32_t generation = 0;
+    uint32_t arena_epoch = 0;
+    uint32_t first = 0; // index of the first instruction in the arena
+    uint16_t count = 0;
+    uint16_t bytes = 0; // total instruction length
+    uint8_t code_size = 0xff;
+};
+
+// Picks the handler for a decoded instruction (exec_fast.cpp): a
+// specialised one for the hottest forms, or generic dispatch.
+ExecFn select_handler(const DecodedInsn& d, CodeSize size);
+ExecFn generic_handler();
+
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
     uint32_t generation = 0;
@@ -259,10 +292,13 @@ public:
     void request_irq_check() { m_check_irq = true; }
     void set_interrupt_shadow(uint8_t kind) { m_new_shadow = kind; }
     void halt();
+    // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
+    void execute(const DecodedInsn& d);
 
 private:
     void execute_one();
-    void execute(const DecodedInsn& d);
+    bool run_block(uint64_t budget);
+    BlockSlot* find_block(uint8_t* host, uint64_t gpa);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -314,6 +350,12 @@ private:
     uint64_t m_pages = 0;
     std::unique_ptr<std::atomic<uint32_t>[]> m_page_gen;
     std::vector<uint8_t> m_page_has_code;
+    // Decoded blocks: a direct-mapped table of slots, each pointing at a
+    // run of instructions in an arena that is recycled whole when full.
+    std::vector<BlockSlot> m_block_slots;
+    std::vector<BlockInsn> m_block_arena;
+    uint32_t m_arena_used = 0;
+    uint32_t m_arena_epoch = 1;
 
     friend class Interpreter;
 };
