@@ -45,11 +45,7 @@ bool ends_block(const DecodedInsn& d)
     }
 }
 
-void exec_generic(InterpreterImpl& cpu, const DecodedInsn& d) { cpu.execute(d); }
-
 } // namespace
-
-ExecFn generic_handler() { return &exec_generic; }
 
 BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
 {

@@ -422,33 +422,14 @@ void InterpreterImpl::write_linear(uint64_t lin, unsigned size, uint64_t value, 
     write_linear_bytes(lin, &value, size, user);
 }
 
-uint64_t InterpreterImpl::read_mem(Seg seg, uint64_t offset, unsigned size)
+uint64_t InterpreterImpl::read_mem_slow(Seg seg, uint64_t offset, unsigned size)
 {
     return read_linear(linear(seg, offset, size, Access::Read), size, false);
 }
 
-void InterpreterImpl::write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+void InterpreterImpl::write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
     write_linear(linear(seg, offset, size, Access::Write), size, value, false);
-}
-
-uint64_t InterpreterImpl::effective_address(const DecodedInsn& d) const
-{
-    uint64_t ea = uint64_t(int64_t(d.disp));
-    if (d.rip_relative)
-        ea += m_next_rip;
-    if (d.base != k_no_reg)
-        ea += m_s.gpr[d.base];
-    if (d.index != k_no_reg)
-        ea += m_s.gpr[d.index] << d.scale;
-    switch (d.addrsize) {
-    case 2:
-        return ea & 0xffff;
-    case 4:
-        return ea & 0xffffffff;
-    default:
-        return ea;
-    }
 }
 
 } // namespace kiln::accel::interp

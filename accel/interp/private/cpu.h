@@ -200,7 +200,24 @@ public:
 
     // Effective address of the current instruction's memory operand
     // (offset within its segment, already wrapped to the address size).
-    uint64_t effective_address(const DecodedInsn& d) const;
+    uint64_t effective_address(const DecodedInsn& d) const
+    {
+        uint64_t ea = uint64_t(int64_t(d.disp));
+        if (d.rip_relative)
+            ea += m_next_rip;
+        if (d.base != k_no_reg)
+            ea += m_s.gpr[d.base];
+        if (d.index != k_no_reg)
+            ea += m_s.gpr[d.index] << d.scale;
+        switch (d.addrsize) {
+        case 2:
+            return ea & 0xffff;
+        case 4:
+            return ea & 0xffffffff;
+        default:
+            return ea;
+        }
+    }
     Seg operand_seg(const DecodedInsn& d) const
     {
         if (d.seg != k_no_seg)
@@ -210,8 +227,83 @@ public:
 
     // Segmented memory: offset -> linear (with limit/type checks) -> physical.
     uint64_t linear(Seg seg, uint64_t offset, unsigned size, Access access);
-    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size);
-    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // The common case is inline: 64-bit mode, a software-TLB hit on a RAM
+    // page, the access inside the page. Everything else (segment checks,
+    // canonical faults, misses, MMIO, code pages, page crossings) takes the
+    // out-of-line path.
+    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size)
+    {
+        if (const uint8_t* p = direct_ptr(seg, offset, size, Access::Read)) [[likely]]
+            return load_le(p, size);
+        return read_mem_slow(seg, offset, size);
+    }
+    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+    {
+        if (uint8_t* p = direct_ptr(seg, offset, size, Access::Write)) [[likely]]
+            return store_le(p, size, value);
+        write_mem_slow(seg, offset, size, value);
+    }
+    uint64_t read_mem_slow(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Host pointer for a `size`-byte access in 64-bit mode when the software
+    // TLB maps the whole access directly (a write entry only exists for
+    // writable RAM that holds no decoded code), else nullptr. Non-canonical
+    // addresses never match a TLB entry, so they reach the checked path.
+    uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
+    {
+        if (!m_mode64) [[unlikely]]
+            return nullptr;
+        uint64_t lin = offset;
+        if (seg == Seg::FS || seg == Seg::GS)
+            lin += m_s.seg[static_cast<unsigned>(seg)].base;
+        const TlbEntry& e = m_tlb[static_cast<unsigned>(access)][m_cpl == 3][(lin >> 12) % k_tlb_entries];
+        if (e.vpage != (lin >> 12) || !e.host || (lin & 0xfff) + size > 4096) [[unlikely]]
+            return nullptr;
+        return e.host + (lin & 0xfff);
+    }
+    static uint64_t load_le(const uint8_t* p, unsigned size)
+    {
+        switch (size) {
+        case 1:
+            return *p;
+        case 2: {
+            uint16_t v;
+            std::memcpy(&v, p, 2);
+            return v;
+        }
+        case 4: {
+            uint32_t v;
+            std::memcpy(&v, p, 4);
+            return v;
+        }
+        default: {
+            uint64_t v;
+            std::memcpy(&v, p, 8);
+            return v;
+        }
+        }
+    }
+    static void store_le(uint8_t* p, unsigned size, uint64_t v)
+    {
+        switch (size) {
+        case 1:
+            *p = uint8_t(v);
+            return;
+        case 2: {
+            uint16_t x = uint16_t(v);
+            std::memcpy(p, &x, 2);
+            return;
+        }
+        case 4: {
+            uint32_t x = uint32_t(v);
+            std::memcpy(p, &x, 4);
+            return;
+        }
+        default:
+            std::memcpy(p, &v, 8);
+            return;
+        }
+    }
     // Linear addresses (descriptor tables, TSS, IDT): supervisor, no segmentation.
     uint64_t read_linear(uint64_t lin, unsigned size, bool supervisor = true);
     void write_linear(uint64_t lin, unsigned size, uint64_t value, bool supervisor = true);
