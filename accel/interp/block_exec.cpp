@@ -49,7 +49,7 @@ bool ends_block(const DecodedInsn& d)
 
 BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
 {
-    BlockSlot& s = m_block_slots[(gpa ^ (gpa >> 13)) & (k_block_slots - 1)];
+    BlockSlot& s = m_block_slots[(gpa * 0x9e3779b97f4a7c15ull) >> (64 - k_block_slot_bits)];
     const uint32_t gen = page_generation(gpa);
     const uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
     if (s.gpa == gpa && s.generation == gen && s.arena_epoch == m_arena_epoch && s.code_size == cs_tag) [[likely]]
@@ -144,17 +144,19 @@ bool InterpreterImpl::run_block(uint64_t budget)
     const BlockInsn* insns = &m_block_arena[b->first];
     const unsigned n = budget < b->count ? unsigned(budget) : b->count;
     m_block_end = false;
-    uint64_t start_rip = rip;
+    // Only an instruction that sets a shadow changes this; it ends the block.
+    m_new_shadow = 0;
+    unsigned i = 0;
+    uint64_t cur_rip = rip;
     try {
-        for (unsigned i = 0; i < n; i++) {
+        for (;;) {
             const BlockInsn& x = insns[i];
-            start_rip = m_s.rip;
             m_insn = &x.d;
-            m_next_rip = (m_s.rip + x.d.length) & rip_mask;
-            m_new_shadow = 0;
+            m_next_rip = (cur_rip + x.d.length) & rip_mask;
             x.fn(*this, x.d);
-            m_s.rip = m_next_rip;
-            m_retired++;
+            cur_rip = m_next_rip;
+            m_s.rip = cur_rip;
+            i++;
             // Anything that changes what the rest of the block means
             // (a taken branch, a mode or paging change, a store into a code
             // page, a possible interrupt, TF, an interrupt shadow) ends it.
@@ -162,13 +164,19 @@ bool InterpreterImpl::run_block(uint64_t budget)
                 m_s.events.interrupt_shadow = m_new_shadow;
                 break;
             }
+            if (i == n)
+                break;
         }
     } catch (const CpuException& e) {
+        // i counts the instructions that retired before the faulting one.
+        m_retired += i;
         m_s.events.interrupt_shadow = 0;
-        m_s.rip = start_rip;
-        handle_exception(e, start_rip);
+        m_s.rip = cur_rip;
+        handle_exception(e, cur_rip);
         m_block_end = true;
+        return true;
     }
+    m_retired += i;
     return true;
 }
 

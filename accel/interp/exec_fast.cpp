@@ -21,7 +21,7 @@ constexpr uint64_t mask_of()
 }
 
 template <unsigned S>
-uint64_t get_r(InterpreterImpl& cpu, unsigned r)
+[[gnu::always_inline]] inline uint64_t get_r(InterpreterImpl& cpu, unsigned r)
 {
     if constexpr (S == 8)
         return cpu.state().gpr[r];
@@ -32,7 +32,7 @@ uint64_t get_r(InterpreterImpl& cpu, unsigned r)
 }
 
 template <unsigned S>
-void set_r(InterpreterImpl& cpu, unsigned r, uint64_t v)
+[[gnu::always_inline]] inline void set_r(InterpreterImpl& cpu, unsigned r, uint64_t v)
 {
     if constexpr (S == 8)
         cpu.state().gpr[r] = v;
@@ -43,7 +43,7 @@ void set_r(InterpreterImpl& cpu, unsigned r, uint64_t v)
 }
 
 template <unsigned S, bool Mem>
-uint64_t get_rm(InterpreterImpl& cpu, const DecodedInsn& d)
+[[gnu::always_inline]] inline uint64_t get_rm(InterpreterImpl& cpu, const DecodedInsn& d)
 {
     if constexpr (Mem)
         return cpu.read_mem(cpu.operand_seg(d), cpu.effective_address(d), S);
@@ -52,7 +52,7 @@ uint64_t get_rm(InterpreterImpl& cpu, const DecodedInsn& d)
 }
 
 template <unsigned S, bool Mem>
-void set_rm(InterpreterImpl& cpu, const DecodedInsn& d, uint64_t v)
+[[gnu::always_inline]] inline void set_rm(InterpreterImpl& cpu, const DecodedInsn& d, uint64_t v)
 {
     if constexpr (Mem)
         cpu.write_mem(cpu.operand_seg(d), cpu.effective_address(d), S, v);
@@ -63,7 +63,7 @@ void set_rm(InterpreterImpl& cpu, const DecodedInsn& d, uint64_t v)
 // ALU operation Op (0 ADD, 1 OR, 4 AND, 5 SUB, 6 XOR, 7 CMP) on S-byte
 // operands (already masked): the result, with the flags recorded lazily.
 template <unsigned Op, unsigned S>
-uint64_t alu(InterpreterImpl& cpu, uint64_t a, uint64_t b)
+[[gnu::always_inline]] inline uint64_t alu(InterpreterImpl& cpu, uint64_t a, uint64_t b)
 {
     constexpr uint64_t m = mask_of<S>();
     LazyFlags& f = cpu.lazy();
@@ -273,6 +273,116 @@ void ret64(InterpreterImpl& cpu, const DecodedInsn&)
     rsp += 8;
 }
 
+[[gnu::always_inline]] inline uint64_t szp(uint64_t r, unsigned size)
+{
+    uint64_t f = parity_even(r) ? k_flag_pf : 0;
+    if (r == 0)
+        f |= k_flag_zf;
+    if ((r >> (size * 8 - 1)) & 1)
+        f |= k_flag_sf;
+    return f;
+}
+
+// C0/C1 (count imm8), D0/D1 (count 1), D2/D3 (count CL): ROL, ROR, SHL/SAL,
+// SHR, SAR with the flags exec_bits gives them. The destination is written
+// back even for a zero count (a 32-bit register is zero-extended).
+template <unsigned Kind, unsigned S, bool Mem, unsigned CountFrom>
+void shift(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    constexpr unsigned bits = S * 8;
+    constexpr uint64_t m = mask_of<S>();
+    unsigned count = CountFrom == 0 ? unsigned(d.imm) : CountFrom == 1 ? 1u : unsigned(cpu.state().gpr[k_rcx] & 0xff);
+    count &= S == 8 ? 0x3f : 0x1f;
+    Seg seg = Seg::DS;
+    uint64_t ea = 0;
+    uint8_t* p = nullptr;
+    uint64_t v;
+    if constexpr (Mem) {
+        seg = cpu.operand_seg(d);
+        ea = cpu.effective_address(d);
+        p = cpu.direct_ptr(seg, ea, S, Access::Write);
+        v = p ? InterpreterImpl::load_le(p, S) : cpu.read_mem(seg, ea, S);
+    } else {
+        v = get_r<S>(cpu, d.rm);
+    }
+    uint64_t r = v;
+    if (count) {
+        auto msb = [](uint64_t x) -> uint64_t { return (x >> (bits - 1)) & 1; };
+        if constexpr (Kind == 0 || Kind == 1) {
+            unsigned c = count % bits;
+            uint64_t f = cpu.flags() & k_flags_arith & ~(k_flag_cf | k_flag_of);
+            uint64_t cf, of;
+            if constexpr (Kind == 0) {
+                r = c ? ((v << c) | (v >> (bits - c))) & m : v;
+                cf = r & 1;
+                of = msb(r) ^ cf;
+            } else {
+                r = c ? ((v >> c) | (v << (bits - c))) & m : v;
+                cf = msb(r);
+                of = cf ^ ((r >> (bits - 2)) & 1);
+            }
+            cpu.set_arith_flags(f | (cf ? k_flag_cf : 0) | (of ? k_flag_of : 0));
+        } else if constexpr (Kind == 4) {
+            r = count < bits ? (v << count) & m : 0;
+            uint64_t c = count <= bits ? (v >> (bits - count)) & 1 : 0;
+            cpu.set_arith_flags(szp(r, S) | (c ? k_flag_cf : 0) | ((msb(r) ^ c) ? k_flag_of : 0));
+        } else if constexpr (Kind == 5) {
+            r = count < bits ? v >> count : 0;
+            uint64_t c = count <= bits ? (v >> (count - 1)) & 1 : 0;
+            cpu.set_arith_flags(szp(r, S) | (c ? k_flag_cf : 0) | (msb(v) ? k_flag_of : 0));
+        } else {
+            int64_t sv = int64_t(v << (64 - bits)) >> (64 - bits);
+            unsigned c = count < bits ? count : bits - 1;
+            r = uint64_t(sv >> c) & m;
+            bool out = count < bits ? (sv >> (count - 1)) & 1 : sv < 0;
+            cpu.set_arith_flags(szp(r, S) | (out ? k_flag_cf : 0));
+        }
+    }
+    if constexpr (Mem) {
+        if (p)
+            InterpreterImpl::store_le(p, S, r);
+        else
+            cpu.write_mem(seg, ea, S, r);
+    } else {
+        set_r<S>(cpu, d.rm, r);
+    }
+}
+
+template <unsigned Kind, unsigned CountFrom>
+ExecFn shift_by_size(unsigned sz, bool mem)
+{
+    switch (sz) {
+    case 1:
+        return mem ? &shift<Kind, 1, true, CountFrom> : &shift<Kind, 1, false, CountFrom>;
+    case 2:
+        return mem ? &shift<Kind, 2, true, CountFrom> : &shift<Kind, 2, false, CountFrom>;
+    case 4:
+        return mem ? &shift<Kind, 4, true, CountFrom> : &shift<Kind, 4, false, CountFrom>;
+    default:
+        return mem ? &shift<Kind, 8, true, CountFrom> : &shift<Kind, 8, false, CountFrom>;
+    }
+}
+
+template <unsigned CountFrom>
+ExecFn shift_handler(unsigned kind, unsigned sz, bool mem)
+{
+    switch (kind) {
+    case 0:
+        return shift_by_size<0, CountFrom>(sz, mem);
+    case 1:
+        return shift_by_size<1, CountFrom>(sz, mem);
+    case 4:
+    case 6: // SAL is SHL
+        return shift_by_size<4, CountFrom>(sz, mem);
+    case 5:
+        return shift_by_size<5, CountFrom>(sz, mem);
+    case 7:
+        return shift_by_size<7, CountFrom>(sz, mem);
+    default:
+        return nullptr; // RCL/RCR: generic
+    }
+}
+
 void exec_generic(InterpreterImpl& cpu, const DecodedInsn& d) { cpu.execute(d); }
 
 // Instantiates H<size, mem> for the instruction's operand size and form.
@@ -399,6 +509,15 @@ ExecFn select_fast(const DecodedInsn& d)
     case 0x81:
     case 0x83:
         return alu_handler(d.reg & 7, 2, op == 0x80 ? 1 : size, mem);
+    case 0xc0:
+    case 0xc1:
+        return shift_handler<0>(d.reg & 7, op == 0xc0 ? 1 : size, mem);
+    case 0xd0:
+    case 0xd1:
+        return shift_handler<1>(d.reg & 7, op == 0xd0 ? 1 : size, mem);
+    case 0xd2:
+    case 0xd3:
+        return shift_handler<2>(d.reg & 7, op == 0xd2 ? 1 : size, mem);
     case 0x84:
         return mem ? &test_rm_r<1, true> : &test_rm_r<1, false>;
     case 0x85:

@@ -10,6 +10,8 @@
 
 namespace kiln::accel::interp {
 
+inline bool parity_even(uint64_t v) { return !__builtin_parity(unsigned(v & 0xff)); }
+
 enum class FlagOp : uint8_t { None, Add, Adc, Sub, Sbb, Logic, Inc, Dec, Neg };
 
 class LazyFlags {
@@ -35,6 +37,16 @@ public:
     {
         if (m_op == FlagOp::None)
             return rflags;
+        if (m_op == FlagOp::Logic) {
+            // CF, OF and AF clear: only the result's flags.
+            const uint64_t res = m_res & mask();
+            uint64_t f = parity_even(res) ? x86::k_flag_pf : 0;
+            if (res == 0)
+                f |= x86::k_flag_zf;
+            if ((res >> (m_size * 8 - 1)) & 1)
+                f |= x86::k_flag_sf;
+            return (rflags & ~x86::k_flags_arith) | f;
+        }
         return (rflags & ~x86::k_flags_arith) | compute();
     }
     // Folds a pending op into rflags and replaces the arithmetic bits in `mask` with `arith`.
@@ -137,7 +149,5 @@ private:
     bool m_cf_in = false;
     uint64_t m_res = 0, m_a = 0, m_b = 0;
 };
-
-inline bool parity_even(uint64_t v) { return !__builtin_parity(unsigned(v & 0xff)); }
 
 } // namespace kiln::accel::interp
