@@ -146,37 +146,25 @@ bool InterpreterImpl::run_block(uint64_t budget)
     m_block_end = false;
     // Only an instruction that sets a shadow changes this; it ends the block.
     m_new_shadow = 0;
-    unsigned i = 0;
-    uint64_t cur_rip = rip;
+    m_rip_mask = rip_mask;
+    m_block_left = n - 1;
+    m_insn = &insns[0].d;
+    m_next_rip = (rip + insns[0].d.length) & rip_mask;
     try {
-        for (;;) {
-            const BlockInsn& x = insns[i];
-            m_insn = &x.d;
-            m_next_rip = (cur_rip + x.d.length) & rip_mask;
-            x.fn(*this, x.d);
-            cur_rip = m_next_rip;
-            m_s.rip = cur_rip;
-            i++;
-            // Anything that changes what the rest of the block means
-            // (a taken branch, a mode or paging change, a store into a code
-            // page, a possible interrupt, TF, an interrupt shadow) ends it.
-            if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || (m_s.rflags & k_flag_tf)) [[unlikely]] {
-                m_s.events.interrupt_shadow = m_new_shadow;
-                break;
-            }
-            if (i == n)
-                break;
-        }
+        // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
+        insns[0].fn(*this, insns[0].d);
     } catch (const CpuException& e) {
-        // i counts the instructions that retired before the faulting one.
-        m_retired += i;
+        // m_s.rip is the faulting instruction's (chain() sets it before
+        // starting one; exec_generic restores it), and the ones before it
+        // retired.
+        m_retired += n - m_block_left - 1;
         m_s.events.interrupt_shadow = 0;
-        m_s.rip = cur_rip;
-        handle_exception(e, cur_rip);
+        handle_exception(e, m_s.rip);
         m_block_end = true;
         return true;
     }
-    m_retired += i;
+    m_retired += n - m_block_left;
+    m_s.events.interrupt_shadow = m_new_shadow;
     return true;
 }
 

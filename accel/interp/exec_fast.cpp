@@ -348,18 +348,42 @@ void shift(InterpreterImpl& cpu, const DecodedInsn& d)
     }
 }
 
+void exec_generic(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    // Event delivery (INT n, far transfers) may move RIP before faulting;
+    // the fault must be reported at this instruction.
+    const uint64_t rip = cpu.state().rip;
+    try {
+        cpu.execute(d);
+    } catch (const CpuException&) {
+        cpu.state().rip = rip;
+        throw;
+    }
+}
+
+// Every handler runs through this wrapper: the instruction, then the jump
+// to the next one of the block (direct threading: each handler has its own
+// indirect branch, which the host predicts far better than one shared
+// dispatch site).
+template <ExecFn F>
+void threaded(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    F(cpu, d);
+    cpu.chain(d);
+}
+
 template <unsigned Kind, unsigned CountFrom>
 ExecFn shift_by_size(unsigned sz, bool mem)
 {
     switch (sz) {
     case 1:
-        return mem ? &shift<Kind, 1, true, CountFrom> : &shift<Kind, 1, false, CountFrom>;
+        return mem ? &threaded<&shift<Kind, 1, true, CountFrom>> : &threaded<&shift<Kind, 1, false, CountFrom>>;
     case 2:
-        return mem ? &shift<Kind, 2, true, CountFrom> : &shift<Kind, 2, false, CountFrom>;
+        return mem ? &threaded<&shift<Kind, 2, true, CountFrom>> : &threaded<&shift<Kind, 2, false, CountFrom>>;
     case 4:
-        return mem ? &shift<Kind, 4, true, CountFrom> : &shift<Kind, 4, false, CountFrom>;
+        return mem ? &threaded<&shift<Kind, 4, true, CountFrom>> : &threaded<&shift<Kind, 4, false, CountFrom>>;
     default:
-        return mem ? &shift<Kind, 8, true, CountFrom> : &shift<Kind, 8, false, CountFrom>;
+        return mem ? &threaded<&shift<Kind, 8, true, CountFrom>> : &threaded<&shift<Kind, 8, false, CountFrom>>;
     }
 }
 
@@ -383,20 +407,19 @@ ExecFn shift_handler(unsigned kind, unsigned sz, bool mem)
     }
 }
 
-void exec_generic(InterpreterImpl& cpu, const DecodedInsn& d) { cpu.execute(d); }
 
 // Instantiates H<size, mem> for the instruction's operand size and form.
 #define KILN_BY_SIZE_MEM(H, sz, mem)                                                                  \
-    ((sz) == 1 ? ((mem) ? &H<1, true> : &H<1, false>)                                                 \
-            : (sz) == 2 ? ((mem) ? &H<2, true> : &H<2, false>)                                        \
-                        : (sz) == 4 ? ((mem) ? &H<4, true> : &H<4, false>) : ((mem) ? &H<8, true> : &H<8, false>))
+    ((sz) == 1 ? ((mem) ? &threaded<&H<1, true>> : &threaded<&H<1, false>>)                                                 \
+            : (sz) == 2 ? ((mem) ? &threaded<&H<2, true>> : &threaded<&H<2, false>>)                                        \
+                        : (sz) == 4 ? ((mem) ? &threaded<&H<4, true>> : &threaded<&H<4, false>>) : ((mem) ? &threaded<&H<8, true>> : &threaded<&H<8, false>>))
 
 // The same with the ALU operation as the first template argument.
 #define KILN_BY_OP_SIZE_MEM(H, OP, sz, mem)                                                           \
-    ((sz) == 1 ? ((mem) ? &H<OP, 1, true> : &H<OP, 1, false>)                                         \
-            : (sz) == 2 ? ((mem) ? &H<OP, 2, true> : &H<OP, 2, false>)                                \
-                        : (sz) == 4 ? ((mem) ? &H<OP, 4, true> : &H<OP, 4, false>)                    \
-                                    : ((mem) ? &H<OP, 8, true> : &H<OP, 8, false>))
+    ((sz) == 1 ? ((mem) ? &threaded<&H<OP, 1, true>> : &threaded<&H<OP, 1, false>>)                                         \
+            : (sz) == 2 ? ((mem) ? &threaded<&H<OP, 2, true>> : &threaded<&H<OP, 2, false>>)                                \
+                        : (sz) == 4 ? ((mem) ? &threaded<&H<OP, 4, true>> : &threaded<&H<OP, 4, false>>)                    \
+                                    : ((mem) ? &threaded<&H<OP, 8, true>> : &threaded<&H<OP, 8, false>>))
 
 template <unsigned Op>
 ExecFn pick_alu(unsigned form, unsigned sz, bool mem)
@@ -434,7 +457,7 @@ ExecFn alu_handler(unsigned op, unsigned form, unsigned sz, bool mem)
 ExecFn acc_imm_handler(unsigned op, unsigned sz)
 {
 #define KILN_ACC(OP) \
-    (sz == 1 ? &alu_acc_imm<OP, 1> : sz == 2 ? &alu_acc_imm<OP, 2> : sz == 4 ? &alu_acc_imm<OP, 4> : &alu_acc_imm<OP, 8>)
+    (sz == 1 ? &threaded<&alu_acc_imm<OP, 1>> : sz == 2 ? &threaded<&alu_acc_imm<OP, 2>> : sz == 4 ? &threaded<&alu_acc_imm<OP, 4>> : &threaded<&alu_acc_imm<OP, 8>>)
     switch (op) {
     case 0:
         return KILN_ACC(0);
@@ -459,15 +482,15 @@ ExecFn movx_handler(unsigned op, bool mem)
 {
     switch (op) {
     case 0x1b6:
-        return mem ? &movx<S, 1, false, true> : &movx<S, 1, false, false>;
+        return mem ? &threaded<&movx<S, 1, false, true>> : &threaded<&movx<S, 1, false, false>>;
     case 0x1b7:
-        return mem ? &movx<S, 2, false, true> : &movx<S, 2, false, false>;
+        return mem ? &threaded<&movx<S, 2, false, true>> : &threaded<&movx<S, 2, false, false>>;
     case 0x1be:
-        return mem ? &movx<S, 1, true, true> : &movx<S, 1, true, false>;
+        return mem ? &threaded<&movx<S, 1, true, true>> : &threaded<&movx<S, 1, true, false>>;
     case 0x1bf:
-        return mem ? &movx<S, 2, true, true> : &movx<S, 2, true, false>;
+        return mem ? &threaded<&movx<S, 2, true, true>> : &threaded<&movx<S, 2, true, false>>;
     default: // 63: MOVSXD
-        return mem ? &movx<S, 4, true, true> : &movx<S, 4, true, false>;
+        return mem ? &threaded<&movx<S, 4, true, true>> : &threaded<&movx<S, 4, true, false>>;
     }
 }
 
@@ -491,19 +514,19 @@ ExecFn select_fast(const DecodedInsn& d)
         }
     }
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f))
-        return &jcc;
+        return &threaded<&jcc>;
     if (op >= 0x140 && op <= 0x14f)
         return KILN_BY_SIZE_MEM(cmovcc, size, mem);
     if (op >= 0x190 && op <= 0x19f)
-        return mem ? &setcc<true> : &setcc<false>;
+        return mem ? &threaded<&setcc<true>> : &threaded<&setcc<false>>;
     if (op >= 0x50 && op <= 0x57)
-        return size == 8 ? &push_r64 : nullptr;
+        return size == 8 ? &threaded<&push_r64> : nullptr;
     if (op >= 0x58 && op <= 0x5f)
-        return size == 8 ? &pop_r64 : nullptr;
+        return size == 8 ? &threaded<&pop_r64> : nullptr;
     if (op >= 0xb0 && op <= 0xb7)
-        return &mov_r_imm<1>;
+        return &threaded<&mov_r_imm<1>>;
     if (op >= 0xb8 && op <= 0xbf)
-        return size == 2 ? &mov_r_imm<2> : size == 4 ? &mov_r_imm<4> : &mov_r_imm<8>;
+        return size == 2 ? &threaded<&mov_r_imm<2>> : size == 4 ? &threaded<&mov_r_imm<4>> : &threaded<&mov_r_imm<8>>;
     switch (op) {
     case 0x80:
     case 0x81:
@@ -519,54 +542,54 @@ ExecFn select_fast(const DecodedInsn& d)
     case 0xd3:
         return shift_handler<2>(d.reg & 7, op == 0xd2 ? 1 : size, mem);
     case 0x84:
-        return mem ? &test_rm_r<1, true> : &test_rm_r<1, false>;
+        return mem ? &threaded<&test_rm_r<1, true>> : &threaded<&test_rm_r<1, false>>;
     case 0x85:
         return KILN_BY_SIZE_MEM(test_rm_r, size, mem);
     case 0x88:
-        return mem ? &mov_rm_r<1, true> : &mov_rm_r<1, false>;
+        return mem ? &threaded<&mov_rm_r<1, true>> : &threaded<&mov_rm_r<1, false>>;
     case 0x89:
         return KILN_BY_SIZE_MEM(mov_rm_r, size, mem);
     case 0x8a:
-        return mem ? &mov_r_rm<1, true> : &mov_r_rm<1, false>;
+        return mem ? &threaded<&mov_r_rm<1, true>> : &threaded<&mov_r_rm<1, false>>;
     case 0x8b:
         return KILN_BY_SIZE_MEM(mov_r_rm, size, mem);
     case 0x8d:
         if (!mem)
             return nullptr; // #UD
-        return size == 2 ? &lea<2> : size == 4 ? &lea<4> : &lea<8>;
+        return size == 2 ? &threaded<&lea<2>> : size == 4 ? &threaded<&lea<4>> : &threaded<&lea<8>>;
     case 0xc6:
-        return (d.reg & 7) ? nullptr : mem ? &mov_rm_imm<1, true> : &mov_rm_imm<1, false>;
+        return (d.reg & 7) ? nullptr : mem ? &threaded<&mov_rm_imm<1, true>> : &threaded<&mov_rm_imm<1, false>>;
     case 0xc7:
         return (d.reg & 7) ? nullptr : KILN_BY_SIZE_MEM(mov_rm_imm, size, mem);
     case 0xfe:
         if ((d.reg & 7) > 1)
             return nullptr;
         if (d.reg & 1)
-            return mem ? &incdec<1, true, true> : &incdec<1, false, true>;
-        return mem ? &incdec<1, true, false> : &incdec<1, false, false>;
+            return mem ? &threaded<&incdec<1, true, true>> : &threaded<&incdec<1, false, true>>;
+        return mem ? &threaded<&incdec<1, true, false>> : &threaded<&incdec<1, false, false>>;
     case 0xff:
         if ((d.reg & 7) == 0) {
             if (size == 2)
-                return mem ? &incdec<2, true, false> : &incdec<2, false, false>;
+                return mem ? &threaded<&incdec<2, true, false>> : &threaded<&incdec<2, false, false>>;
             if (size == 4)
-                return mem ? &incdec<4, true, false> : &incdec<4, false, false>;
-            return mem ? &incdec<8, true, false> : &incdec<8, false, false>;
+                return mem ? &threaded<&incdec<4, true, false>> : &threaded<&incdec<4, false, false>>;
+            return mem ? &threaded<&incdec<8, true, false>> : &threaded<&incdec<8, false, false>>;
         }
         if ((d.reg & 7) == 1) {
             if (size == 2)
-                return mem ? &incdec<2, true, true> : &incdec<2, false, true>;
+                return mem ? &threaded<&incdec<2, true, true>> : &threaded<&incdec<2, false, true>>;
             if (size == 4)
-                return mem ? &incdec<4, true, true> : &incdec<4, false, true>;
-            return mem ? &incdec<8, true, true> : &incdec<8, false, true>;
+                return mem ? &threaded<&incdec<4, true, true>> : &threaded<&incdec<4, false, true>>;
+            return mem ? &threaded<&incdec<8, true, true>> : &threaded<&incdec<8, false, true>>;
         }
         return nullptr;
     case 0xeb:
     case 0xe9:
-        return &jmp_rel;
+        return &threaded<&jmp_rel>;
     case 0xe8:
-        return size == 8 ? &call_rel64 : nullptr;
+        return size == 8 ? &threaded<&call_rel64> : nullptr;
     case 0xc3:
-        return size == 8 ? &ret64 : nullptr;
+        return size == 8 ? &threaded<&ret64> : nullptr;
     case 0x1b6:
     case 0x1b7:
     case 0x1be:
@@ -585,7 +608,7 @@ ExecFn select_fast(const DecodedInsn& d)
 
 } // namespace
 
-ExecFn generic_handler() { return &exec_generic; }
+ExecFn generic_handler() { return &threaded<&exec_generic>; }
 
 ExecFn select_handler(const DecodedInsn& d, CodeSize size)
 {
@@ -595,7 +618,7 @@ ExecFn select_handler(const DecodedInsn& d, CodeSize size)
         if (ExecFn fn = select_fast(d))
             return fn;
     }
-    return &exec_generic;
+    return &threaded<&exec_generic>;
 }
 
 } // namespace kiln::accel::interp

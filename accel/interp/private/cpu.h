@@ -88,8 +88,8 @@ class InterpreterImpl;
 // the generic group dispatch) and its decoded form.
 using ExecFn = void (*)(InterpreterImpl& cpu, const DecodedInsn& d);
 struct BlockInsn {
+    DecodedInsn d; // first: a handler finds its BlockInsn from `d`
     ExecFn fn;
-    DecodedInsn d;
 };
 
 inline constexpr unsigned k_block_max_insns = 64;
@@ -390,6 +390,26 @@ public:
     // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
     void execute(const DecodedInsn& d);
 
+    // Direct-threaded block execution: called by every block handler after
+    // its instruction (`d` is the instruction's BlockInsn::d). Retires it and,
+    // unless something ended the block, starts the next instruction with a
+    // tail call. Without sibling-call optimisation the recursion is bounded
+    // by k_block_max_insns.
+    [[gnu::always_inline]] void chain(const DecodedInsn& d)
+    {
+        m_s.rip = m_next_rip;
+        // Anything that changes what the rest of the block means (a taken
+        // branch, a mode or paging change, a store into a code page, a
+        // possible interrupt, an interrupt shadow, TF) ends it.
+        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0 || (m_s.rflags & x86::k_flag_tf))
+            return;
+        m_block_left--;
+        const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;
+        m_insn = &next->d;
+        m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
+        return next->fn(*this, next->d);
+    }
+
 private:
     void execute_one();
     bool run_block(uint64_t budget);
@@ -451,6 +471,8 @@ private:
     std::vector<BlockInsn> m_block_arena;
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
+    unsigned m_block_left = 0; // instructions of the block after the current one
+    uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
 
     friend class Interpreter;
 };
