@@ -60,7 +60,7 @@ template <unsigned S, bool Mem>
         set_r<S>(cpu, d.rm, v);
 }
 
-// ALU operation Op (0 ADD, 1 OR, 4 AND, 5 SUB, 6 XOR, 7 CMP) on S-byte
+// ALU operation Op (0 ADD, 1 OR, 2 ADC, 3 SBB, 4 AND, 5 SUB, 6 XOR, 7 CMP) on S-byte
 // operands (already masked): the result, with the flags recorded lazily.
 template <unsigned Op, unsigned S>
 [[gnu::always_inline]] inline uint64_t alu(InterpreterImpl& cpu, uint64_t a, uint64_t b)
@@ -71,6 +71,15 @@ template <unsigned Op, unsigned S>
     if constexpr (Op == 0) {
         r = (a + b) & m;
         f.set(FlagOp::Add, S, r, a, b);
+    } else if constexpr (Op == 2 || Op == 3) {
+        const bool c = f.cf(cpu.state().rflags);
+        if constexpr (Op == 2) {
+            r = (a + b + c) & m;
+            f.set(FlagOp::Adc, S, r, a, b, c);
+        } else {
+            r = (a - b - c) & m;
+            f.set(FlagOp::Sbb, S, r, a, b, c);
+        }
     } else if constexpr (Op == 5 || Op == 7) {
         r = (a - b) & m;
         f.set(FlagOp::Sub, S, r, a, b);
@@ -348,6 +357,82 @@ void shift(InterpreterImpl& cpu, const DecodedInsn& d)
     }
 }
 
+// IMUL r, r/m (0F AF) and IMUL r, r/m, imm (69, 6B): the truncated
+// product; CF=OF when it did not fit, SF/ZF/PF from the result, AF clear
+// (as exec_alu and Intel cores give them).
+template <unsigned S, bool Mem, bool Imm>
+void imul2(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    uint64_t a = get_rm<S, Mem>(cpu, d);
+    uint64_t b = Imm ? uint64_t(sign_extend(d.imm, d.imm_size)) : get_r<S>(cpu, d.reg);
+    uint64_t lo;
+    bool overflow;
+    if constexpr (S == 8) {
+        __int128 p = __int128(int64_t(a)) * int64_t(b);
+        lo = uint64_t(p);
+        overflow = p != __int128(int64_t(lo));
+    } else {
+        int64_t p = sign_extend(a, S) * sign_extend(b, S);
+        lo = uint64_t(p) & mask_of<S>();
+        overflow = p != sign_extend(lo, S);
+    }
+    cpu.set_arith_flags(szp(lo, S) | (overflow ? (k_flag_cf | k_flag_of) : 0));
+    set_r<S>(cpu, d.reg, lo);
+}
+
+template <unsigned S, bool Mem>
+void imul_rm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    imul2<S, Mem, false>(cpu, d);
+}
+
+template <unsigned S, bool Mem>
+void imul_rm_imm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    imul2<S, Mem, true>(cpu, d);
+}
+
+// F6/F7 /0 (TEST r/m, imm), /2 (NOT), /3 (NEG).
+template <unsigned S, bool Mem>
+void test_rm_imm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    alu<4, S>(cpu, get_rm<S, Mem>(cpu, d), uint64_t(sign_extend(d.imm, d.imm_size)) & mask_of<S>());
+}
+
+template <unsigned S, bool Mem>
+void not_rm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    set_rm<S, Mem>(cpu, d, ~get_rm<S, Mem>(cpu, d) & mask_of<S>());
+}
+
+template <unsigned S, bool Mem>
+void neg_rm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    uint64_t v = get_rm<S, Mem>(cpu, d);
+    uint64_t r = (0 - v) & mask_of<S>();
+    set_rm<S, Mem>(cpu, d, r);
+    cpu.lazy().set(FlagOp::Neg, S, r, 0, v);
+}
+
+template <unsigned S>
+void bswap(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    uint64_t& r = cpu.state().gpr[(d.op & 7) | ((d.rex & 1) << 3)];
+    if constexpr (S == 8)
+        r = __builtin_bswap64(r);
+    else
+        r = __builtin_bswap32(uint32_t(r));
+}
+
+template <unsigned S>
+void test_acc_imm(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    alu<4, S>(cpu, get_r<S>(cpu, k_rax), uint64_t(sign_extend(d.imm, d.imm_size)) & mask_of<S>());
+}
+
+// 90 without REX.B (NOP, PAUSE) and the 0F 1F hint NOPs: nothing to do.
+void nop(InterpreterImpl&, const DecodedInsn&) { }
+
 void exec_generic(InterpreterImpl& cpu, const DecodedInsn& d)
 {
     // Event delivery (INT n, far transfers) may move RIP before faulting;
@@ -449,8 +534,10 @@ ExecFn alu_handler(unsigned op, unsigned form, unsigned sz, bool mem)
         return pick_alu<6>(form, sz, mem);
     case 7:
         return pick_alu<7>(form, sz, mem);
+    case 2:
+        return pick_alu<2>(form, sz, mem);
     default:
-        return nullptr; // ADC/SBB: generic
+        return pick_alu<3>(form, sz, mem);
     }
 }
 
@@ -471,8 +558,10 @@ ExecFn acc_imm_handler(unsigned op, unsigned sz)
         return KILN_ACC(6);
     case 7:
         return KILN_ACC(7);
+    case 2:
+        return KILN_ACC(2);
     default:
-        return nullptr;
+        return KILN_ACC(3);
     }
 #undef KILN_ACC
 }
@@ -541,6 +630,43 @@ ExecFn select_fast(const DecodedInsn& d)
     case 0xd2:
     case 0xd3:
         return shift_handler<2>(d.reg & 7, op == 0xd2 ? 1 : size, mem);
+    case 0x1af:
+        return KILN_BY_SIZE_MEM(imul_rm, size, mem);
+    case 0x69:
+    case 0x6b:
+        return KILN_BY_SIZE_MEM(imul_rm_imm, size, mem);
+    case 0xf6:
+    case 0xf7: {
+        unsigned sz = op == 0xf6 ? 1 : size;
+        switch (d.reg & 7) {
+        case 0:
+        case 1:
+            return KILN_BY_SIZE_MEM(test_rm_imm, sz, mem);
+        case 2:
+            return KILN_BY_SIZE_MEM(not_rm, sz, mem);
+        case 3:
+            return KILN_BY_SIZE_MEM(neg_rm, sz, mem);
+        default:
+            return nullptr;
+        }
+    }
+    case 0x1c8:
+    case 0x1c9:
+    case 0x1ca:
+    case 0x1cb:
+    case 0x1cc:
+    case 0x1cd:
+    case 0x1ce:
+    case 0x1cf:
+        return size == 8 ? &threaded<&bswap<8>> : size == 4 ? &threaded<&bswap<4>> : nullptr;
+    case 0xa8:
+        return &threaded<&test_acc_imm<1>>;
+    case 0xa9:
+        return size == 2 ? &threaded<&test_acc_imm<2>> : size == 4 ? &threaded<&test_acc_imm<4>> : &threaded<&test_acc_imm<8>>;
+    case 0x90:
+        return (d.rex & 1) ? nullptr : &threaded<&nop>;
+    case 0x11f:
+        return &threaded<&nop>;
     case 0x84:
         return mem ? &threaded<&test_rm_r<1, true>> : &threaded<&test_rm_r<1, false>>;
     case 0x85:
