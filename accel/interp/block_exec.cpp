@@ -47,13 +47,9 @@ bool ends_block(const DecodedInsn& d)
 
 } // namespace
 
-BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
+BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gpa, uint32_t gen)
 {
-    BlockSlot& s = m_block_slots[(gpa * 0x9e3779b97f4a7c15ull) >> (64 - k_block_slot_bits)];
-    const uint32_t gen = page_generation(gpa);
     const uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
-    if (s.gpa == gpa && s.generation == gen && s.arena_epoch == m_arena_epoch && s.code_size == cs_tag) [[likely]]
-        return &s;
     if (m_arena_used + k_block_max_insns > k_block_arena_insns) {
         // Recycle the whole arena: every slot built before is stale now.
         m_arena_used = 0;
@@ -94,78 +90,87 @@ BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
 
 bool InterpreterImpl::run_block(uint64_t budget)
 {
-    if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow) [[unlikely]]
-        return false;
-    const uint64_t rip = m_s.rip;
-    uint64_t lin;
-    uint64_t rip_mask = ~0ull;
-    if (m_mode64) {
-        lin = rip;
-    } else {
-        const SegmentCache& cs = m_s.segment(Seg::CS);
-        if (rip > cs.limit)
-            return false;
-        lin = (cs.base + rip) & 0xffffffff;
-        rip_mask = m_code_size == CodeSize::Bits16 ? 0xffff : 0xffffffff;
-    }
-    const bool user = m_cpl == 3;
-    uint8_t* page;
-    uint64_t page_gpa;
-    if ((lin >> 12) == m_fetch_vpage && m_fetch_epoch == m_tlb_epoch && m_fetch_user == user) [[likely]] {
-        page = m_fetch_host;
-        page_gpa = m_fetch_gpa;
-    } else {
-        uint64_t gpa;
-        uint8_t* p;
-        try {
-            p = translate_fast(lin, Access::Fetch, user, gpa);
-        } catch (const CpuException&) {
-            return false; // execute_one() raises the fault properly
+    // Runs blocks back to back until something needs run()'s attention.
+    // Returns false when not even one could run here.
+    bool ran = false;
+    for (;;) {
+        if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow) [[unlikely]]
+            return ran;
+        const uint64_t rip = m_s.rip;
+        uint64_t lin;
+        uint64_t rip_mask = ~0ull;
+        if (m_mode64) {
+            lin = rip;
+        } else {
+            const SegmentCache& cs = m_s.segment(Seg::CS);
+            if (rip > cs.limit)
+                return ran;
+            lin = (cs.base + rip) & 0xffffffff;
+            rip_mask = m_code_size == CodeSize::Bits16 ? 0xffff : 0xffffffff;
         }
-        if (!p)
-            return false; // code in MMIO
-        m_fetch_vpage = lin >> 12;
-        m_fetch_epoch = m_tlb_epoch;
-        m_fetch_user = user;
-        m_fetch_host = p - (lin & 0xfff);
-        m_fetch_gpa = gpa & ~0xfffull;
-        page = m_fetch_host;
-        page_gpa = m_fetch_gpa;
+        const bool user = m_cpl == 3;
+        if ((lin >> 12) != m_fetch_vpage || m_fetch_epoch != m_tlb_epoch || m_fetch_user != user) [[unlikely]] {
+            uint64_t gpa;
+            uint8_t* p;
+            try {
+                p = translate_fast(lin, Access::Fetch, user, gpa);
+            } catch (const CpuException&) {
+                return ran; // execute_one() raises the fault properly
+            }
+            if (!p)
+                return ran; // code in MMIO
+            m_fetch_vpage = lin >> 12;
+            m_fetch_epoch = m_tlb_epoch;
+            m_fetch_user = user;
+            m_fetch_host = p - (lin & 0xfff);
+            m_fetch_gpa = gpa & ~0xfffull;
+        }
+        const uint64_t gpa = m_fetch_gpa | (lin & 0xfff);
+        BlockSlot* b = &m_block_slots[(gpa * 0x9e3779b97f4a7c15ull) >> (64 - k_block_slot_bits)];
+        const uint32_t gen = page_generation(gpa);
+        if (b->gpa != gpa || b->generation != gen || b->arena_epoch != m_arena_epoch
+            || b->code_size != static_cast<uint8_t>(m_code_size)) [[unlikely]] {
+            b = build_block(*b, m_fetch_host, gpa, gen);
+            if (!b)
+                return ran;
+        }
+        if (!m_mode64) {
+            // The whole block must lie inside CS and not wrap IP/EIP.
+            uint64_t last = rip + b->bytes - 1;
+            if (last > m_s.segment(Seg::CS).limit || last > rip_mask)
+                return ran;
+        }
+        const BlockInsn* insns = &m_block_arena[b->first];
+        const unsigned n = budget < b->count ? unsigned(budget) : b->count;
+        m_block_end = false;
+        // Only an instruction that sets a shadow changes this; it ends the block.
+        m_new_shadow = 0;
+        m_rip_mask = rip_mask;
+        m_block_left = n - 1;
+        m_insn = &insns[0].d;
+        m_next_rip = (rip + insns[0].d.length) & rip_mask;
+        try {
+            // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
+            insns[0].fn(*this, insns[0].d);
+        } catch (const CpuException& e) {
+            // m_s.rip is the faulting instruction's (chain() sets it before
+            // starting one; exec_generic restores it), and the ones before it
+            // retired.
+            m_retired += n - m_block_left - 1;
+            m_s.events.interrupt_shadow = 0;
+            handle_exception(e, m_s.rip);
+            m_block_end = true;
+            return true;
+        }
+        const unsigned done = n - m_block_left;
+        m_retired += done;
+        budget -= done;
+        m_s.events.interrupt_shadow = m_new_shadow;
+        ran = true;
+        // Events, HLT, the budget and kicks are run()'s business.
+        if (m_check_irq || m_s.halted || budget == 0 || m_kick.load(std::memory_order_relaxed))
+            return true;
     }
-    BlockSlot* b = find_block(page, page_gpa | (lin & 0xfff));
-    if (!b)
-        return false;
-    if (!m_mode64) {
-        // The whole block must lie inside CS and not wrap IP/EIP.
-        uint64_t last = rip + b->bytes - 1;
-        if (last > m_s.segment(Seg::CS).limit || last > rip_mask)
-            return false;
-    }
-    const BlockInsn* insns = &m_block_arena[b->first];
-    const unsigned n = budget < b->count ? unsigned(budget) : b->count;
-    m_block_end = false;
-    // Only an instruction that sets a shadow changes this; it ends the block.
-    m_new_shadow = 0;
-    m_rip_mask = rip_mask;
-    m_block_left = n - 1;
-    m_insn = &insns[0].d;
-    m_next_rip = (rip + insns[0].d.length) & rip_mask;
-    try {
-        // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
-        insns[0].fn(*this, insns[0].d);
-    } catch (const CpuException& e) {
-        // m_s.rip is the faulting instruction's (chain() sets it before
-        // starting one; exec_generic restores it), and the ones before it
-        // retired.
-        m_retired += n - m_block_left - 1;
-        m_s.events.interrupt_shadow = 0;
-        handle_exception(e, m_s.rip);
-        m_block_end = true;
-        return true;
-    }
-    m_retired += n - m_block_left;
-    m_s.events.interrupt_shadow = m_new_shadow;
-    return true;
 }
 
 } // namespace kiln::accel::interp

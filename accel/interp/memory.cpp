@@ -93,12 +93,6 @@ void InterpreterImpl::phys_write(uint64_t gpa, unsigned size, uint64_t v)
 
 // ---- Code pages and the decoded-instruction cache ----
 
-uint32_t InterpreterImpl::page_generation(uint64_t gpa) const
-{
-    uint64_t page = gpa >> 12;
-    return page < m_pages ? m_page_gen[page].load(std::memory_order_relaxed) : 0;
-}
-
 void InterpreterImpl::note_code_page(uint64_t gpa)
 {
     uint64_t page = gpa >> 12;

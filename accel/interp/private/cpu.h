@@ -413,7 +413,7 @@ public:
 private:
     void execute_one();
     bool run_block(uint64_t budget);
-    BlockSlot* find_block(uint8_t* host, uint64_t gpa);
+    BlockSlot* build_block(BlockSlot& slot, uint8_t* host, uint64_t gpa, uint32_t gen);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -424,7 +424,11 @@ private:
     void phys_write(uint64_t gpa, unsigned size, uint64_t v);
     void note_code_page(uint64_t gpa);
     void code_page_written(uint64_t gpa);
-    uint32_t page_generation(uint64_t gpa) const;
+    uint32_t page_generation(uint64_t gpa) const
+    {
+        uint64_t page = gpa >> 12;
+        return page < m_pages ? m_page_gen[page].load(std::memory_order_relaxed) : 0;
+    }
     void fold_state();
 
     VcpuHost& m_host;

@@ -84,7 +84,7 @@ public:
     // Condition code cc (0-15) as Jcc/SETcc/CMOVcc encode it. After CMP/SUB
     // and logic ops (most conditions) it compares the recorded operands
     // directly instead of deriving individual flags.
-    bool cond(uint64_t rflags, unsigned cc) const
+    [[gnu::always_inline]] bool cond(uint64_t rflags, unsigned cc) const
     {
         bool r;
         if (m_op == FlagOp::Sub) {
