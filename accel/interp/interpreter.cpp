@@ -131,7 +131,7 @@ uint64_t InterpreterImpl::pop(unsigned size)
     return v;
 }
 
-void InterpreterImpl::jump_near(uint64_t target)
+void InterpreterImpl::jump_near_slow(uint64_t target)
 {
     const DecodedInsn& d = *m_insn;
     if (m_mode64) {

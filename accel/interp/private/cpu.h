@@ -191,7 +191,7 @@ public:
     }
     void set_arith_flags(uint64_t arith) { m_flags.set_eager(m_s.rflags, arith); }
     LazyFlags& lazy() { return m_flags; }
-    bool cond(unsigned cc) const { return m_flags.cond(m_s.rflags, cc); }
+    [[gnu::always_inline]] bool cond(unsigned cc) const { return m_flags.cond(m_s.rflags, cc); }
 
     // Modes.
     bool mode64() const { return m_mode64; }
@@ -335,7 +335,18 @@ public:
     void set_stack_pointer(uint64_t v);
 
     // Control transfer inside the current code segment.
-    void jump_near(uint64_t target);
+    void jump_near(uint64_t target)
+    {
+        // 64-bit mode with a 64-bit operand size (every near branch but
+        // 66-prefixed ones) inline; the rest in jump_near_slow().
+        if (m_mode64 && m_insn->opsize != 2 && uint64_t(int64_t(target << 16) >> 16) == target) [[likely]] {
+            m_next_rip = target;
+            m_block_end = true;
+            return;
+        }
+        jump_near_slow(target);
+    }
+    void jump_near_slow(uint64_t target);
     void end_block() { m_block_end = true; }
 
     // Segment loads (segments.cpp).

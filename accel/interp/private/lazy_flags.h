@@ -37,14 +37,33 @@ public:
     {
         if (m_op == FlagOp::None)
             return rflags;
-        if (m_op == FlagOp::Logic) {
-            // CF, OF and AF clear: only the result's flags.
-            const uint64_t res = m_res & mask();
+        if (m_op == FlagOp::Logic || m_op == FlagOp::Add || m_op == FlagOp::Sub) {
+            // The common ops inline; CF, OF and AF are clear after logic ops.
+            const uint64_t m = mask();
+            const unsigned top = m_size * 8 - 1;
+            const uint64_t res = m_res & m;
             uint64_t f = parity_even(res) ? x86::k_flag_pf : 0;
             if (res == 0)
                 f |= x86::k_flag_zf;
-            if ((res >> (m_size * 8 - 1)) & 1)
+            if ((res >> top) & 1)
                 f |= x86::k_flag_sf;
+            if (m_op != FlagOp::Logic) {
+                const uint64_t a = m_a & m, b = m_b & m;
+                bool cf, of;
+                if (m_op == FlagOp::Add) {
+                    cf = res < a;
+                    of = (((a ^ res) & (b ^ res)) >> top) & 1;
+                } else {
+                    cf = a < b;
+                    of = (((a ^ b) & (a ^ res)) >> top) & 1;
+                }
+                if (cf)
+                    f |= x86::k_flag_cf;
+                if (of)
+                    f |= x86::k_flag_of;
+                if ((a ^ b ^ res) & 0x10)
+                    f |= x86::k_flag_af;
+            }
             return (rflags & ~x86::k_flags_arith) | f;
         }
         return (rflags & ~x86::k_flags_arith) | compute();

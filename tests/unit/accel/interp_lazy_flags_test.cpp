@@ -63,6 +63,51 @@ TEST(InterpLazyFlags, CondAfterLogicMatchesComputedFlags)
     }
 }
 
+// Flags from the definitions (wide arithmetic), independent of LazyFlags.
+uint64_t reference_flags(bool sub, unsigned size, uint64_t a, uint64_t b)
+{
+    const unsigned bits = size * 8;
+    const uint64_t m = mask_of(size);
+    const uint64_t r = (sub ? a - b : a + b) & m;
+    auto sx = [&](uint64_t v) { return __int128(int64_t(v << (64 - bits)) >> (64 - bits)); };
+    __int128 wide = sub ? sx(a) - sx(b) : sx(a) + sx(b);
+    bool cf = sub ? a < b : (unsigned __int128)a + b > m;
+    bool of = wide != sx(r);
+    uint64_t f = 0;
+    if (cf)
+        f |= x86::k_flag_cf;
+    if (!__builtin_parity(unsigned(r & 0xff)))
+        f |= x86::k_flag_pf;
+    if (((a ^ b ^ r) >> 4) & 1)
+        f |= x86::k_flag_af;
+    if (r == 0)
+        f |= x86::k_flag_zf;
+    if ((r >> (bits - 1)) & 1)
+        f |= x86::k_flag_sf;
+    if (of)
+        f |= x86::k_flag_of;
+    return f;
+}
+
+TEST(InterpLazyFlags, MaterialisedAddSubMatchDefinitions)
+{
+    std::mt19937_64 rng(99);
+    for (unsigned size : { 1u, 2u, 4u, 8u }) {
+        auto ops = operands(size, rng);
+        for (uint64_t a : ops) {
+            for (uint64_t b : ops) {
+                for (bool sub : { false, true }) {
+                    LazyFlags f;
+                    uint64_t r = (sub ? a - b : a + b) & mask_of(size);
+                    f.set(sub ? FlagOp::Sub : FlagOp::Add, size, r, a, b);
+                    ASSERT_EQ(f.get(0), reference_flags(sub, size, a, b))
+                        << (sub ? "sub" : "add") << " size " << size << " a " << a << " b " << b;
+                }
+            }
+        }
+    }
+}
+
 TEST(InterpLazyFlags, KnownComparisons)
 {
     LazyFlags f;
