@@ -84,6 +84,7 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     s.count = uint16_t(count);
     s.bytes = uint16_t(bytes);
     s.code_size = cs_tag;
+    m_block_links[m_arena_used] = BlockLinks {};
     m_arena_used += count;
     return &s;
 }
@@ -93,6 +94,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
     // Runs blocks back to back until something needs run()'s attention.
     // Returns false when not even one could run here.
     bool ran = false;
+    BlockLinks* prev = nullptr;
     for (;;) {
         if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow) [[unlikely]]
             return ran;
@@ -126,22 +128,49 @@ bool InterpreterImpl::run_block(uint64_t budget)
             m_fetch_gpa = gpa & ~0xfffull;
         }
         const uint64_t gpa = m_fetch_gpa | (lin & 0xfff);
-        BlockSlot* b = &m_block_slots[(gpa * 0x9e3779b97f4a7c15ull) >> (64 - k_block_slot_bits)];
         const uint32_t gen = page_generation(gpa);
-        if (b->gpa != gpa || b->generation != gen || b->arena_epoch != m_arena_epoch
-            || b->code_size != static_cast<uint8_t>(m_code_size)) [[unlikely]] {
-            b = build_block(*b, m_fetch_host, gpa, gen);
-            if (!b)
-                return ran;
+        uint32_t first;
+        unsigned count;
+        // Linked successor of the block that just ran (64-bit code): no
+        // hash, no slot load. Valid while the target page's generation is
+        // unchanged (links are recorded only between blocks of the current
+        // arena epoch, and the arena is append-only within an epoch).
+        if (prev && prev->gpa[0] == gpa && prev->generation[0] == gen) [[likely]] {
+            first = prev->first[0];
+            count = prev->count[0];
+        } else if (prev && prev->gpa[1] == gpa && prev->generation[1] == gen) {
+            first = prev->first[1];
+            count = prev->count[1];
+        } else {
+            BlockSlot* b = &m_block_slots[(gpa * 0x9e3779b97f4a7c15ull) >> (64 - k_block_slot_bits)];
+            if (b->gpa != gpa || b->generation != gen || b->arena_epoch != m_arena_epoch
+                || b->code_size != static_cast<uint8_t>(m_code_size)) [[unlikely]] {
+                const uint32_t epoch = m_arena_epoch;
+                b = build_block(*b, m_fetch_host, gpa, gen);
+                if (!b)
+                    return ran;
+                if (epoch != m_arena_epoch)
+                    prev = nullptr; // the arena was recycled under it
+            }
+            if (!m_mode64) {
+                // The whole block must lie inside CS and not wrap IP/EIP.
+                uint64_t last = rip + b->bytes - 1;
+                if (last > m_s.segment(Seg::CS).limit || last > rip_mask)
+                    return ran;
+            }
+            first = b->first;
+            count = b->count;
+            if (prev) {
+                unsigned v = prev->victim;
+                prev->gpa[v] = gpa;
+                prev->generation[v] = gen;
+                prev->first[v] = first;
+                prev->count[v] = uint16_t(count);
+                prev->victim = uint8_t(v ^ 1);
+            }
         }
-        if (!m_mode64) {
-            // The whole block must lie inside CS and not wrap IP/EIP.
-            uint64_t last = rip + b->bytes - 1;
-            if (last > m_s.segment(Seg::CS).limit || last > rip_mask)
-                return ran;
-        }
-        const BlockInsn* insns = &m_block_arena[b->first];
-        const unsigned n = budget < b->count ? unsigned(budget) : b->count;
+        const BlockInsn* insns = &m_block_arena[first];
+        const unsigned n = budget < count ? unsigned(budget) : count;
         m_block_end = false;
         // Only an instruction that sets a shadow changes this; it ends the block.
         m_new_shadow = 0;
@@ -167,6 +196,11 @@ bool InterpreterImpl::run_block(uint64_t budget)
         budget -= done;
         m_s.events.interrupt_shadow = m_new_shadow;
         ran = true;
+        // Links are only used in 64-bit code, where the code size cannot
+        // change without ending the loop below (update_mode ends blocks but
+        // the next block is looked up with the new mode: links are dropped
+        // whenever the mode is not 64-bit).
+        prev = m_mode64 ? &m_block_links[first] : nullptr;
         // Events, HLT, the budget and kicks are run()'s business.
         if (m_check_irq || m_s.halted || budget == 0 || m_kick.load(std::memory_order_relaxed))
             return true;

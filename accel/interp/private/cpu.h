@@ -112,6 +112,17 @@ struct BlockSlot {
     uint8_t code_size = 0xff;
 };
 
+// The last two successors seen after a block (indexed like the block's
+// first instruction in the arena), so the next block is found without a
+// slot lookup.
+struct BlockLinks {
+    uint64_t gpa[2] = { ~0ull, ~0ull };
+    uint32_t generation[2] = {};
+    uint32_t first[2] = {};
+    uint16_t count[2] = {};
+    uint8_t victim = 0;
+};
+
 // Picks the handler for a decoded instruction (exec_fast.cpp): a
 // specialised one for the hottest forms, or generic dispatch.
 ExecFn select_handler(const DecodedInsn& d, CodeSize size);
@@ -484,6 +495,7 @@ private:
     // run of instructions in an arena that is recycled whole when full.
     std::vector<BlockSlot> m_block_slots;
     std::vector<BlockInsn> m_block_arena;
+    std::unique_ptr<BlockLinks[]> m_block_links; // one per arena index, set when a block starts there
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
     unsigned m_block_left = 0; // instructions of the block after the current one
