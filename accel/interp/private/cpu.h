@@ -199,6 +199,8 @@ public:
     {
         m_s.rflags = (f & k_rflags_defined) | x86::k_flag_fixed1;
         m_flags.clear();
+        // TF, IF, VM... may have changed: blocks only check TF between blocks.
+        m_block_end = true;
     }
     void set_arith_flags(uint64_t arith) { m_flags.set_eager(m_s.rflags, arith); }
     LazyFlags& lazy() { return m_flags; }
@@ -422,8 +424,9 @@ public:
         m_s.rip = m_next_rip;
         // Anything that changes what the rest of the block means (a taken
         // branch, a mode or paging change, a store into a code page, a
-        // possible interrupt, an interrupt shadow, TF) ends it.
-        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0 || (m_s.rflags & x86::k_flag_tf))
+        // possible interrupt, an interrupt shadow, a flags reload that may
+        // set TF: set_flags() ends the block) ends it.
+        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0)
             return;
         m_block_left--;
         const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;

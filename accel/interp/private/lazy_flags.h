@@ -33,7 +33,7 @@ public:
 
     // Full RFLAGS given the stored (non-arithmetic and, if no op is
     // pending, arithmetic) bits.
-    uint64_t get(uint64_t rflags) const
+    [[gnu::always_inline]] uint64_t get(uint64_t rflags) const
     {
         if (m_op == FlagOp::None)
             return rflags;
