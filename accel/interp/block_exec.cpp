@@ -4,6 +4,8 @@
 // lookups. Anything unusual (single-step, an interrupt shadow, code in
 // MMIO, an instruction crossing a page, a fault on fetch) falls back to
 // execute_one(), which handles every case one instruction at a time.
+#include <new>
+
 #include "accel/interp/private/cpu.h"
 
 namespace kiln::accel::interp {
@@ -50,16 +52,20 @@ bool ends_block(const DecodedInsn& d)
 BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gpa, uint32_t gen)
 {
     const uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
-    if (m_arena_used + k_block_max_insns > k_block_arena_insns) {
+    if (m_arena_used + 1 + k_block_max_insns > k_block_arena_insns) {
         // Recycle the whole arena: every slot built before is stale now.
         m_arena_used = 0;
         m_arena_epoch++;
     }
+    // The block's links sit right before its first instruction, so the
+    // cache line loaded to start the block usually holds them too.
+    ArenaEntry* out = &m_block_arena[m_arena_used];
+    new (&out->links) BlockLinks {};
+    out++;
     unsigned off = unsigned(gpa & 0xfff);
     unsigned count = 0, bytes = 0;
-    BlockInsn* out = &m_block_arena[m_arena_used];
     while (count < k_block_max_insns && off < 4096) {
-        BlockInsn& x = out[count];
+        BlockInsn& x = *new (&out[count].insn) BlockInsn {};
         // Never reads past the page; an instruction that crosses it (or
         // does not decode) is left to execute_one().
         if (decode(host + off, 4096 - off, m_code_size, x.d) != DecodeStatus::Ok)
@@ -80,12 +86,11 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     s.gpa = gpa;
     s.generation = gen;
     s.arena_epoch = m_arena_epoch;
-    s.first = m_arena_used;
+    s.first = m_arena_used + 1;
     s.count = uint16_t(count);
     s.bytes = uint16_t(bytes);
     s.code_size = cs_tag;
-    m_block_links[m_arena_used] = BlockLinks {};
-    m_arena_used += count;
+    m_arena_used += 1 + count;
     return &s;
 }
 
@@ -169,7 +174,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
                 prev->victim = uint8_t(v ^ 1);
             }
         }
-        const BlockInsn* insns = &m_block_arena[first];
+        const BlockInsn* insns = &m_block_arena[first].insn;
         const unsigned n = budget < count ? unsigned(budget) : count;
         m_block_end = false;
         // Only an instruction that sets a shadow changes this; it ends the block.
@@ -200,7 +205,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
         // change without ending the loop below (update_mode ends blocks but
         // the next block is looked up with the new mode: links are dropped
         // whenever the mode is not 64-bit).
-        prev = m_mode64 ? &m_block_links[first] : nullptr;
+        prev = m_mode64 ? &m_block_arena[first - 1].links : nullptr;
         // Events, HLT, the budget and kicks are run()'s business.
         if (m_check_irq || m_s.halted || budget == 0 || m_kick.load(std::memory_order_relaxed))
             return true;

@@ -35,7 +35,6 @@ InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
     , m_decode_cache(k_decode_cache_entries)
     , m_block_slots(k_block_slots)
     , m_block_arena(k_block_arena_insns)
-    , m_block_links(new BlockLinks[k_block_arena_insns])
 {
     uint64_t top = 0;
     for (const auto& r : m_mem.regions())

@@ -112,9 +112,8 @@ struct BlockSlot {
     uint8_t code_size = 0xff;
 };
 
-// The last two successors seen after a block (indexed like the block's
-// first instruction in the arena), so the next block is found without a
-// slot lookup.
+// The last two successors seen after a block, so the next block is found
+// without a slot lookup.
 struct BlockLinks {
     uint64_t gpa[2] = { ~0ull, ~0ull };
     uint32_t generation[2] = {};
@@ -122,6 +121,15 @@ struct BlockLinks {
     uint16_t count[2] = {};
     uint8_t victim = 0;
 };
+
+// The arena holds, per block, its BlockLinks followed by its instructions.
+union ArenaEntry {
+    BlockInsn insn;
+    BlockLinks links;
+    ArenaEntry() : links() { }
+};
+// chain() steps from one BlockInsn to the next with BlockInsn arithmetic.
+static_assert(sizeof(ArenaEntry) == sizeof(BlockInsn));
 
 // Picks the handler for a decoded instruction (exec_fast.cpp): a
 // specialised one for the hottest forms, or generic dispatch.
@@ -497,8 +505,7 @@ private:
     // Decoded blocks: a direct-mapped table of slots, each pointing at a
     // run of instructions in an arena that is recycled whole when full.
     std::vector<BlockSlot> m_block_slots;
-    std::vector<BlockInsn> m_block_arena;
-    std::unique_ptr<BlockLinks[]> m_block_links; // one per arena index, set when a block starts there
+    std::vector<ArenaEntry> m_block_arena;
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
     unsigned m_block_left = 0; // instructions of the block after the current one
