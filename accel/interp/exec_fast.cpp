@@ -612,6 +612,8 @@ ExecFn select_fast(const DecodedInsn& d)
         return size == 8 ? &threaded<&push_r64> : nullptr;
     if (op >= 0x58 && op <= 0x5f)
         return size == 8 ? &threaded<&pop_r64> : nullptr;
+    if (op >= 0x1c8 && op <= 0x1cf) // BSWAP
+        return size == 8 ? &threaded<&bswap<8>> : size == 4 ? &threaded<&bswap<4>> : nullptr;
     if (op >= 0xb0 && op <= 0xb7)
         return &threaded<&mov_r_imm<1>>;
     if (op >= 0xb8 && op <= 0xbf)
@@ -650,15 +652,6 @@ ExecFn select_fast(const DecodedInsn& d)
             return nullptr;
         }
     }
-    case 0x1c8:
-    case 0x1c9:
-    case 0x1ca:
-    case 0x1cb:
-    case 0x1cc:
-    case 0x1cd:
-    case 0x1ce:
-    case 0x1cf:
-        return size == 8 ? &threaded<&bswap<8>> : size == 4 ? &threaded<&bswap<4>> : nullptr;
     case 0xa8:
         return &threaded<&test_acc_imm<1>>;
     case 0xa9:
