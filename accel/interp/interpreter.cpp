@@ -54,6 +54,7 @@ void InterpreterImpl::reset(ResetKind kind)
     update_mode();
     m_cpl = 0;
     m_check_irq = true;
+    m_trace.reset(m_s);
 }
 
 void InterpreterImpl::update_mode()
@@ -187,6 +188,8 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
             e.gpa = gpa;
             e.code_size = cs_tag;
             e.generation = gen;
+            if (Log::enabled(LogCategory::InAsm)) [[unlikely]]
+                m_trace.in_asm(lin, p, e.insn.length, m_code_size);
             return e.insn;
         }
         e.gpa = ~0ull;
@@ -215,6 +218,8 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
         raise_ud();
     if (st != DecodeStatus::Ok)
         raise_gp0();
+    if (Log::enabled(LogCategory::InAsm)) [[unlikely]]
+        m_trace.in_asm(lin, bytes, m_uncached.length, m_code_size);
     return m_uncached;
 }
 
@@ -334,21 +339,20 @@ bool contributory(uint8_t v) { return v == k_de || (v >= k_ts && v <= k_gp); }
 void InterpreterImpl::handle_exception(const CpuException& first, uint64_t fault_rip)
 {
     CpuException cur = first;
-    if (Log::enabled(LogCategory::Int)) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "interp: exception %u error %#x at %04x:%llx cr2=%llx", cur.vector, cur.error,
-            m_s.segment(Seg::CS).selector, (unsigned long long)fault_rip, (unsigned long long)m_s.cr2);
-        Log::write(LogCategory::Int, buf);
-    }
     for (;;) {
         try {
             deliver(cur.vector, EventKind::Exception, cur.has_error, cur.error, fault_rip);
             return;
         } catch (const CpuException& again) {
             if (cur.vector == k_df) {
-                Log::write(LogCategory::Int, "interp: triple fault");
+                m_trace.triple_fault(m_s);
                 m_host.request_reset();
                 throw CpuExit { RunExit::Reset };
+            }
+            if (Log::enabled(LogCategory::Int)) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "check_exception old: 0x%x new 0x%x", cur.vector, again.vector);
+                Log::write(LogCategory::Int, buf);
             }
             bool c1 = contributory(cur.vector), p1 = cur.vector == k_pf;
             bool c2 = contributory(again.vector), p2 = again.vector == k_pf;
@@ -430,6 +434,10 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 check_events();
             }
             m_block_end = false;
+            if (Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)))) [[unlikely]] {
+                m_flags.materialize(m_s.rflags);
+                m_trace.block(m_s);
+            }
             // A block also ends when an event may have become deliverable
             // (IF set, shadow over, device access).
             for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {

@@ -1,6 +1,7 @@
 // Event delivery through the IVT (real mode) or IDT (protected and long
 // mode), and IRET in all its forms (Intel SDM vol. 3, chapter 6).
 #include "accel/interp/private/cpu.h"
+#include "util/log.h"
 
 namespace kiln::accel::interp {
 
@@ -24,6 +25,8 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
     const uint32_t ext = (kind == EventKind::External || kind == EventKind::Nmi) ? 1 : 0;
     uint64_t old_flags = flags();
     m_flags.materialize(m_s.rflags);
+    if (Log::enabled(LogCategory(uint32_t(LogCategory::Int) | uint32_t(LogCategory::InAsm)))) [[unlikely]]
+        m_trace.event(m_s, vector, soft, ext != 0 && kind == EventKind::External, has_error, error, return_rip);
     m_s.halted = false;
 
     if (!m_s.protected_mode()) {

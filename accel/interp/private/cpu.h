@@ -18,6 +18,7 @@
 #include "accel/interp/decoder.h"
 #include "accel/interp/interpreter.h"
 #include "accel/interp/private/lazy_flags.h"
+#include "accel/interp/private/trace.h"
 #include "accel/vcpu_host.h"
 #include "accel/x86/cpu_state.h"
 #include "accel/x86/cpuid.h"
@@ -295,6 +296,7 @@ private:
     uint8_t m_new_shadow = 0;
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
+    TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
