@@ -12,17 +12,14 @@
 #include <cstring>
 
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/sse.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
+using namespace sse;
 
 namespace {
-
-inline __m128i ld(const Vec128& v) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(&v)); }
-inline void st(Vec128& v, __m128i x) { _mm_storeu_si128(reinterpret_cast<__m128i*>(&v), x); }
-inline __m128 ldps(const Vec128& v) { return _mm_castsi128_ps(ld(v)); }
-inline __m128d ldpd(const Vec128& v) { return _mm_castsi128_pd(ld(v)); }
 
 enum class Pfx { None, P66, F3, F2 };
 
@@ -76,33 +73,6 @@ static void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec1
 
 namespace {
 
-// Runs `fn` on the host SSE unit with the guest's MXCSR control bits and
-// merges the exception flags it raises into the guest MXCSR.
-template<typename Fn> void with_mxcsr(InterpreterImpl& cpu, Fn fn)
-{
-    uint32_t& guest = cpu.state().fpu.mxcsr;
-    uint32_t host = _mm_getcsr();
-    _mm_setcsr((guest & ~0x3fu) | 0x1f80);
-    fn();
-    uint32_t flags = _mm_getcsr() & 0x3f;
-    _mm_setcsr(host);
-    guest |= flags;
-    uint32_t unmasked = flags & ~(guest >> 7) & 0x3f;
-    if (unmasked)
-        cpu.raise(cpu.state().cr4 & k_cr4_osxmmexcpt ? k_xm : k_ud);
-}
-
-#define BARRIER(x) asm volatile("" : "+x"(x))
-
-// An optimisation fence on an operand: the operation using it cannot be
-// hoisted (or speculated) out of its branch, so no other operation runs on
-// the host SSE unit under the guest MXCSR and raises flags it should not.
-template<typename T> inline T F(T v)
-{
-    BARRIER(v);
-    return v;
-}
-
 __m128i shuffle_d(__m128i a, uint8_t imm)
 {
     alignas(16) uint32_t s[4], r[4];
@@ -137,8 +107,34 @@ __m128i byte_shift(__m128i a, unsigned n, bool left)
     return _mm_load_si128(reinterpret_cast<const __m128i*>(r));
 }
 
+// CMPPS/CMPPD/CMPSS/CMPSD predicate (SSE2 has 0-7).
+template<typename T> bool compare_pred(T a, T b, unsigned pred)
+{
+    bool unordered = std::isnan(a) || std::isnan(b);
+    switch (pred & 7) {
+    case 0:
+        return !unordered && a == b;
+    case 1:
+        return !unordered && a < b;
+    case 2:
+        return !unordered && a <= b;
+    case 3:
+        return unordered;
+    case 4:
+        return unordered || a != b;
+    case 5:
+        return unordered || !(a < b);
+    case 6:
+        return unordered || !(a <= b);
+    default:
+        return !unordered;
+    }
+}
+
+} // namespace
+
 // Packed-integer binary operations of the 66 0F D0-FF / 60-6F range.
-bool int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
+bool sse_int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
 {
     switch (op) {
     case 0x60:
@@ -317,32 +313,6 @@ bool int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
     }
 }
 
-// CMPPS/CMPPD/CMPSS/CMPSD predicate (SSE2 has 0-7).
-template<typename T> bool compare_pred(T a, T b, unsigned pred)
-{
-    bool unordered = std::isnan(a) || std::isnan(b);
-    switch (pred & 7) {
-    case 0:
-        return !unordered && a == b;
-    case 1:
-        return !unordered && a < b;
-    case 2:
-        return !unordered && a <= b;
-    case 3:
-        return unordered;
-    case 4:
-        return unordered || a != b;
-    case 5:
-        return unordered || !(a < b);
-    case 6:
-        return unordered || !(a <= b);
-    default:
-        return !unordered;
-    }
-}
-
-} // namespace
-
 bool InterpreterImpl::exec_sse(const DecodedInsn& d)
 {
     const unsigned op = d.op;
@@ -418,12 +388,12 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             raise_ud();
         write_rm(d, d.opsize == 8 ? 8 : 4, reg(d.reg, d.opsize == 8 ? 8 : 4));
         return true;
-    case 0x177: // EMMS
-        fpu.ftw = 0;
-        return true;
     default:
         break;
     }
+
+    if (exec_mmx(*this, d))
+        return true;
 
     // Everything below needs SSE enabled: CR0.EM clear, CR4.OSFXSR set.
     if ((m_s.cr0 & k_cr0_em) || !(m_s.cr4 & k_cr4_osfxsr))
@@ -440,8 +410,8 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         __m128i r, zero = _mm_setzero_si128();
         // Only a packed-integer opcode reads its m128 operand here (with the
         // alignment check); the others have their own operand shapes.
-        if (int_binop(b, zero, zero, r)) {
-            int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
+        if (sse_int_binop(b, zero, zero, r)) {
+            sse_int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
             st(xmm[dst], r);
             return true;
         }

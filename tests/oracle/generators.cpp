@@ -598,6 +598,86 @@ std::vector<Form> family_forms(const std::string& fam)
             f.xmm = true;
             f.align16 = true;
         }
+    } else if (fam == "mmx") {
+        // MMX forms (no prefix) and the MMX<->XMM conversions; the x87
+        // state starts random (TOP, tags, exponents) to check the
+        // transition every MMX instruction makes.
+        static const uint8_t ops[] = { 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x74,
+            0x75, 0x76, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xe1, 0xe2,
+            0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf8,
+            0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe };
+        char name[32];
+        for (uint8_t o : ops) {
+            snprintf(name, sizeof name, "0f %02x mm", o);
+            v.push_back({ name, {}, { 0x0f, o }, -1, true, 0, 4 });
+        }
+        for (uint8_t o : { 0x71, 0x72, 0x73 })
+            for (int dg : { 2, 4, 6 }) {
+                if (o == 0x73 && dg == 4)
+                    continue;
+                snprintf(name, sizeof name, "0f %02x /%d ib mm", o, dg);
+                v.push_back({ name, {}, { 0x0f, o }, dg, true, 1, 4, false });
+            }
+        v.push_back({ "movd/movq mm,r/m", {}, { 0x0f, 0x6e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movd/movq r/m,mm", {}, { 0x0f, 0x7e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movq mm,mm/m64", {}, { 0x0f, 0x6f }, -1, true, 0, 4 });
+        v.push_back({ "movq mm/m64,mm", {}, { 0x0f, 0x7f }, -1, true, 0, 4 });
+        v.push_back({ "movntq", {}, { 0x0f, 0xe7 }, -1, true, 0, 4, true, false });
+        v.push_back({ "pshufw", {}, { 0x0f, 0x70 }, -1, true, 1, 4 });
+        v.push_back({ "pinsrw mm", {}, { 0x0f, 0xc4 }, -1, true, 1, 4 });
+        v.push_back({ "pextrw mm", {}, { 0x0f, 0xc5 }, -1, true, 1, 4, false });
+        v.push_back({ "pmovmskb mm", {}, { 0x0f, 0xd7 }, -1, true, 0, 4, false });
+        v.push_back({ "maskmovq", {}, { 0x0f, 0xf7 }, -1, true, 0, 4, false, true, 0,
+            [](Rng& rng, OracleCase& c, Enc&) { c.in.gpr[7] = k_data_addr + 64 + rng.below(k_data_bytes - 128); } });
+        v.push_back({ "emms", {}, { 0x0f, 0x77 }, -1, false, 0, 4 });
+        v.push_back({ "cvtpi2ps", {}, { 0x0f, 0x2a }, -1, true, 0, 4 });
+        v.push_back({ "cvtpi2pd", { 0x66 }, { 0x0f, 0x2a }, -1, true, 0, 4 });
+        v.push_back({ "cvttps2pi", {}, { 0x0f, 0x2c }, -1, true, 0, 4 });
+        v.push_back({ "cvtps2pi", {}, { 0x0f, 0x2d }, -1, true, 0, 4 });
+        v.push_back({ "cvttpd2pi", { 0x66 }, { 0x0f, 0x2c }, -1, true, 0, 4 });
+        v.push_back({ "cvtpd2pi", { 0x66 }, { 0x0f, 0x2d }, -1, true, 0, 4 });
+        v.push_back({ "movq2dq", { 0xf3 }, { 0x0f, 0xd6 }, -1, true, 0, 4, false });
+        v.push_back({ "movdq2q", { 0xf2 }, { 0x0f, 0xd6 }, -1, true, 0, 4, false });
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+            Fix extra = f.fix;
+            const bool cvt = f.name.rfind("cvt", 0) == 0;
+            f.fix = [extra, cvt](Rng& rng, OracleCase& c, Enc& e) {
+                if (extra)
+                    extra(rng, c, e);
+                c.compare_x87 = true;
+                c.in.fsw = uint16_t(rng.below(8) << 11);
+                c.in.ftw = uint8_t(rng.next());
+                for (auto& st : c.in.st) {
+                    st = {};
+                    st.q[0] = rng.value();
+                    st.w[4] = uint16_t(rng.below(2) ? 0xffff : rng.next());
+                }
+                if (!cvt)
+                    return;
+                // Conversions: floats, doubles and int32 pairs in range,
+                // with a random rounding mode.
+                auto fill = [&](uint8_t* p) {
+                    for (unsigned l = 0; l < 4; l++) {
+                        float fv = float(int32_t(rng.next() % 200001) - 100000) / float(1 + rng.below(99));
+                        if (rng.below(8) == 0)
+                            fv = rng.below(2) ? 3e9f : __builtin_nanf("");
+                        std::memcpy(p + 4 * l, &fv, 4);
+                    }
+                    if (rng.below(2)) {
+                        double dv[2] = { double(int64_t(rng.next() % 2000001) - 1000000) / double(1 + rng.below(999)),
+                            rng.below(6) == 0 ? 1e12 : double(int32_t(rng.next())) / 7.0 };
+                        std::memcpy(p, dv, 16);
+                    }
+                };
+                for (auto& x : c.in.xmm)
+                    fill(x.b);
+                if (e.mem)
+                    fill(c.in.data + (e.ea - k_data_addr));
+                c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
+            };
+        }
     } else if (fam == "sse-fp") {
         struct P {
             const char* n;
@@ -862,7 +942,7 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87",
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx",
         "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy" };
 }
 

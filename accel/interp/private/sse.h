@@ -1,0 +1,58 @@
+// Helpers shared by the SSE and MMX executors: host SSE2 register access,
+// running host SSE code under the guest's MXCSR, and the packed-integer
+// operations both register files use (MMX runs them on the low 64 bits).
+#pragma once
+
+#include <emmintrin.h>
+
+#include <cstdint>
+
+#include "accel/interp/private/cpu.h"
+
+namespace kiln::accel::interp::sse {
+
+inline __m128i ld(const x86::Vec128& v) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(&v)); }
+inline void st(x86::Vec128& v, __m128i x) { _mm_storeu_si128(reinterpret_cast<__m128i*>(&v), x); }
+inline __m128 ldps(const x86::Vec128& v) { return _mm_castsi128_ps(ld(v)); }
+inline __m128d ldpd(const x86::Vec128& v) { return _mm_castsi128_pd(ld(v)); }
+
+// Runs `fn` on the host SSE unit with the guest's MXCSR control bits and
+// merges the exception flags it raises into the guest MXCSR.
+template<typename Fn> void with_mxcsr(InterpreterImpl& cpu, Fn fn)
+{
+    uint32_t& guest = cpu.state().fpu.mxcsr;
+    uint32_t host = _mm_getcsr();
+    _mm_setcsr((guest & ~0x3fu) | 0x1f80);
+    fn();
+    uint32_t flags = _mm_getcsr() & 0x3f;
+    _mm_setcsr(host);
+    guest |= flags;
+    uint32_t unmasked = flags & ~(guest >> 7) & 0x3f;
+    if (unmasked)
+        cpu.raise(cpu.state().cr4 & x86::k_cr4_osxmmexcpt ? k_xm : k_ud);
+}
+
+#define BARRIER(x) asm volatile("" : "+x"(x))
+
+// An optimisation fence on an operand: the operation using it cannot be
+// hoisted (or speculated) out of its branch, so no other operation runs on
+// the host SSE unit under the guest MXCSR and raises flags it should not.
+template<typename T> inline T F(T v)
+{
+    BARRIER(v);
+    return v;
+}
+
+} // namespace kiln::accel::interp::sse
+
+namespace kiln::accel::interp {
+
+// Packed-integer binary operations of the 0F D0-FF / 60-6F range, on 128
+// bits; false if `op` is not one of them.
+bool sse_int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r);
+
+// MMX instructions and the MMX<->XMM conversions (exec_mmx.cpp); false if
+// `d` is not one of them.
+bool exec_mmx(InterpreterImpl& cpu, const DecodedInsn& d);
+
+} // namespace kiln::accel::interp
