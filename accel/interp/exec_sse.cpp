@@ -13,6 +13,7 @@
 
 #include "accel/interp/private/cpu.h"
 #include "accel/interp/private/sse.h"
+#include "accel/interp/private/x87.h"
 
 namespace kiln::accel::interp {
 
@@ -355,7 +356,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             if (img.mxcsr & ~fpu.mxcsr_mask)
                 raise_gp0();
             unsigned nxmm = m_mode64 ? 16 : 8;
-            fpu.fcw = img.fcw;
+            fpu.fcw = x87_control_word(img.fcw);
             fpu.fsw = img.fsw;
             fpu.ftw = img.ftw;
             fpu.fop = img.fop;

@@ -812,6 +812,16 @@ std::vector<Form> family_forms(const std::string& fam)
             regf(0xd9, m);
         regf(0xda, 0xe9);
         regf(0xde, 0xd9);
+        // Transcendentals and friends, FISTTP, environment and full saves.
+        for (uint8_t m : { 0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf9, 0xfb, 0xfe, 0xff })
+            regf(0xd9, m);
+        mem(0xdb, 1);
+        mem(0xdd, 1);
+        mem(0xdf, 1);
+        mem(0xd9, 4);
+        mem(0xd9, 6);
+        mem(0xdd, 4);
+        mem(0xdd, 6);
         regf(0xdb, 0xe2);
         regf(0xdb, 0xe3);
         regf(0xdf, 0xe0);
