@@ -38,7 +38,7 @@ Pfx mandatory_prefix(const DecodedInsn& d)
 } // namespace
 
 // Reads the xmm/m128 (or narrower) source operand.
-static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
+Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
 {
     Vec128 v {};
     if (d.mod == 3)
@@ -56,7 +56,7 @@ static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned b
     return v;
 }
 
-static void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec128& v, unsigned bytes, bool aligned)
+void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec128& v, unsigned bytes, bool aligned)
 {
     Seg seg = cpu.operand_seg(d);
     uint64_t ea = cpu.effective_address(d);
@@ -401,6 +401,9 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         raise_ud();
     if (m_s.cr0 & k_cr0_ts)
         raise(k_nm);
+
+    if (exec_sse3(*this, d))
+        return true;
 
     Vec128* xmm = fpu.xmm;
     const unsigned dst = d.reg;

@@ -724,6 +724,17 @@ std::vector<Form> family_forms(const std::string& fam)
         v.push_back({ "cvttsd2si", { 0xf2 }, { 0x0f, 0x2c }, -1, true, 0, 4 | 8 });
         v.push_back({ "cvtss2si", { 0xf3 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
         v.push_back({ "cvtsd2si", { 0xf2 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
+        // SSE3.
+        v.push_back({ "addsubps", { 0xf2 }, { 0x0f, 0xd0 }, -1, true, 0, 4 });
+        v.push_back({ "addsubpd", { 0x66 }, { 0x0f, 0xd0 }, -1, true, 0, 4 });
+        v.push_back({ "haddps", { 0xf2 }, { 0x0f, 0x7c }, -1, true, 0, 4 });
+        v.push_back({ "haddpd", { 0x66 }, { 0x0f, 0x7c }, -1, true, 0, 4 });
+        v.push_back({ "hsubps", { 0xf2 }, { 0x0f, 0x7d }, -1, true, 0, 4 });
+        v.push_back({ "hsubpd", { 0x66 }, { 0x0f, 0x7d }, -1, true, 0, 4 });
+        v.push_back({ "movsldup", { 0xf3 }, { 0x0f, 0x12 }, -1, true, 0, 4 });
+        v.push_back({ "movshdup", { 0xf3 }, { 0x0f, 0x16 }, -1, true, 0, 4 });
+        v.push_back({ "movddup", { 0xf2 }, { 0x0f, 0x12 }, -1, true, 0, 4 });
+        v.push_back({ "lddqu", { 0xf2 }, { 0x0f, 0xf0 }, -1, true, 0, 4, true, false });
         for (auto& f : v) {
             f.xmm = true;
             f.align16 = true;

@@ -51,6 +51,15 @@ namespace kiln::accel::interp {
 // bits; false if `op` is not one of them.
 bool sse_int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r);
 
+// The xmm/m128 (or narrower, zero-extended) source operand; `aligned`
+// checks a 16-byte memory operand's alignment (#GP).
+x86::Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned);
+void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const x86::Vec128& v, unsigned bytes, bool aligned);
+
+// SSE3 (exec_sse3.cpp): ADDSUB, HADD/HSUB, MOVSLDUP/MOVSHDUP/MOVDDUP,
+// LDDQU. Called with SSE enabled; false if `d` is not one of them.
+bool exec_sse3(InterpreterImpl& cpu, const DecodedInsn& d);
+
 // MMX instructions and the MMX<->XMM conversions (exec_mmx.cpp); false if
 // `d` is not one of them.
 bool exec_mmx(InterpreterImpl& cpu, const DecodedInsn& d);
