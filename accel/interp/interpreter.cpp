@@ -269,8 +269,21 @@ bool lockable(const DecodedInsn& d)
 
 void InterpreterImpl::execute(const DecodedInsn& d)
 {
-    if (d.lock() && !lockable(d)) [[unlikely]]
-        raise_ud();
+    if (d.lock()) [[unlikely]] {
+        if (!lockable(d))
+            raise_ud();
+        execute_locked(d);
+        return;
+    }
+    if ((d.op == 0x86 || d.op == 0x87) && d.is_mem()) { // XCHG with memory is always locked
+        execute_locked(d);
+        return;
+    }
+    dispatch(d);
+}
+
+void InterpreterImpl::dispatch(const DecodedInsn& d)
+{
     // Dispatch straight to the group learnt for this opcode. FF and 63 are
     // split between groups by ModRM.reg / mode, so they always take the chain.
     using Handler = bool (InterpreterImpl::*)(const DecodedInsn&);

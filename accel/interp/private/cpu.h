@@ -82,6 +82,17 @@ struct TlbEntry {
     bool global = false;
 };
 
+// The memory operand of the LOCKed instruction being executed (lock.cpp).
+struct LockedAccess {
+    bool active = false;
+    bool dirty = false;
+    uint8_t* host = nullptr; // host address of the operand
+    uint64_t lin = 0;
+    unsigned size = 0;
+    uint8_t old[16] = {}; // bytes read
+    uint8_t shadow[16] = {}; // bytes to publish
+};
+
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
     uint32_t generation = 0;
@@ -264,6 +275,11 @@ public:
 private:
     void execute_one();
     void execute(const DecodedInsn& d);
+    void dispatch(const DecodedInsn& d);
+    // LOCK-prefixed read-modify-write and XCHG with memory (lock.cpp).
+    void execute_locked(const DecodedInsn& d);
+    uint64_t locked_read(Seg seg, uint64_t offset, unsigned size);
+    void locked_write(Seg seg, uint64_t offset, unsigned size, uint64_t value);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -297,6 +313,7 @@ private:
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
+    LockedAccess m_lock;
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
