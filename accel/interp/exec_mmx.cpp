@@ -22,41 +22,6 @@ using namespace sse;
 
 namespace {
 
-class MmxRegs {
-public:
-    explicit MmxRegs(FxsaveArea& f)
-        : m_f(f)
-        , m_top((f.fsw >> 11) & 7)
-    {
-    }
-
-    uint64_t get(unsigned i) const { return m_f.st[(i - m_top) & 7].q[0]; }
-
-    // The x87 -> MMX transition: TOP = 0 (ST(i) becomes Ri), all tags valid.
-    void enter()
-    {
-        if (m_top) {
-            Vec128 phys[8];
-            for (unsigned i = 0; i < 8; i++)
-                phys[i] = m_f.st[(i - m_top) & 7];
-            std::memcpy(m_f.st, phys, sizeof phys);
-            m_top = 0;
-        }
-        m_f.fsw &= uint16_t(~0x3800u);
-        m_f.ftw = 0xff;
-    }
-    void set(unsigned i, uint64_t v)
-    {
-        enter();
-        m_f.st[i].q[0] = v;
-        m_f.st[i].w[4] = 0xffff;
-    }
-
-private:
-    FxsaveArea& m_f;
-    unsigned m_top;
-};
-
 uint64_t low64(__m128i x) { return uint64_t(_mm_cvtsi128_si64(x)); }
 __m128i from64(uint64_t v) { return _mm_cvtsi64_si128(int64_t(v)); }
 

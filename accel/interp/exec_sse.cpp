@@ -317,7 +317,9 @@ bool sse_int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
 bool InterpreterImpl::exec_sse(const DecodedInsn& d)
 {
     const unsigned op = d.op;
-    if (op < 0x110 || op > 0x1ff)
+    if (op >= 0x200)
+        return exec_sse4(*this, d);
+    if (op < 0x110)
         return false;
     const uint8_t b = uint8_t(op);
     const Pfx pfx = mandatory_prefix(d);

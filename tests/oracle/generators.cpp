@@ -678,6 +678,69 @@ std::vector<Form> family_forms(const std::string& fam)
                 c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
             };
         }
+    } else if (fam == "sse4") {
+        // SSSE3 (XMM and MMX forms), SSE4.1, SSE4.2 (PCMPGTQ, PCMPxSTRx, CRC32).
+        char name[40];
+        static const uint8_t ssse3[] = { 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x1c,
+            0x1d, 0x1e };
+        for (uint8_t o : ssse3) {
+            snprintf(name, sizeof name, "66 0f 38 %02x", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+            snprintf(name, sizeof name, "0f 38 %02x mm", o);
+            v.push_back({ name, {}, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+        }
+        v.push_back({ "palignr", { 0x66 }, { 0x0f, 0x3a, 0x0f }, -1, true, 1, 4 });
+        v.push_back({ "palignr mm", {}, { 0x0f, 0x3a, 0x0f }, -1, true, 1, 4 });
+        static const uint8_t sse41[] = { 0x10, 0x14, 0x15, 0x17, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2b,
+            0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 0x40, 0x41 };
+        for (uint8_t o : sse41) {
+            snprintf(name, sizeof name, "66 0f 38 %02x", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+        }
+        v.push_back({ "movntdqa", { 0x66 }, { 0x0f, 0x38, 0x2a }, -1, true, 0, 4, true, false });
+        for (uint8_t o : { 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x14, 0x15, 0x17, 0x20, 0x21, 0x40, 0x41, 0x42,
+                 0x60, 0x61, 0x62, 0x63 }) {
+            snprintf(name, sizeof name, "66 0f 3a %02x ib", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x3a, o }, -1, true, 1, (o >= 0x60) ? 4u | 8u : 4u });
+        }
+        v.push_back({ "pextrd/q", { 0x66 }, { 0x0f, 0x3a, 0x16 }, -1, true, 1, 4 | 8 });
+        v.push_back({ "pinsrd/q", { 0x66 }, { 0x0f, 0x3a, 0x22 }, -1, true, 1, 4 | 8 });
+        v.push_back({ "crc32 r,r/m8", { 0xf2 }, { 0x0f, 0x38, 0xf0 }, -1, true, 0, 4 | 8 });
+        v.push_back({ "crc32 r,r/m", { 0xf2 }, { 0x0f, 0x38, 0xf1 }, -1, true, 0, 2 | 4 | 8 });
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+            const bool mmx = f.name.find(" mm") != std::string::npos;
+            f.fix = [mmx](Rng& rng, OracleCase& c, Enc& e) {
+                // Float lanes sometimes (ROUND, DPPS, BLENDV), zero bytes for
+                // the implicit-length string compares, small lengths.
+                for (auto& x : c.in.xmm)
+                    for (unsigned l = 0; l < 4; l++) {
+                        unsigned k = rng.below(6);
+                        if (k == 0)
+                            x.f[l] = float(int32_t(rng.next() % 20001) - 10000) / float(1 + rng.below(99));
+                        else if (k == 1)
+                            x.b[4 * l + rng.below(4)] = 0;
+                    }
+                if (e.mem && rng.below(3) == 0)
+                    c.in.data[e.ea - k_data_addr + rng.below(16)] = 0;
+                if (rng.below(2)) {
+                    c.in.gpr[0] = uint64_t(int64_t(rng.below(40)) - 20);
+                    c.in.gpr[2] = uint64_t(int64_t(rng.below(40)) - 20);
+                }
+                c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
+                if (mmx) {
+                    c.compare_x87 = true;
+                    c.in.fsw = uint16_t(rng.below(8) << 11);
+                    c.in.ftw = uint8_t(rng.next());
+                    for (auto& st : c.in.st) {
+                        st = {};
+                        st.q[0] = rng.value();
+                        st.w[4] = 0xffff;
+                    }
+                }
+            };
+        }
     } else if (fam == "sse-fp") {
         struct P {
             const char* n;
@@ -963,7 +1026,7 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx",
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4",
         "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy" };
 }
 

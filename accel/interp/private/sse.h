@@ -6,6 +6,7 @@
 #include <emmintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "accel/interp/private/cpu.h"
 
@@ -43,6 +44,45 @@ template<typename T> inline T F(T v)
     return v;
 }
 
+// MMi is the low 64 bits of physical x87 register Ri; the x87 registers
+// are kept in ST(i) order, so MMi is ST((i - TOP) & 7). enter() makes the
+// x87 -> MMX transition (TOP = 0, all tags valid) when the instruction
+// completes; set() also sets bits 64-79 of Ri to ones.
+class MmxRegs {
+public:
+    explicit MmxRegs(x86::FxsaveArea& f)
+        : m_f(f)
+        , m_top((f.fsw >> 11) & 7)
+    {
+    }
+
+    uint64_t get(unsigned i) const { return m_f.st[(i - m_top) & 7].q[0]; }
+
+    // The x87 -> MMX transition: TOP = 0 (ST(i) becomes Ri), all tags valid.
+    void enter()
+    {
+        if (m_top) {
+            x86::Vec128 phys[8];
+            for (unsigned i = 0; i < 8; i++)
+                phys[i] = m_f.st[(i - m_top) & 7];
+            std::memcpy(m_f.st, phys, sizeof phys);
+            m_top = 0;
+        }
+        m_f.fsw &= uint16_t(~0x3800u);
+        m_f.ftw = 0xff;
+    }
+    void set(unsigned i, uint64_t v)
+    {
+        enter();
+        m_f.st[i].q[0] = v;
+        m_f.st[i].w[4] = 0xffff;
+    }
+
+private:
+    x86::FxsaveArea& m_f;
+    unsigned m_top;
+};
+
 } // namespace kiln::accel::interp::sse
 
 namespace kiln::accel::interp {
@@ -59,6 +99,10 @@ void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const x86::Vec128
 // SSE3 (exec_sse3.cpp): ADDSUB, HADD/HSUB, MOVSLDUP/MOVSHDUP/MOVDDUP,
 // LDDQU. Called with SSE enabled; false if `d` is not one of them.
 bool exec_sse3(InterpreterImpl& cpu, const DecodedInsn& d);
+
+// SSSE3, SSE4.1 and SSE4.2 (exec_sse4.cpp): the 0F 38 and 0F 3A maps and
+// CRC32; false if `d` is not one of them.
+bool exec_sse4(InterpreterImpl& cpu, const DecodedInsn& d);
 
 // MMX instructions and the MMX<->XMM conversions (exec_mmx.cpp); false if
 // `d` is not one of them.
