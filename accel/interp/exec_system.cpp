@@ -393,6 +393,7 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
             else if (dr == 7)
                 v = (v & 0xffff2bff) | 0x400;
             s.dr[dr] = v;
+            update_debug_state();
         }
         return true;
     }

@@ -54,6 +54,7 @@ void InterpreterImpl::reset(ResetKind kind)
     update_mode();
     m_cpl = 0;
     m_check_irq = true;
+    update_debug_state();
     m_trace.reset(m_s);
 }
 
@@ -322,12 +323,16 @@ void InterpreterImpl::execute_one()
         const uint8_t shadow_before = m_s.events.interrupt_shadow;
         const bool single_step = m_s.rflags & k_flag_tf;
         m_new_shadow = 0;
+        if (m_debug_hooks) [[unlikely]]
+            debug_before(start_rip);
         execute(d);
         m_s.rip = m_next_rip;
         m_s.events.interrupt_shadow = m_new_shadow;
         if (shadow_before && !m_new_shadow)
             m_check_irq = true;
         m_retired++;
+        if (m_debug_hooks) [[unlikely]]
+            debug_after();
         // Single-step trap after an instruction that started with TF set
         // (and did not clear it by delivering an event); MOV SS delays it.
         if (single_step && (m_s.rflags & k_flag_tf) && !(m_new_shadow & PendingEvents::k_shadow_mov_ss)) [[unlikely]] {
@@ -420,6 +425,7 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
     update_mode();
     m_cpl = m_s.cpl();
     m_check_irq = true;
+    update_debug_state(); // DR7 may have been set from outside (loadvm, gdbstub)
     const uint64_t end = m_retired + max_instructions;
     RunExit exit = RunExit::Budget;
     try {

@@ -421,15 +421,15 @@ void InterpreterImpl::write_linear(uint64_t lin, unsigned size, uint64_t value, 
 
 uint64_t InterpreterImpl::read_mem(Seg seg, uint64_t offset, unsigned size)
 {
-    if (m_lock.active) [[unlikely]]
-        return locked_read(seg, offset, size);
+    if (m_mem_hooks) [[unlikely]]
+        return read_mem_hooked(seg, offset, size);
     return read_linear(linear(seg, offset, size, Access::Read), size, false);
 }
 
 void InterpreterImpl::write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
-    if (m_lock.active) [[unlikely]] {
-        locked_write(seg, offset, size, value);
+    if (m_mem_hooks) [[unlikely]] {
+        write_mem_hooked(seg, offset, size, value);
         return;
     }
     write_linear(linear(seg, offset, size, Access::Write), size, value, false);

@@ -271,6 +271,8 @@ public:
     void request_irq_check() { m_check_irq = true; }
     void set_interrupt_shadow(uint8_t kind) { m_new_shadow = kind; }
     void halt();
+    // Recomputes the armed breakpoints after DR7 changes.
+    void update_debug_state();
 
 private:
     void execute_one();
@@ -280,6 +282,13 @@ private:
     void execute_locked(const DecodedInsn& d);
     uint64_t locked_read(Seg seg, uint64_t offset, unsigned size);
     void locked_write(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Memory accesses while a LOCKed instruction runs or data breakpoints
+    // are armed (m_mem_hooks), debug-register breakpoints (debug_regs.cpp).
+    uint64_t read_mem_hooked(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_hooked(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    void debug_before(uint64_t rip);
+    void debug_after();
+    void check_data_breakpoints(uint64_t lin, unsigned size, bool write);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -314,6 +323,12 @@ private:
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
     LockedAccess m_lock;
+    bool m_mem_hooks = false; // m_lock.active || m_dr_data
+    bool m_debug_hooks = false; // m_dr_exec || m_dr_data
+    bool m_rf_at_start = false;
+    uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
+    uint8_t m_dr_data = 0; // enabled data breakpoints
+    uint8_t m_dr_hits = 0; // data breakpoints hit by the current instruction
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
