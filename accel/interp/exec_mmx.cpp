@@ -22,8 +22,6 @@ using namespace sse;
 
 namespace {
 
-uint64_t low64(__m128i x) { return uint64_t(_mm_cvtsi128_si64(x)); }
-__m128i from64(uint64_t v) { return _mm_cvtsi64_si128(int64_t(v)); }
 
 // The packed-integer operations on 64-bit operands. Lane-wise operations
 // run on the low half of the 128-bit forms; the unpack-high and pack
@@ -64,19 +62,6 @@ uint64_t shuffle_words(uint64_t v, uint8_t imm)
     return r;
 }
 
-enum class Pfx { None, P66, F3, F2 };
-
-Pfx prefix_of(const DecodedInsn& d)
-{
-    if (d.rep())
-        return Pfx::F3;
-    if (d.repne())
-        return Pfx::F2;
-    if (d.has_66())
-        return Pfx::P66;
-    return Pfx::None;
-}
-
 bool is_mmx_opcode(uint8_t b)
 {
     return (b >= 0x60 && b <= 0x7f && b != 0x78 && b != 0x79 && b != 0x7a && b != 0x7b && b != 0x7c && b != 0x7d)
@@ -91,7 +76,7 @@ bool exec_mmx(InterpreterImpl& cpu, const DecodedInsn& d)
     if (op < 0x100 || op > 0x1ff)
         return false;
     const uint8_t b = uint8_t(op);
-    const Pfx pfx = prefix_of(d);
+    const Pfx pfx = mandatory_prefix(d);
     const bool cvt = b == 0x2a || b == 0x2c || b == 0x2d;
     const bool cross = b == 0xd6 && (pfx == Pfx::F3 || pfx == Pfx::F2); // MOVQ2DQ / MOVDQ2Q
     if (!((pfx == Pfx::None && (is_mmx_opcode(b) || cvt)) || (pfx == Pfx::P66 && cvt) || cross))

@@ -20,23 +20,6 @@ namespace kiln::accel::interp {
 using namespace x86;
 using namespace sse;
 
-namespace {
-
-enum class Pfx { None, P66, F3, F2 };
-
-Pfx mandatory_prefix(const DecodedInsn& d)
-{
-    if (d.rep())
-        return Pfx::F3;
-    if (d.repne())
-        return Pfx::F2;
-    if (d.has_66())
-        return Pfx::P66;
-    return Pfx::None;
-}
-
-} // namespace
-
 // Reads the xmm/m128 (or narrower) source operand.
 Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
 {

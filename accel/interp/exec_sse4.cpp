@@ -19,8 +19,6 @@ using namespace sse;
 
 namespace {
 
-uint64_t low64(__m128i x) { return uint64_t(_mm_cvtsi128_si64(x)); }
-__m128i from64(uint64_t v) { return _mm_cvtsi64_si128(int64_t(v)); }
 
 // SSSE3 0F 38 00-0B, 1C-1E on 128 bits.
 bool ssse3_op(uint8_t op, __m128i a, __m128i b, __m128i& r)
@@ -289,19 +287,6 @@ __m128i mpsadbw(__m128i a, __m128i b, unsigned imm)
     return _mm_load_si128(reinterpret_cast<const __m128i*>(r));
 }
 
-enum class Pfx { None, P66, F3, F2 };
-
-Pfx prefix_of(const DecodedInsn& d)
-{
-    if (d.rep())
-        return Pfx::F3;
-    if (d.repne())
-        return Pfx::F2;
-    if (d.has_66())
-        return Pfx::P66;
-    return Pfx::None;
-}
-
 bool is_ssse3(uint8_t b) { return b <= 0x0b || (b >= 0x1c && b <= 0x1e); }
 
 bool is_0f38_sse4(uint8_t b)
@@ -354,7 +339,7 @@ bool exec_sse4(InterpreterImpl& cpu, const DecodedInsn& d)
 {
     const bool map38 = (d.op >> 8) == 2;
     const uint8_t b = d.opcode();
-    const Pfx pfx = prefix_of(d);
+    const Pfx pfx = mandatory_prefix(d);
     if (map38 && pfx == Pfx::F2 && (b == 0xf0 || b == 0xf1))
         return exec_crc32(cpu, d);
     const bool mmx = pfx == Pfx::None && (map38 ? is_ssse3(b) : b == 0x0f);

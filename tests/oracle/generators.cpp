@@ -346,6 +346,20 @@ Fix string_fix(unsigned elem)
     };
 }
 
+// MMX cases: random TOP, tags and exponent bits, so the x87 -> MMX
+// transition each MMX instruction makes is compared too.
+void random_mmx_state(Rng& rng, OracleCase& c)
+{
+    c.compare_x87 = true;
+    c.in.fsw = uint16_t(rng.below(8) << 11);
+    c.in.ftw = uint8_t(rng.next());
+    for (auto& st : c.in.st) {
+        st = {};
+        st.q[0] = rng.value();
+        st.w[4] = uint16_t(rng.below(2) ? 0xffff : rng.next());
+    }
+}
+
 std::vector<Form> family_forms(const std::string& fam)
 {
     std::vector<Form> v;
@@ -646,14 +660,7 @@ std::vector<Form> family_forms(const std::string& fam)
             f.fix = [extra, cvt](Rng& rng, OracleCase& c, Enc& e) {
                 if (extra)
                     extra(rng, c, e);
-                c.compare_x87 = true;
-                c.in.fsw = uint16_t(rng.below(8) << 11);
-                c.in.ftw = uint8_t(rng.next());
-                for (auto& st : c.in.st) {
-                    st = {};
-                    st.q[0] = rng.value();
-                    st.w[4] = uint16_t(rng.below(2) ? 0xffff : rng.next());
-                }
+                random_mmx_state(rng, c);
                 if (!cvt)
                     return;
                 // Conversions: floats, doubles and int32 pairs in range,
@@ -729,16 +736,8 @@ std::vector<Form> family_forms(const std::string& fam)
                     c.in.gpr[2] = uint64_t(int64_t(rng.below(40)) - 20);
                 }
                 c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
-                if (mmx) {
-                    c.compare_x87 = true;
-                    c.in.fsw = uint16_t(rng.below(8) << 11);
-                    c.in.ftw = uint8_t(rng.next());
-                    for (auto& st : c.in.st) {
-                        st = {};
-                        st.q[0] = rng.value();
-                        st.w[4] = 0xffff;
-                    }
-                }
+                if (mmx)
+                    random_mmx_state(rng, c);
             };
         }
     } else if (fam == "sse-fp") {

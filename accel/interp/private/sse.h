@@ -33,6 +33,23 @@ template<typename Fn> void with_mxcsr(InterpreterImpl& cpu, Fn fn)
         cpu.raise(cpu.state().cr4 & x86::k_cr4_osxmmexcpt ? k_xm : k_ud);
 }
 
+inline uint64_t low64(__m128i x) { return uint64_t(_mm_cvtsi128_si64(x)); }
+inline __m128i from64(uint64_t v) { return _mm_cvtsi64_si128(int64_t(v)); }
+
+// The mandatory prefix selecting an SSE form (F3 and F2 win over 66).
+enum class Pfx { None, P66, F3, F2 };
+
+inline Pfx mandatory_prefix(const DecodedInsn& d)
+{
+    if (d.rep())
+        return Pfx::F3;
+    if (d.repne())
+        return Pfx::F2;
+    if (d.has_66())
+        return Pfx::P66;
+    return Pfx::None;
+}
+
 #define BARRIER(x) asm volatile("" : "+x"(x))
 
 // An optimisation fence on an operand: the operation using it cannot be

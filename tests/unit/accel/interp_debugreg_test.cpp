@@ -18,15 +18,8 @@ namespace {
 constexpr uint64_t k_code = 0x400000;
 constexpr uint64_t k_stack = 0x480000;
 
-std::unique_ptr<interp::Interpreter> make_cpu(FakeHost& host)
-{
-    auto model = x86::CpuModel::by_name("max");
-    EXPECT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(host, model.value());
-    EXPECT_TRUE(cpu.ok());
-    setup_long_mode(*cpu.value(), host, 0);
-    return std::move(cpu).value();
-}
+// A CPU at CPL 0 in long mode about to run k_program from `rip`.
+std::unique_ptr<interp::Interpreter> make_cpu(FakeHost& host, uint64_t rip);
 
 uint64_t read64(FakeHost& host, uint64_t gpa)
 {
@@ -44,16 +37,26 @@ const std::vector<uint8_t> k_program = {
     0xf4, // +16
 };
 
+std::unique_ptr<interp::Interpreter> make_cpu(FakeHost& host, uint64_t rip)
+{
+    auto model = x86::CpuModel::by_name("max");
+    EXPECT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(host, model.value());
+    EXPECT_TRUE(cpu.ok());
+    setup_long_mode(*cpu.value(), host, 0);
+    host.write(k_code, k_program);
+    cpu.value()->state().rip = rip;
+    cpu.value()->state().gpr[x86::k_rsp] = k_stack;
+    return std::move(cpu).value();
+}
+
 } // namespace
 
 TEST(InterpDebugRegs, InstructionBreakpointFaultsBeforeTheInstruction)
 {
     FakeHost host(16ull << 20);
-    auto cpu = make_cpu(host);
-    host.write(k_code, k_program);
+    auto cpu = make_cpu(host, k_code);
     x86::CpuState& s = cpu->state();
-    s.rip = k_code;
-    s.gpr[x86::k_rsp] = k_stack;
     s.dr[0] = k_code + 8; // the store
     s.dr[7] = 0x401; // L0, execute
     cpu->run(10);
@@ -66,11 +69,8 @@ TEST(InterpDebugRegs, InstructionBreakpointFaultsBeforeTheInstruction)
 TEST(InterpDebugRegs, ResumeFlagSuppressesTheBreakpointOnce)
 {
     FakeHost host(16ull << 20);
-    auto cpu = make_cpu(host);
-    host.write(k_code, k_program);
+    auto cpu = make_cpu(host, k_code + 8);
     x86::CpuState& s = cpu->state();
-    s.rip = k_code + 8;
-    s.gpr[x86::k_rsp] = k_stack;
     s.gpr[x86::k_rbx] = 0x1234;
     s.rflags |= x86::k_flag_rf; // as IRET from the #DB handler leaves it
     s.dr[0] = k_code + 8;
@@ -84,11 +84,8 @@ TEST(InterpDebugRegs, ResumeFlagSuppressesTheBreakpointOnce)
 TEST(InterpDebugRegs, WriteBreakpointTrapsAfterTheStoreOnly)
 {
     FakeHost host(16ull << 20);
-    auto cpu = make_cpu(host);
-    host.write(k_code, k_program);
+    auto cpu = make_cpu(host, k_code);
     x86::CpuState& s = cpu->state();
-    s.rip = k_code;
-    s.gpr[x86::k_rsp] = k_stack;
     s.gpr[x86::k_rbx] = 0x5678;
     s.dr[1] = 0x50000a; // inside the dword, 4-byte breakpoint: aligned down
     s.dr[7] = 0x400 | (1u << 2) | (1u << 20) | (3u << 22); // L1, write, 4 bytes
@@ -102,11 +99,8 @@ TEST(InterpDebugRegs, WriteBreakpointTrapsAfterTheStoreOnly)
 TEST(InterpDebugRegs, ReadWriteBreakpointTrapsOnTheLoad)
 {
     FakeHost host(16ull << 20);
-    auto cpu = make_cpu(host);
-    host.write(k_code, k_program);
+    auto cpu = make_cpu(host, k_code);
     x86::CpuState& s = cpu->state();
-    s.rip = k_code;
-    s.gpr[x86::k_rsp] = k_stack;
     // Armed by the guest itself: MOV to DR7 at CPL 0 takes effect at once.
     s.dr[2] = 0x500008;
     host.write(0x400100, { 0xb8, 0, 0, 0, 0, // mov eax, dr7 value
