@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "accel/interp/private/sse.h"
+#include "accel/interp/private/x87.h"
 
 namespace kiln::accel::interp {
 
@@ -89,6 +90,7 @@ bool exec_mmx(InterpreterImpl& cpu, const DecodedInsn& d)
         cpu.raise_ud();
     if (s.cr0 & k_cr0_ts)
         cpu.raise(k_nm);
+    x87_check_pending(cpu);
 
     FxsaveArea& fpu = s.fpu;
     MmxRegs mm(fpu);

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "accel/interp/private/sse.h"
+#include "accel/interp/private/x87.h"
 
 namespace kiln::accel::interp {
 
@@ -350,6 +351,7 @@ bool exec_sse4(InterpreterImpl& cpu, const DecodedInsn& d)
     CpuState& s = cpu.state();
 
     if (mmx) {
+        x87_check_pending(cpu);
         MmxRegs mm(s.fpu);
         unsigned dst = d.reg & 7;
         uint64_t src = d.mod == 3 ? mm.get(d.rm & 7) : cpu.read_mem(cpu.operand_seg(d), cpu.effective_address(d), 8);

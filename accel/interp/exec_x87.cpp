@@ -178,12 +178,22 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
     if (op == 0x9b) { // FWAIT
         if ((m_s.cr0 & (k_cr0_mp | k_cr0_ts)) == (k_cr0_mp | k_cr0_ts))
             raise(k_nm);
+        x87_check_pending(*this);
         return true;
     }
     if (op < 0xd8 || op > 0xdf)
         return false;
     if (m_s.cr0 & (k_cr0_em | k_cr0_ts))
         raise(k_nm);
+    // Every x87 instruction but the no-wait control forms (FNINIT, FNCLEX,
+    // FNSTSW, FNSTCW, FNSTENV, FNSAVE) first reports a pending exception.
+    {
+        const unsigned rr = d.reg & 7;
+        const bool no_wait = (op == 0xdb && (d.modrm == 0xe2 || d.modrm == 0xe3)) || (op == 0xdf && d.modrm == 0xe0)
+            || (d.mod != 3 && ((op == 0xd9 && (rr == 6 || rr == 7)) || (op == 0xdd && (rr == 6 || rr == 7))));
+        if (!no_wait)
+            x87_check_pending(*this);
+    }
     X87 x(*this);
     FxsaveArea& f = x.f();
     const unsigned r = d.reg & 7;

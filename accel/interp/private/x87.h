@@ -26,6 +26,17 @@ void x87_frstor(InterpreterImpl& cpu, x86::Seg seg, uint64_t ea, unsigned opsize
 // read as 0, bit 6 as 1.
 inline uint16_t x87_control_word(uint16_t v) { return uint16_t((v & 0x1f3f) | 0x40); }
 
+// A waiting x87 or MMX instruction finds an unmasked exception pending
+// (FSW.ES) from an earlier one: #MF, the native reporting with CR0.NE.
+// (CR0.NE clear would signal FERR# to the interrupt controller, which no
+// board wires up: the exception stays pending instead.)
+inline void x87_check_pending(InterpreterImpl& cpu)
+{
+    const x86::CpuState& s = cpu.state();
+    if ((s.fpu.fsw & 0x80) && (s.cr0 & x86::k_cr0_ne))
+        cpu.raise(k_mf);
+}
+
 // FNINIT's state (TOP = 0 keeps the physical registers where they are).
 void x87_init(x86::FxsaveArea& f);
 
