@@ -447,6 +447,36 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             case 5: // FILD m64
                 x.push(int64_t(read_mem(seg, ea, 8)));
                 return true;
+            case 4: { // FBLD m80: packed BCD, converted on the host (exact)
+                uint8_t bcd[10];
+                uint64_t lo = read_mem(seg, ea, 8), hi = read_mem(seg, ea + 8, 2);
+                std::memcpy(bcd, &lo, 8);
+                std::memcpy(bcd + 8, &hi, 2);
+                if (x.valid(7)) {
+                    x.push(0);
+                    return true;
+                }
+                long double v = 0;
+                x.guarded([&] { asm volatile("fbld %1" : "=t"(v) : "m"(bcd)); });
+                x.push(v);
+                return true;
+            }
+            case 6: { // FBSTP m80: round per RC, store packed BCD, pop
+                long double a = x.get(0);
+                uint8_t bcd[10];
+                x.guarded([&] {
+                    volatile long double va = a;
+                    asm volatile("fbstp %0" : "=m"(bcd) : "t"(va) : "st");
+                });
+                uint64_t lo, hi = 0;
+                std::memcpy(&lo, bcd, 8);
+                std::memcpy(&hi, bcd + 8, 2);
+                linear(seg, ea, 10, Access::Write);
+                write_mem(seg, ea, 8, lo);
+                write_mem(seg, ea + 8, 2, hi);
+                x.pop();
+                return true;
+            }
             case 2:
             case 3:
             case 7: { // FIST(P) m16, FISTP m64

@@ -895,6 +895,8 @@ std::vector<Form> family_forms(const std::string& fam)
         mem(0xd9, 6);
         mem(0xdd, 4);
         mem(0xdd, 6);
+        mem(0xdf, 4);
+        mem(0xdf, 6);
         regf(0xdb, 0xe2);
         regf(0xdb, 0xe3);
         regf(0xdf, 0xe0);
@@ -941,6 +943,13 @@ std::vector<Form> family_forms(const std::string& fam)
                     else {
                         float fv = float(dv);
                         std::memcpy(p, &fv, 4);
+                    }
+                    size_t op = (c.code[0] & 0xf0) == 0x40 ? 1 : 0;
+                    if (c.code[op] == 0xdf && ((c.code[op + 1] >> 3) & 7) == 4 && rng.below(2)) {
+                        // FBLD: a valid packed-BCD operand (18 digits and a sign).
+                        for (unsigned k = 0; k < 9; k++)
+                            p[k] = uint8_t(rng.below(10) | (rng.below(10) << 4));
+                        p[9] = rng.below(2) ? 0x80 : 0;
                     }
                     if (c.code[0] == 0xd9 && ((c.code[1] >> 3) & 7) == 5) {
                         uint16_t cw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
