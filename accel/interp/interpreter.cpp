@@ -33,6 +33,8 @@ InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
     , m_mem(host.memory())
     , m_model(model)
     , m_decode_cache(k_decode_cache_entries)
+    , m_block_slots(k_block_slots)
+    , m_block_arena(k_block_arena_insns)
 {
     uint64_t top = 0;
     for (const auto& r : m_mem.regions())
@@ -74,6 +76,8 @@ void InterpreterImpl::update_mode()
         m_cpl = 0;
     else if (m_s.v8086())
         m_cpl = 3;
+    // Decoded blocks assume the code size they were decoded for.
+    m_block_end = true;
 }
 
 unsigned InterpreterImpl::stack_size() const
@@ -452,17 +456,15 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 m_flags.materialize(m_s.rflags);
                 check_events();
             }
-            m_block_end = false;
             if (Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)))) [[unlikely]] {
                 m_flags.materialize(m_s.rflags);
                 m_trace.block(m_s);
             }
             // A block also ends when an event may have become deliverable
             // (IF set, shadow over, device access).
-            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {
+            if (!run_block(end - m_retired)) {
+                m_block_end = false;
                 execute_one();
-                if (m_check_irq)
-                    break;
             }
         }
     } catch (const CpuExit& e) {

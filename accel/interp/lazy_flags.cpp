@@ -79,7 +79,7 @@ uint64_t LazyFlags::compute() const
     return f;
 }
 
-bool LazyFlags::cond(uint64_t rflags, unsigned cc) const
+bool LazyFlags::cond_slow(uint64_t rflags, unsigned cc) const
 {
     bool r;
     switch (cc >> 1) {

@@ -119,6 +119,8 @@ void InterpreterImpl::code_page_written(uint64_t gpa)
         return;
     m_page_has_code[page] = 0;
     m_page_gen[page].fetch_add(1, std::memory_order_relaxed);
+    // The running block may hold instructions decoded from this page.
+    m_block_end = true;
 }
 
 void InterpreterImpl::invalidate_code(uint64_t gpa, uint64_t len)
@@ -312,6 +314,7 @@ uint8_t* InterpreterImpl::translate_fast(uint64_t lin, Access access, bool user,
 void InterpreterImpl::flush_tlb(bool include_global)
 {
     m_tlb_epoch++;
+    m_block_end = true; // the rest of the block may map differently now
     for (auto& per_access : m_tlb)
         for (auto& per_user : per_access)
             for (auto& e : per_user)
@@ -419,39 +422,20 @@ void InterpreterImpl::write_linear(uint64_t lin, unsigned size, uint64_t value, 
     write_linear_bytes(lin, &value, size, user);
 }
 
-uint64_t InterpreterImpl::read_mem(Seg seg, uint64_t offset, unsigned size)
+uint64_t InterpreterImpl::read_mem_slow(Seg seg, uint64_t offset, unsigned size)
 {
     if (m_mem_hooks) [[unlikely]]
         return read_mem_hooked(seg, offset, size);
     return read_linear(linear(seg, offset, size, Access::Read), size, false);
 }
 
-void InterpreterImpl::write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+void InterpreterImpl::write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
     if (m_mem_hooks) [[unlikely]] {
         write_mem_hooked(seg, offset, size, value);
         return;
     }
     write_linear(linear(seg, offset, size, Access::Write), size, value, false);
-}
-
-uint64_t InterpreterImpl::effective_address(const DecodedInsn& d) const
-{
-    uint64_t ea = uint64_t(int64_t(d.disp));
-    if (d.rip_relative)
-        ea += m_next_rip;
-    if (d.base != k_no_reg)
-        ea += m_s.gpr[d.base];
-    if (d.index != k_no_reg)
-        ea += m_s.gpr[d.index] << d.scale;
-    switch (d.addrsize) {
-    case 2:
-        return ea & 0xffff;
-    case 4:
-        return ea & 0xffffffff;
-    default:
-        return ea;
-    }
 }
 
 } // namespace kiln::accel::interp

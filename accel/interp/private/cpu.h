@@ -93,6 +93,42 @@ struct LockedAccess {
     uint8_t shadow[16] = {}; // bytes to publish
 };
 
+class InterpreterImpl;
+
+// One instruction of a decoded block: its handler (chosen once, when the
+// block is built: a specialised fast handler for common forms, otherwise
+// the generic group dispatch) and its decoded form.
+using ExecFn = void (*)(InterpreterImpl& cpu, const DecodedInsn& d);
+struct BlockInsn {
+    ExecFn fn;
+    DecodedInsn d;
+};
+
+inline constexpr unsigned k_block_max_insns = 64;
+// Sized from a Linux boot: 8 Ki slots and 128 Ki instructions rebuilt a
+// block every ~2,000 instructions, mostly after slot conflicts.
+inline constexpr unsigned k_block_slot_bits = 15;
+inline constexpr unsigned k_block_slots = 1u << k_block_slot_bits;
+inline constexpr unsigned k_block_arena_insns = 1u << 18;
+
+// A basic block: consecutive instructions of one guest-physical page,
+// ending at the first control transfer (or the page end). Valid while the
+// page's generation and the arena epoch are unchanged.
+struct BlockSlot {
+    uint64_t gpa = ~0ull;
+    uint32_t generation = 0;
+    uint32_t arena_epoch = 0;
+    uint32_t first = 0; // index of the first instruction in the arena
+    uint16_t count = 0;
+    uint16_t bytes = 0; // total instruction length
+    uint8_t code_size = 0xff;
+};
+
+// Picks the handler for a decoded instruction (exec_fast.cpp): a
+// specialised one for the hottest forms, or generic dispatch.
+ExecFn select_handler(const DecodedInsn& d, CodeSize size);
+ExecFn generic_handler();
+
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
     uint32_t generation = 0;
@@ -179,7 +215,24 @@ public:
 
     // Effective address of the current instruction's memory operand
     // (offset within its segment, already wrapped to the address size).
-    uint64_t effective_address(const DecodedInsn& d) const;
+    uint64_t effective_address(const DecodedInsn& d) const
+    {
+        uint64_t ea = uint64_t(int64_t(d.disp));
+        if (d.rip_relative)
+            ea += m_next_rip;
+        if (d.base != k_no_reg)
+            ea += m_s.gpr[d.base];
+        if (d.index != k_no_reg)
+            ea += m_s.gpr[d.index] << d.scale;
+        switch (d.addrsize) {
+        case 2:
+            return ea & 0xffff;
+        case 4:
+            return ea & 0xffffffff;
+        default:
+            return ea;
+        }
+    }
     Seg operand_seg(const DecodedInsn& d) const
     {
         if (d.seg != k_no_seg)
@@ -189,8 +242,84 @@ public:
 
     // Segmented memory: offset -> linear (with limit/type checks) -> physical.
     uint64_t linear(Seg seg, uint64_t offset, unsigned size, Access access);
-    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size);
-    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // The common case is inline: 64-bit mode, a software-TLB hit on a RAM
+    // page, the access inside the page. Everything else (segment checks,
+    // canonical faults, misses, MMIO, code pages, page crossings) takes the
+    // out-of-line path.
+    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size)
+    {
+        if (const uint8_t* p = direct_ptr(seg, offset, size, Access::Read)) [[likely]]
+            return load_le(p, size);
+        return read_mem_slow(seg, offset, size);
+    }
+    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+    {
+        if (uint8_t* p = direct_ptr(seg, offset, size, Access::Write)) [[likely]]
+            return store_le(p, size, value);
+        write_mem_slow(seg, offset, size, value);
+    }
+    uint64_t read_mem_slow(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Host pointer for a `size`-byte access in 64-bit mode when the software
+    // TLB maps the whole access directly (a write entry only exists for
+    // writable RAM that holds no decoded code), else nullptr. Non-canonical
+    // addresses never match a TLB entry, so they reach the checked path.
+    uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
+    {
+        // LOCKed operands and armed data breakpoints take the checked path.
+        if (!m_mode64 || m_mem_hooks) [[unlikely]]
+            return nullptr;
+        uint64_t lin = offset;
+        if (seg == Seg::FS || seg == Seg::GS)
+            lin += m_s.seg[static_cast<unsigned>(seg)].base;
+        const TlbEntry& e = m_tlb[static_cast<unsigned>(access)][m_cpl == 3][(lin >> 12) % k_tlb_entries];
+        if (e.vpage != (lin >> 12) || !e.host || (lin & 0xfff) + size > 4096) [[unlikely]]
+            return nullptr;
+        return e.host + (lin & 0xfff);
+    }
+    static uint64_t load_le(const uint8_t* p, unsigned size)
+    {
+        switch (size) {
+        case 1:
+            return *p;
+        case 2: {
+            uint16_t v;
+            std::memcpy(&v, p, 2);
+            return v;
+        }
+        case 4: {
+            uint32_t v;
+            std::memcpy(&v, p, 4);
+            return v;
+        }
+        default: {
+            uint64_t v;
+            std::memcpy(&v, p, 8);
+            return v;
+        }
+        }
+    }
+    static void store_le(uint8_t* p, unsigned size, uint64_t v)
+    {
+        switch (size) {
+        case 1:
+            *p = uint8_t(v);
+            return;
+        case 2: {
+            uint16_t x = uint16_t(v);
+            std::memcpy(p, &x, 2);
+            return;
+        }
+        case 4: {
+            uint32_t x = uint32_t(v);
+            std::memcpy(p, &x, 4);
+            return;
+        }
+        default:
+            std::memcpy(p, &v, 8);
+            return;
+        }
+    }
     // Linear addresses (descriptor tables, TSS, IDT): supervisor, no segmentation.
     uint64_t read_linear(uint64_t lin, unsigned size, bool supervisor = true);
     void write_linear(uint64_t lin, unsigned size, uint64_t value, bool supervisor = true);
@@ -273,10 +402,13 @@ public:
     void halt();
     // Recomputes the armed breakpoints after DR7 changes.
     void update_debug_state();
+    // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
+    void execute(const DecodedInsn& d);
 
 private:
     void execute_one();
-    void execute(const DecodedInsn& d);
+    bool run_block(uint64_t budget);
+    BlockSlot* find_block(uint8_t* host, uint64_t gpa);
     void dispatch(const DecodedInsn& d);
     // LOCK-prefixed read-modify-write and XCHG with memory (lock.cpp).
     void execute_locked(const DecodedInsn& d);
@@ -348,6 +480,12 @@ private:
     uint64_t m_pages = 0;
     std::unique_ptr<std::atomic<uint32_t>[]> m_page_gen;
     std::vector<uint8_t> m_page_has_code;
+    // Decoded blocks: a direct-mapped table of slots, each pointing at a
+    // run of instructions in an arena that is recycled whole when full.
+    std::vector<BlockSlot> m_block_slots;
+    std::vector<BlockInsn> m_block_arena;
+    uint32_t m_arena_used = 0;
+    uint32_t m_arena_epoch = 1;
 
     friend class Interpreter;
 };
