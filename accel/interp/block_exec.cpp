@@ -5,6 +5,7 @@
 // MMIO, an instruction crossing a page, a fault on fetch) falls back to
 // execute_one(), which handles every case one instruction at a time.
 #include "accel/interp/private/cpu.h"
+#include "util/log.h"
 
 namespace kiln::accel::interp {
 
@@ -61,6 +62,9 @@ BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
     }
     unsigned off = unsigned(gpa & 0xfff);
     unsigned count = 0, bytes = 0;
+    // -d in_asm: each instruction as its block is built (the block starts at RIP).
+    const bool trace = Log::enabled(LogCategory::InAsm);
+    const uint64_t lin0 = m_mode64 ? m_s.rip : (m_s.segment(Seg::CS).base + m_s.rip) & 0xffffffff;
     BlockInsn* out = &m_block_arena[m_arena_used];
     while (count < k_block_max_insns && off < 4096) {
         BlockInsn& x = out[count];
@@ -69,6 +73,8 @@ BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
         if (decode(host + off, 4096 - off, m_code_size, x.d) != DecodeStatus::Ok)
             break;
         x.fn = select_handler(x.d, m_code_size);
+        if (trace) [[unlikely]]
+            m_trace.in_asm(lin0 + bytes, host + off, x.d.length, m_code_size);
         count++;
         bytes += x.d.length;
         off += x.d.length;
@@ -94,7 +100,9 @@ BlockSlot* InterpreterImpl::find_block(uint8_t* host, uint64_t gpa)
 
 bool InterpreterImpl::run_block(uint64_t budget)
 {
-    if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow) [[unlikely]]
+    // Single-step, an interrupt shadow and armed debug registers need the
+    // per-instruction checks of execute_one().
+    if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow || m_debug_hooks) [[unlikely]]
         return false;
     const uint64_t rip = m_s.rip;
     uint64_t lin;

@@ -128,14 +128,15 @@ uint64_t InterpreterImpl::locked_read(Seg seg, uint64_t offset, unsigned size)
         l.host = p;
         l.lin = lin;
         l.size = size;
+        // One read: the value computed from must be the value the CAS expects.
         std::memcpy(l.old, p, size);
-        std::memcpy(l.shadow, p, size);
+        std::memcpy(l.shadow, l.old, size);
     } else if (lin != l.lin) {
         // CMPXCHG16B reads its operand as two halves: extend to 16 bytes.
         if (lin != l.lin + l.size || l.size != 8 || size != 8 || (l.lin & 15))
             throw LockRetry { true };
         std::memcpy(l.old + 8, l.host + 8, 8);
-        std::memcpy(l.shadow + 8, l.host + 8, 8);
+        std::memcpy(l.shadow + 8, l.old + 8, 8);
         l.size = 16;
     }
     uint64_t v = 0;
