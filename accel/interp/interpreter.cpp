@@ -456,6 +456,7 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 m_flags.materialize(m_s.rflags);
                 check_events();
             }
+            m_trace.note_block(m_s.rip);
             if (Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)))) [[unlikely]] {
                 m_flags.materialize(m_s.rflags);
                 m_trace.block(m_s);

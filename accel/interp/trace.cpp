@@ -144,7 +144,14 @@ void TraceState::reset(const CpuState& s)
 
 void TraceState::triple_fault(const CpuState& s)
 {
-    std::string msg = "Triple fault\n" + format_cpu_state(s);
+    std::string msg = "Triple fault\nRecent blocks (oldest first):";
+    uint64_t n = m_recent_pos < k_recent_blocks ? m_recent_pos : k_recent_blocks;
+    for (uint64_t i = m_recent_pos - n; i < m_recent_pos; i++) {
+        char buf[24];
+        snprintf(buf, sizeof buf, " %llx", ull(m_recent[i % k_recent_blocks]));
+        msg += buf;
+    }
+    msg += "\n" + format_cpu_state(s);
     if (Log::enabled(LogCategory::Int))
         Log::write(LogCategory::Int, msg);
     else if (Log::enabled(LogCategory::CpuReset))

@@ -32,10 +32,18 @@ public:
     void event(const x86::CpuState& s, uint8_t vector, bool software, bool external, bool has_error,
         uint32_t error, uint64_t next_rip);
     void reset(const x86::CpuState& s);
+    // Logs "Triple fault", the most recent block addresses and the state.
     void triple_fault(const x86::CpuState& s);
+    // Remembers where a block starts (a ring of the last k_recent_blocks),
+    // so a triple fault report shows how the CPU got there.
+    void note_block(uint64_t pc) { m_recent[m_recent_pos++ % k_recent_blocks] = pc; }
+
+    static constexpr unsigned k_recent_blocks = 32;
 
 private:
     uint64_t m_in_asm_next = ~0ull;
+    uint64_t m_recent[k_recent_blocks] = {};
+    uint64_t m_recent_pos = 0;
     uint64_t m_event_count = 0;
     size_t m_capstone[3] = {};
     bool m_capstone_open[3] = {};

@@ -119,3 +119,26 @@ TEST(InterpTrace, CpuDumpFormat)
     EXPECT_NE(d.find("CS =0010 0000000000000000 ffffffff 00a09b00 DPL=0 CS64 [-RA]\n"), std::string::npos) << d;
     EXPECT_NE(d.find("\nEFER=0000000000000500\n"), std::string::npos) << d;
 }
+
+TEST(InterpTrace, TripleFaultReportsRecentBlocks)
+{
+    std::string path = testing::TempDir() + "kiln-trace-triple.log";
+    ASSERT_TRUE(Log::set_file(path));
+    ASSERT_TRUE(Log::enable_categories("int"));
+    FakeHost host(16ull << 20);
+    auto model = x86::CpuModel::by_name("max");
+    ASSERT_TRUE(model.ok());
+    auto cpu = interp::Interpreter::create(host, model.value());
+    ASSERT_TRUE(cpu.ok());
+    setup_long_mode(*cpu.value(), host, 0);
+    cpu.value()->state().idtr.limit = 0; // every vector is outside the IDT
+    host.write(0x400000, { 0xeb, 0x00, 0xcc }); // jmp +0; int3 -> #GP -> #DF -> shutdown
+    cpu.value()->state().rip = 0x400000;
+    cpu.value()->state().gpr[x86::k_rsp] = 0x9000;
+    EXPECT_EQ(cpu.value()->run(100), interp::RunExit::Reset);
+    ASSERT_TRUE(Log::set_file(""));
+    std::string log = read_file(path);
+    std::remove(path.c_str());
+    EXPECT_NE(log.find("check_exception old: 0xd new 0xd"), std::string::npos) << log;
+    EXPECT_NE(log.find("Triple fault\nRecent blocks (oldest first): 400000 400002\nRAX="), std::string::npos) << log;
+}
