@@ -1,10 +1,7 @@
 // SSSE3, SSE4.1 and SSE4.2 (the 0F 38 and 0F 3A maps): run on the host's
 // own units, so results, MXCSR flags and the string-compare flags are the
 // hardware's. CpuModel::by_name("max") advertises them only when the host
-// has them, and this file is only entered for those opcodes, so the
-// target pragma below never runs unsupported code on the host.
-#pragma GCC target("ssse3,sse4.1,sse4.2")
-
+// has them, and this file is only entered for those opcodes.
 #include <immintrin.h>
 
 #include <array>
@@ -12,6 +9,11 @@
 
 #include "accel/interp/private/sse.h"
 #include "accel/interp/private/x87.h"
+
+// After the includes: only this file's own functions are compiled for
+// SSE4.2, never an inline function from a header that the linker could
+// pick for the rest of Kiln.
+#pragma GCC target("ssse3,sse4.1,sse4.2")
 
 namespace kiln::accel::interp {
 
