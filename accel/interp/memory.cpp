@@ -138,6 +138,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
 {
     global = false;
     writable_ok = true;
+    m_last_walk_user = false;
     if (!m_s.paging()) {
         gpa = lin & (m_s.long_mode_active() ? ~0ull : 0xffffffffull);
         return true;
@@ -244,6 +245,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
     }
 
     // Permissions.
+    m_last_walk_user = us;
     bool cr0_wp = m_s.cr0 & k_cr0_wp;
     if (user) {
         if (!us || (write && !rw))
@@ -287,6 +289,12 @@ TlbEntry& InterpreterImpl::tlb_fill(uint64_t lin, Access access, bool user)
     page_walk(lin, access, user, gpa, global, writable_ok);
     TlbEntry& e = m_tlb[static_cast<unsigned>(access)][user][(lin >> 12) % k_tlb_entries];
     e.vpage = lin >> 12;
+    // SMAP: whether a supervisor data access to a user page is allowed
+    // depends on RFLAGS.AC at the time of the access (STAC/CLAC flip it
+    // around every user copy), so such a translation serves this access
+    // only and is not kept.
+    if (!user && access != Access::Fetch && (m_s.cr4 & k_cr4_smap) && m_last_walk_user) [[unlikely]]
+        e.vpage = ~0ull;
     e.gpa = gpa & ~0xfffull;
     e.global = global;
     e.host = nullptr;

@@ -65,9 +65,7 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         m.m_f1_ecx = k_cpuid1_ecx_sse3 | k_cpuid1_ecx_cx16 | k_cpuid1_ecx_popcnt | k_cpuid1_ecx_hypervisor;
         if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2"))
             m.m_f1_ecx |= k_cpuid1_ecx_ssse3 | k_cpuid1_ecx_sse41 | k_cpuid1_ecx_sse42;
-        // SMEP yes; SMAP not yet (the TLB would need to forget supervisor
-        // translations of user pages on STAC/CLAC).
-        m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep;
+        m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;
         m.m_fx1_ecx = k_cpuidx1_ecx_lahf_lm | k_cpuidx1_ecx_abm;

@@ -455,6 +455,7 @@ private:
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
     LockedAccess m_lock;
+    bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
     bool m_mem_hooks = false; // m_lock.active || m_dr_data
     bool m_debug_hooks = false; // m_dr_exec || m_dr_data
     bool m_rf_at_start = false;
