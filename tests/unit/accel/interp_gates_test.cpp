@@ -1,7 +1,8 @@
 // Call gates and hardware task switching on tiny hand-assembled payloads:
 // a CPL 3 -> 0 call through a 32-bit gate with a parameter and a stack
 // switch, a 64-bit call gate in long mode, task switches by CALL to a TSS,
-// IRET with NT back, INT through an IDT task gate, and JMP between tasks.
+// IRET with NT back, INT and a #GP through IDT task gates, and JMP between
+// tasks.
 #include <cstring>
 #include <vector>
 
@@ -256,4 +257,33 @@ TEST(InterpGates, LongModeCallGate)
     EXPECT_EQ(s.segment(x86::Seg::CS).selector, k_sel_user_code64);
     EXPECT_EQ(s.gpr[x86::k_rsp], 0x480000u);
     EXPECT_EQ(s.rip, 0x40000au);
+}
+
+TEST(InterpGates, FaultThroughTaskGatePushesErrorCodeOnNewStack)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_protected(*cpu, host, 0);
+    std::memset(host.ram(k_tss_b), 0, 0x68);
+    put32(host, k_tss_b + 0x20, 0x6000);
+    put32(host, k_tss_b + 0x24, 0x2);
+    put32(host, k_tss_b + 0x38, 0x7000);
+    const uint16_t segs[6] = { k_data0, k_code0, k_data0, k_data0, 0, 0 };
+    for (unsigned i = 0; i < 6; i++)
+        put32(host, k_tss_b + 0x48 + 4 * i, segs[i]);
+    put64(host, k_idt32 + 13 * 8, 0x0000850000380000ull); // #GP -> task gate to B
+    host.write(0x6000, { 0x58, 0xf4 }); // pop eax (the error code); hlt
+    host.write(0x4000, {
+                           0x66, 0xb8, 0x48, 0x00, // mov ax, 0x48 (past the GDT limit)
+                           0x8e, 0xd8, // mov ds, ax: #GP(0x48)
+                       });
+    x86::CpuState& s = cpu->state();
+    cpu->run(20);
+    EXPECT_EQ(host.resets, 0);
+    EXPECT_EQ(s.tr.selector, k_tss_b_sel);
+    EXPECT_EQ(s.gpr[x86::k_rax], 0x48u);
+    EXPECT_EQ(s.gpr[x86::k_rsp], 0x7000u);
+    EXPECT_TRUE(s.rflags & x86::k_flag_nt);
+    EXPECT_EQ(get32(host, k_tss_b) & 0xffff, k_tss_a_sel); // back link
+    EXPECT_EQ(get32(host, k_tss_a + 0x20), 0x4004u); // A resumes at the faulting MOV
 }
