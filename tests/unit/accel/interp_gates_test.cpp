@@ -83,6 +83,19 @@ void setup_protected(interp::Interpreter& cpu, FakeHost& host, unsigned cpl)
     s.gpr[x86::k_rsp] = 0x8000;
 }
 
+// Task B: CPL 0, code at 0x6000, stack at 0x7000, EAX = 0xb0b.
+void setup_task_b(FakeHost& host)
+{
+    std::memset(host.ram(k_tss_b), 0, 0x68);
+    put32(host, k_tss_b + 0x20, 0x6000); // EIP
+    put32(host, k_tss_b + 0x24, 0x2); // EFLAGS
+    put32(host, k_tss_b + 0x28, 0xb0b); // EAX
+    put32(host, k_tss_b + 0x38, 0x7000); // ESP
+    const uint16_t segs[6] = { k_data0, k_code0, k_data0, k_data0, 0, 0 };
+    for (unsigned i = 0; i < 6; i++)
+        put32(host, k_tss_b + 0x48 + 4 * i, segs[i]);
+}
+
 } // namespace
 
 TEST(InterpGates, CallGateToInnerLevelCopiesParameterAndReturns)
@@ -142,14 +155,7 @@ TEST(InterpGates, TaskSwitchByCallIretAndTaskGate)
     auto cpu = make_cpu(host);
     setup_protected(*cpu, host, 0);
     // Task B: its own registers and code at 0x6000.
-    std::memset(host.ram(k_tss_b), 0, 0x68);
-    put32(host, k_tss_b + 0x20, 0x6000); // EIP
-    put32(host, k_tss_b + 0x24, 0x2); // EFLAGS
-    put32(host, k_tss_b + 0x28, 0xb0b); // EAX
-    put32(host, k_tss_b + 0x38, 0x7000); // ESP
-    const uint16_t segs[6] = { k_data0, k_code0, k_data0, k_data0, 0, 0 };
-    for (unsigned i = 0; i < 6; i++)
-        put32(host, k_tss_b + 0x48 + 4 * i, segs[i]);
+    setup_task_b(host);
     host.write(0x6000, {
                            0xb9, 0x22, 0x00, 0x00, 0x00, // mov ecx, 0x22
                            0x89, 0xc7, // mov edi, eax (B's EAX)
@@ -195,13 +201,7 @@ TEST(InterpGates, JumpToTssAndBack)
     FakeHost host(16ull << 20);
     auto cpu = make_cpu(host);
     setup_protected(*cpu, host, 0);
-    std::memset(host.ram(k_tss_b), 0, 0x68);
-    put32(host, k_tss_b + 0x20, 0x6000);
-    put32(host, k_tss_b + 0x24, 0x2);
-    put32(host, k_tss_b + 0x38, 0x7000);
-    const uint16_t segs[6] = { k_data0, k_code0, k_data0, k_data0, 0, 0 };
-    for (unsigned i = 0; i < 6; i++)
-        put32(host, k_tss_b + 0x48 + 4 * i, segs[i]);
+    setup_task_b(host);
     host.write(0x6000, {
                            0xbb, 0x55, 0x00, 0x00, 0x00, // mov ebx, 0x55
                            0xea, 0x00, 0x00, 0x00, 0x00, 0x28, 0x00, // jmp far 0028:0 (TSS A)
@@ -264,13 +264,7 @@ TEST(InterpGates, FaultThroughTaskGatePushesErrorCodeOnNewStack)
     FakeHost host(16ull << 20);
     auto cpu = make_cpu(host);
     setup_protected(*cpu, host, 0);
-    std::memset(host.ram(k_tss_b), 0, 0x68);
-    put32(host, k_tss_b + 0x20, 0x6000);
-    put32(host, k_tss_b + 0x24, 0x2);
-    put32(host, k_tss_b + 0x38, 0x7000);
-    const uint16_t segs[6] = { k_data0, k_code0, k_data0, k_data0, 0, 0 };
-    for (unsigned i = 0; i < 6; i++)
-        put32(host, k_tss_b + 0x48 + 4 * i, segs[i]);
+    setup_task_b(host);
     put64(host, k_idt32 + 13 * 8, 0x0000850000380000ull); // #GP -> task gate to B
     host.write(0x6000, { 0x58, 0xf4 }); // pop eax (the error code); hlt
     host.write(0x4000, {
