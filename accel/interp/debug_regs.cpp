@@ -1,4 +1,5 @@
-// Debug-register breakpoints (Intel SDM vol. 3, 17.2-17.3): instruction
+// Memory-access hooks: alignment checks (#AC), and debug-register
+// breakpoints (Intel SDM vol. 3, 17.2-17.3): instruction
 // breakpoints (#DB fault before the instruction, suppressed once by
 // RFLAGS.RF) and data breakpoints on writes or reads/writes (#DB trap
 // after the instruction), with DR6.B0-B3 naming the breakpoints hit.
@@ -39,7 +40,7 @@ void InterpreterImpl::update_debug_state()
             m_dr_data |= uint8_t(1u << i);
     }
     m_debug_hooks = m_dr_exec || m_dr_data;
-    m_mem_hooks = m_lock.active || m_dr_data;
+    update_mem_hooks();
 }
 
 void InterpreterImpl::debug_before(uint64_t rip)
@@ -85,8 +86,18 @@ void InterpreterImpl::check_data_breakpoints(uint64_t lin, unsigned size, bool w
     }
 }
 
+// #AC: with CR0.AM and RFLAGS.AC at CPL 3, a data access must be aligned
+// to its size (an 80-bit x87 operand arrives as 8 + 2 bytes: 8-aligned).
+void InterpreterImpl::check_alignment(Seg seg, uint64_t offset, unsigned size, Access access)
+{
+    if (size > 1 && (linear(seg, offset, size, access) & (size - 1)))
+        raise(k_ac, 0);
+}
+
 uint64_t InterpreterImpl::read_mem_hooked(Seg seg, uint64_t offset, unsigned size)
 {
+    if (m_ac_check)
+        check_alignment(seg, offset, size, Access::Read);
     uint64_t v = m_lock.active ? locked_read(seg, offset, size)
                                : read_linear(linear(seg, offset, size, Access::Read), size, false);
     if (m_dr_data)
@@ -96,6 +107,8 @@ uint64_t InterpreterImpl::read_mem_hooked(Seg seg, uint64_t offset, unsigned siz
 
 void InterpreterImpl::write_mem_hooked(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
+    if (m_ac_check)
+        check_alignment(seg, offset, size, Access::Write);
     if (m_lock.active)
         locked_write(seg, offset, size, value);
     else

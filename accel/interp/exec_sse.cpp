@@ -30,6 +30,8 @@ Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, b
     uint64_t ea = cpu.effective_address(d);
     if (aligned && (ea & 15))
         cpu.raise_gp0();
+    if (bytes == 16 && cpu.alignment_checking()) // unaligned forms: 16 under #AC too
+        cpu.check_alignment(seg, ea, 16, Access::Read);
     if (bytes == 16) {
         v.q[0] = cpu.read_mem(seg, ea, 8);
         v.q[1] = cpu.read_mem(seg, ea + 8, 8);
@@ -45,6 +47,8 @@ void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec128& v, 
     uint64_t ea = cpu.effective_address(d);
     if (aligned && (ea & 15))
         cpu.raise_gp0();
+    if (bytes == 16 && cpu.alignment_checking())
+        cpu.check_alignment(seg, ea, 16, Access::Write);
     if (bytes == 16) {
         // Check both halves before writing either.
         cpu.linear(seg, ea, 16, Access::Write);

@@ -457,6 +457,7 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 check_events();
             }
             m_trace.note_block(m_s.rip);
+            update_mem_hooks();
             if (Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)))) [[unlikely]] {
                 m_flags.materialize(m_s.rflags);
                 m_trace.block(m_s);

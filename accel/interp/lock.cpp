@@ -94,13 +94,13 @@ void InterpreterImpl::execute_locked(const DecodedInsn& d)
             guard.lock();
         m_lock = LockedAccess {};
         m_lock.active = !slow;
-        m_mem_hooks = m_lock.active || m_dr_data;
+        update_mem_hooks();
         try {
             dispatch(d);
             if (m_lock.dirty && !cas(m_lock.host, m_lock.size, m_lock.old, m_lock.shadow))
                 throw LockRetry { false };
             m_lock.active = false;
-            m_mem_hooks = m_dr_data;
+            update_mem_hooks();
             return;
         } catch (const LockRetry& r) {
             std::memcpy(m_s.gpr, gpr, sizeof gpr);
@@ -109,7 +109,7 @@ void InterpreterImpl::execute_locked(const DecodedInsn& d)
             slow = slow || r.slow;
         } catch (...) {
             m_lock.active = false;
-            m_mem_hooks = m_dr_data;
+            update_mem_hooks();
             throw;
         }
     }

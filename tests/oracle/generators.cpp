@@ -740,6 +740,35 @@ std::vector<Form> family_forms(const std::string& fam)
                     random_mmx_state(rng, c);
             };
         }
+    } else if (fam == "align") {
+        // Alignment checking: RFLAGS.AC set at CPL 3 (Linux keeps CR0.AM on),
+        // operands at random, mostly misaligned addresses.
+        v.push_back({ "mov m,r", {}, { 0x89 }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "mov r,m", {}, { 0x8b }, -1, true, 0, 1 | 2 | 4 | 8, true, false });
+        v.push_back({ "add m,r", {}, { 0x01 }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "movzx r,m16", {}, { 0x0f, 0xb7 }, -1, true, 0, 4, true, false });
+        v.push_back({ "inc m", {}, { 0xff }, 0, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "lock add m,r", { 0xf0 }, { 0x01 }, -1, true, 0, 4 | 8, true, false });
+        v.push_back({ "xchg m,r", {}, { 0x87 }, -1, true, 0, 4 | 8, true, false });
+        v.push_back({ "fld m64", {}, { 0xdd }, 0, true, 0, 4, true, false });
+        v.push_back({ "fld m80", {}, { 0xdb }, 5, true, 0, 4, true, false });
+        v.push_back({ "movups xmm,m", {}, { 0x0f, 0x10 }, -1, true, 0, 4, true, false });
+        v.push_back({ "movups m,xmm", {}, { 0x0f, 0x11 }, -1, true, 0, 4, true, false });
+        v.push_back({ "movdqu xmm,m", { 0xf3 }, { 0x0f, 0x6f }, -1, true, 0, 4, true, false });
+        v.push_back({ "push r/m", {}, { 0xff }, 6, true, 0, 8, true, false, 0, stack_fix() });
+        v.push_back({ "movq xmm,m64", { 0xf3 }, { 0x0f, 0x7e }, -1, true, 0, 4, true, false });
+        v.push_back({ "movd mm,m32", {}, { 0x0f, 0x6e }, -1, true, 0, 4, true, false });
+        for (auto& f : v) {
+            Fix extra = f.fix;
+            const bool push = f.name.rfind("push", 0) == 0;
+            f.fix = [extra, push](Rng& rng, OracleCase& c, Enc& e) {
+                if (extra)
+                    extra(rng, c, e);
+                if (push && rng.below(2))
+                    c.in.gpr[4] += 1 + rng.below(7); // a misaligned stack
+                c.in.rflags |= 0x40000;
+            };
+        }
     } else if (fam == "sse-fp") {
         struct P {
             const char* n;
@@ -1034,7 +1063,7 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4",
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4", "align",
         "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy" };
 }
 

@@ -402,6 +402,17 @@ public:
     void halt();
     // Recomputes the armed breakpoints after DR7 changes.
     void update_debug_state();
+    // #AC for a `size`-byte access when alignment checking is on (callers
+    // that split wide accesses check the whole operand themselves).
+    bool alignment_checking() const { return m_ac_check; }
+    void check_alignment(Seg seg, uint64_t offset, unsigned size, Access access);
+    // Recomputes m_mem_hooks: every change of CR0.AM, RFLAGS.AC or CPL ends
+    // the block, and run() calls this before each block.
+    void update_mem_hooks()
+    {
+        m_ac_check = (m_s.cr0 & x86::k_cr0_am) && (m_s.rflags & x86::k_flag_ac) && m_cpl == 3;
+        m_mem_hooks = m_lock.active || m_dr_data || m_ac_check;
+    }
     // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
     void execute(const DecodedInsn& d);
 
@@ -456,7 +467,8 @@ private:
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
     LockedAccess m_lock;
     bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
-    bool m_mem_hooks = false; // m_lock.active || m_dr_data
+    bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
+    bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
     bool m_debug_hooks = false; // m_dr_exec || m_dr_data
     bool m_rf_at_start = false;
     uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
