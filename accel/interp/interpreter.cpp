@@ -430,6 +430,7 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
     m_cpl = m_s.cpl();
     m_check_irq = true;
     update_debug_state(); // DR7 may have been set from outside (loadvm, gdbstub)
+    m_trace_blocks = Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)));
     const uint64_t end = m_retired + max_instructions;
     RunExit exit = RunExit::Budget;
     try {
@@ -456,12 +457,7 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 m_flags.materialize(m_s.rflags);
                 check_events();
             }
-            m_trace.note_block(m_s.rip);
-            update_mem_hooks();
-            if (Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)))) [[unlikely]] {
-                m_flags.materialize(m_s.rflags);
-                m_trace.block(m_s);
-            }
+            block_hooks();
             // A block also ends when an event may have become deliverable
             // (IF set, shadow over, device access).
             if (!run_block(end - m_retired)) {

@@ -402,6 +402,17 @@ public:
     void halt();
     // Recomputes the armed breakpoints after DR7 changes.
     void update_debug_state();
+    // Before each block: the block-address ring for triple-fault reports,
+    // the memory-hook flags, and -d exec/cpu (m_trace_blocks, set by run()).
+    void block_hooks()
+    {
+        m_trace.note_block(m_s.rip);
+        update_mem_hooks();
+        if (m_trace_blocks) [[unlikely]] {
+            m_flags.materialize(m_s.rflags);
+            m_trace.block(m_s);
+        }
+    }
     // #AC for a `size`-byte access when alignment checking is on (callers
     // that split wide accesses check the whole operand themselves).
     bool alignment_checking() const { return m_ac_check; }
@@ -469,6 +480,7 @@ private:
     bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
     bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
     bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
+    bool m_trace_blocks = false; // -d exec or cpu
     bool m_debug_hooks = false; // m_dr_exec || m_dr_data
     bool m_rf_at_start = false;
     uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
