@@ -7,6 +7,7 @@
 #include <new>
 
 #include "accel/interp/private/cpu.h"
+#include "util/log.h"
 
 namespace kiln::accel::interp {
 
@@ -64,6 +65,9 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     out++;
     unsigned off = unsigned(gpa & 0xfff);
     unsigned count = 0, bytes = 0;
+    // -d in_asm: each instruction as its block is built (the block starts at RIP).
+    const bool trace = Log::enabled(LogCategory::InAsm);
+    const uint64_t lin0 = m_mode64 ? m_s.rip : (m_s.segment(Seg::CS).base + m_s.rip) & 0xffffffff;
     while (count < k_block_max_insns && off < 4096) {
         BlockInsn& x = *new (&out[count].insn) BlockInsn {};
         // Never reads past the page; an instruction that crosses it (or
@@ -71,6 +75,8 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
         if (decode(host + off, 4096 - off, m_code_size, x.d) != DecodeStatus::Ok)
             break;
         x.fn = select_handler(x.d, m_code_size);
+        if (trace) [[unlikely]]
+            m_trace.in_asm(lin0 + bytes, host + off, x.d.length, m_code_size);
         count++;
         bytes += x.d.length;
         off += x.d.length;
@@ -101,7 +107,9 @@ bool InterpreterImpl::run_block(uint64_t budget)
     bool ran = false;
     BlockLinks* prev = nullptr;
     for (;;) {
-        if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow) [[unlikely]]
+        // Single-step, an interrupt shadow and armed debug registers need
+        // the per-instruction checks of execute_one().
+        if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow || m_debug_hooks) [[unlikely]]
             return ran;
         const uint64_t rip = m_s.rip;
         uint64_t lin;
@@ -209,6 +217,8 @@ bool InterpreterImpl::run_block(uint64_t budget)
         // Events, HLT, the budget and kicks are run()'s business.
         if (m_check_irq || m_s.halted || budget == 0 || m_kick.load(std::memory_order_relaxed))
             return true;
+        // What run() does before each block (it did it for the first one).
+        block_hooks();
     }
 }
 

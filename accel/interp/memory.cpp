@@ -132,6 +132,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
 {
     global = false;
     writable_ok = true;
+    m_last_walk_user = false;
     if (!m_s.paging()) {
         gpa = lin & (m_s.long_mode_active() ? ~0ull : 0xffffffffull);
         return true;
@@ -238,6 +239,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
     }
 
     // Permissions.
+    m_last_walk_user = us;
     bool cr0_wp = m_s.cr0 & k_cr0_wp;
     if (user) {
         if (!us || (write && !rw))
@@ -281,6 +283,12 @@ TlbEntry& InterpreterImpl::tlb_fill(uint64_t lin, Access access, bool user)
     page_walk(lin, access, user, gpa, global, writable_ok);
     TlbEntry& e = m_tlb[static_cast<unsigned>(access)][user][(lin >> 12) % k_tlb_entries];
     e.vpage = lin >> 12;
+    // SMAP: whether a supervisor data access to a user page is allowed
+    // depends on RFLAGS.AC at the time of the access (STAC/CLAC flip it
+    // around every user copy), so such a translation serves this access
+    // only and is not kept.
+    if (!user && access != Access::Fetch && (m_s.cr4 & k_cr4_smap) && m_last_walk_user) [[unlikely]]
+        e.vpage = ~0ull;
     e.gpa = gpa & ~0xfffull;
     e.global = global;
     e.host = nullptr;
@@ -418,11 +426,17 @@ void InterpreterImpl::write_linear(uint64_t lin, unsigned size, uint64_t value, 
 
 uint64_t InterpreterImpl::read_mem_slow(Seg seg, uint64_t offset, unsigned size)
 {
+    if (m_mem_hooks) [[unlikely]]
+        return read_mem_hooked(seg, offset, size);
     return read_linear(linear(seg, offset, size, Access::Read), size, false);
 }
 
 void InterpreterImpl::write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
+    if (m_mem_hooks) [[unlikely]] {
+        write_mem_hooked(seg, offset, size, value);
+        return;
+    }
     write_linear(linear(seg, offset, size, Access::Write), size, value, false);
 }
 

@@ -18,6 +18,7 @@
 #include "accel/interp/decoder.h"
 #include "accel/interp/interpreter.h"
 #include "accel/interp/private/lazy_flags.h"
+#include "accel/interp/private/trace.h"
 #include "accel/vcpu_host.h"
 #include "accel/x86/cpu_state.h"
 #include "accel/x86/cpuid.h"
@@ -79,6 +80,17 @@ struct TlbEntry {
     uint8_t* host = nullptr; // host address of the page, nullptr for MMIO
     uint64_t gpa = 0; // guest-physical page address
     bool global = false;
+};
+
+// The memory operand of the LOCKed instruction being executed (lock.cpp).
+struct LockedAccess {
+    bool active = false;
+    bool dirty = false;
+    uint8_t* host = nullptr; // host address of the operand
+    uint64_t lin = 0;
+    unsigned size = 0;
+    uint8_t old[16] = {}; // bytes read
+    uint8_t shadow[16] = {}; // bytes to publish
 };
 
 class InterpreterImpl;
@@ -275,7 +287,8 @@ public:
     // addresses never match a TLB entry, so they reach the checked path.
     uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
     {
-        if (!m_mode64) [[unlikely]]
+        // LOCKed operands and armed data breakpoints take the checked path.
+        if (!m_mode64 || m_mem_hooks) [[unlikely]]
             return nullptr;
         uint64_t lin = offset;
         if (seg == Seg::FS || seg == Seg::GS)
@@ -419,6 +432,30 @@ public:
     void request_irq_check() { m_check_irq = true; }
     void set_interrupt_shadow(uint8_t kind) { m_new_shadow = kind; }
     void halt();
+    // Recomputes the armed breakpoints after DR7 changes.
+    void update_debug_state();
+    // Before each block: the block-address ring for triple-fault reports,
+    // the memory-hook flags, and -d exec/cpu (m_trace_blocks, set by run()).
+    void block_hooks()
+    {
+        m_trace.note_block(m_s.rip);
+        update_mem_hooks();
+        if (m_trace_blocks) [[unlikely]] {
+            m_flags.materialize(m_s.rflags);
+            m_trace.block(m_s);
+        }
+    }
+    // #AC for a `size`-byte access when alignment checking is on (callers
+    // that split wide accesses check the whole operand themselves).
+    bool alignment_checking() const { return m_ac_check; }
+    void check_alignment(Seg seg, uint64_t offset, unsigned size, Access access);
+    // Recomputes m_mem_hooks: every change of CR0.AM, RFLAGS.AC or CPL ends
+    // the block, and run() calls this before each block.
+    void update_mem_hooks()
+    {
+        m_ac_check = (m_s.cr0 & x86::k_cr0_am) && (m_s.rflags & x86::k_flag_ac) && m_cpl == 3;
+        m_mem_hooks = m_lock.active || m_dr_data || m_ac_check;
+    }
     // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
     void execute(const DecodedInsn& d);
 
@@ -447,6 +484,18 @@ private:
     void execute_one();
     bool run_block(uint64_t budget);
     BlockSlot* build_block(BlockSlot& slot, uint8_t* host, uint64_t gpa, uint32_t gen);
+    void dispatch(const DecodedInsn& d);
+    // LOCK-prefixed read-modify-write and XCHG with memory (lock.cpp).
+    void execute_locked(const DecodedInsn& d);
+    uint64_t locked_read(Seg seg, uint64_t offset, unsigned size);
+    void locked_write(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Memory accesses while a LOCKed instruction runs or data breakpoints
+    // are armed (m_mem_hooks), debug-register breakpoints (debug_regs.cpp).
+    uint64_t read_mem_hooked(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_hooked(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    void debug_before(uint64_t rip);
+    void debug_after();
+    void check_data_breakpoints(uint64_t lin, unsigned size, bool write);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -483,6 +532,17 @@ private:
     uint8_t m_new_shadow = 0;
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
+    TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
+    LockedAccess m_lock;
+    bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
+    bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
+    bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
+    bool m_trace_blocks = false; // -d exec or cpu
+    bool m_debug_hooks = false; // m_dr_exec || m_dr_data
+    bool m_rf_at_start = false;
+    uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
+    uint8_t m_dr_data = 0; // enabled data breakpoints
+    uint8_t m_dr_hits = 0; // data breakpoints hit by the current instruction
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
