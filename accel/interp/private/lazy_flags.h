@@ -85,7 +85,32 @@ public:
         m_op = FlagOp::None;
     }
 
-    bool cf(uint64_t rflags) const;
+    // Inline: INC/DEC and ADC/SBB read CF on every execution.
+    bool cf(uint64_t rflags) const
+    {
+        uint64_t m = mask();
+        uint64_t a = m_a & m, b = m_b & m, r = m_res & m;
+        switch (m_op) {
+        case FlagOp::None:
+            return rflags & x86::k_flag_cf;
+        case FlagOp::Add:
+            return r < a;
+        case FlagOp::Adc:
+            return m_cf_in ? r <= a : r < a;
+        case FlagOp::Sub:
+            return a < b;
+        case FlagOp::Sbb:
+            return m_cf_in ? a <= b : a < b;
+        case FlagOp::Logic:
+            return false;
+        case FlagOp::Inc:
+        case FlagOp::Dec:
+            return m_cf_in;
+        case FlagOp::Neg:
+            return b != 0;
+        }
+        return false;
+    }
     bool zf(uint64_t rflags) const
     {
         if (m_op == FlagOp::None)
