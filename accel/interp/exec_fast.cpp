@@ -319,7 +319,7 @@ void shift(InterpreterImpl& cpu, const DecodedInsn& d)
         auto msb = [](uint64_t x) -> uint64_t { return (x >> (bits - 1)) & 1; };
         if constexpr (Kind == 0 || Kind == 1) {
             unsigned c = count % bits;
-            uint64_t f = cpu.flags() & k_flags_arith & ~(k_flag_cf | k_flag_of);
+            uint64_t f = cpu.lazy().get(cpu.state().rflags) & k_flags_arith & ~(k_flag_cf | k_flag_of);
             uint64_t cf, of;
             if constexpr (Kind == 0) {
                 r = c ? ((v << c) | (v >> (bits - c))) & m : v;
