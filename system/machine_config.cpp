@@ -64,6 +64,27 @@ Result<unsigned> parse_smp(const std::string& value)
     return 1u;
 }
 
+// -cpu MODEL,FLAGS: only kvmclock so far (+kvmclock, -kvmclock,
+// kvmclock=on|off); it matters only under KVM.
+Result<void> parse_cpu_flags(MachineConfig& cfg, const std::string& value, const std::string& flags)
+{
+    size_t start = 0;
+    while (start <= flags.size()) {
+        size_t comma = flags.find(',', start);
+        std::string f = flags.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (f == "+kvmclock" || f == "kvmclock=on" || f == "kvmclock")
+            cfg.kvmclock = true;
+        else if (f == "-kvmclock" || f == "kvmclock=off")
+            cfg.kvmclock = false;
+        else
+            return opt_error("cpu", value, "CPU feature flags are not supported yet"); // but kvmclock
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return {};
+}
+
 Result<void> parse_accel(MachineConfig& cfg, const std::vector<std::string>& values, bool enable_kvm)
 {
     std::vector<AccelKind> out;
@@ -75,8 +96,13 @@ Result<void> parse_accel(MachineConfig& cfg, const std::vector<std::string>& val
             return opt_error("accel", value, opts.error().message());
         std::string names = opts.value().get("accel").value_or("");
         for (auto& [k, v] : opts.value().entries())
-            if (k != "accel" && k != "thread")
+            if (k != "accel" && k != "thread" && k != "device")
                 return opt_error("accel", value, "option '" + k + "' is not supported");
+        if (auto device = opts.value().get("device")) {
+            if (names != "kvm")
+                return opt_error("accel", value, "option 'device' belongs to kvm only");
+            cfg.kvm_device = *device;
+        }
         // QEMU's old form "kvm:tcg" lists fallbacks.
         size_t start = 0;
         while (start <= names.size()) {
@@ -172,6 +198,29 @@ Result<void> parse_display(MachineConfig& cfg, const std::string& value)
     return {};
 }
 
+// -name [guest=]NAME[,process=PNAME][,debug-threads=on|off]
+Result<void> parse_name(MachineConfig& cfg, const std::string& value)
+{
+    auto opts = OptionList::parse(value, "guest");
+    if (!opts.ok())
+        return opt_error("name", value, opts.error().message());
+    for (auto& [k, v] : opts.value().entries()) {
+        if (k == "guest") {
+            cfg.name = v;
+        } else if (k == "process") {
+            cfg.process_name = v;
+        } else if (k == "debug-threads") {
+            auto b = parse_bool_option(k, v);
+            if (!b.ok())
+                return opt_error("name", value, b.error().message());
+            cfg.debug_threads = b.value();
+        } else {
+            return opt_error("name", value, "Invalid parameter '" + k + "'");
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 Result<int64_t> parse_rtc_date(const std::string& text)
@@ -229,7 +278,7 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
         if (model == "help")
             cfg.help_topic = "cpu";
         if (c->find(',') != std::string::npos)
-            return opt_error("cpu", *c, "CPU feature flags are not supported yet");
+            TRY(parse_cpu_flags(cfg, *c, c->substr(c->find(',') + 1)));
         cfg.cpu_model = model;
     }
     if (auto* k = args.last("kernel"))
@@ -256,12 +305,8 @@ Result<MachineConfig> build_machine_config(const ParsedArgs& args)
     cfg.no_shutdown = args.has("no-shutdown");
     cfg.start_paused = args.has("S");
     cfg.daemonize = args.has("daemonize");
-    if (auto* n = args.last("name")) {
-        auto opts = OptionList::parse(*n, "guest");
-        if (!opts.ok())
-            return opt_error("name", *n, opts.error().message());
-        cfg.name = opts.value().get("guest").value_or("");
-    }
+    if (auto* n = args.last("name"))
+        TRY(parse_name(cfg, *n));
     if (auto* p = args.last("pidfile"))
         cfg.pidfile = *p;
     if (auto* d = args.last("D"))

@@ -29,6 +29,8 @@ struct MachineConfig {
     unsigned cpus = 1;
     std::vector<AccelKind> accels = {AccelKind::Interp}; // tried in order
     bool tcg_alias = false;          // -accel tcg given: runs the interpreter
+    std::string kvm_device = "/dev/kvm"; // -accel kvm,device=PATH
+    bool kvmclock = true;                // -cpu MODEL,-kvmclock turns it off (KVM only)
     std::string cpu_model = "max";
     std::string kernel, initrd, append;
     std::vector<chardev::ChardevSpec> serials; // index = COM port
@@ -37,7 +39,9 @@ struct MachineConfig {
     bool no_shutdown = false;
     bool start_paused = false;
     bool daemonize = false;
-    std::string name;
+    std::string name;          // -name guest=
+    std::string process_name;  // -name process=: the process's name (ps, top)
+    bool debug_threads = false; // -name debug-threads=on: threads named by role
     std::string pidfile;
     std::string log_file;
     std::string log_items;

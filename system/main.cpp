@@ -2,6 +2,7 @@
 // own file: parse (cli_parse.cpp) -> config (machine_config.cpp) -> build
 // (build_vm.cpp) -> realize (realize.cpp) -> run (run.cpp).
 #include <pthread.h>
+#include <sys/prctl.h>
 
 #include <csignal>
 #include <cstdio>
@@ -68,6 +69,8 @@ int main(int argc, char** argv)
     }
     for (const std::string& note : cfg.notes)
         Log::warning(note);
+    if (!cfg.process_name.empty()) // -name process=: what ps and top show
+        prctl(PR_SET_NAME, cfg.process_name.substr(0, 15).c_str());
     if (!cfg.log_file.empty() && !Log::set_file(cfg.log_file))
         return fail(Error::invalid("-D " + cfg.log_file + ": cannot open the log file"));
     std::string unknown;

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "system/daemon.h"
 #include "system/vm.h"
 #include "util/log.h"
 
@@ -17,6 +18,8 @@ void vcpu_thread(Vm& vm, std::function<void(int)> quit)
 {
     // Run control (stop/cont, -S, -no-shutdown) is VmControl's gate: the
     // thread parks there while the VM is paused.
+    if (vm.config.debug_threads)
+        name_vcpu_thread(*vm.vcpu, 0);
     VmControl& ctl = *vm.control;
     ctl.vcpu_thread_started();
     while (ctl.vcpu_wait_until_running()) {
@@ -80,8 +83,7 @@ int run_vm(Vm& vm, EventLoop& loop)
         (void)loop.add_fd(sfd, FdEvents::Read, [&](uint32_t) {
             signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == ssize_t(sizeof si)) {
-                Log::error("terminating on signal " + std::to_string(si.ssi_signo) + " from pid "
-                           + std::to_string(si.ssi_pid));
+                Log::error(signal_exit_message(si.ssi_signo, pid_t(si.ssi_pid)));
                 exit_code = 0;
                 loop.stop();
             }

@@ -1,5 +1,9 @@
 #include "system/vcpu.h"
 
+#include <pthread.h>
+
+#include <cctype>
+
 #include "accel/kvm/kvm_accel.h"
 #include "accel/x86/cpuid.h"
 #include "util/log.h"
@@ -76,6 +80,8 @@ Result<std::unique_ptr<Vcpu>> create_kvm(const MachineConfig& cfg, hw::PcMachine
 {
     accel::kvm::KvmOptions options;
     options.cpu = cfg.cpu_model;
+    options.device_path = cfg.kvm_device;
+    options.cpu_options.kvmclock = cfg.kvmclock;
     auto kvm = accel::kvm::KvmAccel::create(machine.memory(), options);
     if (!kvm.ok())
         return Error(ErrorKind::NotSupported, "-accel kvm: " + kvm.error().message());
@@ -87,6 +93,8 @@ Result<std::unique_ptr<Vcpu>> create_kvm(const MachineConfig& cfg, hw::PcMachine
 
 Result<std::unique_ptr<Vcpu>> create_interp(const MachineConfig& cfg, hw::PcMachine& machine)
 {
+    if (cfg.cpu_model == "host")
+        return Error::invalid("-cpu host: the 'host' CPU type can only be used with KVM");
     auto model = accel::x86::CpuModel::by_name(cfg.cpu_model);
     if (!model.ok())
         return Error::invalid("-cpu " + cfg.cpu_model + ": " + model.error().message());
@@ -105,13 +113,28 @@ Result<std::unique_ptr<Vcpu>> create_interp(const MachineConfig& cfg, hw::PcMach
 Result<std::unique_ptr<Vcpu>> create_vcpu(const MachineConfig& cfg, hw::PcMachine& machine)
 {
     std::optional<Error> last;
-    for (AccelKind a : cfg.accels) {
+    for (size_t i = 0; i < cfg.accels.size(); i++) {
+        AccelKind a = cfg.accels[i];
         auto v = a == AccelKind::Kvm ? create_kvm(cfg, machine) : create_interp(cfg, machine);
         if (v.ok())
             return v;
         last = std::move(v).error();
+        if (i + 1 < cfg.accels.size()) {
+            // As QEMU with -accel kvm -accel tcg: say why, then fall back.
+            const char* next = cfg.accels[i + 1] == AccelKind::Kvm ? "kvm" : cfg.tcg_alias ? "tcg" : "interp";
+            Log::error(last->message());
+            Log::error(std::string("falling back to ") + next);
+        }
     }
     return last ? *last : Error::internal("no accelerator configured");
+}
+
+void name_vcpu_thread(const Vcpu& vcpu, unsigned index)
+{
+    std::string name = "CPU " + std::to_string(index) + "/";
+    for (const char* c = vcpu.accel_name(); *c; c++)
+        name += char(toupper(uint8_t(*c)));
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 } // namespace kiln::system

@@ -29,6 +29,10 @@ public:
     virtual const char* accel_name() const = 0;
 };
 
+// -name debug-threads=on: names the calling thread as QEMU names vCPU
+// threads ("CPU 0/KVM", "CPU 0/INTERP").
+void name_vcpu_thread(const Vcpu& vcpu, unsigned index);
+
 // Creates a vCPU with the first accelerator in cfg.accels that works.
 Result<std::unique_ptr<Vcpu>> create_vcpu(const MachineConfig& cfg, hw::PcMachine& machine);
 

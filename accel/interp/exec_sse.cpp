@@ -12,35 +12,16 @@
 #include <cstring>
 
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/sse.h"
+#include "accel/interp/private/x87.h"
 
 namespace kiln::accel::interp {
 
 using namespace x86;
-
-namespace {
-
-inline __m128i ld(const Vec128& v) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(&v)); }
-inline void st(Vec128& v, __m128i x) { _mm_storeu_si128(reinterpret_cast<__m128i*>(&v), x); }
-inline __m128 ldps(const Vec128& v) { return _mm_castsi128_ps(ld(v)); }
-inline __m128d ldpd(const Vec128& v) { return _mm_castsi128_pd(ld(v)); }
-
-enum class Pfx { None, P66, F3, F2 };
-
-Pfx mandatory_prefix(const DecodedInsn& d)
-{
-    if (d.rep())
-        return Pfx::F3;
-    if (d.repne())
-        return Pfx::F2;
-    if (d.has_66())
-        return Pfx::P66;
-    return Pfx::None;
-}
-
-} // namespace
+using namespace sse;
 
 // Reads the xmm/m128 (or narrower) source operand.
-static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
+Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned bytes, bool aligned)
 {
     Vec128 v {};
     if (d.mod == 3)
@@ -49,6 +30,8 @@ static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned b
     uint64_t ea = cpu.effective_address(d);
     if (aligned && (ea & 15))
         cpu.raise_gp0();
+    if (bytes == 16 && cpu.alignment_checking()) // unaligned forms: 16 under #AC too
+        cpu.check_alignment(seg, ea, 16, Access::Read);
     if (bytes == 16) {
         v.q[0] = cpu.read_mem(seg, ea, 8);
         v.q[1] = cpu.read_mem(seg, ea + 8, 8);
@@ -58,12 +41,14 @@ static Vec128 read_xmm_rm(InterpreterImpl& cpu, const DecodedInsn& d, unsigned b
     return v;
 }
 
-static void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec128& v, unsigned bytes, bool aligned)
+void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec128& v, unsigned bytes, bool aligned)
 {
     Seg seg = cpu.operand_seg(d);
     uint64_t ea = cpu.effective_address(d);
     if (aligned && (ea & 15))
         cpu.raise_gp0();
+    if (bytes == 16 && cpu.alignment_checking())
+        cpu.check_alignment(seg, ea, 16, Access::Write);
     if (bytes == 16) {
         // Check both halves before writing either.
         cpu.linear(seg, ea, 16, Access::Write);
@@ -75,33 +60,6 @@ static void write_xmm_mem(InterpreterImpl& cpu, const DecodedInsn& d, const Vec1
 }
 
 namespace {
-
-// Runs `fn` on the host SSE unit with the guest's MXCSR control bits and
-// merges the exception flags it raises into the guest MXCSR.
-template<typename Fn> void with_mxcsr(InterpreterImpl& cpu, Fn fn)
-{
-    uint32_t& guest = cpu.state().fpu.mxcsr;
-    uint32_t host = _mm_getcsr();
-    _mm_setcsr((guest & ~0x3fu) | 0x1f80);
-    fn();
-    uint32_t flags = _mm_getcsr() & 0x3f;
-    _mm_setcsr(host);
-    guest |= flags;
-    uint32_t unmasked = flags & ~(guest >> 7) & 0x3f;
-    if (unmasked)
-        cpu.raise(cpu.state().cr4 & k_cr4_osxmmexcpt ? k_xm : k_ud);
-}
-
-#define BARRIER(x) asm volatile("" : "+x"(x))
-
-// An optimisation fence on an operand: the operation using it cannot be
-// hoisted (or speculated) out of its branch, so no other operation runs on
-// the host SSE unit under the guest MXCSR and raises flags it should not.
-template<typename T> inline T F(T v)
-{
-    BARRIER(v);
-    return v;
-}
 
 __m128i shuffle_d(__m128i a, uint8_t imm)
 {
@@ -137,8 +95,34 @@ __m128i byte_shift(__m128i a, unsigned n, bool left)
     return _mm_load_si128(reinterpret_cast<const __m128i*>(r));
 }
 
+// CMPPS/CMPPD/CMPSS/CMPSD predicate (SSE2 has 0-7).
+template<typename T> bool compare_pred(T a, T b, unsigned pred)
+{
+    bool unordered = std::isnan(a) || std::isnan(b);
+    switch (pred & 7) {
+    case 0:
+        return !unordered && a == b;
+    case 1:
+        return !unordered && a < b;
+    case 2:
+        return !unordered && a <= b;
+    case 3:
+        return unordered;
+    case 4:
+        return unordered || a != b;
+    case 5:
+        return unordered || !(a < b);
+    case 6:
+        return unordered || !(a <= b);
+    default:
+        return !unordered;
+    }
+}
+
+} // namespace
+
 // Packed-integer binary operations of the 66 0F D0-FF / 60-6F range.
-bool int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
+bool sse_int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
 {
     switch (op) {
     case 0x60:
@@ -317,36 +301,12 @@ bool int_binop(uint8_t op, __m128i a, __m128i b, __m128i& r)
     }
 }
 
-// CMPPS/CMPPD/CMPSS/CMPSD predicate (SSE2 has 0-7).
-template<typename T> bool compare_pred(T a, T b, unsigned pred)
-{
-    bool unordered = std::isnan(a) || std::isnan(b);
-    switch (pred & 7) {
-    case 0:
-        return !unordered && a == b;
-    case 1:
-        return !unordered && a < b;
-    case 2:
-        return !unordered && a <= b;
-    case 3:
-        return unordered;
-    case 4:
-        return unordered || a != b;
-    case 5:
-        return unordered || !(a < b);
-    case 6:
-        return unordered || !(a <= b);
-    default:
-        return !unordered;
-    }
-}
-
-} // namespace
-
 bool InterpreterImpl::exec_sse(const DecodedInsn& d)
 {
     const unsigned op = d.op;
-    if (op < 0x110 || op > 0x1ff)
+    if (op >= 0x200)
+        return exec_sse4(*this, d);
+    if (op < 0x110)
         return false;
     const uint8_t b = uint8_t(op);
     const Pfx pfx = mandatory_prefix(d);
@@ -385,7 +345,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             if (img.mxcsr & ~fpu.mxcsr_mask)
                 raise_gp0();
             unsigned nxmm = m_mode64 ? 16 : 8;
-            fpu.fcw = img.fcw;
+            fpu.fcw = x87_control_word(img.fcw);
             fpu.fsw = img.fsw;
             fpu.ftw = img.ftw;
             fpu.fop = img.fop;
@@ -418,18 +378,21 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             raise_ud();
         write_rm(d, d.opsize == 8 ? 8 : 4, reg(d.reg, d.opsize == 8 ? 8 : 4));
         return true;
-    case 0x177: // EMMS
-        fpu.ftw = 0;
-        return true;
     default:
         break;
     }
+
+    if (exec_mmx(*this, d))
+        return true;
 
     // Everything below needs SSE enabled: CR0.EM clear, CR4.OSFXSR set.
     if ((m_s.cr0 & k_cr0_em) || !(m_s.cr4 & k_cr4_osfxsr))
         raise_ud();
     if (m_s.cr0 & k_cr0_ts)
         raise(k_nm);
+
+    if (exec_sse3(*this, d))
+        return true;
 
     Vec128* xmm = fpu.xmm;
     const unsigned dst = d.reg;
@@ -440,8 +403,8 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         __m128i r, zero = _mm_setzero_si128();
         // Only a packed-integer opcode reads its m128 operand here (with the
         // alignment check); the others have their own operand shapes.
-        if (int_binop(b, zero, zero, r)) {
-            int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
+        if (sse_int_binop(b, zero, zero, r)) {
+            sse_int_binop(b, ld(xmm[dst]), ld(src128(true)), r);
             st(xmm[dst], r);
             return true;
         }

@@ -393,6 +393,7 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
             else if (dr == 7)
                 v = (v & 0xffff2bff) | 0x400;
             s.dr[dr] = v;
+            update_debug_state();
         }
         return true;
     }
@@ -478,6 +479,16 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
     unsigned r = d.reg & 7;
     if (d.mod == 3) {
         switch (d.modrm) {
+        case 0xca: // CLAC
+        case 0xcb: // STAC
+            if (!m_model.has_smap() || m_cpl != 0)
+                raise_ud();
+            m_flags.materialize(s.rflags);
+            if (d.modrm == 0xcb)
+                s.rflags |= k_flag_ac;
+            else
+                s.rflags &= ~k_flag_ac;
+            return true;
         case 0xf8: // SWAPGS
             if (!m_mode64)
                 raise_ud();

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/x87.h"
 
 namespace kiln::accel::interp {
 
@@ -177,12 +178,22 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
     if (op == 0x9b) { // FWAIT
         if ((m_s.cr0 & (k_cr0_mp | k_cr0_ts)) == (k_cr0_mp | k_cr0_ts))
             raise(k_nm);
+        x87_check_pending(*this);
         return true;
     }
     if (op < 0xd8 || op > 0xdf)
         return false;
     if (m_s.cr0 & (k_cr0_em | k_cr0_ts))
         raise(k_nm);
+    // Every x87 instruction but the no-wait control forms (FNINIT, FNCLEX,
+    // FNSTSW, FNSTCW, FNSTENV, FNSAVE) first reports a pending exception.
+    {
+        const unsigned rr = d.reg & 7;
+        const bool no_wait = (op == 0xdb && (d.modrm == 0xe2 || d.modrm == 0xe3)) || (op == 0xdf && d.modrm == 0xe0)
+            || (d.mod != 3 && ((op == 0xd9 && (rr == 6 || rr == 7)) || (op == 0xdd && (rr == 6 || rr == 7))));
+        if (!no_wait)
+            x87_check_pending(*this);
+    }
     X87 x(*this);
     FxsaveArea& f = x.f();
     const unsigned r = d.reg & 7;
@@ -211,6 +222,30 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
         bool un = std::isnan(a) || std::isnan(c);
         uint64_t fl = un ? (k_flag_zf | k_flag_pf | k_flag_cf) : a < c ? k_flag_cf : a == c ? k_flag_zf : 0;
         set_arith_flags(fl);
+    };
+
+    // FISTTP m16/m32/m64 (SSE3): truncating store on the host, then pop.
+    auto fisttp = [&](unsigned bytes) {
+        long double a = x.get(0);
+        uint64_t v = 0;
+        x.guarded([&] {
+            volatile long double va = a;
+            if (bytes == 2) {
+                int16_t out;
+                asm volatile("fisttps %0" : "=m"(out) : "t"(va) : "st");
+                v = uint16_t(out);
+            } else if (bytes == 4) {
+                int32_t out;
+                asm volatile("fisttpl %0" : "=m"(out) : "t"(va) : "st");
+                v = uint32_t(out);
+            } else {
+                int64_t out;
+                asm volatile("fisttpll %0" : "=m"(out) : "t"(va) : "st");
+                v = uint64_t(out);
+            }
+        });
+        write_mem(seg, ea, bytes, v);
+        x.pop();
     };
 
     if (d.mod != 3) {
@@ -292,30 +327,14 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
                 return true;
             }
             case 4: // FLDENV
-            case 6: { // FNSTENV: 28-byte (32-bit) / 14-byte (16-bit) environment
-                unsigned n = d.opsize == 2 ? 2 : 4;
-                if (r == 6) {
-                    uint16_t tag = 0;
-                    for (unsigned p = 0; p < 8; p++)
-                        if (!(f.ftw & (1u << p)))
-                            tag |= uint16_t(3u << (2 * p));
-                    uint64_t vals[7] = { f.fcw, f.fsw, tag, f.fip, 0, f.fdp, 0 };
-                    for (unsigned k = 0; k < 7; k++)
-                        write_mem(seg, ea + k * n, n, vals[k]);
-                    f.fcw |= 0x3f;
-                } else {
-                    f.fcw = uint16_t(read_mem(seg, ea, 2));
-                    f.fsw = uint16_t(read_mem(seg, ea + n, 2));
-                    uint16_t tag = uint16_t(read_mem(seg, ea + 2 * n, 2));
-                    f.ftw = 0;
-                    for (unsigned p = 0; p < 8; p++)
-                        if (((tag >> (2 * p)) & 3) != 3)
-                            f.ftw |= uint8_t(1u << p);
-                }
+                x87_load_env(*this, seg, ea, d.opsize);
                 return true;
-            }
+            case 6: // FNSTENV: then all exceptions masked
+                x87_store_env(*this, seg, ea, d.opsize);
+                f.fcw |= 0x3f;
+                return true;
             case 5: // FLDCW
-                f.fcw = uint16_t(read_mem(seg, ea, 2));
+                f.fcw = x87_control_word(uint16_t(read_mem(seg, ea, 2)));
                 return true;
             case 7: // FNSTCW
                 write_mem(seg, ea, 2, f.fcw);
@@ -355,13 +374,25 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             case 7: // FNSTSW m16
                 write_mem(seg, ea, 2, f.fsw);
                 return true;
+            case 1:
+                fisttp(8);
+                return true;
+            case 4: // FRSTOR
+                x87_frstor(*this, seg, ea, d.opsize);
+                return true;
+            case 6: // FNSAVE
+                x87_fnsave(*this, seg, ea, d.opsize);
+                return true;
             default:
-                raise_ud(); // FRSTOR/FNSAVE: not yet
+                raise_ud();
             }
         case 0xdb:
             switch (r) {
             case 0: // FILD m32
                 x.push(int32_t(read_mem(seg, ea, 4)));
+                return true;
+            case 1:
+                fisttp(4);
                 return true;
             case 2:
             case 3: { // FIST(P) m32
@@ -410,9 +441,42 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             case 0: // FILD m16
                 x.push(int16_t(read_mem(seg, ea, 2)));
                 return true;
+            case 1:
+                fisttp(2);
+                return true;
             case 5: // FILD m64
                 x.push(int64_t(read_mem(seg, ea, 8)));
                 return true;
+            case 4: { // FBLD m80: packed BCD, converted on the host (exact)
+                uint8_t bcd[10];
+                uint64_t lo = read_mem(seg, ea, 8), hi = read_mem(seg, ea + 8, 2);
+                std::memcpy(bcd, &lo, 8);
+                std::memcpy(bcd + 8, &hi, 2);
+                if (x.valid(7)) {
+                    x.push(0);
+                    return true;
+                }
+                long double v = 0;
+                x.guarded([&] { asm volatile("fbld %1" : "=t"(v) : "m"(bcd)); });
+                x.push(v);
+                return true;
+            }
+            case 6: { // FBSTP m80: round per RC, store packed BCD, pop
+                long double a = x.get(0);
+                uint8_t bcd[10];
+                x.guarded([&] {
+                    volatile long double va = a;
+                    asm volatile("fbstp %0" : "=m"(bcd) : "t"(va) : "st");
+                });
+                uint64_t lo, hi = 0;
+                std::memcpy(&lo, bcd, 8);
+                std::memcpy(&hi, bcd + 8, 2);
+                linear(seg, ea, 10, Access::Write);
+                write_mem(seg, ea, 8, lo);
+                write_mem(seg, ea + 8, 2, hi);
+                x.pop();
+                return true;
+            }
             case 2:
             case 3:
             case 7: { // FIST(P) m16, FISTP m64
@@ -624,7 +688,8 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             return true;
         }
         default:
-            // Transcendentals are not offered yet.
+            if (x87_host_instruction(f, d.modrm))
+                return true;
             raise_ud();
         }
     case 0xdd:
@@ -660,13 +725,7 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
             return true;
         }
         if (b == 0xdb && d.modrm == 0xe3) { // FNINIT
-            x.rotate(-int(x.top())); // TOP = 0 keeps the physical registers in place
-            f.fcw = 0x37f;
-            f.fsw = 0;
-            f.ftw = 0;
-            f.fop = 0;
-            f.fip = 0;
-            f.fdp = 0;
+            x87_init(f);
             return true;
         }
         if (b == 0xdb && (r == 5 || r == 6)) { // FUCOMI / FCOMI

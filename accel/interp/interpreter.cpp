@@ -33,6 +33,8 @@ InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
     , m_mem(host.memory())
     , m_model(model)
     , m_decode_cache(k_decode_cache_entries)
+    , m_block_slots(k_block_slots)
+    , m_block_arena(k_block_arena_insns)
 {
     uint64_t top = 0;
     for (const auto& r : m_mem.regions())
@@ -54,6 +56,8 @@ void InterpreterImpl::reset(ResetKind kind)
     update_mode();
     m_cpl = 0;
     m_check_irq = true;
+    update_debug_state();
+    m_trace.reset(m_s);
 }
 
 void InterpreterImpl::update_mode()
@@ -72,6 +76,8 @@ void InterpreterImpl::update_mode()
         m_cpl = 0;
     else if (m_s.v8086())
         m_cpl = 3;
+    // Decoded blocks assume the code size they were decoded for.
+    m_block_end = true;
 }
 
 unsigned InterpreterImpl::stack_size() const
@@ -127,7 +133,7 @@ uint64_t InterpreterImpl::pop(unsigned size)
     return v;
 }
 
-void InterpreterImpl::jump_near(uint64_t target)
+void InterpreterImpl::jump_near_slow(uint64_t target)
 {
     const DecodedInsn& d = *m_insn;
     if (m_mode64) {
@@ -187,6 +193,8 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
             e.gpa = gpa;
             e.code_size = cs_tag;
             e.generation = gen;
+            if (Log::enabled(LogCategory::InAsm)) [[unlikely]]
+                m_trace.in_asm(lin, p, e.insn.length, m_code_size);
             return e.insn;
         }
         e.gpa = ~0ull;
@@ -215,6 +223,8 @@ const DecodedInsn& InterpreterImpl::fetch_decode()
         raise_ud();
     if (st != DecodeStatus::Ok)
         raise_gp0();
+    if (Log::enabled(LogCategory::InAsm)) [[unlikely]]
+        m_trace.in_asm(lin, bytes, m_uncached.length, m_code_size);
     return m_uncached;
 }
 
@@ -264,8 +274,21 @@ bool lockable(const DecodedInsn& d)
 
 void InterpreterImpl::execute(const DecodedInsn& d)
 {
-    if (d.lock() && !lockable(d)) [[unlikely]]
-        raise_ud();
+    if (d.lock()) [[unlikely]] {
+        if (!lockable(d))
+            raise_ud();
+        execute_locked(d);
+        return;
+    }
+    if ((d.op == 0x86 || d.op == 0x87) && d.is_mem()) { // XCHG with memory is always locked
+        execute_locked(d);
+        return;
+    }
+    dispatch(d);
+}
+
+void InterpreterImpl::dispatch(const DecodedInsn& d)
+{
     // Dispatch straight to the group learnt for this opcode. FF and 63 are
     // split between groups by ModRM.reg / mode, so they always take the chain.
     using Handler = bool (InterpreterImpl::*)(const DecodedInsn&);
@@ -304,12 +327,16 @@ void InterpreterImpl::execute_one()
         const uint8_t shadow_before = m_s.events.interrupt_shadow;
         const bool single_step = m_s.rflags & k_flag_tf;
         m_new_shadow = 0;
+        if (m_debug_hooks) [[unlikely]]
+            debug_before(start_rip);
         execute(d);
         m_s.rip = m_next_rip;
         m_s.events.interrupt_shadow = m_new_shadow;
         if (shadow_before && !m_new_shadow)
             m_check_irq = true;
         m_retired++;
+        if (m_debug_hooks) [[unlikely]]
+            debug_after();
         // Single-step trap after an instruction that started with TF set
         // (and did not clear it by delivering an event); MOV SS delays it.
         if (single_step && (m_s.rflags & k_flag_tf) && !(m_new_shadow & PendingEvents::k_shadow_mov_ss)) [[unlikely]] {
@@ -334,21 +361,20 @@ bool contributory(uint8_t v) { return v == k_de || (v >= k_ts && v <= k_gp); }
 void InterpreterImpl::handle_exception(const CpuException& first, uint64_t fault_rip)
 {
     CpuException cur = first;
-    if (Log::enabled(LogCategory::Int)) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "interp: exception %u error %#x at %04x:%llx cr2=%llx", cur.vector, cur.error,
-            m_s.segment(Seg::CS).selector, (unsigned long long)fault_rip, (unsigned long long)m_s.cr2);
-        Log::write(LogCategory::Int, buf);
-    }
     for (;;) {
         try {
             deliver(cur.vector, EventKind::Exception, cur.has_error, cur.error, fault_rip);
             return;
         } catch (const CpuException& again) {
             if (cur.vector == k_df) {
-                Log::write(LogCategory::Int, "interp: triple fault");
+                m_trace.triple_fault(m_s);
                 m_host.request_reset();
                 throw CpuExit { RunExit::Reset };
+            }
+            if (Log::enabled(LogCategory::Int)) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "check_exception old: 0x%x new 0x%x", cur.vector, again.vector);
+                Log::write(LogCategory::Int, buf);
             }
             bool c1 = contributory(cur.vector), p1 = cur.vector == k_pf;
             bool c2 = contributory(again.vector), p2 = again.vector == k_pf;
@@ -403,6 +429,8 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
     update_mode();
     m_cpl = m_s.cpl();
     m_check_irq = true;
+    update_debug_state(); // DR7 may have been set from outside (loadvm, gdbstub)
+    m_trace_blocks = Log::enabled(LogCategory(uint32_t(LogCategory::Exec) | uint32_t(LogCategory::Cpu)));
     const uint64_t end = m_retired + max_instructions;
     RunExit exit = RunExit::Budget;
     try {
@@ -429,13 +457,12 @@ RunExit InterpreterImpl::run(uint64_t max_instructions)
                 m_flags.materialize(m_s.rflags);
                 check_events();
             }
-            m_block_end = false;
+            block_hooks();
             // A block also ends when an event may have become deliverable
             // (IF set, shadow over, device access).
-            for (unsigned i = 0; i < 256 && !m_block_end && m_retired < end; i++) {
+            if (!run_block(end - m_retired)) {
+                m_block_end = false;
                 execute_one();
-                if (m_check_irq)
-                    break;
             }
         }
     } catch (const CpuExit& e) {

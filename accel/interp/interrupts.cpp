@@ -1,6 +1,8 @@
 // Event delivery through the IVT (real mode) or IDT (protected and long
 // mode), and IRET in all its forms (Intel SDM vol. 3, chapter 6).
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/gates.h"
+#include "util/log.h"
 
 namespace kiln::accel::interp {
 
@@ -24,6 +26,8 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
     const uint32_t ext = (kind == EventKind::External || kind == EventKind::Nmi) ? 1 : 0;
     uint64_t old_flags = flags();
     m_flags.materialize(m_s.rflags);
+    if (Log::enabled(LogCategory(uint32_t(LogCategory::Int) | uint32_t(LogCategory::InAsm)))) [[unlikely]]
+        m_trace.event(m_s, vector, soft, ext != 0 && kind == EventKind::External, has_error, error, return_rip);
     m_s.halted = false;
 
     if (!m_s.protected_mode()) {
@@ -60,8 +64,16 @@ void InterpreterImpl::deliver(uint8_t vector, EventKind kind, bool has_error, ui
             raise(k_gp, gate_err);
         gate32 = true;
     } else {
-        if (gate_type == 0x5) // task gate: hardware task switching is not implemented
-            raise(k_gp, gate_err);
+        if (gate_type == 0x5) { // task gate: a hardware task switch
+            if (soft && gate_dpl < m_cpl)
+                raise(k_gp, gate_err);
+            if (!gate_p)
+                raise(k_np, gate_err);
+            task_gate_event(*this, gate, gate_err, return_rip, has_error, error);
+            if (kind == EventKind::Nmi)
+                m_s.events.nmi_blocked = true;
+            return;
+        }
         if (gate_type != 0x6 && gate_type != 0x7 && gate_type != 0xe && gate_type != 0xf)
             raise(k_gp, gate_err);
         gate32 = gate_type & 0x8;
@@ -213,7 +225,8 @@ void InterpreterImpl::iret(unsigned opsize)
     if (old_flags & k_flag_nt) {
         if (m_s.long_mode_active())
             raise_gp0();
-        raise(k_ts, m_s.tr.selector & ~3u); // task return: not implemented
+        task_return(*this, m_next_rip);
+        return;
     }
 
     uint64_t sp = stack_pointer();

@@ -4,32 +4,6 @@ namespace kiln::accel::interp {
 
 using namespace x86;
 
-bool LazyFlags::cf(uint64_t rflags) const
-{
-    uint64_t m = mask();
-    uint64_t a = m_a & m, b = m_b & m, r = m_res & m;
-    switch (m_op) {
-    case FlagOp::None:
-        return rflags & k_flag_cf;
-    case FlagOp::Add:
-        return r < a;
-    case FlagOp::Adc:
-        return m_cf_in ? r <= a : r < a;
-    case FlagOp::Sub:
-        return a < b;
-    case FlagOp::Sbb:
-        return m_cf_in ? a <= b : a < b;
-    case FlagOp::Logic:
-        return false;
-    case FlagOp::Inc:
-    case FlagOp::Dec:
-        return m_cf_in;
-    case FlagOp::Neg:
-        return b != 0;
-    }
-    return false;
-}
-
 bool LazyFlags::of(uint64_t rflags) const
 {
     unsigned top = m_size * 8 - 1;
@@ -79,7 +53,7 @@ uint64_t LazyFlags::compute() const
     return f;
 }
 
-bool LazyFlags::cond(uint64_t rflags, unsigned cc) const
+bool LazyFlags::cond_slow(uint64_t rflags, unsigned cc) const
 {
     bool r;
     switch (cc >> 1) {

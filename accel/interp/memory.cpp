@@ -93,12 +93,6 @@ void InterpreterImpl::phys_write(uint64_t gpa, unsigned size, uint64_t v)
 
 // ---- Code pages and the decoded-instruction cache ----
 
-uint32_t InterpreterImpl::page_generation(uint64_t gpa) const
-{
-    uint64_t page = gpa >> 12;
-    return page < m_pages ? m_page_gen[page].load(std::memory_order_relaxed) : 0;
-}
-
 void InterpreterImpl::note_code_page(uint64_t gpa)
 {
     uint64_t page = gpa >> 12;
@@ -119,6 +113,8 @@ void InterpreterImpl::code_page_written(uint64_t gpa)
         return;
     m_page_has_code[page] = 0;
     m_page_gen[page].fetch_add(1, std::memory_order_relaxed);
+    // The running block may hold instructions decoded from this page.
+    m_block_end = true;
 }
 
 void InterpreterImpl::invalidate_code(uint64_t gpa, uint64_t len)
@@ -136,6 +132,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
 {
     global = false;
     writable_ok = true;
+    m_last_walk_user = false;
     if (!m_s.paging()) {
         gpa = lin & (m_s.long_mode_active() ? ~0ull : 0xffffffffull);
         return true;
@@ -242,6 +239,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
     }
 
     // Permissions.
+    m_last_walk_user = us;
     bool cr0_wp = m_s.cr0 & k_cr0_wp;
     if (user) {
         if (!us || (write && !rw))
@@ -285,6 +283,12 @@ TlbEntry& InterpreterImpl::tlb_fill(uint64_t lin, Access access, bool user)
     page_walk(lin, access, user, gpa, global, writable_ok);
     TlbEntry& e = m_tlb[static_cast<unsigned>(access)][user][(lin >> 12) % k_tlb_entries];
     e.vpage = lin >> 12;
+    // SMAP: whether a supervisor data access to a user page is allowed
+    // depends on RFLAGS.AC at the time of the access (STAC/CLAC flip it
+    // around every user copy), so such a translation serves this access
+    // only and is not kept.
+    if (!user && access != Access::Fetch && (m_s.cr4 & k_cr4_smap) && m_last_walk_user) [[unlikely]]
+        e.vpage = ~0ull;
     e.gpa = gpa & ~0xfffull;
     e.global = global;
     e.host = nullptr;
@@ -312,6 +316,7 @@ uint8_t* InterpreterImpl::translate_fast(uint64_t lin, Access access, bool user,
 void InterpreterImpl::flush_tlb(bool include_global)
 {
     m_tlb_epoch++;
+    m_block_end = true; // the rest of the block may map differently now
     for (auto& per_access : m_tlb)
         for (auto& per_user : per_access)
             for (auto& e : per_user)
@@ -419,33 +424,20 @@ void InterpreterImpl::write_linear(uint64_t lin, unsigned size, uint64_t value, 
     write_linear_bytes(lin, &value, size, user);
 }
 
-uint64_t InterpreterImpl::read_mem(Seg seg, uint64_t offset, unsigned size)
+uint64_t InterpreterImpl::read_mem_slow(Seg seg, uint64_t offset, unsigned size)
 {
+    if (m_mem_hooks) [[unlikely]]
+        return read_mem_hooked(seg, offset, size);
     return read_linear(linear(seg, offset, size, Access::Read), size, false);
 }
 
-void InterpreterImpl::write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+void InterpreterImpl::write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value)
 {
-    write_linear(linear(seg, offset, size, Access::Write), size, value, false);
-}
-
-uint64_t InterpreterImpl::effective_address(const DecodedInsn& d) const
-{
-    uint64_t ea = uint64_t(int64_t(d.disp));
-    if (d.rip_relative)
-        ea += m_next_rip;
-    if (d.base != k_no_reg)
-        ea += m_s.gpr[d.base];
-    if (d.index != k_no_reg)
-        ea += m_s.gpr[d.index] << d.scale;
-    switch (d.addrsize) {
-    case 2:
-        return ea & 0xffff;
-    case 4:
-        return ea & 0xffffffff;
-    default:
-        return ea;
+    if (m_mem_hooks) [[unlikely]] {
+        write_mem_hooked(seg, offset, size, value);
+        return;
     }
+    write_linear(linear(seg, offset, size, Access::Write), size, value, false);
 }
 
 } // namespace kiln::accel::interp

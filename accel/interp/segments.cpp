@@ -1,6 +1,7 @@
 // Segment register loads with the protected-mode checks (Intel SDM vol. 3,
 // 5.4-5.8), far JMP/CALL/RET between code segments.
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/gates.h"
 
 namespace kiln::accel::interp {
 
@@ -154,10 +155,9 @@ void InterpreterImpl::far_jump(uint16_t selector, uint64_t offset, bool is_call,
     if ((selector & ~3u) == 0)
         raise_gp0();
     uint64_t desc = read_descriptor(selector, k_gp);
-    if (!((desc >> 44) & 1)) {
-        // Call gates, task gates and TSS targets are not implemented: no
-        // guest Kiln targets uses them; fault loudly rather than misbehave.
-        raise(k_gp, selector & ~3u);
+    if (!((desc >> 44) & 1)) { // call gate, task gate or TSS
+        far_transfer_system(*this, selector, desc, is_call, opsize, next_rip);
+        return;
     }
     check_code_target(*this, selector, desc, m_cpl, false);
     SegmentCache target = cache_from_descriptor(selector, desc);

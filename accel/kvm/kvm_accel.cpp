@@ -1,5 +1,7 @@
 #include "accel/kvm/kvm_accel.h"
 
+#include <mutex>
+
 #include "util/log.h"
 
 namespace kiln::accel::kvm {
@@ -7,6 +9,15 @@ namespace kiln::accel::kvm {
 Result<std::unique_ptr<KvmAccel>> KvmAccel::create(hw::GuestMemory& memory, const KvmOptions& options)
 {
     auto device = TRY(KvmDevice::open(options.device_path));
+    if (!device->hardware_virtualization()) {
+        // Said once per process: a VM that is mysteriously slow should not
+        // need a profiler to explain.
+        static std::once_flag once;
+        std::call_once(once, [] {
+            Log::warning("kvm: the host CPU has no VMX/SVM (KVM is paravirtualised or emulated here): guests run "
+                         "much slower than on hardware");
+        });
+    }
     auto model = TRY(KvmCpuModel::by_name(options.cpu, device->supported_cpuid(), options.cpu_options));
     for (const std::string& bit : model.dropped_features())
         Log::warning("host doesn't support requested feature: " + bit);

@@ -18,11 +18,19 @@ constexpr uint32_t k_leaf1_ecx_never = x86::k_cpuid1_ecx_x2apic | x86::k_cpuid1_
     | (1u << 3) /* MONITOR */ | (1u << 5) /* VMX */ | x86::k_cpuid1_ecx_osxsave;
 constexpr uint32_t k_leaf1_edx_htt = 1u << 28;
 constexpr uint32_t k_extleaf1_ecx_svm = 1u << 2;
+// AMD's "cores per package" views, which must agree with leaf 1's single
+// logical CPU: CmpLegacy, and 0x80000008 ECX's NC (7:0) and
+// ApicIdCoreIdSize (15:12).
+constexpr uint32_t k_extleaf1_ecx_cmp_legacy = 1u << 1;
+constexpr uint32_t k_extleaf8_ecx_core_fields = 0xf0ff;
+// IA32_TSC_ADJUST (leaf 7 EBX bit 1) is an MSR CpuState does not carry.
+constexpr uint32_t k_leaf7_ebx_tsc_adjust = 1u << 1;
 
 // Leaf 7 features whose state lives in XSAVE components Kiln's CpuState
 // does not carry (AVX-512, PKRU, CET, AMX, MPX), or that need MSRs Kiln
 // does not migrate (SGX, WAITPKG). `-cpu host` drops them.
-constexpr uint32_t k_leaf7_ebx_drop = (1u << 2) /* SGX */ | (1u << 14) /* MPX */ | (1u << 16) /* AVX512F */
+constexpr uint32_t k_leaf7_ebx_drop = k_leaf7_ebx_tsc_adjust
+    | (1u << 2) /* SGX */ | (1u << 14) /* MPX */ | (1u << 16) /* AVX512F */
     | (1u << 17) /* DQ */ | (1u << 21) /* IFMA */ | (1u << 26) /* PF */ | (1u << 27) /* ER */
     | (1u << 28) /* CD */ | (1u << 30) /* BW */ | (1u << 31) /* VL */;
 constexpr uint32_t k_leaf7_ecx_drop = (1u << 1) /* VBMI */ | (1u << 3) /* PKU */ | (1u << 4) /* OSPKE */
@@ -124,6 +132,15 @@ CpuidEntry* find_mut(std::vector<CpuidEntry>& table, uint32_t leaf, uint32_t sub
     return nullptr;
 }
 
+// XSAVE area sizes for leaf 0xD subleaf 0: EBX for XCR0 at reset (x87
+// only; KVM recomputes it when the guest sets XCR0), ECX for every
+// component in EAX: the legacy region and header, plus AVX's 256 bytes.
+void set_xsave_sizes(CpuidResult& r)
+{
+    r.ebx = 576;
+    r.ecx = (r.eax & 4) ? 832 : 576;
+}
+
 void add_kvm_leaves(std::vector<CpuidEntry>& out, const std::vector<CpuidEntry>& supported, KvmCpuOptions options)
 {
     const CpuidEntry* feat = find_cpuid(supported, k_kvm_cpuid_features, 0);
@@ -202,11 +219,18 @@ KvmCpuModel KvmCpuModel::from_model(
             }
         want &= allowed;
     }
-    // XSAVE leaf: never more than KVM and CpuState support.
+    // XSAVE leaf: never more than KVM and CpuState support, and sizes that
+    // match the components left.
     if (CpuidEntry* d = find_mut(m.m_entries, 0xd, 0)) {
         const CpuidEntry* s = find_cpuid(supported, 0xd, 0);
         d->regs.eax &= (s ? s->regs.eax : 0) & k_xcr0_kiln;
         d->regs.edx = 0;
+        if (d->regs.eax)
+            set_xsave_sizes(d->regs);
+        else
+            d->regs = {}; // no XSAVE (the interpreter's models today)
+        if (!(d->regs.eax & 4))
+            std::erase_if(m.m_entries, [](const CpuidEntry& e) { return e.leaf == 0xd && e.subleaf == 2; });
     }
     add_kvm_leaves(m.m_entries, supported, options);
     return m;
@@ -257,7 +281,7 @@ KvmCpuModel KvmCpuModel::host(const std::vector<CpuidEntry>& supported, KvmCpuOp
             if (e.subleaf == 0) {
                 r.eax &= k_xcr0_kiln;
                 r.edx = 0;
-                r.ecx = (r.eax & 4) ? 832 : 576; // legacy + header (+ AVX)
+                set_xsave_sizes(r);
             } else if (e.subleaf == 1) {
                 r.eax &= ~k_leaf_d1_eax_xsaves;
                 r.ebx = r.ecx = r.edx = 0;
@@ -272,7 +296,16 @@ KvmCpuModel KvmCpuModel::host(const std::vector<CpuidEntry>& supported, KvmCpuOp
         case 0x1f:
             continue; // SGX, PT, AMX, v2 topology
         case 0x80000001:
-            r.ecx &= ~k_extleaf1_ecx_svm;
+            r.ecx &= ~(k_extleaf1_ecx_svm | k_extleaf1_ecx_cmp_legacy);
+            break;
+        case 0x80000008:
+            r.ecx &= ~k_extleaf8_ecx_core_fields;
+            break;
+        case 0x8000001d:
+            r.eax &= ~(0xfffu << 14); // no other thread shares a cache, as leaf 4
+            break;
+        case 0x8000001e: // AMD topology: ext. APIC ID (per vCPU), one thread per core, node 0
+            r = {};
             break;
         case k_kvm_cpuid_signature:
         case k_kvm_cpuid_features:
@@ -294,6 +327,8 @@ std::vector<CpuidEntry> KvmCpuModel::entries_for_apic(uint32_t apic_id) const
             e.regs.ebx = (e.regs.ebx & 0x00ffffff) | (apic_id << 24);
         else if (e.leaf == 0xb || e.leaf == 0x1f)
             e.regs.edx = apic_id;
+        else if (e.leaf == 0x8000001e)
+            e.regs.eax = apic_id;
     }
     return out;
 }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -35,6 +36,22 @@ constexpr RequiredCap k_required_caps[] = {
 
 } // namespace
 
+bool cpuinfo_has_hardware_virtualization(std::string_view cpuinfo)
+{
+    // The first "flags : f1 f2 ..." line (every CPU lists the same); whole
+    // words only.
+    size_t pos = cpuinfo.find("\nflags");
+    if (pos == std::string_view::npos)
+        return false;
+    size_t end = cpuinfo.find('\n', pos + 1);
+    std::string_view line = cpuinfo.substr(pos + 1, end == std::string_view::npos ? end : end - pos - 1);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos)
+        return false;
+    std::string flags = " " + std::string(line.substr(colon + 1)) + " ";
+    return flags.find(" vmx ") != std::string::npos || flags.find(" svm ") != std::string::npos;
+}
+
 Error ioctl_error(const char* what, int err) { return Error::from_errno(err, std::string(what) + " failed"); }
 
 Result<std::unique_ptr<KvmDevice>> KvmDevice::open(const std::string& path)
@@ -58,6 +75,12 @@ Result<std::unique_ptr<KvmDevice>> KvmDevice::open(const std::string& path)
     if (mmap_bytes < int(sizeof(kvm_run)))
         return ioctl_error("KVM_GET_VCPU_MMAP_SIZE", mmap_bytes < 0 ? errno : EINVAL);
     dev->m_vcpu_mmap_bytes = size_t(mmap_bytes);
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.starts_with("flags")) {
+            dev->m_hardware_virtualization = cpuinfo_has_hardware_virtualization("\n" + line);
+            break;
+        }
     TRY(dev->load_supported_cpuid());
     dev->load_msr_index_list();
     return dev;

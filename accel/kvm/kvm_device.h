@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "accel/kvm/kvm_cpuid.h"
@@ -38,6 +39,11 @@ public:
     // MTRRs); empty if the kernel refuses the ioctl.
     const std::vector<uint32_t>& msr_index_list() const { return m_msr_index_list; }
     bool has_msr_index_list() const { return m_have_msr_list; }
+    // Whether the host CPU has VMX or SVM (/proc/cpuinfo). KVM without it
+    // (a paravirtualised or software KVM inside another VM) runs guests far
+    // slower and ends some guest faults, a triple fault among them, in
+    // emulation failures instead of a shutdown exit.
+    bool hardware_virtualization() const { return m_hardware_virtualization; }
 
 private:
     KvmDevice() = default;
@@ -50,7 +56,11 @@ private:
     std::vector<CpuidEntry> m_supported_cpuid;
     std::vector<uint32_t> m_msr_index_list;
     bool m_have_msr_list = false;
+    bool m_hardware_virtualization = true;
 };
+
+// True if a /proc/cpuinfo text lists the vmx or svm flag.
+bool cpuinfo_has_hardware_virtualization(std::string_view cpuinfo);
 
 // "ioctl-name failed: strerror" with the errno of the last call.
 Error ioctl_error(const char* what, int err);

@@ -51,7 +51,10 @@ std::vector<uint32_t> candidate_msrs(const KvmCpuModel& model)
         for (uint32_t i = 0; i < 2 * x86::k_mtrr_var_count; i++)
             out.push_back(k_msr_mtrr_phys_base0 + i);
     }
-    if (cpuid_bit(model, 7, 3, 1u << 26)) // IBRS/IBPB
+    // SPEC_CTRL: Intel's IBRS/IBPB bit, or AMD's IBRS, STIBP, SSBD or PSFD
+    // (CPUID 0x80000008 EBX), any of which makes the MSR writable.
+    constexpr uint32_t k_amd_spec_ctrl_bits = (1u << 14) | (1u << 15) | (1u << 24) | (1u << 28);
+    if (cpuid_bit(model, 7, 3, 1u << 26) || cpuid_bit(model, 0x80000008, 1, k_amd_spec_ctrl_bits))
         out.push_back(k_msr_spec_ctrl);
     // MSR_KVM_WALL_CLOCK_NEW is left out on purpose: writing it makes KVM
     // store the wall clock at that guest address at once (restoring it

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -79,6 +81,7 @@ Result<void> KvmVcpu::init()
     m_tsc_khz = khz > 0 ? uint64_t(khz) : 1000000; // the guest sees the host's TSC rate
 
     TRY(set_cpuid());
+    TRY(enforce_pv_cpuid());
     TRY(probe_msrs());
     m_state.apic_id = m_apic_id;
     reset(x86::ResetKind::PowerOn);
@@ -109,6 +112,23 @@ Result<void> KvmVcpu::set_cpuid()
     }
     if (ioctl(m_fd, abi::k_set_cpuid2, buf.hdr()) < 0)
         return ioctl_error(("KVM_SET_CPUID2 (CPU model '" + m_model.name() + "')").c_str(), errno);
+    return {};
+}
+
+Result<void> KvmVcpu::enforce_pv_cpuid()
+{
+    // Paravirtual MSRs and hypercalls the model does not advertise in
+    // 0x40000001 then #GP, as on a host without them: a guest cannot use
+    // state (e.g. kvmclock after -kvmclock) that Kiln would not migrate.
+    m_pv_enforced = false;
+    if (m_vm.check_extension(KVM_CAP_ENFORCE_PV_FEATURE_CPUID) <= 0)
+        return {};
+    kvm_enable_cap cap {};
+    cap.cap = KVM_CAP_ENFORCE_PV_FEATURE_CPUID;
+    cap.args[0] = 1;
+    if (ioctl(m_fd, KVM_ENABLE_CAP, &cap) < 0)
+        return ioctl_error("KVM_ENABLE_CAP (KVM_CAP_ENFORCE_PV_FEATURE_CPUID)", errno);
+    m_pv_enforced = true;
     return {};
 }
 
@@ -191,11 +211,11 @@ Result<VcpuExit> KvmVcpu::run()
     if (m_location == StateLocation::User)
         TRY(push_state());
 
+    // Stopped in HLT earlier, or handed over halted (by the interpreter,
+    // loadvm): KVM's RIP is already past the HLT, so wait here.
     if (m_state.halted) {
-        // Stopped in HLT earlier (or restored halted): wait before resuming.
-        if (!m_host.wait_for_interrupt())
-            return VcpuExit::Stopped;
-        m_state.halted = false;
+        if (std::optional<VcpuExit> stop = wait_while_halted())
+            return *stop;
     }
 
     for (;;) {
@@ -216,10 +236,54 @@ Result<VcpuExit> KvmVcpu::run()
             }
             return exit_error(std::string("KVM_RUN failed: ") + std::strerror(errno));
         }
+        // Set before handling: only these exits leave an instruction for
+        // the next KVM_RUN to finish, and no other exit may inherit the flag.
+        m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
         VcpuExit exit;
         if (TRY(handle_exit(exit)))
             return exit;
-        m_io_completion_pending = m_run->exit_reason == KVM_EXIT_IO || m_run->exit_reason == KVM_EXIT_MMIO;
+    }
+}
+
+bool KvmVcpu::guest_interrupts_enabled() const
+{
+    // kvm_run's copy is fresh after every exit; after a state push the
+    // pushed state is what KVM has.
+    if (m_run_fields_valid)
+        return m_run->if_flag;
+    return m_state.rflags & x86::k_flag_if;
+}
+
+// HLT ends only with an event the CPU takes: an NMI, or an interrupt while
+// IF is set. A wake-up without one (a kick, a timer that raised nothing, an
+// interrupt the guest masks) leaves the CPU halted, as the interpreter and
+// hardware do, so `state().halted` stays true when run() returns.
+std::optional<VcpuExit> KvmVcpu::wait_while_halted()
+{
+    // A state written in with an event already owed (an acknowledged
+    // interrupt, an NMI, an exception: KVM delivers them on entry) is not
+    // waiting for anything.
+    const x86::PendingEvents& owed = m_state.events;
+    if (m_location != StateLocation::Kernel
+        && (owed.interrupt_injected || owed.nmi_pending || owed.exception_pending)) {
+        m_state.halted = false;
+        return std::nullopt;
+    }
+    m_state.halted = true;
+    for (;;) {
+        if (m_host.nmi_pending() || (guest_interrupts_enabled() && m_host.interrupt_pending())) {
+            m_state.halted = false;
+            return std::nullopt;
+        }
+        if (m_kick_requested.exchange(false))
+            return VcpuExit::Kicked;
+        if (!m_host.wait_for_interrupt())
+            return VcpuExit::Stopped;
+        // A masked interrupt makes wait_for_interrupt() return at once, yet
+        // only an NMI, a kick or a stop can end this HLT (Linux's halt loop
+        // after a panic): poll gently instead of spinning a host CPU.
+        if (!guest_interrupts_enabled() && m_host.interrupt_pending() && !m_host.nmi_pending())
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }
 

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "accel/accelerator.h"
@@ -73,6 +74,9 @@ public:
     // The MSRs this vCPU transfers (the model's, as far as KVM has them).
     const std::vector<uint32_t>& msrs() const { return m_msrs; }
     uint64_t tsc_khz() const { return m_tsc_khz; }
+    // Whether KVM refuses PV MSRs the CPUID model does not advertise
+    // (KVM_CAP_ENFORCE_PV_FEATURE_CPUID, Linux 5.10+).
+    bool pv_features_enforced() const { return m_pv_enforced; }
     // Whether x87/SSE state moves through KVM_GET/SET_XSAVE (else KVM_GET/SET_FPU).
     bool uses_xsave() const { return m_have_xsave; }
     const KvmExitStats& stats() const { return m_stats; }
@@ -94,6 +98,7 @@ private:
     Result<void> init();
     Result<void> set_cpuid();
     Result<void> probe_msrs();
+    Result<void> enforce_pv_cpuid();
 
     // kvm_vcpu_state.cpp
     Result<void> fetch_state();
@@ -107,9 +112,15 @@ private:
     Result<void> inject_events();
     Result<bool> handle_exit(VcpuExit& exit); // true: return `exit` from run()
     Result<void> complete_pending_io();
+    bool guest_interrupts_enabled() const;
+    bool interrupt_window_open() const;
+    // Blocks in VcpuHost::wait_for_interrupt() until the halted CPU has an
+    // event to take (nullopt) or run() must return (Kicked, Stopped).
+    std::optional<VcpuExit> wait_while_halted();
     void handle_io();
     void handle_mmio();
     Error exit_error(std::string what);
+    std::string code_at_rip(const x86::CpuState& s);
 
     KvmVm& m_vm;
     VcpuHost& m_host;
@@ -131,6 +142,7 @@ private:
     bool m_have_xsave2 = false;
     bool m_have_xcrs = false;
     uint64_t m_tsc_khz = 0;
+    bool m_pv_enforced = false;
 
     std::atomic<bool> m_kick_requested { false };
     std::atomic<bool> m_in_run { false };

@@ -1,4 +1,5 @@
 // KvmVcpu: interrupt injection before KVM_RUN and the exits after it.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -44,9 +45,7 @@ Result<void> KvmVcpu::inject_events()
     m_run->request_interrupt_window = 0;
     if (!m_host.interrupt_pending())
         return {};
-    // The window fields describe the CPU only after a KVM_RUN; before the
-    // first one (or after new state was written) ask KVM to find out.
-    if (m_run_fields_valid && m_run->ready_for_interrupt_injection && m_run->if_flag) {
+    if (interrupt_window_open()) {
         kvm_interrupt irq {};
         irq.irq = m_host.acknowledge_interrupt();
         if (ioctl(m_fd, KVM_INTERRUPT, &irq) < 0)
@@ -56,6 +55,21 @@ Result<void> KvmVcpu::inject_events()
         m_run->request_interrupt_window = 1;
     }
     return {};
+}
+
+bool KvmVcpu::interrupt_window_open() const
+{
+    if (m_run_fields_valid)
+        return m_run->ready_for_interrupt_injection && m_run->if_flag;
+    // Right after a state push (handoff from the interpreter, loadvm, the
+    // first run) kvm_run says nothing yet, but the pushed state is KVM's:
+    // decide from it. Asking for a window exit instead is not enough: an
+    // emulated KVM (this build host's) enters the guest without exiting for
+    // a window that is already open, and a guest resuming from HLT then
+    // runs on with the interrupt still queued.
+    const x86::PendingEvents& e = m_state.events;
+    return (m_state.rflags & x86::k_flag_if) && e.interrupt_shadow == 0 && !e.interrupt_injected
+        && !e.exception_pending;
 }
 
 void KvmVcpu::handle_io()
@@ -101,11 +115,36 @@ void KvmVcpu::handle_mmio()
     }
 }
 
+std::string KvmVcpu::code_at_rip(const x86::CpuState& s)
+{
+    // The bytes at CS:RIP, as QEMU's "Code=" line: translated through the
+    // guest's page tables by KVM, read through GuestMemory's checks, up to
+    // the end of the page.
+    uint64_t linear = s.segment(x86::Seg::CS).base + s.rip;
+    if (!s.long_mode_active())
+        linear &= 0xffffffffu;
+    kvm_translation t {};
+    t.linear_address = linear;
+    if (ioctl(m_fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
+        return "Code=(RIP not mapped)";
+    uint8_t bytes[16];
+    uint64_t n = std::min<uint64_t>(sizeof bytes, k_page_bytes - (t.physical_address & (k_page_bytes - 1)));
+    if (!m_vm.memory().read(t.physical_address, bytes, n))
+        return "Code=(RIP outside RAM and ROM)";
+    std::string out = "Code=";
+    char hex[8];
+    for (uint64_t i = 0; i < n; i++) {
+        std::snprintf(hex, sizeof hex, i == 0 ? "<%02x>" : " %02x", bytes[i]);
+        out += hex;
+    }
+    return out;
+}
+
 Error KvmVcpu::exit_error(std::string what)
 {
     std::string regs;
     if (auto s = get_state(); s)
-        regs = format_cpu_state(*s);
+        regs = format_cpu_state(*s) + "\n" + code_at_rip(*s);
     else
         regs = "(registers unavailable: " + s.error().message() + ")";
     Log::error(what);
@@ -129,14 +168,17 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
     case KVM_EXIT_INTR:
         m_stats.intr++;
         return false;
+    case KVM_EXIT_SET_TPR:
+        // 64-bit code lowered CR8 (VMX, userspace APIC). CR8 lives in the
+        // CPU state, as under the interpreter; re-entering re-evaluates
+        // interrupt injection.
+        return false;
     case KVM_EXIT_HLT:
         m_stats.hlt++;
-        m_state.halted = true;
-        if (!m_host.wait_for_interrupt()) {
-            exit = VcpuExit::Stopped;
+        if (std::optional<VcpuExit> stop = wait_while_halted()) {
+            exit = *stop;
             return true;
         }
-        m_state.halted = false;
         return false;
     case KVM_EXIT_SHUTDOWN:
         m_host.request_reset();
@@ -154,7 +196,11 @@ Result<bool> KvmVcpu::handle_exit(VcpuExit& exit)
         for (uint32_t i = 0; i < ie.ndata && i < 16 && n < int(sizeof msg) - 24; i++)
             n += snprintf(
                 msg + n, sizeof msg - n, "%s0x%llx", i ? " " : ", extra data: ", (unsigned long long)ie.data[i]);
-        return exit_error(msg);
+        std::string what = msg;
+        if (ie.suberror == KVM_INTERNAL_ERROR_EMULATION && !m_vm.device().hardware_virtualization())
+            what += "\nnote: this host's KVM runs without hardware virtualisation (no vmx/svm in /proc/cpuinfo); "
+                    "it reports guest faults it cannot deliver, a triple fault among them, as emulation failures";
+        return exit_error(what);
     }
     case KVM_EXIT_FAIL_ENTRY: {
         char msg[128];

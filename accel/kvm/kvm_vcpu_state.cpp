@@ -14,8 +14,13 @@ namespace kiln::accel::kvm {
 
 uint64_t KvmVcpu::guest_tsc_base() const
 {
-    // TSC ticks the virtual clock accounts for: ns * kHz / 10^6.
-    return uint64_t((unsigned __int128)m_host.virtual_clock_ns() * m_tsc_khz / 1000000u);
+    // CpuState's TSC is an offset from the virtual clock counted one tick
+    // per ns, as the interpreter runs it. Converting with the same unit
+    // keeps the value continuous when the CPU changes accelerator (scaled
+    // by KVM's rate, it went back by ns * (rate - 1) on the way to the
+    // interpreter); KVM's own rate (tsc_khz()) only says how fast the TSC
+    // runs between transfers.
+    return m_host.virtual_clock_ns();
 }
 
 Result<void> KvmVcpu::sync_from_kernel()
@@ -152,6 +157,9 @@ Result<void> KvmVcpu::push_state()
     TRY(push_msrs());
     TRY(set_from(m_fd, KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", events_to_kvm, m_state));
     TRY(set_from(m_fd, KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", debugregs_to_kvm, m_state));
+    // Without an in-kernel APIC, KVM_RUN loads CR8 from kvm_run (the TPR as
+    // userspace last saw it), overriding the one in sregs.
+    m_run->cr8 = m_state.cr8;
     m_location = StateLocation::InSync;
     m_run_fields_valid = false; // IF and the interrupt shadow may have changed
     return {};

@@ -53,16 +53,19 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         return m;
     }
     if (name == "max") {
-        // Everything the interpreter implements; no SSE3+ and no XSAVE yet,
-        // so glibc and the kernel pick their SSE2 code paths.
+        // Everything the interpreter implements: up to SSE4.2 (run on the
+        // host's units, so offered only when the host has them), no XSAVE
+        // or AVX, so glibc and the kernel pick their SSE4.2 code paths.
         std::memcpy(m.m_vendor, "GenuineIntel", 12);
         std::snprintf(m.m_brand, sizeof m.m_brand, "Kiln interpreter CPU");
         m.m_signature = make_signature(6, 0x55, 4);
         m.m_max_leaf = 0xd;
         m.m_max_ext_leaf = 0x80000008;
         m.m_f1_edx = k_base_edx;
-        m.m_f1_ecx = k_cpuid1_ecx_cx16 | k_cpuid1_ecx_popcnt | k_cpuid1_ecx_hypervisor;
-        m.m_f7_ebx = k_cpuid7_ebx_erms;
+        m.m_f1_ecx = k_cpuid1_ecx_sse3 | k_cpuid1_ecx_cx16 | k_cpuid1_ecx_popcnt | k_cpuid1_ecx_hypervisor;
+        if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2"))
+            m.m_f1_ecx |= k_cpuid1_ecx_ssse3 | k_cpuid1_ecx_sse41 | k_cpuid1_ecx_sse42;
+        m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;
         m.m_fx1_ecx = k_cpuidx1_ecx_lahf_lm | k_cpuidx1_ecx_abm;

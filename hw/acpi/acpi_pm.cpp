@@ -8,9 +8,39 @@ constexpr uint16_t k_cnt_slp_en = 1u << 13;
 } // namespace
 
 AcpiPm::AcpiPm(VirtualClock& clock, IrqLine& sci, std::function<void()> poweroff)
-    : m_clock(clock), m_sci(sci), m_poweroff(std::move(poweroff))
+    : m_clock(clock)
+    , m_sci(sci)
+    , m_poweroff(std::move(poweroff))
+    , m_tmr_timer(clock, [this] {
+        check_timer_carry();
+        update_sci();
+    })
 {
     reset();
+}
+
+uint64_t AcpiPm::next_carry_ns(uint64_t now_ns)
+{
+    // TMR_STS is set each time the timer's top bit changes: bit 31, as
+    // the FADT declares a 32-bit timer (TMR_VAL_EXT); every 2^31 ticks.
+    unsigned __int128 ticks = (unsigned __int128)now_ns * k_timer_hz / 1000000000ull;
+    unsigned __int128 next = ((ticks >> 31) + 1) << 31;
+    return uint64_t((next * 1000000000ull + k_timer_hz - 1) / k_timer_hz);
+}
+
+void AcpiPm::check_timer_carry()
+{
+    uint64_t now = m_clock.now_ns();
+    if (now >= m_tmr_carry_ns) {
+        m_sts |= k_sts_tmr;
+        m_tmr_carry_ns = next_carry_ns(now);
+    }
+    // Only an enabled TMR_STS needs a timer; a disabled one is computed
+    // when the guest reads the status register.
+    if (m_en & k_sts_tmr)
+        m_tmr_timer.arm_at(m_tmr_carry_ns);
+    else
+        m_tmr_timer.cancel();
 }
 
 void AcpiPm::reset()
@@ -18,6 +48,8 @@ void AcpiPm::reset()
     m_sts = m_en = 0;
     // No SMI_CMD port: the machine is in ACPI mode from power-on.
     m_cnt = k_cnt_sci_en;
+    m_tmr_carry_ns = next_carry_ns(m_clock.now_ns());
+    m_tmr_timer.cancel();
     update_sci();
 }
 
@@ -33,6 +65,8 @@ void AcpiPm::update_sci()
 
 uint64_t AcpiPm::read(uint64_t offset, unsigned size)
 {
+    check_timer_carry();
+    update_sci();
     uint8_t bytes[k_region_bytes];
     uint32_t tmr = timer_value();
     uint16_t words[] = {m_sts, m_en, m_cnt, 0};
@@ -76,6 +110,7 @@ void AcpiPm::write(uint64_t offset, unsigned size, uint64_t value)
         default: break; // PM timer is read-only
         }
     }
+    check_timer_carry();
     update_sci();
 }
 
@@ -99,6 +134,8 @@ Result<void> AcpiPm::load_state(StateReader& r, uint32_t version)
     m_en = TRY(r.u16());
     m_cnt = TRY(r.u16());
     TRY(r.finish());
+    m_tmr_carry_ns = next_carry_ns(m_clock.now_ns());
+    check_timer_carry();
     update_sci();
     return {};
 }

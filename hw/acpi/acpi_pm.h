@@ -3,7 +3,8 @@
 // (2 bytes at +4), PM timer (4 bytes at +8, 3.579545 MHz, 32-bit). SCI is
 // a level on IRQ 9 while an enabled status bit is set. Writing SLP_EN with
 // SLP_TYP = the DSDT's \_S5 value powers the machine off; the power button
-// is the fixed-feature button (PWRBTN_STS).
+// is the fixed-feature button (PWRBTN_STS). TMR_STS is set each time the
+// timer's bit 31 changes and raises SCI when TMR_EN is set.
 #pragma once
 
 #include <cstdint>
@@ -43,11 +44,15 @@ public:
 
 private:
     void update_sci();
+    static uint64_t next_carry_ns(uint64_t now_ns);
+    void check_timer_carry();
 
     VirtualClock& m_clock;
     IrqLine& m_sci;
     std::function<void()> m_poweroff;
     uint16_t m_sts = 0, m_en = 0, m_cnt = 0;
+    uint64_t m_tmr_carry_ns = 0; // virtual time of the next bit-31 change
+    VirtualTimer m_tmr_timer;    // armed while TMR_EN is set
 };
 
 } // namespace kiln::hw

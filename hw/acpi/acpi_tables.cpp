@@ -99,6 +99,70 @@ std::vector<uint8_t> device(const char* seg, const std::vector<uint8_t>& body)
     return out;
 }
 
+// Word/DWord Address Space Descriptors (ACPI 6.4, 6.4.3.5.2-3) for the
+// root bridge's _CRS. Without windows Linux cannot claim the legacy IDE
+// ports nor assign any BAR ("can't claim; no compatible bridge window").
+enum class AddrSpace : uint8_t { Memory = 0, Io = 1, BusNumber = 2 };
+constexpr uint8_t k_producer_fixed = 0x0c; // MinFixed, MaxFixed, producer
+
+void word_space(std::vector<uint8_t>& out, AddrSpace type, uint8_t type_flags, uint16_t min, uint16_t max)
+{
+    out.push_back(0x88);
+    append(out, 13, 2);
+    out.push_back(uint8_t(type));
+    out.push_back(k_producer_fixed);
+    out.push_back(type_flags);
+    append(out, 0, 2); // granularity
+    append(out, min, 2);
+    append(out, max, 2);
+    append(out, 0, 2); // translation
+    append(out, uint32_t(max) - min + 1, 2);
+}
+
+void dword_memory(std::vector<uint8_t>& out, uint8_t type_flags, uint32_t min, uint32_t max)
+{
+    out.push_back(0x87);
+    append(out, 23, 2);
+    out.push_back(uint8_t(AddrSpace::Memory));
+    out.push_back(k_producer_fixed);
+    out.push_back(type_flags);
+    append(out, 0, 4);
+    append(out, min, 4);
+    append(out, max, 4);
+    append(out, 0, 4);
+    append(out, uint64_t(max) - min + 1, 4);
+}
+
+// Name (_CRS, ResourceTemplate () { ... }) as QEMU's i440FX DSDT has it:
+// buses 0-255, the 0xCF8 config ports, I/O below and above them, the VGA
+// hole and the 32-bit PCI hole.
+std::vector<uint8_t> pci_root_crs(const AcpiConfig& cfg)
+{
+    std::vector<uint8_t> rt;
+    word_space(rt, AddrSpace::BusNumber, 0, 0, 0xff);
+    const uint8_t cf8_ports[] = {0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08}; // IO (Decode16, 0xCF8, 8)
+    rt.insert(rt.end(), cf8_ports, cf8_ports + sizeof cf8_ports);
+    constexpr uint8_t k_entire_range = 0x03;
+    word_space(rt, AddrSpace::Io, k_entire_range, 0x0000, 0x0cf7);
+    word_space(rt, AddrSpace::Io, k_entire_range, 0x0d00, 0xffff);
+    constexpr uint8_t k_rw_cacheable = 0x03, k_rw_uncached = 0x01;
+    dword_memory(rt, k_rw_cacheable, 0xa0000, 0xbffff);
+    if (cfg.pci_mem_start < cfg.pci_mem_end)
+        dword_memory(rt, k_rw_uncached, cfg.pci_mem_start, cfg.pci_mem_end);
+    rt.push_back(0x79); // End Tag, checksum 0 ("treated as correct")
+    rt.push_back(0x00);
+
+    std::vector<uint8_t> buf_body = {0x0b}; // WordPrefix: BufferSize
+    append(buf_body, rt.size(), 2);
+    buf_body.insert(buf_body.end(), rt.begin(), rt.end());
+    std::vector<uint8_t> out = {0x08};
+    name_seg(out, "_CRS");
+    out.push_back(0x11); // BufferOp
+    pkg_length(out, buf_body.size());
+    out.insert(out.end(), buf_body.begin(), buf_body.end());
+    return out;
+}
+
 } // namespace
 
 uint8_t acpi_checksum(const uint8_t* data, size_t len)
@@ -109,7 +173,7 @@ uint8_t acpi_checksum(const uint8_t* data, size_t len)
     return sum;
 }
 
-std::vector<uint8_t> build_dsdt_aml()
+std::vector<uint8_t> build_dsdt_aml(const AcpiConfig& cfg)
 {
     std::vector<uint8_t> aml;
     // Name (\_S5, Package (4) { S5 SLP_TYP, 0, 0, 0 })
@@ -128,6 +192,8 @@ std::vector<uint8_t> build_dsdt_aml()
     eisa_id(pci_body, "PNP0A03");
     name_integer(pci_body, "_ADR", 0);
     name_integer(pci_body, "_UID", 0);
+    auto crs = pci_root_crs(cfg);
+    pci_body.insert(pci_body.end(), crs.begin(), crs.end());
     // _PRT (APIC mode): slot s, INTx pin p (0 = INTA) -> GSI 16 + (s + p) % 4,
     // the PIIX3 swizzle onto PIRQA-D, which the board wires to IOAPIC 16-19.
     std::vector<uint8_t> prt;
@@ -190,7 +256,7 @@ AcpiTables build_acpi_tables(const AcpiConfig& cfg)
     uint64_t facs_gpa = place(facs);
 
     auto dsdt = header("DSDT", 2);
-    auto aml = build_dsdt_aml();
+    auto aml = build_dsdt_aml(cfg);
     dsdt.insert(dsdt.end(), aml.begin(), aml.end());
     finish(dsdt);
     uint64_t dsdt_gpa = place(dsdt);

@@ -6,8 +6,6 @@
 #include <cstdlib>
 #include <set>
 
-#include "block/file/file_node.h"
-#include "block/file/lock.h"
 #include "util/log.h"
 
 namespace kiln::hw {
@@ -147,19 +145,17 @@ Task<Result<void>> Drive::open_medium(const std::string& filename, const std::st
             co_return Error::invalid("Block format '" + fmt + "' does not support the option '" + k + "'");
         }
     }
-    // As QEMU's guest devices do, share neither write nor resize with other
-    // users of the image, even when this drive only reads it.
-    block::BlockNode* proto = root->file() ? root->file() : root.get();
-    if (auto* f = dynamic_cast<block::FileNode*>(proto)) {
-        auto locked = f->set_permissions(
-            f->permissions(), f->shared_permissions() & ~uint64_t(block::k_perm_write | block::k_perm_resize));
-        if (!locked) {
-            (void)co_await root->close();
-            co_return std::move(locked).error();
-        }
-    }
     m_backend = std::make_unique<block::BlockBackend>(
         m_ctx.loop(), std::move(root), writable ? block::BackendAccess::ReadWrite : block::BackendAccess::ReadOnly);
+    // As QEMU's guest devices do: other processes may read but not write
+    // the image (nor the backing chain below it), even when this drive
+    // only reads. Fails with QEMU's lock message if someone writes already.
+    auto shared = m_backend->apply_device_sharing(block::BlockBackend::ShareWrite::No);
+    if (!shared) {
+        (void)co_await m_backend->close();
+        m_backend.reset();
+        co_return std::move(shared).error();
+    }
     ++m_medium_generation;
     co_return ok();
 }
@@ -228,7 +224,12 @@ ErrorOutcome Drive::handle_error(IoDirection dir, const Error& error, std::funct
     }
     if (!m_error_host)
         return ErrorOutcome::Report;
+    // Requests in flight fail together when the disk fills: the VM stops
+    // (and Kiln says why) once; every failed request is retried on resume.
+    bool first = m_retries.empty();
     m_retries.push_back(std::move(retry));
+    if (!first)
+        return ErrorOutcome::Stopped;
     m_error_host->block_error_stop(m_config.id,
         "drive '" + m_config.id + "': " + (dir == IoDirection::Read ? "read" : "write") + " error: " + error.message()
             + " (" + (dir == IoDirection::Read ? "rerror" : "werror") + "=" + block_error_action_name(action)

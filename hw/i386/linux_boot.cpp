@@ -116,6 +116,13 @@ Result<BootCpuSetup> load_bzimage(GuestMemory& mem, const LinuxBootConfig& cfg, 
     if (setup_bytes >= k.size())
         return bad_kernel(kname, "is truncated (no protected-mode code after the setup sectors)");
     std::span<const uint8_t> pm = k.subspan(setup_bytes);
+    // syssize (2.04+) is the protected-mode code's size in 16-byte units:
+    // a shorter file is a truncated download, which would otherwise boot
+    // into garbage.
+    uint64_t syssize_bytes = uint64_t(get<uint32_t>(k, 0x1f4)) * 16;
+    if (version >= 0x204 && pm.size() < syssize_bytes)
+        return bad_kernel(kname, "is truncated (" + std::to_string(k.size()) + " bytes; its header says "
+                                     + std::to_string(setup_bytes + syssize_bytes) + ")");
 
     uint64_t load = Layout::k_kernel;
     uint64_t init_size = version >= 0x20a ? get<uint32_t>(k, 0x260) : pm.size() * 4;
@@ -288,10 +295,16 @@ Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what
     if (fd < 0)
         return Error::from_errno(errno, std::string("could not load ") + what + " '" + path + "'");
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int err = fstat(fd, &st) < 0 ? errno : EISDIR;
+    if (fstat(fd, &st) < 0) {
+        int err = errno;
         close(fd);
         return Error::from_errno(err, std::string("could not load ") + what + " '" + path + "'");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        if (S_ISDIR(st.st_mode))
+            return Error::from_errno(EISDIR, std::string("could not load ") + what + " '" + path + "'");
+        return Error::invalid(std::string("could not load ") + what + " '" + path + "': not a regular file");
     }
     std::vector<uint8_t> data(size_t(st.st_size));
     size_t done = 0;

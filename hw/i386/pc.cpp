@@ -162,6 +162,7 @@ Result<void> PcMachine::build()
 Result<void> PcMachine::write_acpi_tables()
 {
     AcpiConfig cfg;
+    cfg.pci_mem_start = uint32_t(pc_low_ram_bytes(m_config.ram_bytes));
     AcpiTables t = build_acpi_tables(cfg);
     if (t.blob.size() > 0x20000)
         return Error::internal("ACPI tables do not fit the BIOS area");

@@ -104,6 +104,7 @@ PcDisks::PcDisks(PcMachine& machine)
     , m_lock(std::make_unique<Lock>(machine))
     , m_msi(std::make_unique<Msi>(machine))
     , m_pirq(std::make_unique<Pirq>(machine))
+    , m_stop_host(std::make_unique<StopHost>(machine))
 {
 }
 

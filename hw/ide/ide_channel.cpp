@@ -51,6 +51,9 @@ Result<void> IdeChannel::attach(unsigned unit, IdeKind kind, Drive* drive, const
         return Error::invalid("IDE unit " + std::to_string(unit) + " is in use");
     if (kind == IdeKind::Disk && (!drive || !drive->has_medium()))
         return Error::invalid("Device needs media, but drive is empty");
+    // ATA has no write-protect bit: QEMU refuses a read-only ide-hd.
+    if (kind == IdeKind::Disk && drive->read_only())
+        return Error(ErrorKind::PermissionDenied, "Block node is read-only", EPERM);
     u.kind = kind;
     u.drive = drive;
     u.buf.assign(k_pio_buffer_bytes, 0);

@@ -11,6 +11,9 @@ PiixIde::PiixIde(IrqLine& irq14, IrqLine& irq15, IoBus& pio, const DeviceIoConte
     m_bm_io = FnRegion([this](uint64_t o, unsigned s) { return m_channels[(o >> 3) & 1]->bm_read(o & 7, s); },
         [this](uint64_t o, unsigned s, uint64_t v) { m_channels[(o >> 3) & 1]->bm_write(o & 7, s, v); });
     m_bars.define(4, PciBarKind::Io, 16, m_bm_io, pio, "piix3-ide-bmdma");
+    // QEMU's default subsystem (Red Hat, QEMU), which lspci shows.
+    set_u16(0x2c, 0x1af4);
+    set_u16(0x2e, 0x1100);
     set_writable(0x40, 4); // IDETIM primary/secondary
     set_writable(0x44, 1); // SIDETIM
     set_writable(0x48, 1); // UDMACTL

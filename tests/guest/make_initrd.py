@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--modules", required=True)
     ap.add_argument("--init", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--file", action="append", default=[], metavar="SRC:DEST",
+                    help="add a host file (symlinks followed) at DEST, creating its directories")
     a = ap.parse_args()
     c = Cpio()
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "mnt", "etc", "lib", "lib/modules", "root"):
@@ -61,6 +63,20 @@ def main():
     c.file("bin/busybox", open(a.busybox, "rb").read(), 0o755)
     c.entry("bin/sh", stat.S_IFLNK | 0o777, target="busybox")
     c.file("init", open(a.init, "rb").read(), 0o755)
+    made = {"bin", "sbin", "etc", "lib"}
+    for spec in a.file:
+        src, dest = spec.rsplit(":", 1)
+        parts = dest.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in made:
+                c.dir(d)
+                made.add(d)
+        perm = 0o755 if os.access(src, os.X_OK) else 0o644
+        c.file(dest, open(os.path.realpath(src), "rb").read(), perm)
+    if any(f.endswith(":sbin/mke2fs") for f in a.file):
+        for name in ("mkfs.ext4", "mkfs.ext3"):
+            c.entry("sbin/" + name, stat.S_IFLNK | 0o777, target="mke2fs")
     order = []
     for m in MODULES:
         path = os.path.join(a.modules, m + ".ko")

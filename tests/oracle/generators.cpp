@@ -346,6 +346,20 @@ Fix string_fix(unsigned elem)
     };
 }
 
+// MMX cases: random TOP, tags and exponent bits, so the x87 -> MMX
+// transition each MMX instruction makes is compared too.
+void random_mmx_state(Rng& rng, OracleCase& c)
+{
+    c.compare_x87 = true;
+    c.in.fsw = uint16_t(rng.below(8) << 11);
+    c.in.ftw = uint8_t(rng.next());
+    for (auto& st : c.in.st) {
+        st = {};
+        st.q[0] = rng.value();
+        st.w[4] = uint16_t(rng.below(2) ? 0xffff : rng.next());
+    }
+}
+
 std::vector<Form> family_forms(const std::string& fam)
 {
     std::vector<Form> v;
@@ -598,6 +612,163 @@ std::vector<Form> family_forms(const std::string& fam)
             f.xmm = true;
             f.align16 = true;
         }
+    } else if (fam == "mmx") {
+        // MMX forms (no prefix) and the MMX<->XMM conversions; the x87
+        // state starts random (TOP, tags, exponents) to check the
+        // transition every MMX instruction makes.
+        static const uint8_t ops[] = { 0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x74,
+            0x75, 0x76, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xe1, 0xe2,
+            0xe3, 0xe4, 0xe5, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf8,
+            0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe };
+        char name[32];
+        for (uint8_t o : ops) {
+            snprintf(name, sizeof name, "0f %02x mm", o);
+            v.push_back({ name, {}, { 0x0f, o }, -1, true, 0, 4 });
+        }
+        for (uint8_t o : { 0x71, 0x72, 0x73 })
+            for (int dg : { 2, 4, 6 }) {
+                if (o == 0x73 && dg == 4)
+                    continue;
+                snprintf(name, sizeof name, "0f %02x /%d ib mm", o, dg);
+                v.push_back({ name, {}, { 0x0f, o }, dg, true, 1, 4, false });
+            }
+        v.push_back({ "movd/movq mm,r/m", {}, { 0x0f, 0x6e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movd/movq r/m,mm", {}, { 0x0f, 0x7e }, -1, true, 0, 4 | 8 });
+        v.push_back({ "movq mm,mm/m64", {}, { 0x0f, 0x6f }, -1, true, 0, 4 });
+        v.push_back({ "movq mm/m64,mm", {}, { 0x0f, 0x7f }, -1, true, 0, 4 });
+        v.push_back({ "movntq", {}, { 0x0f, 0xe7 }, -1, true, 0, 4, true, false });
+        v.push_back({ "pshufw", {}, { 0x0f, 0x70 }, -1, true, 1, 4 });
+        v.push_back({ "pinsrw mm", {}, { 0x0f, 0xc4 }, -1, true, 1, 4 });
+        v.push_back({ "pextrw mm", {}, { 0x0f, 0xc5 }, -1, true, 1, 4, false });
+        v.push_back({ "pmovmskb mm", {}, { 0x0f, 0xd7 }, -1, true, 0, 4, false });
+        v.push_back({ "maskmovq", {}, { 0x0f, 0xf7 }, -1, true, 0, 4, false, true, 0,
+            [](Rng& rng, OracleCase& c, Enc&) { c.in.gpr[7] = k_data_addr + 64 + rng.below(k_data_bytes - 128); } });
+        v.push_back({ "emms", {}, { 0x0f, 0x77 }, -1, false, 0, 4 });
+        v.push_back({ "cvtpi2ps", {}, { 0x0f, 0x2a }, -1, true, 0, 4 });
+        v.push_back({ "cvtpi2pd", { 0x66 }, { 0x0f, 0x2a }, -1, true, 0, 4 });
+        v.push_back({ "cvttps2pi", {}, { 0x0f, 0x2c }, -1, true, 0, 4 });
+        v.push_back({ "cvtps2pi", {}, { 0x0f, 0x2d }, -1, true, 0, 4 });
+        v.push_back({ "cvttpd2pi", { 0x66 }, { 0x0f, 0x2c }, -1, true, 0, 4 });
+        v.push_back({ "cvtpd2pi", { 0x66 }, { 0x0f, 0x2d }, -1, true, 0, 4 });
+        v.push_back({ "movq2dq", { 0xf3 }, { 0x0f, 0xd6 }, -1, true, 0, 4, false });
+        v.push_back({ "movdq2q", { 0xf2 }, { 0x0f, 0xd6 }, -1, true, 0, 4, false });
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+            Fix extra = f.fix;
+            const bool cvt = f.name.rfind("cvt", 0) == 0;
+            f.fix = [extra, cvt](Rng& rng, OracleCase& c, Enc& e) {
+                if (extra)
+                    extra(rng, c, e);
+                random_mmx_state(rng, c);
+                if (!cvt)
+                    return;
+                // Conversions: floats, doubles and int32 pairs in range,
+                // with a random rounding mode.
+                auto fill = [&](uint8_t* p) {
+                    for (unsigned l = 0; l < 4; l++) {
+                        float fv = float(int32_t(rng.next() % 200001) - 100000) / float(1 + rng.below(99));
+                        if (rng.below(8) == 0)
+                            fv = rng.below(2) ? 3e9f : __builtin_nanf("");
+                        std::memcpy(p + 4 * l, &fv, 4);
+                    }
+                    if (rng.below(2)) {
+                        double dv[2] = { double(int64_t(rng.next() % 2000001) - 1000000) / double(1 + rng.below(999)),
+                            rng.below(6) == 0 ? 1e12 : double(int32_t(rng.next())) / 7.0 };
+                        std::memcpy(p, dv, 16);
+                    }
+                };
+                for (auto& x : c.in.xmm)
+                    fill(x.b);
+                if (e.mem)
+                    fill(c.in.data + (e.ea - k_data_addr));
+                c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
+            };
+        }
+    } else if (fam == "sse4") {
+        // SSSE3 (XMM and MMX forms), SSE4.1, SSE4.2 (PCMPGTQ, PCMPxSTRx, CRC32).
+        char name[40];
+        static const uint8_t ssse3[] = { 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x1c,
+            0x1d, 0x1e };
+        for (uint8_t o : ssse3) {
+            snprintf(name, sizeof name, "66 0f 38 %02x", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+            snprintf(name, sizeof name, "0f 38 %02x mm", o);
+            v.push_back({ name, {}, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+        }
+        v.push_back({ "palignr", { 0x66 }, { 0x0f, 0x3a, 0x0f }, -1, true, 1, 4 });
+        v.push_back({ "palignr mm", {}, { 0x0f, 0x3a, 0x0f }, -1, true, 1, 4 });
+        static const uint8_t sse41[] = { 0x10, 0x14, 0x15, 0x17, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2b,
+            0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 0x40, 0x41 };
+        for (uint8_t o : sse41) {
+            snprintf(name, sizeof name, "66 0f 38 %02x", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x38, o }, -1, true, 0, 4 });
+        }
+        v.push_back({ "movntdqa", { 0x66 }, { 0x0f, 0x38, 0x2a }, -1, true, 0, 4, true, false });
+        for (uint8_t o : { 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x14, 0x15, 0x17, 0x20, 0x21, 0x40, 0x41, 0x42,
+                 0x60, 0x61, 0x62, 0x63 }) {
+            snprintf(name, sizeof name, "66 0f 3a %02x ib", o);
+            v.push_back({ name, { 0x66 }, { 0x0f, 0x3a, o }, -1, true, 1, (o >= 0x60) ? 4u | 8u : 4u });
+        }
+        v.push_back({ "pextrd/q", { 0x66 }, { 0x0f, 0x3a, 0x16 }, -1, true, 1, 4 | 8 });
+        v.push_back({ "pinsrd/q", { 0x66 }, { 0x0f, 0x3a, 0x22 }, -1, true, 1, 4 | 8 });
+        v.push_back({ "crc32 r,r/m8", { 0xf2 }, { 0x0f, 0x38, 0xf0 }, -1, true, 0, 4 | 8 });
+        v.push_back({ "crc32 r,r/m", { 0xf2 }, { 0x0f, 0x38, 0xf1 }, -1, true, 0, 2 | 4 | 8 });
+        for (auto& f : v) {
+            f.xmm = true;
+            f.align16 = true;
+            const bool mmx = f.name.find(" mm") != std::string::npos;
+            f.fix = [mmx](Rng& rng, OracleCase& c, Enc& e) {
+                // Float lanes sometimes (ROUND, DPPS, BLENDV), zero bytes for
+                // the implicit-length string compares, small lengths.
+                for (auto& x : c.in.xmm)
+                    for (unsigned l = 0; l < 4; l++) {
+                        unsigned k = rng.below(6);
+                        if (k == 0)
+                            x.f[l] = float(int32_t(rng.next() % 20001) - 10000) / float(1 + rng.below(99));
+                        else if (k == 1)
+                            x.b[4 * l + rng.below(4)] = 0;
+                    }
+                if (e.mem && rng.below(3) == 0)
+                    c.in.data[e.ea - k_data_addr + rng.below(16)] = 0;
+                if (rng.below(2)) {
+                    c.in.gpr[0] = uint64_t(int64_t(rng.below(40)) - 20);
+                    c.in.gpr[2] = uint64_t(int64_t(rng.below(40)) - 20);
+                }
+                c.in.mxcsr = 0x1f80 | uint32_t(rng.below(4) << 13);
+                if (mmx)
+                    random_mmx_state(rng, c);
+            };
+        }
+    } else if (fam == "align") {
+        // Alignment checking: RFLAGS.AC set at CPL 3 (Linux keeps CR0.AM on),
+        // operands at random, mostly misaligned addresses.
+        v.push_back({ "mov m,r", {}, { 0x89 }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "mov r,m", {}, { 0x8b }, -1, true, 0, 1 | 2 | 4 | 8, true, false });
+        v.push_back({ "add m,r", {}, { 0x01 }, -1, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "movzx r,m16", {}, { 0x0f, 0xb7 }, -1, true, 0, 4, true, false });
+        v.push_back({ "inc m", {}, { 0xff }, 0, true, 0, 2 | 4 | 8, true, false });
+        v.push_back({ "lock add m,r", { 0xf0 }, { 0x01 }, -1, true, 0, 4 | 8, true, false });
+        v.push_back({ "xchg m,r", {}, { 0x87 }, -1, true, 0, 4 | 8, true, false });
+        v.push_back({ "fld m64", {}, { 0xdd }, 0, true, 0, 4, true, false });
+        v.push_back({ "fld m80", {}, { 0xdb }, 5, true, 0, 4, true, false });
+        v.push_back({ "movups xmm,m", {}, { 0x0f, 0x10 }, -1, true, 0, 4, true, false });
+        v.push_back({ "movups m,xmm", {}, { 0x0f, 0x11 }, -1, true, 0, 4, true, false });
+        v.push_back({ "movdqu xmm,m", { 0xf3 }, { 0x0f, 0x6f }, -1, true, 0, 4, true, false });
+        v.push_back({ "push r/m", {}, { 0xff }, 6, true, 0, 8, true, false, 0, stack_fix() });
+        v.push_back({ "movq xmm,m64", { 0xf3 }, { 0x0f, 0x7e }, -1, true, 0, 4, true, false });
+        v.push_back({ "movd mm,m32", {}, { 0x0f, 0x6e }, -1, true, 0, 4, true, false });
+        for (auto& f : v) {
+            Fix extra = f.fix;
+            const bool push = f.name.rfind("push", 0) == 0;
+            f.fix = [extra, push](Rng& rng, OracleCase& c, Enc& e) {
+                if (extra)
+                    extra(rng, c, e);
+                if (push && rng.below(2))
+                    c.in.gpr[4] += 1 + rng.below(7); // a misaligned stack
+                c.in.rflags |= 0x40000;
+            };
+        }
     } else if (fam == "sse-fp") {
         struct P {
             const char* n;
@@ -644,6 +815,17 @@ std::vector<Form> family_forms(const std::string& fam)
         v.push_back({ "cvttsd2si", { 0xf2 }, { 0x0f, 0x2c }, -1, true, 0, 4 | 8 });
         v.push_back({ "cvtss2si", { 0xf3 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
         v.push_back({ "cvtsd2si", { 0xf2 }, { 0x0f, 0x2d }, -1, true, 0, 4 | 8 });
+        // SSE3.
+        v.push_back({ "addsubps", { 0xf2 }, { 0x0f, 0xd0 }, -1, true, 0, 4 });
+        v.push_back({ "addsubpd", { 0x66 }, { 0x0f, 0xd0 }, -1, true, 0, 4 });
+        v.push_back({ "haddps", { 0xf2 }, { 0x0f, 0x7c }, -1, true, 0, 4 });
+        v.push_back({ "haddpd", { 0x66 }, { 0x0f, 0x7c }, -1, true, 0, 4 });
+        v.push_back({ "hsubps", { 0xf2 }, { 0x0f, 0x7d }, -1, true, 0, 4 });
+        v.push_back({ "hsubpd", { 0x66 }, { 0x0f, 0x7d }, -1, true, 0, 4 });
+        v.push_back({ "movsldup", { 0xf3 }, { 0x0f, 0x12 }, -1, true, 0, 4 });
+        v.push_back({ "movshdup", { 0xf3 }, { 0x0f, 0x16 }, -1, true, 0, 4 });
+        v.push_back({ "movddup", { 0xf2 }, { 0x0f, 0x12 }, -1, true, 0, 4 });
+        v.push_back({ "lddqu", { 0xf2 }, { 0x0f, 0xf0 }, -1, true, 0, 4, true, false });
         for (auto& f : v) {
             f.xmm = true;
             f.align16 = true;
@@ -732,6 +914,18 @@ std::vector<Form> family_forms(const std::string& fam)
             regf(0xd9, m);
         regf(0xda, 0xe9);
         regf(0xde, 0xd9);
+        // Transcendentals and friends, FISTTP, environment and full saves.
+        for (uint8_t m : { 0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf9, 0xfb, 0xfe, 0xff })
+            regf(0xd9, m);
+        mem(0xdb, 1);
+        mem(0xdd, 1);
+        mem(0xdf, 1);
+        mem(0xd9, 4);
+        mem(0xd9, 6);
+        mem(0xdd, 4);
+        mem(0xdd, 6);
+        mem(0xdf, 4);
+        mem(0xdf, 6);
         regf(0xdb, 0xe2);
         regf(0xdb, 0xe3);
         regf(0xdf, 0xe0);
@@ -778,6 +972,13 @@ std::vector<Form> family_forms(const std::string& fam)
                     else {
                         float fv = float(dv);
                         std::memcpy(p, &fv, 4);
+                    }
+                    size_t op = (c.code[0] & 0xf0) == 0x40 ? 1 : 0;
+                    if (c.code[op] == 0xdf && ((c.code[op + 1] >> 3) & 7) == 4 && rng.below(2)) {
+                        // FBLD: a valid packed-BCD operand (18 digits and a sign).
+                        for (unsigned k = 0; k < 9; k++)
+                            p[k] = uint8_t(rng.below(10) | (rng.below(10) << 4));
+                        p[9] = rng.below(2) ? 0x80 : 0;
                     }
                     if (c.code[0] == 0xd9 && ((c.code[1] >> 3) & 7) == 5) {
                         uint16_t cw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
@@ -862,7 +1063,7 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87",
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4", "align",
         "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy" };
 }
 

@@ -22,6 +22,8 @@ Fault fault_from_vector(int v)
         return Fault::Breakpoint;
     case 6:
         return Fault::InvalidOpcode;
+    case 17:
+        return Fault::AlignmentCheck;
     default:
         return Fault::Protection;
     }
@@ -40,6 +42,7 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         OracleOutcome& r = out[i];
         cpu->reset(x86::ResetKind::PowerOn);
         setup_long_mode(*cpu, host, 3);
+        cpu->state().cr0 |= x86::k_cr0_am; // as Linux runs user code natively
         std::memcpy(host.ram(k_code_addr), c.code.data(), c.code.size());
         // Past the end: UD2, so a run-away sequence faults instead of wandering.
         host.ram(k_code_addr)[c.code.size()] = 0x0f;

@@ -47,6 +47,10 @@ volatile int g_signal = 0;
 
 void on_signal(int sig, siginfo_t*, void*)
 {
+    // A case may run with RFLAGS.AC set (alignment-check cases), and the
+    // kernel keeps it for the handler: clear it before any C++ code can
+    // make a misaligned access (stepping over the red zone to push).
+    asm volatile("subq $128, %%rsp\n\tpushfq\n\tandq $-0x40001, (%%rsp)\n\tpopfq\n\taddq $128, %%rsp" ::: "cc", "memory");
     g_signal = sig;
     siglongjmp(g_jump, 1);
 }
@@ -66,6 +70,8 @@ Fault fault_from_signal(int sig)
         return Fault::InvalidOpcode;
     case SIGTRAP:
         return Fault::Breakpoint;
+    case SIGBUS:
+        return Fault::AlignmentCheck;
     default:
         return Fault::Protection;
     }
@@ -119,7 +125,16 @@ Fault fault_from_signal(int sig)
             std::memcpy(code + at, &off, 4);
             std::memcpy(code + at + 4, &sel, 2);
         };
-        const uint8_t jmp64[] = { 0xff, 0x25, 0, 0, 0, 0 }; // jmp *0(%rip); .quad target
+        // The exit address lives at an 8-aligned slot, so the indirect jump
+        // back reads it aligned even in alignment-check (RFLAGS.AC) cases.
+        constexpr unsigned k_exit_slot = 0xf00;
+        std::memcpy(code + k_exit_slot, &exit_addr, 8);
+        auto jmp_exit = [&](unsigned at) { // jmp *disp32(%rip) -> the slot
+            const uint8_t op[] = { 0xff, 0x25 };
+            int32_t disp = int32_t(k_exit_slot) - int32_t(at + 6);
+            std::memcpy(code + at, op, 2);
+            std::memcpy(code + at + 2, &disp, 4);
+        };
         uint8_t* t = code + c.code.size();
         block->data_selector = c.mode16 ? 0x0f : 0x2b;
         if (c.mode16) {
@@ -129,16 +144,14 @@ Fault fault_from_signal(int sig)
             put_far(0x810, 0, 0x07);
             const uint8_t out[] = { 0x2e, 0x66, 0xff, 0x2e, 0x00, 0x08 };
             std::memcpy(t, out, sizeof out);
-            std::memcpy(code + 0x900, jmp64, sizeof jmp64);
-            std::memcpy(code + 0x906, &exit_addr, 8);
+            jmp_exit(0x900);
             const uint8_t in[] = { 0xff, 0x2d };
             std::memcpy(code + 0xa00, in, 2);
             int32_t disp = 0x810 - (0xa00 + 6);
             std::memcpy(code + 0xa02, &disp, 4);
             block->entry = k_code_addr + 0xa00;
         } else if (!c.mode32) {
-            std::memcpy(t, jmp64, sizeof jmp64);
-            std::memcpy(t + 6, &exit_addr, 8);
+            jmp_exit(unsigned(c.code.size()));
             block->entry = k_code_addr;
         } else {
             // 32-bit code: enter through a far jump to Linux's 32-bit user CS
@@ -149,8 +162,7 @@ Fault fault_from_signal(int sig)
             std::memcpy(t, out, 2);
             uint32_t ptr = uint32_t(k_code_addr + 0x800);
             std::memcpy(t + 2, &ptr, 4);
-            std::memcpy(code + 0x900, jmp64, sizeof jmp64);
-            std::memcpy(code + 0x906, &exit_addr, 8);
+            jmp_exit(0x900);
             const uint8_t in[] = { 0xff, 0x2d }; // ljmp *disp32(%rip) (m16:32)
             std::memcpy(code + 0xa00, in, 2);
             int32_t disp = 0x810 - (0xa00 + 6);

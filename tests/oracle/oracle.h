@@ -51,7 +51,14 @@ struct OracleCase {
 };
 
 // Fault classes that both sides can observe the same way.
-enum class Fault : int8_t { None = -1, DivideError = 0, Breakpoint = 3, InvalidOpcode = 6, Protection = 13 };
+enum class Fault : int8_t {
+    None = -1,
+    DivideError = 0,
+    Breakpoint = 3,
+    InvalidOpcode = 6,
+    Protection = 13,
+    AlignmentCheck = 17, // #AC natively: SIGBUS (Linux runs user code with CR0.AM set)
+};
 
 struct OracleOutcome {
     Fault fault = Fault::None;

@@ -66,6 +66,10 @@ kiln_oracle_exit:
     pushfq
     popq %rax
     movq %rax, 0x700000+384
+    // Back to C++ with alignment checking (RFLAGS.AC) off.
+    andq $-0x40001, %rax
+    pushq %rax
+    popfq
     fxsave64 0x700000+1024
     cld
     pop %r15

@@ -18,6 +18,7 @@
 #include "accel/interp/decoder.h"
 #include "accel/interp/interpreter.h"
 #include "accel/interp/private/lazy_flags.h"
+#include "accel/interp/private/trace.h"
 #include "accel/vcpu_host.h"
 #include "accel/x86/cpu_state.h"
 #include "accel/x86/cpuid.h"
@@ -80,6 +81,72 @@ struct TlbEntry {
     uint64_t gpa = 0; // guest-physical page address
     bool global = false;
 };
+
+// The memory operand of the LOCKed instruction being executed (lock.cpp).
+struct LockedAccess {
+    bool active = false;
+    bool dirty = false;
+    uint8_t* host = nullptr; // host address of the operand
+    uint64_t lin = 0;
+    unsigned size = 0;
+    uint8_t old[16] = {}; // bytes read
+    uint8_t shadow[16] = {}; // bytes to publish
+};
+
+class InterpreterImpl;
+
+// One instruction of a decoded block: its handler (chosen once, when the
+// block is built: a specialised fast handler for common forms, otherwise
+// the generic group dispatch) and its decoded form.
+using ExecFn = void (*)(InterpreterImpl& cpu, const DecodedInsn& d);
+struct BlockInsn {
+    DecodedInsn d; // first: a handler finds its BlockInsn from `d`
+    ExecFn fn;
+};
+
+inline constexpr unsigned k_block_max_insns = 64;
+// Sized from a Linux boot: 8 Ki slots and 128 Ki instructions rebuilt a
+// block every ~2,000 instructions, mostly after slot conflicts.
+inline constexpr unsigned k_block_slot_bits = 15;
+inline constexpr unsigned k_block_slots = 1u << k_block_slot_bits;
+inline constexpr unsigned k_block_arena_insns = 1u << 18;
+
+// A basic block: consecutive instructions of one guest-physical page,
+// ending at the first control transfer (or the page end). Valid while the
+// page's generation and the arena epoch are unchanged.
+struct BlockSlot {
+    uint64_t gpa = ~0ull;
+    uint32_t generation = 0;
+    uint32_t arena_epoch = 0;
+    uint32_t first = 0; // index of the first instruction in the arena
+    uint16_t count = 0;
+    uint16_t bytes = 0; // total instruction length
+    uint8_t code_size = 0xff;
+};
+
+// The last two successors seen after a block, so the next block is found
+// without a slot lookup.
+struct BlockLinks {
+    uint64_t gpa[2] = { ~0ull, ~0ull };
+    uint32_t generation[2] = {};
+    uint32_t first[2] = {};
+    uint16_t count[2] = {};
+    uint8_t victim = 0;
+};
+
+// The arena holds, per block, its BlockLinks followed by its instructions.
+union ArenaEntry {
+    BlockInsn insn;
+    BlockLinks links;
+    ArenaEntry() : links() { }
+};
+// chain() steps from one BlockInsn to the next with BlockInsn arithmetic.
+static_assert(sizeof(ArenaEntry) == sizeof(BlockInsn));
+
+// Picks the handler for a decoded instruction (exec_fast.cpp): a
+// specialised one for the hottest forms, or generic dispatch.
+ExecFn select_handler(const DecodedInsn& d, CodeSize size);
+ExecFn generic_handler();
 
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
@@ -152,10 +219,12 @@ public:
     {
         m_s.rflags = (f & k_rflags_defined) | x86::k_flag_fixed1;
         m_flags.clear();
+        // TF, IF, VM... may have changed: blocks only check TF between blocks.
+        m_block_end = true;
     }
     void set_arith_flags(uint64_t arith) { m_flags.set_eager(m_s.rflags, arith); }
     LazyFlags& lazy() { return m_flags; }
-    bool cond(unsigned cc) const { return m_flags.cond(m_s.rflags, cc); }
+    [[gnu::always_inline]] bool cond(unsigned cc) const { return m_flags.cond(m_s.rflags, cc); }
 
     // Modes.
     bool mode64() const { return m_mode64; }
@@ -167,7 +236,24 @@ public:
 
     // Effective address of the current instruction's memory operand
     // (offset within its segment, already wrapped to the address size).
-    uint64_t effective_address(const DecodedInsn& d) const;
+    uint64_t effective_address(const DecodedInsn& d) const
+    {
+        uint64_t ea = uint64_t(int64_t(d.disp));
+        if (d.rip_relative)
+            ea += m_next_rip;
+        if (d.base != k_no_reg)
+            ea += m_s.gpr[d.base];
+        if (d.index != k_no_reg)
+            ea += m_s.gpr[d.index] << d.scale;
+        switch (d.addrsize) {
+        case 2:
+            return ea & 0xffff;
+        case 4:
+            return ea & 0xffffffff;
+        default:
+            return ea;
+        }
+    }
     Seg operand_seg(const DecodedInsn& d) const
     {
         if (d.seg != k_no_seg)
@@ -177,8 +263,84 @@ public:
 
     // Segmented memory: offset -> linear (with limit/type checks) -> physical.
     uint64_t linear(Seg seg, uint64_t offset, unsigned size, Access access);
-    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size);
-    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // The common case is inline: 64-bit mode, a software-TLB hit on a RAM
+    // page, the access inside the page. Everything else (segment checks,
+    // canonical faults, misses, MMIO, code pages, page crossings) takes the
+    // out-of-line path.
+    uint64_t read_mem(Seg seg, uint64_t offset, unsigned size)
+    {
+        if (const uint8_t* p = direct_ptr(seg, offset, size, Access::Read)) [[likely]]
+            return load_le(p, size);
+        return read_mem_slow(seg, offset, size);
+    }
+    void write_mem(Seg seg, uint64_t offset, unsigned size, uint64_t value)
+    {
+        if (uint8_t* p = direct_ptr(seg, offset, size, Access::Write)) [[likely]]
+            return store_le(p, size, value);
+        write_mem_slow(seg, offset, size, value);
+    }
+    uint64_t read_mem_slow(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_slow(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Host pointer for a `size`-byte access in 64-bit mode when the software
+    // TLB maps the whole access directly (a write entry only exists for
+    // writable RAM that holds no decoded code), else nullptr. Non-canonical
+    // addresses never match a TLB entry, so they reach the checked path.
+    uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
+    {
+        // LOCKed operands and armed data breakpoints take the checked path.
+        if (!m_mode64 || m_mem_hooks) [[unlikely]]
+            return nullptr;
+        uint64_t lin = offset;
+        if (seg == Seg::FS || seg == Seg::GS)
+            lin += m_s.seg[static_cast<unsigned>(seg)].base;
+        const TlbEntry& e = m_tlb[static_cast<unsigned>(access)][m_cpl == 3][(lin >> 12) % k_tlb_entries];
+        if (e.vpage != (lin >> 12) || !e.host || (lin & 0xfff) + size > 4096) [[unlikely]]
+            return nullptr;
+        return e.host + (lin & 0xfff);
+    }
+    static uint64_t load_le(const uint8_t* p, unsigned size)
+    {
+        switch (size) {
+        case 1:
+            return *p;
+        case 2: {
+            uint16_t v;
+            std::memcpy(&v, p, 2);
+            return v;
+        }
+        case 4: {
+            uint32_t v;
+            std::memcpy(&v, p, 4);
+            return v;
+        }
+        default: {
+            uint64_t v;
+            std::memcpy(&v, p, 8);
+            return v;
+        }
+        }
+    }
+    static void store_le(uint8_t* p, unsigned size, uint64_t v)
+    {
+        switch (size) {
+        case 1:
+            *p = uint8_t(v);
+            return;
+        case 2: {
+            uint16_t x = uint16_t(v);
+            std::memcpy(p, &x, 2);
+            return;
+        }
+        case 4: {
+            uint32_t x = uint32_t(v);
+            std::memcpy(p, &x, 4);
+            return;
+        }
+        default:
+            std::memcpy(p, &v, 8);
+            return;
+        }
+    }
     // Linear addresses (descriptor tables, TSS, IDT): supervisor, no segmentation.
     uint64_t read_linear(uint64_t lin, unsigned size, bool supervisor = true);
     void write_linear(uint64_t lin, unsigned size, uint64_t value, bool supervisor = true);
@@ -207,7 +369,18 @@ public:
     void set_stack_pointer(uint64_t v);
 
     // Control transfer inside the current code segment.
-    void jump_near(uint64_t target);
+    void jump_near(uint64_t target)
+    {
+        // 64-bit mode with a 64-bit operand size (every near branch but
+        // 66-prefixed ones) inline; the rest in jump_near_slow().
+        if (m_mode64 && m_insn->opsize != 2 && uint64_t(int64_t(target << 16) >> 16) == target) [[likely]] {
+            m_next_rip = target;
+            m_block_end = true;
+            return;
+        }
+        jump_near_slow(target);
+    }
+    void jump_near_slow(uint64_t target);
     void end_block() { m_block_end = true; }
 
     // Segment loads (segments.cpp).
@@ -259,10 +432,70 @@ public:
     void request_irq_check() { m_check_irq = true; }
     void set_interrupt_shadow(uint8_t kind) { m_new_shadow = kind; }
     void halt();
+    // Recomputes the armed breakpoints after DR7 changes.
+    void update_debug_state();
+    // Before each block: the block-address ring for triple-fault reports,
+    // the memory-hook flags, and -d exec/cpu (m_trace_blocks, set by run()).
+    void block_hooks()
+    {
+        m_trace.note_block(m_s.rip);
+        update_mem_hooks();
+        if (m_trace_blocks) [[unlikely]] {
+            m_flags.materialize(m_s.rflags);
+            m_trace.block(m_s);
+        }
+    }
+    // #AC for a `size`-byte access when alignment checking is on (callers
+    // that split wide accesses check the whole operand themselves).
+    bool alignment_checking() const { return m_ac_check; }
+    void check_alignment(Seg seg, uint64_t offset, unsigned size, Access access);
+    // Recomputes m_mem_hooks: every change of CR0.AM, RFLAGS.AC or CPL ends
+    // the block, and run() calls this before each block.
+    void update_mem_hooks()
+    {
+        m_ac_check = (m_s.cr0 & x86::k_cr0_am) && (m_s.rflags & x86::k_flag_ac) && m_cpl == 3;
+        m_mem_hooks = m_lock.active || m_dr_data || m_ac_check;
+    }
+    // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
+    void execute(const DecodedInsn& d);
+
+    // Direct-threaded block execution: called by every block handler after
+    // its instruction (`d` is the instruction's BlockInsn::d). Retires it and,
+    // unless something ended the block, starts the next instruction with a
+    // tail call. Without sibling-call optimisation the recursion is bounded
+    // by k_block_max_insns.
+    [[gnu::always_inline]] void chain(const DecodedInsn& d)
+    {
+        m_s.rip = m_next_rip;
+        // Anything that changes what the rest of the block means (a taken
+        // branch, a mode or paging change, a store into a code page, a
+        // possible interrupt, an interrupt shadow, a flags reload that may
+        // set TF: set_flags() ends the block) ends it.
+        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0)
+            return;
+        m_block_left--;
+        const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;
+        m_insn = &next->d;
+        m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
+        return next->fn(*this, next->d);
+    }
 
 private:
     void execute_one();
-    void execute(const DecodedInsn& d);
+    bool run_block(uint64_t budget);
+    BlockSlot* build_block(BlockSlot& slot, uint8_t* host, uint64_t gpa, uint32_t gen);
+    void dispatch(const DecodedInsn& d);
+    // LOCK-prefixed read-modify-write and XCHG with memory (lock.cpp).
+    void execute_locked(const DecodedInsn& d);
+    uint64_t locked_read(Seg seg, uint64_t offset, unsigned size);
+    void locked_write(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    // Memory accesses while a LOCKed instruction runs or data breakpoints
+    // are armed (m_mem_hooks), debug-register breakpoints (debug_regs.cpp).
+    uint64_t read_mem_hooked(Seg seg, uint64_t offset, unsigned size);
+    void write_mem_hooked(Seg seg, uint64_t offset, unsigned size, uint64_t value);
+    void debug_before(uint64_t rip);
+    void debug_after();
+    void check_data_breakpoints(uint64_t lin, unsigned size, bool write);
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -273,7 +506,11 @@ private:
     void phys_write(uint64_t gpa, unsigned size, uint64_t v);
     void note_code_page(uint64_t gpa);
     void code_page_written(uint64_t gpa);
-    uint32_t page_generation(uint64_t gpa) const;
+    uint32_t page_generation(uint64_t gpa) const
+    {
+        uint64_t page = gpa >> 12;
+        return page < m_pages ? m_page_gen[page].load(std::memory_order_relaxed) : 0;
+    }
     void fold_state();
 
     VcpuHost& m_host;
@@ -295,6 +532,17 @@ private:
     uint8_t m_new_shadow = 0;
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
+    TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
+    LockedAccess m_lock;
+    bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
+    bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
+    bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
+    bool m_trace_blocks = false; // -d exec or cpu
+    bool m_debug_hooks = false; // m_dr_exec || m_dr_data
+    bool m_rf_at_start = false;
+    uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
+    uint8_t m_dr_data = 0; // enabled data breakpoints
+    uint8_t m_dr_hits = 0; // data breakpoints hit by the current instruction
 
     // [access][user]
     TlbEntry m_tlb[3][2][k_tlb_entries];
@@ -314,6 +562,14 @@ private:
     uint64_t m_pages = 0;
     std::unique_ptr<std::atomic<uint32_t>[]> m_page_gen;
     std::vector<uint8_t> m_page_has_code;
+    // Decoded blocks: a direct-mapped table of slots, each pointing at a
+    // run of instructions in an arena that is recycled whole when full.
+    std::vector<BlockSlot> m_block_slots;
+    std::vector<ArenaEntry> m_block_arena;
+    uint32_t m_arena_used = 0;
+    uint32_t m_arena_epoch = 1;
+    unsigned m_block_left = 0; // instructions of the block after the current one
+    uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
 
     friend class Interpreter;
 };

@@ -25,6 +25,8 @@ FakeVcpuHost::FakeVcpuHost(std::unique_ptr<hw::GuestMemory> memory)
 
 uint32_t FakeVcpuHost::pio_read(uint16_t port, unsigned size)
 {
+    if (on_pio_read)
+        on_pio_read();
     if (port == k_port_counter)
         return ++m_counter;
     return size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
@@ -47,6 +49,8 @@ uint64_t FakeVcpuHost::mmio_read(uint64_t gpa, unsigned size)
         std::memcpy(&v, m_mmio_regs + (gpa - k_mmio_test_base), size);
     }
     mmio.push_back({ false, gpa, size, v });
+    if (on_mmio_read)
+        on_mmio_read();
     return v;
 }
 
@@ -58,6 +62,8 @@ void FakeVcpuHost::mmio_write(uint64_t gpa, unsigned size, uint64_t value)
     if (size < 8)
         value &= (1ull << (8 * size)) - 1;
     mmio.push_back({ true, gpa, size, value });
+    if (on_mmio_write)
+        on_mmio_write();
     if (gpa >= k_mmio_test_base && gpa - k_mmio_test_base + size <= k_mmio_test_bytes)
         std::memcpy(m_mmio_regs + (gpa - k_mmio_test_base), &value, size);
 }
@@ -94,6 +100,8 @@ void FakeVcpuHost::acknowledge_nmi()
 
 bool FakeVcpuHost::wait_for_interrupt()
 {
+    if (on_wait)
+        on_wait();
     std::lock_guard lock(m_lock);
     waits++;
     if (!m_pending.empty() || m_nmi)

@@ -76,6 +76,10 @@ public:
     unsigned spurious_wakeups = 0;
     std::function<void()> on_reset; // e.g. kick the vCPU
     std::function<void()> on_pio_write; // called after each recorded port write
+    std::function<void()> on_pio_read; // called inside each port read, before it returns
+    std::function<void()> on_mmio_read; // called inside each MMIO read, before it returns
+    std::function<void()> on_mmio_write; // called after each recorded MMIO write
+    std::function<void()> on_wait; // called as each wait_for_interrupt() starts
 
     // Records.
     std::vector<PioWrite> pio_writes;

@@ -65,6 +65,11 @@ TEST(Oracle, String) { run_family("string", 0x8888); }
 TEST(Oracle, SseInteger) { run_family("sse-int", 0x9999); }
 TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
 TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
+TEST(Oracle, Mmx) { run_family("mmx", 0xbbbc); }
+TEST(Oracle, Sse4) { run_family("sse4", 0xbbbd); }
+TEST(Oracle, AlignmentCheck) { run_family("align", 0xbbbe); }
+TEST(Oracle, Compat32Mmx) { run_family("32-mmx", 0xc00a); }
+TEST(Oracle, Compat32Sse4) { run_family("32-sse4", 0xc00b); }
 TEST(Oracle, Compat32Alu) { run_family("32-alu", 0xc001); }
 TEST(Oracle, Compat32MulDiv) { run_family("32-muldiv", 0xc002); }
 TEST(Oracle, Compat32Shift) { run_family("32-shift", 0xc003); }

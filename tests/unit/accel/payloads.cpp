@@ -194,6 +194,16 @@ const std::vector<uint8_t> k_triple_fault = {
     0xcc,                                               // 1005: int3 -> #GP -> #DF -> triple fault
 };
 
+const std::vector<uint8_t> k_triple_fault_pm = {
+    0x0f, 0x01, 0x1d, 0x30, 0x05, 0x00, 0x00,           // 1000: lidt ds:0x530  (limit 0)
+    0x0f, 0x0b,                                         // 1007: ud2 -> #GP -> #DF -> triple fault
+};
+
+const std::vector<uint8_t> k_triple_fault_lm = {
+    0x0f, 0x01, 0x1c, 0x25, 0x30, 0x05, 0x00, 0x00,     // 1000: lidt [0x530]  (limit 0)
+    0x0f, 0x0b,                                         // 1008: ud2 -> #GP -> #DF -> triple fault
+};
+
 const std::vector<uint8_t> k_i8042_reset = {
     0xb0, 0xfe,                                         // 1000: mov al,0xfe
     0xe6, 0x64,                                         // 1002: out 0x64,al
@@ -311,17 +321,27 @@ std::vector<Payload> build_payloads()
         p.memory_after = { { 0x7ff4, { 0x04, 0x10, 0, 0, 0x08, 0, 0, 0, 0x46, 0x02, 0, 0 } } };
         all.push_back(p);
     }
-    {
+    // Triple faults: LIDT of an empty IDT, then an exception; the CPU asks
+    // for a reset and its end state is not defined.
+    auto triple_fault = [&](const char* name, const char* mode, std::vector<MemoryBlob> memory, CpuState initial) {
         Payload p;
-        p.name = "triple_fault";
-        p.description = "LIDT of an empty IDT then INT3: triple fault, the CPU asks for a reset";
-        p.memory = { gdt_blob(), { 0x1000, k_triple_fault } };
-        p.initial = real_mode_state(0x1000);
+        p.name = name;
+        p.description = std::string(mode) + ": LIDT of an empty IDT then an exception: triple fault, reset";
+        p.memory = std::move(memory);
+        p.initial = initial;
         p.end = PayloadEnd::Reset;
         p.check_cpu = false;
         p.resets = 1;
         all.push_back(p);
-    }
+    };
+    triple_fault(
+        "triple_fault", "real mode (INT3)", { gdt_blob(), { 0x1000, k_triple_fault } }, real_mode_state(0x1000));
+    triple_fault("triple_fault_pm", "protected mode (UD2)", { gdt_blob(), { 0x1000, k_triple_fault_pm } },
+        flat_protected_mode_state(0x1000));
+    std::vector<MemoryBlob> lm = page_table_blobs();
+    lm.push_back(gdt_blob());
+    lm.push_back({ 0x1000, k_triple_fault_lm });
+    triple_fault("triple_fault_lm", "64-bit mode (UD2)", lm, long_mode_state(0x1000));
     {
         Payload p;
         p.name = "i8042_reset";
@@ -365,6 +385,18 @@ x86::CpuState flat_protected_mode_state(uint32_t eip)
     s.idtr = { 0x6000, 0x7ff };
     s.rip = eip;
     s.gpr[k_rsp] = 0x8000;
+    return s;
+}
+
+x86::CpuState long_mode_state(uint64_t rip)
+{
+    CpuState s = flat_protected_mode_state(uint32_t(rip));
+    s.rip = rip;
+    s.cr0 |= k_cr0_pg;
+    s.cr4 |= k_cr4_pae;
+    s.cr3 = 0x2000;
+    s.efer |= k_efer_lme | k_efer_lma;
+    s.segment(Seg::CS) = { 0x18, uint16_t(k_seg_g | k_seg_l | k_seg_p | k_seg_s | 0xb), 0xffffffff, 0 };
     return s;
 }
 

@@ -75,9 +75,11 @@ const Payload& payload(std::string_view name);
 // A host with RAM for the payloads and the payload's memory and interrupts loaded.
 std::unique_ptr<FakeVcpuHost> make_payload_host(const Payload& p);
 
-// The two standard starting states the payloads use.
+// The standard starting states the payloads use.
 x86::CpuState real_mode_state(uint16_t ip);
 x86::CpuState flat_protected_mode_state(uint32_t eip);
+// 64-bit mode on the identity page tables at 0x2000 (CS = 0x18).
+x86::CpuState long_mode_state(uint64_t rip);
 
 // gtest expectations: the end state and the host's records match `p`.
 void check_payload_result(const Payload& p, FakeVcpuHost& host, const x86::CpuState& s);

@@ -70,6 +70,11 @@ TEST(CpuModel, Qemu64AndMax)
     EXPECT_FALSE(m->has_xsave());
     EXPECT_FALSE(m->query(1, 0, 0, true).ecx & k_cpuid1_ecx_osxsave); // no XSAVE, no OSXSAVE mirror
     EXPECT_TRUE(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_popcnt);
+    EXPECT_TRUE(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_sse3);
+    // SSSE3/SSE4 run on the host's units: advertised exactly when it has them.
+    bool host_sse4 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("ssse3");
+    EXPECT_EQ(bool(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_sse42), host_sse4);
+    EXPECT_EQ(bool(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_ssse3), host_sse4);
     // Brand string over leaves 0x80000002-4.
     char brand[49] = {};
     for (unsigned i = 0; i < 3; i++) {

@@ -46,6 +46,38 @@ TEST_F(PmFixture, PmTimerRunsAt3579545Hz)
     EXPECT_EQ(b - a, 3579545u);
 }
 
+TEST_F(PmFixture, TimerCarrySetsTmrStsAndSciWhenEnabled)
+{
+    const uint64_t carry_ns = (1ull << 31) * 1000000000ull / AcpiPm::k_timer_hz + 1; // ~600 s
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, 0);
+    h.step_ns(carry_ns);
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, AcpiPm::k_sts_tmr);
+    EXPECT_FALSE(h.irq[9].level()); // TMR_EN clear: status only
+    h.outw(0x600, AcpiPm::k_sts_tmr);
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_tmr, 0);
+    // Enabled: the carry raises SCI by itself, with no register read.
+    h.outw(0x602, AcpiPm::k_sts_tmr);
+    h.step_ns(carry_ns / 2);
+    EXPECT_FALSE(h.irq[9].level());
+    h.step_ns(carry_ns);
+    EXPECT_TRUE(h.irq[9].level());
+    h.outw(0x600, AcpiPm::k_sts_tmr);
+    EXPECT_FALSE(h.irq[9].level());
+    // Disabling SCI_EN is ignored: the machine has no legacy (SMI) mode.
+    h.outw(0x604, 0);
+    EXPECT_EQ(h.inw(0x604) & 1, 1);
+}
+
+TEST_F(PmFixture, EnableRegisterKeepsOnlyDefinedBits)
+{
+    h.outw(0x602, 0xffff);
+    EXPECT_EQ(h.inw(0x602), 0x0721); // TMR, GBL, PWRBTN, SLPBTN, RTC
+    h.outw(0x602, 0);
+    pm.press_power_button();
+    h.outw(0x600, 0xfeff); // writing 0 to a status bit leaves it set
+    EXPECT_EQ(h.inw(0x600) & AcpiPm::k_sts_pwrbtn, AcpiPm::k_sts_pwrbtn);
+}
+
 TEST_F(PmFixture, StateRoundTrip)
 {
     h.outw(0x602, 0x100);
@@ -146,6 +178,25 @@ TEST(AcpiTables, DsdtAmlEncodesS5AndPciRoot)
     // PNP0A03 as an EISA id.
     const uint8_t hid[] = {0x0c, 0x41, 0xd0, 0x0a, 0x03};
     EXPECT_NE(std::search(aml.begin(), aml.end(), hid, hid + 5), aml.end());
+}
+
+TEST(AcpiTables, PciRootCrsHasIoAndMemoryWindows)
+{
+    AcpiConfig cfg;
+    cfg.pci_mem_start = 0x20000000;
+    auto aml = build_dsdt_aml(cfg);
+    const char crs[] = "_CRS";
+    EXPECT_NE(std::search(aml.begin(), aml.end(), crs, crs + 4), aml.end());
+    // WordIO 0x0000-0x0CF7 (covers the legacy IDE ports Linux must claim).
+    const uint8_t io_low[] = {0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), io_low, io_low + sizeof io_low), aml.end());
+    // DWordMemory from the end of low RAM to 0xFEBFFFFF.
+    const uint8_t mem[] = {0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20, 0xff, 0xff, 0xbf,
+        0xfe};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), mem, mem + sizeof mem), aml.end());
+    // Bus numbers 0-255.
+    const uint8_t bus[] = {0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x00, 0x00, 0xff, 0x00};
+    EXPECT_NE(std::search(aml.begin(), aml.end(), bus, bus + sizeof bus), aml.end());
 }
 
 } // namespace

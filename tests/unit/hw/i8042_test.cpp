@@ -57,6 +57,43 @@ TEST_F(KbdFixture, PulseResetLine)
     EXPECT_EQ(resets, 2);
 }
 
+TEST_F(KbdFixture, OutputPortA20AndResetLine)
+{
+    h.outb(0x64, 0xd0);
+    EXPECT_EQ(h.inb(0x60), 0x03); // reset line released, A20 on
+    h.outb(0x64, 0xd1);
+    h.outb(0x60, 0x01); // A20 off, reset line still high
+    EXPECT_EQ(resets, 0);
+    h.outb(0x64, 0xd0);
+    EXPECT_EQ(h.inb(0x60), 0x01);
+    h.outb(0x64, 0xd1);
+    h.outb(0x60, 0x02); // bit 0 low: the CPU's reset line
+    EXPECT_EQ(resets, 1);
+}
+
+TEST_F(KbdFixture, DisabledKeyboardDropsKeysAndAuxEnableBit)
+{
+    h.outb(0x60, 0xf4); // enable scanning
+    EXPECT_EQ(h.inb(0x60), 0xfa);
+    h.outb(0x64, 0xad); // disable the keyboard interface
+    const uint8_t key[] = {0x1c};
+    kbc.key_event(key);
+    EXPECT_EQ(h.inb(0x64) & 0x01, 0x00);
+    h.outb(0x64, 0xae);
+    kbc.key_event(key);
+    EXPECT_EQ(h.inb(0x64) & 0x01, 0x01);
+    EXPECT_EQ(h.inb(0x60), 0x1c);
+    h.outb(0x64, 0xa7); // aux off: command byte bit 5
+    h.outb(0x64, 0x20);
+    EXPECT_EQ(h.inb(0x60) & 0x20, 0x20);
+    h.outb(0x64, 0xa8);
+    h.outb(0x64, 0x20);
+    EXPECT_EQ(h.inb(0x60) & 0x20, 0x00);
+    // Unknown keyboard command: RESEND.
+    h.outb(0x60, 0x99);
+    EXPECT_EQ(h.inb(0x60), 0xfe);
+}
+
 TEST_F(KbdFixture, StateRoundTrip)
 {
     h.outb(0x60, 0xf2);

@@ -109,6 +109,14 @@ TEST_F(BootFixture, BadKernelsGiveClearErrors)
     auto trunc = synthetic_bzimage(0x20f, 1, 0);
     auto r4 = load_linux(*mem, cfg, std::span(trunc).first(5 * 512), "t", {}, "");
     EXPECT_EQ(r4.error().message(), "kernel 't' is truncated (no protected-mode code after the setup sectors)");
+    // A download cut short: the header's syssize says more code follows.
+    auto cut = synthetic_bzimage(0x20f, 1);
+    put<uint32_t>(cut, 0x1f4, 8192 / 16);
+    ASSERT_TRUE(load_linux(*mem, cfg, cut, "full", {}, "").ok());
+    auto r7 = load_linux(*mem, cfg, std::span(cut).first(cut.size() - 16), "cut", {}, "");
+    ASSERT_FALSE(r7.ok());
+    EXPECT_EQ(r7.error().message(), "kernel 'cut' is truncated (" + std::to_string(cut.size() - 16)
+                                        + " bytes; its header says " + std::to_string(cut.size()) + ")");
     auto k = synthetic_bzimage(0x20f, 1);
     std::vector<uint8_t> big(200ull << 20);
     auto r5 = load_linux(*mem, cfg, k, "bz", big, "big.img");
@@ -124,6 +132,9 @@ TEST_F(BootFixture, MissingFileNamesIt)
     auto r = load_linux_files(*mem, cfg, "/nonexistent/vmlinuz", "");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().message(), "could not load kernel '/nonexistent/vmlinuz': No such file or directory");
+    EXPECT_EQ(load_linux_files(*mem, cfg, "/", "").error().message(), "could not load kernel '/': Is a directory");
+    EXPECT_EQ(load_linux_files(*mem, cfg, "/dev/null", "").error().message(),
+              "could not load kernel '/dev/null': not a regular file");
 }
 
 TEST_F(BootFixture, ElfPvhEntryAndStartInfo)
@@ -166,26 +177,35 @@ TEST_F(BootFixture, ElfWithoutPvhNoteIsRefused)
               "kernel 'v' has a corrupt ELF program header table");
 }
 
-// Real Debian kernels, if the cache has them (tests/unit/hw/fetch-debian-kernel
-// puts them in /tmp/kiln-kernel-cache; KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX
-// override).
-std::string find_file(const char* env, const char* pattern)
+// Real Debian kernels, if the test guest has been built (tests/guest/build
+// puts them in $KILN_GUEST_CACHE or ~/.cache/kiln-guest/KEY/);
+// KILN_TEST_BZIMAGE / KILN_TEST_VMLINUX override.
+std::string find_file(const char* env, const char* name)
 {
     if (const char* e = getenv(env))
         return e;
-    glob_t g;
-    std::string found;
-    if (glob(pattern, 0, nullptr, &g) == 0 && g.gl_pathc > 0)
-        found = g.gl_pathv[0];
-    globfree(&g);
-    return found;
+    std::vector<std::string> patterns;
+    if (const char* c = getenv("KILN_GUEST_CACHE"))
+        patterns.push_back(std::string(c) + "/" + name);
+    if (const char* home = getenv("HOME"))
+        patterns.push_back(std::string(home) + "/.cache/kiln-guest/*/" + name);
+    for (const std::string& pattern : patterns) {
+        glob_t g;
+        std::string found;
+        if (glob(pattern.c_str(), 0, nullptr, &g) == 0 && g.gl_pathc > 0)
+            found = g.gl_pathv[0];
+        globfree(&g);
+        if (!found.empty())
+            return found;
+    }
+    return {};
 }
 
 TEST(DebianKernel, BzImageLoads)
 {
-    std::string path = find_file("KILN_TEST_BZIMAGE", "/tmp/kiln-kernel-cache/x/boot/vmlinuz-*");
+    std::string path = find_file("KILN_TEST_BZIMAGE", "bzImage");
     if (path.empty() || !std::ifstream(path))
-        GTEST_SKIP() << "no Debian kernel in /tmp/kiln-kernel-cache";
+        GTEST_SKIP() << "no Debian bzImage: run tests/guest/build";
     uint64_t ram = 256ull << 20;
     auto mem = GuestMemory::create(ram, pc_pci_hole_start(ram)).value();
     LinuxBootConfig cfg{"console=ttyS0", build_pc_e820(ram), pc_low_ram_bytes(ram), 0xe0000};
@@ -205,9 +225,9 @@ TEST(DebianKernel, BzImageLoads)
 
 TEST(DebianKernel, VmlinuxPvhLoads)
 {
-    std::string path = find_file("KILN_TEST_VMLINUX", "/tmp/kiln-kernel-cache/vmlinux");
+    std::string path = find_file("KILN_TEST_VMLINUX", "vmlinux");
     if (path.empty() || !std::ifstream(path))
-        GTEST_SKIP() << "no extracted vmlinux in /tmp/kiln-kernel-cache";
+        GTEST_SKIP() << "no Debian vmlinux: run tests/guest/build";
     uint64_t ram = 256ull << 20;
     auto mem = GuestMemory::create(ram, pc_pci_hole_start(ram)).value();
     LinuxBootConfig cfg{"console=ttyS0", build_pc_e820(ram), pc_low_ram_bytes(ram), 0xe0000};

@@ -60,6 +60,37 @@ TEST(PcMachine, SerialIrqReachesCpuThroughPicAndLapic)
     EXPECT_EQ(cap.out, "k");
 }
 
+TEST(PcMachine, FourComPortsOnTheirPortsAndIrqs)
+{
+    PcConfig cfg;
+    cfg.ram_bytes = 64ull << 20;
+    cfg.clock_mode = ClockMode::Manual;
+    Capture caps[4];
+    cfg.serial = {&caps[0], &caps[1], &caps[2], &caps[3]};
+    cfg.serial_present = {true, true, true, true};
+    auto created = PcMachine::create(cfg);
+    ASSERT_TRUE(created.ok()) << created.error().message();
+    PcMachine& m = *created.value();
+    // PIC at vector 0x30, everything unmasked.
+    for (auto [p, v] : std::initializer_list<std::pair<uint16_t, uint8_t>>{
+             {0x20, 0x11}, {0x21, 0x30}, {0x21, 0x04}, {0x21, 0x01}, {0x21, 0x00}})
+        m.pio_write(p, 1, v);
+    const uint16_t base[4] = {0x3f8, 0x2f8, 0x3e8, 0x2e8};
+    const uint8_t vector[4] = {0x34, 0x33, 0x34, 0x33}; // COM1/3 on IRQ 4, COM2/4 on IRQ 3
+    for (unsigned i = 0; i < 4; i++) {
+        m.pio_write(base[i], 1, 'a' + i);
+        EXPECT_EQ(caps[i].out, std::string(1, char('a' + i))) << "COM" << i + 1;
+        m.pio_write(base[i] + 4, 1, 0x08); // OUT2
+        m.pio_write(base[i] + 1, 1, 0x02); // THR empty interrupt
+        EXPECT_TRUE(m.interrupt_pending()) << "COM" << i + 1;
+        EXPECT_EQ(m.acknowledge_interrupt(), vector[i]) << "COM" << i + 1;
+        EXPECT_EQ(m.pio_read(base[i] + 2, 1) & 0x0f, 0x02u); // IIR: THR empty, cleared by this read
+        m.pio_write(base[i] + 1, 1, 0x00);
+        m.pio_write(0x20, 1, 0x20); // EOI
+        EXPECT_FALSE(m.interrupt_pending()) << "COM" << i + 1;
+    }
+}
+
 TEST(PcMachine, PitThroughIoapicPin2)
 {
     MachineHarness m;

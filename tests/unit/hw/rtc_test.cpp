@@ -102,6 +102,27 @@ TEST_F(RtcFixture, MemorySizeBytesAndChecksum)
     EXPECT_EQ(cmos(0x0d), 0x80);
 }
 
+TEST_F(RtcFixture, AlarmInterruptAtMatchingTime)
+{
+    // Base time 22:13:20; alarm at 22:13:23 (BCD), AIE on.
+    set(0x01, 0x23);
+    set(0x03, 0x13);
+    set(0x05, 0x22);
+    set(0x0b, cmos(0x0b) | 0x20);
+    h.step_ns(2ull * 1000000000ull);
+    EXPECT_FALSE(h.irq[8].level());
+    h.step_ns(1ull * 1000000000ull);
+    EXPECT_TRUE(h.irq[8].level());
+    EXPECT_EQ(cmos(0x0c) & 0xa0, 0xa0); // IRQF | AF, cleared by the read
+    EXPECT_FALSE(h.irq[8].level());
+    // "Don't care" bytes (0xc0-0xff): an alarm every second.
+    set(0x01, 0xc0);
+    set(0x03, 0xc0);
+    set(0x05, 0xc0);
+    h.step_ns(1ull * 1000000000ull);
+    EXPECT_TRUE(h.irq[8].level());
+}
+
 TEST_F(RtcFixture, StateRoundTrip)
 {
     set(0x0b, 0x06);

@@ -170,6 +170,19 @@ TEST(MachineConfig, RunControlAndLogging)
     EXPECT_EQ(c.value().log_items, "int,guest_errors");
 }
 
+TEST(MachineConfig, NameKeys)
+{
+    auto c = config({"-kernel", "k", "-name", "vm2,process=kiln-vm2,debug-threads=on"});
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c.value().name, "vm2");
+    EXPECT_EQ(c.value().process_name, "kiln-vm2");
+    EXPECT_TRUE(c.value().debug_threads);
+    EXPECT_FALSE(config({"-kernel", "k", "-name", "vm"}).value().debug_threads);
+    EXPECT_EQ(error_of({"-kernel", "k", "-name", "vm,color=red"}), "-name vm,color=red: Invalid parameter 'color'");
+    EXPECT_NE(error_of({"-kernel", "k", "-name", "vm,debug-threads=maybe"}).find("-name vm,debug-threads=maybe: "),
+              std::string::npos);
+}
+
 TEST(MachineConfig, VersionAndHelpNeedNothingElse)
 {
     EXPECT_TRUE(config({"-version"}).value().show_version);

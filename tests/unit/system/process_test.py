@@ -6,48 +6,15 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nographic_test_kernel import synthetic_pvh_kernel  # noqa: E402
+from kiln_process import HALT, ProcessTest, out_text  # noqa: E402
 
-KILN = sys.argv[1]
-TMP = tempfile.mkdtemp(prefix='kiln-process-test-')
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print('FAIL:', what)
-
-
-def run(args, timeout=30):
-    return subprocess.run([KILN] + args, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(pred, timeout_s=30):
-    end = time.time() + timeout_s
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def kernel(code):
-    path = os.path.join(TMP, 'k%d.vmlinux' % len(os.listdir(TMP)))
-    with open(path, 'wb') as f:
-        f.write(synthetic_pvh_kernel(code))
-    return path
-
-
-def out_code(text):
-    return b'\x66\xba\xf8\x03' + b''.join(b'\xb0' + bytes([c]) + b'\xee' for c in text)
-
-
-HALT = b'\xfa\xf4\xeb\xfd'  # cli; hlt; jmp hlt
+T = ProcessTest('kiln-process-test-')
+KILN, TMP = T.kiln, T.tmp
+check, run, wait_for, kernel = T.check, T.run, T.wait_for, T.kernel
+out_code = out_text
 
 # Informational options and errors.
 r = run(['-version'])
@@ -120,6 +87,4 @@ if m:
 p.send_signal(signal.SIGTERM)
 p.wait(timeout=30)
 
-if failures:
-    sys.exit('%d failures' % len(failures))
-print('ok')
+T.finish()

@@ -76,7 +76,7 @@ TEST_P(CrossCheckTest, InterpreterMatchesKvm)
 
 INSTANTIATE_TEST_SUITE_P(Payloads, CrossCheckTest,
     ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "nmi_idt",
-        "real_mode_irq", "hlt_timer", "triple_fault", "i8042_reset"),
+        "real_mode_irq", "hlt_timer", "triple_fault", "triple_fault_pm", "triple_fault_lm", "i8042_reset"),
     [](const auto& info) { return info.param; });
 
 // The interpreter's own boot payload (tests/unit/accel/payloads/boot.S):

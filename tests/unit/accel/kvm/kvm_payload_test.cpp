@@ -19,22 +19,31 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
     const Payload& p = payload(GetParam());
     KvmGuest g = guest_for(p);
     ASSERT_TRUE(g.vcpu);
+    if (p.name == "triple_fault" && !g.accel->device().hardware_virtualization())
+        GTEST_SKIP() << "this host's KVM has no VMX/SVM and emulates real mode: it ignores the IVT limit, so the "
+                        "guest runs into zeroed memory for ~12 s before an emulation failure; triple_fault_pm "
+                        "and triple_fault_lm cover the triple fault here";
     // The i8042 device asks the board to reset; the board kicks the vCPU.
     g.host->on_reset = [&] { g.vcpu->kick(); };
 
-    // This machine's KVM takes 4-15 s to give up on a triple fault.
-    TimedRun r
-        = run_with_limit(*g.vcpu, p.end == PayloadEnd::Reset ? std::chrono::seconds(120) : std::chrono::seconds(60));
+    TimedRun r = run_with_limit(*g.vcpu);
     std::printf("[ timing ] kvm payload %s: %.1f ms, %llu KVM_RUN calls\n", p.name.c_str(), r.elapsed_ms,
         (unsigned long long)g.vcpu->stats().runs);
     ASSERT_FALSE(r.timed_out) << p.name << " did not finish";
 
     if (p.end == PayloadEnd::Reset && !r.exit.ok()) {
-        // This machine's nested KVM reports a triple fault as an emulation
-        // failure instead of KVM_EXIT_SHUTDOWN (docs/accel.md (KVM section)); the
-        // run must still end with a clear error, never hang.
-        EXPECT_NE(r.exit.error().message().find("KVM internal error"), std::string::npos) << r.exit.error().message();
-        EXPECT_NE(r.exit.error().message().find("RIP="), std::string::npos);
+        // A KVM without VMX/SVM (this build machine's) reports a triple
+        // fault as an emulation failure instead of KVM_EXIT_SHUTDOWN
+        // (docs/accel.md, KVM section): the run must still end, with a clear
+        // error that says why. With hardware virtualisation it is a reset.
+        const std::string& msg = r.exit.error().message();
+        std::printf("[ info ] triple fault under KVM without hardware virtualisation:\n%s\n", msg.c_str());
+        ASSERT_FALSE(g.accel->device().hardware_virtualization())
+            << "KVM with VMX/SVM must end a triple fault in a reset: " << msg;
+        EXPECT_NE(msg.find("KVM internal error. Suberror: 1 (emulation failure)"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("without hardware virtualisation"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("RIP="), std::string::npos) << msg;
+        EXPECT_NE(msg.find("Code="), std::string::npos) << msg;
         return;
     }
     ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
@@ -49,7 +58,7 @@ TEST_P(KvmPayloadTest, EndsInTheDocumentedState)
 
 INSTANTIATE_TEST_SUITE_P(Payloads, KvmPayloadTest,
     ::testing::Values("real_mode_pio", "real_to_long_mode", "protected_mode_mmio", "interrupt_idt", "nmi_idt",
-        "real_mode_irq", "hlt_timer", "triple_fault", "i8042_reset"),
+        "real_mode_irq", "hlt_timer", "triple_fault", "triple_fault_pm", "triple_fault_lm", "i8042_reset"),
     [](const auto& info) { return info.param; });
 
 TEST(KvmPayloadDetail, HltTimerWaitsTwiceAndAdvancesTheClock)

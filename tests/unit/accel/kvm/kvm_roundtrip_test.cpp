@@ -82,6 +82,8 @@ void expect_state_eq(
                 continue;
             // The TSC kept running between the write and the read.
             EXPECT_GE(got.msr.tsc_offset, want.msr.tsc_offset);
+            // At KVM's rate: at most a minute's worth (the offset counts ns,
+            // the TSC ticks at tsc_khz).
             EXPECT_LT(got.msr.tsc_offset - want.msr.tsc_offset, int64_t(vcpu.tsc_khz() * 1000 * 60));
             continue;
         }

@@ -66,6 +66,15 @@ inline KvmGuest guest_for(const Payload& p, const std::string& cpu = "qemu64")
     return std::move(g).value();
 }
 
+// 64-bit code at 0x1000 on real_to_long_mode's GDT and identity page tables.
+inline Payload long_mode_payload(std::vector<uint8_t> code)
+{
+    Payload p = payload("real_to_long_mode");
+    p.memory.push_back({ 0x1000, std::move(code) });
+    p.initial = long_mode_state(0x1000);
+    return p;
+}
+
 struct TimedRun {
     Result<accel::VcpuExit> exit = Error::internal("not run");
     bool timed_out = false;

@@ -25,6 +25,29 @@ Payload code_payload(std::vector<uint8_t> code)
     return p;
 }
 
+// Real mode: vector 0x20 through the IVT to an IRET at 0000:1100.
+void install_iret_handler(FakeVcpuHost& host)
+{
+    const uint8_t ivt_entry[4] = { 0x00, 0x11, 0x00, 0x00 };
+    const uint8_t iret = 0xcf;
+    EXPECT_TRUE(host.memory().write(0x20 * 4, ivt_entry, sizeof ivt_entry).ok());
+    EXPECT_TRUE(host.memory().write(0x1100, &iret, 1).ok());
+}
+
+// The halted guest gets vector 0x20 (install_iret_handler): HLT ends, the
+// handler returns past it, MOV AX,0x55 runs and the next HLT stops at
+// `final_rip`.
+void expect_woken_by_vector_20(KvmGuest& g, uint64_t final_rip)
+{
+    g.host->raise_interrupt(0x20);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->acked, std::vector<uint8_t> { 0x20 });
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
+    EXPECT_EQ(g.vcpu->state().rip, final_rip);
+}
+
 TEST(KvmVcpu, KickFromAnotherThreadStopsASpinningGuest)
 {
     KILN_REQUIRE_KVM();
@@ -139,13 +162,150 @@ TEST(KvmVcpu, StoppedInHltWaitsAgainWhenRunResumes)
     EXPECT_EQ(g.host->waits, 2u);
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u); // did not run on
 
+    // A wake-up with nothing to take (IF=0 here) leaves it halted, as on
+    // hardware and in the interpreter.
     g.host->spurious_wakeups = 1;
     TimedRun r3 = run_with_limit(*g.vcpu);
     ASSERT_TRUE(r3.exit.ok());
     EXPECT_EQ(*r3.exit, VcpuExit::Stopped);
     EXPECT_EQ(g.host->waits, 4u);
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u);
+
+    // An interrupt with IF set ends the HLT: the handler runs, returns to
+    // the instruction after the HLT, and the guest goes on.
+    install_iret_handler(*g.host);
+    g.vcpu->state().rflags |= x86::k_flag_if;
+    expect_woken_by_vector_20(g, 0x1005);
+}
+
+TEST(KvmVcpu, KickWhileHaltedReturnsWithTheCpuStillHalted)
+{
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(code_payload({
+        0xfb,             // 1000: sti
+        0xf4,             // 1001: hlt
+        0xb8, 0x55, 0x00, // 1002: mov ax,0x55
+        0xfa,             // 1005: cli
+        0xf4,             // 1006: hlt
+    }));
+    // clang-format on
+    ASSERT_TRUE(g.vcpu);
+    install_iret_handler(*g.host);
+    // The board's kick while the vCPU waits in HLT: the wait returns with
+    // nothing pending.
+    g.host->on_wait = [&] {
+        g.vcpu->kick();
+        g.host->spurious_wakeups = 1;
+        g.host->on_wait = nullptr;
+    };
+    TimedRun r1 = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r1.exit.ok()) << r1.exit.error().message();
+    EXPECT_EQ(*r1.exit, VcpuExit::Kicked);
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1002u);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u); // did not run on
+
+    expect_woken_by_vector_20(g, 0x1007);
+}
+
+TEST(KvmVcpu, HaltedStateWithAnInterruptOwedResumesAtOnce)
+{
+    // A state (loadvm, another accelerator) halted but with an interrupt
+    // already acknowledged from the APIC: the CPU takes it, no wait.
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    Payload p = code_payload({
+        0xf4,             // 1000: hlt
+        0xb8, 0x55, 0x00, // 1001: mov ax,0x55
+        0xf4,             // 1004: hlt
+    });
+    // clang-format on
+    p.initial.rip = 0x1001; // just past the first HLT
+    p.initial.halted = true;
+    p.initial.rflags |= x86::k_flag_if;
+    p.initial.events.interrupt_injected = true;
+    p.initial.events.interrupt_vector = 0x20;
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    install_iret_handler(*g.host);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.host->waits, 1u); // only at the second HLT
     EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0x55u);
     EXPECT_EQ(g.vcpu->state().rip, 0x1005u);
+}
+
+TEST(KvmVcpu, MaskedInterruptDoesNotEndHlt)
+{
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(code_payload({
+        0xfa,             // 1000: cli
+        0xf4,             // 1001: hlt
+        0xb8, 0x55, 0x00, // 1002: mov ax,0x55
+        0xf4,             // 1005: hlt
+    }));
+    // clang-format on
+    ASSERT_TRUE(g.vcpu);
+    g.host->raise_interrupt(0x20); // pending throughout, masked by IF=0
+    std::thread kicker([&] {
+        std::this_thread::sleep_for(100ms);
+        g.vcpu->kick();
+    });
+    TimedRun r = run_with_limit(*g.vcpu, 30s);
+    kicker.join();
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Kicked); // the kick still ends run()
+    EXPECT_TRUE(g.vcpu->state().halted);
+    EXPECT_EQ(g.vcpu->state().rip, 0x1002u);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax] & 0xffff, 0u);
+    EXPECT_TRUE(g.host->acked.empty());
+    std::printf("[ info ] masked-interrupt HLT: %u waits in ~100 ms\n", g.host->waits);
+}
+
+TEST(KvmVcpu, LoweringCr8IsNotAnError)
+{
+    // With Kiln's own APIC, KVM exits with KVM_EXIT_SET_TPR when 64-bit
+    // code lowers CR8 (Windows does it all the time); the run goes on and
+    // CR8 stays in the CPU state.
+    KILN_REQUIRE_KVM();
+    // clang-format off
+    KvmGuest g = guest_for(long_mode_payload({
+        0xb8, 0x0f, 0x00, 0x00, 0x00, // 1000: mov eax,15
+        0x44, 0x0f, 0x22, 0xc0,       // 1005: mov cr8,rax
+        0x31, 0xc0,                   // 1009: xor eax,eax
+        0x44, 0x0f, 0x22, 0xc0,       // 100b: mov cr8,rax
+        0xbb, 0x0d, 0x60, 0x00, 0x00, // 100f: mov ebx,0x600d
+        0xf4,                         // 1014: hlt
+    }));
+    // clang-format on
+    ASSERT_TRUE(g.vcpu);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(*r.exit, VcpuExit::Stopped);
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rbx], 0x600du);
+    EXPECT_EQ(g.vcpu->state().cr8, 0u);
+}
+
+TEST(KvmVcpu, Cr8FromTheStateReachesTheGuest)
+{
+    // With a userspace APIC, KVM loads CR8 from kvm_run->cr8 on every
+    // KVM_RUN: a CR8 written with the state must go there too.
+    KILN_REQUIRE_KVM();
+    Payload p = long_mode_payload({
+        0x44, 0x0f, 0x20, 0xc0, // 1000: mov rax,cr8
+        0xf4, // 1004: hlt
+    });
+    p.initial.cr8 = 9;
+    KvmGuest g = guest_for(p);
+    ASSERT_TRUE(g.vcpu);
+    TimedRun r = run_with_limit(*g.vcpu);
+    ASSERT_TRUE(r.exit.ok()) << r.exit.error().message();
+    EXPECT_EQ(g.vcpu->state().gpr[x86::k_rax], 9u);
+    EXPECT_EQ(g.vcpu->state().cr8, 9u);
 }
 
 TEST(KvmVcpu, StateChangedBetweenRunsIsWrittenBack)

@@ -55,6 +55,16 @@ TEST(KvmDevice, OpensWithApiVersion12)
     EXPECT_GT(dev->check_extension(KVM_CAP_USER_MEMORY), 0);
 }
 
+TEST(KvmDevice, HardwareVirtualizationComesFromTheCpuinfoFlags)
+{
+    EXPECT_TRUE(cpuinfo_has_hardware_virtualization("processor\t: 0\nflags\t\t: fpu vme vmx sse\n"));
+    EXPECT_TRUE(cpuinfo_has_hardware_virtualization("processor\t: 0\nflags\t\t: fpu svm\nbugs\t: x\n"));
+    // Whole words only, and only the flags line.
+    EXPECT_FALSE(cpuinfo_has_hardware_virtualization("processor\t: 0\nflags\t\t: fpu vmxx svm_lock\n"));
+    EXPECT_FALSE(cpuinfo_has_hardware_virtualization("processor\t: 0\nvmx flags\t: svm\nflags\t\t: fpu\n"));
+    EXPECT_FALSE(cpuinfo_has_hardware_virtualization(""));
+}
+
 std::unique_ptr<FakeVcpuHost> host_with(uint64_t ram_bytes)
 {
     auto mem = hw::GuestMemory::create(ram_bytes, ram_bytes);

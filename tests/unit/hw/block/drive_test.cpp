@@ -67,6 +67,27 @@ TEST_F(DriveTest, QemuIoCannotWriteWhileKilnHoldsTheImage)
     EXPECT_NE(out.find("Failed to get \"write\" lock"), std::string::npos) << out;
 }
 
+TEST_F(DriveTest, BackingFileOfAGuestDiskCannotBeWrittenByAnotherProcess)
+{
+    // BlockBackend::apply_device_sharing narrows the whole chain: the qcow2
+    // file and its backing file refuse a second writer, as with QEMU.
+    if (std::system("command -v qemu-img >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "qemu-img not installed";
+    std::string base = make_raw("base.raw", 1 << 20);
+    std::string top = path("top.qcow2");
+    std::string mk = "qemu-img create -q -f qcow2 -F raw -b '" + base + "' '" + top + "' >/dev/null 2>&1";
+    ASSERT_EQ(std::system(mk.c_str()), 0);
+    DriveConfig c = raw_cfg(top);
+    c.format = "qcow2";
+    ASSERT_NE(open_drive(c), nullptr);
+    for (const std::string& img : { base, top }) {
+        auto second = try_open(raw_cfg(img));
+        ASSERT_FALSE(second.ok()) << img;
+        EXPECT_NE(second.error().message().find("Failed to get \"write\" lock"), std::string::npos)
+            << second.error().message();
+    }
+}
+
 TEST_F(DriveTest, SnapshotOverlayKeepsTheImageAndLeavesNothingBehind)
 {
     setenv("TMPDIR", m_dir.c_str(), 1);
@@ -140,10 +161,13 @@ TEST_F(DriveTest, ErrorPolicies)
     EXPECT_EQ(d->handle_error(IoDirection::Write, enospc, [&] { retried++; }), ErrorOutcome::Stopped);
     ASSERT_EQ(stops.size(), 1u);
     EXPECT_NE(stops[0].find("drive 'p': write error"), std::string::npos) << stops[0];
+    // A second request failing while stopped is kept without a second message.
+    EXPECT_EQ(d->handle_error(IoDirection::Write, enospc, [&] { retried++; }), ErrorOutcome::Stopped);
+    EXPECT_EQ(stops.size(), 1u);
     d->resume();
-    EXPECT_EQ(retried, 1);
+    EXPECT_EQ(retried, 2);
     d->resume();
-    EXPECT_EQ(retried, 1);
+    EXPECT_EQ(retried, 2);
     // Read errors follow rerror (default report).
     EXPECT_EQ(d->handle_error(IoDirection::Read, enospc, [] {}), ErrorOutcome::Report);
 }

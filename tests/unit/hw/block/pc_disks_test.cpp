@@ -68,6 +68,11 @@ TEST_F(PcDisksTest, PciFunctionsAreWhereQemuPutsThem)
     build(two_disks());
     EXPECT_EQ(cfg_read(1, 1, 0), 0x70108086u);
     EXPECT_EQ(cfg_read(1, 1, 8) >> 8, 0x010180u);
+    // As QEMU's piix3-ide shows in lspci -x: status 0x0280, subsystem
+    // 1af4:1100, no interrupt pin (legacy IRQ 14/15).
+    EXPECT_EQ(cfg_read(1, 1, 4) >> 16, 0x0280u);
+    EXPECT_EQ(cfg_read(1, 1, 0x2c), 0x11001af4u);
+    EXPECT_EQ((cfg_read(1, 1, 0x3c) >> 8) & 0xff, 0u);
     EXPECT_EQ(cfg_read(3, 0, 0), 0x10011af4u);
     EXPECT_EQ(cfg_read(3, 0, 0x2c) >> 16, 2u);
     EXPECT_EQ(disks->virtio_count(), 1u);
@@ -155,6 +160,22 @@ TEST_F(PcDisksTest, VirtioMsixReachesTheLocalApic)
     EXPECT_EQ(mem.read_value<uint8_t>(0x21001).value(), pattern(1));
     EXPECT_TRUE(mh.machine->lapic().interrupt_pending());
     EXPECT_EQ(mh.machine->acknowledge_interrupt(), 0x51);
+}
+
+TEST_F(PcDisksTest, WithoutAnErrorHostWerrorStopPausesTheMachine)
+{
+    // The board's own reaction (no host passed to create): a stopped
+    // request asks the machine to stop, as werror=stop promises.
+    DiskSetConfig cfg = two_disks();
+    cfg.drives[0].werror = BlockErrorAction::Stop;
+    auto r = loop->run_until_complete(PcDisks::create(*mh.machine, *ctx, cfg));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    disks = std::move(r).value();
+    (void)mh.machine->take_events();
+    Error enospc(ErrorKind::NoSpace, "No space left on device", ENOSPC);
+    EXPECT_EQ(disks->drive("ide0-hd0")->handle_error(IoDirection::Write, enospc, [] {}), ErrorOutcome::Stopped);
+    EXPECT_TRUE(mh.machine->take_events() & unsigned(MachineEvent::Stop));
+    EXPECT_EQ(disks->drive("ide0-hd0")->stopped_requests(), 1u);
 }
 
 TEST_F(PcDisksTest, MissingImageNamesTheOption)

@@ -1,7 +1,10 @@
 // Hostile virtqueues: each broken ring must end in DEVICE_NEEDS_RESET on
 // that device, a stopped queue, no completion, no crash, and a device that
 // works again after the driver resets it.
+#include <fstream>
 #include <functional>
+
+#include "util/log.h"
 
 #include "tests/unit/hw/virtio/virtio_fixture.h"
 
@@ -63,6 +66,33 @@ TEST_F(VirtioRingTest, DescriptorLoop)
     put_desc(k_desc, 1, 0x50010, 1, 1 | 2, 0); // points back to 0
     publish(0);
     kick_expect_reset();
+}
+
+TEST_F(VirtioRingTest, BrokenRingIsLoggedOnceUnderGuestErrors)
+{
+    // -d guest_errors: one line that names the device and the fault, however
+    // often the guest kicks the broken queue afterwards.
+    std::string log_path = path("guest.log");
+    ASSERT_TRUE(Log::enable_categories("guest_errors"));
+    ASSERT_TRUE(Log::set_file(log_path));
+    start(k_f_version_1);
+    header(0x50000);
+    put_desc(k_desc, 0, 0x50000, 16, 1, 1);
+    put_desc(k_desc, 1, 0x50010, 1, 1 | 2, 0);
+    publish(0);
+    for (int i = 0; i < 5; i++) {
+        kick();
+        run_idle(5);
+    }
+    EXPECT_TRUE(status() & k_status_needs_reset);
+    ASSERT_TRUE(Log::set_file(""));
+    std::ifstream in(log_path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("virtio-blk-pci: queue 0: "), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("device needs reset"), std::string::npos) << lines[0];
 }
 
 TEST_F(VirtioRingTest, IndirectLoop)
