@@ -11,18 +11,8 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def guest_dir():
-    """The demo guest's cache directory, or exit 77 (skip) if it cannot be built."""
-    try:
-        out = subprocess.run([os.path.join(ROOT, "tests/guest/build")], check=True, capture_output=True,
-                             text=True).stdout
-    except subprocess.CalledProcessError as e:
-        print(f"SKIP: could not build the test guest: {e.stderr.strip()}")
-        sys.exit(77)
-    return out.strip().splitlines()[-1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guest_lib import guest_dir  # noqa: E402
 
 
 def test_setup(prefix, disk_bytes=16 << 20):
