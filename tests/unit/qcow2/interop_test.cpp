@@ -372,8 +372,12 @@ TEST_F(Qcow2Interop, SigkillLeavesNoCorruption)
         std::string img = path("kill" + std::to_string(round) + ".qcow2");
         kiln_create(img, 16 << 20, round % 2 ? "cluster_size=4k" : "cluster_size=512,refcount_bits=64");
         std::string cmd = "KILN_QCOW2_KILL_CHILD=" + img + " /proc/" + std::to_string(getpid())
-                          + "/exe --gtest_filter='*WriterChildForSigkill' >/dev/null 2>&1 & pid=$!; sleep 0."
-                          + std::to_string(3 + round * 2) + "; kill -9 $pid; wait $pid 2>/dev/null; true";
+                          + "/exe --gtest_filter='*WriterChildForSigkill' >/dev/null 2>&1 & pid=$!; "
+                          // On a loaded machine the child may take longer than the
+                          // kill delay just to start: wait (up to 20 s) until it writes.
+                          + "n=0; while [ $(stat -c %s " + img + ") -le 65536 ] && [ $n -lt 400 ]; do sleep 0.05; "
+                          + "n=$((n+1)); done; sleep 0." + std::to_string(3 + round * 2)
+                          + "; kill -9 $pid; wait $pid 2>/dev/null; true";
         ASSERT_EQ(sh(cmd, &out), 0) << out;
         int status = 0;
         nlohmann::json j;
