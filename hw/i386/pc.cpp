@@ -342,11 +342,15 @@ void PcMachine::post_event_from_outside(MachineEvent e)
     // A halted vCPU checks m_events and then waits, both under m_lock;
     // passing through the lock between setting the flag and notifying
     // means it either sees the flag or is already waiting (no lost wake-up).
+    // The flag is set once: setting it again after the lock would let a
+    // take_events() in between see the same request twice.
     m_events.fetch_or(unsigned(e));
     {
         std::lock_guard lk(m_lock);
     }
-    post_event(e);
+    m_wake.notify_all();
+    if (m_vcpu_kick)
+        m_vcpu_kick();
 }
 
 // Callers do not hold the machine lock (the vCPU thread on a triple fault,
