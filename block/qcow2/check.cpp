@@ -386,9 +386,13 @@ Task<Result<CheckResult>> Qcow2Node::check(CheckFix fix)
     if (fix != CheckFix::None && read_only())
         co_return Error{ErrorKind::PermissionDenied, "Cannot repair a read-only image", EPERM};
     auto guard = co_await co_lock(m_meta_lock);
+    // The checker reads tables from the file: write back what is cached.
+    CO_TRY(co_await commit_metadata());
     CheckResult res;
     Qcow2Checker checker(*this, res);
     CO_TRY(co_await checker.run(fix));
+    if (fix != CheckFix::None)
+        CO_TRY(co_await commit_metadata());
     if (fix != CheckFix::None)
         m_free_cluster_hint = 0;
     co_return res;

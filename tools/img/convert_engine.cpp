@@ -203,6 +203,25 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
     if (m_error)
         co_return ok();
     Result<void> r = ok();
+    if (chunk.kind == Kind::Data && m_settings.compressed) {
+        // The target places compressed clusters in the order the writes
+        // start: start in turn, then let the next chunk start while this
+        // one compresses, so many clusters compress at once.
+        CoEvent done(m_loop);
+        spawn([](ConvertEngine& self, const Chunk& c, uint8_t* data, Result<void>& out, CoEvent& ev) -> Task<void> {
+            out = co_await self.write_data(c.offset, data, c.bytes);
+            ev.set();
+        }(*this, chunk, buf.data(), r, done));
+        if (!m_settings.out_of_order)
+            finish_turn();
+        co_await done.wait();
+        if (!r)
+            co_return r;
+        m_done_bytes += chunk.bytes;
+        if (m_data_bytes)
+            m_progress.set(100.0 * double(m_done_bytes) / double(m_data_bytes));
+        co_return ok();
+    }
     if (chunk.kind == Kind::Data)
         r = co_await write_data(chunk.offset, buf.data(), chunk.bytes);
     else if (chunk.kind == Kind::Zero && !m_settings.target_zero_init)
