@@ -40,8 +40,10 @@ Task<Result<void>> Qcow2Node::commit_metadata()
 
 Task<Result<void>> Qcow2Node::commit_if_full()
 {
-    bool l2_full = m_l2_cache->dirty_count() >= m_l2_cache->capacity();
-    bool rc_full = m_refcount_cache->dirty_count() >= m_refcount_cache->capacity();
+    // Only when dirty tables kept a cache from evicting: a cache big enough
+    // for all the tables in use never forces a commit.
+    bool l2_full = m_l2_cache->over_capacity() && m_l2_cache->dirty_count();
+    bool rc_full = m_refcount_cache->over_capacity() && m_refcount_cache->dirty_count();
     if (l2_full || rc_full)
         CO_TRY(co_await commit_metadata());
     co_return ok();

@@ -195,7 +195,7 @@ private:
     Task<Result<void>> order_after_refcounts();
     // Writes all dirty metadata in crash-safe order and flushes.
     Task<Result<void>> commit_metadata();
-    // Commits when a cache holds only dirty tables (nothing to evict).
+    // Commits when dirty tables made a cache grow past its capacity.
     Task<Result<void>> commit_if_full();
 
     // --- read path (read.cpp) ---

@@ -53,6 +53,8 @@ public:
     // Callers must not change the tables until it returns.
     Task<Result<void>> write_dirty();
     size_t dirty_count() const { return m_dirty; }
+    // More tables are held than the capacity (none could be evicted).
+    bool over_capacity() const { return m_tables.size() > m_capacity; }
     // Forgets a table (its cluster was freed or rewritten behind the cache);
     // pending changes are dropped with it.
     void drop(uint64_t offset);
