@@ -66,8 +66,9 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         uint64_t done = CO_TRY(co_await write_allocating(guest, qiov.slice(pos, run)));
         pos += done; // 0: the cluster became writable in place meanwhile; retry
     }
+    // FUA: the mapping must be durable too, not only the data.
     if (has_flag(flags, RequestFlags::Fua))
-        CO_TRY(co_await m_file->flush());
+        CO_TRY(co_await flush());
     co_return ok();
 }
 
@@ -270,8 +271,9 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
         std::vector<uint8_t> z(tail, 0);
         CO_TRY(co_await pwritev(offset + head + middle, QIov(z.data(), tail), RequestFlags::None));
     }
+    // FUA: the mapping must be durable too, not only the data.
     if (has_flag(flags, RequestFlags::Fua))
-        CO_TRY(co_await m_file->flush());
+        CO_TRY(co_await flush());
     co_return ok();
 }
 
