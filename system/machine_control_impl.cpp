@@ -278,6 +278,23 @@ void VmControl::block_error_stop(const std::string& drive_id, const std::string&
         pause_into(RunState::IoError);
 }
 
+void VmControl::block_error_passed(
+    const std::string& drive_id, hw::IoDirection dir, bool ignored, bool nospace, const std::string& reason)
+{
+    // The guest sees the error (report) or success (ignore); the VM runs on.
+    std::vector<EventField> data;
+    data.push_back(string_field("device", drive_id));
+    hw::Drive* d = find_drive(drive_id);
+    data.push_back(string_field("node-name", d && !d->config().node_name.empty() ? d->config().node_name : ""));
+    data.push_back(string_field("operation", dir == hw::IoDirection::Read ? "read" : "write"));
+    data.push_back(string_field("action", ignored ? "ignore" : "report"));
+    data.push_back(bool_field("nospace", nospace));
+    data.push_back(string_field("reason", reason));
+    if (!ignored)
+        m_io_status[drive_id] = nospace ? "nospace" : "failed";
+    emit(MonitorEvent::BlockIoError, std::move(data));
+}
+
 // ---- identity ----
 
 monitor::VersionInfo VmControl::version() const { return { 0, 1, 0, "" }; }

@@ -84,6 +84,8 @@ public:
 
     // hw::BlockErrorHost
     void block_error_stop(const std::string& drive_id, const std::string& reason) override;
+    void block_error_passed(const std::string& drive_id, hw::IoDirection dir, bool ignored, bool nospace,
+        const std::string& reason) override;
 
 private:
     // Parks the vCPU without changing the run state (register reads).

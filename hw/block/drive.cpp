@@ -210,14 +210,20 @@ Task<Result<void>> Drive::flush()
 ErrorOutcome Drive::handle_error(IoDirection dir, const Error& error, std::function<void()> retry)
 {
     BlockErrorAction action = dir == IoDirection::Read ? m_config.rerror : m_config.werror;
+    bool nospace = error.errno_value() == ENOSPC || error.kind() == ErrorKind::NoSpace;
+    auto passed = [&](ErrorOutcome outcome) {
+        if (m_error_host)
+            m_error_host->block_error_passed(m_config.id, dir, outcome == ErrorOutcome::Ignore, nospace, error.message());
+        return outcome;
+    };
     switch (action) {
     case BlockErrorAction::Ignore:
-        return ErrorOutcome::Ignore;
+        return passed(ErrorOutcome::Ignore);
     case BlockErrorAction::Report:
-        return ErrorOutcome::Report;
+        return passed(ErrorOutcome::Report);
     case BlockErrorAction::StopOnEnospc:
-        if (error.errno_value() != ENOSPC && error.kind() != ErrorKind::NoSpace)
-            return ErrorOutcome::Report;
+        if (!nospace)
+            return passed(ErrorOutcome::Report);
         break;
     case BlockErrorAction::Stop:
         break;

@@ -19,15 +19,21 @@
 
 namespace kiln::hw {
 
-// Implemented by the machine: stop the VM because a disk request failed.
+enum class ErrorOutcome { Report, Ignore, Stopped };
+enum class IoDirection { Read, Write };
+
+// Implemented by the machine: stop the VM because a disk request failed,
+// and hear of failures the drive's rerror/werror passes on or ignores
+// (QEMU sends BLOCK_IO_ERROR for those too).
 class BlockErrorHost {
 public:
     virtual ~BlockErrorHost() = default;
     virtual void block_error_stop(const std::string& drive_id, const std::string& reason) = 0;
+    virtual void block_error_passed(const std::string& /*drive_id*/, IoDirection /*dir*/, bool /*ignored*/,
+        bool /*nospace*/, const std::string& /*reason*/)
+    {
+    }
 };
-
-enum class ErrorOutcome { Report, Ignore, Stopped };
-enum class IoDirection { Read, Write };
 
 class Drive {
 public:

@@ -49,6 +49,12 @@ protected:
     {
         stops.push_back(drive_id + ": " + reason);
     }
+    void block_error_passed(
+        const std::string& drive_id, IoDirection dir, bool ignored, bool nospace, const std::string&) override
+    {
+        passed.push_back(drive_id + (dir == IoDirection::Read ? " read " : " write ") + (ignored ? "ignore" : "report")
+            + (nospace ? " nospace" : ""));
+    }
 
     std::string path(const std::string& name) const { return m_dir + "/" + name; }
     static uint8_t pattern(uint64_t i) { return uint8_t((i * 7 + i / 512) & 0xff); }
@@ -110,6 +116,7 @@ protected:
     DeviceHarness bus;
     std::vector<std::unique_ptr<Drive>> drives;
     std::vector<std::string> stops;
+    std::vector<std::string> passed; // BLOCK_IO_ERROR for report/ignore
 };
 
 } // namespace kiln::hw::test

@@ -170,6 +170,10 @@ TEST_F(DriveTest, ErrorPolicies)
     EXPECT_EQ(retried, 2);
     // Read errors follow rerror (default report).
     EXPECT_EQ(d->handle_error(IoDirection::Read, enospc, [] {}), ErrorOutcome::Report);
+    // Every error the guest sees, or that is ignored, is announced too.
+    std::vector<std::string> expect = { "p write report nospace", "p write ignore", "p write report",
+        "p read report nospace" };
+    EXPECT_EQ(passed, expect);
 }
 
 TEST_F(DriveTest, EmptyCdromChangesMedium)
