@@ -180,7 +180,10 @@ Result<void> VmControl::block_resize(const std::string& device, uint64_t size_by
     if (size_bytes % 512)
         return Error::invalid("The new size must be a multiple of 512");
     block::BlockNode* root = d->backend()->root();
-    return m_loop.run_until_complete(root->truncate(size_bytes, block::PreallocMode::Off, true));
+    TRY(m_loop.run_until_complete(root->truncate(size_bytes, block::PreallocMode::Off, true)));
+    hw::MachineLock lk(*m_vm.machine);
+    m_vm.disks->drive_resized(d->id());
+    return {};
 }
 
 // ---- PCI ----

@@ -230,6 +230,13 @@ void PcDisks::resume()
         d->resume();
 }
 
+void PcDisks::drive_resized(const std::string& id)
+{
+    for (auto& fn : m_virtio)
+        if (fn.blk->drive().id() == id)
+            fn.pci->config_changed();
+}
+
 Task<Result<void>> PcDisks::close()
 {
     Result<void> first = ok();

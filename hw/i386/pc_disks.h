@@ -38,6 +38,10 @@ public:
     // With the machine lock held.
     void reset();
     void resume();
+    // With the machine lock held: drive `id` changed size (block_resize);
+    // a virtio disk's driver is told through a config interrupt, IDE
+    // reports the new size on the next IDENTIFY.
+    void drive_resized(const std::string& id);
     // Drains every request and closes the images (snapshot overlays go away).
     Task<Result<void>> close();
 

@@ -49,6 +49,7 @@ public:
     void resume() override { m_drive.resume(); }
 
     unsigned in_flight() const { return m_in_flight; }
+    const Drive& drive() const { return m_drive; }
 
 private:
     struct Request;

@@ -211,6 +211,12 @@ void VirtioPci::raise_config_interrupt()
     send_interrupt(m_msix_config, 2);
 }
 
+void VirtioPci::config_changed()
+{
+    if (m_status & virtio::k_status_driver_ok)
+        raise_config_interrupt();
+}
+
 void VirtioPci::queue_error(unsigned n, const std::string& what)
 {
     m_queues[n].broken = true;

@@ -54,6 +54,9 @@ public:
     // The guest broke queue n: DEVICE_NEEDS_RESET, one log line, queue stopped.
     void queue_error(unsigned n, const std::string& what);
     uint8_t isr() const { return m_isr; }
+    // The device's configuration changed (e.g. block_resize): a config
+    // interrupt for a driver that is up, as virtio 1.2 4.1.4.5 describes.
+    void config_changed();
     MsixTable& msix() { return m_msix; }
 
     std::string state_name() const override { return m_name; }

@@ -350,5 +350,27 @@ TEST_F(VirtioBlkTest, ReadOnlyDrive)
     EXPECT_EQ(byte_at(st), B::k_s_ioerr);
 }
 
+TEST_F(VirtioBlkTest, ResizeIsAConfigChangeInterrupt)
+{
+    Drive* d = raw_disk(1 << 20);
+    make_device(d);
+    auto capacity = [&] {
+        uint64_t base = k_bar4 + VirtioPci::k_device_offset;
+        return bus.mmio.read(base, 4) | bus.mmio.read(base + 4, 4) << 32;
+    };
+    // Before DRIVER_OK nothing is signalled.
+    pci->config_changed();
+    EXPECT_FALSE(bus.irq[11].level());
+    init_modern(k_base);
+    EXPECT_EQ(capacity(), 2048u);
+    uint8_t generation = uint8_t(bus.mmio.read(k_bar4 + 0x15, 1));
+    ASSERT_TRUE(loop->run_until_complete(d->backend()->root()->truncate(2 << 20, block::PreallocMode::Off, true)).ok());
+    pci->config_changed();
+    EXPECT_TRUE(bus.irq[11].level());
+    EXPECT_EQ(bus.mmio.read(k_bar4 + VirtioPci::k_isr_offset, 1), 2u); // configuration change bit
+    EXPECT_NE(uint8_t(bus.mmio.read(k_bar4 + 0x15, 1)), generation);
+    EXPECT_EQ(capacity(), 4096u);
+}
+
 } // namespace
 } // namespace kiln::hw::test
