@@ -76,11 +76,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_header = CO_TRY(parse_header(cluster0, file_size));
     Header& h = m_header;
 
-    if (h.crypt_method != 0) {
-        if (h.crypt_method > 2)
-            co_return Error::invalid("Unsupported encryption method: " + std::to_string(h.crypt_method));
-        co_return Error::not_supported("qcow2: encrypted images are not supported yet");
-    }
+    if (h.crypt_method > 2)
+        co_return Error::invalid("Unsupported encryption method: " + std::to_string(h.crypt_method));
     uint64_t unknown = h.incompatible_features & ~k_incompat_known;
     if (unknown)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
@@ -130,6 +127,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         m_reftable[i] = load_be64(&raw[i * 8]);
 
     CO_TRY(co_await load_snapshots());
+    if (h.crypt_method != 0)
+        CO_TRY(co_await open_encryption(spec));
 
     if (h.incompatible_features & k_incompat_data_file) {
         if (h.data_file.empty())
@@ -229,6 +228,8 @@ nlohmann::json Qcow2Node::format_specific_info() const
     if (m_v3)
         data["lazy-refcounts"] = bool(m_header.compatible_features & k_compat_lazy_refcounts);
     data["refcount-bits"] = 1u << m_header.refcount_order;
+    if (nlohmann::json e = encryption_info(); !e.is_null())
+        data["encrypt"] = e;
     if (!m_header.data_file.empty()) {
         data["data-file"] = m_header.data_file;
         data["data-file-raw"] = bool(m_header.autoclear_features & k_autoclear_data_file_raw);

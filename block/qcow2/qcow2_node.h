@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "block/context.h"
+#include "block/crypto/luks_header.h"
+#include "block/crypto/sector_cipher.h"
 #include "block/node.h"
 #include "block/qcow2/format.h"
 #include "block/qcow2/header.h"
@@ -36,6 +38,12 @@ struct Snapshot {
     uint32_t vm_state_size32 = 0;
     // Extra data beyond what Kiln interprets, kept on rewrite.
     std::vector<uint8_t> extra_unknown;
+};
+
+// Where the LUKS header lives inside the image file (extension 0x0537be77).
+struct LuksArea {
+    uint64_t offset = 0;
+    uint64_t length = 0;
 };
 
 struct CacheSizes {
@@ -72,12 +80,21 @@ public:
     Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
     Task<Result<void>> close() override;
 
-    bool supports_compressed_writes() const override { return true; }
+    bool supports_compressed_writes() const override { return !encrypted(); }
     Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
 
     uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
     std::vector<SnapshotInfo> snapshots() const override;
     Task<Result<void>> snapshot_load_tmp(const std::string& id, const std::string& name) override;
+    // Snapshot create/goto/delete (snapshot_ops.cpp); the caller keeps the
+    // node quiet meanwhile (no guest requests in flight), as savevm does.
+    Task<Result<void>> snapshot_create(SnapshotInfo info) override;
+    Task<Result<void>> snapshot_goto(const std::string& id_or_name) override;
+    Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name) override;
+    // VM state (vmstate.cpp): guest offsets from vm_state_offset() on.
+    Task<Result<void>> save_vmstate(uint64_t pos, QIov qiov) override;
+    Task<Result<void>> load_vmstate(uint64_t pos, QIov qiov) override;
+    uint64_t vm_state_offset() const;
 
     bool supports_check() const override { return true; }
     Task<Result<CheckResult>> check(CheckFix fix) override;
@@ -90,6 +107,10 @@ public:
     // For create and tests.
     const Header& header() const { return m_header; }
     Task<Result<void>> set_backing(const std::string& name, const std::string& format);
+    // encrypt.format / encrypt.key-secret / encrypt.* of a new image
+    // (encryption.cpp); no-op without encrypt.format.
+    Task<Result<void>> setup_encryption(const OptionList& options);
+    bool encrypted() const { return m_header.crypt_method != 0; }
     // Allocates clusters for [offset, offset+bytes) (preallocation).
     Task<Result<void>> preallocate(uint64_t offset, uint64_t bytes, PreallocMode mode);
 
@@ -194,6 +215,48 @@ private:
     Task<Result<void>> zero_or_discard_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
     Task<Result<void>> mark_corrupt(const std::string& why);
     Task<Result<void>> load_snapshots();
+
+    // --- snapshots (snapshot.cpp, snapshot_tree.cpp, snapshot_ops.cpp) ---
+    enum class CopiedMode { ClearAll, FromRefcounts };
+    // Index in m_snapshots of the entry matching id and name (empty = any),
+    // or -1. find_snapshot_by_id_or_name: id first, then name (QEMU's order).
+    int find_snapshot(const std::string& id, const std::string& name) const;
+    int find_snapshot_by_id_or_name(const std::string& id_or_name) const;
+    Task<Result<std::vector<uint64_t>>> read_snapshot_l1(const Snapshot& sn);
+    // Every cluster an L1 tree references (L2 tables, data, compressed
+    // data), once per reference.
+    Task<Result<std::vector<uint64_t>>> tree_clusters(const std::vector<uint64_t>& l1);
+    // Adds `delta` to the refcount of every listed cluster (repeats count
+    // again); checks all before writing any. Appends clusters that reach 0
+    // to *freed. plan_ only checks and computes the new counts.
+    struct RefcountUpdate {
+        uint64_t cluster;
+        uint64_t value;
+    };
+    Task<Result<std::vector<RefcountUpdate>>> plan_refcount_delta(std::vector<uint64_t> clusters, int64_t delta);
+    Task<Result<void>> apply_refcount_delta(std::vector<uint64_t> clusters, int64_t delta,
+                                            std::vector<uint64_t>* freed);
+    Task<Result<void>> update_copied_flags(CopiedMode mode);
+    Task<Result<void>> write_l1_table();
+    Task<Result<void>> write_snapshot_table(std::vector<Snapshot> list);
+    Task<Result<void>> set_dirty_bit(bool dirty);
+    Task<void> discard_freed(const std::vector<uint64_t>& clusters);
+    uint64_t m_snapshot_table_bytes = 0;
+
+    // --- encryption (encryption.cpp) ---
+    Task<Result<void>> open_encryption(const ImageSpec& spec);
+    Result<LuksArea> luks_area() const;
+    Result<void> check_cipher() const;
+    uint64_t crypt_sector(uint64_t host, uint64_t guest) const;
+    // Data cluster I/O at host offset `host` (guest offset `guest`),
+    // decrypting/encrypting when the image is encrypted. Writes of
+    // encrypted data must be whole sectors.
+    Task<Result<void>> read_data(uint64_t host, uint64_t guest, QIov qiov);
+    Task<Result<void>> write_data(uint64_t host, uint64_t guest, QIov qiov);
+    Task<Result<void>> pwritev_unaligned_encrypted(uint64_t offset, QIov qiov, RequestFlags flags);
+    nlohmann::json encryption_info() const;
+    std::optional<crypto::SectorCipher> m_cipher;
+    std::optional<crypto::LuksHeader> m_luks;
 
     // --- state ---
     Header m_header;

@@ -42,6 +42,8 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    if (encrypted() && ((offset | qiov.size()) % 512))
+        co_return co_await pwritev_unaligned_encrypted(offset, std::move(qiov), flags);
     uint64_t len = qiov.size();
     uint64_t pos = 0;
     while (pos < len) {
@@ -64,7 +66,7 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         if (in_place) {
             uint64_t host = (entry & k_l2e_offset_mask) + offset_in_cluster(guest);
             CO_TRY(co_await check_data_write(host & ~(m_cluster_size - 1), run + offset_in_cluster(guest)));
-            CO_TRY(co_await m_file->pwritev(host, qiov.slice(pos, run), RequestFlags::None));
+            CO_TRY(co_await write_data(host, guest, qiov.slice(pos, run)));
             note_write();
             pos += run;
             continue;
@@ -130,7 +132,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
             out.add(v.iov_base, v.iov_len);
         if (tail)
             out.add(tail_buf.data(), tail);
-        fill = co_await m_file->pwritev(host, out, RequestFlags::None);
+        fill = co_await write_data(host, first << m_cluster_bits, out);
     }
     if (!fill) {
         // Nothing points at the new clusters: give them back (or leak them
