@@ -50,7 +50,7 @@ Result<LuksArea> Qcow2Node::luks_area() const
             return Error::corrupt("qcow2: encryption header overlaps the image header");
         return area;
     }
-    return Error::corrupt("qcow2: LUKS encryption header extension is missing");
+    return Error::corrupt("Missing CRYPTO header for crypt method 2");
 }
 
 Task<Result<void>> Qcow2Node::open_encryption(const ImageSpec& spec)
