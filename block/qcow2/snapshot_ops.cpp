@@ -79,12 +79,11 @@ Task<Result<void>> Qcow2Node::snapshot_create(SnapshotInfo info)
             note_write();
         }
         // Everything the active L1 reaches becomes shared: clear COPIED
-        // first (harmless while the counts are still 1), then count the
-        // snapshot's references, then publish the snapshot.
+        // (harmless while the counts are still 1), count the snapshot's
+        // references, then publish the snapshot; write_snapshot_table
+        // flushes all of it before the header points at the new table.
         CO_TRY(co_await update_copied_flags(CopiedMode::ClearAll));
-        CO_TRY(co_await flush_covering(m_write_seq));
         CO_TRY(co_await apply_refcount_delta(std::move(refs), +1, nullptr));
-        CO_TRY(co_await flush_covering(m_write_seq));
 
         std::vector<Snapshot> list = m_snapshots;
         list.push_back(std::move(sn));
@@ -142,7 +141,10 @@ Task<Result<void>> Qcow2Node::snapshot_goto(const std::string& id_or_name)
 
     std::vector<uint64_t> freed;
     CO_TRY(co_await apply_refcount_delta(std::move(old_refs), -1, &freed));
-    CO_TRY(co_await flush_covering(m_write_seq));
+    // v2 has no dirty bit to repair a COPIED flag set before the count
+    // that allows it is on disk.
+    if (!m_v3)
+        CO_TRY(co_await flush_covering(m_write_seq));
     CO_TRY(co_await update_copied_flags(CopiedMode::FromRefcounts));
     m_free_byte_offset = 0;
     CO_TRY(co_await set_dirty_bit(false));
@@ -175,7 +177,8 @@ Task<Result<void>> Qcow2Node::snapshot_delete(const std::string& id, const std::
 
     std::vector<uint64_t> freed;
     CO_TRY(co_await apply_refcount_delta(std::move(refs), -1, &freed));
-    CO_TRY(co_await flush_covering(m_write_seq));
+    if (!m_v3)
+        CO_TRY(co_await flush_covering(m_write_seq));
     // Clusters only the active state still uses become its own again.
     CO_TRY(co_await update_copied_flags(CopiedMode::FromRefcounts));
     CO_TRY(co_await set_dirty_bit(false));

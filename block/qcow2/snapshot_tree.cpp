@@ -205,13 +205,18 @@ Task<Result<void>> Qcow2Node::set_dirty_bit(bool dirty)
         m_header.incompatible_features &= ~k_incompat_dirty;
     if (before == m_header.incompatible_features)
         co_return ok();
-    CO_TRY(co_await flush_covering(m_write_seq));
+    // Setting: the bit must be on disk before the first metadata change.
+    // Clearing: every change must be on disk before the bit goes; if the
+    // clear itself is lost, the next open merely repairs a clean image.
+    if (!dirty)
+        CO_TRY(co_await flush_covering(m_write_seq));
     auto h = co_await write_header();
     if (!h) {
         m_header.incompatible_features = before;
         co_return std::move(h).error();
     }
-    CO_TRY(co_await flush_covering(m_write_seq));
+    if (dirty)
+        CO_TRY(co_await flush_covering(m_write_seq));
     co_return ok();
 }
 
