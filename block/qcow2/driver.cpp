@@ -214,8 +214,10 @@ Task<Result<void>> Qcow2Node::set_backing(const std::string& name, const std::st
 
 Task<Result<void>> Qcow2Node::close()
 {
-    if (!m_closed && !read_only() && m_file)
+    if (!m_closed && !read_only() && m_file) {
         (void)co_await m_file->flush();
+        CO_TRY(co_await mark_clean_on_close());
+    }
     m_closed = true;
     co_return co_await BlockNode::close();
 }

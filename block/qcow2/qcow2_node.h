@@ -239,7 +239,15 @@ private:
     Task<Result<void>> update_copied_flags(CopiedMode mode);
     Task<Result<void>> write_l1_table();
     Task<Result<void>> write_snapshot_table(std::vector<Snapshot> list);
+    // --- dirty bit (lazy_refcounts.cpp) ---
+    // Sets/clears incompatible bit 0 (v3), flushing around it; caller
+    // holds m_meta_lock.
     Task<Result<void>> set_dirty_bit(bool dirty);
+    // lazy_refcounts=on: the first refcount change of a session sets the
+    // bit (caller holds m_meta_lock); close clears it.
+    Task<Result<void>> mark_dirty_if_lazy();
+    Task<Result<void>> mark_clean_on_close();
+    bool m_lazy_dirty = false;
     Task<void> discard_freed(const std::vector<uint64_t>& clusters);
     uint64_t m_snapshot_table_bytes = 0;
 

@@ -193,31 +193,4 @@ Task<Result<void>> Qcow2Node::write_l1_table()
     co_return ok();
 }
 
-Task<Result<void>> Qcow2Node::set_dirty_bit(bool dirty)
-{
-    // v2 has no dirty bit; there a crash mid-update is repaired by check.
-    if (!m_v3)
-        co_return ok();
-    uint64_t before = m_header.incompatible_features;
-    if (dirty)
-        m_header.incompatible_features |= k_incompat_dirty;
-    else
-        m_header.incompatible_features &= ~k_incompat_dirty;
-    if (before == m_header.incompatible_features)
-        co_return ok();
-    // Setting: the bit must be on disk before the first metadata change.
-    // Clearing: every change must be on disk before the bit goes; if the
-    // clear itself is lost, the next open merely repairs a clean image.
-    if (!dirty)
-        CO_TRY(co_await flush_covering(m_write_seq));
-    auto h = co_await write_header();
-    if (!h) {
-        m_header.incompatible_features = before;
-        co_return std::move(h).error();
-    }
-    if (dirty)
-        CO_TRY(co_await flush_covering(m_write_seq));
-    co_return ok();
-}
-
 } // namespace kiln::block::qcow2
