@@ -1,5 +1,6 @@
 // qcow2 driver entry points: probe, open (header, tables, backing chain),
 // header rewrite, info, close, and the FormatDriver record.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -127,6 +128,7 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         m_reftable[i] = load_be64(&raw[i * 8]);
 
     CO_TRY(co_await load_snapshots());
+    CO_TRY(co_await load_bitmaps());
     if (h.crypt_method != 0)
         CO_TRY(co_await open_encryption(spec));
 
@@ -157,16 +159,24 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
             h.incompatible_features &= ~k_incompat_dirty;
             rewrite = true;
         }
-        if (h.autoclear_features) {
-            // Kiln maintains none of the autoclear structures (bitmaps): by
-            // the spec, clearing the bits marks them stale.
-            h.autoclear_features = 0;
+        // Autoclear bits Kiln does not maintain are cleared (by the spec
+        // that marks their structures stale); a bitmaps extension that is
+        // already stale is dropped.
+        uint64_t keep = k_autoclear_data_file_raw | (m_bitmap_ext ? k_autoclear_bitmaps : 0);
+        bool stale_bitmaps = !m_bitmap_ext
+            && std::any_of(h.other_extensions.begin(), h.other_extensions.end(),
+                           [](const RawExtension& e) { return e.type == k_ext_bitmaps; });
+        if ((h.autoclear_features & ~keep) || stale_bitmaps) {
+            h.autoclear_features &= keep;
+            if (stale_bitmaps)
+                write_bitmap_extension();
             rewrite = true;
         }
         if (rewrite) {
             CO_TRY(co_await write_header());
             CO_TRY(co_await m_file->flush());
         }
+        CO_TRY(co_await start_bitmap_tracking());
     }
     co_return ok();
 }
@@ -215,6 +225,7 @@ Task<Result<void>> Qcow2Node::set_backing(const std::string& name, const std::st
 Task<Result<void>> Qcow2Node::close()
 {
     if (!m_closed && !read_only() && m_file) {
+        CO_TRY(co_await store_bitmaps());
         (void)co_await m_file->flush();
         CO_TRY(co_await mark_clean_on_close());
     }
@@ -229,6 +240,8 @@ nlohmann::json Qcow2Node::format_specific_info() const
     data["compression-type"] = m_header.compression_type == k_compression_zstd ? "zstd" : "zlib";
     if (m_v3)
         data["lazy-refcounts"] = bool(m_header.compatible_features & k_compat_lazy_refcounts);
+    if (m_v3 && !m_bitmaps.empty())
+        data["bitmaps"] = bitmaps_info();
     data["refcount-bits"] = 1u << m_header.refcount_order;
     if (nlohmann::json e = encryption_info(); !e.is_null())
         data["encrypt"] = e;

@@ -46,6 +46,31 @@ struct LuksArea {
     uint64_t length = 0;
 };
 
+// One persistent dirty bitmap (bitmap directory entry + data in memory).
+inline constexpr uint32_t k_bitmap_flag_in_use = 1u << 0;
+inline constexpr uint32_t k_bitmap_flag_auto = 1u << 1;
+inline constexpr uint32_t k_bitmap_flag_extra_compatible = 1u << 2;
+struct Bitmap {
+    uint64_t table_offset = 0;
+    uint32_t table_size = 0;
+    uint32_t flags = 0;
+    uint8_t type = 1;
+    uint8_t granularity_bits = 16;
+    std::string name;
+    std::vector<uint8_t> extra;
+    // Read-write sessions: the bits (LSB first), whether they are loaded
+    // and whether they differ from what is on disk.
+    std::vector<uint8_t> bits;
+    bool loaded = false;
+    bool changed = false;
+};
+
+struct BitmapExt {
+    uint32_t count = 0;
+    uint64_t dir_bytes = 0;
+    uint64_t dir_offset = 0;
+};
+
 struct CacheSizes {
     uint64_t l2_bytes = 0;
     uint64_t refcount_bytes = 0;
@@ -250,6 +275,24 @@ private:
     bool m_lazy_dirty = false;
     Task<void> discard_freed(const std::vector<uint64_t>& clusters);
     uint64_t m_snapshot_table_bytes = 0;
+
+    // --- persistent dirty bitmaps (bitmaps.cpp) ---
+    Task<Result<void>> load_bitmaps();
+    Result<void> parse_bitmaps(std::span<const uint8_t> dir, uint32_t count);
+    Task<Result<std::vector<uint64_t>>> read_bitmap_table(const Bitmap& b);
+    // Clusters the bitmaps use (directory, tables, data), for check.
+    Task<Result<std::vector<uint64_t>>> bitmap_clusters();
+    Task<Result<void>> start_bitmap_tracking();
+    Task<Result<void>> store_bitmaps();
+    void note_guest_write(uint64_t offset, uint64_t bytes);
+    void resize_bitmaps();
+    Result<void> check_bitmaps_resizable() const;
+    std::vector<uint8_t> serialize_bitmap_directory() const;
+    void write_bitmap_extension();
+    uint64_t bitmap_table_entries(uint32_t granularity_bits) const;
+    nlohmann::json bitmaps_info() const;
+    std::vector<Bitmap> m_bitmaps;
+    std::optional<BitmapExt> m_bitmap_ext;
 
     // --- encryption (encryption.cpp) ---
     Task<Result<void>> open_encryption(const ImageSpec& spec);

@@ -57,6 +57,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
     // v3 snapshots record their own disk size (snapshot_goto restores it).
     if (!m_snapshots.empty() && !m_v3)
         co_return Error::not_supported("Can't resize a v2 image which has snapshots");
+    CO_TRY(check_bitmaps_resizable());
     if (new_size < old_size) {
         if (!shrink_ok)
             co_return Error::invalid("qcow2: shrinking requires the shrink option (--shrink)");
@@ -109,6 +110,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
                 co_return std::move(r).error();
             }
             m_size = new_size;
+            resize_bitmaps();
             CO_TRY(co_await m_file->flush());
             // Trim free clusters at the end of the file.
             uint64_t clusters = div_round_up(m_file->size_bytes(), m_cluster_size);
@@ -139,6 +141,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
             co_return std::move(r).error();
         }
         m_size = new_size;
+        resize_bitmaps();
         CO_TRY(co_await m_file->flush());
     }
     // A longer backing file must not show through the new area.

@@ -42,6 +42,7 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, qiov.size());
     if (encrypted() && ((offset | qiov.size()) % 512))
         co_return co_await pwritev_unaligned_encrypted(offset, std::move(qiov), flags);
     uint64_t len = qiov.size();
@@ -270,6 +271,7 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, bytes);
     bool may_unmap = has_flag(flags, RequestFlags::MayUnmap);
     bool efficient = m_v3 || (!m_backing && may_unmap);
     if (!efficient)
@@ -297,6 +299,7 @@ Task<Result<void>> Qcow2Node::pdiscard(uint64_t offset, uint64_t bytes)
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, bytes);
     uint64_t head, middle, tail;
     split_clusters(offset, bytes, m_cluster_size, m_size, head, middle, tail);
     // Partial clusters are ignored: discard is advisory.
