@@ -262,6 +262,12 @@ Task<Result<void>> Qcow2Checker::run(CheckFix fix)
                                                   : serialize_snapshot_table(q.m_snapshots).size();
         inc(q.m_header.snapshots_offset, bytes);
     }
+    // The LUKS header area is a reference too.
+    if (q.m_header.crypt_method == 2) {
+        auto area = q.luks_area();
+        if (area)
+            inc(area->offset, area->length);
+    }
     // Persistent bitmaps (directory, tables, data) are references too.
     auto bitmap_refs = co_await q.bitmap_clusters();
     if (!bitmap_refs) {

@@ -265,3 +265,24 @@ TEST_F(Qcow2Encryption, HostileCryptoHeadersFailCleanly)
 }
 
 } // namespace
+
+namespace {
+
+TEST_F(Qcow2Encryption, CheckCountsTheLuksAreaSoRepairKeepsIt)
+{
+    std::string img = path("c.qcow2");
+    kiln_create(img, 1 << 20, "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10");
+    auto n = open_enc(img, true);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    kiln_write(**n, 0, random_bytes(4096, 9));
+    auto c = run((*n)->check(CheckFix::All));
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->leaks, 0u);
+    EXPECT_EQ(c->corruptions, 0u);
+    finish(*n);
+    expect_qemu_clean_enc(img);
+    auto again = open_enc(img, false);
+    ASSERT_TRUE(again.ok()) << again.error().message(); // key material intact
+}
+
+} // namespace
