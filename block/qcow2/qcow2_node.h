@@ -15,6 +15,7 @@
 #pragma once
 
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -116,6 +117,8 @@ public:
     Task<Result<void>> snapshot_create(SnapshotInfo info) override;
     Task<Result<void>> snapshot_goto(const std::string& id_or_name) override;
     Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name) override;
+    // qemu-img amend (amend.cpp).
+    Task<Result<void>> amend(const OptionList& options, AmendFlags flags) override;
     // VM state (vmstate.cpp): guest offsets from vm_state_offset() on.
     Task<Result<void>> save_vmstate(uint64_t pos, QIov qiov) override;
     Task<Result<void>> load_vmstate(uint64_t pos, QIov qiov) override;
@@ -275,6 +278,12 @@ private:
     bool m_lazy_dirty = false;
     Task<void> discard_freed(const std::vector<uint64_t>& clusters);
     uint64_t m_snapshot_table_bytes = 0;
+
+    // --- amend (amend.cpp) ---
+    Task<Result<std::map<uint64_t, uint64_t>>> count_references();
+    Task<Result<void>> change_refcount_order(uint32_t order);
+    Task<Result<void>> expand_zero_clusters(std::vector<uint64_t> l1);
+    Task<Result<void>> downgrade_to_v2();
 
     // --- persistent dirty bitmaps (bitmaps.cpp) ---
     Task<Result<void>> load_bitmaps();

@@ -9,6 +9,7 @@
 
 namespace kiln::tools {
 
+int img_amend(ToolEnv& env, int argc, char** argv);
 int img_bench(ToolEnv& env, int argc, char** argv);
 int img_check(ToolEnv& env, int argc, char** argv);
 int img_compare(ToolEnv& env, int argc, char** argv);

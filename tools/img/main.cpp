@@ -20,6 +20,7 @@ struct Command {
 
 // An explicit table, in qemu-img's help order.
 const Command k_commands[] = {
+    { "amend", img_amend },
     { "bench", img_bench },
     { "check", img_check },
     { "compare", img_compare },
