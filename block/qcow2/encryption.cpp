@@ -100,13 +100,18 @@ Task<Result<void>> Qcow2Node::open_encryption(const ImageSpec& spec)
             co_return ok();
         co_return key_secret_required();
     }
-    std::string pass = CO_TRY(context().secret(*secret_id));
+    co_return use_legacy_aes(*secret_id);
+}
+
+Result<void> Qcow2Node::use_legacy_aes(const std::string& secret_id)
+{
+    std::string pass = TRY(context().secret(secret_id));
     auto cipher = crypto::legacy_qcow_aes_cipher(bytes_of(pass));
     crypto::wipe_string(pass);
     if (!cipher)
-        co_return std::move(cipher).error();
+        return std::move(cipher).error();
     m_cipher.emplace(std::move(*cipher));
-    co_return ok();
+    return ok();
 }
 
 Result<void> Qcow2Node::check_cipher() const
@@ -221,12 +226,7 @@ Task<Result<void>> Qcow2Node::setup_encryption(const OptionList& options)
                               "encrypt.ivgen-hash-alg", "encrypt.hash-alg", "encrypt.iter-time"})
             if (options.has(k))
                 co_return Error::invalid(std::string("Invalid parameter '") + (k + 8) + "'");
-        std::string pass = CO_TRY(context().secret(*secret_id));
-        auto cipher = crypto::legacy_qcow_aes_cipher(bytes_of(pass));
-        crypto::wipe_string(pass);
-        if (!cipher)
-            co_return std::move(cipher).error();
-        m_cipher.emplace(std::move(*cipher));
+        CO_TRY(use_legacy_aes(*secret_id));
         m_header.crypt_method = 1;
     } else {
         crypto::LuksCreateOptions o = CO_TRY(crypto::parse_luks_create_options(options, "encrypt."));

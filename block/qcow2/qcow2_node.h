@@ -307,6 +307,8 @@ private:
     Task<Result<void>> open_encryption(const ImageSpec& spec);
     Result<LuksArea> luks_area() const;
     Result<void> check_cipher() const;
+    // The legacy AES cipher from the secret `secret_id` (wiped after use).
+    Result<void> use_legacy_aes(const std::string& secret_id);
     uint64_t crypt_sector(uint64_t host, uint64_t guest) const;
     // Data cluster I/O at host offset `host` (guest offset `guest`),
     // decrypting/encrypting when the image is encrypted. Writes of
