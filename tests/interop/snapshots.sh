@@ -45,4 +45,15 @@ run qemu-img create -q -f qcow2 "${obj[@]}" -o encrypt.format=aes,encrypt.key-se
 run qemu-io "${obj[@]}" --image-opts "$(opts_of a.qcow2)" "${WRITES[@]}"
 run "$IMG" convert "${obj[@]}" --image-opts "$(opts_of a.qcow2)" -O qcow2 plain.qcow2
 qcheck plain.qcow2 && qsame plain.qcow2 ref.raw
+
+# rebase (safe mode, -b "", -u) and amend: the guest view never changes.
+run qemu-img create -q -f qcow2 rb.qcow2 4M && run qemu-io -c 'write -P 1 0 4M' rb.qcow2
+run qemu-img create -q -f qcow2 -b rb.qcow2 -F qcow2 rm.qcow2 && run qemu-io -c 'write -P 2 1M 1M' rm.qcow2
+run qemu-img create -q -f qcow2 -b rm.qcow2 -F qcow2 rt.qcow2 && run qemu-io -c 'write -P 3 3M 64k' rt.qcow2
+run qemu-img convert -O raw rt.qcow2 rt.raw
+run "$IMG" rebase -b rb.qcow2 -F qcow2 rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
+run "$IMG" amend -o compat=0.10 rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
+run "$IMG" amend -o compat=1.1,refcount_bits=8 rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
+run "$IMG" rebase -b "" rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
+run qemu-img rebase -u -b rm.qcow2 -F qcow2 rt.qcow2 && run "$IMG" rebase -b "" rt.qcow2 && qsame rt.qcow2 rt.raw
 finish

@@ -26,6 +26,7 @@ uint64_t qcow2_fully_allocated_bytes(
 int img_help(ToolEnv& env);
 void print_img_help(ToolEnv* env);
 void print_img_version();
+int img_rebase(ToolEnv& env, int argc, char** argv);
 int img_resize(ToolEnv& env, int argc, char** argv);
 int img_snapshot(ToolEnv& env, int argc, char** argv);
 

@@ -40,6 +40,8 @@ const char k_help[]
       "[-f fmt] [-l snapshot_param] filename]\n"
       "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] "
       "filename\n"
+      "  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] "
+      "-b backing_file [-F backing_fmt] filename\n"
       "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "
       "filename [+ | -]size\n"
       "\n"

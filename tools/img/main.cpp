@@ -31,6 +31,7 @@ const Command k_commands[] = {
     { "map", img_map },
     { "measure", img_measure },
     { "snapshot", img_snapshot },
+    { "rebase", img_rebase },
     { "resize", img_resize },
 };
 
