@@ -84,6 +84,7 @@ Task<Result<void>> BlockNode::snapshot_load_tmp(const std::string&, const std::s
 {
     co_return unsupported(*this, "Internal snapshots");
 }
+Task<Result<void>> BlockNode::make_empty() { co_return unsupported(*this, "Emptying images"); }
 Task<Result<void>> BlockNode::amend(const OptionList&, AmendFlags)
 {
     co_return Error::not_supported("Format driver '" + std::string(driver_name()) + "' does not support option amendment");

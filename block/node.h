@@ -76,6 +76,9 @@ public:
     virtual Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name);
     // Opens a read-only view of a snapshot (for convert -l).
     virtual Task<Result<void>> snapshot_load_tmp(const std::string& id, const std::string& name);
+    // qemu-img commit: drops everything this layer allocates, so reads go
+    // to the backing file again.
+    virtual Task<Result<void>> make_empty();
     // qemu-img amend -o ...: changes format options of an open image.
     virtual Task<Result<void>> amend(const OptionList& options, AmendFlags flags);
     // VM state area (past the end of the virtual disk, as QEMU keeps it).
