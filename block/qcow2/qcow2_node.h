@@ -117,6 +117,8 @@ public:
     Task<Result<void>> snapshot_create(SnapshotInfo info) override;
     Task<Result<void>> snapshot_goto(const std::string& id_or_name) override;
     Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name) override;
+    // qemu-img commit (make_empty.cpp).
+    Task<Result<void>> make_empty() override;
     // qemu-img amend (amend.cpp).
     Task<Result<void>> amend(const OptionList& options, AmendFlags flags) override;
     // VM state (vmstate.cpp): guest offsets from vm_state_offset() on.

@@ -12,6 +12,7 @@ namespace kiln::tools {
 int img_amend(ToolEnv& env, int argc, char** argv);
 int img_bench(ToolEnv& env, int argc, char** argv);
 int img_check(ToolEnv& env, int argc, char** argv);
+int img_commit(ToolEnv& env, int argc, char** argv);
 int img_compare(ToolEnv& env, int argc, char** argv);
 int img_convert(ToolEnv& env, int argc, char** argv);
 int img_create(ToolEnv& env, int argc, char** argv);

@@ -23,6 +23,7 @@ const Command k_commands[] = {
     { "amend", img_amend },
     { "bench", img_bench },
     { "check", img_check },
+    { "commit", img_commit },
     { "compare", img_compare },
     { "convert", img_convert },
     { "create", img_create },
