@@ -56,4 +56,14 @@ run "$IMG" amend -o compat=0.10 rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt
 run "$IMG" amend -o compat=1.1,refcount_bits=8 rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
 run "$IMG" rebase -b "" rt.qcow2 && qcheck rt.qcow2 && qsame rt.qcow2 rt.raw
 run qemu-img rebase -u -b rm.qcow2 -F qcow2 rt.qcow2 && run "$IMG" rebase -b "" rt.qcow2 && qsame rt.qcow2 rt.raw
+
+# commit: into the backing file and through a three-layer chain; QEMU
+# reads the result, and the emptied top reads through.
+run qemu-img create -q -f qcow2 cb.qcow2 4M && run qemu-io -c 'write -P 1 0 2M' cb.qcow2
+run qemu-img create -q -f qcow2 -b cb.qcow2 -F qcow2 cm.qcow2 && run qemu-io -c 'write -P 2 1M 1M' -c 'write -z 3M 64k' cm.qcow2
+run qemu-img create -q -f qcow2 -b cm.qcow2 -F qcow2 ct.qcow2 && run qemu-io -c 'write -P 3 100k 50k' ct.qcow2
+run qemu-img convert -O raw ct.qcow2 ct.raw
+run "$IMG" commit -q ct.qcow2 && qcheck ct.qcow2 && qcheck cm.qcow2 && qsame ct.qcow2 ct.raw && qsame cm.qcow2 ct.raw
+[[ $(qemu-img map --output=json ct.qcow2 | grep -c '"depth": 0') -eq 0 ]] || fail "commit left data in the top"
+run "$IMG" commit -b cb.qcow2 ct.qcow2 && qcheck cb.qcow2 && qsame cb.qcow2 ct.raw
 finish
