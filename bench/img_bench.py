@@ -6,7 +6,7 @@ quarter text), converts it to qcow2 with qemu-img as the common input, then
 times the same command lines through both tools and prints kiln/qemu per row.
 
 usage: bench/img_bench.py [--kiln build/tools/kiln-img] [--dir DIR] [--runs N]
-                          [--size-mib 1024] [--requests 200000]
+                          [--size-mib 1024] [--requests 200000] [--only TEXT]
 """
 import argparse
 import os
@@ -35,6 +35,9 @@ def make_image(path, size_mib):
 
 
 def timed(cmd, cwd):
+    # Start each run without the previous one's dirty pages being written
+    # back underneath it.
+    os.sync()
     t = time.monotonic()
     p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - t
@@ -77,6 +80,8 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--snapshots-only", action="store_true", help="run only the snapshot rows")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only the rows whose name contains TEXT (repeatable)")
     args = ap.parse_args()
     kiln = os.path.abspath(args.kiln)
     work = tempfile.mkdtemp(prefix="kiln-bench-", dir=args.dir)
@@ -96,6 +101,8 @@ def main():
             ("convert raw->qcow2", ["convert", "-f", "raw", "-O", "qcow2", "src.raw", "out.qcow2"], "out.qcow2"),
             ("convert qcow2->raw", ["convert", "-f", "qcow2", "-O", "raw", "src.qcow2", "out.raw"], "out.raw"),
             ("convert -c (zlib)", ["convert", "-c", "-f", "raw", "-O", "qcow2", "src.raw", "outc.qcow2"], "outc.qcow2"),
+            ("convert -c (zstd)", ["convert", "-c", "-o", "compression_type=zstd", "-f", "raw", "-O", "qcow2",
+                                   "src.raw", "outc.qcow2"], "outc.qcow2"),
         ]
         for engine in ("threads", "native", "io_uring"):
             rows.append(("bench read 4k d32 %s" % engine,
@@ -106,10 +113,12 @@ def main():
                          ["bench", "-w", "-c", n, "-d", "32", "-s", "4096", "-t", "none", "-i", engine, "-f",
                           "qcow2", "bw.qcow2"], None))
         rows.append(("check", ["check", "src.qcow2"], None))
+        if args.only:
+            rows = [r for r in rows if any(t in r[0] for t in args.only)]
         results = []
-        results += snapshot_rows(args, kiln, work)
         for name, cmd, out in rows:
             best = {}
+            sizes = {}
             for tool, prog in (("qemu", args.qemu), ("kiln", kiln)):
                 times = []
                 for _ in range(args.runs):
@@ -123,18 +132,26 @@ def main():
                     t = timed([prog] + cmd, work)
                     if t is not None:
                         times.append(t)
+                    if out and os.path.exists(os.path.join(work, out)):
+                        sizes[tool] = os.stat(os.path.join(work, out)).st_blocks * 512
                 best[tool] = min(times) if times else None
-            results.append((name, best["qemu"], best["kiln"]))
+            # For converts: the output's disk usage, kiln/qemu.
+            size_ratio = "%.3f" % (sizes["kiln"] / sizes["qemu"]) if sizes.get("qemu") and "kiln" in sizes else ""
+            results.append((name, best["qemu"], best["kiln"], size_ratio))
             q, k = best["qemu"], best["kiln"]
             ratio = "%.2f" % (k / q) if q and k else "-"
-            print("  %-28s qemu %8s  kiln %8s  ratio %s" % (name, "%.2f" % q if q else "-", "%.2f" % k if k else "-",
-                                                             ratio), flush=True)
+            print("  %-28s qemu %8s  kiln %8s  ratio %s%s" % (name, "%.2f" % q if q else "-",
+                                                               "%.2f" % k if k else "-", ratio,
+                                                               "  size ratio " + size_ratio if size_ratio else ""),
+                  flush=True)
+        if not args.only or any("snapshot" in t for t in args.only):
+            results += [(name, q, k, "") for name, q, k in snapshot_rows(args, kiln, work)]
         print()
-        print("| operation | qemu-img (s) | kiln-img (s) | kiln/qemu |")
-        print("|---|---|---|---|")
-        for name, q, k in results:
-            print("| %s | %s | %s | %s |" % (name, "%.2f" % q if q else "failed", "%.2f" % k if k else "failed",
-                                           "%.2f" % (k / q) if q and k else "-"))
+        print("| operation | qemu-img (s) | kiln-img (s) | kiln/qemu | output size kiln/qemu |")
+        print("|---|---|---|---|---|")
+        for name, q, k, size_ratio in results:
+            print("| %s | %s | %s | %s | %s |" % (name, "%.2f" % q if q else "failed", "%.2f" % k if k else "failed",
+                                                "%.2f" % (k / q) if q and k else "-", size_ratio))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

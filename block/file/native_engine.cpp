@@ -25,6 +25,7 @@ public:
     NativeEngine(EventLoop& loop, ThreadPool& pool)
         : m_loop(loop)
         , m_pool(pool)
+        , m_batch(loop)
     {
     }
     ~NativeEngine() override
@@ -64,7 +65,7 @@ public:
         req.cb.data = &req;
         co_await wait_for_completion(req, [&] {
             m_queued.push_back(&req);
-            submit_queued();
+            m_batch.request([this] { submit_queued(); });
         });
         co_return req.result;
     }
@@ -135,6 +136,7 @@ private:
     int m_event_fd = -1;
     unsigned m_in_flight = 0;
     std::deque<AioRequest*> m_queued;
+    SubmitBatch m_batch;
 };
 
 } // namespace

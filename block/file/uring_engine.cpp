@@ -60,7 +60,7 @@ private:
     void enqueue(EngineRequest* req)
     {
         m_queued.push_back(req);
-        fill_ring();
+        m_batch.request([this] { fill_ring(); });
     }
 
     // Moves queued requests into free submission slots and submits them.
@@ -138,6 +138,7 @@ private:
     unsigned m_in_flight = 0;
     bool m_retry_pending = false;
     std::deque<EngineRequest*> m_queued;
+    SubmitBatch m_batch{m_loop};
 };
 
 } // namespace

@@ -162,7 +162,7 @@ Task<Result<std::map<uint64_t, uint64_t>>> Qcow2Node::count_references()
 Task<Result<void>> Qcow2Node::change_refcount_order(uint32_t order)
 {
     auto guard = co_await co_lock(m_meta_lock);
-    CO_TRY(co_await flush_covering(m_write_seq));
+    CO_TRY(co_await commit_metadata());
     std::map<uint64_t, uint64_t> refs = CO_TRY(co_await count_references());
     uint64_t max = order == 6 ? UINT64_MAX : (1ull << (1u << order)) - 1;
     for (auto [cluster, count] : refs) {
@@ -273,7 +273,7 @@ Task<Result<void>> Qcow2Node::expand_zero_clusters(std::vector<uint64_t> l1)
             }
             CO_TRY(co_await m_file->pwrite_zeroes(host, m_cluster_size, RequestFlags::None));
             note_write();
-            CO_TRY(co_await flush_covering(m_write_seq));
+            CO_TRY(co_await order_after_refcounts()); // the new cluster's count, then the entry
             uint64_t rc = CO_TRY(co_await get_refcount(host >> m_cluster_bits));
             l2_set(*table, j, host | (rc == 1 ? k_oflag_copied : 0));
             changed = true;
@@ -295,10 +295,11 @@ Task<Result<void>> Qcow2Node::expand_zero_clusters(std::vector<uint64_t> l1)
 Task<Result<void>> Qcow2Node::downgrade_to_v2()
 {
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     CO_TRY(co_await expand_zero_clusters(m_l1));
     for (const Snapshot& sn : m_snapshots)
         CO_TRY(co_await expand_zero_clusters(CO_TRY(co_await read_snapshot_l1(sn))));
-    CO_TRY(co_await flush_covering(m_write_seq));
+    CO_TRY(co_await commit_metadata());
     m_header.version = 2;
     m_header.compatible_features = 0;
     m_header.autoclear_features = 0;

@@ -248,6 +248,7 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
     if (!any)
         co_return ok();
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     std::vector<uint64_t> old_clusters;
     std::vector<Bitmap> next = m_bitmaps;
     for (size_t k = 0; k < next.size(); ++k) {
@@ -290,7 +291,7 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
     uint64_t dir_off = CO_TRY(co_await alloc_clusters(dir.size() / m_cluster_size));
     CO_TRY(co_await m_file->pwritev(dir_off, QIov(dir.data(), dir.size()), RequestFlags::None));
     note_write();
-    CO_TRY(co_await flush_covering(m_write_seq));
+    CO_TRY(co_await order_after_refcounts());
     for (uint64_t c = m_bitmap_ext->dir_offset >> m_cluster_bits;
          c <= (m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes - 1) >> m_cluster_bits; ++c)
         old_clusters.push_back(c);

@@ -202,6 +202,8 @@ Task<Result<void>> Qcow2Node::write_header()
     std::vector<uint8_t> bytes = CO_TRY(serialize_header(m_header));
     uint64_t align = std::max<uint64_t>(512, m_file->request_alignment());
     bytes.resize(std::min<uint64_t>(align_up(bytes.size(), align), m_cluster_size), 0);
+    // The header may point at a new L1 or refcount table.
+    CO_TRY(co_await order_after_refcounts());
     CO_TRY(co_await m_file->pwritev(0, QIov(bytes.data(), bytes.size()), RequestFlags::None));
     note_write();
     co_return ok();
@@ -225,9 +227,19 @@ Task<Result<void>> Qcow2Node::set_backing(const std::string& name, const std::st
 Task<Result<void>> Qcow2Node::close()
 {
     if (!m_closed && !read_only() && m_file) {
-        CO_TRY(co_await store_bitmaps());
+        auto stored = co_await store_bitmaps(); // allocates: before the last commit
+        {
+            auto guard = co_await co_lock(m_meta_lock);
+            auto committed = co_await commit_metadata();
+            if (!committed) {
+                m_closed = true;
+                (void)co_await BlockNode::close();
+                co_return committed;
+            }
+        }
         (void)co_await m_file->flush();
         CO_TRY(co_await mark_clean_on_close());
+        CO_TRY(std::move(stored));
     }
     m_closed = true;
     co_return co_await BlockNode::close();

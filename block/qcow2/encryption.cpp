@@ -243,7 +243,6 @@ Task<Result<void>> Qcow2Node::setup_encryption(const OptionList& options)
         area.resize(clusters * m_cluster_size, 0);
         CO_TRY(co_await m_file->pwritev(off, QIov(area.data(), area.size()), RequestFlags::None));
         note_write();
-        CO_TRY(co_await flush_covering(m_write_seq));
         RawExtension ext;
         ext.type = k_ext_crypto;
         ext.data.resize(k_crypto_ext_bytes);
@@ -255,6 +254,7 @@ Task<Result<void>> Qcow2Node::setup_encryption(const OptionList& options)
         m_cipher.emplace(std::move(created->volume.cipher));
     }
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await order_after_refcounts());
     CO_TRY(co_await write_header());
     CO_TRY(co_await flush_covering(m_write_seq));
     co_return ok();

@@ -26,7 +26,7 @@ Task<Result<void>> Qcow2Node::set_dirty_bit(bool dirty)
     // Clearing: every change must be on disk before the bit goes; if the
     // clear itself is lost, the next open merely repairs a clean image.
     if (!dirty)
-        CO_TRY(co_await flush_covering(m_write_seq));
+        CO_TRY(co_await commit_metadata());
     auto h = co_await write_header();
     if (!h) {
         m_header.incompatible_features = before;

@@ -11,6 +11,7 @@ Task<Result<void>> Qcow2Node::make_empty()
     if (read_only() || m_snapshot_loaded)
         co_return Error{ErrorKind::PermissionDenied, "Block node is read-only", EPERM};
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     std::vector<uint64_t> refs = CO_TRY(co_await tree_clusters(m_l1));
     (void)CO_TRY(co_await plan_refcount_delta(refs, -1));
     CO_TRY(co_await flush_covering(m_write_seq));

@@ -44,6 +44,8 @@ Task<Result<void>> Qcow2Node::write_l1_entry(uint64_t idx)
     std::vector<uint8_t> buf(align, 0);
     for (uint64_t i = 0; i < per && first + i < m_l1.size(); ++i)
         store_be64(&buf[i * 8], m_l1[first + i]);
+    // The entry may point at a table allocated just now.
+    CO_TRY(co_await order_after_refcounts());
     CO_TRY(co_await m_file->pwritev(m_l1_offset + first * 8, QIov(buf.data(), buf.size()), RequestFlags::None));
     note_write();
     co_return ok();
@@ -75,7 +77,7 @@ Task<Result<TablePtr>> Qcow2Node::l2_table_for_write(uint64_t l1_idx)
         co_return std::move(r).error(); // the new cluster leaks
     }
     note_write();
-    CO_TRY(co_await flush_covering(m_write_seq));
+    // write_l1_entry flushes the table and its refcount before the entry.
     m_l1[l1_idx] = new_off | k_oflag_copied;
     auto w = co_await write_l1_entry(l1_idx);
     if (!w) {

@@ -8,10 +8,18 @@
 // additionally own their guest cluster range (m_inflight) so two writes to
 // the same unallocated cluster cannot both allocate it.
 //
-// Crash safety: refcount increments and data are written before a flush,
-// and only then the L2/L1 entries that use them; references are removed
-// (and flushed) before the refcounts they held are decremented. A crash
-// therefore leaks clusters at worst.
+// Crash safety (commit.cpp): L2 tables and refcount blocks are write-back
+// caches. Changes are made in memory under m_meta_lock and written by
+// commit_metadata() as: dirty refcount blocks, flush, dirty L2 tables,
+// flush. A guest data write completes before the L2 entry mapping it is
+// changed in memory, so it is on disk before the entry is written. L1
+// entries, refcount table entries and the header are written at once, each
+// after order_after_refcounts(). References are removed and committed
+// before the refcounts they held are decremented, so a freed cluster is
+// reused only once nothing on disk points at it. A crash (or a kill) at any
+// instant therefore leaks clusters at worst, and a completed flush() has
+// made every earlier write durable. Code that reads metadata from the file
+// rather than through the caches (check, snapshot operations) commits first.
 #pragma once
 
 #include <list>
@@ -72,6 +80,13 @@ struct BitmapExt {
     uint64_t dir_offset = 0;
 };
 
+// True if an in-place write is possible: a data cluster owned only by the
+// active L2 table (its L1 entry must be COPIED too).
+inline bool writable_in_place(uint64_t entry, bool zero_flag)
+{
+    return cluster_type(entry, zero_flag) == ClusterType::Normal && (entry & k_oflag_copied);
+}
+
 struct CacheSizes {
     uint64_t l2_bytes = 0;
     uint64_t refcount_bytes = 0;
@@ -104,6 +119,7 @@ public:
     Task<Result<void>> pdiscard(uint64_t offset, uint64_t bytes) override;
     Task<Result<BlockStatus>> block_status(uint64_t offset, uint64_t bytes) override;
     Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
+    Task<Result<void>> flush() override;
     Task<Result<void>> close() override;
 
     bool supports_compressed_writes() const override { return !encrypted(); }
@@ -222,6 +238,16 @@ private:
     Task<Result<void>> flush_covering(uint64_t seq);
     uint64_t note_write() { return ++m_write_seq; }
 
+    // --- metadata write-back (commit.cpp); caller holds m_meta_lock ---
+    // Writes the dirty refcount blocks and flushes: afterwards a pointer
+    // (L1/reftable entry, header field) may be written to anything
+    // allocated so far.
+    Task<Result<void>> order_after_refcounts();
+    // Writes all dirty metadata in crash-safe order and flushes.
+    Task<Result<void>> commit_metadata();
+    // Commits when dirty tables made a cache grow past its capacity.
+    Task<Result<void>> commit_if_full();
+
     // --- read path (read.cpp) ---
     Task<Result<void>> read_backing(uint64_t offset, QIov qiov);
     Task<Result<void>> read_file_clamped(uint64_t host_offset, QIov qiov);
@@ -230,6 +256,9 @@ private:
     BlockStatus subcluster_status(uint64_t guest, uint64_t entry, uint64_t bitmap, uint64_t bytes) const;
     Task<Result<void>> read_compressed(uint64_t l2_entry, uint8_t* cluster_buf);
     Task<Result<uint64_t>> alloc_bytes(uint64_t size);
+    // Compressed writes allocate in the order they started (compressed.cpp).
+    Task<void> wait_compress_turn(uint64_t ticket);
+    void end_compress_turn();
     // Reads one guest cluster's old content (for copy-on-write).
     Task<Result<void>> read_cluster_content(uint64_t guest_cluster_offset, uint64_t entry, uint64_t from,
                                             uint64_t len, uint8_t* out);
@@ -353,6 +382,9 @@ private:
     bool m_allocating_at_end = false; // repair: allocate past everything referenced
     uint64_t m_alloc_floor = 0;
     uint64_t m_free_byte_offset = 0; // where the next compressed cluster may go
+    uint64_t m_compress_next_ticket = 0;
+    uint64_t m_compress_turn = 0;
+    std::map<uint64_t, CoEvent*> m_compress_waiters;
 };
 
 } // namespace kiln::block::qcow2

@@ -1,10 +1,10 @@
 // Refcounts and cluster allocation.
 //
-// Ordering rules (crash safety): a new refcount block is written and
-// flushed before the refcount table points at it; a new refcount table is
-// written and flushed before the header points at it, and the old one is
-// freed only after that; refcounts of newly allocated clusters are written
-// before the caller's flush that precedes any L2/L1 entry using them.
+// Ordering rules (crash safety): refcount changes stay in the refcount
+// cache until a commit or order_after_refcounts() writes them (see
+// commit.cpp); a new refcount block is written and flushed before the
+// refcount table points at it; a new refcount table is written and flushed
+// before the header points at it, and the old one is freed only after that.
 #include <cinttypes>
 #include <algorithm>
 #include <cstdio>
@@ -106,8 +106,7 @@ Task<Result<void>> Qcow2Node::set_refcounts(uint64_t cluster, uint64_t count, ui
             TablePtr block = CO_TRY(co_await m_refcount_cache->get(off));
             for (uint64_t i = 0; i < n; ++i)
                 refblock_set(*block, idx + i, value);
-            CO_TRY(co_await m_refcount_cache->write(*block, idx * bits / 8, ((idx + n) * bits + 7) / 8));
-            note_write();
+            m_refcount_cache->mark_dirty(*block, idx * bits / 8, ((idx + n) * bits + 7) / 8);
         }
         if (value == 0 && cluster < m_free_cluster_hint)
             m_free_cluster_hint = cluster;
@@ -143,6 +142,7 @@ Task<Result<void>> Qcow2Node::write_reftable_entry(uint64_t idx)
     std::vector<uint8_t> buf(align, 0);
     for (uint64_t i = 0; i < per && first + i < m_reftable.size(); ++i)
         store_be64(&buf[i * 8], m_reftable[first + i]);
+    CO_TRY(co_await order_after_refcounts());
     CO_TRY(co_await m_file->pwritev(m_header.refcount_table_offset + first * 8, QIov(buf.data(), buf.size()),
                                     RequestFlags::None));
     note_write();

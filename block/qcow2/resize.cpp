@@ -32,13 +32,14 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
                                                                                     : PreallocMode::Off,
                                              false));
         note_write();
-        CO_TRY(co_await flush_covering(m_write_seq));
         for (uint64_t i = 0; i < n; ++i)
             l2_set(*table, idx0 + i, (host + i * m_cluster_size) | k_oflag_copied);
-        CO_TRY(co_await m_l2_cache->write(*table, idx0 * 8, (idx0 + n) * 8));
-        note_write();
+        m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
+        CO_TRY(co_await commit_if_full());
         guest += n * m_cluster_size;
     }
+    auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     CO_TRY(co_await m_file->flush());
     co_return ok();
 }
@@ -96,9 +97,8 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
                     m_l2_cache->drop(l2_off);
                     CO_TRY(co_await change_refcount(l2_off >> m_cluster_bits, -1));
                 } else {
-                    CO_TRY(co_await m_l2_cache->write(*table, idx0 * 8, m_l2_entries * 8));
-                    note_write();
-                    CO_TRY(co_await flush_covering(m_write_seq));
+                    m_l2_cache->mark_dirty(*table, idx0 * 8, m_l2_entries * 8);
+                    CO_TRY(co_await commit_metadata());
                 }
                 for (uint64_t e : released)
                     CO_TRY(co_await release_l2_entry(e));

@@ -172,8 +172,8 @@ Task<Result<void>> Qcow2Node::write_snapshot_table(std::vector<Snapshot> list)
             co_return std::move(w).error();
         }
         note_write();
-        CO_TRY(co_await flush_covering(m_write_seq));
     }
+    CO_TRY(co_await order_after_refcounts());
     uint64_t old_off = m_header.snapshots_offset;
     uint32_t old_count = m_header.nb_snapshots;
     m_header.nb_snapshots = uint32_t(list.size());

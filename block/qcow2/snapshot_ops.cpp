@@ -60,6 +60,7 @@ Task<Result<void>> Qcow2Node::snapshot_create(SnapshotInfo info)
 
     {
         auto guard = co_await co_lock(m_meta_lock);
+        CO_TRY(co_await commit_metadata());
         std::vector<uint64_t> refs = CO_TRY(co_await tree_clusters(m_l1));
         (void)CO_TRY(co_await plan_refcount_delta(refs, +1));
         CO_TRY(co_await set_dirty_bit(true));
@@ -122,6 +123,7 @@ Task<Result<void>> Qcow2Node::snapshot_goto(const std::string& id_or_name)
         CO_TRY(co_await truncate(sn.info.disk_size, PreallocMode::Off, true));
 
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     std::vector<uint64_t> sn_refs = CO_TRY(co_await tree_clusters(sn_l1));
     std::vector<uint64_t> old_refs = CO_TRY(co_await tree_clusters(m_l1));
     (void)CO_TRY(co_await plan_refcount_delta(sn_refs, +1));
@@ -131,6 +133,7 @@ Task<Result<void>> Qcow2Node::snapshot_goto(const std::string& id_or_name)
     CO_TRY(co_await flush_covering(m_write_seq));
     if (sn_l1.size() > m_l1.size())
         CO_TRY(co_await grow_l1(sn_l1.size()));
+    CO_TRY(co_await order_after_refcounts());
     // The snapshot's tables are shared with it from now on: COPIED stays
     // clear until the refcounts say otherwise.
     std::vector<uint64_t> new_l1 = without_copied(std::move(sn_l1));
@@ -157,6 +160,7 @@ Task<Result<void>> Qcow2Node::snapshot_delete(const std::string& id, const std::
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
     auto guard = co_await co_lock(m_meta_lock);
+    CO_TRY(co_await commit_metadata());
     int index = find_snapshot(id, name);
     if (index < 0)
         co_return Error::not_found("Can't find the snapshot");

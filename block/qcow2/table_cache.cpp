@@ -26,7 +26,7 @@ void TableCache::evict_if_full()
     while (m_tables.size() >= m_capacity) {
         auto victim = m_tables.end();
         for (auto it = m_tables.begin(); it != m_tables.end(); ++it) {
-            if (it->second.use_count() > 1 || !it->second->loaded)
+            if (it->second.use_count() > 1 || !it->second->loaded || it->second->dirty())
                 continue;
             if (victim == m_tables.end() || it->second->last_use < victim->second->last_use)
                 victim = it;
@@ -72,7 +72,7 @@ Task<Result<TablePtr>> TableCache::get(uint64_t offset)
 
 TablePtr TableCache::create(uint64_t offset)
 {
-    m_tables.erase(offset);
+    drop(offset);
     evict_if_full();
     auto table = std::make_shared<CachedTable>(m_loop);
     table->offset = offset;
@@ -97,6 +97,45 @@ Task<Result<void>> TableCache::write(const CachedTable& table, size_t begin, siz
                                       RequestFlags::None);
 }
 
-void TableCache::drop(uint64_t offset) { m_tables.erase(offset); }
+void TableCache::mark_dirty(CachedTable& table, size_t begin, size_t end)
+{
+    if (begin >= end)
+        return;
+    if (!table.dirty()) {
+        table.dirty_begin = begin;
+        table.dirty_end = end;
+        ++m_dirty;
+        return;
+    }
+    table.dirty_begin = std::min(table.dirty_begin, begin);
+    table.dirty_end = std::max(table.dirty_end, end);
+}
+
+Task<Result<void>> TableCache::write_dirty()
+{
+    if (m_dirty == 0)
+        co_return ok();
+    std::vector<TablePtr> dirty;
+    for (auto& [offset, table] : m_tables)
+        if (table->dirty())
+            dirty.push_back(table);
+    std::sort(dirty.begin(), dirty.end(), [](const TablePtr& a, const TablePtr& b) { return a->offset < b->offset; });
+    for (const TablePtr& table : dirty) {
+        CO_TRY(co_await write(*table, table->dirty_begin, table->dirty_end));
+        table->dirty_begin = table->dirty_end = 0;
+        --m_dirty;
+    }
+    co_return ok();
+}
+
+void TableCache::drop(uint64_t offset)
+{
+    auto it = m_tables.find(offset);
+    if (it == m_tables.end())
+        return;
+    if (it->second->dirty())
+        --m_dirty;
+    m_tables.erase(it);
+}
 
 } // namespace kiln::block::qcow2

@@ -1,9 +1,12 @@
 // TableCache: an LRU cache of cluster-sized metadata tables (L2 tables,
-// refcount blocks), written through to disk range by range so the on-disk
-// order of metadata updates is exactly the order the driver issues them.
+// refcount blocks). Updates are either written at once (`write`, for new
+// tables and rare structural changes) or marked dirty (`mark_dirty`) and
+// written later by `write_dirty`, when the driver's ordering rules allow
+// (see qcow2_node.h): the cache itself never writes on its own.
 //
-// A table that someone holds (shared_ptr use_count > 1) is never evicted,
-// so there is at most one in-memory copy of any table.
+// A table that someone holds (shared_ptr use_count > 1) or that is dirty
+// is never evicted, so there is at most one in-memory copy of any table
+// and no update is lost.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,11 @@ struct CachedTable {
     bool failed = false;
     CoEvent ready;
     uint64_t last_use = 0;
+    // Bytes [dirty_begin, dirty_end) changed since the table was last
+    // written (empty when clean).
+    size_t dirty_begin = 0;
+    size_t dirty_end = 0;
+    bool dirty() const { return dirty_end > dirty_begin; }
 };
 
 using TablePtr = std::shared_ptr<CachedTable>;
@@ -39,9 +47,22 @@ public:
     // Writes bytes [begin, end) of the table to disk (rounded out to the
     // file's alignment, at least 512 bytes, within the table).
     Task<Result<void>> write(const CachedTable& table, size_t begin, size_t end);
-    // Forgets a table (its cluster was freed or rewritten behind the cache).
+    // Records that bytes [begin, end) changed; write_dirty writes them.
+    void mark_dirty(CachedTable& table, size_t begin, size_t end);
+    // Writes every dirty table (in offset order) and marks it clean.
+    // Callers must not change the tables until it returns.
+    Task<Result<void>> write_dirty();
+    size_t dirty_count() const { return m_dirty; }
+    // More tables are held than the capacity (none could be evicted).
+    bool over_capacity() const { return m_tables.size() > m_capacity; }
+    // Forgets a table (its cluster was freed or rewritten behind the cache);
+    // pending changes are dropped with it.
     void drop(uint64_t offset);
-    void clear() { m_tables.clear(); }
+    void clear()
+    {
+        m_tables.clear();
+        m_dirty = 0;
+    }
 
     size_t capacity() const { return m_capacity; }
     void set_capacity(size_t tables) { m_capacity = tables < 2 ? 2 : tables; }
@@ -55,6 +76,7 @@ private:
     uint32_t m_table_bytes;
     size_t m_capacity;
     uint64_t m_clock = 0;
+    size_t m_dirty = 0;
     std::unordered_map<uint64_t, TablePtr> m_tables;
 };
 

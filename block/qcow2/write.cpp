@@ -32,12 +32,6 @@ void Qcow2Node::unlock_clusters(CoEvent& mine)
     mine.set();
 }
 
-// True if an in-place write is possible: data cluster owned only by us.
-static bool writable_in_place(uint64_t entry, bool v3)
-{
-    return cluster_type(entry, v3) == ClusterType::Normal && (entry & k_oflag_copied);
-}
-
 Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags flags)
 {
     if (read_only() || m_snapshot_loaded)
@@ -75,8 +69,9 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         uint64_t done = CO_TRY(co_await write_allocating(guest, qiov.slice(pos, run)));
         pos += done; // 0: the cluster became writable in place meanwhile; retry
     }
+    // FUA: the mapping must be durable too, not only the data.
     if (has_flag(flags, RequestFlags::Fua))
-        CO_TRY(co_await m_file->flush());
+        CO_TRY(co_await flush());
     co_return ok();
 }
 
@@ -142,33 +137,29 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
         (void)co_await set_refcounts(host >> m_cluster_bits, n, 0);
         co_return std::move(fill).error();
     }
-    uint64_t seq = note_write();
+    note_write();
 
+    // The data is written: the entries may point at it (they reach the
+    // disk at the next commit, after the clusters' refcounts).
     auto guard = co_await co_lock(m_meta_lock);
-    CO_TRY(co_await flush_covering(seq));
     table = CO_TRY(co_await l2_table_for_write(l1i));
     std::vector<uint64_t> before(n);
     for (uint64_t i = 0; i < n; ++i) {
         before[i] = l2_get(*table, idx0 + i);
         l2_set(*table, idx0 + i, (host + i * m_cluster_size) | k_oflag_copied);
     }
-    auto w = co_await m_l2_cache->write(*table, idx0 * 8, (idx0 + n) * 8);
-    if (!w) {
-        for (uint64_t i = 0; i < n; ++i)
-            l2_set(*table, idx0 + i, before[i]);
-        co_return std::move(w).error(); // new clusters leak
-    }
-    note_write();
+    m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
     bool release = false;
     for (uint64_t e : before) {
         ClusterType t = type_of(e);
         release |= t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
     }
     if (release) {
-        CO_TRY(co_await flush_covering(m_write_seq));
+        CO_TRY(co_await commit_metadata());
         for (uint64_t e : before)
             CO_TRY(co_await release_l2_entry(e));
     }
+    CO_TRY(co_await commit_if_full());
     co_return data_bytes;
 }
 
@@ -194,10 +185,9 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
         bool need_table = has_table || (m_v3 && !discard && m_backing);
         if (need_table) {
             TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
-            std::vector<uint64_t> before(n), released;
+            std::vector<uint64_t> released;
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
-                before[i] = e;
                 ClusterType t = type_of(e);
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
@@ -215,15 +205,9 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                     released.push_back(e);
                 l2_set(*table, idx0 + i, ne);
             }
-            auto w = co_await m_l2_cache->write(*table, idx0 * 8, (idx0 + n) * 8);
-            if (!w) {
-                for (uint64_t i = 0; i < n; ++i)
-                    l2_set(*table, idx0 + i, before[i]);
-                co_return std::move(w).error();
-            }
-            note_write();
+            m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
             if (!released.empty()) {
-                CO_TRY(co_await flush_covering(m_write_seq));
+                CO_TRY(co_await commit_metadata());
                 for (uint64_t e : released) {
                     CO_TRY(co_await release_l2_entry(e));
                     if (discard && type_of(e) == ClusterType::Normal) {
@@ -234,6 +218,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                     }
                 }
             }
+            CO_TRY(co_await commit_if_full());
         }
         uint64_t done = std::min(bytes, n * m_cluster_size);
         offset += done;
@@ -290,8 +275,9 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
         std::vector<uint8_t> z(tail, 0);
         CO_TRY(co_await pwritev(offset + head + middle, QIov(z.data(), tail), RequestFlags::None));
     }
+    // FUA: the mapping must be durable too, not only the data.
     if (has_flag(flags, RequestFlags::Fua))
-        CO_TRY(co_await m_file->flush());
+        CO_TRY(co_await flush());
     co_return ok();
 }
 

@@ -2,10 +2,13 @@
 // requests into an image through the block layer, many in flight, and
 // reports on stdout each time a flush completes ("flushed N": requests
 // 0..N-1 are durable). The crash test kills it with SIGKILL at a random
-// moment and then checks the image. `--verify N` reads the image back and
+// moment and then checks the image. `verify N` reads the image back and
 // checks requests 0..N-1 and that untouched bytes kept the backing content.
+// `write-c`/`verify-c` do the same with compressed writes of whole
+// clusters; FLUSH_EVERY 0 means no flush until the end.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -26,11 +29,17 @@ struct Request {
     uint64_t offset;
     uint32_t length;
     uint8_t pattern;
+    bool compressed = false;
 };
+
+// Compressed requests vary every 512 bytes so they compress, but not to
+// nothing.
+uint8_t request_byte(const Request& r, uint64_t k) { return r.compressed ? uint8_t(r.pattern + (k >> 9) % 4) : r.pattern; }
 
 // Request i lives in its own 8 KiB slot (a random permutation of slots) at
 // a random sub-offset, so requests never overlap but share clusters.
-std::vector<Request> make_requests(uint64_t image_bytes, uint32_t seed, size_t count)
+// cluster_bytes > 0: compressed requests of whole clusters.
+std::vector<Request> make_requests(uint64_t image_bytes, uint32_t seed, size_t count, uint64_t cluster_bytes = 0)
 {
     std::mt19937_64 rng(seed);
     size_t slots = image_bytes / k_slot_bytes;
@@ -39,6 +48,17 @@ std::vector<Request> make_requests(uint64_t image_bytes, uint32_t seed, size_t c
         order[i] = i;
     std::shuffle(order.begin(), order.end(), rng);
     std::vector<Request> out;
+    if (cluster_bytes) {
+        // Whole clusters, each written once, in random order.
+        size_t clusters = image_bytes / cluster_bytes;
+        std::vector<size_t> perm(clusters);
+        for (size_t i = 0; i < clusters; ++i)
+            perm[i] = i;
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (size_t i = 0; i < count && i < clusters; ++i)
+            out.push_back({perm[i] * cluster_bytes, uint32_t(cluster_bytes), uint8_t(1 + (i % 255)), true});
+        return out;
+    }
     for (size_t i = 0; i < count && i < slots; ++i) {
         uint32_t len = 1 + uint32_t(rng() % k_slot_bytes);
         if (rng() % 2)
@@ -61,11 +81,16 @@ Task<Result<void>> write_all(BlockNode& node, const std::vector<Request>& reqs, 
             co_await loop.yield();
         group.add();
         spawn([](BlockNode& n, const Request& r, Result<void>& out, CoWaitGroup& g) -> Task<void> {
-            std::vector<uint8_t> buf(r.length, r.pattern);
-            out = co_await n.pwritev(r.offset, QIov(buf.data(), buf.size()), RequestFlags::None);
+            std::vector<uint8_t> buf(r.length);
+            for (uint32_t k = 0; k < r.length; ++k)
+                buf[k] = request_byte(r, k);
+            if (r.compressed)
+                out = co_await n.pwritev_compressed(r.offset, QIov(buf.data(), buf.size()));
+            else
+                out = co_await n.pwritev(r.offset, QIov(buf.data(), buf.size()), RequestFlags::None);
             g.done();
         }(node, reqs[i], results[i], group));
-        if (i + 1 == next_flush) {
+        if (flush_every && i + 1 == next_flush) {
             co_await group.wait_idle();
             for (size_t j = 0; j <= i; ++j)
                 CO_TRY(std::move(results[j]));
@@ -89,19 +114,21 @@ Task<Result<void>> verify(BlockNode& node, const std::vector<Request>& reqs, siz
     std::vector<uint8_t> buf(k_slot_bytes);
     for (size_t i = 0; i < durable; ++i) {
         const Request& r = reqs[i];
+        buf.resize(std::max<size_t>(buf.size(), r.length));
         CO_TRY(co_await node.preadv(r.offset, QIov(buf.data(), r.length)));
         for (uint32_t k = 0; k < r.length; ++k)
-            if (buf[k] != r.pattern)
+            if (buf[k] != request_byte(r, k))
                 co_return Error::corrupt("request " + std::to_string(i) + " at offset " + std::to_string(r.offset)
                                          + ": byte " + std::to_string(k) + " is " + std::to_string(buf[k])
-                                         + ", expected " + std::to_string(r.pattern));
+                                         + ", expected " + std::to_string(request_byte(r, k)));
     }
     // Bytes outside every request (durable or not) keep the backing content
     // (or zero): a crash must not damage data nobody wrote.
     uint64_t size = node.size_bytes();
     std::vector<uint8_t> touched(size / k_slot_bytes, 0);
     for (auto& r : reqs)
-        touched[r.offset / k_slot_bytes] = 1;
+        for (uint64_t slot = r.offset / k_slot_bytes; slot * k_slot_bytes < r.offset + r.length; ++slot)
+            touched[slot] = 1;
     for (uint64_t slot = 0; slot < touched.size(); ++slot) {
         if (touched[slot])
             continue;
@@ -133,7 +160,7 @@ int main(int argc, char** argv)
 {
     if (argc < 4) {
         std::fprintf(stderr,
-                     "usage: crash_writer write|verify|fill-backing IMAGE SEED [COUNT FLUSH_EVERY | DURABLE BACKED]\n");
+                     "usage: crash_writer write|write-c|verify|verify-c|fill-backing IMAGE SEED [COUNT FLUSH_EVERY | DURABLE BACKED]\n");
         return 2;
     }
     std::string mode = argv[1], image = argv[2];
@@ -145,20 +172,22 @@ int main(int argc, char** argv)
         ImageSpec spec;
         spec.filename = image;
         spec.format = "qcow2";
-        spec.flags.read_write = mode != "verify";
+        spec.flags.read_write = mode != "verify" && mode != "verify-c";
         if (mode == "fill-backing")
             spec.format = "raw";
         auto node = CO_TRY(co_await ctx.open_image(spec));
         Result<void> r = ok();
-        if (mode == "write") {
+        bool compressed = mode == "write-c" || mode == "verify-c";
+        uint64_t cluster_bytes = compressed ? node->cluster_size() : 0;
+        if (mode == "write" || mode == "write-c") {
             size_t count = argc > 4 ? std::stoul(argv[4]) : 2000;
             size_t flush_every = argc > 5 ? std::stoul(argv[5]) : 50;
-            r = co_await write_all(*node, make_requests(node->size_bytes(), seed, count), flush_every);
-        } else if (mode == "verify") {
+            r = co_await write_all(*node, make_requests(node->size_bytes(), seed, count, cluster_bytes), flush_every);
+        } else if (mode == "verify" || mode == "verify-c") {
             size_t durable = argc > 4 ? std::stoul(argv[4]) : 0;
             bool backed = argc > 5 && std::string(argv[5]) == "1";
             size_t count = argc > 6 ? std::stoul(argv[6]) : 2000;
-            r = co_await verify(*node, make_requests(node->size_bytes(), seed, count), durable, backed);
+            r = co_await verify(*node, make_requests(node->size_bytes(), seed, count, cluster_bytes), durable, backed);
         } else if (mode == "fill-backing") {
             r = co_await fill_backing(*node);
         } else {

@@ -30,6 +30,15 @@ run "$IMG" resize -q -f raw --shrink k.raw 4M && qsame -s -f raw -F raw k.raw re
 # convert: qcow2 <-> raw, compressed, small clusters, out of order.
 run "$IMG" convert -f raw -O qcow2 ref.raw c1.qcow2 && qcheck c1.qcow2 && qsame c1.qcow2 ref.raw
 run "$IMG" convert -c -f raw -O qcow2 ref.raw c2.qcow2 && qcheck c2.qcow2 && qsame c2.qcow2 ref.raw
+# Compressed with many clusters in flight, both algorithms, small clusters:
+# QEMU reads the result, and it is as small as qemu-img's own.
+for copts in compression_type=zlib compression_type=zstd compression_type=zstd,cluster_size=4k; do
+    rm -f cz.qcow2 cq.qcow2
+    run "$IMG" convert -c -m 16 -o "$copts" -f raw -O qcow2 ref.raw cz.qcow2 && qcheck cz.qcow2 && qsame cz.qcow2 ref.raw
+    qemu-img convert -c -o "$copts" -f raw -O qcow2 ref.raw cq.qcow2
+    [[ $(stat -c %s cz.qcow2) -le $(( $(stat -c %s cq.qcow2) + 65536 )) ]] \
+        || fail "convert -c -o $copts: $(stat -c %s cz.qcow2) bytes, qemu-img $(stat -c %s cq.qcow2)"
+done
 run "$IMG" convert -W -m 16 -f raw -O qcow2 -o cluster_size=4k,compat=0.10 ref.raw c3.qcow2 && qcheck c3.qcow2 \
     && qsame c3.qcow2 ref.raw
 run "$IMG" convert -O raw c1.qcow2 c1.raw && qsame -f raw c1.raw ref.raw

@@ -70,21 +70,14 @@ Task<Result<OpenedImage>> open_tool_image(block::BlockContext& ctx, ImageRequest
     }
     if (!spec.format.empty() && !ctx.find_format(spec.format))
         co_return Error::invalid("Unknown file format '" + spec.format + "'");
-    if (spec.format.empty()) {
-        auto probed = co_await ctx.probe_format(spec.filename, spec.flags);
-        if (!probed) {
-            if (!request.wrap_errors)
-                co_return probed.error();
-            co_return probed.error().with_context("Could not open '" + display + "'");
-        }
-        spec.format = *probed;
-        if (spec.format == "raw" && spec.flags.read_write && request.warn_raw_probe)
-            print_raw_probe_warning(spec.filename);
-    }
     for (auto& [key, value] : request.options.entries())
         if (!spec.options.has(key))
             spec.options.set(key, value);
+    // An empty format lets open_image probe, so a guessed raw image gets
+    // the raw driver's protection of block 0, as in QEMU.
+    (void)ctx.take_probed_raw();
     auto node = co_await ctx.open_image(spec);
+    std::vector<std::string> probed_raw = ctx.take_probed_raw();
     if (!node) {
         if (!request.wrap_errors)
             co_return node.error();
@@ -93,7 +86,12 @@ Task<Result<OpenedImage>> open_tool_image(block::BlockContext& ctx, ImageRequest
     OpenedImage image;
     image.node = std::move(node).value();
     image.filename = display;
-    image.format = spec.format;
+    image.format = spec.format.empty() ? std::string(image.node->driver_name()) : spec.format;
+    // Backing files are read-only; only the image itself warns (QEMU's raw
+    // driver warns when a probed image is writable).
+    bool top_probed = image.format == "raw" && !probed_raw.empty() && probed_raw.front() == spec.filename;
+    if (top_probed && spec.flags.read_write && request.warn_raw_probe)
+        print_raw_probe_warning(spec.filename);
     co_return image;
 }
 

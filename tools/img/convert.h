@@ -52,6 +52,8 @@ private:
     Task<Result<void>> copy_chunk(const Chunk& chunk, std::vector<uint8_t>& buf);
     Task<Result<void>> write_data(uint64_t offset, uint8_t* data, uint64_t bytes);
     Task<Result<void>> write_zeroes(uint64_t offset, uint64_t bytes);
+    // Progress: `bytes` more of the data are written.
+    void count_done(uint64_t bytes);
     Task<void> wait_turn(uint64_t seq);
     void finish_turn();
     void abort_waiters();

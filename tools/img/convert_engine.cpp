@@ -19,10 +19,11 @@ ConvertEngine::ConvertEngine(EventLoop& loop, std::vector<block::BlockNode*> sou
         m_source_start.push_back(m_total_bytes);
         m_total_bytes += s->size_bytes();
     }
-    // Compressed writes take whole clusters, one per chunk (as qemu-img).
+    // Compressed writes take whole clusters; a chunk holds several, all
+    // compressed at once (see copy_chunk).
     if (m_settings.compressed && m_target.cluster_size()) {
         m_alignment = m_target.cluster_size();
-        m_settings.buf_bytes = m_alignment;
+        m_settings.buf_bytes = std::max<uint64_t>(m_alignment, m_settings.buf_bytes / m_alignment * m_alignment);
     }
 }
 
@@ -203,6 +204,34 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
     if (m_error)
         co_return ok();
     Result<void> r = ok();
+    if (chunk.kind == Kind::Data && m_settings.compressed) {
+        // The target places compressed clusters in the order the writes
+        // start: start every cluster of the chunk in turn, then let the
+        // next chunk start while these compress, so many clusters (up to
+        // -m chunks of them) compress at once.
+        CoWaitGroup group(m_loop);
+        uint64_t step = std::max<uint64_t>(m_alignment, 1);
+        std::vector<Result<void>> results((chunk.bytes + step - 1) / step, ok());
+        for (uint64_t done = 0, i = 0; done < chunk.bytes; done += step, ++i) {
+            group.add();
+            // spawn runs the write up to its first suspension: it has
+            // taken its place in the target's order when spawn returns.
+            spawn([](ConvertEngine& self, uint64_t offset, uint8_t* data, uint64_t bytes, Result<void>& out,
+                     CoWaitGroup& g) -> Task<void> {
+                out = co_await self.write_data(offset, data, bytes);
+                if (out)
+                    self.count_done(bytes); // per cluster, as qemu-img's progress moves
+                g.done();
+            }(*this, chunk.offset + done, buf.data() + done, std::min(step, chunk.bytes - done), results[i], group));
+        }
+        if (!m_settings.out_of_order)
+            finish_turn();
+        co_await group.wait_idle();
+        for (auto& one : results)
+            if (!one)
+                co_return std::move(one);
+        co_return ok();
+    }
     if (chunk.kind == Kind::Data)
         r = co_await write_data(chunk.offset, buf.data(), chunk.bytes);
     else if (chunk.kind == Kind::Zero && !m_settings.target_zero_init)
@@ -211,12 +240,16 @@ Task<Result<void>> ConvertEngine::copy_chunk(const Chunk& chunk, std::vector<uin
         finish_turn();
     if (!r)
         co_return r;
-    if (chunk.kind == Kind::Data) {
-        m_done_bytes += chunk.bytes;
-        if (m_data_bytes)
-            m_progress.set(100.0 * double(m_done_bytes) / double(m_data_bytes));
-    }
+    if (chunk.kind == Kind::Data)
+        count_done(chunk.bytes);
     co_return ok();
+}
+
+void ConvertEngine::count_done(uint64_t bytes)
+{
+    m_done_bytes += bytes;
+    if (m_data_bytes)
+        m_progress.set(100.0 * double(m_done_bytes) / double(m_data_bytes));
 }
 
 Task<Result<void>> ConvertEngine::write_zeroes(uint64_t offset, uint64_t bytes)
