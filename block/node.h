@@ -19,6 +19,7 @@
 
 #include "block/qiov.h"
 #include "block/types.h"
+#include "util/options.h"
 #include "util/result.h"
 #include "util/task.h"
 
@@ -75,6 +76,11 @@ public:
     virtual Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name);
     // Opens a read-only view of a snapshot (for convert -l).
     virtual Task<Result<void>> snapshot_load_tmp(const std::string& id, const std::string& name);
+    // qemu-img commit: drops everything this layer allocates, so reads go
+    // to the backing file again.
+    virtual Task<Result<void>> make_empty();
+    // qemu-img amend -o ...: changes format options of an open image.
+    virtual Task<Result<void>> amend(const OptionList& options, AmendFlags flags);
     // VM state area (past the end of the virtual disk, as QEMU keeps it).
     virtual Task<Result<void>> save_vmstate(uint64_t pos, QIov qiov);
     virtual Task<Result<void>> load_vmstate(uint64_t pos, QIov qiov);
