@@ -98,6 +98,9 @@ public:
 
     bool supports_check() const override { return true; }
     Task<Result<CheckResult>> check(CheckFix fix) override;
+    // qemu-img commit / the monitor's commit (make_empty.cpp).
+    Task<Result<void>> make_empty() override;
+    Task<Result<void>> reopen(bool read_write) override;
 
     nlohmann::json format_specific_info() const override;
     bool dirty() const override { return m_header.incompatible_features & k_incompat_dirty; }
