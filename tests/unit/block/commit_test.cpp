@@ -14,6 +14,7 @@
 #include "block/commit.h"
 #include "block/file/file_node.h"
 #include "tests/unit/block/block_fixture.h"
+#include "tests/unit/block/host_helpers.h"
 
 using namespace kiln;
 using namespace kiln::block;
@@ -22,35 +23,6 @@ using namespace kiln::block::test;
 namespace {
 
 constexpr uint64_t k_mib = 1 << 20;
-
-std::pair<int, std::string> run_command(const std::string& cmd)
-{
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return { -1, "" };
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p))
-        out.append(buf, n);
-    int status = pclose(p);
-    return { WIFEXITED(status) ? WEXITSTATUS(status) : -1, out };
-}
-
-// True if some open file description holds a lock on `byte` of `path`.
-bool byte_locked(const std::string& path, int byte)
-{
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0)
-        return false;
-    struct flock fl { };
-    fl.l_whence = SEEK_SET;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    fl.l_type = F_WRLCK;
-    bool locked = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-    ::close(fd);
-    return locked;
-}
 
 Task<void> sleep_ms(EventLoop& loop, uint64_t ms) { co_await loop.sleep_ns(ms * 1'000'000); }
 
@@ -131,14 +103,8 @@ TEST_F(CommitTest, ReopenFailsWithQemusLockMessageWhenAnotherOpenRefusesWriters)
     auto node = open_file(path("f.raw"), OpenFlags{});
     ASSERT_TRUE(node);
     // Another open file refusing writers: byte 200 + write, as qemu-io -r holds.
-    int other = ::open(path("f.raw").c_str(), O_RDONLY);
+    int other = hold_lock_byte(path("f.raw"), 201);
     ASSERT_GE(other, 0);
-    struct flock fl { };
-    fl.l_whence = SEEK_SET;
-    fl.l_start = 201;
-    fl.l_len = 1;
-    fl.l_type = F_RDLCK;
-    ASSERT_EQ(fcntl(other, F_OFD_SETLK, &fl), 0);
     auto r = run(node->reopen(true));
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message().find("Failed to get \"write\" lock"), std::string::npos) << r.error().message();
@@ -213,14 +179,8 @@ TEST_F(CommitTest, ConflictingLockFailsWithEaccesAndChangesNothing)
     auto blk = open_drive();
     ASSERT_TRUE(blk);
     write(*blk, 0, 64 * 1024, 0xee);
-    int other = ::open(path("base.raw").c_str(), O_RDONLY);
+    int other = hold_lock_byte(path("base.raw"), 201);
     ASSERT_GE(other, 0);
-    struct flock fl { };
-    fl.l_whence = SEEK_SET;
-    fl.l_start = 201;
-    fl.l_len = 1;
-    fl.l_type = F_RDLCK;
-    ASSERT_EQ(fcntl(other, F_OFD_SETLK, &fl), 0);
     auto r = run(commit_into_backing(*blk->root()));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().errno_value(), EACCES);

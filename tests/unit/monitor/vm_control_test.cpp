@@ -15,6 +15,7 @@
 
 #include "monitor/hmp_executor.h"
 #include "system/vm.h"
+#include "tests/unit/block/host_helpers.h"
 #include "tests/unit/hw/synthetic_kernel.h"
 
 namespace kiln::system {
@@ -294,19 +295,6 @@ TEST_F(VmControlTest, MonitorReadsTheMachine)
 
 // The monitor's commit on a running VM: a qcow2 drive over a raw backing, a
 // drive without a backing file, a snapshot=on drive over the user's image.
-std::pair<int, std::string> run_command(const std::string& cmd)
-{
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return { -1, "" };
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p))
-        out.append(buf, n);
-    int status = pclose(p);
-    return { WIFEXITED(status) ? WEXITSTATUS(status) : -1, out };
-}
-
 std::string file_text(const std::string& p)
 {
     std::ifstream in(p, std::ios::binary);
@@ -330,7 +318,7 @@ TEST_F(VmControlTest, CommitWritesTheOverlayIntoTheBackingFileWhileRunning)
     char tmpl[] = "/tmp/kiln-commit-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     std::string dir = tmpl;
-    auto [rc0, out0] = run_command("cd " + dir + " && qemu-img create -q -f raw base.raw 2M && qemu-io -f raw -c "
+    auto [rc0, out0] = block::test::run_command("cd " + dir + " && qemu-img create -q -f raw base.raw 2M && qemu-io -f raw -c "
                                    "'write -P 0x11 0 2M' base.raw && qemu-img create -q -f qcow2 -b base.raw -F raw "
                                    "top.qcow2 && qemu-img create -q -f raw plain.raw 1M && qemu-img create -q -f raw "
                                    "user.raw 1M");
@@ -368,13 +356,8 @@ TEST_F(VmControlTest, CommitWritesTheOverlayIntoTheBackingFileWhileRunning)
         // Another open of the backing refusing writers (as a read-only
         // qemu-io holds): the commit fails, nothing changes, the VM runs on.
         write("ide0-hd0", 65536, 4096, 0xef);
-        int other = ::open((dir + "/base.raw").c_str(), O_RDONLY);
-        struct flock fl { };
-        fl.l_whence = SEEK_SET;
-        fl.l_start = 201;
-        fl.l_len = 1;
-        fl.l_type = F_RDLCK;
-        EXPECT_EQ(fcntl(other, F_OFD_SETLK, &fl), 0);
+        int other = block::test::hold_lock_byte(dir + "/base.raw", 201);
+        EXPECT_GE(other, 0);
         locked = hmp.execute("commit ide0-hd0");
         runs_at_error = scripted->runs;
         for (int i = 0; i < 2000 && scripted->runs == runs_at_error; ++i)
@@ -403,11 +386,11 @@ TEST_F(VmControlTest, CommitWritesTheOverlayIntoTheBackingFileWhileRunning)
     EXPECT_EQ(user.substr(4096, 4096), std::string(4096, '\xcd')); // snapshot=on: now permanent
     EXPECT_EQ(user.substr(0, 4096), std::string(4096, '\0'));
     EXPECT_EQ(file_text(dir + "/plain.raw"), std::string(1 << 20, '\0'));
-    auto [crc, cout] = run_command("qemu-img check -f qcow2 " + dir + "/top.qcow2");
+    auto [crc, cout] = block::test::run_command("qemu-img check -f qcow2 " + dir + "/top.qcow2");
     EXPECT_EQ(crc, 0) << cout;
-    auto [mrc, map] = run_command("qemu-img compare -f qcow2 -F raw " + dir + "/top.qcow2 " + dir + "/base.raw");
+    auto [mrc, map] = block::test::run_command("qemu-img compare -f qcow2 -F raw " + dir + "/top.qcow2 " + dir + "/base.raw");
     EXPECT_EQ(mrc, 0) << map;
-    auto [arc, alloc] = run_command("qemu-img map --output=json -f qcow2 " + dir + "/top.qcow2");
+    auto [arc, alloc] = block::test::run_command("qemu-img map --output=json -f qcow2 " + dir + "/top.qcow2");
     EXPECT_EQ(alloc.find("\"depth\": 0"), std::string::npos) << alloc; // the top is empty again
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
