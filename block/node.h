@@ -19,6 +19,7 @@
 
 #include "block/qiov.h"
 #include "block/types.h"
+#include "util/options.h"
 #include "util/result.h"
 #include "util/task.h"
 
@@ -78,6 +79,8 @@ public:
     // qemu-img commit: drops everything this layer allocates, so reads go
     // to the backing file again.
     virtual Task<Result<void>> make_empty();
+    // qemu-img amend -o ...: changes format options of an open image.
+    virtual Task<Result<void>> amend(const OptionList& options, AmendFlags flags);
     // Live commit (the monitor's `commit`): switches an open node, and the
     // files under it, between read-only and read-write. Going read-write
     // takes the write permission's lock byte and fails with QEMU's lock

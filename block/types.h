@@ -88,6 +88,11 @@ struct CheckResult {
     std::vector<std::string> messages;
 };
 
+// qemu-img amend --force.
+struct AmendFlags {
+    bool force = false;
+};
+
 enum class CheckFix : uint32_t { None = 0, Leaks = 1, Errors = 2, All = 3 };
 
 } // namespace kiln::block

@@ -30,9 +30,16 @@ Result<E> enum_option(
     if (!text)
         return fallback;
     auto value = parse(*text);
-    if (!value)
-        return Error::invalid("Parameter '" + key + "' does not accept value '" + *text + "'");
-    return *value;
+    if (value)
+        return *value;
+    // Ciphers QEMU's QAPI enum names but Kiln (AES only) lacks.
+    static const char* const k_qemu_ciphers[] = {"des", "3des", "cast5-128", "serpent-128", "serpent-192",
+        "serpent-256", "twofish-128", "twofish-192", "twofish-256", "sm4"};
+    if (key.ends_with("cipher-alg"))
+        for (const char* name : k_qemu_ciphers)
+            if (*text == name)
+                return Error::not_supported("Algorithm '" + *text + "' not supported");
+    return Error::invalid("Parameter '" + key + "' does not accept value '" + *text + "'");
 }
 
 Result<void> random_bytes(std::span<uint8_t> out)

@@ -258,8 +258,24 @@ Task<Result<void>> Qcow2Checker::run(CheckFix fix)
         CO_TRY(co_await check_l1(sn.l1_table_offset, sn.l1_size, false));
     }
     if (q.m_header.nb_snapshots) {
-        uint64_t bytes = serialize_snapshot_table(q.m_snapshots).size();
+        uint64_t bytes = q.m_snapshot_table_bytes ? q.m_snapshot_table_bytes
+                                                  : serialize_snapshot_table(q.m_snapshots).size();
         inc(q.m_header.snapshots_offset, bytes);
+    }
+    // The LUKS header area is a reference too.
+    if (q.m_header.crypt_method == 2) {
+        auto area = q.luks_area();
+        if (area)
+            inc(area->offset, area->length);
+    }
+    // Persistent bitmaps (directory, tables, data) are references too.
+    auto bitmap_refs = co_await q.bitmap_clusters();
+    if (!bitmap_refs) {
+        msg("ERROR bitmaps: " + bitmap_refs.error().message());
+        r.corruptions++;
+    } else {
+        for (uint64_t c : *bitmap_refs)
+            inc(c << q.m_cluster_bits, cs);
     }
     inc(q.m_header.refcount_table_offset, uint64_t(q.m_header.refcount_table_clusters) * cs);
     for (uint64_t i = 0; i < q.m_reftable.size(); ++i) {

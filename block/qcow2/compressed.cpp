@@ -181,6 +181,9 @@ Task<Result<void>> Qcow2Node::pwritev_compressed(uint64_t offset, QIov qiov)
 {
     if (read_only() || m_snapshot_loaded)
         co_return Error{ErrorKind::PermissionDenied, "Block node is read-only", EPERM};
+    if (encrypted()) // as QEMU: compressed clusters are never encrypted
+        co_return Error{ErrorKind::NotSupported, "Input/output error", EIO};
+    note_guest_write(offset, qiov.size());
     uint64_t len = qiov.size();
     if (offset_in_cluster(offset) || (len != m_cluster_size && offset + len != m_size) || len > m_cluster_size)
         co_return Error::invalid("qcow2: compressed writes must cover whole clusters");

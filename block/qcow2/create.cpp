@@ -89,10 +89,10 @@ static Result<CreateParams> parse_params(const OptionList& o)
             return Error::invalid("Parameter 'preallocation' does not accept value '" + *v + "'");
         p.prealloc = *m;
     }
-    if (auto v = TRY(o.get_bool("encryption")); v && *v)
-        return Error::not_supported("qcow2: encrypted images are not supported yet");
-    if (o.has("encrypt.format") || o.has("encrypt.key-secret"))
-        return Error::not_supported("qcow2: encrypted images are not supported yet");
+    bool encrypt = o.has("encrypt.format") || TRY(o.get_bool("encryption")).value_or(false);
+    if (encrypt && p.prealloc != PreallocMode::Off)
+        return Error::invalid("qcow2: preallocation is not supported with encryption (the clusters would not "
+                              "read back as zeroes)");
     if (auto v = TRY(o.get_bool("extended_l2")); v && *v)
         return Error::not_supported("qcow2: extended L2 entries are not supported yet");
     if (o.has("data_file"))
@@ -106,7 +106,7 @@ static Result<CreateParams> parse_params(const OptionList& o)
     if (!p.backing_file.empty() && p.prealloc != PreallocMode::Off)
         return Error::invalid("Backing file and preallocation can only be used at the same time if extended_l2 is on");
     for (const char* k : {"compat", "cluster_size", "refcount_bits", "lazy_refcounts", "compression_type",
-                          "preallocation", "encryption", "extended_l2", "data_file", "data_file_raw", "backing_file",
+                          "preallocation", "extended_l2", "data_file", "data_file_raw", "backing_file",
                           "backing_fmt", "size"})
         o.consume(k);
     return p;
@@ -170,6 +170,7 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
     if (size_bytes > k_max_image_bytes)
         co_return Error::invalid("Image is too big");
 
+    CO_TRY(check_encryption_secret(ctx, options));
     CO_TRY(co_await ctx.create_file(filename, 0, PreallocMode::Off, options.subtree("file")));
 
     OpenFlags flags;
@@ -201,6 +202,8 @@ Task<Result<std::unique_ptr<BlockNode>>> format_node(BlockContext& ctx, std::uni
         r = co_await q->set_backing(p.backing_file, p.backing_fmt);
     if (r)
         r = co_await q->truncate(size_bytes, p.prealloc, false);
+    if (r)
+        r = co_await q->setup_encryption(options);
     if (!r) {
         (void)co_await node->close();
         co_return std::move(r).error();

@@ -10,6 +10,9 @@ namespace kiln::block::qcow2 {
 Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, uint64_t size_bytes,
                                 const OptionList& options);
 std::vector<CreateOptionInfo> create_options();
+// Refuses encrypt.* options whose secret is missing, before any file is
+// created (encryption.cpp).
+Result<void> check_encryption_secret(BlockContext& ctx, const OptionList& options);
 
 // Formats an opened, empty protocol node as qcow2 (options as for create,
 // plus "size") and returns the image opened read-write without its backing

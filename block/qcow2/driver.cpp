@@ -1,5 +1,6 @@
 // qcow2 driver entry points: probe, open (header, tables, backing chain),
 // header rewrite, info, close, and the FormatDriver record.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -76,11 +77,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_header = CO_TRY(parse_header(cluster0, file_size));
     Header& h = m_header;
 
-    if (h.crypt_method != 0) {
-        if (h.crypt_method > 2)
-            co_return Error::invalid("Unsupported encryption method: " + std::to_string(h.crypt_method));
-        co_return Error::not_supported("qcow2: encrypted images are not supported yet");
-    }
+    if (h.crypt_method > 2)
+        co_return Error::invalid("Unsupported encryption method: " + std::to_string(h.crypt_method));
     uint64_t unknown = h.incompatible_features & ~k_incompat_known;
     if (unknown)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
@@ -130,6 +128,9 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
         m_reftable[i] = load_be64(&raw[i * 8]);
 
     CO_TRY(co_await load_snapshots());
+    CO_TRY(co_await load_bitmaps());
+    if (h.crypt_method != 0)
+        CO_TRY(co_await open_encryption(spec));
 
     if (h.incompatible_features & k_incompat_data_file) {
         if (h.data_file.empty())
@@ -158,16 +159,24 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
             h.incompatible_features &= ~k_incompat_dirty;
             rewrite = true;
         }
-        if (h.autoclear_features) {
-            // Kiln maintains none of the autoclear structures (bitmaps): by
-            // the spec, clearing the bits marks them stale.
-            h.autoclear_features = 0;
+        // Autoclear bits Kiln does not maintain are cleared (by the spec
+        // that marks their structures stale); a bitmaps extension that is
+        // already stale is dropped.
+        uint64_t keep = k_autoclear_data_file_raw | (m_bitmap_ext ? k_autoclear_bitmaps : 0);
+        bool stale_bitmaps = !m_bitmap_ext
+            && std::any_of(h.other_extensions.begin(), h.other_extensions.end(),
+                           [](const RawExtension& e) { return e.type == k_ext_bitmaps; });
+        if ((h.autoclear_features & ~keep) || stale_bitmaps) {
+            h.autoclear_features &= keep;
+            if (stale_bitmaps)
+                write_bitmap_extension();
             rewrite = true;
         }
         if (rewrite) {
             CO_TRY(co_await write_header());
             CO_TRY(co_await m_file->flush());
         }
+        CO_TRY(co_await start_bitmap_tracking());
     }
     co_return ok();
 }
@@ -218,14 +227,19 @@ Task<Result<void>> Qcow2Node::set_backing(const std::string& name, const std::st
 Task<Result<void>> Qcow2Node::close()
 {
     if (!m_closed && !read_only() && m_file) {
-        auto guard = co_await co_lock(m_meta_lock);
-        auto committed = co_await commit_metadata();
-        if (!committed) {
-            m_closed = true;
-            (void)co_await BlockNode::close();
-            co_return committed;
+        auto stored = co_await store_bitmaps(); // allocates: before the last commit
+        {
+            auto guard = co_await co_lock(m_meta_lock);
+            auto committed = co_await commit_metadata();
+            if (!committed) {
+                m_closed = true;
+                (void)co_await BlockNode::close();
+                co_return committed;
+            }
         }
         (void)co_await m_file->flush();
+        CO_TRY(co_await mark_clean_on_close());
+        CO_TRY(std::move(stored));
     }
     m_closed = true;
     co_return co_await BlockNode::close();
@@ -238,7 +252,11 @@ nlohmann::json Qcow2Node::format_specific_info() const
     data["compression-type"] = m_header.compression_type == k_compression_zstd ? "zstd" : "zlib";
     if (m_v3)
         data["lazy-refcounts"] = bool(m_header.compatible_features & k_compat_lazy_refcounts);
+    if (m_v3 && !m_bitmaps.empty())
+        data["bitmaps"] = bitmaps_info();
     data["refcount-bits"] = 1u << m_header.refcount_order;
+    if (nlohmann::json e = encryption_info(); !e.is_null())
+        data["encrypt"] = e;
     if (!m_header.data_file.empty()) {
         data["data-file"] = m_header.data_file;
         data["data-file-raw"] = bool(m_header.autoclear_features & k_autoclear_data_file_raw);

@@ -30,6 +30,8 @@
 #include <vector>
 
 #include "block/context.h"
+#include "block/crypto/luks_header.h"
+#include "block/crypto/sector_cipher.h"
 #include "block/node.h"
 #include "block/qcow2/format.h"
 #include "block/qcow2/header.h"
@@ -45,6 +47,37 @@ struct Snapshot {
     uint32_t vm_state_size32 = 0;
     // Extra data beyond what Kiln interprets, kept on rewrite.
     std::vector<uint8_t> extra_unknown;
+};
+
+// Where the LUKS header lives inside the image file (extension 0x0537be77).
+struct LuksArea {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+};
+
+// One persistent dirty bitmap (bitmap directory entry + data in memory).
+inline constexpr uint32_t k_bitmap_flag_in_use = 1u << 0;
+inline constexpr uint32_t k_bitmap_flag_auto = 1u << 1;
+inline constexpr uint32_t k_bitmap_flag_extra_compatible = 1u << 2;
+struct Bitmap {
+    uint64_t table_offset = 0;
+    uint32_t table_size = 0;
+    uint32_t flags = 0;
+    uint8_t type = 1;
+    uint8_t granularity_bits = 16;
+    std::string name;
+    std::vector<uint8_t> extra;
+    // Read-write sessions: the bits (LSB first), whether they are loaded
+    // and whether they differ from what is on disk.
+    std::vector<uint8_t> bits;
+    bool loaded = false;
+    bool changed = false;
+};
+
+struct BitmapExt {
+    uint32_t count = 0;
+    uint64_t dir_bytes = 0;
+    uint64_t dir_offset = 0;
 };
 
 // True if an in-place write is possible: a data cluster owned only by the
@@ -89,17 +122,29 @@ public:
     Task<Result<void>> flush() override;
     Task<Result<void>> close() override;
 
-    bool supports_compressed_writes() const override { return true; }
+    bool supports_compressed_writes() const override { return !encrypted(); }
     Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
 
     uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
     std::vector<SnapshotInfo> snapshots() const override;
     Task<Result<void>> snapshot_load_tmp(const std::string& id, const std::string& name) override;
+    // Snapshot create/goto/delete (snapshot_ops.cpp); the caller keeps the
+    // node quiet meanwhile (no guest requests in flight), as savevm does.
+    Task<Result<void>> snapshot_create(SnapshotInfo info) override;
+    Task<Result<void>> snapshot_goto(const std::string& id_or_name) override;
+    Task<Result<void>> snapshot_delete(const std::string& id, const std::string& name) override;
+    // qemu-img commit (make_empty.cpp).
+    Task<Result<void>> make_empty() override;
+    // qemu-img amend (amend.cpp).
+    Task<Result<void>> amend(const OptionList& options, AmendFlags flags) override;
+    // VM state (vmstate.cpp): guest offsets from vm_state_offset() on.
+    Task<Result<void>> save_vmstate(uint64_t pos, QIov qiov) override;
+    Task<Result<void>> load_vmstate(uint64_t pos, QIov qiov) override;
+    uint64_t vm_state_offset() const;
 
     bool supports_check() const override { return true; }
     Task<Result<CheckResult>> check(CheckFix fix) override;
-    // qemu-img commit / the monitor's commit (make_empty.cpp).
-    Task<Result<void>> make_empty() override;
+    // The monitor's commit into a qcow2 backing file (reopen.cpp).
     Task<Result<void>> reopen(bool read_write) override;
 
     nlohmann::json format_specific_info() const override;
@@ -110,6 +155,10 @@ public:
     // For create and tests.
     const Header& header() const { return m_header; }
     Task<Result<void>> set_backing(const std::string& name, const std::string& format);
+    // encrypt.format / encrypt.key-secret / encrypt.* of a new image
+    // (encryption.cpp); no-op without encrypt.format.
+    Task<Result<void>> setup_encryption(const OptionList& options);
+    bool encrypted() const { return m_header.crypt_method != 0; }
     // Allocates clusters for [offset, offset+bytes) (preallocation).
     Task<Result<void>> preallocate(uint64_t offset, uint64_t bytes, PreallocMode mode);
 
@@ -227,6 +276,82 @@ private:
     Task<Result<void>> zero_or_discard_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
     Task<Result<void>> mark_corrupt(const std::string& why);
     Task<Result<void>> load_snapshots();
+
+    // --- snapshots (snapshot.cpp, snapshot_tree.cpp, snapshot_ops.cpp) ---
+    enum class CopiedMode { ClearAll, FromRefcounts };
+    // Index in m_snapshots of the entry matching id and name (empty = any),
+    // or -1. find_snapshot_by_id_or_name: id first, then name (QEMU's order).
+    int find_snapshot(const std::string& id, const std::string& name) const;
+    int find_snapshot_by_id_or_name(const std::string& id_or_name) const;
+    Task<Result<std::vector<uint64_t>>> read_snapshot_l1(const Snapshot& sn);
+    // Every cluster an L1 tree references (L2 tables, data, compressed
+    // data), once per reference.
+    Task<Result<std::vector<uint64_t>>> tree_clusters(const std::vector<uint64_t>& l1);
+    // Adds `delta` to the refcount of every listed cluster (repeats count
+    // again); checks all before writing any. Appends clusters that reach 0
+    // to *freed. plan_ only checks and computes the new counts.
+    struct RefcountUpdate {
+        uint64_t cluster;
+        uint64_t value;
+    };
+    Task<Result<std::vector<RefcountUpdate>>> plan_refcount_delta(std::vector<uint64_t> clusters, int64_t delta);
+    Task<Result<void>> apply_refcount_delta(std::vector<uint64_t> clusters, int64_t delta,
+                                            std::vector<uint64_t>* freed);
+    Task<Result<void>> update_copied_flags(CopiedMode mode);
+    Task<Result<void>> write_l1_table();
+    Task<Result<void>> write_snapshot_table(std::vector<Snapshot> list);
+    // --- dirty bit (lazy_refcounts.cpp) ---
+    // Sets/clears incompatible bit 0 (v3), flushing around it; caller
+    // holds m_meta_lock.
+    Task<Result<void>> set_dirty_bit(bool dirty);
+    // lazy_refcounts=on: the first refcount change of a session sets the
+    // bit (caller holds m_meta_lock); close clears it.
+    Task<Result<void>> mark_dirty_if_lazy();
+    Task<Result<void>> mark_clean_on_close();
+    bool m_lazy_dirty = false;
+    Task<void> discard_freed(const std::vector<uint64_t>& clusters);
+    uint64_t m_snapshot_table_bytes = 0;
+
+    // --- amend (amend.cpp) ---
+    Task<Result<std::map<uint64_t, uint64_t>>> count_references();
+    Task<Result<void>> change_refcount_order(uint32_t order);
+    Task<Result<void>> expand_zero_clusters(std::vector<uint64_t> l1);
+    Task<Result<void>> downgrade_to_v2();
+
+    // --- persistent dirty bitmaps (bitmaps.cpp) ---
+    Task<Result<void>> load_bitmaps();
+    Result<void> parse_bitmaps(std::span<const uint8_t> dir, uint32_t count);
+    Task<Result<std::vector<uint64_t>>> read_bitmap_table(const Bitmap& b);
+    // Clusters the bitmaps use (directory, tables, data), for check.
+    Task<Result<std::vector<uint64_t>>> bitmap_clusters();
+    Task<Result<void>> start_bitmap_tracking();
+    Task<Result<void>> store_bitmaps();
+    void note_guest_write(uint64_t offset, uint64_t bytes);
+    void resize_bitmaps();
+    Result<void> check_bitmaps_resizable() const;
+    std::vector<uint8_t> serialize_bitmap_directory() const;
+    void write_bitmap_extension();
+    uint64_t bitmap_table_entries(uint32_t granularity_bits) const;
+    nlohmann::json bitmaps_info() const;
+    std::vector<Bitmap> m_bitmaps;
+    std::optional<BitmapExt> m_bitmap_ext;
+
+    // --- encryption (encryption.cpp) ---
+    Task<Result<void>> open_encryption(const ImageSpec& spec);
+    Result<LuksArea> luks_area() const;
+    Result<void> check_cipher() const;
+    // The legacy AES cipher from the secret `secret_id` (wiped after use).
+    Result<void> use_legacy_aes(const std::string& secret_id);
+    uint64_t crypt_sector(uint64_t host, uint64_t guest) const;
+    // Data cluster I/O at host offset `host` (guest offset `guest`),
+    // decrypting/encrypting when the image is encrypted. Writes of
+    // encrypted data must be whole sectors.
+    Task<Result<void>> read_data(uint64_t host, uint64_t guest, QIov qiov);
+    Task<Result<void>> write_data(uint64_t host, uint64_t guest, QIov qiov);
+    Task<Result<void>> pwritev_unaligned_encrypted(uint64_t offset, QIov qiov, RequestFlags flags);
+    nlohmann::json encryption_info() const;
+    std::optional<crypto::SectorCipher> m_cipher;
+    std::optional<crypto::LuksHeader> m_luks;
 
     // --- state ---
     Header m_header;

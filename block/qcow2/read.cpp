@@ -98,7 +98,7 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
             break;
         case ClusterType::Normal: {
             CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
-            CO_TRY(co_await read_file_clamped((entry & k_l2e_offset_mask) + in, part));
+            CO_TRY(co_await read_data((entry & k_l2e_offset_mask) + in, guest, part));
             break;
         }
         case ClusterType::Compressed: {
@@ -128,7 +128,7 @@ Task<Result<void>> Qcow2Node::read_cluster_content(uint64_t guest_cluster, uint6
         break;
     case ClusterType::Normal:
         CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
-        CO_TRY(co_await read_clamped(*m_file, (entry & k_l2e_offset_mask) + from, out, len));
+        CO_TRY(co_await read_data((entry & k_l2e_offset_mask) + from, guest_cluster + from, QIov(out, len)));
         break;
     case ClusterType::Compressed: {
         std::vector<uint8_t> buf(m_cluster_size);
@@ -191,6 +191,12 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
         s.flags = BlockStatus::Data | BlockStatus::Allocated;
         s.compressed = true;
         break;
+    }
+    if (encrypted() && (s.flags & BlockStatus::OffsetValid)) {
+        // The host bytes are ciphertext: no one may read them raw (map).
+        s.flags &= ~uint32_t(BlockStatus::OffsetValid);
+        s.host_node = nullptr;
+        s.host_offset = 0;
     }
     co_return s;
 }

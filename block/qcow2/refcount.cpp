@@ -89,6 +89,7 @@ Task<Result<void>> Qcow2Node::flush_covering(uint64_t seq)
 
 Task<Result<void>> Qcow2Node::set_refcounts(uint64_t cluster, uint64_t count, uint64_t value)
 {
+    CO_TRY(co_await mark_dirty_if_lazy());
     uint64_t e = refblock_entries();
     uint64_t bits = 1ull << m_header.refcount_order;
     while (count > 0) {

@@ -55,11 +55,13 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
     uint64_t old_size = m_size;
     if (new_size == old_size)
         co_return ok();
+    // v3 snapshots record their own disk size (snapshot_goto restores it).
+    if (!m_snapshots.empty() && !m_v3)
+        co_return Error::not_supported("Can't resize a v2 image which has snapshots");
+    CO_TRY(check_bitmaps_resizable());
     if (new_size < old_size) {
         if (!shrink_ok)
             co_return Error::invalid("qcow2: shrinking requires the shrink option (--shrink)");
-        if (!m_snapshots.empty())
-            co_return Error::not_supported("Can't resize an image which has snapshots");
         if (prealloc != PreallocMode::Off)
             co_return Error::invalid("Preallocation can't be used for shrinking an image");
         // Free whole clusters past the new end (entries become unallocated).
@@ -108,6 +110,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
                 co_return std::move(r).error();
             }
             m_size = new_size;
+            resize_bitmaps();
             CO_TRY(co_await m_file->flush());
             // Trim free clusters at the end of the file.
             uint64_t clusters = div_round_up(m_file->size_bytes(), m_cluster_size);
@@ -138,6 +141,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
             co_return std::move(r).error();
         }
         m_size = new_size;
+        resize_bitmaps();
         CO_TRY(co_await m_file->flush());
     }
     // A longer backing file must not show through the new area.

@@ -116,6 +116,85 @@ Task<Result<void>> Qcow2Node::load_snapshots()
         m_snapshots.push_back(std::move(sn));
         pos += n;
     }
+    m_snapshot_table_bytes = pos - m_header.snapshots_offset;
+    co_return ok();
+}
+
+int Qcow2Node::find_snapshot(const std::string& id, const std::string& name) const
+{
+    for (size_t i = 0; i < m_snapshots.size(); ++i) {
+        const SnapshotInfo& sn = m_snapshots[i].info;
+        if ((id.empty() || sn.id == id) && (name.empty() || sn.name == name))
+            return int(i);
+    }
+    return -1;
+}
+
+int Qcow2Node::find_snapshot_by_id_or_name(const std::string& id_or_name) const
+{
+    int i = find_snapshot(id_or_name, "");
+    return i >= 0 ? i : find_snapshot("", id_or_name);
+}
+
+Task<Result<std::vector<uint64_t>>> Qcow2Node::read_snapshot_l1(const Snapshot& sn)
+{
+    if (uint64_t(sn.l1_size) * 8 > k_max_l1_bytes)
+        co_return Error::corrupt("Snapshot L1 table too large");
+    if (sn.l1_size && ((sn.l1_table_offset & (m_cluster_size - 1)) || sn.l1_table_offset < m_cluster_size
+                       || sn.l1_table_offset >= m_file->size_bytes()))
+        co_return Error::corrupt("Snapshot L1 table offset invalid");
+    std::vector<uint8_t> raw(uint64_t(sn.l1_size) * 8);
+    CO_TRY(co_await read_clamped(*m_file, sn.l1_table_offset, raw.data(), raw.size()));
+    std::vector<uint64_t> l1(sn.l1_size);
+    for (size_t i = 0; i < l1.size(); ++i)
+        l1[i] = load_be64(&raw[i * 8]);
+    co_return l1;
+}
+
+// QEMU's qcow2_write_snapshots order: the new table is written and flushed
+// in fresh clusters, then the header points at it, then the old table's
+// clusters are freed. A crash leaves the old or the new table, never a mix.
+Task<Result<void>> Qcow2Node::write_snapshot_table(std::vector<Snapshot> list)
+{
+    std::vector<uint8_t> bytes = serialize_snapshot_table(list);
+    if (bytes.size() > k_max_snapshot_table_bytes)
+        co_return Error{ErrorKind::NoSpace, "Snapshot table too large", EFBIG};
+    uint64_t table_bytes = bytes.size();
+    uint64_t new_off = 0;
+    if (!list.empty()) {
+        uint64_t clusters = div_round_up(table_bytes, m_cluster_size);
+        new_off = CO_TRY(co_await alloc_clusters(clusters));
+        uint64_t align = std::min<uint64_t>(std::max<uint64_t>(512, m_file->request_alignment()), m_cluster_size);
+        bytes.resize(align_up(bytes.size(), align), 0);
+        auto w = co_await m_file->pwritev(new_off, QIov(bytes.data(), bytes.size()), RequestFlags::None);
+        if (!w) {
+            (void)co_await set_refcounts(new_off >> m_cluster_bits, clusters, 0);
+            co_return std::move(w).error();
+        }
+        note_write();
+    }
+    CO_TRY(co_await order_after_refcounts());
+    uint64_t old_off = m_header.snapshots_offset;
+    uint32_t old_count = m_header.nb_snapshots;
+    m_header.nb_snapshots = uint32_t(list.size());
+    m_header.snapshots_offset = new_off;
+    auto h = co_await write_header();
+    if (!h) {
+        m_header.nb_snapshots = old_count;
+        m_header.snapshots_offset = old_off;
+        co_return std::move(h).error(); // the new table leaks
+    }
+    CO_TRY(co_await flush_covering(m_write_seq));
+    uint64_t old_bytes = m_snapshot_table_bytes;
+    m_snapshots = std::move(list);
+    m_snapshot_table_bytes = table_bytes;
+    if (old_count && old_bytes) {
+        std::vector<uint64_t> old_clusters, freed;
+        for (uint64_t c = old_off >> m_cluster_bits; c <= (old_off + old_bytes - 1) >> m_cluster_bits; ++c)
+            old_clusters.push_back(c);
+        CO_TRY(co_await apply_refcount_delta(std::move(old_clusters), -1, &freed));
+        co_await discard_freed(freed);
+    }
     co_return ok();
 }
 
@@ -131,30 +210,13 @@ Task<Result<void>> Qcow2Node::snapshot_load_tmp(const std::string& id, const std
 {
     if (!read_only())
         co_return Error::invalid("qcow2: a snapshot can only be loaded temporarily into a read-only image");
-    const Snapshot* found = nullptr;
-    for (const auto& sn : m_snapshots) {
-        if (!id.empty() && sn.info.id != id)
-            continue;
-        if (!name.empty() && sn.info.name != name)
-            continue;
-        if (id.empty() && name.empty())
-            continue;
-        found = &sn;
-        break;
-    }
-    if (!found)
+    int i = id.empty() && name.empty() ? -1 : find_snapshot(id, name);
+    if (i < 0)
         co_return Error::not_found("Can't find snapshot");
-    if (uint64_t(found->l1_size) * 8 > k_max_l1_bytes)
-        co_return Error::corrupt("Snapshot L1 table too large");
-    if (found->l1_table_offset & (m_cluster_size - 1) || found->l1_table_offset >= m_file->size_bytes())
-        co_return Error::corrupt("Snapshot L1 table offset invalid");
-    std::vector<uint8_t> raw(uint64_t(found->l1_size) * 8);
-    CO_TRY(co_await read_clamped(*m_file, found->l1_table_offset, raw.data(), raw.size()));
-    std::vector<uint64_t> l1(found->l1_size);
-    for (size_t i = 0; i < l1.size(); ++i)
-        l1[i] = load_be64(&raw[i * 8]);
+    const Snapshot& found = m_snapshots[size_t(i)];
+    std::vector<uint64_t> l1 = CO_TRY(co_await read_snapshot_l1(found));
     m_l1 = std::move(l1);
-    m_l1_offset = found->l1_table_offset;
+    m_l1_offset = found.l1_table_offset;
     m_snapshot_loaded = true;
     co_return ok();
 }

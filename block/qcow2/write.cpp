@@ -36,6 +36,9 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, qiov.size());
+    if (encrypted() && ((offset | qiov.size()) % 512))
+        co_return co_await pwritev_unaligned_encrypted(offset, std::move(qiov), flags);
     uint64_t len = qiov.size();
     uint64_t pos = 0;
     while (pos < len) {
@@ -58,7 +61,7 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         if (in_place) {
             uint64_t host = (entry & k_l2e_offset_mask) + offset_in_cluster(guest);
             CO_TRY(co_await check_data_write(host & ~(m_cluster_size - 1), run + offset_in_cluster(guest)));
-            CO_TRY(co_await m_file->pwritev(host, qiov.slice(pos, run), RequestFlags::None));
+            CO_TRY(co_await write_data(host, guest, qiov.slice(pos, run)));
             note_write();
             pos += run;
             continue;
@@ -125,7 +128,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
             out.add(v.iov_base, v.iov_len);
         if (tail)
             out.add(tail_buf.data(), tail);
-        fill = co_await m_file->pwritev(host, out, RequestFlags::None);
+        fill = co_await write_data(host, first << m_cluster_bits, out);
     }
     if (!fill) {
         // Nothing points at the new clusters: give them back (or leak them
@@ -253,6 +256,7 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, bytes);
     bool may_unmap = has_flag(flags, RequestFlags::MayUnmap);
     bool efficient = m_v3 || (!m_backing && may_unmap);
     if (!efficient)
@@ -281,6 +285,7 @@ Task<Result<void>> Qcow2Node::pdiscard(uint64_t offset, uint64_t bytes)
 {
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
+    note_guest_write(offset, bytes);
     uint64_t head, middle, tail;
     split_clusters(offset, bytes, m_cluster_size, m_size, head, middle, tail);
     // Partial clusters are ignored: discard is advisory.

@@ -9,8 +9,10 @@
 
 namespace kiln::tools {
 
+int img_amend(ToolEnv& env, int argc, char** argv);
 int img_bench(ToolEnv& env, int argc, char** argv);
 int img_check(ToolEnv& env, int argc, char** argv);
+int img_commit(ToolEnv& env, int argc, char** argv);
 int img_compare(ToolEnv& env, int argc, char** argv);
 int img_convert(ToolEnv& env, int argc, char** argv);
 int img_create(ToolEnv& env, int argc, char** argv);
@@ -25,6 +27,7 @@ uint64_t qcow2_fully_allocated_bytes(
 int img_help(ToolEnv& env);
 void print_img_help(ToolEnv* env);
 void print_img_version();
+int img_rebase(ToolEnv& env, int argc, char** argv);
 int img_resize(ToolEnv& env, int argc, char** argv);
 int img_snapshot(ToolEnv& env, int argc, char** argv);
 

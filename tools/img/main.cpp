@@ -20,8 +20,10 @@ struct Command {
 
 // An explicit table, in qemu-img's help order.
 const Command k_commands[] = {
+    { "amend", img_amend },
     { "bench", img_bench },
     { "check", img_check },
+    { "commit", img_commit },
     { "compare", img_compare },
     { "convert", img_convert },
     { "create", img_create },
@@ -30,6 +32,7 @@ const Command k_commands[] = {
     { "map", img_map },
     { "measure", img_measure },
     { "snapshot", img_snapshot },
+    { "rebase", img_rebase },
     { "resize", img_resize },
 };
 

@@ -23,12 +23,18 @@ struct SnapshotArgs {
     std::string filename;
 };
 
-std::optional<block::SnapshotInfo> find_snapshot(const block::BlockNode& node, const std::string& id_or_name)
+// qemu-img's bdrv_snapshot_find: the first snapshot with that name (not id).
+std::optional<block::SnapshotInfo> find_snapshot_by_name(const block::BlockNode& node, const std::string& name)
 {
     for (auto& sn : node.snapshots())
-        if (sn.id == id_or_name || sn.name == id_or_name)
+        if (sn.name == name)
             return sn;
     return std::nullopt;
+}
+
+std::string errno_text(const Error& e)
+{
+    return std::strerror(e.errno_value() ? e.errno_value() : EIO);
 }
 
 Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
@@ -62,8 +68,10 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
         auto r = co_await node.snapshot_create(sn);
         if (!r) {
             int err = r.error().errno_value() ? r.error().errno_value() : EIO;
-            report_error("Could not create snapshot '" + args.name + "': -" + std::to_string(err) + " ("
-                + std::strerror(err) + ")");
+            std::string why = r.error().kind() == ErrorKind::Corrupt
+                ? r.error().message()
+                : "-" + std::to_string(err) + " (" + std::strerror(err) + ")";
+            report_error("Could not create snapshot '" + args.name + "': " + why);
             ret = 1;
         }
         break;
@@ -71,13 +79,15 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
     case Action::Apply: {
         auto r = co_await node.snapshot_goto(args.name);
         if (!r) {
-            report_error("Could not apply snapshot '" + args.name + "': " + r.error().message());
+            // QEMU reports only the errno; corruption details say more.
+            std::string why = r.error().kind() == ErrorKind::Corrupt ? r.error().message() : errno_text(r.error());
+            report_error("Could not apply snapshot '" + args.name + "': Failed to load snapshot: " + why);
             ret = 1;
         }
         break;
     }
     case Action::Delete: {
-        auto sn = find_snapshot(node, args.name);
+        auto sn = find_snapshot_by_name(node, args.name);
         if (!sn) {
             report_error("Could not delete snapshot '" + args.name + "': snapshot not found");
             ret = 1;

@@ -81,7 +81,7 @@ TEST(Qcow2Header, BadFieldsGiveQemuMessages)
     EXPECT_EQ(with([](auto& b) { store_be64(&b[48], 0x10200); }), "Invalid reference count table offset");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[56], 1000); }), "Reference count table too large");
     EXPECT_EQ(with([](auto& b) { store_be64(&b[24], 1ull << 40); }), "L1 table is too small");
-    EXPECT_EQ(with([](auto& b) { store_be32(&b[32], 2); }), "qcow2: encrypted images are not supported yet");
+    EXPECT_EQ(with([](auto& b) { store_be32(&b[32], 2); }), "Missing CRYPTO header for crypt method 2");
     EXPECT_EQ(with([](auto& b) { b[79] |= 0x20; }), "Unsupported qcow2 feature(s): Unknown incompatible feature: 20");
     EXPECT_EQ(with([](auto& b) { b[79] |= 0x04; }), "'data-file' is required for this image");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[116], 0x100000); }).find("qcow2_read_extension"), 0u);

@@ -1,0 +1,231 @@
+// Persistent dirty bitmaps made by qemu-img stay intact through Kiln:
+// enabled bitmaps record Kiln's writes, disabled ones do not change, the
+// in-use flag marks a session, check counts their clusters, resize resizes
+// them, and stale ones (autoclear bit clear) are dropped. The bitmaps are
+// read back by parsing the file (qcow2.rst "Bitmaps extension").
+#include <set>
+
+#include "block/qcow2/qcow2_node.h"
+#include "tests/unit/qcow2/interop_fixture.h"
+
+using namespace kiln;
+using namespace kiln::block;
+using namespace kiln::block::test;
+using kiln::block::qcow2::load_be16;
+using kiln::block::qcow2::load_be32;
+using kiln::block::qcow2::load_be64;
+
+namespace {
+
+struct ParsedBitmap {
+    std::string name;
+    uint32_t flags = 0;
+    uint32_t granularity_bits = 0;
+    uint32_t table_size = 0;
+    std::set<uint64_t> set_bits;
+};
+
+// Parses the bitmaps of image bytes `f` (cluster size `cs`).
+std::vector<ParsedBitmap> parse(const std::vector<uint8_t>& f, uint64_t cs)
+{
+    std::vector<ParsedBitmap> out;
+    if (!(f.at(95) & 1))
+        return out; // autoclear bit 0 clear: no valid bitmaps
+    uint32_t hdr_len = load_be32(&f[100]);
+    for (size_t p = hdr_len; p + 8 <= f.size();) {
+        uint32_t type = load_be32(&f[p]), len = load_be32(&f[p + 4]);
+        if (type == 0)
+            break;
+        if (type == 0x23852875) {
+            uint32_t nb = load_be32(&f[p + 8]);
+            uint64_t dir = load_be64(&f[p + 24]);
+            for (uint32_t i = 0; i < nb; ++i) {
+                ParsedBitmap b;
+                uint64_t table = load_be64(&f[dir]);
+                b.table_size = load_be32(&f[dir + 8]);
+                b.flags = load_be32(&f[dir + 12]);
+                b.granularity_bits = f[dir + 17];
+                uint32_t name_size = load_be16(&f[dir + 18]), extra = load_be32(&f[dir + 20]);
+                b.name.assign(reinterpret_cast<const char*>(&f[dir + 24 + extra]), name_size);
+                for (uint32_t t = 0; t < b.table_size; ++t) {
+                    uint64_t off = load_be64(&f[table + t * 8]) & 0x00fffffffffffe00ull;
+                    for (uint64_t k = 0; off && k < cs * 8; ++k)
+                        if (f[off + k / 8] & (1u << (k % 8)))
+                            b.set_bits.insert(t * cs * 8 + k);
+                }
+                out.push_back(b);
+                dir += (24 + extra + name_size + 7) / 8 * 8;
+            }
+        }
+        p += 8 + (len + 7) / 8 * 8;
+    }
+    return out;
+}
+
+class Qcow2Bitmaps : public Qcow2Interop {
+protected:
+    std::string make()
+    {
+        std::string img = path("b.qcow2"), out;
+        EXPECT_EQ(sh("qemu-img create -q -f qcow2 " + img + " 64M && qemu-img bitmap --add " + img
+                         + " b0 && qemu-img bitmap --add -g 512k --disable " + img + " b1 && qemu-io -c 'write 1M 64k' "
+                         + img,
+                     &out),
+                  0)
+            << out;
+        return img;
+    }
+    void expect_same_info(const std::string& img)
+    {
+        std::string out;
+        ASSERT_EQ(sh("qemu-img info --output=json " + img, &out), 0) << out;
+        auto q = nlohmann::json::parse(out, nullptr, false);
+        auto n = kiln_open(img, false);
+        ASSERT_TRUE(n);
+        EXPECT_EQ(q["format-specific"], n->format_specific_info());
+    }
+};
+
+TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
+{
+    std::string img = make();
+    auto before = parse(read_host(img), 65536);
+    ASSERT_EQ(before.size(), 2u);
+    EXPECT_EQ(before[0].set_bits, std::set<uint64_t>({16}));
+    expect_same_info(img);
+    auto n = kiln_open(img, true);
+    ASSERT_TRUE(n);
+    for (auto& b : parse(read_host(img), 65536))
+        EXPECT_TRUE(b.flags & 1) << b.name << " is in use during the session";
+    kiln_write(*n, 8 << 20, random_bytes(100, 1));
+    ASSERT_TRUE(run(n->pwrite_zeroes(20 << 20, 1 << 20, RequestFlags::MayUnmap)).ok());
+    ASSERT_TRUE(run(n->pdiscard(30 << 20, 128 << 10)).ok());
+    close(n);
+    expect_qemu_clean(img);
+    auto after = parse(read_host(img), 65536);
+    ASSERT_EQ(after.size(), 2u);
+    std::set<uint64_t> want{16, 128, 480, 481};
+    for (uint64_t c = 320; c < 336; ++c)
+        want.insert(c);
+    EXPECT_EQ(after[0].name, "b0");
+    EXPECT_EQ(after[0].set_bits, want);
+    EXPECT_EQ(after[0].flags, 2u); // auto, no longer in use
+    EXPECT_TRUE(after[1].set_bits.empty());
+    EXPECT_EQ(after[1].flags, 0u);
+    expect_same_info(img);
+
+    // QEMU loads what Kiln stored and adds its own writes.
+    std::string out;
+    ASSERT_EQ(sh("qemu-io -c 'write 40M 4k' " + img, &out), 0) << out;
+    want.insert(640);
+    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    expect_qemu_clean(img);
+
+    // Resize: the table grows with the disk.
+    n = kiln_open(img, true);
+    ASSERT_TRUE(n);
+    ASSERT_TRUE(run(n->truncate(128 << 20, PreallocMode::Off, false)).ok());
+    kiln_write(*n, 100 << 20, random_bytes(10, 2));
+    close(n);
+    expect_qemu_clean(img);
+    want.insert(1600);
+    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    ASSERT_EQ(sh("qemu-io -c 'write 120M 4k' " + img, &out), 0) << out;
+    expect_qemu_clean(img);
+}
+
+TEST_F(Qcow2Bitmaps, CheckCountsBitmapClustersAndRepairKeepsThem)
+{
+    std::string img = make();
+    auto n = kiln_open(img, true);
+    ASSERT_TRUE(n);
+    auto c = run(n->check(CheckFix::All));
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->leaks, 0u);
+    EXPECT_EQ(c->corruptions, 0u);
+    close(n);
+    expect_qemu_clean(img);
+    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, std::set<uint64_t>({16}));
+}
+
+TEST_F(Qcow2Bitmaps, StaleBitmapsAreDroppedAndBecomeLeaks)
+{
+    std::string img = make();
+    auto bytes = read_host(img);
+    bytes[95] &= ~1; // autoclear bit 0: "a program without bitmap support wrote this"
+    write_host(img, bytes);
+    auto n = kiln_open(img, true);
+    ASSERT_TRUE(n);
+    EXPECT_FALSE(n->format_specific_info()["data"].contains("bitmaps"));
+    close(n);
+    int status = 0;
+    auto j = qemu_check(img, &status);
+    EXPECT_EQ(status, 3) << j.dump(); // leaks only
+    auto r = kiln_open(img, true);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(run(r->check(CheckFix::Leaks)).ok());
+    close(r);
+    expect_qemu_clean(img);
+    std::string out;
+    ASSERT_EQ(sh("qemu-img info " + img, &out), 0);
+    EXPECT_EQ(out.find("bitmaps"), std::string::npos) << out;
+}
+
+TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
+{
+    std::string img = make();
+    {
+        auto n = kiln_open(img, true);
+        ASSERT_TRUE(n);
+        kiln_write(*n, 0, random_bytes(10, 3));
+        ASSERT_TRUE(run(n->flush()).ok());
+        // dropped without close
+    }
+    for (auto& b : parse(read_host(img), 65536))
+        EXPECT_TRUE(b.flags & 1) << b.name;
+    std::string out;
+    ASSERT_EQ(sh("qemu-img info " + img, &out), 0) << out;
+    EXPECT_NE(out.find("in-use"), std::string::npos) << out;
+    auto n = kiln_open(img, true); // opens; the inconsistent bitmaps stay as they are
+    ASSERT_TRUE(n);
+    EXPECT_FALSE(run(n->truncate(128 << 20, PreallocMode::Off, false)).ok());
+    close(n);
+    for (auto& b : parse(read_host(img), 65536))
+        EXPECT_TRUE(b.flags & 1) << b.name;
+}
+
+TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefused)
+{
+    std::string img = make();
+    auto pristine = read_host(img);
+    uint32_t hdr_len = load_be32(&pristine[100]);
+    size_t ext = 0;
+    for (size_t p = hdr_len; load_be32(&pristine[p]);
+         p += 8 + (load_be32(&pristine[p + 4]) + 7) / 8 * 8)
+        if (load_be32(&pristine[p]) == 0x23852875)
+            ext = p;
+    ASSERT_NE(ext, 0u);
+    uint64_t dir = load_be64(&pristine[ext + 24]);
+    std::vector<std::pair<size_t, uint8_t>> damage = {
+        {ext + 11, 99},  // nb_bitmaps
+        {ext + 16, 1},   // directory size huge
+        {ext + 31, 1},   // directory offset unaligned
+        {dir + 16, 7},   // type
+        {dir + 17, 40},  // granularity bits
+        {dir + 11, 9},   // table size
+        {dir + 7, 3},    // table offset unaligned
+        {dir + 19, 0},   // empty name
+    };
+    for (size_t i = 0; i < damage.size(); ++i) {
+        auto b = pristine;
+        b[damage[i].first] = damage[i].second;
+        write_host(img, b);
+        ImageSpec spec;
+        spec.filename = img;
+        spec.format = "qcow2";
+        auto r = run(m_ctx->open_image(spec));
+        EXPECT_FALSE(r.ok()) << "case " << i;
+    }
+}
+
+} // namespace
