@@ -173,6 +173,26 @@ TEST_F(CommitTest, CommitIntoAQcow2Backing)
     EXPECT_EQ(out.find("Pattern verification failed"), std::string::npos) << out;
 }
 
+TEST_F(CommitTest, Qcow2BackingWithPersistentBitmapsIsRefused)
+{
+    // A read-write open would start tracking the bitmap; a reopen does not,
+    // so the commit refuses rather than leave the bitmap stale.
+    auto [rc0, out0] = run_command("qemu-img create -q -f qcow2 " + path("base.qcow2") + " 1M && qemu-img bitmap "
+                                   "--add " + path("base.qcow2") + " b0 && qemu-img create -q -f qcow2 -b base.qcow2 "
+                                   "-F qcow2 " + path("top.qcow2"));
+    ASSERT_EQ(rc0, 0) << out0;
+    auto blk = open_drive();
+    ASSERT_TRUE(blk);
+    write(*blk, 0, 65536, 0x33);
+    auto r = run(commit_into_backing(*blk->root()));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().errno_value(), EACCES);
+    EXPECT_TRUE(blk->root()->backing()->read_only());
+    EXPECT_EQ(read(*blk, 0, 1)[0], 0x33);
+    ASSERT_TRUE(run(blk->close()).ok());
+    expect_check_clean(path("base.qcow2"), "qcow2");
+}
+
 TEST_F(CommitTest, ConflictingLockFailsWithEaccesAndChangesNothing)
 {
     make_chain(4 * k_mib);
