@@ -42,6 +42,10 @@ struct Vm {
     std::vector<int> monitor_fds; // pty masters
     ~Vm()
     {
+        // The serial links' Ctrl-A callbacks share these holders: empty them
+        // (destroying the clients) while the monitor they use still exists.
+        for (auto& client : mux_clients)
+            client->reset();
         mux_clients.clear();
         monitor.reset();
         for (int fd : monitor_fds)
