@@ -82,6 +82,8 @@ Result<void> BlockBackend::apply_device_sharing(ShareWrite share_rw)
 
 Task<Result<void>> BlockBackend::read(uint64_t offset, QIov qiov)
 {
+    if (m_resume)
+        co_await wait_while_quiesced();
     if (auto r = check_request(offset, qiov.size(), false); !r) {
         ++m_stats.invalid_rd_operations;
         co_return r;
@@ -101,6 +103,8 @@ Task<Result<void>> BlockBackend::read(uint64_t offset, QIov qiov)
 
 Task<Result<void>> BlockBackend::write(uint64_t offset, QIov qiov, RequestFlags flags)
 {
+    if (m_resume)
+        co_await wait_while_quiesced();
     if (auto r = check_request(offset, qiov.size(), true); !r) {
         ++m_stats.invalid_wr_operations;
         co_return r;
@@ -120,6 +124,8 @@ Task<Result<void>> BlockBackend::write(uint64_t offset, QIov qiov, RequestFlags 
 
 Task<Result<void>> BlockBackend::write_zeroes(uint64_t offset, uint64_t bytes, RequestFlags flags)
 {
+    if (m_resume)
+        co_await wait_while_quiesced();
     if (auto r = check_request(offset, bytes, true); !r) {
         ++m_stats.invalid_wr_operations;
         co_return r;
@@ -140,6 +146,8 @@ Task<Result<void>> BlockBackend::write_zeroes(uint64_t offset, uint64_t bytes, R
 
 Task<Result<void>> BlockBackend::discard(uint64_t offset, uint64_t bytes)
 {
+    if (m_resume)
+        co_await wait_while_quiesced();
     if (auto r = check_request(offset, bytes, true); !r) {
         ++m_stats.invalid_unmap_operations;
         co_return r;
@@ -158,6 +166,8 @@ Task<Result<void>> BlockBackend::discard(uint64_t offset, uint64_t bytes)
 
 Task<Result<void>> BlockBackend::flush()
 {
+    if (m_resume)
+        co_await wait_while_quiesced();
     if (!m_root) {
         ++m_stats.invalid_flush_operations;
         co_return Error(ErrorKind::NotFound, "No medium inserted", ENOMEDIUM);
@@ -177,6 +187,27 @@ Task<void> BlockBackend::drain()
 {
     while (m_in_flight.count() > 0)
         co_await m_in_flight.wait_idle();
+}
+
+Task<void> BlockBackend::quiesce()
+{
+    m_resume = std::make_unique<CoEvent>(m_loop);
+    co_await drain();
+}
+
+void BlockBackend::end_quiesce()
+{
+    if (!m_resume)
+        return;
+    // Waiters are resumed from the loop and no longer touch the event.
+    auto resume = std::move(m_resume);
+    resume->set();
+}
+
+Task<void> BlockBackend::wait_while_quiesced()
+{
+    while (m_resume)
+        co_await m_resume->wait();
 }
 
 Task<Result<void>> BlockBackend::close()

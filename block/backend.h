@@ -61,6 +61,11 @@ public:
     int in_flight() const { return m_in_flight.count(); }
     // Resumes once no request is in flight.
     Task<void> drain();
+    // Holds new requests at the door (they wait, they do not fail) and
+    // drains the ones in flight, until end_quiesce(): a commit under a
+    // running guest sees no request. Not nested.
+    Task<void> quiesce();
+    void end_quiesce();
     // Drains, then closes the graph (flushes, clears dirty state). The
     // backend holds no root afterwards.
     Task<Result<void>> close();
@@ -81,11 +86,14 @@ private:
     Result<void> check_request(uint64_t offset, uint64_t bytes, bool write) const;
     // Counts a request in flight for its lifetime.
     class InFlight;
+    Task<void> wait_while_quiesced();
 
     EventLoop& m_loop;
     std::unique_ptr<BlockNode> m_root;
     bool m_read_only;
     CoWaitGroup m_in_flight;
+    // Set while quiesced; requests wait for it.
+    std::unique_ptr<CoEvent> m_resume;
     BlockStats m_stats;
 };
 

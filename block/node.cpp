@@ -89,6 +89,7 @@ Task<Result<void>> BlockNode::amend(const OptionList&, AmendFlags)
 {
     co_return Error::not_supported("Format driver '" + std::string(driver_name()) + "' does not support option amendment");
 }
+Task<Result<void>> BlockNode::reopen(bool) { co_return unsupported(*this, "Reopening"); }
 Task<Result<void>> BlockNode::save_vmstate(uint64_t, QIov) { co_return unsupported(*this, "VM state"); }
 Task<Result<void>> BlockNode::load_vmstate(uint64_t, QIov) { co_return unsupported(*this, "VM state"); }
 

@@ -81,6 +81,12 @@ public:
     virtual Task<Result<void>> make_empty();
     // qemu-img amend -o ...: changes format options of an open image.
     virtual Task<Result<void>> amend(const OptionList& options, AmendFlags flags);
+    // Live commit (the monitor's `commit`): switches an open node, and the
+    // files under it, between read-only and read-write. Going read-write
+    // takes the write permission's lock byte and fails with QEMU's lock
+    // message if another process refuses writers; going back flushes and
+    // drops it. Default: not supported.
+    virtual Task<Result<void>> reopen(bool read_write);
     // VM state area (past the end of the virtual disk, as QEMU keeps it).
     virtual Task<Result<void>> save_vmstate(uint64_t pos, QIov qiov);
     virtual Task<Result<void>> load_vmstate(uint64_t pos, QIov qiov);

@@ -97,6 +97,7 @@ private:
     // From the vCPU thread: emitted on the main loop.
     void post_emit(monitor::MonitorEvent kind, std::vector<monitor::EventField> data = {});
     hw::Drive* find_drive(const std::string& device) const;
+    Result<void> commit_drive(hw::Drive& drive);
 
     Vm& m_vm;
     EventLoop& m_loop;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "block/commit.h"
 #include "system/keycodes.h"
 #include "system/machine_control_impl.h"
 #include "system/vm.h"
@@ -12,6 +13,14 @@ namespace kiln::system {
 using namespace monitor;
 
 namespace {
+
+Task<Result<void>> commit_quiesced(block::BlockBackend& blk)
+{
+    co_await blk.quiesce();
+    auto r = co_await block::commit_into_backing(*blk.root());
+    blk.end_quiesce();
+    co_return r;
+}
 
 const char* detect_zeroes_name(hw::DetectZeroes d)
 {
@@ -119,19 +128,27 @@ std::vector<BlockDeviceInfo> VmControl::block_devices() const
     return out;
 }
 
+// QEMU's bdrv_commit under the running guest: the drive's requests are
+// held and drained and the vCPU parked, so the guest sees the disk before
+// or after the commit, never during it.
+Result<void> VmControl::commit_drive(hw::Drive& drive)
+{
+    park_vcpu();
+    block::BlockBackend* blk = drive.backend();
+    auto result = m_loop.run_until_complete(commit_quiesced(*blk));
+    unpark_vcpu();
+    return result;
+}
+
 Result<void> VmControl::commit(const std::string& device)
 {
-    // Writing an overlay (snapshot=on, or an image with a backing file)
-    // down into its backing file needs the backing file reopened
-    // read-write under the running guest, which the block layer cannot do
-    // yet: such drives answer ENOTSUP. Drives without a backing file have
-    // nothing to commit: QEMU answers ENOTSUP for one and skips them for
-    // "all".
+    // Drives without a backing file have nothing to commit: QEMU answers
+    // ENOTSUP for one and skips them for "all", stopping at the first error.
     if (device == "all") {
         if (m_vm.disks)
             for (hw::Drive* d : m_vm.disks->drives())
                 if (d->has_medium() && d->backend()->root()->backing())
-                    return Error::from_errno(ENOTSUP, "commit");
+                    TRY(commit_drive(*d));
         return {};
     }
     hw::Drive* d = find_drive(device);
@@ -139,7 +156,9 @@ Result<void> VmControl::commit(const std::string& device)
         return Error::not_found("Device '" + device + "' not found");
     if (!d->has_medium())
         return Error::from_errno(ENOMEDIUM, "commit");
-    return Error::from_errno(ENOTSUP, "commit");
+    if (!d->backend()->root()->backing())
+        return Error::from_errno(ENOTSUP, "commit");
+    return commit_drive(*d);
 }
 
 Result<void> VmControl::eject(const std::string& device, bool force)

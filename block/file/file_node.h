@@ -42,6 +42,9 @@ public:
     Result<uint64_t> allocated_size() const override;
     Task<Result<void>> close() override;
     uint32_t request_alignment() const override { return m_request_align; }
+    // A new descriptor with the new access mode replaces the old one, and
+    // the write permission's lock byte moves with it.
+    Task<Result<void>> reopen(bool read_write) override;
 
     // Changes the QEMU permissions this open holds (BlockPerm bits, see
     // lock.h): locks the new bytes, then checks nobody else conflicts. On

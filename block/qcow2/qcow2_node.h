@@ -144,6 +144,8 @@ public:
 
     bool supports_check() const override { return true; }
     Task<Result<CheckResult>> check(CheckFix fix) override;
+    // The monitor's commit into a qcow2 backing file (reopen.cpp).
+    Task<Result<void>> reopen(bool read_write) override;
 
     nlohmann::json format_specific_info() const override;
     bool dirty() const override { return m_header.incompatible_features & k_incompat_dirty; }

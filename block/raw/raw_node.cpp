@@ -104,3 +104,14 @@ Task<Result<void>> RawNode::truncate(uint64_t new_size, PreallocMode prealloc, b
 }
 
 } // namespace kiln::block
+
+namespace kiln::block {
+
+Task<Result<void>> RawNode::reopen(bool read_write)
+{
+    CO_TRY(co_await m_file->reopen(read_write));
+    set_read_only(!read_write);
+    co_return ok();
+}
+
+} // namespace kiln::block

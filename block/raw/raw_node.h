@@ -24,6 +24,7 @@ public:
     Task<Result<BlockStatus>> block_status(uint64_t offset, uint64_t bytes) override;
     Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
     uint32_t request_alignment() const override { return m_file->request_alignment(); }
+    Task<Result<void>> reopen(bool read_write) override;
 
     uint64_t offset_bytes() const { return m_offset_bytes; }
     // Set by BlockContext when the format was guessed: as QEMU does, writes

@@ -14,6 +14,7 @@
 #include "block/file/file_node.h"
 #include "block/file/lock.h"
 #include "tests/unit/block/block_fixture.h"
+#include "tests/unit/block/host_helpers.h"
 
 using namespace kiln;
 using namespace kiln::block;
@@ -25,22 +26,6 @@ bool have_tool(const char* name)
 {
     std::string cmd = std::string("command -v ") + name + " >/dev/null 2>&1";
     return std::system(cmd.c_str()) == 0;
-}
-
-// True if some other open file holds a lock on `byte` of `path`.
-bool byte_locked(const std::string& path, int byte)
-{
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0)
-        return false;
-    struct flock fl { };
-    fl.l_whence = SEEK_SET;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    fl.l_type = F_WRLCK;
-    bool locked = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-    ::close(fd);
-    return locked;
 }
 
 // A qemu-io session holding an image open, fed commands on stdin; killed
@@ -95,20 +80,6 @@ private:
     pid_t m_pid = -1;
     int m_stdin = -1;
 };
-
-// Runs a command, returns its exit status and combined output.
-std::pair<int, std::string> run_command(const std::string& cmd)
-{
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return { -1, "" };
-    char buf[512];
-    while (size_t n = fread(buf, 1, sizeof buf, p))
-        out.append(buf, n);
-    int status = pclose(p);
-    return { WIFEXITED(status) ? WEXITSTATUS(status) : -1, out };
-}
 
 class LockTest : public BlockFixture {
 protected:

@@ -2,9 +2,12 @@
 // (stop/cont, -S, -no-shutdown), the events each transition emits and
 // their order, quit's exit status, and what the monitor reads from the
 // machine (registers, memory, PCI, chardevs) through the HMP executor.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <thread>
 
@@ -12,6 +15,7 @@
 
 #include "monitor/hmp_executor.h"
 #include "system/vm.h"
+#include "tests/unit/block/host_helpers.h"
 #include "tests/unit/hw/synthetic_kernel.h"
 
 namespace kiln::system {
@@ -287,6 +291,109 @@ TEST_F(VmControlTest, MonitorReadsTheMachine)
     EXPECT_EQ(xp, "0000000000005000: 0x90 0x90 0xc3\n");
     EXPECT_NE(pci.find("Host bridge: PCI device 8086:1237"), std::string::npos) << pci;
     EXPECT_NE(bad.find("Cannot access memory"), std::string::npos) << bad;
+}
+
+// The monitor's commit on a running VM: a qcow2 drive over a raw backing, a
+// drive without a backing file, a snapshot=on drive over the user's image.
+std::string file_text(const std::string& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    return { std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>() };
+}
+
+hw::DriveConfig drive(const std::string& id, const std::string& file, const std::string& format, bool snapshot)
+{
+    hw::DriveConfig d;
+    d.id = id;
+    d.file = file;
+    d.format = format;
+    d.snapshot = snapshot;
+    if (id.rfind("virtio", 0) == 0)
+        d.interface = hw::DriveInterface::Virtio;
+    return d;
+}
+
+TEST_F(VmControlTest, CommitWritesTheOverlayIntoTheBackingFileWhileRunning)
+{
+    char tmpl[] = "/tmp/kiln-commit-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string dir = tmpl;
+    auto [rc0, out0] = block::test::run_command("cd " + dir + " && qemu-img create -q -f raw base.raw 2M && qemu-io -f raw -c "
+                                   "'write -P 0x11 0 2M' base.raw && qemu-img create -q -f qcow2 -b base.raw -F raw "
+                                   "top.qcow2 && qemu-img create -q -f raw plain.raw 1M && qemu-img create -q -f raw "
+                                   "user.raw 1M");
+    ASSERT_EQ(rc0, 0) << out0;
+    cfg.disks.drives = { drive("ide0-hd0", dir + "/top.qcow2", "qcow2", false),
+        drive("ide0-hd1", dir + "/plain.raw", "raw", false), drive("virtio0", dir + "/user.raw", "raw", true) };
+    for (int i = 0; i < 3; ++i) {
+        hw::DiskDeviceConfig dev;
+        dev.drive_id = cfg.disks.drives[i].id;
+        dev.kind = i == 2 ? hw::DiskDeviceKind::VirtioBlkPci : hw::DiskDeviceKind::IdeHd;
+        if (i < 2) {
+            dev.ide_bus = 0;
+            dev.ide_unit = i;
+        }
+        cfg.disks.devices.push_back(dev);
+    }
+    auto vm = make(busy);
+    monitor::CommandTable table = monitor::build_command_table();
+    monitor::HmpExecutor hmp(table, *vm->control);
+    auto write = [&](const std::string& id, uint64_t off, uint64_t bytes, uint8_t byte) {
+        for (hw::Drive* d : vm->disks->drives())
+            if (d->id() == id) {
+                std::vector<uint8_t> buf(bytes, byte);
+                auto r = loop->run_until_complete(d->backend()->write(off, block::QIov(buf.data(), bytes)));
+                EXPECT_TRUE(r.ok());
+            }
+    };
+    std::string first, none, locked, status_after, all;
+    int runs_after_error = 0, runs_at_error = 0;
+    int rc = run(*vm, [&] {
+        write("ide0-hd0", 0, 65536, 0xab);
+        write("virtio0", 4096, 4096, 0xcd);
+        first = hmp.execute("commit ide0-hd0");
+        none = hmp.execute("commit ide0-hd1");
+        // Another open of the backing refusing writers (as a read-only
+        // qemu-io holds): the commit fails, nothing changes, the VM runs on.
+        write("ide0-hd0", 65536, 4096, 0xef);
+        int other = block::test::hold_lock_byte(dir + "/base.raw", 201);
+        EXPECT_GE(other, 0);
+        locked = hmp.execute("commit ide0-hd0");
+        runs_at_error = scripted->runs;
+        for (int i = 0; i < 2000 && scripted->runs == runs_at_error; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        runs_after_error = scripted->runs;
+        status_after = hmp.execute("info status");
+        ::close(other);
+        all = hmp.execute("commit all");
+        vm->control->quit();
+    });
+    EXPECT_EQ(rc, 0);
+    EXPECT_EQ(first, "");
+    EXPECT_EQ(none, "'commit' error for 'ide0-hd1': Operation not supported\n");
+    EXPECT_EQ(locked, "'commit' error for 'ide0-hd0': Permission denied\n");
+    EXPECT_GT(runs_after_error, runs_at_error); // the vCPU was let go again
+    EXPECT_EQ(status_after, "VM status: running\n");
+    EXPECT_EQ(all, "");
+    vm.reset(); // closes the images (and their locks)
+
+    std::string base = file_text(dir + "/base.raw");
+    ASSERT_EQ(base.size(), 2u << 20);
+    EXPECT_EQ(base.substr(0, 65536), std::string(65536, '\xab'));
+    EXPECT_EQ(base.substr(65536, 4096), std::string(4096, '\xef'));
+    EXPECT_EQ(base.substr(69632, 4096), std::string(4096, '\x11'));
+    std::string user = file_text(dir + "/user.raw");
+    EXPECT_EQ(user.substr(4096, 4096), std::string(4096, '\xcd')); // snapshot=on: now permanent
+    EXPECT_EQ(user.substr(0, 4096), std::string(4096, '\0'));
+    EXPECT_EQ(file_text(dir + "/plain.raw"), std::string(1 << 20, '\0'));
+    auto [crc, cout] = block::test::run_command("qemu-img check -f qcow2 " + dir + "/top.qcow2");
+    EXPECT_EQ(crc, 0) << cout;
+    auto [mrc, map] = block::test::run_command("qemu-img compare -f qcow2 -F raw " + dir + "/top.qcow2 " + dir + "/base.raw");
+    EXPECT_EQ(mrc, 0) << map;
+    auto [arc, alloc] = block::test::run_command("qemu-img map --output=json -f qcow2 " + dir + "/top.qcow2");
+    EXPECT_EQ(alloc.find("\"depth\": 0"), std::string::npos) << alloc; // the top is empty again
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
 
 } // namespace
