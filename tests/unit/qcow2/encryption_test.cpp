@@ -259,8 +259,9 @@ TEST_F(Qcow2Encryption, HostileCryptoHeadersFailCleanly)
         write_host(img, bytes);
         auto n = open_enc(img, false);
         EXPECT_FALSE(n.ok()) << "case " << i;
-        if (!n.ok())
+        if (!n.ok()) {
             EXPECT_EQ(n.error().message().find('\n'), std::string::npos);
+        }
     }
 }
 
