@@ -354,8 +354,9 @@ TEST(KvmCpuModel, GuestSeesTheHostModel)
         const auto* got = &g.host->pio_writes[4 * i];
         SCOPED_TRACE(testing::Message() << "leaf " << std::hex << leaf << "." << sub);
         EXPECT_EQ(got[0].value, w.eax);
-        if (leaf != 0xd)
+        if (leaf != 0xd) {
             EXPECT_EQ(got[1].value, w.ebx);
+        }
         EXPECT_EQ(got[2].value & ~(leaf == 1 ? x86::k_cpuid1_ecx_osxsave : 0u), w.ecx);
         EXPECT_EQ(got[3].value, w.edx);
     }

@@ -106,8 +106,9 @@ TEST(KvmClock, NotAdvertisedMeansNotThereForTheGuest)
     ASSERT_TRUE(g.vcpu);
     EXPECT_FALSE(g.accel->cpu_model().has_kvmclock());
     const kvm::CpuidEntry* pv = g.accel->cpu_model().find(kvm::k_kvm_cpuid_features);
-    if (pv)
+    if (pv) {
         EXPECT_EQ(pv->regs.eax & (kvm::k_kvm_feature_clocksource | kvm::k_kvm_feature_clocksource2), 0u);
+    }
     EXPECT_FALSE(has_msr(*g.vcpu, kvm::k_msr_kvm_system_time_new)); // not part of the state
     if (!g.vcpu->pv_features_enforced())
         GTEST_SKIP() << "KVM_CAP_ENFORCE_PV_FEATURE_CPUID is missing: KVM accepts the MSR anyway";
