@@ -259,21 +259,27 @@ void VmControl::quit()
     });
 }
 
-void VmControl::block_error_stop(const std::string& drive_id, const std::string& reason)
+void VmControl::emit_block_io_error(
+    const std::string& drive_id, hw::IoDirection dir, const char* action, bool nospace, const std::string& reason)
 {
-    // BLOCK_IO_ERROR, then STOP (io-error), as QEMU orders them.
     std::vector<EventField> data;
     data.push_back(string_field("device", drive_id));
     hw::Drive* d = find_drive(drive_id);
     data.push_back(string_field("node-name", d && !d->config().node_name.empty() ? d->config().node_name : ""));
-    bool nospace = reason.find("No space") != std::string::npos;
-    data.push_back(string_field("operation", reason.find("read") != std::string::npos ? "read" : "write"));
-    data.push_back(string_field("action", "stop"));
+    data.push_back(string_field("operation", dir == hw::IoDirection::Read ? "read" : "write"));
+    data.push_back(string_field("action", action));
     data.push_back(bool_field("nospace", nospace));
     data.push_back(string_field("reason", reason));
+    emit(MonitorEvent::BlockIoError, std::move(data));
+}
+
+void VmControl::block_error_stop(
+    const std::string& drive_id, hw::IoDirection dir, bool nospace, const std::string& reason)
+{
+    // BLOCK_IO_ERROR, then STOP (io-error), as QEMU orders them.
     Log::error(reason);
     m_io_status[drive_id] = nospace ? "nospace" : "failed";
-    emit(MonitorEvent::BlockIoError, std::move(data));
+    emit_block_io_error(drive_id, dir, "stop", nospace, reason);
     if (m_state == RunState::Running)
         pause_into(RunState::IoError);
 }
@@ -282,17 +288,9 @@ void VmControl::block_error_passed(
     const std::string& drive_id, hw::IoDirection dir, bool ignored, bool nospace, const std::string& reason)
 {
     // The guest sees the error (report) or success (ignore); the VM runs on.
-    std::vector<EventField> data;
-    data.push_back(string_field("device", drive_id));
-    hw::Drive* d = find_drive(drive_id);
-    data.push_back(string_field("node-name", d && !d->config().node_name.empty() ? d->config().node_name : ""));
-    data.push_back(string_field("operation", dir == hw::IoDirection::Read ? "read" : "write"));
-    data.push_back(string_field("action", ignored ? "ignore" : "report"));
-    data.push_back(bool_field("nospace", nospace));
-    data.push_back(string_field("reason", reason));
     if (!ignored)
         m_io_status[drive_id] = nospace ? "nospace" : "failed";
-    emit(MonitorEvent::BlockIoError, std::move(data));
+    emit_block_io_error(drive_id, dir, ignored ? "ignore" : "report", nospace, reason);
 }
 
 // ---- identity ----

@@ -83,11 +83,15 @@ public:
     void set_event_sink(monitor::EventSink sink) override { m_sink = std::move(sink); }
 
     // hw::BlockErrorHost
-    void block_error_stop(const std::string& drive_id, const std::string& reason) override;
+    void block_error_stop(
+        const std::string& drive_id, hw::IoDirection dir, bool nospace, const std::string& reason) override;
     void block_error_passed(const std::string& drive_id, hw::IoDirection dir, bool ignored, bool nospace,
         const std::string& reason) override;
 
 private:
+    // BLOCK_IO_ERROR with QEMU's fields; action is "stop", "report" or "ignore".
+    void emit_block_io_error(const std::string& drive_id, hw::IoDirection dir, const char* action, bool nospace,
+        const std::string& reason);
     // Parks the vCPU without changing the run state (register reads).
     void park_vcpu();
     void unpark_vcpu();

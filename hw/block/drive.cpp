@@ -236,7 +236,7 @@ ErrorOutcome Drive::handle_error(IoDirection dir, const Error& error, std::funct
     m_retries.push_back(std::move(retry));
     if (!first)
         return ErrorOutcome::Stopped;
-    m_error_host->block_error_stop(m_config.id,
+    m_error_host->block_error_stop(m_config.id, dir, nospace,
         "drive '" + m_config.id + "': " + (dir == IoDirection::Read ? "read" : "write") + " error: " + error.message()
             + " (" + (dir == IoDirection::Read ? "rerror" : "werror") + "=" + block_error_action_name(action)
             + ": VM paused; 'cont' retries the request)");

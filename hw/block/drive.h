@@ -28,7 +28,8 @@ enum class IoDirection { Read, Write };
 class BlockErrorHost {
 public:
     virtual ~BlockErrorHost() = default;
-    virtual void block_error_stop(const std::string& drive_id, const std::string& reason) = 0;
+    virtual void block_error_stop(
+        const std::string& drive_id, IoDirection dir, bool nospace, const std::string& reason) = 0;
     virtual void block_error_passed(const std::string& /*drive_id*/, IoDirection /*dir*/, bool /*ignored*/,
         bool /*nospace*/, const std::string& /*reason*/)
     {

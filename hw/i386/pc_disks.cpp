@@ -89,7 +89,7 @@ public:
         : m_machine(m)
     {
     }
-    void block_error_stop(const std::string&, const std::string& reason) override
+    void block_error_stop(const std::string&, IoDirection, bool, const std::string& reason) override
     {
         Log::error(reason);
         m_machine.request_stop();

@@ -250,7 +250,7 @@ TEST_F(VmControlTest, BlockErrorStopsWithIoErrorAfterBlockIoErrorEvent)
     auto vm = make(busy);
     RunState state = RunState::Running;
     int status = run(*vm, [&] {
-        vm->control->block_error_stop("virtio0", "No space left on device");
+        vm->control->block_error_stop("virtio0", hw::IoDirection::Write, true, "No space left on device");
         state = vm->control->run_state();
         vm->control->quit();
     });

@@ -45,7 +45,7 @@ protected:
         std::filesystem::remove_all(m_dir, ec);
     }
 
-    void block_error_stop(const std::string& drive_id, const std::string& reason) override
+    void block_error_stop(const std::string& drive_id, IoDirection, bool, const std::string& reason) override
     {
         stops.push_back(drive_id + ": " + reason);
     }
