@@ -1,5 +1,6 @@
 #include "accel/x86/cpuid.h"
 
+#include <cpuid.h>
 #include <cstdio>
 #include <cstring>
 
@@ -31,6 +32,24 @@ uint32_t make_signature(unsigned family, unsigned model, unsigned stepping)
     if (family > 0xf)
         sig |= ((family - 0xf) & 0xff) << 20;
     return sig;
+}
+
+// The host's CPUID.7.0:EBX, for features `max` offers only when the host
+// has them (the oracle tests check the interpreter against the host).
+uint32_t host_leaf7_ebx()
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    return b;
+}
+
+uint32_t host_leaf1_ecx()
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    return c;
 }
 
 } // namespace
@@ -65,7 +84,11 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         m.m_f1_ecx = k_cpuid1_ecx_sse3 | k_cpuid1_ecx_cx16 | k_cpuid1_ecx_popcnt | k_cpuid1_ecx_hypervisor;
         if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2"))
             m.m_f1_ecx |= k_cpuid1_ecx_ssse3 | k_cpuid1_ecx_sse41 | k_cpuid1_ecx_sse42;
+        // BMI1/BMI2/ADX/MOVBE are implemented in software but, like SSE4,
+        // offered only when the host has them, so the oracle can check them.
+        m.m_f1_ecx |= host_leaf1_ecx() & k_cpuid1_ecx_movbe;
         m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
+        m.m_f7_ebx |= host_leaf7_ebx() & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;
         m.m_fx1_ecx = k_cpuidx1_ecx_lahf_lm | k_cpuidx1_ecx_abm;

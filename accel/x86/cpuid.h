@@ -55,6 +55,7 @@ inline constexpr uint32_t k_cpuid7_ebx_bmi1 = 1u << 3;
 inline constexpr uint32_t k_cpuid7_ebx_smep = 1u << 7;
 inline constexpr uint32_t k_cpuid7_ebx_bmi2 = 1u << 8;
 inline constexpr uint32_t k_cpuid7_ebx_erms = 1u << 9;
+inline constexpr uint32_t k_cpuid7_ebx_adx = 1u << 19;
 inline constexpr uint32_t k_cpuid7_ebx_smap = 1u << 20;
 // CPUID.80000001:EDX
 inline constexpr uint32_t k_cpuidx1_edx_syscall = 1u << 11;

@@ -424,6 +424,7 @@ public:
     bool exec_bits(const DecodedInsn& d);
     bool exec_sse(const DecodedInsn& d);
     bool exec_x87(const DecodedInsn& d);
+    bool exec_vex(const DecodedInsn& d); // VEX-encoded BMI1/BMI2 (exec_vex.cpp)
 
     VcpuHost& host() { return m_host; }
     uint64_t next_rip() const { return m_next_rip; }

@@ -67,6 +67,8 @@ TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
 TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
 TEST(Oracle, Mmx) { run_family("mmx", 0xbbbc); }
 TEST(Oracle, Sse4) { run_family("sse4", 0xbbbd); }
+TEST(Oracle, Bmi) { run_family("bmi", 0xbbbf); }
+TEST(Oracle, Compat32Bmi) { run_family("32-bmi", 0xc00c); }
 TEST(Oracle, AlignmentCheck) { run_family("align", 0xbbbe); }
 TEST(Oracle, Compat32Mmx) { run_family("32-mmx", 0xc00a); }
 TEST(Oracle, Compat32Sse4) { run_family("32-sse4", 0xc00b); }
