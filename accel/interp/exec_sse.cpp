@@ -321,6 +321,11 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 return true;
             raise_ud();
         }
+        if (r >= 4 && r <= 6) { // XSAVE, XRSTOR, XSAVEOPT
+            if (!exec_xsave(d))
+                raise_ud();
+            return true;
+        }
         Seg seg = operand_seg(d);
         uint64_t ea = effective_address(d);
         switch (r) {
@@ -346,7 +351,7 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 raise_gp0();
             unsigned nxmm = m_mode64 ? 16 : 8;
             fpu.fcw = x87_control_word(img.fcw);
-            fpu.fsw = img.fsw;
+            fpu.fsw = x87_status_summary(img.fsw, fpu.fcw);
             fpu.ftw = img.ftw;
             fpu.fop = img.fop;
             fpu.fip = img.fip;

@@ -434,6 +434,11 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
     }
     case 0x1c7: { // group 9
         unsigned r = d.reg & 7;
+        if (r == 4 && d.mod != 3) { // XSAVEC
+            if (!exec_xsave(d))
+                raise_ud();
+            return true;
+        }
         if (r != 1 || d.mod == 3)
             raise_ud();
         Seg seg = operand_seg(d);
@@ -507,13 +512,9 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
             return true;
         }
         case 0xd0: // XGETBV
-            if (!(s.cr4 & k_cr4_osxsave))
-                raise_ud();
-            if (s.gpr[k_rcx] & 0xffffffff)
-                raise_gp0();
-            s.gpr[k_rax] = s.xsave.xcr0 & 0xffffffff;
-            s.gpr[k_rdx] = s.xsave.xcr0 >> 32;
-            return true;
+            return exec_xgetbv();
+        case 0xd1: // XSETBV
+            return exec_xsetbv();
         default:
             break;
         }

@@ -52,6 +52,14 @@ uint32_t host_leaf1_ecx()
     return c;
 }
 
+uint32_t host_leafd1_eax()
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(0xd, 1, &a, &b, &c, &d))
+        return 0;
+    return a;
+}
+
 } // namespace
 
 Result<CpuModel> CpuModel::by_name(std::string_view name)
@@ -73,8 +81,9 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
     }
     if (name == "max") {
         // Everything the interpreter implements: up to SSE4.2 (run on the
-        // host's units, so offered only when the host has them), no XSAVE
-        // or AVX, so glibc and the kernel pick their SSE4.2 code paths.
+        // host's units, so offered only when the host has them), BMI1/2,
+        // ADX, MOVBE, XSAVE for x87|SSE; no AVX, so glibc and the kernel
+        // pick their SSE4.2 code paths.
         std::memcpy(m.m_vendor, "GenuineIntel", 12);
         std::snprintf(m.m_brand, sizeof m.m_brand, "Kiln interpreter CPU");
         m.m_signature = make_signature(6, 0x55, 4);
@@ -89,6 +98,11 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         m.m_f1_ecx |= host_leaf1_ecx() & k_cpuid1_ecx_movbe;
         m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
         m.m_f7_ebx |= host_leaf7_ebx() & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
+        // XSAVE for x87 | SSE (no AVX); XSAVES/XRSTORS are never offered.
+        if (host_leaf1_ecx() & k_cpuid1_ecx_xsave) {
+            m.m_f1_ecx |= k_cpuid1_ecx_xsave;
+            m.m_xsave_d1_eax = host_leafd1_eax() & (k_xsave_d1_xsaveopt | k_xsave_d1_xsavec | k_xsave_d1_xgetbv1);
+        }
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;
         m.m_fx1_ecx = k_cpuidx1_ecx_lahf_lm | k_cpuidx1_ecx_abm;
@@ -150,7 +164,18 @@ CpuidResult CpuModel::query(uint32_t leaf, uint32_t subleaf, uint32_t apic_id, b
         r.edx = apic_id;
         break;
     case 0xd:
-        // XSAVE is not advertised: leaf 0xD reads as zeros.
+        // XSAVE components: x87 and SSE only, both in the 512-byte legacy
+        // region, so every size is legacy region + header (576 bytes).
+        if (!has_xsave())
+            break;
+        if (subleaf == 0) {
+            r.eax = 0x3; // XCR0 may enable x87 | SSE
+            r.ebx = 576; // size for the components XCR0 enables
+            r.ecx = 576; // size for every supported component
+        } else if (subleaf == 1) {
+            r.eax = m_xsave_d1_eax;
+            r.ebx = 576; // compacted size for XCR0 | IA32_XSS (XSS: nothing)
+        }
         break;
     case 0x80000000:
         r.eax = m_max_ext_leaf;

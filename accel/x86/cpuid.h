@@ -57,6 +57,11 @@ inline constexpr uint32_t k_cpuid7_ebx_bmi2 = 1u << 8;
 inline constexpr uint32_t k_cpuid7_ebx_erms = 1u << 9;
 inline constexpr uint32_t k_cpuid7_ebx_adx = 1u << 19;
 inline constexpr uint32_t k_cpuid7_ebx_smap = 1u << 20;
+// CPUID.0xD.1:EAX
+inline constexpr uint32_t k_xsave_d1_xsaveopt = 1u << 0;
+inline constexpr uint32_t k_xsave_d1_xsavec = 1u << 1;
+inline constexpr uint32_t k_xsave_d1_xgetbv1 = 1u << 2;
+inline constexpr uint32_t k_xsave_d1_xsaves = 1u << 3;
 // CPUID.80000001:EDX
 inline constexpr uint32_t k_cpuidx1_edx_syscall = 1u << 11;
 inline constexpr uint32_t k_cpuidx1_edx_nx = 1u << 20;
@@ -107,6 +112,7 @@ private:
     uint32_t m_max_leaf = 0;
     uint32_t m_max_ext_leaf = 0;
     uint32_t m_f1_edx = 0, m_f1_ecx = 0, m_f7_ebx = 0, m_fx1_edx = 0, m_fx1_ecx = 0;
+    uint32_t m_xsave_d1_eax = 0; // CPUID.0xD.1:EAX: XSAVEOPT, XSAVEC, XGETBV ECX=1
     unsigned m_phys_bits = 40;
 };
 

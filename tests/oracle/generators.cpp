@@ -48,6 +48,7 @@ struct Form {
     uint8_t vex_pp = 0;
     enum : uint8_t { VvvvAny, VvvvLow, VvvvUnused } vvvv = VvvvAny;
     bool vex_l = false;
+    bool align64 = false; // XSAVE area: 64-byte aligned (mostly), 576 bytes inside the data page
 };
 
 uint64_t mask_for(unsigned size) { return size == 8 ? ~0ull : (1ull << (size * 8)) - 1; }
@@ -150,6 +151,8 @@ OracleCase build(Rng& rng, const Form& f, unsigned bits)
             // operands and that unaligned forms accept any address.
             if (f.align16 && rng.below(4))
                 target &= ~15ull;
+            if (f.align64)
+                target = k_data_addr + 64 * (1 + rng.below(100)) + (rng.below(8) ? 0 : 8 * rng.below(8));
             int8_t disp = int8_t(rng.below(256));
             bool use_index = rng.below(3) == 0;
             unsigned index = 0, scale = 0;
@@ -390,6 +393,93 @@ Fix vvvv_control_fix(bool two_fields)
     };
 }
 
+// An absolute-address store of zero (`size` 2 or 4), to hide bytes the
+// host writes differently for a reason the oracle cannot share.
+void store_zero_abs(OracleCase& c, uint64_t addr, unsigned size)
+{
+    std::vector<uint8_t>& code = c.code;
+    if (size == 2)
+        code.push_back(0x66);
+    code.push_back(0xc7);
+    if (c.mode32) {
+        code.push_back(0x05);
+    } else {
+        code.push_back(0x04);
+        code.push_back(0x25);
+    }
+    for (unsigned i = 0; i < 4; i++)
+        code.push_back(uint8_t(addr >> (8 * i)));
+    for (unsigned i = 0; i < size; i++)
+        code.push_back(0);
+}
+
+// XSAVE family: RFBM (EDX:EAX) within x87|SSE (the host's XCR0 has more),
+// x87 and SSE state not in their init state (the interpreter reports both
+// in use; the host tracks XINUSE). Saves: FOP/FIP/FDP and MXCSR_MASK are
+// zeroed afterwards (the host's last x87 instruction and its MXCSR_MASK are
+// its own). Restores: a valid header and MXCSR mostly, invalid sometimes.
+Fix xsave_fix(bool restore, bool compacted_ok)
+{
+    return [=](Rng& rng, OracleCase& c, Enc& e) {
+        c.compare_x87 = true;
+        c.compare_xmm = true;
+        c.in.gpr[0] = (rng.next() & ~0xffffffffull) | rng.below(4);
+        c.in.gpr[2] = rng.next() & ~0xffffffffull;
+        c.in.ftw = uint8_t(rng.next() | 1);
+        for (auto& st : c.in.st) {
+            st.q[0] = rng.value();
+            st.w[4] = uint16_t(rng.next());
+        }
+        if (!restore) {
+            store_zero_abs(c, e.ea + 6, 2);
+            for (unsigned off : { 8u, 12u, 16u, 20u, 28u })
+                store_zero_abs(c, e.ea + off, 4);
+            return;
+        }
+        uint8_t* area = c.in.data + (e.ea - k_data_addr);
+        uint16_t fcw = uint16_t(0x7f | (rng.below(4) << 8) | (rng.below(4) << 10));
+        std::memcpy(area, &fcw, 2);
+        uint32_t mxcsr = 0x1f80 ^ uint32_t(rng.next() & 0xe03f);
+        if (rng.below(10) == 0)
+            mxcsr |= 1u << 20; // reserved: #GP
+        std::memcpy(area + 24, &mxcsr, 4);
+        uint64_t xstate_bv = rng.below(4), xcomp_bv = 0;
+        if (compacted_ok && rng.below(3) == 0)
+            xcomp_bv = (1ull << 63) | xstate_bv | rng.below(4);
+        std::memset(area + 512, 0, 64);
+        switch (rng.below(16)) {
+        case 0:
+            xstate_bv |= 1ull << 62; // not in XCR0: #GP
+            break;
+        case 1:
+            area[512 + 16 + rng.below(48)] = uint8_t(1 + rng.below(255)); // reserved header bytes: #GP
+            break;
+        case 2:
+            if (!xcomp_bv)
+                xcomp_bv = 1; // XCOMP_BV without bit 63: #GP
+            break;
+        default:
+            break;
+        }
+        std::memcpy(area + 512, &xstate_bv, 8);
+        std::memcpy(area + 520, &xcomp_bv, 8);
+    };
+}
+
+void xsave_forms(std::vector<Form>& v)
+{
+    auto form = [&](const char* name, std::vector<uint8_t> op, int digit, bool restore) {
+        Form f { name, {}, std::move(op), digit, true, 0, 4 | 8, true, false };
+        f.align64 = true;
+        f.fix = xsave_fix(restore, true);
+        return f;
+    };
+    v.push_back(form("xsave", { 0x0f, 0xae }, 4, false));
+    v.push_back(form("xsaveopt", { 0x0f, 0xae }, 6, false));
+    v.push_back(form("xsavec", { 0x0f, 0xc7 }, 4, false));
+    v.push_back(form("xrstor", { 0x0f, 0xae }, 5, true));
+}
+
 // VEX forms of BMI1/BMI2: name, map, pp, opcode, digit, imm, undefined flags.
 void bmi_forms(std::vector<Form>& v)
 {
@@ -448,6 +538,8 @@ std::vector<Form> family_forms(const std::string& fam)
     std::vector<Form> v;
     if (fam == "bmi")
         bmi_forms(v);
+    if (fam == "xsave")
+        xsave_forms(v);
     static const char* alu_names[8] = { "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp" };
     if (fam == "alu") {
         for (unsigned a = 0; a < 8; a++) {
@@ -1148,8 +1240,8 @@ uint64_t Rng::value()
 
 std::vector<std::string> oracle_families()
 {
-    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4", "align", "bmi",
-        "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy", "32-bmi" };
+    return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4", "align", "bmi", "xsave",
+        "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy", "32-bmi", "32-xsave" };
 }
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)

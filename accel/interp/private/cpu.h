@@ -425,6 +425,10 @@ public:
     bool exec_sse(const DecodedInsn& d);
     bool exec_x87(const DecodedInsn& d);
     bool exec_vex(const DecodedInsn& d); // VEX-encoded BMI1/BMI2 (exec_vex.cpp)
+    // XSAVE family (exec_xsave.cpp): 0F AE /4-/6 and 0F C7 /4 with memory.
+    bool exec_xsave(const DecodedInsn& d);
+    bool exec_xsetbv();
+    bool exec_xgetbv();
 
     VcpuHost& host() { return m_host; }
     uint64_t next_rip() const { return m_next_rip; }

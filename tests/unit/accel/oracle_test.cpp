@@ -69,6 +69,8 @@ TEST(Oracle, Mmx) { run_family("mmx", 0xbbbc); }
 TEST(Oracle, Sse4) { run_family("sse4", 0xbbbd); }
 TEST(Oracle, Bmi) { run_family("bmi", 0xbbbf); }
 TEST(Oracle, Compat32Bmi) { run_family("32-bmi", 0xc00c); }
+TEST(Oracle, Xsave) { run_family("xsave", 0xbbc0); }
+TEST(Oracle, Compat32Xsave) { run_family("32-xsave", 0xc00d); }
 TEST(Oracle, AlignmentCheck) { run_family("align", 0xbbbe); }
 TEST(Oracle, Compat32Mmx) { run_family("32-mmx", 0xc00a); }
 TEST(Oracle, Compat32Sse4) { run_family("32-sse4", 0xc00b); }
