@@ -146,6 +146,8 @@ void InterpreterImpl::write_cr4(uint64_t v)
     m_s.cr4 = v;
     if ((old ^ v) & (k_cr4_pae | k_cr4_pge | k_cr4_pse | k_cr4_smep | k_cr4_smap))
         flush_tlb(true);
+    if ((old ^ v) & k_cr4_de)
+        update_debug_state(); // I/O breakpoints exist only with CR4.DE
     end_block();
 }
 
