@@ -97,6 +97,10 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         // offered only when the host has them, so the oracle can check them.
         m.m_f1_ecx |= host_leaf1_ecx() & k_cpuid1_ecx_movbe;
         m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
+        // PCID/INVPCID: the software TLB is untagged, so every CR3 write and
+        // INVPCID flushes at least what the SDM requires (often more).
+        m.m_f1_ecx |= k_cpuid1_ecx_pcid;
+        m.m_f7_ebx |= k_cpuid7_ebx_invpcid;
         m.m_f7_ebx |= host_leaf7_ebx() & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
         // XSAVE for x87 | SSE (no AVX); XSAVES/XRSTORS are never offered.
         if (host_leaf1_ecx() & k_cpuid1_ecx_xsave) {

@@ -40,6 +40,7 @@ inline constexpr uint32_t k_cpuid1_edx_sse2 = 1u << 26;
 inline constexpr uint32_t k_cpuid1_ecx_sse3 = 1u << 0;
 inline constexpr uint32_t k_cpuid1_ecx_ssse3 = 1u << 9;
 inline constexpr uint32_t k_cpuid1_ecx_cx16 = 1u << 13;
+inline constexpr uint32_t k_cpuid1_ecx_pcid = 1u << 17;
 inline constexpr uint32_t k_cpuid1_ecx_sse41 = 1u << 19;
 inline constexpr uint32_t k_cpuid1_ecx_sse42 = 1u << 20;
 inline constexpr uint32_t k_cpuid1_ecx_x2apic = 1u << 21;
@@ -55,6 +56,7 @@ inline constexpr uint32_t k_cpuid7_ebx_bmi1 = 1u << 3;
 inline constexpr uint32_t k_cpuid7_ebx_smep = 1u << 7;
 inline constexpr uint32_t k_cpuid7_ebx_bmi2 = 1u << 8;
 inline constexpr uint32_t k_cpuid7_ebx_erms = 1u << 9;
+inline constexpr uint32_t k_cpuid7_ebx_invpcid = 1u << 10;
 inline constexpr uint32_t k_cpuid7_ebx_adx = 1u << 19;
 inline constexpr uint32_t k_cpuid7_ebx_smap = 1u << 20;
 // CPUID.0xD.1:EAX
@@ -103,6 +105,8 @@ public:
     bool has_smep() const { return m_f7_ebx & k_cpuid7_ebx_smep; }
     bool has_smap() const { return m_f7_ebx & k_cpuid7_ebx_smap; }
     bool has_xsave() const { return m_f1_ecx & k_cpuid1_ecx_xsave; }
+    bool has_pcid() const { return m_f1_ecx & k_cpuid1_ecx_pcid; }
+    bool has_invpcid() const { return m_f7_ebx & k_cpuid7_ebx_invpcid; }
 
 private:
     std::string m_name;
