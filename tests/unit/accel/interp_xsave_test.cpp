@@ -261,3 +261,34 @@ TEST(InterpXsave, VexGating)
     EXPECT_EQ(run(host, *qemu64, 0, false, { 0x0f, 0x38, 0xf0, 0x03, 0x0f, 0x0b }), 6);
     EXPECT_EQ(run(host, *qemu64, 0, false, { 0x66, 0x0f, 0x38, 0xf6, 0xc3, 0x0f, 0x0b }), 6);
 }
+
+TEST(InterpXsave, X87InstructionPointersInFxsave)
+{
+    // FIP/FOP (and FDP for memory operands) name the last non-control x87
+    // instruction, in the 64-bit FXSAVE format; FLDCW (control) keeps them.
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    double one = 1.0;
+    std::memcpy(host.ram(k_area + 8), &one, 8);
+    uint16_t cw = 0x37f;
+    std::memcpy(host.ram(k_area + 16), &cw, 2);
+    std::vector<uint8_t> code = {
+        0xdd, 0x43, 0x08, // +0: fld qword [rbx+8]
+        0xd9, 0x6b, 0x10, // +3: fldcw [rbx+16]
+        0x48, 0x0f, 0xae, 0x43, 0x40, // +6: fxsave64 [rbx+0x40]
+        0xd8, 0xc0, // +11: fadd st0, st0
+        0x48, 0x0f, 0xae, 0x83, 0x00, 0x04, 0x00, 0x00, // +13: fxsave64 [rbx+0x400]
+        0x0f, 0x0b,
+    };
+    EXPECT_EQ(run(host, *cpu, 0, false, code), 6);
+    auto get = [&](uint64_t gpa, unsigned n) {
+        uint64_t v = 0;
+        std::memcpy(&v, host.ram(gpa), n);
+        return v;
+    };
+    EXPECT_EQ(get(k_area + 0x40 + 6, 2), 0x543u); // FOP: (DD & 7) << 8 | ModRM 43
+    EXPECT_EQ(get(k_area + 0x40 + 8, 8), k_code); // FIP: the FLD, not the FLDCW
+    EXPECT_EQ(get(k_area + 0x40 + 16, 8), k_area + 8); // FDP: its operand
+    EXPECT_EQ(get(k_area + 0x400 + 6, 2), 0x0c0u); // FADD ST0, ST0
+    EXPECT_EQ(get(k_area + 0x400 + 8, 8), k_code + 11);
+}
