@@ -328,6 +328,8 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
         }
         Seg seg = operand_seg(d);
         uint64_t ea = effective_address(d);
+        if (r <= 1 && (m_s.cr0 & (k_cr0_ts | k_cr0_em))) // FXSAVE/FXRSTOR: #NM with CR0.TS or EM
+            raise(k_nm);
         switch (r) {
         case 0: { // FXSAVE
             if (ea & 15)

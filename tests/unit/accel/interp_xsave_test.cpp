@@ -292,3 +292,22 @@ TEST(InterpXsave, X87InstructionPointersInFxsave)
     EXPECT_EQ(get(k_area + 0x400 + 6, 2), 0x0c0u); // FADD ST0, ST0
     EXPECT_EQ(get(k_area + 0x400 + 8, 8), k_code + 11);
 }
+
+TEST(InterpXsave, FxsaveWithTsOrEmIsDeviceNotAvailable)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    for (uint64_t bit : { x86::k_cr0_ts, x86::k_cr0_em }) {
+        cpu->reset(x86::ResetKind::PowerOn);
+        setup_long_mode(*cpu, host, 0);
+        cpu->state().cr0 |= bit;
+        const std::vector<uint8_t> code = { 0x0f, 0xae, 0x03, 0x0f, 0x0b }; // fxsave [rbx]
+        host.write(k_code, code);
+        cpu->invalidate_code(k_code, code.size());
+        cpu->state().rip = k_code;
+        cpu->state().gpr[x86::k_rbx] = k_area;
+        cpu->state().gpr[x86::k_rsp] = 0x8000;
+        cpu->run(10);
+        EXPECT_EQ(delivered_vector(cpu->state()), 7);
+    }
+}
