@@ -352,14 +352,8 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             if (img.mxcsr & ~fpu.mxcsr_mask)
                 raise_gp0();
             unsigned nxmm = m_mode64 ? 16 : 8;
-            fpu.fcw = x87_control_word(img.fcw);
-            fpu.fsw = x87_status_summary(img.fsw, fpu.fcw);
-            fpu.ftw = img.ftw;
-            fpu.fop = img.fop;
-            fpu.fip = img.fip;
-            fpu.fdp = img.fdp;
+            x87_load_image(fpu, img);
             fpu.mxcsr = img.mxcsr;
-            std::memcpy(fpu.st, img.st, sizeof fpu.st);
             std::memcpy(fpu.xmm, img.xmm, nxmm * 16);
             return true;
         }

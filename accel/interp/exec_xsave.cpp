@@ -138,20 +138,9 @@ bool InterpreterImpl::exec_xsave(const DecodedInsn& d)
         raise_gp0();
     if (rfbm & k_xcr0_x87) {
         if (xstate_bv & k_xcr0_x87) {
-            fpu.fcw = x87_control_word(img.fcw);
-            fpu.fsw = x87_status_summary(img.fsw, fpu.fcw);
-            fpu.ftw = img.ftw;
-            fpu.fop = img.fop;
-            fpu.fip = img.fip;
-            fpu.fdp = img.fdp;
-            std::memcpy(fpu.st, img.st, sizeof fpu.st);
-        } else { // x87 init state
-            fpu.fcw = 0x37f;
-            fpu.fsw = 0;
-            fpu.ftw = 0;
-            fpu.fop = 0;
-            fpu.fip = 0;
-            fpu.fdp = 0;
+            x87_load_image(fpu, img);
+        } else { // x87 init state: FNINIT's, with the registers zeroed
+            x87_init(fpu);
             std::memset(fpu.st, 0, sizeof fpu.st);
         }
     }
