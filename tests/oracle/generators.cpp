@@ -94,7 +94,7 @@ OracleCase build(Rng& rng, const Form& f, unsigned bits)
             sizes.push_back(mode32 && s == 8 ? 4 : s);
     e.size = sizes[rng.below(unsigned(sizes.size()))];
     std::vector<uint8_t>& code = c.code;
-    if (e.size == (mode16 ? 4u : 2u))
+    if (e.size == (mode16 ? 4u : 2u) && !f.vex_map) // VEX: 32-bit operands, no 66
         code.push_back(0x66);
     for (uint8_t p : f.prefix)
         code.push_back(p);
@@ -1241,7 +1241,7 @@ uint64_t Rng::value()
 std::vector<std::string> oracle_families()
 {
     return { "alu", "muldiv", "shift", "bits", "move", "stack", "branch", "string", "sse-int", "sse-fp", "x87", "mmx", "sse4", "align", "bmi", "xsave",
-        "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy", "32-bmi", "32-xsave" };
+        "32-alu", "32-muldiv", "32-shift", "32-bits", "32-move", "32-stack", "32-branch", "32-string", "32-legacy", "32-bmi", "32-xsave", "16-bmi" };
 }
 
 std::vector<OracleCase> generate_family(const std::string& family, unsigned count, uint64_t seed)

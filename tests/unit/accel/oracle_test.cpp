@@ -90,4 +90,5 @@ TEST(Oracle, Code16Bits) { run_family("16-bits", 0xd004); }
 TEST(Oracle, Code16Move) { run_family("16-move", 0xd005); }
 TEST(Oracle, Code16Branch) { run_family("16-branch", 0xd007); }
 TEST(Oracle, Code16String) { run_family("16-string", 0xd008); }
+TEST(Oracle, Code16Bmi) { run_family("16-bmi", 0xd00a); }
 TEST(Oracle, Code16Legacy) { run_family("16-legacy", 0xd009); }
