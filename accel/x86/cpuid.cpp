@@ -101,6 +101,8 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         // INVPCID flushes at least what the SDM requires (often more).
         m.m_f1_ecx |= k_cpuid1_ecx_pcid;
         m.m_f7_ebx |= k_cpuid7_ebx_invpcid;
+        // The interpreter does not track FCS/FDS: x87 state images hold 0.
+        m.m_f7_ebx |= k_cpuid7_ebx_fpcsds;
         m.m_f7_ebx |= host_leaf7_ebx() & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
         // XSAVE for x87 | SSE (no AVX); XSAVES/XRSTORS are never offered.
         if (host_leaf1_ecx() & k_cpuid1_ecx_xsave) {

@@ -57,6 +57,7 @@ inline constexpr uint32_t k_cpuid7_ebx_smep = 1u << 7;
 inline constexpr uint32_t k_cpuid7_ebx_bmi2 = 1u << 8;
 inline constexpr uint32_t k_cpuid7_ebx_erms = 1u << 9;
 inline constexpr uint32_t k_cpuid7_ebx_invpcid = 1u << 10;
+inline constexpr uint32_t k_cpuid7_ebx_fpcsds = 1u << 13; // FCS/FDS deprecated (saved as 0)
 inline constexpr uint32_t k_cpuid7_ebx_adx = 1u << 19;
 inline constexpr uint32_t k_cpuid7_ebx_smap = 1u << 20;
 // CPUID.0xD.1:EAX

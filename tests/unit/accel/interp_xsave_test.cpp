@@ -88,6 +88,7 @@ TEST(InterpXsave, CpuidModelsAreCoherent)
     EXPECT_EQ(max.features7_ebx() & x86::k_cpuid7_ebx_bmi2, b & x86::k_cpuid7_ebx_bmi2);
     EXPECT_EQ(max.features7_ebx() & x86::k_cpuid7_ebx_adx, b & x86::k_cpuid7_ebx_adx);
     EXPECT_EQ(max.has_xsave(), host_has_xsave());
+    EXPECT_TRUE(max.features7_ebx() & x86::k_cpuid7_ebx_fpcsds); // FCS/FDS saved as 0, as the x87 code does
     if (!max.has_xsave())
         GTEST_SKIP() << "host without XSAVE";
     // x87 | SSE only, both inside the 576-byte legacy region + header.
