@@ -34,30 +34,15 @@ uint32_t make_signature(unsigned family, unsigned model, unsigned stepping)
     return sig;
 }
 
-// The host's CPUID.7.0:EBX, for features `max` offers only when the host
-// has them (the oracle tests check the interpreter against the host).
-uint32_t host_leaf7_ebx()
+// The host's CPUID, for features `max` offers only when the host has them
+// (the oracle tests check the interpreter against the host).
+CpuidResult host_cpuid(uint32_t leaf, uint32_t subleaf)
 {
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
-        return 0;
-    return b;
-}
-
-uint32_t host_leaf1_ecx()
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        return 0;
-    return c;
-}
-
-uint32_t host_leafd1_eax()
-{
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(0xd, 1, &a, &b, &c, &d))
-        return 0;
-    return a;
+    CpuidResult r;
+    if (leaf > __get_cpuid_max(0, nullptr))
+        return r; // beyond the host's leaves: no such features
+    __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
+    return r;
 }
 
 } // namespace
@@ -95,7 +80,7 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
             m.m_f1_ecx |= k_cpuid1_ecx_ssse3 | k_cpuid1_ecx_sse41 | k_cpuid1_ecx_sse42;
         // BMI1/BMI2/ADX/MOVBE are implemented in software but, like SSE4,
         // offered only when the host has them, so the oracle can check them.
-        m.m_f1_ecx |= host_leaf1_ecx() & k_cpuid1_ecx_movbe;
+        m.m_f1_ecx |= host_cpuid(1, 0).ecx & k_cpuid1_ecx_movbe;
         m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
         // PCID/INVPCID: the software TLB is untagged, so every CR3 write and
         // INVPCID flushes at least what the SDM requires (often more).
@@ -103,11 +88,11 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         m.m_f7_ebx |= k_cpuid7_ebx_invpcid;
         // The interpreter does not track FCS/FDS: x87 state images hold 0.
         m.m_f7_ebx |= k_cpuid7_ebx_fpcsds;
-        m.m_f7_ebx |= host_leaf7_ebx() & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
+        m.m_f7_ebx |= host_cpuid(7, 0).ebx & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
         // XSAVE for x87 | SSE (no AVX); XSAVES/XRSTORS are never offered.
-        if (host_leaf1_ecx() & k_cpuid1_ecx_xsave) {
+        if (host_cpuid(1, 0).ecx & k_cpuid1_ecx_xsave) {
             m.m_f1_ecx |= k_cpuid1_ecx_xsave;
-            m.m_xsave_d1_eax = host_leafd1_eax() & (k_xsave_d1_xsaveopt | k_xsave_d1_xsavec | k_xsave_d1_xgetbv1);
+            m.m_xsave_d1_eax = host_cpuid(0xd, 1).eax & (k_xsave_d1_xsaveopt | k_xsave_d1_xsavec | k_xsave_d1_xgetbv1);
         }
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;

@@ -19,11 +19,9 @@ constexpr uint64_t k_pd = k_pml4 + 0x2000; // setup_long_mode's page directory (
 
 std::unique_ptr<interp::Interpreter> make_cpu(FakeHost& host, const char* model_name = "max")
 {
-    auto model = x86::CpuModel::by_name(model_name);
-    EXPECT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(host, model.value());
-    EXPECT_TRUE(cpu.ok());
-    return std::move(cpu).value();
+    auto cpu = make_interpreter(host, model_name);
+    EXPECT_TRUE(cpu);
+    return cpu;
 }
 
 // Runs `code` (ending in UD2 or HLT) on a fresh long-mode CPU at `cpl`.

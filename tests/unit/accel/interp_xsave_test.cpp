@@ -21,16 +21,14 @@ constexpr uint64_t k_area = 0x200000;
 
 std::unique_ptr<interp::Interpreter> make_cpu(FakeHost& host, const char* model_name = "max")
 {
-    auto model = x86::CpuModel::by_name(model_name);
-    EXPECT_TRUE(model.ok());
-    auto cpu = interp::Interpreter::create(host, model.value());
-    EXPECT_TRUE(cpu.ok());
-    return std::move(cpu).value();
+    auto cpu = make_interpreter(host, model_name);
+    EXPECT_TRUE(cpu);
+    return cpu;
 }
 
 bool host_has_xsave()
 {
-    unsigned a, b, c, d;
+    unsigned a = 0, b = 0, c = 0, d = 0;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & x86::k_cpuid1_ecx_xsave);
 }
 
@@ -83,7 +81,7 @@ TEST(InterpXsave, CpuidModelsAreCoherent)
     EXPECT_EQ(d0.eax | d0.ebx | d0.ecx | d0.edx, 0u);
 
     auto max = x86::CpuModel::by_name("max").value();
-    unsigned a, b, c, d;
+    unsigned a = 0, b = 0, c = 0, d = 0;
     __get_cpuid_count(7, 0, &a, &b, &c, &d);
     EXPECT_EQ(max.features7_ebx() & x86::k_cpuid7_ebx_bmi2, b & x86::k_cpuid7_ebx_bmi2);
     EXPECT_EQ(max.features7_ebx() & x86::k_cpuid7_ebx_adx, b & x86::k_cpuid7_ebx_adx);
@@ -136,8 +134,9 @@ TEST(InterpXsave, XsetbvFaults)
     // XGETBV ECX=1 (XINUSE) when offered, else #GP; ECX=2: #GP.
     bool xgetbv1 = cpu->model().query(0xd, 1, 0, true).eax & x86::k_xsave_d1_xgetbv1;
     EXPECT_EQ(run(host, *cpu, 3, true, k_xgetbv, { 0, 1, 0 }), xgetbv1 ? 6 : 13);
-    if (xgetbv1)
+    if (xgetbv1) {
         EXPECT_EQ(cpu->state().gpr[x86::k_rax], 1u);
+    }
     EXPECT_EQ(run(host, *cpu, 3, true, k_xgetbv, { 0, 2, 0 }), 13);
 }
 
