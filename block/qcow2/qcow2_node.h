@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "block/context.h"
+#include "block/crypto/luks_amend.h"
 #include "block/crypto/luks_header.h"
 #include "block/crypto/sector_cipher.h"
 #include "block/node.h"
@@ -342,6 +343,10 @@ private:
     Result<void> check_cipher() const;
     // The legacy AES cipher from the secret `secret_id` (wiped after use).
     Result<void> use_legacy_aes(const std::string& secret_id);
+    // amend's encrypt.* options (LUKS key slots, encryption.cpp): checked
+    // with the other options, applied after a compat upgrade as QEMU does.
+    Result<std::optional<crypto::LuksAmendOptions>> check_encryption_amend(const OptionList& options) const;
+    Task<Result<void>> amend_encryption(const crypto::LuksAmendOptions& options, AmendFlags flags);
     uint64_t crypt_sector(uint64_t host, uint64_t guest) const;
     // Data cluster I/O at host offset `host` (guest offset `guest`),
     // decrypting/encrypting when the image is encrypted. Writes of
@@ -352,6 +357,8 @@ private:
     nlohmann::json encryption_info() const;
     std::optional<crypto::SectorCipher> m_cipher;
     std::optional<crypto::LuksHeader> m_luks;
+    // Id of the secret that unlocked m_luks (amend unlocks with it again).
+    std::string m_key_secret_id;
 
     // --- state ---
     Header m_header;
