@@ -112,7 +112,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
             m_lazy_dirty = false;
             m_header.incompatible_features &= ~k_incompat_dirty;
         }
-        CO_TRY(co_await flush_covering(m_write_seq));
+        // Refcount blocks may lag the pointers on disk in a lazy session.
+        CO_TRY(co_await commit_metadata());
         CO_TRY(co_await write_header());
         CO_TRY(co_await m_file->flush());
     }
