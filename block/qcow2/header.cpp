@@ -191,7 +191,19 @@ static void put_extension(std::vector<uint8_t>& out, uint32_t type, const uint8_
         std::memcpy(&out[at + 8], data, len);
 }
 
+static Result<std::vector<uint8_t>> serialize_header_with(Header& h, bool feature_table);
+
+// The feature name table is informational: like QEMU, leave it out when a
+// small cluster (512 bytes with a long backing file name) has no room.
 Result<std::vector<uint8_t>> serialize_header(Header& h)
+{
+    auto with = serialize_header_with(h, true);
+    if (with || h.version < 3)
+        return with;
+    return serialize_header_with(h, false);
+}
+
+static Result<std::vector<uint8_t>> serialize_header_with(Header& h, bool feature_table)
 {
     std::vector<uint8_t> out(h.version >= 3 ? k_v3_header_written_bytes : k_v2_header_bytes, 0);
     if (h.version >= 3) {
@@ -204,14 +216,15 @@ Result<std::vector<uint8_t>> serialize_header(Header& h)
                           h.data_file.size());
         if (h.feature_names.empty())
             h.feature_names = default_feature_names();
-        std::vector<uint8_t> table(h.feature_names.size() * 48, 0);
-        for (size_t i = 0; i < h.feature_names.size(); ++i) {
+        std::vector<uint8_t> table(feature_table ? h.feature_names.size() * 48 : 0, 0);
+        for (size_t i = 0; feature_table && i < h.feature_names.size(); ++i) {
             table[i * 48] = h.feature_names[i].type;
             table[i * 48 + 1] = h.feature_names[i].bit;
             std::memcpy(&table[i * 48 + 2], h.feature_names[i].name.data(),
                         std::min<size_t>(46, h.feature_names[i].name.size()));
         }
-        put_extension(out, k_ext_feature_table, table.data(), table.size());
+        if (feature_table)
+            put_extension(out, k_ext_feature_table, table.data(), table.size());
     } else {
         h.header_length = k_v2_header_bytes;
         // v2 images only know the backing format extension.
