@@ -192,7 +192,8 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
     }
     auto r = co_await s.open(req);
     if (!r) {
-        std::fprintf(stderr, "%s: can't open device %s: %s\n", Log::program_name().c_str(), req.filename.c_str(),
+        std::string what = req.image_opts ? "" : " device " + req.filename;
+        std::fprintf(stderr, "%s: can't open%s: %s\n", Log::program_name().c_str(), what.c_str(),
             r.error().message().c_str());
         co_return -EINVAL;
     }

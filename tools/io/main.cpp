@@ -53,8 +53,9 @@ Task<int> run(ToolEnv& env, IoSession& session, std::vector<std::string> command
         auto r = co_await session.open(request);
         if (!r) {
             std::fflush(stdout);
-            std::fprintf(
-                stderr, "kiln-io: can't open device %s: %s\n", request.filename.c_str(), r.error().message().c_str());
+            // As qemu-io: an --image-opts string is not named.
+            std::string what = request.image_opts ? "" : " device " + request.filename;
+            std::fprintf(stderr, "kiln-io: can't open%s: %s\n", what.c_str(), r.error().message().c_str());
             co_return 1;
         }
     }
