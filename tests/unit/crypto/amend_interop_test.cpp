@@ -7,48 +7,17 @@
 #include <cstdio>
 
 #include "tests/unit/block/block_fixture.h"
+#include "tests/unit/crypto/crypto_test_util.h"
 
 using namespace kiln;
 using namespace kiln::block;
 using namespace kiln::block::test;
+using namespace kiln::block::crypto::test;
 
 namespace {
 
-constexpr const char* k_qemu_calibration_failed = "Unable to get accurate CPU usage";
 constexpr const char* k_objects
     = " --object secret,id=sec0,data=zero-pass --object secret,id=sec1,data=one-pass ";
-
-struct Command {
-    int status;
-    std::string output;
-};
-
-Command sh(const std::string& cmd)
-{
-    Command r { -1, {} };
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        r.output.append(buf, n);
-    r.status = pclose(p);
-    return r;
-}
-
-// QEMU's PBKDF2 calibration fails at random on this host ("Unable to get
-// accurate CPU usage"): retry a command that calibrates until it does not.
-Command sh_calibrating(const std::string& cmd)
-{
-    Command r;
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        r = sh(cmd);
-        if (r.status == 0 || r.output.find(k_qemu_calibration_failed) == std::string::npos)
-            break;
-    }
-    return r;
-}
 
 struct Format {
     const char* name;
