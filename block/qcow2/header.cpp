@@ -60,11 +60,13 @@ Result<Header> parse_fixed_header(std::span<const uint8_t> b)
 static Result<void> check_table(uint64_t offset, uint64_t bytes, uint64_t cluster_size, uint64_t file_size,
                                 const char* what)
 {
+    // QEMU's qcow2_validate_table message.
     if (offset % cluster_size || offset > k_max_image_bytes || bytes > k_max_image_bytes - offset)
-        return Error::corrupt(fmt("Invalid %s offset", what));
-    // Tables must lie inside the file (a short final cluster is fine).
+        return Error::corrupt(fmt("%s offset invalid", what));
+    // Tables must lie inside the file (a short final cluster is fine);
+    // QEMU would read zeroes there.
     if (bytes && offset >= file_size)
-        return Error::corrupt(fmt("Invalid %s offset", what));
+        return Error::corrupt(fmt("%s lies past the end of the file", what));
     return ok();
 }
 
@@ -137,14 +139,14 @@ Result<Header> parse_header(std::span<const uint8_t> b, uint64_t file_size)
     if (h.refcount_table_clusters == 0)
         return Error::corrupt("Image does not contain a reference count table");
     TRY(check_table(h.refcount_table_offset, uint64_t(h.refcount_table_clusters) * cs, cs, file_size,
-                    "reference count table"));
+                    "Reference count table"));
     if (uint64_t(h.l1_size) * 8 > k_max_l1_bytes)
         return Error::invalid("Active L1 table too large");
-    TRY(check_table(h.l1_table_offset, uint64_t(h.l1_size) * 8, cs, file_size, "L1 table"));
+    TRY(check_table(h.l1_table_offset, uint64_t(h.l1_size) * 8, cs, file_size, "Active L1 table"));
     if (h.nb_snapshots > k_max_snapshots)
         return Error::invalid("Snapshot table too large");
     if (h.nb_snapshots)
-        TRY(check_table(h.snapshots_offset, uint64_t(h.nb_snapshots) * 40, cs, file_size, "snapshot table"));
+        TRY(check_table(h.snapshots_offset, uint64_t(h.nb_snapshots) * 40, cs, file_size, "Snapshot table"));
     // L1 must cover the virtual size.
     uint64_t entries_per_l2 = cs / ((h.incompatible_features & k_incompat_extended_l2) ? 16 : 8);
     uint64_t need_l1 = div_round_up(div_round_up(h.size, cs), entries_per_l2);
