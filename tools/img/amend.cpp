@@ -17,7 +17,7 @@ struct AmendArgs {
     CommonOptions common;
     std::string options;
     std::string filename;
-    std::string cache = "writeback";
+    block::CacheMode cache = block::CacheMode::Writeback; // -t
     bool progress = false;
     bool force = false;
 };
@@ -90,6 +90,7 @@ Task<int> do_amend(ToolEnv& env, AmendArgs args)
     ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = true;
     req.flags.no_backing = true;
+    req.flags.cache = args.cache;
     auto image = co_await open_or_report(env, req);
     if (!image)
         co_return 1;
@@ -120,9 +121,15 @@ int img_amend(ToolEnv& env, int argc, char** argv)
                                case 'o':
                                    append_options(args.options, optarg);
                                    break;
-                               case 't':
-                                   args.cache = optarg;
+                               case 't': {
+                                   auto mode = parse_cache_option(optarg);
+                                   if (!mode) {
+                                       report_error(mode.error().message());
+                                       return 1;
+                                   }
+                                   args.cache = *mode;
                                    break;
+                               }
                                case 'p':
                                    args.progress = true;
                                    break;
