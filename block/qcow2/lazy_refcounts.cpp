@@ -73,7 +73,10 @@ Task<Result<void>> Qcow2Node::commit_metadata_lazy()
 DataOrder Qcow2Node::data_order_for(uint64_t host, uint64_t head_entry, uint64_t head_bytes, uint64_t tail_entry,
                                     uint64_t tail_bytes)
 {
-    if (!m_lazy_dirty || encrypted() || m_data_file || (host >> m_cluster_bits) < m_fresh_from_cluster)
+    // Extended L2 entries describe subclusters through a bitmap this check
+    // does not read: keep the flush there.
+    if (!m_lazy_dirty || encrypted() || m_data_file || (m_header.incompatible_features & k_incompat_extended_l2)
+        || (host >> m_cluster_bits) < m_fresh_from_cluster)
         return DataOrder::Needed;
     bool backing = m_backing || !backing_file_name().empty();
     auto reads_zero = [&](uint64_t entry, uint64_t bytes) {
