@@ -229,6 +229,10 @@ Task<Result<void>> Qcow2Node::change_refcount_order(uint32_t order)
     m_refcount_cache->clear();
     m_free_cluster_hint = 0;
     m_alloc_floor = 0;
+    // The old refcount structures are free clusters now, old bytes and all
+    // (lazy commits must not take them for fresh ones).
+    if (m_fresh_from_cluster != UINT64_MAX)
+        m_fresh_from_cluster = std::max(m_fresh_from_cluster, div_round_up(m_file->size_bytes(), m_cluster_size));
     co_return ok();
 }
 
