@@ -201,6 +201,10 @@ Result<LuksAmendOptions> parse_luks_amend_options(const OptionList& options, std
     o.old_secret = options.get(with_prefix(prefix, "old-secret"));
     o.keyslot = TRY(signed_number(options, with_prefix(prefix, "keyslot")));
     o.iter_time_ms = TRY(options.get_number(with_prefix(prefix, "iter-time")));
+    // An hour of PBKDF2 per slot is already absurd; QEMU takes 0 as its floor.
+    if (o.iter_time_ms && *o.iter_time_ms > 3'600'000)
+        return Error::invalid("Parameter '" + with_prefix(prefix, "iter-time")
+            + "' expects a time in milliseconds (0 to 3600000)");
     return o;
 }
 

@@ -144,6 +144,8 @@ TEST_F(LuksAmend, QemuMessagesForEveryRefusal)
     EXPECT_EQ(amend("state=active,new-secret=sec1", LuksAmendForce::No, "sec2"),
         "Invalid password, cannot unlock any keyslot");
     EXPECT_EQ(amend("state=active,new-secret=sec1,keyslot=x"), "Parameter 'keyslot' expects a number");
+    EXPECT_EQ(amend("state=active,new-secret=sec1,iter-time=3600001"),
+        "Parameter 'iter-time' expects a time in milliseconds (0 to 3600000)");
     EXPECT_EQ(amend("state=inactive"),
         "To erase keyslot(s), either explicit keyslot index or the password currently contained in them must be "
         "given");
