@@ -48,12 +48,20 @@ bool ends_block(const DecodedInsn& d)
     }
 }
 
+// Conditional branches: a taken one leaves the block, so every flag is
+// live after it (the target's use of them is not known here).
+bool may_leave_block(const DecodedInsn& d)
+{
+    return (d.op >= 0x70 && d.op <= 0x7f) || (d.op >= 0x180 && d.op <= 0x18f) || ends_block(d);
+}
+
 } // namespace
 
 BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gpa, uint32_t gen)
 {
     const uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
-    if (m_arena_used + 1 + k_block_max_insns > k_block_arena_insns) {
+    // Links, up to k_block_max_insns instructions and the sentinel.
+    if (m_arena_used + 2 + k_block_max_insns > k_block_arena_insns) {
         // Recycle the whole arena: every slot built before is stale now.
         m_arena_used = 0;
         m_arena_epoch++;
@@ -74,7 +82,6 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
         // does not decode) is left to execute_one().
         if (decode(host + off, 4096 - off, m_code_size, x.d) != DecodeStatus::Ok)
             break;
-        x.fn = select_handler(x.d, m_code_size);
         if (trace) [[unlikely]]
             m_trace.in_asm(lin0 + bytes, host + off, x.d.length, m_code_size);
         count++;
@@ -87,6 +94,21 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
         s.gpa = ~0ull;
         return nullptr;
     }
+    // Flag liveness, backwards from the block's end (where every flag is
+    // live, as it is after any instruction that may leave the block), picks
+    // each instruction's handler.
+    uint8_t live = k_lf_all;
+    for (unsigned i = count; i-- > 0;) {
+        BlockInsn& x = out[i].insn;
+        if (may_leave_block(x.d))
+            live = k_lf_all;
+        x.fn = select_handler(x.d, m_code_size, live);
+        const FlagUse u = flag_use(x.d);
+        live = uint8_t((live & ~u.must_write) | u.reads);
+    }
+    // The sentinel: chain() from the last instruction lands here and returns.
+    new (&out[count].insn) BlockInsn { DecodedInsn {}, block_sentinel() };
+    out[count].insn.d.length = 0;
     // Stores into this page must now invalidate (and end the block).
     note_code_page(gpa);
     s.gpa = gpa;
@@ -96,7 +118,7 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     s.count = uint16_t(count);
     s.bytes = uint16_t(bytes);
     s.code_size = cs_tag;
-    m_arena_used += 1 + count;
+    m_arena_used += 2 + count;
     return &s;
 }
 
@@ -183,28 +205,40 @@ bool InterpreterImpl::run_block(uint64_t budget)
             }
         }
         const BlockInsn* insns = &m_block_arena[first].insn;
-        const unsigned n = budget < count ? unsigned(budget) : count;
+        // A block runs whole: the flag liveness of its handlers assumes it
+        // runs to its end or to an instruction that reads every flag. When
+        // the budget ends inside it, only its first instruction runs, with
+        // the handler that records every flag (m_stop_after_one stops chain()).
+        const bool single = budget < count;
         m_block_end = false;
         // Only an instruction that sets a shadow changes this; it ends the block.
         m_new_shadow = 0;
         m_rip_mask = rip_mask;
-        m_block_left = n - 1;
         m_insn = &insns[0].d;
         m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
             // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
-            insns[0].fn(*this, insns[0].d);
+            m_stop_after_one = single;
+            if (single) [[unlikely]]
+                select_handler(insns[0].d, m_code_size)(*this, insns[0].d);
+            else
+                insns[0].fn(*this, insns[0].d);
         } catch (const CpuException& e) {
             // m_s.rip is the faulting instruction's (chain() sets it before
             // starting one; exec_generic restores it), and the ones before it
             // retired.
-            m_retired += n - m_block_left - 1;
+            m_stop_after_one = 0;
+            m_retired += unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
             m_s.events.interrupt_shadow = 0;
             handle_exception(e, m_s.rip);
             m_block_end = true;
             return true;
         }
-        const unsigned done = n - m_block_left;
+        // m_insn is the last instruction started: it retired, unless it is
+        // the sentinel.
+        m_stop_after_one = 0;
+        const unsigned started = unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
+        const unsigned done = started < count ? started + 1 : count;
         m_retired += done;
         budget -= done;
         m_s.events.interrupt_shadow = m_new_shadow;

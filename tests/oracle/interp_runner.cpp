@@ -75,6 +75,18 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         }
         const uint64_t end = (c.mode16 ? 0 : k_code_addr) + c.code.size();
         r.fault = Fault::None;
+        if (c.whole_blocks) {
+            // Runs into the UD2 after the code: #UD there, at `end`, is the
+            // normal end; the interrupt frame holds RIP, RFLAGS and RSP.
+            cpu->run(100000);
+            uint64_t frame[4];
+            std::memcpy(frame, host.ram(s.gpr[4]), sizeof frame);
+            if (delivered_vector(s) == 6 && frame[0] == end) {
+                s.rip = frame[0];
+                s.rflags = frame[2];
+                s.gpr[4] = frame[3];
+            }
+        }
         for (int step = 0; step < 256 && s.rip != end; step++) {
             cpu->run(1);
             if (int v = delivered_vector(s); v >= 0) {

@@ -145,8 +145,32 @@ static_assert(sizeof(ArenaEntry) == sizeof(BlockInsn));
 
 // Picks the handler for a decoded instruction (exec_fast.cpp): a
 // specialised one for the hottest forms, or generic dispatch.
-ExecFn select_handler(const DecodedInsn& d, CodeSize size);
+// Arithmetic flags as the block liveness pass tracks them (bit per flag).
+inline constexpr uint8_t k_lf_cf = 1, k_lf_pf = 2, k_lf_af = 4, k_lf_zf = 8, k_lf_sf = 16, k_lf_of = 32;
+inline constexpr uint8_t k_lf_all = 0x3f;
+
+// How an instruction uses the arithmetic flags: the ones it reads, the ones
+// it always replaces (must) or may replace (may). A barrier is anything the
+// pass does not model, and anything that may fault or end the block early:
+// every flag must be exact before it, so it reads them all.
+struct FlagUse {
+    uint8_t reads;
+    uint8_t must_write;
+    uint8_t may_write;
+    bool barrier;
+};
+FlagUse flag_use(const DecodedInsn& d);
+
+// live_after: the flags (k_lf_*) read after this instruction before being
+// overwritten (a block's last instruction, and any that may leave it, has
+// all of them live). A register-form ALU/shift/INC/DEC/IMUL/NEG whose flags
+// are all dead gets a handler that does not record them: such a handler is
+// only valid inside its block.
+ExecFn select_handler(const DecodedInsn& d, CodeSize size, uint8_t live_after = k_lf_all);
 ExecFn generic_handler();
+// The handler of the entry that follows a block's last instruction: it
+// returns without running anything (its DecodedInsn has length 0).
+ExecFn block_sentinel();
 
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
@@ -470,10 +494,11 @@ public:
         // Anything that changes what the rest of the block means (a taken
         // branch, a mode or paging change, a store into a code page, a
         // possible interrupt, an interrupt shadow, a flags reload that may
-        // set TF: set_flags() ends the block) ends it.
-        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0)
+        // set TF: set_flags() ends the block) ends it: one load tests all
+        // three. The block's end is a sentinel entry whose handler returns
+        // (block_sentinel()), so no instruction count is kept.
+        if (m_stop) [[unlikely]]
             return;
-        m_block_left--;
         const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;
         m_insn = &next->d;
         m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
@@ -527,9 +552,17 @@ private:
     const DecodedInsn* m_insn = nullptr;
     DecodedInsn m_uncached; // decoded instruction that is not in the cache
     uint64_t m_next_rip = 0;
-    bool m_block_end = false;
-    bool m_check_irq = true;
-    uint8_t m_new_shadow = 0;
+    // The reasons to leave a block early, overlaid so chain() tests them
+    // with one load (m_stop != 0).
+    union {
+        struct {
+            bool m_block_end;
+            bool m_check_irq;
+            uint8_t m_new_shadow;
+            bool m_stop_after_one; // run_block(): the budget ends inside the block
+        };
+        uint32_t m_stop = 0;
+    };
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
@@ -568,7 +601,6 @@ private:
     std::vector<ArenaEntry> m_block_arena;
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
-    unsigned m_block_left = 0; // instructions of the block after the current one
     uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
 
     friend class Interpreter;
