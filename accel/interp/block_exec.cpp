@@ -97,14 +97,24 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     // Flag liveness, backwards from the block's end (where every flag is
     // live, as it is after any instruction that may leave the block), picks
     // each instruction's handler.
-    uint8_t live = k_lf_all;
+    // live_in[i]: the flags live before instruction i.
+    uint8_t live_in[k_block_max_insns + 1];
+    live_in[count] = k_lf_all;
     for (unsigned i = count; i-- > 0;) {
         BlockInsn& x = out[i].insn;
-        if (may_leave_block(x.d))
-            live = k_lf_all;
+        const uint8_t live = may_leave_block(x.d) ? k_lf_all : live_in[i + 1];
         x.fn = select_handler(x.d, m_code_size, live);
         const FlagUse u = flag_use(x.d);
-        live = uint8_t((live & ~u.must_write) | u.reads);
+        live_in[i] = uint8_t((live & ~u.must_write) | u.reads);
+    }
+    // Compare-and-branch pairs (64-bit code): the fall-through's liveness
+    // decides whether the pair records its flags when not taken.
+    if (m_code_size == CodeSize::Bits64) {
+        for (unsigned i = 0; i + 1 < count; i++) {
+            const unsigned after = i + 2 <= count ? i + 2 : count;
+            if (ExecFn f = select_fused(out[i].insn.d, out[i + 1].insn.d, live_in[after] != 0))
+                out[i].insn.fn = f;
+        }
     }
     // The sentinel: chain() from the last instruction lands here and returns.
     new (&out[count].insn) BlockInsn { DecodedInsn {}, block_sentinel() };

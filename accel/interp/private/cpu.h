@@ -168,6 +168,10 @@ FlagUse flag_use(const DecodedInsn& d);
 // only valid inside its block.
 ExecFn select_handler(const DecodedInsn& d, CodeSize size, uint8_t live_after = k_lf_all);
 ExecFn generic_handler();
+// A handler running `d` (CMP/SUB/TEST/AND) and the Jcc `jcc` that follows
+// it in the block as one (exec_fused.cpp), or nullptr. live_fall: some flag
+// is read after the fall-through before being overwritten.
+ExecFn select_fused(const DecodedInsn& d, const DecodedInsn& jcc, bool live_fall);
 // The handler of the entry that follows a block's last instruction: it
 // returns without running anything (its DecodedInsn has length 0).
 ExecFn block_sentinel();
@@ -503,6 +507,15 @@ public:
         m_insn = &next->d;
         m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
         return next->fn(*this, next->d);
+    }
+
+    // A fused handler (exec_fused.cpp) has finished the first instruction
+    // of its pair: `next` (the following BlockInsn's) becomes the current one.
+    [[gnu::always_inline]] void step_fused(const DecodedInsn& next)
+    {
+        m_s.rip = m_next_rip;
+        m_insn = &next;
+        m_next_rip = (m_s.rip + next.length) & m_rip_mask;
     }
 
 private:
