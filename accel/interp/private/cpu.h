@@ -76,10 +76,17 @@ inline constexpr unsigned k_tlb_entries = 256;
 inline constexpr unsigned k_decode_cache_entries = 1u << 16;
 
 struct TlbEntry {
-    uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
+    // The inline fast path's tag: vpage when `host` maps the page directly,
+    // else ~0. It is compared with the page of an access's last byte, which
+    // also rejects accesses that cross into the next page (that page maps
+    // to the next slot, so it can never equal this slot's tag).
+    uint64_t direct = ~0ull;
     uint8_t* host = nullptr; // host address of the page, nullptr for MMIO
+    uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
     uint64_t gpa = 0; // guest-physical page address
     bool global = false;
+    uint8_t page_shift = 12; // the guest page the translation came from: 12, 21, 22 or 30
+    void clear() { vpage = direct = ~0ull; }
 };
 
 // The memory operand of the LOCKed instruction being executed (lock.cpp).
@@ -315,14 +322,15 @@ public:
     // addresses never match a TLB entry, so they reach the checked path.
     uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
     {
-        // LOCKed operands and armed data breakpoints take the checked path.
-        if (!m_mode64 || m_mem_hooks) [[unlikely]]
+        // LOCKed operands and armed data breakpoints take the checked path
+        // (m_direct_mem: 64-bit mode without memory hooks).
+        if (!m_direct_mem) [[unlikely]]
             return nullptr;
         uint64_t lin = offset;
         if (seg == Seg::FS || seg == Seg::GS)
             lin += m_s.seg[static_cast<unsigned>(seg)].base;
         const TlbEntry& e = m_tlb[static_cast<unsigned>(access)][m_cpl == 3][(lin >> 12) % k_tlb_entries];
-        if (e.vpage != (lin >> 12) || !e.host || (lin & 0xfff) + size > 4096) [[unlikely]]
+        if (e.direct != ((lin + size - 1) >> 12)) [[unlikely]]
             return nullptr;
         return e.host + (lin & 0xfff);
     }
@@ -483,6 +491,7 @@ public:
     {
         m_ac_check = (m_s.cr0 & x86::k_cr0_am) && (m_s.rflags & x86::k_flag_ac) && m_cpl == 3;
         m_mem_hooks = m_lock.active || m_dr_data || m_ac_check;
+        m_direct_mem = m_mode64 && !m_mem_hooks;
     }
     // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
     void execute(const DecodedInsn& d);
@@ -582,6 +591,9 @@ private:
     LockedAccess m_lock;
     bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
     bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
+    bool m_direct_mem = false; // m_mode64 && !m_mem_hooks: direct_ptr() may map accesses
+    uint8_t m_last_walk_shift = 12; // page size (log2) of the last page walk
+    bool m_tlb_large = false; // some TLB entry came from a large page (INVLPG)
     bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
     bool m_trace_blocks = false; // -d exec or cpu
     bool m_debug_hooks = false; // m_dr_exec || m_dr_data
