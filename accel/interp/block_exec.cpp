@@ -7,6 +7,7 @@
 #include <new>
 
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 #include "util/log.h"
 
 namespace kiln::accel::interp {
@@ -76,6 +77,11 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     // -d in_asm: each instruction as its block is built (the block starts at RIP).
     const bool trace = Log::enabled(LogCategory::InAsm);
     const uint64_t lin0 = m_mode64 ? m_s.rip : (m_s.segment(Seg::CS).base + m_s.rip) & 0xffffffff;
+    // 64-bit code: a direct JMP/CALL whose target is in the same page does
+    // not end the block; decoding continues at the target (the handler only
+    // moves RIP). Not while tracing (in_asm prints blocks as contiguous).
+    const bool follow = m_code_size == CodeSize::Bits64 && !trace;
+    bool followed[k_block_max_insns] = {};
     while (count < k_block_max_insns && off < 4096) {
         BlockInsn& x = *new (&out[count].insn) BlockInsn {};
         // Never reads past the page; an instruction that crosses it (or
@@ -87,6 +93,15 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
         count++;
         bytes += x.d.length;
         off += x.d.length;
+        if (follow && (x.d.op == 0xe9 || x.d.op == 0xeb || (x.d.op == 0xe8 && x.d.opsize == 8)) && x.d.opsize != 2) {
+            // The target's offset in this page, if it stays in it.
+            const uint64_t target = (lin0 & ~0xfffull) + off + uint64_t(sign_extend(x.d.imm, x.d.imm_size));
+            if ((target >> 12) == (lin0 >> 12)) {
+                followed[count - 1] = true;
+                off = unsigned(target & 0xfff);
+                continue;
+            }
+        }
         if (ends_block(x.d))
             break;
     }
@@ -102,8 +117,8 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     live_in[count] = k_lf_all;
     for (unsigned i = count; i-- > 0;) {
         BlockInsn& x = out[i].insn;
-        const uint8_t live = may_leave_block(x.d) ? k_lf_all : live_in[i + 1];
-        x.fn = select_handler(x.d, m_code_size, live);
+        const uint8_t live = may_leave_block(x.d) && !followed[i] ? k_lf_all : live_in[i + 1];
+        x.fn = followed[i] ? followed_transfer(x.d) : select_handler(x.d, m_code_size, live);
         const FlagUse u = flag_use(x.d);
         live_in[i] = uint8_t((live & ~u.must_write) | u.reads);
     }

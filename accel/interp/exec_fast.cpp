@@ -248,6 +248,20 @@ void call_rel64(InterpreterImpl& cpu, const DecodedInsn& d)
     cpu.jump_near(ret + uint64_t(sign_extend(d.imm, d.imm_size)));
 }
 
+// A direct JMP/CALL the block continues after (build_block() decoded its
+// target next): no block end.
+void jmp_followed(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    cpu.set_next_rip(cpu.next_rip() + uint64_t(sign_extend(d.imm, d.imm_size)));
+}
+
+void call_followed(InterpreterImpl& cpu, const DecodedInsn& d)
+{
+    const uint64_t ret = cpu.next_rip();
+    push64(cpu, ret);
+    cpu.set_next_rip(ret + uint64_t(sign_extend(d.imm, d.imm_size)));
+}
+
 void ret64(InterpreterImpl& cpu, const DecodedInsn&)
 {
     uint64_t& rsp = cpu.state().gpr[k_rsp];
@@ -854,6 +868,8 @@ ExecFn select_fast(const DecodedInsn& d, bool nf)
 ExecFn generic_handler() { return &threaded<&exec_generic>; }
 
 ExecFn block_sentinel() { return &sentinel; }
+
+ExecFn followed_transfer(const DecodedInsn& d) { return d.op == 0xe8 ? &threaded<&call_followed> : &threaded<&jmp_followed>; }
 
 ExecFn select_handler(const DecodedInsn& d, CodeSize size, uint8_t live_after)
 {

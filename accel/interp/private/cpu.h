@@ -179,6 +179,9 @@ ExecFn generic_handler();
 // it in the block as one (exec_fused.cpp), or nullptr. live_fall: some flag
 // is read after the fall-through before being overwritten.
 ExecFn select_fused(const DecodedInsn& d, const DecodedInsn& jcc, bool live_fall);
+// The handler of a direct JMP/CALL (64-bit) whose target the block
+// continues with: RIP moves (CALL pushes), the block goes on.
+ExecFn followed_transfer(const DecodedInsn& d);
 // The handler of the entry that follows a block's last instruction: it
 // returns without running anything (its DecodedInsn has length 0).
 ExecFn block_sentinel();

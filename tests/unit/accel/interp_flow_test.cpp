@@ -1,9 +1,10 @@
 // Random straight-line sequences of register-form ALU, shift, INC/DEC,
-// IMUL, TEST/CMP, SETcc, CMOVcc and short forward Jcc, run natively and in
-// the interpreter. Single-instruction oracle cases cannot see the block
+// IMUL, TEST/CMP, SETcc, CMOVcc, short forward Jcc and JMP/CALL over an
+// instruction, run natively and in the interpreter. Single-instruction oracle cases cannot see the block
 // build's flag liveness (handlers that skip dead flags) or the compare +
 // branch fusion: here flags flow between instructions of one block, so a
 // handler that dropped a flag something still reads changes the outcome.
+// JMP/CALL targets in the same page continue the block (build_block()).
 #include <array>
 #include <cstdio>
 #include <string>
@@ -67,7 +68,7 @@ struct Emitter {
 
     void one()
     {
-        switch (rng.below(14)) {
+        switch (rng.below(16)) {
         case 0:
         case 1:
             alu_rr(rng.below(9));
@@ -151,9 +152,25 @@ struct Emitter {
             modrm(reg, rm);
             break;
         }
-        default: { // CMP r/m, imm then Jcc
+        case 13: { // CMP r/m, imm then Jcc
             alu_imm(7);
             jcc_over_next();
+            break;
+        }
+        case 14: { // JMP over the next instruction (blocks continue at the target)
+            size_t at = code.size();
+            code.insert(code.end(), { 0xeb, 0 });
+            size_t before = code.size();
+            alu_rr(rng.below(9));
+            code[at + 1] = uint8_t(code.size() - before);
+            break;
+        }
+        default: { // CALL over the next instruction: pushes the return address
+            size_t at = code.size();
+            code.insert(code.end(), { 0xe8, 0, 0, 0, 0 });
+            size_t before = code.size();
+            alu_rr(rng.below(9));
+            code[at + 1] = uint8_t(code.size() - before);
             break;
         }
         }
