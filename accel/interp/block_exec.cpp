@@ -246,7 +246,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
         m_cur_links = &m_block_arena[first - 1].links;
         // Blocks may start each other (next_block()) in 64-bit code when
         // nothing watches block boundaries.
-        m_chain_left = m_mode64 && !m_trace_blocks ? 64 : 0;
+        m_chain_left = m_mode64 && m_chain_blocks && !m_trace_blocks ? 64 : 0;
         m_insn = &insns[0].d;
         m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {

@@ -414,6 +414,7 @@ public:
         // 66-prefixed ones) inline; the rest in jump_near_slow().
         if (m_mode64 && m_insn->opsize != 2 && uint64_t(int64_t(target << 16) >> 16) == target) [[likely]] {
             m_next_rip = target;
+            m_block_end = true;
             m_branch_taken = true;
             return;
         }
@@ -592,15 +593,15 @@ private:
             bool m_check_irq;
             uint8_t m_new_shadow;
             bool m_stop_after_one; // run_block(): the budget ends inside the block
-            // jump_near() took a branch: the block ends, and when nothing
-            // else is pending the next one may start straight from chain()
-            // (next_block()).
+            // jump_near() took a branch (and set m_block_end too): when
+            // nothing else is pending the next block may start straight
+            // from chain() (next_block()).
             bool m_branch_taken;
             uint8_t m_stop_pad[3];
         };
         uint64_t m_stop = 0;
     };
-    static constexpr uint64_t k_stop_branch_only = 1ull << 32;
+    static constexpr uint64_t k_stop_branch_only = 1ull | (1ull << 32);
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
@@ -651,6 +652,9 @@ private:
     // handler call depth when the compiler does not turn them into jumps);
     // 0 disables them (not 64-bit code, -d exec/cpu tracing).
     unsigned m_chain_left = 0;
+    // Whether blocks may start each other at all: a tier that must see every
+    // block start in run_block() turns this off.
+    bool m_chain_blocks = true;
 
     friend class Interpreter;
 };
