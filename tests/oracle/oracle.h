@@ -48,6 +48,11 @@ struct OracleCase {
     // 16-bit protected-mode code (natively: LDT segments from modify_ldt):
     // CS based at the code page, DS/ES at the data area (limit 8 KiB).
     bool mode16 = false;
+    // Interpreter side: run the whole sequence with one large budget (as
+    // decoded blocks, the way a guest runs) up to the UD2 placed after it,
+    // instead of one instruction per run() call. Only for sequences that
+    // do not fault.
+    bool whole_blocks = false;
 };
 
 // Fault classes that both sides can observe the same way.
@@ -72,5 +77,15 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
 
 // Empty if equal, otherwise a description of the first differences.
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp);
+
+// Runs `cases` natively and in the interpreter (in batches, to bound
+// memory) and compares them: counts, and the first `max_reported`
+// mismatches as "name [code bytes]: differences".
+struct OracleReport {
+    size_t native_faults = 0;
+    size_t mismatches = 0;
+    std::vector<std::string> reported;
+};
+Result<OracleReport> run_differential(const std::vector<OracleCase>& cases, size_t max_reported);
 
 } // namespace kiln::oracle
