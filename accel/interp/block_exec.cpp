@@ -6,6 +6,7 @@
 // execute_one(), which handles every case one instruction at a time.
 #include <new>
 
+#include "accel/interp/jit/jit.h"
 #include "accel/interp/private/cpu.h"
 #include "util/log.h"
 
@@ -192,8 +193,10 @@ bool InterpreterImpl::run_block(uint64_t budget)
         m_insn = &insns[0].d;
         m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
-            // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
-            insns[0].fn(*this, insns[0].d);
+            // Each handler chains to the next (BlockInsn::fn, cpu.h chain()),
+            // unless the JIT tier (accel/interp/jit/) runs the block as host code.
+            if (!m_jit || !m_jit->run(*this, first, n, count))
+                insns[0].fn(*this, insns[0].d);
         } catch (const CpuException& e) {
             // m_s.rip is the faulting instruction's (chain() sets it before
             // starting one; exec_generic restores it), and the ones before it

@@ -65,6 +65,12 @@ public:
     // Total instructions retired since creation (for tests and -icount-ish stats).
     uint64_t instructions_retired() const;
 
+    // The JIT tier (accel/interp/jit/): blocks that ran `threshold` times
+    // (0: the default) run as host code. On by default; `-accel
+    // interp,jit=off` turns it off. Call while run() is not executing.
+    Result<void> set_jit(bool enabled, unsigned threshold = 0);
+    bool jit_enabled() const;
+
 private:
     explicit Interpreter(std::unique_ptr<InterpreterImpl> impl);
     std::unique_ptr<InterpreterImpl> m_impl;

@@ -31,11 +31,12 @@ Fault fault_from_vector(int v)
 
 } // namespace
 
-Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases)
+Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases, InterpMode mode)
 {
     FakeHost host(16ull << 20);
     auto model = TRY(x86::CpuModel::by_name("max"));
     auto cpu = TRY(interp::Interpreter::create(host, model));
+    TRY(cpu->set_jit(mode == InterpMode::Jit, 1));
     std::vector<OracleOutcome> out(cases.size());
     for (size_t i = 0; i < cases.size(); i++) {
         const OracleCase& c = cases[i];
@@ -75,6 +76,21 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         }
         const uint64_t end = (c.mode16 ? 0 : k_code_addr) + c.code.size();
         r.fault = Fault::None;
+        if (mode == InterpMode::Jit) {
+            // The UD2 after the sequence ends the run: its #UD stub halts.
+            // A #UD whose frame (RIP, CS, RFLAGS, RSP, SS) says it was
+            // raised at the end is that UD2: undo its delivery.
+            cpu->run(1u << 16);
+            if (delivered_vector(s) == 6) {
+                uint64_t frame[5];
+                std::memcpy(frame, host.ram(s.gpr[x86::k_rsp]), sizeof frame);
+                if (frame[0] == end) {
+                    s.rip = end;
+                    s.rflags = frame[2];
+                    s.gpr[x86::k_rsp] = frame[3];
+                }
+            }
+        }
         for (int step = 0; step < 256 && s.rip != end; step++) {
             cpu->run(1);
             if (int v = delivered_vector(s); v >= 0) {

@@ -95,6 +95,15 @@ struct LockedAccess {
 
 class InterpreterImpl;
 
+// ---- JIT tier (accel/interp/jit/) ----
+namespace jit {
+class Jit;
+struct JitDeleter {
+    void operator()(Jit* jit) const;
+};
+} // namespace jit
+// ---- end JIT tier ----
+
 // One instruction of a decoded block: its handler (chosen once, when the
 // block is built: a specialised fast handler for common forms, otherwise
 // the generic group dispatch) and its decoded form.
@@ -167,6 +176,10 @@ public:
     CpuState& state() { return m_s; }
     const x86::CpuModel& model() const { return m_model; }
     uint64_t instructions_retired() const { return m_retired; }
+    // JIT tier (accel/interp/jit/jit.cpp): on with a compile threshold
+    // (0: the default), or off. Fails only if no code buffer can be mapped.
+    Result<void> set_jit(bool enabled, unsigned threshold);
+    bool jit_enabled() const { return m_jit != nullptr; }
 
     // ---- Everything below is for the exec_*.cpp files. ----
 
@@ -570,6 +583,9 @@ private:
     uint32_t m_arena_epoch = 1;
     unsigned m_block_left = 0; // instructions of the block after the current one
     uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
+    // ---- JIT tier (accel/interp/jit/): compiled hot blocks, or null. ----
+    std::unique_ptr<jit::Jit, jit::JitDeleter> m_jit;
+    friend class jit::Jit;
 
     friend class Interpreter;
 };

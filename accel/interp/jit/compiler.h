@@ -1,0 +1,67 @@
+// Compiler: one decoded 64-bit block -> host x86-64 code (see jit.h for the
+// contract and README.md for the code's shape). Pure: it reads the block
+// and the field offsets it is given and produces bytes; it knows nothing of
+// the code buffer or of when blocks are hot.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "accel/interp/private/cpu.h"
+
+namespace kiln::accel::interp::jit {
+
+// Runs before a block's host code takes over: blocks below this count run
+// in the interpreter (cheap to build, most run only a few times).
+inline constexpr unsigned k_default_threshold = 32;
+inline constexpr size_t k_default_code_bytes = 32u << 20;
+
+struct JitOptions {
+    bool enabled = true;
+    unsigned threshold = k_default_threshold;
+    size_t code_bytes = k_default_code_bytes;
+};
+
+// Offsets from the InterpreterImpl pointer of every field generated code
+// touches (taken from a live object, see Jit::layout_of()).
+struct Layout {
+    int32_t gpr = 0; // CpuState::gpr[0]
+    int32_t rip = 0;
+    int32_t rflags = 0;
+    int32_t fs_base = 0;
+    int32_t gs_base = 0;
+    int32_t next_rip = 0;
+    int32_t insn = 0; // const DecodedInsn* m_insn
+    int32_t block_end = 0;
+    int32_t check_irq = 0;
+    int32_t new_shadow = 0;
+    // The byte that says a lazy-flags record is pending (0: none, so RFLAGS
+    // holds the arithmetic flags), or -1 if it could not be found: then
+    // instructions that set flags are not inlined.
+    int32_t flags_op = -1;
+};
+
+// Returned in RAX:RDX by the memory slow-path thunk.
+struct MemResult {
+    uint64_t value;
+    uint64_t fault;
+};
+
+struct Thunks {
+    const void* call_handler; // uint64_t (InterpreterImpl*, const BlockInsn*): nonzero on a fault
+    const void* read_slow; // MemResult (InterpreterImpl*, seg | size << 8, ea)
+    const void* write_slow; // uint64_t (InterpreterImpl*, seg | size << 8, ea, value): nonzero on a fault
+    const void* materialize_flags; // void (InterpreterImpl*): folds pending lazy flags into RFLAGS
+};
+
+// The return value of generated code: instructions completed in the low 32
+// bits, k_exit_fault set when the next one raised (the thunk recorded it).
+inline constexpr uint64_t k_exit_fault = 1ull << 32;
+
+// Host code for `count` instructions starting at linear `rip`; the entry
+// point is at offset 0. Signature: uint64_t (InterpreterImpl*, const
+// TlbEntry* read_tlb, const TlbEntry* write_tlb) with the CPL's TLB rows.
+std::vector<uint8_t> compile_block(
+    const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip);
+
+} // namespace kiln::accel::interp::jit

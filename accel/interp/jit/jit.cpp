@@ -1,0 +1,210 @@
+#include "accel/interp/jit/jit.h"
+
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+
+#include "util/log.h"
+
+namespace kiln::accel::interp::jit {
+
+namespace {
+
+int32_t offset_in(const InterpreterImpl& cpu, const void* field)
+{
+    return int32_t(static_cast<const char*>(field) - reinterpret_cast<const char*>(&cpu));
+}
+
+// The byte of LazyFlags that clear() resets, found through its public
+// interface (lazy_flags.h belongs to the interpreter proper and may change
+// shape): generated code that has put the arithmetic flags into RFLAGS
+// writes 0 there, as LazyFlags::set_eager() would. -1 when clear() does not
+// reset exactly one byte from a pending op to 0.
+int32_t find_flags_op_byte()
+{
+    static_assert(std::is_trivially_copyable_v<LazyFlags>);
+    LazyFlags pending;
+    pending.set(FlagOp::Neg, 8, 0x1234, 0, 0x5678);
+    LazyFlags cleared = pending;
+    cleared.clear();
+    unsigned char a[sizeof(LazyFlags)], b[sizeof(LazyFlags)];
+    std::memcpy(a, &pending, sizeof a);
+    std::memcpy(b, &cleared, sizeof b);
+    int32_t at = -1;
+    for (unsigned i = 0; i < sizeof a; i++) {
+        if (a[i] == b[i])
+            continue;
+        if (at >= 0 || a[i] != uint8_t(FlagOp::Neg) || b[i] != 0)
+            return -1;
+        at = int32_t(i);
+    }
+    if (at < 0 || !pending.pending() || cleared.pending())
+        return -1;
+    LazyFlags probe = pending;
+    reinterpret_cast<unsigned char*>(&probe)[at] = 0;
+    if (probe.pending() || probe.get(0x2) != 0x2)
+        return -1;
+    return at;
+}
+
+} // namespace
+
+Layout Jit::layout_of(InterpreterImpl& cpu)
+{
+    Layout l;
+    l.gpr = offset_in(cpu, &cpu.m_s.gpr[0]);
+    l.rip = offset_in(cpu, &cpu.m_s.rip);
+    l.rflags = offset_in(cpu, &cpu.m_s.rflags);
+    l.fs_base = offset_in(cpu, &cpu.m_s.segment(Seg::FS).base);
+    l.gs_base = offset_in(cpu, &cpu.m_s.segment(Seg::GS).base);
+    l.next_rip = offset_in(cpu, &cpu.m_next_rip);
+    l.insn = offset_in(cpu, &cpu.m_insn);
+    l.block_end = offset_in(cpu, &cpu.m_block_end);
+    l.check_irq = offset_in(cpu, &cpu.m_check_irq);
+    l.new_shadow = offset_in(cpu, &cpu.m_new_shadow);
+    const int32_t op = find_flags_op_byte();
+    l.flags_op = op < 0 ? -1 : offset_in(cpu, &cpu.m_flags) + op;
+    return l;
+}
+
+Result<std::unique_ptr<Jit>> Jit::create(InterpreterImpl& cpu, const JitOptions& options)
+{
+    std::unique_ptr<Jit> jit(new Jit(options));
+    if (jit->m_options.threshold == 0)
+        jit->m_options.threshold = 1;
+    TRY(jit->m_code.init(options.code_bytes));
+    jit->m_layout = layout_of(cpu);
+    jit->m_entries.resize(k_block_arena_insns);
+    return jit;
+}
+
+const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsigned count)
+{
+    static const Thunks thunks {
+        reinterpret_cast<const void*>(&Jit::call_handler),
+        reinterpret_cast<const void*>(&Jit::read_slow),
+        reinterpret_cast<const void*>(&Jit::write_slow),
+        reinterpret_cast<const void*>(&Jit::materialize_flags),
+    };
+    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip);
+    // Header, then the entry point 16 bytes in (the buffer aligns to 16).
+    std::vector<uint8_t> image(sizeof(Header) + code.size());
+    const Header h { cpu.m_s.rip, 0 };
+    std::memcpy(image.data(), &h, sizeof h);
+    std::memcpy(image.data() + sizeof h, code.data(), code.size());
+    const uint8_t* at = m_code.add(image.data(), image.size());
+    if (!at)
+        return nullptr;
+    m_compiled++;
+    return at + sizeof(Header);
+}
+
+bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count)
+{
+    // Budget-limited runs, LOCK/alignment/data-breakpoint hooks and -d exec
+    // tracing keep the interpreter's path.
+    if (n != count || !cpu.m_mode64 || cpu.m_mem_hooks || cpu.m_trace_blocks) [[unlikely]]
+        return false;
+    Entry& e = m_entries[first];
+    const uint64_t tag = (uint64_t(m_code_epoch) << 32) | cpu.m_arena_epoch;
+    if (e.tag != tag) [[unlikely]]
+        e = Entry { tag, nullptr, 0 };
+    if (!e.code) [[unlikely]] {
+        if (e.heat == ~0u || ++e.heat < m_options.threshold)
+            return false;
+        const uint8_t* code = compile(cpu, &cpu.m_block_arena[first].insn, count);
+        if (!code) {
+            // Full: drop every compiled block (their entries carry the old
+            // code epoch) and start again.
+            m_code.reset();
+            m_code_epoch++;
+            m_flushes++;
+            code = compile(cpu, &cpu.m_block_arena[first].insn, count);
+        }
+        e = Entry { (uint64_t(m_code_epoch) << 32) | cpu.m_arena_epoch, code, code ? 0u : ~0u };
+        if (!code)
+            return false;
+    }
+    Header h;
+    std::memcpy(&h, e.code - sizeof(Header), sizeof h);
+    if (h.rip != cpu.m_s.rip) [[unlikely]]
+        return false;
+    cpu.m_block_left = 0; // handlers called from the code run one instruction each
+    const bool user = cpu.m_cpl == 3;
+    const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(e.code));
+    const uint64_t r = fn(&cpu, &cpu.m_tlb[0][user][0], &cpu.m_tlb[1][user][0]);
+    const unsigned done = unsigned(uint32_t(r));
+    if (r & k_exit_fault) [[unlikely]] {
+        // As if the handlers had chained up to the faulting instruction.
+        cpu.m_block_left = n - done - 1;
+        if (m_pending) {
+            std::exception_ptr p = std::move(m_pending);
+            m_pending = nullptr;
+            std::rethrow_exception(p);
+        }
+        throw m_exception;
+    }
+    cpu.m_block_left = n - done;
+    return true;
+}
+
+uint64_t Jit::call_handler(InterpreterImpl* cpu, const BlockInsn* x)
+{
+    try {
+        x->fn(*cpu, x->d);
+        return 0;
+    } catch (const CpuException& e) {
+        cpu->m_jit->m_exception = e;
+    } catch (...) {
+        cpu->m_jit->m_pending = std::current_exception();
+    }
+    return 1;
+}
+
+MemResult Jit::read_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea)
+{
+    try {
+        return { cpu->read_mem(Seg(seg_size & 0xff), ea, unsigned(seg_size >> 8)), 0 };
+    } catch (const CpuException& e) {
+        cpu->m_jit->m_exception = e;
+    } catch (...) {
+        cpu->m_jit->m_pending = std::current_exception();
+    }
+    return { 0, 1 };
+}
+
+uint64_t Jit::write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, uint64_t value)
+{
+    try {
+        cpu->write_mem(Seg(seg_size & 0xff), ea, unsigned(seg_size >> 8), value);
+        return 0;
+    } catch (const CpuException& e) {
+        cpu->m_jit->m_exception = e;
+    } catch (...) {
+        cpu->m_jit->m_pending = std::current_exception();
+    }
+    return 1;
+}
+
+void Jit::materialize_flags(InterpreterImpl* cpu) { cpu->m_flags.materialize(cpu->m_s.rflags); }
+
+void JitDeleter::operator()(Jit* jit) const { if (getenv("KILN_JIT_DEBUG")) fprintf(stderr, "jit: %lu compiled\n", (unsigned long)jit->blocks_compiled()); delete jit; }
+
+} // namespace kiln::accel::interp::jit
+
+namespace kiln::accel::interp {
+
+Result<void> InterpreterImpl::set_jit(bool enabled, unsigned threshold)
+{
+    m_jit.reset();
+    if (!enabled)
+        return {};
+    jit::JitOptions options;
+    if (threshold)
+        options.threshold = threshold;
+    auto j = TRY(jit::Jit::create(*this, options));
+    m_jit.reset(j.release());
+    return {};
+}
+
+} // namespace kiln::accel::interp

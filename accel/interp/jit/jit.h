@@ -1,0 +1,78 @@
+// Jit: the tier above the block interpreter. A decoded block (block_exec.cpp)
+// that has run `threshold` times is compiled into host x86-64 code: the hot
+// instruction forms inline, every other instruction a call to its existing
+// handler through a thunk (so any block compiles and behaves exactly as
+// interpreted). Compiled code lives as long as the block does: it is found
+// through the block's arena index and tagged with the arena epoch, so a
+// rebuilt block (page generation change, arena recycling) is never paired
+// with stale code.
+//
+// C++ exceptions never unwind through generated code: each call out of it
+// goes through a thunk that catches CpuException (and anything else),
+// records it here and returns a status; run() rethrows it in C++ once the
+// generated code has returned, with RIP at the faulting instruction and the
+// instructions before it retired, as in the block path.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include "accel/interp/jit/code_buffer.h"
+#include "accel/interp/jit/compiler.h"
+#include "accel/interp/private/cpu.h"
+#include "util/result.h"
+
+namespace kiln::accel::interp::jit {
+
+class Jit {
+public:
+    static Result<std::unique_ptr<Jit>> create(InterpreterImpl& cpu, const JitOptions& options);
+
+    // Runs the `count`-instruction block at arena index `first` (the one at
+    // cpu.m_s.rip) as host code when it is compiled or has just become hot.
+    // Returns false, having changed nothing, when the interpreter must run
+    // it. Otherwise the block ran: cpu.m_block_left says how much of it did
+    // (as after chained handlers), or a guest exception is rethrown here.
+    bool run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count);
+
+    uint64_t blocks_compiled() const { return m_compiled; }
+    uint64_t flushes() const { return m_flushes; }
+
+private:
+    struct Entry {
+        uint64_t tag = 0; // (code epoch << 32) | arena epoch; 0: empty
+        const uint8_t* code = nullptr;
+        uint32_t heat = 0;
+    };
+    // Code header before each entry point: the RIP the code was built for
+    // (a guest-physical page may be mapped at several linear addresses).
+    struct Header {
+        uint64_t rip;
+        uint64_t pad;
+    };
+    using BlockFn = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb);
+
+    explicit Jit(const JitOptions& options) : m_options(options) { }
+    static Layout layout_of(InterpreterImpl& cpu);
+    const uint8_t* compile(InterpreterImpl& cpu, const BlockInsn* insns, unsigned count);
+
+    // Thunks called from generated code (see the comment at the top).
+    static uint64_t call_handler(InterpreterImpl* cpu, const BlockInsn* x);
+    static MemResult read_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea);
+    static uint64_t write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, uint64_t value);
+    static void materialize_flags(InterpreterImpl* cpu);
+
+    JitOptions m_options;
+    Layout m_layout;
+    CodeBuffer m_code;
+    std::vector<Entry> m_entries; // by arena index of the block's first instruction
+    uint32_t m_code_epoch = 1;
+    uint64_t m_compiled = 0;
+    uint64_t m_flushes = 0;
+    CpuException m_exception {};
+    std::exception_ptr m_pending;
+};
+
+} // namespace kiln::accel::interp::jit
