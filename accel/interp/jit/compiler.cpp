@@ -35,6 +35,7 @@ constexpr uint8_t k_cpu = RBX;
 constexpr uint8_t k_read_tlb = R12;
 constexpr uint8_t k_write_tlb = R13;
 constexpr int32_t k_arith_mask = 0x8d5; // CF PF AF ZF SF OF
+constexpr unsigned k_cc_ne = 0x5, k_cc_nz = 0x5, k_cc_e = 0x4, k_cc_a = 0x7;
 
 static_assert(k_tlb_entries == 256, "the inline TLB index is the low byte of the page number");
 static_assert(sizeof(TlbEntry) == 32 && offsetof(TlbEntry, vpage) == 0 && offsetof(TlbEntry, host) == 8);
@@ -131,6 +132,7 @@ private:
 
     // Flags.
     void save_flags();
+    void emit_flag_save(); // emission only
     void flush_flags()
     {
         if (m_dirty)
@@ -157,9 +159,11 @@ private:
     }
     void exit_checks(unsigned done);
     void emit_handler(unsigned i);
+    void emit_call_handler(unsigned i); // emission only: no change to the flag state
     void emit_instruction(unsigned i, const Plan& p);
     void emit_ea(const DecodedInsn& d, uint64_t next_rip);
-    Label emit_tlb_lookup(unsigned size, bool write);
+    std::vector<Label> emit_tlb_lookup(unsigned size, bool write);
+    void emit_imm(unsigned size, uint64_t imm);
     void emit_memory(unsigned i, const Plan& p);
     void emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8_t src);
 
@@ -337,7 +341,7 @@ Plan BlockCompiler::plan(const DecodedInsn& d) const
         return p;
     case 0xeb:
     case 0xe9:
-        if (d.opsize != 2 && canonical(0)) {
+        if (d.opsize != 2) {
             p.form = Form::Jmp;
             p.observes = true;
         }
@@ -485,6 +489,13 @@ bool BlockCompiler::plan_memory(const DecodedInsn& d, Plan& p) const
 
 void BlockCompiler::save_flags()
 {
+    emit_flag_save();
+    m_dirty = false;
+    m_eager = true;
+}
+
+void BlockCompiler::emit_flag_save()
+{
     a.pushfq();
     a.pop(RAX);
     a.alu_ri(4, 4, RAX, k_arith_mask); // and eax
@@ -493,8 +504,6 @@ void BlockCompiler::save_flags()
     a.op_reg({ 0x09 }, 8, RAX, RCX); // or rcx, rax
     a.store(8, field(L.rflags), RCX);
     a.store_imm32(1, field(L.flags_op), 0);
-    m_dirty = false;
-    m_eager = true;
 }
 
 void BlockCompiler::ensure_host_flags()
@@ -519,17 +528,16 @@ void BlockCompiler::exit_checks(unsigned done)
     a.load(1, RAX, field(L.block_end));
     a.op_mem({ 0x0a }, 1, RAX, field(L.check_irq)); // or al, [check_irq]
     a.op_mem({ 0x0a }, 1, RAX, field(L.new_shadow));
-    Label l = a.jcc(0x5); // jnz
+    Label l = a.jcc(k_cc_nz);
     cold([this, l, done] {
         a.bind(l);
         exit_with(done);
     });
 }
 
-void BlockCompiler::emit_handler(unsigned i)
+void BlockCompiler::emit_call_handler(unsigned i)
 {
     const BlockInsn& x = m_insns[i];
-    clobber_flags();
     store_u64(L.rip, m_rip[i]);
     store_u64(L.next_rip, m_rip[i + 1]);
     a.mov_imm(RAX, reinterpret_cast<uint64_t>(&x.d));
@@ -538,13 +546,20 @@ void BlockCompiler::emit_handler(unsigned i)
     a.mov_imm(RSI, reinterpret_cast<uint64_t>(&x));
     a.call_abs(T.call_handler);
     a.op_reg({ 0x85 }, 4, RAX, RAX); // test eax, eax
-    Label fault = a.jcc(0x5);
+    Label fault = a.jcc(k_cc_nz);
     cold([this, fault, i] {
         a.bind(fault);
         exit_with(k_exit_fault | i);
     });
     exit_checks(i + 1);
+}
+
+void BlockCompiler::emit_handler(unsigned i)
+{
+    clobber_flags();
+    emit_call_handler(i);
     // The handler may have left a lazy-flags record; chain() stored RIP.
+    m_rip_set = true;
     m_eager = false;
     m_host_valid = false;
     m_dirty = false;
@@ -583,9 +598,8 @@ std::vector<uint8_t> BlockCompiler::compile()
         else
             emit_instruction(i, plans[i]);
     }
-    const Plan& last = plans[m_count - 1];
     flush_flags();
-    if (last.form != Form::Handler && !m_rip_set)
+    if (!m_rip_set)
         store_u64(L.rip, m_rip[m_count]);
     a.mov_imm(RAX, m_count);
     const uint32_t epilogue = a.size();
@@ -605,7 +619,380 @@ std::vector<uint8_t> BlockCompiler::compile()
     return a.bytes();
 }
 
-void BlockCompiler::emit_instruction(unsigned i, const Plan&) { emit_handler(i); }
+void BlockCompiler::emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8_t src)
+{
+    const uint8_t wide = size == 1 ? 0 : 1;
+    if (op == 8)
+        a.op_reg({ uint8_t(0x84 + wide) }, size, src, dst);
+    else
+        a.op_reg({ uint8_t(op * 8 + wide) }, size, src, dst);
+}
+
+void BlockCompiler::emit_imm(unsigned size, uint64_t imm)
+{
+    if (size == 1)
+        a.byte(uint8_t(imm));
+    else if (size == 2)
+        a.byte(uint8_t(imm)), a.byte(uint8_t(imm >> 8));
+    else
+        a.imm32(uint32_t(imm));
+}
+
+// Effective address (no segment base) into RSI, wrapped to the address size.
+void BlockCompiler::emit_ea(const DecodedInsn& d, uint64_t next_rip)
+{
+    if (d.rip_relative) {
+        a.mov_imm(RSI, next_rip + uint64_t(int64_t(d.disp)));
+    } else {
+        if (d.base != k_no_reg)
+            a.load(8, RSI, field(L.gpr + 8 * d.base));
+        else
+            a.mov_imm(RSI, 0);
+        if (d.index != k_no_reg) {
+            a.load(8, RCX, field(L.gpr + 8 * d.index));
+            a.lea(RSI, Mem { RSI, RCX, d.scale, d.disp });
+        } else if (d.disp) {
+            a.lea(RSI, Mem { RSI, k_no_host_reg, 0, d.disp });
+        }
+    }
+    if (d.addrsize == 4)
+        a.mov_rr(4, RSI, RSI);
+}
+
+// Linear address in RSI -> host pointer in RDI (RSI kept), as
+// InterpreterImpl::direct_ptr(): a TLB entry for the page that maps RAM
+// directly and an access that stays inside the page. Returns the branches
+// to the slow path.
+std::vector<Label> BlockCompiler::emit_tlb_lookup(unsigned size, bool write)
+{
+    std::vector<Label> slow;
+    a.mov_rr(8, RDX, RSI);
+    a.shift_ri(5, 8, RDX, 12); // shr rdx, 12: the page number
+    a.op_reg({ 0x0f, 0xb6 }, 4, RAX, RDX); // movzx eax, dl
+    a.shift_ri(4, 4, RAX, 5); // * sizeof(TlbEntry)
+    a.lea(RDI, Mem { write ? k_write_tlb : k_read_tlb, RAX, 0, 0 });
+    a.op_mem({ 0x3b }, 8, RDX, Mem { RDI }); // cmp rdx, [rdi].vpage
+    slow.push_back(a.jcc(k_cc_ne));
+    a.load(8, RDI, Mem { RDI, k_no_host_reg, 0, 8 }); // .host
+    a.op_reg({ 0x85 }, 8, RDI, RDI);
+    slow.push_back(a.jcc(k_cc_e));
+    a.mov_rr(4, RAX, RSI);
+    a.alu_ri(4, 4, RAX, 0xfff);
+    a.alu_ri(7, 4, RAX, int32_t(4096 - size));
+    slow.push_back(a.jcc(k_cc_a));
+    a.op_reg({ 0x01 }, 8, RAX, RDI); // add rdi, rax
+    return slow;
+}
+
+void BlockCompiler::emit_memory(unsigned i, const Plan& p)
+{
+    const DecodedInsn& d = m_insns[i].d;
+    const unsigned S = p.size;
+    const Mem host { RDI };
+    const Mem rsp = field(L.gpr + 8 * k_rsp);
+    if (p.form == Form::Lea) {
+        emit_ea(d, m_rip[i + 1]);
+        if (S == 4)
+            a.mov_rr(4, RSI, RSI);
+        store_greg(S, d.reg, d, RSI);
+        return;
+    }
+    uint64_t call_target = 0;
+    if (p.form == Form::Call) {
+        call_target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        if (!canonical(call_target))
+            return emit_handler(i);
+    }
+    clobber_flags(); // the TLB check below changes the host flags
+    unsigned access = S;
+    bool write = false;
+    switch (p.form) {
+    case Form::Push:
+    case Form::Call:
+        a.load(8, RSI, rsp);
+        a.lea(RSI, Mem { RSI, k_no_host_reg, 0, -8 });
+        access = 8;
+        write = true;
+        break;
+    case Form::Pop:
+    case Form::Ret:
+        a.load(8, RSI, rsp);
+        access = 8;
+        break;
+    default:
+        emit_ea(d, m_rip[i + 1]);
+        if (d.seg == uint8_t(Seg::FS) || d.seg == uint8_t(Seg::GS)) {
+            a.load(8, RCX, field(d.seg == uint8_t(Seg::FS) ? L.fs_base : L.gs_base));
+            a.lea(RSI, Mem { RSI, RCX, 0, 0 });
+        }
+        if (p.form == Form::MovxLoad)
+            access = p.src_size;
+        write = p.form == Form::MovStore || p.form == Form::MovStoreImm
+            || (p.form == Form::AluStore && p.op != 7 && p.op != 8);
+        break;
+    }
+    std::vector<Label> slow = emit_tlb_lookup(access, write);
+    const int32_t imm = int32_t(sign_extend(d.imm, d.imm_size));
+    const uint8_t wide = S == 1 ? 0 : 1;
+    switch (p.form) {
+    case Form::MovLoad:
+        a.load(S, RAX, host);
+        store_greg(S, d.reg, d, RAX);
+        break;
+    case Form::MovStore:
+        load_greg(S, RAX, d.reg, d);
+        a.store(S, host, RAX);
+        break;
+    case Form::MovStoreImm:
+        a.store_imm32(S, host, uint32_t(imm));
+        break;
+    case Form::MovxLoad:
+        if (!p.sign)
+            a.load(p.src_size, RAX, host);
+        else if (p.src_size == 4)
+            a.op_mem({ 0x63 }, 8, RAX, host);
+        else
+            a.op_mem({ 0x0f, uint8_t(p.src_size == 1 ? 0xbe : 0xbf) }, 8, RAX, host);
+        if (p.sign && S == 4)
+            a.mov_rr(4, RAX, RAX);
+        store_greg(S, d.reg, d, RAX);
+        break;
+    case Form::AluLoad:
+        load_greg(S, RAX, d.reg, d);
+        a.op_mem({ uint8_t(p.op * 8 + 2 + wide) }, S, RAX, host);
+        if (p.op != 7)
+            store_greg(S, d.reg, d, RAX);
+        break;
+    case Form::AluStore:
+        if (p.imm && p.op == 8) {
+            a.op_mem({ uint8_t(0xf6 + wide) }, S, 0, host);
+            emit_imm(S, uint64_t(imm));
+        } else if (p.imm) {
+            a.alu_mi(p.op, S, host, imm);
+        } else {
+            load_greg(S, RCX, d.reg, d);
+            a.op_mem({ uint8_t(p.op == 8 ? 0x84 + wide : p.op * 8 + wide) }, S, RCX, host, true);
+        }
+        break;
+    case Form::Push:
+        load_greg(8, RAX, (d.op & 7) | ((d.rex & 1) << 3), d);
+        a.store(8, host, RAX);
+        a.store(8, rsp, RSI);
+        break;
+    case Form::Pop:
+        a.load(8, RAX, host);
+        a.lea(RSI, Mem { RSI, k_no_host_reg, 0, 8 });
+        a.store(8, rsp, RSI);
+        store_greg(8, (d.op & 7) | ((d.rex & 1) << 3), d, RAX);
+        break;
+    case Form::Call:
+        a.mov_imm(RAX, m_rip[i + 1]);
+        a.store(8, host, RAX);
+        a.store(8, rsp, RSI);
+        store_u64(L.rip, call_target);
+        m_rip_set = true;
+        break;
+    case Form::Ret:
+        a.load(8, RAX, host);
+        a.mov_rr(8, RCX, RAX);
+        a.shift_ri(4, 8, RCX, 16);
+        a.shift_ri(7, 8, RCX, 16);
+        a.op_reg({ 0x3b }, 8, RCX, RAX); // cmp rcx, rax: canonical?
+        slow.push_back(a.jcc(k_cc_ne));
+        a.lea(RSI, Mem { RSI, k_no_host_reg, 0, 8 });
+        a.store(8, rsp, RSI);
+        a.store(8, field(L.rip), RAX);
+        m_rip_set = true;
+        break;
+    default:
+        break;
+    }
+    if (p.writes_flags)
+        produced_flags(i);
+    const uint32_t join = a.size();
+    // The slow path runs the instruction's handler (TLB miss, MMIO, code
+    // pages, page-crossing, faults), then re-establishes what the fast path
+    // leaves: no pending lazy record, and the flags in the host if it has them.
+    const bool want_host = m_host_valid, want_eager = m_eager;
+    cold([this, slow, i, join, want_host, want_eager] {
+        for (Label l : slow)
+            a.bind(l);
+        emit_call_handler(i);
+        if (want_host || want_eager) {
+            a.mov_rr(8, RDI, k_cpu);
+            a.call_abs(T.materialize_flags);
+        }
+        if (want_host) {
+            a.load(8, RAX, field(L.rflags));
+            a.alu_ri(4, 4, RAX, k_arith_mask);
+            a.push(RAX);
+            a.popfq();
+        }
+        a.jmp_to(join);
+    });
+}
+
+void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
+{
+    const DecodedInsn& d = m_insns[i].d;
+    if (d.is_mem())
+        return emit_memory(i, p);
+    switch (p.form) {
+    case Form::Push:
+    case Form::Pop:
+    case Form::Call:
+    case Form::Ret:
+        return emit_memory(i, p);
+    default:
+        break;
+    }
+    const unsigned S = p.size;
+    const int32_t imm = int32_t(sign_extend(d.imm, d.imm_size));
+    const uint8_t wide = S == 1 ? 0 : 1;
+    if (p.reads_flags)
+        ensure_host_flags();
+    switch (p.form) {
+    case Form::Nop:
+        return;
+    case Form::MovRR: {
+        const unsigned dst = (d.op & 2) ? d.reg : d.rm, src = (d.op & 2) ? d.rm : d.reg;
+        load_greg(S, RAX, src, d);
+        store_greg(S, dst, d, RAX);
+        return;
+    }
+    case Form::MovRImm: {
+        const bool short_form = d.op >= 0xb0 && d.op <= 0xbf;
+        const unsigned dst = short_form ? (d.op & 7) | ((d.rex & 1) << 3) : d.rm;
+        const uint64_t v = (short_form ? d.imm : uint64_t(sign_extend(d.imm, d.imm_size))) & size_mask(S);
+        if (S >= 4) {
+            a.mov_imm(RAX, v);
+            store_greg(S, dst, d, RAX);
+        } else {
+            a.store_imm32(S, greg(dst, S, d), uint32_t(v));
+        }
+        return;
+    }
+    case Form::AluRR: {
+        unsigned dst = d.rm, src = d.reg;
+        if (d.op < 0x40 && (d.op & 2))
+            std::swap(dst, src);
+        load_greg(S, RAX, dst, d);
+        load_greg(S, RCX, src, d);
+        emit_alu_host(p.op, S, RAX, RCX);
+        if (p.op != 7 && p.op != 8)
+            store_greg(S, dst, d, RAX);
+        produced_flags(i);
+        return;
+    }
+    case Form::AluRImm: {
+        const unsigned dst = p.acc ? unsigned(k_rax) : d.rm;
+        load_greg(S, RAX, dst, d);
+        if (p.op == 8) {
+            a.op_reg({ uint8_t(0xf6 + wide) }, S, 0, RAX);
+            emit_imm(S, uint64_t(imm));
+        } else {
+            a.alu_ri(p.op, S, RAX, imm);
+        }
+        if (p.op != 7 && p.op != 8)
+            store_greg(S, dst, d, RAX);
+        produced_flags(i);
+        return;
+    }
+    case Form::Movx:
+        if (!p.sign)
+            load_greg(p.src_size, RAX, d.rm, d);
+        else if (p.src_size == 4)
+            a.op_mem({ 0x63 }, 8, RAX, greg(d.rm, 4, d));
+        else
+            a.op_mem({ 0x0f, uint8_t(p.src_size == 1 ? 0xbe : 0xbf) }, 8, RAX, greg(d.rm, p.src_size, d));
+        if (p.sign && S == 4)
+            a.mov_rr(4, RAX, RAX);
+        store_greg(S, d.reg, d, RAX);
+        return;
+    case Form::IncDec:
+        load_greg(S, RAX, d.rm, d);
+        a.op_reg({ uint8_t(0xfe + wide) }, S, p.op, RAX);
+        store_greg(S, d.rm, d, RAX);
+        produced_flags(i);
+        return;
+    case Form::NotNeg:
+        load_greg(S, RAX, d.rm, d);
+        a.op_reg({ uint8_t(0xf6 + wide) }, S, p.op, RAX);
+        store_greg(S, d.rm, d, RAX);
+        if (p.op == 3)
+            produced_flags(i);
+        return;
+    case Form::Shift:
+        if (d.op >= 0xd2)
+            a.load(1, RCX, field(L.gpr + 8 * k_rcx));
+        load_greg(S, RAX, d.rm, d);
+        if (d.op <= 0xc1) {
+            a.op_reg({ uint8_t(0xc0 + wide) }, S, p.op, RAX);
+            a.byte(uint8_t(d.imm));
+        } else {
+            a.op_reg({ uint8_t((d.op <= 0xd1 ? 0xd0 : 0xd2) + wide) }, S, p.op, RAX);
+        }
+        store_greg(S, d.rm, d, RAX);
+        produced_flags(i);
+        return;
+    case Form::Imul:
+        if (d.op == 0x1af) {
+            load_greg(S, RAX, d.reg, d);
+            a.op_mem({ 0x0f, 0xaf }, S, RAX, greg(d.rm, S, d));
+        } else {
+            a.op_mem({ uint8_t(d.op) }, S, RAX, greg(d.rm, S, d));
+            emit_imm(d.op == 0x6b ? 1 : S == 2 ? 2 : 4, d.imm);
+        }
+        store_greg(S, d.reg, d, RAX);
+        produced_flags(i);
+        return;
+    case Form::Cmov:
+        load_greg(S, RAX, d.reg, d);
+        a.op_mem({ 0x0f, uint8_t(0x40 + p.op) }, S, RAX, greg(d.rm, S, d));
+        store_greg(S, d.reg, d, RAX);
+        return;
+    case Form::Setcc:
+        a.op_reg({ 0x0f, uint8_t(0x90 + p.op) }, 1, 0, RAX);
+        a.store(1, greg(d.rm, 1, d), RAX);
+        return;
+    case Form::Bswap: {
+        const unsigned r = (d.op & 7) | ((d.rex & 1) << 3);
+        load_greg(S, RAX, r, d);
+        if (S == 8)
+            a.byte(0x48); // REX.W
+        a.byte(0x0f);
+        a.byte(0xc8); // bswap (e/r)ax
+        store_greg(S, r, d, RAX);
+        return;
+    }
+    case Form::Jcc: {
+        const uint64_t target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        if (!canonical(target))
+            return emit_handler(i);
+        Label taken = a.jcc(p.op);
+        const bool dirty = m_dirty;
+        cold([this, taken, dirty, target, i] {
+            a.bind(taken);
+            if (dirty)
+                emit_flag_save();
+            store_u64(L.rip, target);
+            exit_with(i + 1);
+        });
+        return;
+    }
+    case Form::Jmp: {
+        const uint64_t target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        if (!canonical(target))
+            return emit_handler(i);
+        flush_flags();
+        store_u64(L.rip, target);
+        m_rip_set = true;
+        return;
+    }
+    default:
+        return emit_handler(i);
+    }
+}
 
 } // namespace
 
