@@ -101,6 +101,17 @@ public:
     }
 
     std::vector<uint8_t> compile();
+    void add_stats(CompileStats& stats) const
+    {
+        for (unsigned i = 0; i < m_count; i++) {
+            if (m_handled[i]) {
+                stats.handler_insns++;
+                stats.handler_ops[m_insns[i].d.op & 0x3ff]++;
+            } else {
+                stats.inline_insns++;
+            }
+        }
+    }
 
 private:
     Plan plan(const DecodedInsn& d) const;
@@ -173,6 +184,7 @@ private:
     unsigned m_count;
     std::vector<uint64_t> m_rip; // m_rip[i]: instruction i; m_rip[count]: after the block
     std::vector<bool> m_live_after;
+    std::vector<bool> m_handled; // ran through its handler (statistics)
     Emitter a;
     std::vector<std::function<void()>> m_cold;
     std::vector<Label> m_epilogue_jumps;
@@ -201,6 +213,10 @@ Plan BlockCompiler::plan(const DecodedInsn& d) const
         p.form = f;
         p.reads_flags = true;
     };
+    if (op == 0x11f) { // hint NOP, whatever its operand
+        p.form = Form::Nop;
+        return p;
+    }
     if (mem)
         return plan_memory(d, p) ? p : Plan { Form::Handler, 0, d.opsize };
     if (op < 0x40 && (op & 7) < 6) {
@@ -558,6 +574,7 @@ void BlockCompiler::emit_handler(unsigned i)
 {
     clobber_flags();
     emit_call_handler(i);
+    m_handled[i] = true;
     // The handler may have left a lazy-flags record; chain() stored RIP.
     m_rip_set = true;
     m_eager = false;
@@ -573,6 +590,7 @@ std::vector<uint8_t> BlockCompiler::compile()
     // Flag liveness, backwards: the flags are live after the block and
     // wherever something may observe them.
     m_live_after.assign(m_count, true);
+    m_handled.assign(m_count, false);
     bool live = true;
     for (unsigned i = m_count; i-- > 0;) {
         m_live_after[i] = live;
@@ -835,6 +853,8 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
 void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
 {
     const DecodedInsn& d = m_insns[i].d;
+    if (p.form == Form::Nop)
+        return;
     if (d.is_mem())
         return emit_memory(i, p);
     switch (p.form) {
@@ -996,10 +1016,14 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
 
 } // namespace
 
-std::vector<uint8_t> compile_block(
-    const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip)
+std::vector<uint8_t> compile_block(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count,
+    uint64_t rip, CompileStats* stats)
 {
-    return BlockCompiler(layout, thunks, insns, count, rip).compile();
+    BlockCompiler c(layout, thunks, insns, count, rip);
+    std::vector<uint8_t> code = c.compile();
+    if (stats)
+        c.add_stats(*stats);
+    return code;
 }
 
 } // namespace kiln::accel::interp::jit

@@ -58,10 +58,17 @@ struct Thunks {
 // bits, k_exit_fault set when the next one raised (the thunk recorded it).
 inline constexpr uint64_t k_exit_fault = 1ull << 32;
 
+// What the compiled blocks are made of (KILN_JIT_DEBUG prints it).
+struct CompileStats {
+    uint64_t inline_insns = 0;
+    uint64_t handler_insns = 0;
+    uint64_t handler_ops[0x400] = {}; // by DecodedInsn::op
+};
+
 // Host code for `count` instructions starting at linear `rip`; the entry
 // point is at offset 0. Signature: uint64_t (InterpreterImpl*, const
 // TlbEntry* read_tlb, const TlbEntry* write_tlb) with the CPL's TLB rows.
-std::vector<uint8_t> compile_block(
-    const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip);
+std::vector<uint8_t> compile_block(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count,
+    uint64_t rip, CompileStats* stats = nullptr);
 
 } // namespace kiln::accel::interp::jit

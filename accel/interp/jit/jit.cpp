@@ -3,6 +3,7 @@
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -23,9 +24,12 @@ int32_t offset_in(const InterpreterImpl& cpu, const void* field)
 int32_t find_flags_op_byte()
 {
     static_assert(std::is_trivially_copyable_v<LazyFlags>);
+    // Whole-object copies (memcpy), so padding bytes compare equal too.
     LazyFlags pending;
+    std::memset(static_cast<void*>(&pending), 0, sizeof pending);
     pending.set(FlagOp::Neg, 8, 0x1234, 0, 0x5678);
-    LazyFlags cleared = pending;
+    LazyFlags cleared;
+    std::memcpy(static_cast<void*>(&cleared), &pending, sizeof cleared);
     cleared.clear();
     unsigned char a[sizeof(LazyFlags)], b[sizeof(LazyFlags)];
     std::memcpy(a, &pending, sizeof a);
@@ -40,7 +44,8 @@ int32_t find_flags_op_byte()
     }
     if (at < 0 || !pending.pending() || cleared.pending())
         return -1;
-    LazyFlags probe = pending;
+    LazyFlags probe;
+    std::memcpy(static_cast<void*>(&probe), &pending, sizeof probe);
     reinterpret_cast<unsigned char*>(&probe)[at] = 0;
     if (probe.pending() || probe.get(0x2) != 0x2)
         return -1;
@@ -75,6 +80,13 @@ Result<std::unique_ptr<Jit>> Jit::create(InterpreterImpl& cpu, const JitOptions&
     TRY(jit->m_code.init(options.code_bytes));
     jit->m_layout = layout_of(cpu);
     jit->m_entries.resize(k_block_arena_insns);
+    if (getenv("KILN_JIT_DEBUG"))
+        jit->m_stats = std::make_unique<CompileStats>();
+    if (getenv("KILN_JIT_PERFMAP")) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/perf-%d.map", int(getpid()));
+        jit->m_perf_map = fopen(path, "a");
+    }
     return jit;
 }
 
@@ -86,7 +98,7 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
         reinterpret_cast<const void*>(&Jit::write_slow),
         reinterpret_cast<const void*>(&Jit::materialize_flags),
     };
-    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip);
+    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, m_stats.get());
     // Header, then the entry point 16 bytes in (the buffer aligns to 16).
     std::vector<uint8_t> image(sizeof(Header) + code.size());
     const Header h { cpu.m_s.rip, 0 };
@@ -96,6 +108,12 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
     if (!at)
         return nullptr;
     m_compiled++;
+    if (m_perf_map) {
+        // perf's JIT symbol map: `perf report` names the block by its guest RIP.
+        fprintf(m_perf_map, "%lx %zx jit_%llx\n", (unsigned long)(at + sizeof(Header)), code.size(),
+            (unsigned long long)cpu.m_s.rip);
+        fflush(m_perf_map);
+    }
     return at + sizeof(Header);
 }
 
@@ -188,7 +206,22 @@ uint64_t Jit::write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, u
 
 void Jit::materialize_flags(InterpreterImpl* cpu) { cpu->m_flags.materialize(cpu->m_s.rflags); }
 
-void JitDeleter::operator()(Jit* jit) const { if (getenv("KILN_JIT_DEBUG")) fprintf(stderr, "jit: %lu compiled\n", (unsigned long)jit->blocks_compiled()); delete jit; }
+Jit::~Jit()
+{
+    if (m_perf_map)
+        fclose(m_perf_map);
+    if (m_stats) {
+        fprintf(stderr, "jit: %llu blocks compiled, %llu flushes, flags byte %d; %llu instructions inline, %llu through handlers:",
+            (unsigned long long)m_compiled, (unsigned long long)m_flushes, m_layout.flags_op,
+            (unsigned long long)m_stats->inline_insns, (unsigned long long)m_stats->handler_insns);
+        for (unsigned op = 0; op < 0x400; op++)
+            if (m_stats->handler_ops[op] * 200 > m_stats->handler_insns)
+                fprintf(stderr, " %03x:%llu", op, (unsigned long long)m_stats->handler_ops[op]);
+        fprintf(stderr, "\n");
+    }
+}
+
+void JitDeleter::operator()(Jit* jit) const { delete jit; }
 
 } // namespace kiln::accel::interp::jit
 

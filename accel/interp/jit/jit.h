@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <vector>
@@ -37,6 +38,7 @@ public:
     // (as after chained handlers), or a guest exception is rethrown here.
     bool run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count);
 
+    ~Jit();
     uint64_t blocks_compiled() const { return m_compiled; }
     uint64_t flushes() const { return m_flushes; }
 
@@ -73,6 +75,8 @@ private:
     uint64_t m_flushes = 0;
     CpuException m_exception {};
     std::exception_ptr m_pending;
+    std::unique_ptr<CompileStats> m_stats; // KILN_JIT_DEBUG
+    FILE* m_perf_map = nullptr; // KILN_JIT_PERFMAP: /tmp/perf-PID.map for perf report
 };
 
 } // namespace kiln::accel::interp::jit
