@@ -189,14 +189,15 @@ bool InterpreterImpl::run_block(uint64_t budget)
         // Only an instruction that sets a shadow changes this; it ends the block.
         m_new_shadow = 0;
         m_rip_mask = rip_mask;
-        m_block_left = n - 1;
-        m_insn = &insns[0].d;
-        m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
-            // Each handler chains to the next (BlockInsn::fn, cpu.h chain()),
-            // unless the JIT tier (accel/interp/jit/) runs the block as host code.
-            if (!m_jit || !m_jit->run(*this, first, n, count))
+            // The JIT tier (accel/interp/jit/) runs hot blocks as host code;
+            // otherwise each handler chains to the next (cpu.h chain()).
+            if (!m_jit || !m_jit->run(*this, first, n, count)) {
+                m_block_left = n - 1;
+                m_insn = &insns[0].d;
+                m_next_rip = (rip + insns[0].d.length) & rip_mask;
                 insns[0].fn(*this, insns[0].d);
+            }
         } catch (const CpuException& e) {
             // m_s.rip is the faulting instruction's (chain() sets it before
             // starting one; exec_generic restores it), and the ones before it

@@ -79,7 +79,6 @@ Result<std::unique_ptr<Jit>> Jit::create(InterpreterImpl& cpu, const JitOptions&
         jit->m_options.threshold = 1;
     TRY(jit->m_code.init(options.code_bytes));
     jit->m_layout = layout_of(cpu);
-    jit->m_entries.resize(k_block_arena_insns);
     if (getenv("KILN_JIT_DEBUG"))
         jit->m_stats = std::make_unique<CompileStats>();
     if (getenv("KILN_JIT_PERFMAP")) {
@@ -99,22 +98,17 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
         reinterpret_cast<const void*>(&Jit::materialize_flags),
     };
     std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, m_stats.get());
-    // Header, then the entry point 16 bytes in (the buffer aligns to 16).
-    std::vector<uint8_t> image(sizeof(Header) + code.size());
-    const Header h { cpu.m_s.rip, 0 };
-    std::memcpy(image.data(), &h, sizeof h);
-    std::memcpy(image.data() + sizeof h, code.data(), code.size());
-    const uint8_t* at = m_code.add(image.data(), image.size());
+    const uint8_t* at = m_code.add(code.data(), code.size());
     if (!at)
         return nullptr;
     m_compiled++;
     if (m_perf_map) {
         // perf's JIT symbol map: `perf report` names the block by its guest RIP.
-        fprintf(m_perf_map, "%lx %zx jit_%llx\n", (unsigned long)(at + sizeof(Header)), code.size(),
+        fprintf(m_perf_map, "%lx %zx jit_%llx\n", (unsigned long)at, code.size(),
             (unsigned long long)cpu.m_s.rip);
         fflush(m_perf_map);
     }
-    return at + sizeof(Header);
+    return at;
 }
 
 bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count)
@@ -123,33 +117,37 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count)
     // tracing keep the interpreter's path.
     if (n != count || !cpu.m_mode64 || cpu.m_mem_hooks || cpu.m_trace_blocks) [[unlikely]]
         return false;
-    Entry& e = m_entries[first];
-    const uint64_t tag = (uint64_t(m_code_epoch) << 32) | cpu.m_arena_epoch;
-    if (e.tag != tag) [[unlikely]]
-        e = Entry { tag, nullptr, 0 };
-    if (!e.code) [[unlikely]] {
-        if (e.heat == ~0u || ++e.heat < m_options.threshold)
+    BlockLinks& b = cpu.m_block_arena[first - 1].links;
+    if (b.jit_epoch != m_code_epoch) [[unlikely]] {
+        // Not compiled, or compiled into a buffer that has been emptied since.
+        if (b.jit_heat == ~0u || ++b.jit_heat < m_options.threshold)
             return false;
         const uint8_t* code = compile(cpu, &cpu.m_block_arena[first].insn, count);
         if (!code) {
-            // Full: drop every compiled block (their entries carry the old
+            // Full: drop every compiled block (their links carry the old
             // code epoch) and start again.
             m_code.reset();
-            m_code_epoch++;
             m_flushes++;
+            if (++m_code_epoch == 0) {
+                cpu.m_jit.reset(); // 65535 flushes: the epoch would wrap; stop compiling
+                return false;
+            }
             code = compile(cpu, &cpu.m_block_arena[first].insn, count);
         }
-        e = Entry { (uint64_t(m_code_epoch) << 32) | cpu.m_arena_epoch, code, code ? 0u : ~0u };
-        if (!code)
+        if (!code) {
+            b.jit_heat = ~0u; // too big for the buffer: interpret it
             return false;
+        }
+        b.jit_epoch = m_code_epoch;
+        b.jit_code = uint32_t(m_code.offset_of(code));
+        b.jit_rip = cpu.m_s.rip;
     }
-    Header h;
-    std::memcpy(&h, e.code - sizeof(Header), sizeof h);
-    if (h.rip != cpu.m_s.rip) [[unlikely]]
+    if (b.jit_rip != cpu.m_s.rip) [[unlikely]]
         return false;
+    const uint8_t* entry = m_code.exec_at(b.jit_code);
     cpu.m_block_left = 0; // handlers called from the code run one instruction each
     const bool user = cpu.m_cpl == 3;
-    const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(e.code));
+    const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(entry));
     const uint64_t r = fn(&cpu, &cpu.m_tlb[0][user][0], &cpu.m_tlb[1][user][0]);
     const unsigned done = unsigned(uint32_t(r));
     if (r & k_exit_fault) [[unlikely]] {

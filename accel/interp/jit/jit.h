@@ -2,10 +2,10 @@
 // that has run `threshold` times is compiled into host x86-64 code: the hot
 // instruction forms inline, every other instruction a call to its existing
 // handler through a thunk (so any block compiles and behaves exactly as
-// interpreted). Compiled code lives as long as the block does: it is found
-// through the block's arena index and tagged with the arena epoch, so a
-// rebuilt block (page generation change, arena recycling) is never paired
-// with stale code.
+// interpreted). Compiled code lives as long as the block does: the block's
+// BlockLinks (reset whenever the block is rebuilt: page generation change,
+// arena recycling) holds its offset in the code buffer, tagged with the
+// buffer's epoch (bumped when the buffer is emptied).
 //
 // C++ exceptions never unwind through generated code: each call out of it
 // goes through a thunk that catches CpuException (and anything else),
@@ -43,17 +43,6 @@ public:
     uint64_t flushes() const { return m_flushes; }
 
 private:
-    struct Entry {
-        uint64_t tag = 0; // (code epoch << 32) | arena epoch; 0: empty
-        const uint8_t* code = nullptr;
-        uint32_t heat = 0;
-    };
-    // Code header before each entry point: the RIP the code was built for
-    // (a guest-physical page may be mapped at several linear addresses).
-    struct Header {
-        uint64_t rip;
-        uint64_t pad;
-    };
     using BlockFn = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb);
 
     explicit Jit(const JitOptions& options) : m_options(options) { }
@@ -69,8 +58,7 @@ private:
     JitOptions m_options;
     Layout m_layout;
     CodeBuffer m_code;
-    std::vector<Entry> m_entries; // by arena index of the block's first instruction
-    uint32_t m_code_epoch = 1;
+    uint16_t m_code_epoch = 1; // BlockLinks::jit_epoch of code in the buffer
     uint64_t m_compiled = 0;
     uint64_t m_flushes = 0;
     CpuException m_exception {};

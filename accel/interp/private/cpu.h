@@ -141,6 +141,13 @@ struct BlockLinks {
     uint32_t first[2] = {};
     uint16_t count[2] = {};
     uint8_t victim = 0;
+    // ---- JIT tier (accel/interp/jit/jit.cpp): the block's compiled code
+    // (an offset into the code buffer, valid for jit_epoch), its heat, and
+    // the RIP it was compiled for. Reset with the block. ----
+    uint16_t jit_epoch = 0;
+    uint32_t jit_code = 0;
+    uint32_t jit_heat = 0;
+    uint64_t jit_rip = 0;
 };
 
 // The arena holds, per block, its BlockLinks followed by its instructions.
