@@ -81,7 +81,8 @@ struct Plan {
     bool sign = false; // MOVSX
     bool imm = false; // the source is the immediate
     bool acc = false; // accumulator form (destination RAX)
-    bool reads_flags = false;
+    bool reads_flags = false; // the result depends on them (Jcc, ADC, RCL...)
+    bool keeps_flags = false; // sets some, keeps the others (INC/DEC, rotates, shifts by CL)
     bool writes_flags = false; // all six arithmetic flags
     bool observes = false; // may fault, call out or leave the block: flags must be in RFLAGS
 };
@@ -159,6 +160,15 @@ private:
     {
         m_host_valid = true;
         m_dirty = m_live_after[i];
+    }
+    // After an instruction that keeps some flags: only exact if the host
+    // flags were the guest's before it (ensured when they are live).
+    void kept_flags(unsigned i)
+    {
+        if (m_live_after[i])
+            produced_flags(i);
+        else
+            m_host_valid = m_dirty = false;
     }
 
     // Exits and cold code.
@@ -313,7 +323,8 @@ Plan BlockCompiler::plan(const DecodedInsn& d) const
         if ((d.reg & 7) < 2 && flags_ok) {
             p.size = op == 0xfe ? 1 : d.opsize;
             p.op = d.reg & 7;
-            reader(Form::IncDec); // CF is kept
+            p.form = Form::IncDec; // CF is kept
+            p.keeps_flags = true;
         }
         return p;
     case 0xc0:
@@ -332,8 +343,10 @@ Plan BlockCompiler::plan(const DecodedInsn& d) const
         // RCL/RCR and counts from CL keep some (or all) of them.
         if (op <= 0xd1 && count != 0 && p.op >= 4)
             p.writes_flags = true;
+        else if (p.op == 2 || p.op == 3)
+            p.reads_flags = true; // RCL/RCR rotate CF in
         else
-            p.reads_flags = true;
+            p.keeps_flags = true;
         return p;
     }
     case 0x1af:
@@ -527,8 +540,14 @@ void BlockCompiler::ensure_host_flags()
     if (m_host_valid)
         return;
     if (!m_eager) {
+        // Fold a pending lazy-flags record (left by a handler or by the
+        // interpreter before the block) into RFLAGS.
+        a.op_mem({ 0x80 }, 1, 7, field(L.flags_op)); // cmp byte [op], 0
+        a.byte(0);
+        Label none = a.jcc(k_cc_e);
         a.mov_rr(8, RDI, k_cpu);
         a.call_abs(T.materialize_flags);
+        a.bind(none);
         m_eager = true;
     }
     a.load(8, RAX, field(L.rflags));
@@ -595,6 +614,7 @@ std::vector<uint8_t> BlockCompiler::compile()
     for (unsigned i = m_count; i-- > 0;) {
         m_live_after[i] = live;
         const Plan& p = plans[i];
+        // An instruction that keeps some flags passes liveness through.
         if (p.form == Form::Handler || p.reads_flags || p.observes)
             live = true;
         else if (p.writes_flags)
@@ -869,7 +889,9 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
     const unsigned S = p.size;
     const int32_t imm = int32_t(sign_extend(d.imm, d.imm_size));
     const uint8_t wide = S == 1 ? 0 : 1;
-    if (p.reads_flags)
+    // Flags an instruction keeps only matter if someone looks at them later.
+    const bool keeps_live = p.keeps_flags && m_live_after[i];
+    if (p.reads_flags || keeps_live)
         ensure_host_flags();
     switch (p.form) {
     case Form::Nop:
@@ -933,7 +955,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         load_greg(S, RAX, d.rm, d);
         a.op_reg({ uint8_t(0xfe + wide) }, S, p.op, RAX);
         store_greg(S, d.rm, d, RAX);
-        produced_flags(i);
+        kept_flags(i);
         return;
     case Form::NotNeg:
         load_greg(S, RAX, d.rm, d);
@@ -953,7 +975,10 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
             a.op_reg({ uint8_t((d.op <= 0xd1 ? 0xd0 : 0xd2) + wide) }, S, p.op, RAX);
         }
         store_greg(S, d.rm, d, RAX);
-        produced_flags(i);
+        if (p.keeps_flags)
+            kept_flags(i);
+        else
+            produced_flags(i);
         return;
     case Form::Imul:
         if (d.op == 0x1af) {

@@ -209,6 +209,11 @@ Jit::~Jit()
     if (m_perf_map)
         fclose(m_perf_map);
     if (m_stats) {
+        // The buffer's bytes: perf reports JIT samples as offsets into the memfd.
+        if (FILE* f = fopen("/tmp/kiln-jit-code.bin", "wb")) {
+            fwrite(m_code.exec_at(0), 1, m_code.used_bytes(), f);
+            fclose(f);
+        }
         fprintf(stderr, "jit: %llu blocks compiled, %llu flushes, flags byte %d; %llu instructions inline, %llu through handlers:",
             (unsigned long long)m_compiled, (unsigned long long)m_flushes, m_layout.flags_op,
             (unsigned long long)m_stats->inline_insns, (unsigned long long)m_stats->handler_insns);
