@@ -497,5 +497,6 @@ void Interpreter::invalidate_code(uint64_t gpa, uint64_t len) { m_impl->invalida
 uint64_t Interpreter::instructions_retired() const { return m_impl->instructions_retired(); }
 Result<void> Interpreter::set_jit(bool enabled, unsigned threshold) { return m_impl->set_jit(enabled, threshold); }
 bool Interpreter::jit_enabled() const { return m_impl->jit_enabled(); }
+uint64_t Interpreter::jit_blocks_compiled() const { return m_impl->jit_blocks_compiled(); }
 
 } // namespace kiln::accel::interp

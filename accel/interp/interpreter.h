@@ -70,6 +70,8 @@ public:
     // interp,jit=off` turns it off. Call while run() is not executing.
     Result<void> set_jit(bool enabled, unsigned threshold = 0);
     bool jit_enabled() const;
+    // Blocks compiled so far (for tests and statistics).
+    uint64_t jit_blocks_compiled() const;
 
 private:
     explicit Interpreter(std::unique_ptr<InterpreterImpl> impl);

@@ -230,6 +230,8 @@ void JitDeleter::operator()(Jit* jit) const { delete jit; }
 
 namespace kiln::accel::interp {
 
+uint64_t InterpreterImpl::jit_blocks_compiled() const { return m_jit ? m_jit->blocks_compiled() : 0; }
+
 Result<void> InterpreterImpl::set_jit(bool enabled, unsigned threshold)
 {
     m_jit.reset();

@@ -187,6 +187,7 @@ public:
     // (0: the default), or off. Fails only if no code buffer can be mapped.
     Result<void> set_jit(bool enabled, unsigned threshold);
     bool jit_enabled() const { return m_jit != nullptr; }
+    uint64_t jit_blocks_compiled() const;
 
     // ---- Everything below is for the exec_*.cpp files. ----
 
