@@ -192,7 +192,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
         try {
             // The JIT tier (accel/interp/jit/) runs hot blocks as host code;
             // otherwise each handler chains to the next (cpu.h chain()).
-            if (!m_jit || !m_jit->run(*this, first, n, count)) {
+            if (!m_jit || !m_jit->run(*this, first, n, count, budget)) {
                 m_block_left = n - 1;
                 m_insn = &insns[0].d;
                 m_next_rip = (rip + insns[0].d.length) & rip_mask;

@@ -34,8 +34,9 @@ namespace {
 constexpr uint8_t k_cpu = RBX;
 constexpr uint8_t k_read_tlb = R12;
 constexpr uint8_t k_write_tlb = R13;
+constexpr uint8_t k_loops = R14; // self-loop allowance left (instructions)
 constexpr int32_t k_arith_mask = 0x8d5; // CF PF AF ZF SF OF
-constexpr unsigned k_cc_ne = 0x5, k_cc_nz = 0x5, k_cc_e = 0x4, k_cc_a = 0x7;
+constexpr unsigned k_cc_b = 0x2, k_cc_ne = 0x5, k_cc_nz = 0x5, k_cc_e = 0x4, k_cc_a = 0x7;
 
 static_assert(k_tlb_entries == 256, "the inline TLB index is the low byte of the page number");
 static_assert(sizeof(TlbEntry) == 32 && offsetof(TlbEntry, vpage) == 0 && offsetof(TlbEntry, host) == 8);
@@ -89,9 +90,11 @@ struct Plan {
 
 class BlockCompiler {
 public:
-    BlockCompiler(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip)
+    BlockCompiler(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip,
+        const SelfLoop& loop)
         : L(layout)
         , T(thunks)
+        , m_loop(loop)
         , m_insns(insns)
         , m_count(count)
     {
@@ -179,6 +182,7 @@ private:
         m_epilogue_jumps.push_back(a.jmp());
     }
     void exit_checks(unsigned done);
+    void emit_taken(unsigned i, uint64_t target, bool flags_dirty);
     void emit_handler(unsigned i);
     void emit_call_handler(unsigned i); // emission only: no change to the flag state
     void emit_instruction(unsigned i, const Plan& p);
@@ -190,6 +194,8 @@ private:
 
     const Layout& L;
     const Thunks& T;
+    SelfLoop m_loop;
+    uint32_t m_body = 0; // offset of the first instruction's code (self-loops jump here)
     const BlockInsn* m_insns;
     unsigned m_count;
     std::vector<uint64_t> m_rip; // m_rip[i]: instruction i; m_rip[count]: after the block
@@ -570,6 +576,35 @@ void BlockCompiler::exit_checks(unsigned done)
     });
 }
 
+// A taken branch of instruction i: leave the block at `target`, or, when
+// it is the block's own start, run the block again if nothing needs the
+// run loop (budget left for a full pass, no kick, the page's code unchanged).
+void BlockCompiler::emit_taken(unsigned i, uint64_t target, bool flags_dirty)
+{
+    if (flags_dirty)
+        emit_flag_save();
+    if (target == m_rip[0] && m_loop.generation_addr) {
+        // R14: instructions the budget still allows beyond one full pass;
+        // this pass retires i + 1.
+        a.alu_ri(7, 8, k_loops, int32_t(i + 1)); // cmp r14, i + 1
+        Label none = a.jcc(k_cc_b);
+        a.op_mem({ 0x80 }, 1, 7, field(L.kick)); // cmp byte [kick], 0
+        a.byte(0);
+        Label kicked = a.jcc(k_cc_ne);
+        a.mov_imm(RAX, reinterpret_cast<uint64_t>(m_loop.generation_addr));
+        a.op_mem({ 0x81 }, 4, 7, Mem { RAX }); // cmp dword [rax], generation
+        a.imm32(m_loop.generation);
+        Label changed = a.jcc(k_cc_ne);
+        a.alu_ri(5, 8, k_loops, int32_t(i + 1)); // sub r14, i + 1
+        a.jmp_to(m_body);
+        a.bind(none);
+        a.bind(kicked);
+        a.bind(changed);
+    }
+    store_u64(L.rip, target);
+    exit_with(i + 1);
+}
+
 void BlockCompiler::emit_call_handler(unsigned i)
 {
     const BlockInsn& x = m_insns[i];
@@ -629,6 +664,8 @@ std::vector<uint8_t> BlockCompiler::compile()
     a.mov_rr(8, k_cpu, RDI);
     a.mov_rr(8, k_read_tlb, RSI);
     a.mov_rr(8, k_write_tlb, RDX);
+    a.mov_rr(8, k_loops, RCX);
+    m_body = a.size();
     for (unsigned i = 0; i < m_count; i++) {
         m_rip_set = false;
         if (plans[i].form == Form::Handler)
@@ -641,6 +678,8 @@ std::vector<uint8_t> BlockCompiler::compile()
         store_u64(L.rip, m_rip[m_count]);
     a.mov_imm(RAX, m_count);
     const uint32_t epilogue = a.size();
+    a.shift_ri(4, 8, k_loops, k_loops_shift); // the self-loop allowance left, for Jit::run
+    a.op_reg({ 0x09 }, 8, k_loops, RAX); // or rax, r14
     a.pop(R14);
     a.pop(R13);
     a.pop(R12);
@@ -1018,10 +1057,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         const bool dirty = m_dirty;
         cold([this, taken, dirty, target, i] {
             a.bind(taken);
-            if (dirty)
-                emit_flag_save();
-            store_u64(L.rip, target);
-            exit_with(i + 1);
+            emit_taken(i, target, dirty);
         });
         return;
     }
@@ -1029,8 +1065,8 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         const uint64_t target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
         if (!canonical(target))
             return emit_handler(i);
-        flush_flags();
-        store_u64(L.rip, target);
+        emit_taken(i, target, m_dirty);
+        m_dirty = false;
         m_rip_set = true;
         return;
     }
@@ -1042,9 +1078,9 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
 } // namespace
 
 std::vector<uint8_t> compile_block(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count,
-    uint64_t rip, CompileStats* stats)
+    uint64_t rip, const SelfLoop& loop, CompileStats* stats)
 {
-    BlockCompiler c(layout, thunks, insns, count, rip);
+    BlockCompiler c(layout, thunks, insns, count, rip, loop);
     std::vector<uint8_t> code = c.compile();
     if (stats)
         c.add_stats(*stats);

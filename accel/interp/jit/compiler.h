@@ -35,6 +35,7 @@ struct Layout {
     int32_t block_end = 0;
     int32_t check_irq = 0;
     int32_t new_shadow = 0;
+    int32_t kick = 0; // std::atomic<bool> m_kick
     // The byte that says a lazy-flags record is pending (0: none, so RFLAGS
     // holds the arithmetic flags), or -1 if it could not be found: then
     // instructions that set flags are not inlined.
@@ -54,9 +55,22 @@ struct Thunks {
     const void* materialize_flags; // void (InterpreterImpl*): folds pending lazy flags into RFLAGS
 };
 
-// The return value of generated code: instructions completed in the low 32
-// bits, k_exit_fault set when the next one raised (the thunk recorded it).
+// The return value of generated code: instructions completed (in its last
+// pass through the block) in the low 32 bits, k_exit_fault set when the
+// next one raised (the thunk recorded it), and from bit k_loops_shift what
+// was left of the self-loop allowance (see SelfLoop).
 inline constexpr uint64_t k_exit_fault = 1ull << 32;
+inline constexpr unsigned k_loops_shift = 33;
+
+// A block whose taken branch goes back to its own start runs again without
+// leaving the code while another full pass fits in the allowance (the 4th
+// argument: instructions allowed beyond the first pass), no kick is pending
+// and its page's generation (at `generation_addr`) is still `generation`
+// (DMA, other vCPUs' stores).
+struct SelfLoop {
+    const void* generation_addr = nullptr; // nullptr: never loop
+    uint32_t generation = 0;
+};
 
 // What the compiled blocks are made of (KILN_JIT_DEBUG prints it).
 struct CompileStats {
@@ -67,8 +81,9 @@ struct CompileStats {
 
 // Host code for `count` instructions starting at linear `rip`; the entry
 // point is at offset 0. Signature: uint64_t (InterpreterImpl*, const
-// TlbEntry* read_tlb, const TlbEntry* write_tlb) with the CPL's TLB rows.
+// TlbEntry* read_tlb, const TlbEntry* write_tlb, uint64_t self_loop_allowance)
+// with the CPL's TLB rows.
 std::vector<uint8_t> compile_block(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count,
-    uint64_t rip, CompileStats* stats = nullptr);
+    uint64_t rip, const SelfLoop& loop, CompileStats* stats = nullptr);
 
 } // namespace kiln::accel::interp::jit

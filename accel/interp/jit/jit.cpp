@@ -1,5 +1,6 @@
 #include "accel/interp/jit/jit.h"
 
+#include <algorithm>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +68,8 @@ Layout Jit::layout_of(InterpreterImpl& cpu)
     l.block_end = offset_in(cpu, &cpu.m_block_end);
     l.check_irq = offset_in(cpu, &cpu.m_check_irq);
     l.new_shadow = offset_in(cpu, &cpu.m_new_shadow);
+    static_assert(sizeof(std::atomic<bool>) == 1);
+    l.kick = offset_in(cpu, &cpu.m_kick);
     const int32_t op = find_flags_op_byte();
     l.flags_op = op < 0 ? -1 : offset_in(cpu, &cpu.m_flags) + op;
     return l;
@@ -97,7 +100,14 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
         reinterpret_cast<const void*>(&Jit::write_slow),
         reinterpret_cast<const void*>(&Jit::materialize_flags),
     };
-    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, m_stats.get());
+    // The block's page (run_block just translated RIP): self-loops watch its generation.
+    SelfLoop loop;
+    const uint64_t page = cpu.m_fetch_gpa >> 12;
+    if (page < cpu.m_pages) {
+        loop.generation_addr = &cpu.m_page_gen[page];
+        loop.generation = cpu.m_page_gen[page].load(std::memory_order_relaxed);
+    }
+    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, loop, m_stats.get());
     const uint8_t* at = m_code.add(code.data(), code.size());
     if (!at)
         return nullptr;
@@ -111,7 +121,7 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
     return at;
 }
 
-bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count)
+bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, uint64_t& budget)
 {
     // Budget-limited runs, LOCK/alignment/data-breakpoint hooks and -d exec
     // tracing keep the interpreter's path.
@@ -148,8 +158,14 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count)
     cpu.m_block_left = 0; // handlers called from the code run one instruction each
     const bool user = cpu.m_cpl == 3;
     const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(entry));
-    const uint64_t r = fn(&cpu, &cpu.m_tlb[0][user][0], &cpu.m_tlb[1][user][0]);
+    // Self-loops: the instructions the budget allows beyond one full pass.
+    const uint64_t allowance = std::min<uint64_t>(budget - count, 1u << 30);
+    const uint64_t r = fn(&cpu, &cpu.m_tlb[0][user][0], &cpu.m_tlb[1][user][0], allowance);
     const unsigned done = unsigned(uint32_t(r));
+    if (const uint64_t looped = allowance - (r >> k_loops_shift)) {
+        cpu.m_retired += looped; // the passes before the last one
+        budget -= looped;
+    }
     if (r & k_exit_fault) [[unlikely]] {
         // As if the handlers had chained up to the faulting instruction.
         cpu.m_block_left = n - done - 1;

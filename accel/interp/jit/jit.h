@@ -36,14 +36,17 @@ public:
     // Returns false, having changed nothing, when the interpreter must run
     // it. Otherwise the block ran: cpu.m_block_left says how much of it did
     // (as after chained handlers), or a guest exception is rethrown here.
-    bool run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count);
+    // A block that branches back to its own start may run several times
+    // in one call: those passes are retired here and taken off `budget`.
+    bool run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, uint64_t& budget);
 
     ~Jit();
     uint64_t blocks_compiled() const { return m_compiled; }
     uint64_t flushes() const { return m_flushes; }
 
 private:
-    using BlockFn = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb);
+    using BlockFn
+        = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb, uint64_t allowance);
 
     explicit Jit(const JitOptions& options) : m_options(options) { }
     static Layout layout_of(InterpreterImpl& cpu);

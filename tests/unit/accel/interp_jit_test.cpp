@@ -45,6 +45,12 @@ const uint8_t k_fault[] = {
     0xeb, 0xf4,
 };
 
+// ecx = 100000; loop: add rax, rcx; xor rdx, rax; dec ecx; jnz loop; hlt
+// (a block that branches to its own start: it loops inside compiled code).
+const uint8_t k_self_loop[] = {
+    0xb9, 0xa0, 0x86, 0x01, 0x00, 0x48, 0x01, 0xc8, 0x48, 0x31, 0xc2, 0xff, 0xc9, 0x75, 0xf6, 0xf4,
+};
+
 struct Vm {
     FakeHost host { 16ull << 20 };
     std::unique_ptr<interp::Interpreter> cpu;
@@ -102,6 +108,27 @@ TEST(InterpJit, BudgetIsExact)
         expect_same(jit, interp);
     }
     EXPECT_GT(jit.cpu->jit_blocks_compiled(), 0u);
+}
+
+TEST(InterpJit, SelfLoopStopsAtTheBudgetAndOnKicks)
+{
+    Vm jit(true, k_self_loop, sizeof k_self_loop), interp(false, k_self_loop, sizeof k_self_loop);
+    for (uint64_t budget : { 50u, 7u, 1001u, 4u, 30000u, 2u }) {
+        uint64_t before = jit.cpu->instructions_retired();
+        EXPECT_EQ(jit.cpu->run(budget), interp::RunExit::Budget);
+        EXPECT_EQ(jit.cpu->instructions_retired() - before, budget);
+        EXPECT_EQ(interp.cpu->run(budget), interp::RunExit::Budget);
+        expect_same(jit, interp);
+    }
+    // A pending kick stops the loop at once (at the next pass).
+    jit.cpu->kick();
+    uint64_t before = jit.cpu->instructions_retired();
+    EXPECT_EQ(jit.cpu->run(1'000'000), interp::RunExit::Kicked);
+    EXPECT_LT(jit.cpu->instructions_retired() - before, 10u);
+    EXPECT_EQ(jit.cpu->run(10'000'000), interp::RunExit::Stopped);
+    EXPECT_EQ(interp.cpu->run(10'000'000), interp::RunExit::Stopped);
+    EXPECT_EQ(jit.cpu->state().gpr[x86::k_rcx], 0u);
+    expect_same(jit, interp);
 }
 
 TEST(InterpJit, SelfModifyingCodeInACompiledBlock)
