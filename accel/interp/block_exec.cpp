@@ -8,6 +8,7 @@
 
 #include "accel/interp/jit/jit.h"
 #include "accel/interp/private/cpu.h"
+#include "accel/interp/private/operand.h"
 #include "util/log.h"
 
 namespace kiln::accel::interp {
@@ -49,12 +50,20 @@ bool ends_block(const DecodedInsn& d)
     }
 }
 
+// Conditional branches: a taken one leaves the block, so every flag is
+// live after it (the target's use of them is not known here).
+bool may_leave_block(const DecodedInsn& d)
+{
+    return (d.op >= 0x70 && d.op <= 0x7f) || (d.op >= 0x180 && d.op <= 0x18f) || ends_block(d);
+}
+
 } // namespace
 
 BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gpa, uint32_t gen)
 {
     const uint8_t cs_tag = static_cast<uint8_t>(m_code_size);
-    if (m_arena_used + 1 + k_block_max_insns > k_block_arena_insns) {
+    // Links, up to k_block_max_insns instructions and the sentinel.
+    if (m_arena_used + 2 + k_block_max_insns > k_block_arena_insns) {
         // Recycle the whole arena: every slot built before is stale now.
         m_arena_used = 0;
         m_arena_epoch++;
@@ -69,18 +78,31 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     // -d in_asm: each instruction as its block is built (the block starts at RIP).
     const bool trace = Log::enabled(LogCategory::InAsm);
     const uint64_t lin0 = m_mode64 ? m_s.rip : (m_s.segment(Seg::CS).base + m_s.rip) & 0xffffffff;
+    // 64-bit code: a direct JMP/CALL whose target is in the same page does
+    // not end the block; decoding continues at the target (the handler only
+    // moves RIP). Not while tracing (in_asm prints blocks as contiguous).
+    const bool follow = m_code_size == CodeSize::Bits64 && !trace;
+    bool followed[k_block_max_insns] = {};
     while (count < k_block_max_insns && off < 4096) {
         BlockInsn& x = *new (&out[count].insn) BlockInsn {};
         // Never reads past the page; an instruction that crosses it (or
         // does not decode) is left to execute_one().
         if (decode(host + off, 4096 - off, m_code_size, x.d) != DecodeStatus::Ok)
             break;
-        x.fn = select_handler(x.d, m_code_size);
         if (trace) [[unlikely]]
             m_trace.in_asm(lin0 + bytes, host + off, x.d.length, m_code_size);
         count++;
         bytes += x.d.length;
         off += x.d.length;
+        if (follow && (x.d.op == 0xe9 || x.d.op == 0xeb || (x.d.op == 0xe8 && x.d.opsize == 8)) && x.d.opsize != 2) {
+            // The target's offset in this page, if it stays in it.
+            const uint64_t target = (lin0 & ~0xfffull) + off + uint64_t(sign_extend(x.d.imm, x.d.imm_size));
+            if ((target >> 12) == (lin0 >> 12)) {
+                followed[count - 1] = true;
+                off = unsigned(target & 0xfff);
+                continue;
+            }
+        }
         if (ends_block(x.d))
             break;
     }
@@ -88,6 +110,31 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
         s.gpa = ~0ull;
         return nullptr;
     }
+    // Flag liveness, backwards from the block's end (where every flag is
+    // live, as it is after any instruction that may leave the block), picks
+    // each instruction's handler.
+    // live_in[i]: the flags live before instruction i.
+    uint8_t live_in[k_block_max_insns + 1];
+    live_in[count] = k_lf_all;
+    for (unsigned i = count; i-- > 0;) {
+        BlockInsn& x = out[i].insn;
+        const uint8_t live = may_leave_block(x.d) && !followed[i] ? k_lf_all : live_in[i + 1];
+        x.fn = followed[i] ? followed_transfer(x.d) : select_handler(x.d, m_code_size, live);
+        const FlagUse u = flag_use(x.d);
+        live_in[i] = uint8_t((live & ~u.must_write) | u.reads);
+    }
+    // Compare-and-branch pairs (64-bit code): the fall-through's liveness
+    // decides whether the pair records its flags when not taken.
+    if (m_code_size == CodeSize::Bits64) {
+        for (unsigned i = 0; i + 1 < count; i++) {
+            const unsigned after = i + 2 <= count ? i + 2 : count;
+            if (ExecFn f = select_fused(out[i].insn.d, out[i + 1].insn.d, live_in[after] != 0))
+                out[i].insn.fn = f;
+        }
+    }
+    // The sentinel: chain() from the last instruction lands here and returns.
+    new (&out[count].insn) BlockInsn { DecodedInsn {}, block_sentinel() };
+    out[count].insn.d.length = 0;
     // Stores into this page must now invalidate (and end the block).
     note_code_page(gpa);
     s.gpa = gpa;
@@ -97,7 +144,7 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     s.count = uint16_t(count);
     s.bytes = uint16_t(bytes);
     s.code_size = cs_tag;
-    m_arena_used += 1 + count;
+    m_arena_used += 2 + count;
     return &s;
 }
 
@@ -184,31 +231,44 @@ bool InterpreterImpl::run_block(uint64_t budget)
             }
         }
         const BlockInsn* insns = &m_block_arena[first].insn;
-        const unsigned n = budget < count ? unsigned(budget) : count;
+        // A block runs whole: the flag liveness of its handlers assumes it
+        // runs to its end or to an instruction that reads every flag. When
+        // the budget ends inside it, only its first instruction runs, with
+        // the handler that records every flag (m_stop_after_one stops chain()).
+        const bool single = budget < count;
         m_block_end = false;
         // Only an instruction that sets a shadow changes this; it ends the block.
         m_new_shadow = 0;
         m_rip_mask = rip_mask;
         try {
-            // The JIT tier (accel/interp/jit/) runs hot blocks as host code;
+            // The JIT tier (accel/interp/jit/) runs hot blocks as host code
+            // (leaving m_insn at the last instruction it started);
             // otherwise each handler chains to the next (cpu.h chain()).
-            if (!m_jit || !m_jit->run(*this, first, n, count, budget)) {
-                m_block_left = n - 1;
+            if (single || !m_jit || !m_jit->run(*this, first, count, budget)) {
                 m_insn = &insns[0].d;
                 m_next_rip = (rip + insns[0].d.length) & rip_mask;
-                insns[0].fn(*this, insns[0].d);
+                m_stop_after_one = single;
+                if (single) [[unlikely]]
+                    select_handler(insns[0].d, m_code_size)(*this, insns[0].d);
+                else
+                    insns[0].fn(*this, insns[0].d);
             }
         } catch (const CpuException& e) {
             // m_s.rip is the faulting instruction's (chain() sets it before
             // starting one; exec_generic restores it), and the ones before it
             // retired.
-            m_retired += n - m_block_left - 1;
+            m_stop_after_one = 0;
+            m_retired += unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
             m_s.events.interrupt_shadow = 0;
             handle_exception(e, m_s.rip);
             m_block_end = true;
             return true;
         }
-        const unsigned done = n - m_block_left;
+        // m_insn is the last instruction started: it retired, unless it is
+        // the sentinel.
+        m_stop_after_one = 0;
+        const unsigned started = unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
+        const unsigned done = started < count ? started + 1 : count;
         m_retired += done;
         budget -= done;
         m_s.events.interrupt_shadow = m_new_shadow;

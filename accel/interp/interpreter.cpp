@@ -79,6 +79,7 @@ void InterpreterImpl::update_mode()
         m_cpl = 0;
     else if (m_s.v8086())
         m_cpl = 3;
+    m_direct_mem = m_mode64 && !m_mem_hooks;
     // Decoded blocks assume the code size they were decoded for.
     m_block_end = true;
 }

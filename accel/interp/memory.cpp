@@ -103,7 +103,7 @@ void InterpreterImpl::note_code_page(uint64_t gpa)
     for (auto& per_user : m_tlb[static_cast<unsigned>(Access::Write)])
         for (auto& e : per_user)
             if (e.vpage != ~0ull && (e.gpa >> 12) == page)
-                e.vpage = ~0ull;
+                e.clear();
 }
 
 void InterpreterImpl::code_page_written(uint64_t gpa)
@@ -133,6 +133,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
     global = false;
     writable_ok = true;
     m_last_walk_user = false;
+    m_last_walk_shift = 12;
     if (!m_s.paging()) {
         gpa = lin & (m_s.long_mode_active() ? ~0ull : 0xffffffffull);
         return true;
@@ -271,6 +272,7 @@ bool InterpreterImpl::page_walk(uint64_t lin, Access access, bool user, uint64_t
     }
 
     global = (pte & 0x100) && (m_s.cr4 & k_cr4_pge);
+    m_last_walk_shift = uint8_t(__builtin_ctzll(page_size));
     uint64_t frame = (page_size == 4096) ? (pte & phys_mask) : (pte & phys_mask & ~(page_size - 1));
     gpa = frame | (lin & (page_size - 1));
     return true;
@@ -291,15 +293,21 @@ TlbEntry& InterpreterImpl::tlb_fill(uint64_t lin, Access access, bool user)
         e.vpage = ~0ull;
     e.gpa = gpa & ~0xfffull;
     e.global = global;
+    e.page_shift = m_last_walk_shift;
+    if (m_last_walk_shift != 12)
+        m_tlb_large = true;
     e.host = nullptr;
+    e.direct = ~0ull;
     if (const hw::RamRegion* r = m_mem.find(e.gpa); r && e.gpa + 4096 <= r->guest_base + r->size_bytes) {
         bool direct = true;
         if (access == Access::Write) {
             uint64_t page = e.gpa >> 12;
             direct = !r->read_only && !(page < m_pages && m_page_has_code[page]);
         }
-        if (direct)
+        if (direct) {
             e.host = r->host + (e.gpa - r->guest_base);
+            e.direct = e.vpage;
+        }
     }
     return e;
 }
@@ -321,16 +329,31 @@ void InterpreterImpl::flush_tlb(bool include_global)
         for (auto& per_user : per_access)
             for (auto& e : per_user)
                 if (include_global || !e.global)
-                    e.vpage = ~0ull;
+                    e.clear();
+    if (include_global)
+        m_tlb_large = false;
 }
 
 void InterpreterImpl::flush_tlb_page(uint64_t lin)
 {
-    // Large pages cover many 4 KiB slots; a full flush keeps INVLPG simple
-    // and correct for them. Only do the cheap thing when paging is 4 KiB-only
-    // would need tracking per entry, which is not worth it yet.
-    (void)lin;
-    flush_tlb(true);
+    // INVLPG: only the translations of the page holding `lin` (global ones
+    // too). Entries are per 4 KiB page, so a 4 KiB translation lives in one
+    // slot per table; a large page's may sit in any slot, and while any
+    // large-page entry exists every slot is checked against its own page
+    // size.
+    m_tlb_epoch++; // the fetch page cache
+    m_block_end = true;
+    const uint64_t vpage = lin >> 12;
+    for (auto& per_access : m_tlb)
+        for (auto& per_user : per_access) {
+            if (m_tlb_large) {
+                for (auto& e : per_user)
+                    if (e.vpage != ~0ull && ((e.vpage ^ vpage) >> (e.page_shift - 12)) == 0)
+                        e.clear();
+            } else if (TlbEntry& e = per_user[vpage % k_tlb_entries]; e.vpage == vpage) {
+                e.clear();
+            }
+        }
 }
 
 // ---- Linear and segmented access ----

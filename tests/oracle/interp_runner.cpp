@@ -85,19 +85,17 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         }
         const uint64_t end = (c.mode16 ? 0 : k_code_addr) + c.code.size();
         r.fault = Fault::None;
-        if (mode == InterpMode::Jit) {
-            // The UD2 after the sequence ends the run: its #UD stub halts.
-            // A #UD whose frame (RIP, CS, RFLAGS, RSP, SS) says it was
-            // raised at the end is that UD2: undo its delivery.
-            cpu->run(1u << 16);
-            if (delivered_vector(s) == 6) {
-                uint64_t frame[5];
-                std::memcpy(frame, host.ram(s.gpr[x86::k_rsp]), sizeof frame);
-                if (frame[0] == end) {
-                    s.rip = end;
-                    s.rflags = frame[2];
-                    s.gpr[x86::k_rsp] = frame[3];
-                }
+        if (c.whole_blocks || mode == InterpMode::Jit) {
+            // Runs into the UD2 after the code: #UD there, at `end`, is the
+            // normal end; the interrupt frame holds RIP, RFLAGS and RSP.
+            // (InterpMode::Jit: every case this way, through compiled code.)
+            cpu->run(100000);
+            uint64_t frame[4];
+            std::memcpy(frame, host.ram(s.gpr[4]), sizeof frame);
+            if (delivered_vector(s) == 6 && frame[0] == end) {
+                s.rip = frame[0];
+                s.rflags = frame[2];
+                s.gpr[4] = frame[3];
             }
         }
         for (int step = 0; step < 256 && s.rip != end; step++) {

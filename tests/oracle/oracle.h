@@ -48,6 +48,11 @@ struct OracleCase {
     // 16-bit protected-mode code (natively: LDT segments from modify_ldt):
     // CS based at the code page, DS/ES at the data area (limit 8 KiB).
     bool mode16 = false;
+    // Interpreter side: run the whole sequence with one large budget (as
+    // decoded blocks, the way a guest runs) up to the UD2 placed after it,
+    // instead of one instruction per run() call. Only for sequences that
+    // do not fault.
+    bool whole_blocks = false;
 };
 
 // Fault classes that both sides can observe the same way.

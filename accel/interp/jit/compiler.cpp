@@ -39,7 +39,7 @@ constexpr int32_t k_arith_mask = 0x8d5; // CF PF AF ZF SF OF
 constexpr unsigned k_cc_b = 0x2, k_cc_ne = 0x5, k_cc_nz = 0x5, k_cc_e = 0x4, k_cc_a = 0x7;
 
 static_assert(k_tlb_entries == 256, "the inline TLB index is the low byte of the page number");
-static_assert(sizeof(TlbEntry) == 32 && offsetof(TlbEntry, vpage) == 0 && offsetof(TlbEntry, host) == 8);
+static_assert(sizeof(TlbEntry) < 128, "the slot offset is an imul by an 8-bit immediate");
 
 bool canonical(uint64_t v) { return uint64_t(int64_t(v << 16) >> 16) == v; }
 
@@ -100,8 +100,19 @@ public:
     {
         m_rip.resize(count + 1);
         m_rip[0] = rip;
-        for (unsigned i = 0; i < count; i++)
-            m_rip[i + 1] = m_rip[i] + insns[i].d.length;
+        // A direct JMP/CALL before the block's end is one the block was
+        // decoded through (block_exec.cpp follows same-page targets): the
+        // next instruction is at its target.
+        m_followed.assign(count, false);
+        for (unsigned i = 0; i < count; i++) {
+            const DecodedInsn& d = insns[i].d;
+            m_rip[i + 1] = seq_next(i);
+            const bool transfer = d.op == 0xe9 || d.op == 0xeb || (d.op == 0xe8 && d.opsize == 8);
+            if (i + 1 < count && transfer && d.opsize != 2) {
+                m_followed[i] = true;
+                m_rip[i + 1] += uint64_t(sign_extend(d.imm, d.imm_size));
+            }
+        }
     }
 
     std::vector<uint8_t> compile();
@@ -199,6 +210,8 @@ private:
     const BlockInsn* m_insns;
     unsigned m_count;
     std::vector<uint64_t> m_rip; // m_rip[i]: instruction i; m_rip[count]: after the block
+    std::vector<bool> m_followed; // a direct JMP/CALL the block continues through
+    uint64_t seq_next(unsigned i) const { return m_rip[i] + m_insns[i].d.length; }
     std::vector<bool> m_live_after;
     std::vector<bool> m_handled; // ran through its handler (statistics)
     Emitter a;
@@ -609,11 +622,16 @@ void BlockCompiler::emit_call_handler(unsigned i)
 {
     const BlockInsn& x = m_insns[i];
     store_u64(L.rip, m_rip[i]);
-    store_u64(L.next_rip, m_rip[i + 1]);
-    a.mov_imm(RAX, reinterpret_cast<uint64_t>(&x.d));
-    a.store(8, field(L.insn), RAX);
+    // A direct JMP/CALL the block continues through has its own next
+    // RIP; its handler (below) moves RIP to the target.
+    store_u64(L.next_rip, m_rip[i] + x.d.length);
+    a.mov_imm(RDX, reinterpret_cast<uint64_t>(&x.d));
+    a.store(8, field(L.insn), RDX);
     a.mov_rr(8, RDI, k_cpu);
-    a.mov_imm(RSI, reinterpret_cast<uint64_t>(&x));
+    // The handler that records every flag and runs one instruction (the
+    // block's own may skip dead flags or fuse a pair, which only holds
+    // when the whole block runs through them).
+    a.mov_imm(RSI, reinterpret_cast<uint64_t>(select_handler(x.d, CodeSize::Bits64)));
     a.call_abs(T.call_handler);
     a.op_reg({ 0x85 }, 4, RAX, RAX); // test eax, eax
     Label fault = a.jcc(k_cc_nz);
@@ -744,19 +762,20 @@ std::vector<Label> BlockCompiler::emit_tlb_lookup(unsigned size, bool write)
 {
     std::vector<Label> slow;
     a.mov_rr(8, RDX, RSI);
-    a.shift_ri(5, 8, RDX, 12); // shr rdx, 12: the page number
+    a.shift_ri(5, 8, RDX, 12); // shr rdx, 12: the page number picks the slot
     a.op_reg({ 0x0f, 0xb6 }, 4, RAX, RDX); // movzx eax, dl
-    a.shift_ri(4, 4, RAX, 5); // * sizeof(TlbEntry)
+    a.op_reg({ 0x6b }, 4, RAX, RAX); // imul eax, eax, sizeof(TlbEntry)
+    a.byte(uint8_t(sizeof(TlbEntry)));
     a.lea(RDI, Mem { write ? k_write_tlb : k_read_tlb, RAX, 0, 0 });
-    a.op_mem({ 0x3b }, 8, RDX, Mem { RDI }); // cmp rdx, [rdi].vpage
+    // The slot's direct tag is the page of the access's last byte (a miss,
+    // MMIO or a page-crossing access never matches it).
+    a.lea(RDX, Mem { RSI, k_no_host_reg, 0, int32_t(size - 1) });
+    a.shift_ri(5, 8, RDX, 12);
+    a.op_mem({ 0x3b }, 8, RDX, Mem { RDI, k_no_host_reg, 0, int32_t(offsetof(TlbEntry, direct)) });
     slow.push_back(a.jcc(k_cc_ne));
-    a.load(8, RDI, Mem { RDI, k_no_host_reg, 0, 8 }); // .host
-    a.op_reg({ 0x85 }, 8, RDI, RDI);
-    slow.push_back(a.jcc(k_cc_e));
+    a.load(8, RDI, Mem { RDI, k_no_host_reg, 0, int32_t(offsetof(TlbEntry, host)) });
     a.mov_rr(4, RAX, RSI);
     a.alu_ri(4, 4, RAX, 0xfff);
-    a.alu_ri(7, 4, RAX, int32_t(4096 - size));
-    slow.push_back(a.jcc(k_cc_a));
     a.op_reg({ 0x01 }, 8, RAX, RDI); // add rdi, rax
     return slow;
 }
@@ -768,7 +787,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
     const Mem host { RDI };
     const Mem rsp = field(L.gpr + 8 * k_rsp);
     if (p.form == Form::Lea) {
-        emit_ea(d, m_rip[i + 1]);
+        emit_ea(d, seq_next(i));
         if (S == 4)
             a.mov_rr(4, RSI, RSI);
         store_greg(S, d.reg, d, RSI);
@@ -776,7 +795,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
     }
     uint64_t call_target = 0;
     if (p.form == Form::Call) {
-        call_target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        call_target = seq_next(i) + uint64_t(sign_extend(d.imm, d.imm_size));
         if (!canonical(call_target))
             return emit_handler(i);
     }
@@ -797,7 +816,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         access = 8;
         break;
     default:
-        emit_ea(d, m_rip[i + 1]);
+        emit_ea(d, seq_next(i));
         if (d.seg == uint8_t(Seg::FS) || d.seg == uint8_t(Seg::GS)) {
             a.load(8, RCX, field(d.seg == uint8_t(Seg::FS) ? L.fs_base : L.gs_base));
             a.lea(RSI, Mem { RSI, RCX, 0, 0 });
@@ -863,11 +882,13 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         store_greg(8, (d.op & 7) | ((d.rex & 1) << 3), d, RAX);
         break;
     case Form::Call:
-        a.mov_imm(RAX, m_rip[i + 1]);
+        a.mov_imm(RAX, seq_next(i));
         a.store(8, host, RAX);
         a.store(8, rsp, RSI);
-        store_u64(L.rip, call_target);
-        m_rip_set = true;
+        if (!m_followed[i]) {
+            store_u64(L.rip, call_target);
+            m_rip_set = true;
+        }
         break;
     case Form::Ret:
         a.load(8, RAX, host);
@@ -1050,7 +1071,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         return;
     }
     case Form::Jcc: {
-        const uint64_t target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        const uint64_t target = seq_next(i) + uint64_t(sign_extend(d.imm, d.imm_size));
         if (!canonical(target))
             return emit_handler(i);
         Label taken = a.jcc(p.op);
@@ -1062,7 +1083,9 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         return;
     }
     case Form::Jmp: {
-        const uint64_t target = m_rip[i + 1] + uint64_t(sign_extend(d.imm, d.imm_size));
+        if (m_followed[i])
+            return; // the block goes on at the target
+        const uint64_t target = seq_next(i) + uint64_t(sign_extend(d.imm, d.imm_size));
         if (!canonical(target))
             return emit_handler(i);
         emit_taken(i, target, m_dirty);

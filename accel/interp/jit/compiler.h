@@ -49,7 +49,7 @@ struct MemResult {
 };
 
 struct Thunks {
-    const void* call_handler; // uint64_t (InterpreterImpl*, const BlockInsn*): nonzero on a fault
+    const void* call_handler; // uint64_t (InterpreterImpl*, ExecFn, const DecodedInsn*): nonzero on a fault
     const void* read_slow; // MemResult (InterpreterImpl*, seg | size << 8, ea)
     const void* write_slow; // uint64_t (InterpreterImpl*, seg | size << 8, ea, value): nonzero on a fault
     const void* materialize_flags; // void (InterpreterImpl*): folds pending lazy flags into RFLAGS

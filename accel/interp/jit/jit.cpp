@@ -121,11 +121,11 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
     return at;
 }
 
-bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, uint64_t& budget)
+bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& budget)
 {
-    // Budget-limited runs, LOCK/alignment/data-breakpoint hooks and -d exec
-    // tracing keep the interpreter's path.
-    if (n != count || !cpu.m_mode64 || cpu.m_mem_hooks || cpu.m_trace_blocks) [[unlikely]]
+    // LOCK/alignment/data-breakpoint hooks (m_direct_mem is off with them and
+    // outside 64-bit mode) and -d exec tracing keep the interpreter's path.
+    if (!cpu.m_direct_mem || cpu.m_trace_blocks || budget < count) [[unlikely]]
         return false;
     BlockLinks& b = cpu.m_block_arena[first - 1].links;
     if (b.jit_epoch != m_code_epoch) [[unlikely]] {
@@ -155,7 +155,7 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, 
     if (b.jit_rip != cpu.m_s.rip) [[unlikely]]
         return false;
     const uint8_t* entry = m_code.exec_at(b.jit_code);
-    cpu.m_block_left = 0; // handlers called from the code run one instruction each
+    cpu.m_stop_after_one = true; // handlers called from the code run one instruction each
     const bool user = cpu.m_cpl == 3;
     const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(entry));
     // Self-loops: the instructions the budget allows beyond one full pass.
@@ -166,9 +166,10 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, 
         cpu.m_retired += looped; // the passes before the last one
         budget -= looped;
     }
+    const BlockInsn* insns = &cpu.m_block_arena[first].insn;
     if (r & k_exit_fault) [[unlikely]] {
         // As if the handlers had chained up to the faulting instruction.
-        cpu.m_block_left = n - done - 1;
+        cpu.m_insn = &insns[done].d;
         if (m_pending) {
             std::exception_ptr p = std::move(m_pending);
             m_pending = nullptr;
@@ -176,14 +177,14 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, 
         }
         throw m_exception;
     }
-    cpu.m_block_left = n - done;
+    cpu.m_insn = &insns[done - 1].d; // the last instruction started, which retired
     return true;
 }
 
-uint64_t Jit::call_handler(InterpreterImpl* cpu, const BlockInsn* x)
+uint64_t Jit::call_handler(InterpreterImpl* cpu, ExecFn fn, const DecodedInsn* d)
 {
     try {
-        x->fn(*cpu, x->d);
+        fn(*cpu, *d);
         return 0;
     } catch (const CpuException& e) {
         cpu->m_jit->m_exception = e;

@@ -32,13 +32,14 @@ public:
     static Result<std::unique_ptr<Jit>> create(InterpreterImpl& cpu, const JitOptions& options);
 
     // Runs the `count`-instruction block at arena index `first` (the one at
-    // cpu.m_s.rip) as host code when it is compiled or has just become hot.
-    // Returns false, having changed nothing, when the interpreter must run
-    // it. Otherwise the block ran: cpu.m_block_left says how much of it did
-    // (as after chained handlers), or a guest exception is rethrown here.
-    // A block that branches back to its own start may run several times
-    // in one call: those passes are retired here and taken off `budget`.
-    bool run(InterpreterImpl& cpu, uint32_t first, unsigned n, unsigned count, uint64_t& budget);
+    // cpu.m_s.rip) as host code when it is compiled or has just become hot
+    // and the budget holds the whole block. Returns false, having changed
+    // nothing, when the interpreter must run it. Otherwise the block ran:
+    // cpu.m_insn is the last instruction started (as after chained
+    // handlers), and a guest exception is rethrown here. A block that
+    // branches back to its own start may run several times in one call:
+    // those passes are retired here and taken off `budget`.
+    bool run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& budget);
 
     ~Jit();
     uint64_t blocks_compiled() const { return m_compiled; }
@@ -53,7 +54,7 @@ private:
     const uint8_t* compile(InterpreterImpl& cpu, const BlockInsn* insns, unsigned count);
 
     // Thunks called from generated code (see the comment at the top).
-    static uint64_t call_handler(InterpreterImpl* cpu, const BlockInsn* x);
+    static uint64_t call_handler(InterpreterImpl* cpu, ExecFn fn, const DecodedInsn* d);
     static MemResult read_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea);
     static uint64_t write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, uint64_t value);
     static void materialize_flags(InterpreterImpl* cpu);

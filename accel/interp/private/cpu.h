@@ -76,10 +76,17 @@ inline constexpr unsigned k_tlb_entries = 256;
 inline constexpr unsigned k_decode_cache_entries = 1u << 16;
 
 struct TlbEntry {
-    uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
+    // The inline fast path's tag: vpage when `host` maps the page directly,
+    // else ~0. It is compared with the page of an access's last byte, which
+    // also rejects accesses that cross into the next page (that page maps
+    // to the next slot, so it can never equal this slot's tag).
+    uint64_t direct = ~0ull;
     uint8_t* host = nullptr; // host address of the page, nullptr for MMIO
+    uint64_t vpage = ~0ull; // linear address >> 12, ~0 when empty
     uint64_t gpa = 0; // guest-physical page address
     bool global = false;
+    uint8_t page_shift = 12; // the guest page the translation came from: 12, 21, 22 or 30
+    void clear() { vpage = direct = ~0ull; }
 };
 
 // The memory operand of the LOCKed instruction being executed (lock.cpp).
@@ -161,8 +168,39 @@ static_assert(sizeof(ArenaEntry) == sizeof(BlockInsn));
 
 // Picks the handler for a decoded instruction (exec_fast.cpp): a
 // specialised one for the hottest forms, or generic dispatch.
-ExecFn select_handler(const DecodedInsn& d, CodeSize size);
+// Arithmetic flags as the block liveness pass tracks them (bit per flag).
+inline constexpr uint8_t k_lf_cf = 1, k_lf_pf = 2, k_lf_af = 4, k_lf_zf = 8, k_lf_sf = 16, k_lf_of = 32;
+inline constexpr uint8_t k_lf_all = 0x3f;
+
+// How an instruction uses the arithmetic flags: the ones it reads, the ones
+// it always replaces (must) or may replace (may). A barrier is anything the
+// pass does not model, and anything that may fault or end the block early:
+// every flag must be exact before it, so it reads them all.
+struct FlagUse {
+    uint8_t reads;
+    uint8_t must_write;
+    uint8_t may_write;
+    bool barrier;
+};
+FlagUse flag_use(const DecodedInsn& d);
+
+// live_after: the flags (k_lf_*) read after this instruction before being
+// overwritten (a block's last instruction, and any that may leave it, has
+// all of them live). A register-form ALU/shift/INC/DEC/IMUL/NEG whose flags
+// are all dead gets a handler that does not record them: such a handler is
+// only valid inside its block.
+ExecFn select_handler(const DecodedInsn& d, CodeSize size, uint8_t live_after = k_lf_all);
 ExecFn generic_handler();
+// A handler running `d` (CMP/SUB/TEST/AND) and the Jcc `jcc` that follows
+// it in the block as one (exec_fused.cpp), or nullptr. live_fall: some flag
+// is read after the fall-through before being overwritten.
+ExecFn select_fused(const DecodedInsn& d, const DecodedInsn& jcc, bool live_fall);
+// The handler of a direct JMP/CALL (64-bit) whose target the block
+// continues with: RIP moves (CALL pushes), the block goes on.
+ExecFn followed_transfer(const DecodedInsn& d);
+// The handler of the entry that follows a block's last instruction: it
+// returns without running anything (its DecodedInsn has length 0).
+ExecFn block_sentinel();
 
 struct DecodeCacheEntry {
     uint64_t gpa = ~0ull;
@@ -308,14 +346,15 @@ public:
     // addresses never match a TLB entry, so they reach the checked path.
     uint8_t* direct_ptr(Seg seg, uint64_t offset, unsigned size, Access access) const
     {
-        // LOCKed operands and armed data breakpoints take the checked path.
-        if (!m_mode64 || m_mem_hooks) [[unlikely]]
+        // LOCKed operands and armed data breakpoints take the checked path
+        // (m_direct_mem: 64-bit mode without memory hooks).
+        if (!m_direct_mem) [[unlikely]]
             return nullptr;
         uint64_t lin = offset;
         if (seg == Seg::FS || seg == Seg::GS)
             lin += m_s.seg[static_cast<unsigned>(seg)].base;
         const TlbEntry& e = m_tlb[static_cast<unsigned>(access)][m_cpl == 3][(lin >> 12) % k_tlb_entries];
-        if (e.vpage != (lin >> 12) || !e.host || (lin & 0xfff) + size > 4096) [[unlikely]]
+        if (e.direct != ((lin + size - 1) >> 12)) [[unlikely]]
             return nullptr;
         return e.host + (lin & 0xfff);
     }
@@ -476,6 +515,7 @@ public:
     {
         m_ac_check = (m_s.cr0 & x86::k_cr0_am) && (m_s.rflags & x86::k_flag_ac) && m_cpl == 3;
         m_mem_hooks = m_lock.active || m_dr_data || m_ac_check;
+        m_direct_mem = m_mode64 && !m_mem_hooks;
     }
     // Generic dispatch: LOCK validity, then the exec_* group for the opcode.
     void execute(const DecodedInsn& d);
@@ -491,14 +531,24 @@ public:
         // Anything that changes what the rest of the block means (a taken
         // branch, a mode or paging change, a store into a code page, a
         // possible interrupt, an interrupt shadow, a flags reload that may
-        // set TF: set_flags() ends the block) ends it.
-        if ((m_block_end | m_check_irq | (m_new_shadow != 0)) || m_block_left == 0)
+        // set TF: set_flags() ends the block) ends it: one load tests all
+        // three. The block's end is a sentinel entry whose handler returns
+        // (block_sentinel()), so no instruction count is kept.
+        if (m_stop) [[unlikely]]
             return;
-        m_block_left--;
         const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;
         m_insn = &next->d;
         m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
         return next->fn(*this, next->d);
+    }
+
+    // A fused handler (exec_fused.cpp) has finished the first instruction
+    // of its pair: `next` (the following BlockInsn's) becomes the current one.
+    [[gnu::always_inline]] void step_fused(const DecodedInsn& next)
+    {
+        m_s.rip = m_next_rip;
+        m_insn = &next;
+        m_next_rip = (m_s.rip + next.length) & m_rip_mask;
     }
 
 private:
@@ -548,15 +598,26 @@ private:
     const DecodedInsn* m_insn = nullptr;
     DecodedInsn m_uncached; // decoded instruction that is not in the cache
     uint64_t m_next_rip = 0;
-    bool m_block_end = false;
-    bool m_check_irq = true;
-    uint8_t m_new_shadow = 0;
+    // The reasons to leave a block early, overlaid so chain() tests them
+    // with one load (m_stop != 0).
+    union {
+        struct {
+            bool m_block_end;
+            bool m_check_irq;
+            uint8_t m_new_shadow;
+            bool m_stop_after_one; // run_block(): the budget ends inside the block
+        };
+        uint32_t m_stop = 0;
+    };
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
     LockedAccess m_lock;
     bool m_last_walk_user = false; // the last page walk ended on a user page (SMAP)
     bool m_mem_hooks = false; // m_lock.active || m_dr_data || m_ac_check
+    bool m_direct_mem = false; // m_mode64 && !m_mem_hooks: direct_ptr() may map accesses
+    uint8_t m_last_walk_shift = 12; // page size (log2) of the last page walk
+    bool m_tlb_large = false; // some TLB entry came from a large page (INVLPG)
     bool m_ac_check = false; // alignment checks: CR0.AM, RFLAGS.AC, CPL 3
     bool m_trace_blocks = false; // -d exec or cpu
     bool m_debug_hooks = false; // m_dr_exec || m_dr_data
@@ -589,7 +650,6 @@ private:
     std::vector<ArenaEntry> m_block_arena;
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
-    unsigned m_block_left = 0; // instructions of the block after the current one
     uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
     // ---- JIT tier (accel/interp/jit/): compiled hot blocks, or null. ----
     std::unique_ptr<jit::Jit, jit::JitDeleter> m_jit;

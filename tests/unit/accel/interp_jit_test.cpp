@@ -88,7 +88,7 @@ TEST(InterpJit, HotLoopMatchesTheInterpreter)
     Vm jit(true, k_loop, sizeof k_loop), interp(false, k_loop, sizeof k_loop);
     EXPECT_EQ(jit.cpu->run(10'000'000), interp::RunExit::Stopped);
     EXPECT_EQ(interp.cpu->run(10'000'000), interp::RunExit::Stopped);
-    EXPECT_GT(jit.cpu->jit_blocks_compiled(), 2u);
+    EXPECT_GE(jit.cpu->jit_blocks_compiled(), 2u);
     EXPECT_EQ(interp.cpu->jit_blocks_compiled(), 0u);
     EXPECT_EQ(jit.cpu->state().gpr[x86::k_rcx], 0u);
     EXPECT_EQ(jit.cpu->state().gpr[x86::k_r13], 1000u);
