@@ -1,10 +1,11 @@
 #include "accel/interp/jit/code_buffer.h"
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include <sys/mman.h>
 
 namespace kiln::accel::interp::jit {
 

@@ -42,16 +42,8 @@ struct Layout {
     int32_t flags_op = -1;
 };
 
-// Returned in RAX:RDX by the memory slow-path thunk.
-struct MemResult {
-    uint64_t value;
-    uint64_t fault;
-};
-
 struct Thunks {
     const void* call_handler; // uint64_t (InterpreterImpl*, ExecFn, const DecodedInsn*): nonzero on a fault
-    const void* read_slow; // MemResult (InterpreterImpl*, seg | size << 8, ea)
-    const void* write_slow; // uint64_t (InterpreterImpl*, seg | size << 8, ea, value): nonzero on a fault
     const void* materialize_flags; // void (InterpreterImpl*): folds pending lazy flags into RFLAGS
 };
 

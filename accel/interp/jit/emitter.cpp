@@ -202,10 +202,7 @@ Label Emitter::jmp()
     return l;
 }
 
-void Emitter::jmp_to(uint32_t target)
-{
-    bind_to(jmp(), target);
-}
+void Emitter::jmp_to(uint32_t target) { bind_to(jmp(), target); }
 
 void Emitter::bind_to(Label l, uint32_t target)
 {

@@ -1,10 +1,11 @@
 #include "accel/interp/jit/jit.h"
 
+#include <unistd.h>
+
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
+#include <cstring>
 
 #include "util/log.h"
 
@@ -96,8 +97,6 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
 {
     static const Thunks thunks {
         reinterpret_cast<const void*>(&Jit::call_handler),
-        reinterpret_cast<const void*>(&Jit::read_slow),
-        reinterpret_cast<const void*>(&Jit::write_slow),
         reinterpret_cast<const void*>(&Jit::materialize_flags),
     };
     // The block's page (run_block just translated RIP): self-loops watch its generation.
@@ -114,8 +113,7 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
     m_compiled++;
     if (m_perf_map) {
         // perf's JIT symbol map: `perf report` names the block by its guest RIP.
-        fprintf(m_perf_map, "%lx %zx jit_%llx\n", (unsigned long)at, code.size(),
-            (unsigned long long)cpu.m_s.rip);
+        fprintf(m_perf_map, "%lx %zx jit_%llx\n", (unsigned long)at, code.size(), (unsigned long long)cpu.m_s.rip);
         fflush(m_perf_map);
     }
     return at;
@@ -194,31 +192,6 @@ uint64_t Jit::call_handler(InterpreterImpl* cpu, ExecFn fn, const DecodedInsn* d
     return 1;
 }
 
-MemResult Jit::read_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea)
-{
-    try {
-        return { cpu->read_mem(Seg(seg_size & 0xff), ea, unsigned(seg_size >> 8)), 0 };
-    } catch (const CpuException& e) {
-        cpu->m_jit->m_exception = e;
-    } catch (...) {
-        cpu->m_jit->m_pending = std::current_exception();
-    }
-    return { 0, 1 };
-}
-
-uint64_t Jit::write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, uint64_t value)
-{
-    try {
-        cpu->write_mem(Seg(seg_size & 0xff), ea, unsigned(seg_size >> 8), value);
-        return 0;
-    } catch (const CpuException& e) {
-        cpu->m_jit->m_exception = e;
-    } catch (...) {
-        cpu->m_jit->m_pending = std::current_exception();
-    }
-    return 1;
-}
-
 void Jit::materialize_flags(InterpreterImpl* cpu) { cpu->m_flags.materialize(cpu->m_s.rflags); }
 
 Jit::~Jit()
@@ -231,7 +204,8 @@ Jit::~Jit()
             fwrite(m_code.exec_at(0), 1, m_code.used_bytes(), f);
             fclose(f);
         }
-        fprintf(stderr, "jit: %llu blocks compiled, %llu flushes, flags byte %d; %llu instructions inline, %llu through handlers:",
+        fprintf(stderr,
+            "jit: %llu blocks compiled, %llu flushes, flags byte %d; %llu instructions inline, %llu through handlers:",
             (unsigned long long)m_compiled, (unsigned long long)m_flushes, m_layout.flags_op,
             (unsigned long long)m_stats->inline_insns, (unsigned long long)m_stats->handler_insns);
         for (unsigned op = 0; op < 0x400; op++)

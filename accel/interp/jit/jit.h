@@ -49,14 +49,15 @@ private:
     using BlockFn
         = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb, uint64_t allowance);
 
-    explicit Jit(const JitOptions& options) : m_options(options) { }
+    explicit Jit(const JitOptions& options)
+        : m_options(options)
+    {
+    }
     static Layout layout_of(InterpreterImpl& cpu);
     const uint8_t* compile(InterpreterImpl& cpu, const BlockInsn* insns, unsigned count);
 
     // Thunks called from generated code (see the comment at the top).
     static uint64_t call_handler(InterpreterImpl* cpu, ExecFn fn, const DecodedInsn* d);
-    static MemResult read_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea);
-    static uint64_t write_slow(InterpreterImpl* cpu, uint64_t seg_size, uint64_t ea, uint64_t value);
     static void materialize_flags(InterpreterImpl* cpu);
 
     JitOptions m_options;

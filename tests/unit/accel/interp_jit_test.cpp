@@ -19,6 +19,8 @@ namespace {
 constexpr uint64_t k_code = 0x400000;
 constexpr uint64_t k_data = 0x600000;
 
+// clang-format off
+
 // A loop of ALU, memory, stack, CALL/RET, flag-reading and partial-flag
 // instructions (tests/unit/accel/interp_jit_test.cpp's comments give the source).
 const uint8_t k_loop[] = {
@@ -50,6 +52,8 @@ const uint8_t k_fault[] = {
 const uint8_t k_self_loop[] = {
     0xb9, 0xa0, 0x86, 0x01, 0x00, 0x48, 0x01, 0xc8, 0x48, 0x31, 0xc2, 0xff, 0xc9, 0x75, 0xf6, 0xf4,
 };
+
+// clang-format on
 
 struct Vm {
     FakeHost host { 16ull << 20 };
