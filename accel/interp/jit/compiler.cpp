@@ -35,7 +35,7 @@ namespace {
 constexpr uint8_t k_cpu = RBX;
 constexpr uint8_t k_read_tlb = R12;
 constexpr uint8_t k_write_tlb = R13;
-constexpr uint8_t k_loops = R14; // self-loop allowance left (instructions)
+constexpr uint8_t k_loops = R14; // budget left (instructions), less passes before this one
 constexpr int32_t k_arith_mask = 0x8d5; // CF PF AF ZF SF OF
 constexpr unsigned k_cc_b = 0x2, k_cc_ne = 0x5, k_cc_nz = 0x5, k_cc_e = 0x4, k_cc_a = 0x7;
 
@@ -45,10 +45,11 @@ static_assert(sizeof(TlbEntry) < 128, "the slot offset is an imul by an 8-bit im
 class BlockCompiler {
 public:
     BlockCompiler(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count, uint64_t rip,
-        const SelfLoop& loop)
+        const SelfLoop& loop, const Chaining& chaining)
         : L(layout)
         , T(thunks)
         , m_loop(loop)
+        , m_chaining(chaining)
         , m_insns(insns)
         , m_count(count)
     {
@@ -148,6 +149,7 @@ private:
     }
     void exit_checks(unsigned done);
     void emit_taken(unsigned i, uint64_t target, bool flags_dirty);
+    void emit_exit_to(unsigned done, uint64_t target);
     void emit_handler(unsigned i);
     void emit_call_handler(unsigned i); // emission only: no change to the flag state
     void emit_instruction(unsigned i, const Plan& p);
@@ -160,6 +162,8 @@ private:
     const Layout& L;
     const Thunks& T;
     SelfLoop m_loop;
+    Chaining m_chaining;
+    bool m_last_handler = false; // the last instruction emitted was a handler call
     uint32_t m_body = 0; // offset of the first instruction's code (self-loops jump here)
     const BlockInsn* m_insns;
     unsigned m_count;
@@ -231,17 +235,24 @@ void BlockCompiler::exit_checks(unsigned done)
     });
 }
 
-// A taken branch of instruction i: leave the block at `target`, or, when
-// it is the block's own start, run the block again if nothing needs the
-// run loop (budget left for a full pass, no kick, the page's code unchanged).
+// A taken branch of instruction i to `target`.
 void BlockCompiler::emit_taken(unsigned i, uint64_t target, bool flags_dirty)
 {
     if (flags_dirty)
         emit_flag_save();
+    emit_exit_to(i + 1, target);
+}
+
+// Leaves the block with `done` instructions of this pass retired and RIP =
+// `target` (flags already in RFLAGS). Before returning to the run loop: the
+// block's own start runs again if the budget (R14) holds another full pass,
+// no kick is pending and the page's code is unchanged; a linked successor
+// runs if its cell still holds (see ChainCell).
+void BlockCompiler::emit_exit_to(unsigned done, uint64_t target)
+{
+    store_u64(L.rip, target);
     if (target == m_rip[0] && m_loop.generation_addr) {
-        // R14: instructions the budget still allows beyond one full pass;
-        // this pass retires i + 1.
-        a.alu_ri(7, 8, k_loops, int32_t(i + 1)); // cmp r14, i + 1
+        a.alu_ri(7, 8, k_loops, int32_t(done + m_count)); // cmp r14, done + count
         Label none = a.jcc(k_cc_b);
         a.op_mem({ 0x80 }, 1, 7, field(L.kick)); // cmp byte [kick], 0
         a.byte(0);
@@ -250,14 +261,49 @@ void BlockCompiler::emit_taken(unsigned i, uint64_t target, bool flags_dirty)
         a.op_mem({ 0x81 }, 4, 7, Mem { RAX }); // cmp dword [rax], generation
         a.imm32(m_loop.generation);
         Label changed = a.jcc(k_cc_ne);
-        a.alu_ri(5, 8, k_loops, int32_t(i + 1)); // sub r14, i + 1
+        a.alu_ri(5, 8, k_loops, int32_t(done)); // sub r14, done
         a.jmp_to(m_body);
         a.bind(none);
         a.bind(kicked);
         a.bind(changed);
     }
-    store_u64(L.rip, target);
-    exit_with(i + 1);
+    ChainCell* cell = m_chaining.cells ? m_chaining.cells->take(target) : nullptr;
+    if (!cell) {
+        exit_with(done);
+        return;
+    }
+    auto at = [](size_t off) { return Mem { RAX, k_no_host_reg, 0, int32_t(off) }; };
+    std::vector<Label> no;
+    a.mov_imm(RAX, reinterpret_cast<uint64_t>(cell));
+    a.load(8, RCX, at(offsetof(ChainCell, body)));
+    a.op_reg({ 0x85 }, 8, RCX, RCX);
+    no.push_back(a.jcc(k_cc_e));
+    a.op_mem({ 0x3b }, 8, k_read_tlb, at(offsetof(ChainCell, read_tlb))); // same CPL
+    no.push_back(a.jcc(k_cc_ne));
+    a.load(8, RDX, field(L.tlb_epoch));
+    a.op_mem({ 0x3b }, 8, RDX, at(offsetof(ChainCell, tlb_epoch)));
+    no.push_back(a.jcc(k_cc_ne));
+    a.load(4, RDX, field(L.arena_epoch));
+    a.op_mem({ 0x3b }, 4, RDX, at(offsetof(ChainCell, arena_epoch)));
+    no.push_back(a.jcc(k_cc_ne));
+    a.load(8, RDX, at(offsetof(ChainCell, generation_addr)));
+    a.load(4, RDX, Mem { RDX });
+    a.op_mem({ 0x3b }, 4, RDX, at(offsetof(ChainCell, generation)));
+    no.push_back(a.jcc(k_cc_ne));
+    a.op_mem({ 0x80 }, 1, 7, field(L.kick)); // cmp byte [kick], 0
+    a.byte(0);
+    no.push_back(a.jcc(k_cc_ne));
+    a.load(4, RDX, at(offsetof(ChainCell, count)));
+    a.alu_ri(0, 8, RDX, int32_t(done)); // add rdx, done
+    a.op_reg({ 0x3b }, 8, k_loops, RDX); // cmp r14, rdx
+    no.push_back(a.jcc(k_cc_b));
+    a.alu_ri(5, 8, k_loops, int32_t(done)); // sub r14, done
+    a.op_reg({ 0xff }, 4, 4, RCX); // jmp rcx
+    for (Label l : no)
+        a.bind(l);
+    a.mov_imm(RDX, reinterpret_cast<uint64_t>(m_chaining.exit_cell));
+    a.store(8, Mem { RDX }, RAX);
+    exit_with(done);
 }
 
 void BlockCompiler::emit_call_handler(unsigned i)
@@ -289,6 +335,7 @@ void BlockCompiler::emit_handler(unsigned i)
     clobber_flags();
     emit_call_handler(i);
     m_handled[i] = true;
+    m_last_handler = true;
     // The handler may have left a lazy-flags record; chain() stored RIP.
     m_rip_set = true;
     m_eager = false;
@@ -326,19 +373,24 @@ std::vector<uint8_t> BlockCompiler::compile()
     a.mov_rr(8, k_write_tlb, RDX);
     a.mov_rr(8, k_loops, RCX);
     m_body = a.size();
+    if (m_body != k_body_offset)
+        m_chaining.cells = nullptr; // (the prologue above is k_body_offset bytes)
     for (unsigned i = 0; i < m_count; i++) {
         m_rip_set = false;
+        m_last_handler = false;
         if (plans[i].form == Form::Handler)
             emit_handler(i);
         else
             emit_instruction(i, plans[i]);
     }
     flush_flags();
-    if (!m_rip_set)
-        store_u64(L.rip, m_rip[m_count]);
+    // Falling off the block's end (RIP is the next instruction's, also after
+    // a handler that did not end the block); taken transfers exited already.
+    if (!m_rip_set || m_last_handler)
+        emit_exit_to(m_count, m_rip[m_count]);
     a.mov_imm(RAX, m_count);
     const uint32_t epilogue = a.size();
-    a.shift_ri(4, 8, k_loops, k_loops_shift); // the self-loop allowance left, for Jit::run
+    a.shift_ri(4, 8, k_loops, k_loops_shift); // the budget left, for Jit::run
     a.op_reg({ 0x09 }, 8, k_loops, RAX); // or rax, r14
     a.pop(R14);
     a.pop(R13);
@@ -743,9 +795,9 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
 } // namespace
 
 std::vector<uint8_t> compile_block(const Layout& layout, const Thunks& thunks, const BlockInsn* insns, unsigned count,
-    uint64_t rip, const SelfLoop& loop, CompileStats* stats)
+    uint64_t rip, const SelfLoop& loop, const Chaining& chaining, CompileStats* stats)
 {
-    BlockCompiler c(layout, thunks, insns, count, rip, loop);
+    BlockCompiler c(layout, thunks, insns, count, rip, loop, chaining);
     std::vector<uint8_t> code = c.compile();
     if (stats)
         c.add_stats(*stats);

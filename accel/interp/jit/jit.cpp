@@ -71,6 +71,8 @@ Layout Jit::layout_of(InterpreterImpl& cpu)
     l.new_shadow = offset_in(cpu, &cpu.m_new_shadow);
     static_assert(sizeof(std::atomic<bool>) == 1);
     l.kick = offset_in(cpu, &cpu.m_kick);
+    l.tlb_epoch = offset_in(cpu, &cpu.m_tlb_epoch);
+    l.arena_epoch = offset_in(cpu, &cpu.m_arena_epoch);
     const int32_t op = find_flags_op_byte();
     l.flags_op = op < 0 ? -1 : offset_in(cpu, &cpu.m_flags) + op;
     return l;
@@ -106,7 +108,9 @@ const uint8_t* Jit::compile(InterpreterImpl& cpu, const BlockInsn* insns, unsign
         loop.generation_addr = &cpu.m_page_gen[page];
         loop.generation = cpu.m_page_gen[page].load(std::memory_order_relaxed);
     }
-    std::vector<uint8_t> code = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, loop, m_stats.get());
+    const Chaining chaining { &m_cells, &m_exit_cell };
+    std::vector<uint8_t> code
+        = compile_block(m_layout, thunks, insns, count, cpu.m_s.rip, loop, chaining, m_stats.get());
     const uint8_t* at = m_code.add(code.data(), code.size());
     if (!at)
         return nullptr;
@@ -135,6 +139,8 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& bu
             // Full: drop every compiled block (their links carry the old
             // code epoch) and start again.
             m_code.reset();
+            m_cells.reset();
+            m_exit_cell = nullptr;
             m_flushes++;
             if (++m_code_epoch == 0) {
                 cpu.m_jit.reset(); // 65535 flushes: the epoch would wrap; stop compiling
@@ -153,21 +159,42 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& bu
     if (b.jit_rip != cpu.m_s.rip) [[unlikely]]
         return false;
     const uint8_t* entry = m_code.exec_at(b.jit_code);
-    cpu.m_stop_after_one = true; // handlers called from the code run one instruction each
     const bool user = cpu.m_cpl == 3;
-    const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(entry));
-    // Self-loops: the instructions the budget allows beyond one full pass.
-    const uint64_t allowance = std::min<uint64_t>(budget - count, 1u << 30);
-    const uint64_t r = fn(&cpu, &cpu.m_tlb[0][user][0], &cpu.m_tlb[1][user][0], allowance);
-    const unsigned done = unsigned(uint32_t(r));
-    if (const uint64_t looped = allowance - (r >> k_loops_shift)) {
-        cpu.m_retired += looped; // the passes before the last one
-        budget -= looped;
+    const TlbEntry* read_tlb = &cpu.m_tlb[0][user][0];
+    // The compiled block that just returned left for this RIP through a
+    // chain cell: link the cell to this block (run_block has just checked
+    // the translation, page generation and decoded block it relies on).
+    if (const ChainCell* c = m_exit_cell) {
+        m_exit_cell = nullptr;
+        const uint64_t page = cpu.m_fetch_gpa >> 12;
+        if (c->target == cpu.m_s.rip && page < cpu.m_pages) {
+            ChainCell* cell = const_cast<ChainCell*>(c);
+            cell->read_tlb = read_tlb;
+            cell->tlb_epoch = cpu.m_tlb_epoch;
+            cell->generation_addr = &cpu.m_page_gen[page];
+            cell->generation = cpu.m_page_gen[page].load(std::memory_order_relaxed);
+            cell->arena_epoch = cpu.m_arena_epoch;
+            cell->count = count;
+            cell->body = entry + k_body_offset;
+        }
     }
+    cpu.m_stop_after_one = true; // handlers called from the code run one instruction each
+    const BlockFn fn = reinterpret_cast<BlockFn>(const_cast<uint8_t*>(entry));
+    // The code may run more blocks than this one (self-loops, chained
+    // blocks): what it retired before its last block comes back as the
+    // budget it used; the last block's progress as `done`.
+    const uint64_t given = std::min<uint64_t>(budget, 1u << 30);
+    const uint64_t r = fn(&cpu, read_tlb, &cpu.m_tlb[1][user][0], given);
+    const unsigned done = unsigned(uint32_t(r));
+    const uint64_t before_last = given - (r >> k_loops_shift);
     const BlockInsn* insns = &cpu.m_block_arena[first].insn;
+    // run_block() retires the instructions before m_insn (after a fault) or
+    // up to it: m_insn stays at this block's first instruction, the rest is
+    // counted here.
+    cpu.m_insn = &insns[0].d;
     if (r & k_exit_fault) [[unlikely]] {
-        // As if the handlers had chained up to the faulting instruction.
-        cpu.m_insn = &insns[done].d;
+        cpu.m_retired += before_last + done;
+        budget -= before_last + done;
         if (m_pending) {
             std::exception_ptr p = std::move(m_pending);
             m_pending = nullptr;
@@ -175,7 +202,8 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& bu
         }
         throw m_exception;
     }
-    cpu.m_insn = &insns[done - 1].d; // the last instruction started, which retired
+    cpu.m_retired += before_last + done - 1;
+    budget -= before_last + done - 1;
     return true;
 }
 

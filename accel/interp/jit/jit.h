@@ -47,10 +47,13 @@ public:
 
 private:
     using BlockFn
-        = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb, uint64_t allowance);
+        = uint64_t (*)(InterpreterImpl* cpu, const TlbEntry* read_tlb, const TlbEntry* write_tlb, uint64_t budget);
 
+    // Cells for exits to a known RIP: about two per block the buffer holds.
+    static constexpr size_t k_chain_cells = 1u << 18;
     explicit Jit(const JitOptions& options)
         : m_options(options)
+        , m_cells(k_chain_cells)
     {
     }
     static Layout layout_of(InterpreterImpl& cpu);
@@ -64,6 +67,8 @@ private:
     Layout m_layout;
     CodeBuffer m_code;
     uint16_t m_code_epoch = 1; // BlockLinks::jit_epoch of code in the buffer
+    ChainCells m_cells; // emptied with the buffer
+    const ChainCell* m_exit_cell = nullptr; // written by generated code: the cell it last left through
     uint64_t m_compiled = 0;
     uint64_t m_flushes = 0;
     CpuException m_exception {};
