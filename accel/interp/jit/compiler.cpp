@@ -156,6 +156,7 @@ private:
     void emit_ea(const DecodedInsn& d, uint64_t next_rip);
     std::vector<Label> emit_tlb_lookup(unsigned size, bool write);
     void emit_imm(unsigned size, uint64_t imm);
+    void emit_movx(const Plan& p, const DecodedInsn& d, const Mem& src);
     void emit_memory(unsigned i, const Plan& p);
     void emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8_t src);
 
@@ -417,6 +418,20 @@ void BlockCompiler::emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8
         a.op_reg({ uint8_t(op * 8 + wide) }, size, src, dst);
 }
 
+// MOVZX/MOVSX/MOVSXD from `src` (a guest register or the host pointer).
+void BlockCompiler::emit_movx(const Plan& p, const DecodedInsn& d, const Mem& src)
+{
+    if (!p.sign)
+        a.load(p.src_size, RAX, src);
+    else if (p.src_size == 4)
+        a.op_mem({ 0x63 }, 8, RAX, src);
+    else
+        a.op_mem({ 0x0f, uint8_t(p.src_size == 1 ? 0xbe : 0xbf) }, 8, RAX, src);
+    if (p.sign && p.size == 4)
+        a.mov_rr(4, RAX, RAX); // the 32-bit result, zero-extended
+    store_greg(p.size, d.reg, d, RAX);
+}
+
 void BlockCompiler::emit_imm(unsigned size, uint64_t imm)
 {
     if (size == 1)
@@ -537,15 +552,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         a.store_imm32(S, host, uint32_t(imm));
         break;
     case Form::MovxLoad:
-        if (!p.sign)
-            a.load(p.src_size, RAX, host);
-        else if (p.src_size == 4)
-            a.op_mem({ 0x63 }, 8, RAX, host);
-        else
-            a.op_mem({ 0x0f, uint8_t(p.src_size == 1 ? 0xbe : 0xbf) }, 8, RAX, host);
-        if (p.sign && S == 4)
-            a.mov_rr(4, RAX, RAX);
-        store_greg(S, d.reg, d, RAX);
+        emit_movx(p, d, host);
         break;
     case Form::AluLoad:
         load_greg(S, RAX, d.reg, d);
@@ -695,15 +702,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
         return;
     }
     case Form::Movx:
-        if (!p.sign)
-            load_greg(p.src_size, RAX, d.rm, d);
-        else if (p.src_size == 4)
-            a.op_mem({ 0x63 }, 8, RAX, greg(d.rm, 4, d));
-        else
-            a.op_mem({ 0x0f, uint8_t(p.src_size == 1 ? 0xbe : 0xbf) }, 8, RAX, greg(d.rm, p.src_size, d));
-        if (p.sign && S == 4)
-            a.mov_rr(4, RAX, RAX);
-        store_greg(S, d.reg, d, RAX);
+        emit_movx(p, d, greg(d.rm, p.src_size, d));
         return;
     case Form::IncDec:
         load_greg(S, RAX, d.rm, d);
