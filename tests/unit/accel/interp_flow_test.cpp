@@ -213,23 +213,23 @@ TEST(InterpFlow, RandomSequencesMatchNative)
         ASSERT_TRUE(native.ok()) << native.error().message();
         // The block interpreter, then the JIT tier (accel/interp/jit) on the same cases.
         for (InterpMode mode : { InterpMode::Step, InterpMode::Jit }) {
-        auto interp = run_interpreter(batch, mode);
-        ASSERT_TRUE(interp.ok()) << interp.error().message();
-        for (size_t i = 0; i < batch.size(); i++) {
-            std::string diff = compare(batch[i], native.value()[i], interp.value()[i]);
-            if (!diff.empty()) {
-                if (failures < 10) {
-                    std::string hex;
-                    char b[4];
-                    for (uint8_t x : batch[i].code) {
-                        snprintf(b, sizeof b, "%02x ", x);
-                        hex += b;
+            auto interp = run_interpreter(batch, mode);
+            ASSERT_TRUE(interp.ok()) << interp.error().message();
+            for (size_t i = 0; i < batch.size(); i++) {
+                std::string diff = compare(batch[i], native.value()[i], interp.value()[i]);
+                if (!diff.empty()) {
+                    if (failures < 10) {
+                        std::string hex;
+                        char b[4];
+                        for (uint8_t x : batch[i].code) {
+                            snprintf(b, sizeof b, "%02x ", x);
+                            hex += b;
+                        }
+                        ADD_FAILURE() << batch[i].name << " [" << hex << "]: " << diff;
                     }
-                    ADD_FAILURE() << batch[i].name << " [" << hex << "]: " << diff;
+                    failures++;
                 }
-                failures++;
             }
-        }
         }
     }
     EXPECT_EQ(failures, 0u);
