@@ -150,6 +150,7 @@ private:
     void exit_checks(unsigned done);
     void emit_taken(unsigned i, uint64_t target, bool flags_dirty);
     void emit_exit_to(unsigned done, uint64_t target);
+    void emit_chain(unsigned done, uint64_t target, uint8_t dynamic);
     void emit_handler(unsigned i);
     void emit_call_handler(unsigned i); // emission only: no change to the flag state
     void emit_instruction(unsigned i, const Plan& p);
@@ -165,6 +166,7 @@ private:
     SelfLoop m_loop;
     Chaining m_chaining;
     bool m_last_handler = false; // the last instruction emitted was a handler call
+    bool m_last_ret = false; // ... an inline RET (its target in RSI)
     uint32_t m_body = 0; // offset of the first instruction's code (self-loops jump here)
     const BlockInsn* m_insns;
     unsigned m_count;
@@ -268,14 +270,27 @@ void BlockCompiler::emit_exit_to(unsigned done, uint64_t target)
         a.bind(kicked);
         a.bind(changed);
     }
+    emit_chain(done, target, k_no_host_reg);
+}
+
+// The chained exit (see ChainCell) with `done` instructions retired in this
+// pass: to `target`, or (a return) to the RIP in host register `dynamic`,
+// which must equal the cell's last target.
+void BlockCompiler::emit_chain(unsigned done, uint64_t target, uint8_t dynamic)
+{
     ChainCell* cell = m_chaining.cells ? m_chaining.cells->take(target) : nullptr;
     if (!cell) {
         exit_with(done);
         return;
     }
+    cell->dynamic = dynamic != k_no_host_reg;
     auto at = [](size_t off) { return Mem { RAX, k_no_host_reg, 0, int32_t(off) }; };
     std::vector<Label> no;
     a.mov_imm(RAX, reinterpret_cast<uint64_t>(cell));
+    if (cell->dynamic) {
+        a.op_mem({ 0x3b }, 8, dynamic, at(offsetof(ChainCell, target))); // cmp reg, [cell.target]
+        no.push_back(a.jcc(k_cc_ne));
+    }
     a.load(8, RCX, at(offsetof(ChainCell, body)));
     a.op_reg({ 0x85 }, 8, RCX, RCX);
     no.push_back(a.jcc(k_cc_e));
@@ -379,6 +394,7 @@ std::vector<uint8_t> BlockCompiler::compile()
     for (unsigned i = 0; i < m_count; i++) {
         m_rip_set = false;
         m_last_handler = false;
+        m_last_ret = false;
         if (plans[i].form == Form::Handler)
             emit_handler(i);
         else
@@ -389,6 +405,8 @@ std::vector<uint8_t> BlockCompiler::compile()
     // a handler that did not end the block); taken transfers exited already.
     if (!m_rip_set || m_last_handler)
         emit_exit_to(m_count, m_rip[m_count]);
+    else if (m_last_ret)
+        emit_chain(m_count, 0, RSI); // the return address (inline RET left it in RSI)
     a.mov_imm(RAX, m_count);
     const uint32_t epilogue = a.size();
     a.shift_ri(4, 8, k_loops, k_loops_shift); // the budget left, for Jit::run
@@ -601,7 +619,9 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         a.lea(RSI, Mem { RSI, k_no_host_reg, 0, 8 });
         a.store(8, rsp, RSI);
         a.store(8, field(L.rip), RAX);
+        a.mov_rr(8, RSI, RAX);
         m_rip_set = true;
+        m_last_ret = i + 1 == m_count;
         break;
     default:
         break;

@@ -82,7 +82,8 @@ struct ChainCell {
     uint32_t generation = 0;
     uint32_t arena_epoch = 0;
     uint32_t count = 0; // the successor's instructions
-    uint64_t target = 0; // the RIP this exit leaves for
+    uint64_t target = 0; // the RIP this exit leaves for (a return's: the last one linked)
+    bool dynamic = false; // a return: the target is compared at run time
 };
 
 class ChainCells {

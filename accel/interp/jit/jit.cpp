@@ -167,8 +167,9 @@ bool Jit::run(InterpreterImpl& cpu, uint32_t first, unsigned count, uint64_t& bu
     if (const ChainCell* c = m_exit_cell) {
         m_exit_cell = nullptr;
         const uint64_t page = cpu.m_fetch_gpa >> 12;
-        if (c->target == cpu.m_s.rip && page < cpu.m_pages) {
+        if ((c->target == cpu.m_s.rip || c->dynamic) && page < cpu.m_pages) {
             ChainCell* cell = const_cast<ChainCell*>(c);
+            cell->target = cpu.m_s.rip;
             cell->read_tlb = read_tlb;
             cell->tlb_epoch = cpu.m_tlb_epoch;
             cell->generation_addr = &cpu.m_page_gen[page];
