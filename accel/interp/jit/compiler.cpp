@@ -166,7 +166,7 @@ private:
     SelfLoop m_loop;
     Chaining m_chaining;
     bool m_last_handler = false; // the last instruction emitted was a handler call
-    bool m_last_ret = false; // ... an inline RET (its target in RSI)
+    bool m_last_dynamic = false; // ... an inline RET or indirect JMP/CALL (its target in RSI)
     uint32_t m_body = 0; // offset of the first instruction's code (self-loops jump here)
     const BlockInsn* m_insns;
     unsigned m_count;
@@ -394,7 +394,7 @@ std::vector<uint8_t> BlockCompiler::compile()
     for (unsigned i = 0; i < m_count; i++) {
         m_rip_set = false;
         m_last_handler = false;
-        m_last_ret = false;
+        m_last_dynamic = false;
         if (plans[i].form == Form::Handler)
             emit_handler(i);
         else
@@ -405,8 +405,8 @@ std::vector<uint8_t> BlockCompiler::compile()
     // a handler that did not end the block); taken transfers exited already.
     if (!m_rip_set || m_last_handler)
         emit_exit_to(m_count, m_rip[m_count]);
-    else if (m_last_ret)
-        emit_chain(m_count, 0, RSI); // the return address (inline RET left it in RSI)
+    else if (m_last_dynamic)
+        emit_chain(m_count, 0, RSI); // the target (inline RET/JMP/CALL left it in RSI)
     a.mov_imm(RAX, m_count);
     const uint32_t epilogue = a.size();
     a.shift_ri(4, 8, k_loops, k_loops_shift); // the budget left, for Jit::run
@@ -532,6 +532,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
     switch (p.form) {
     case Form::Push:
     case Form::Call:
+    case Form::CallInd:
         a.load(8, RSI, rsp);
         a.lea(RSI, Mem { RSI, k_no_host_reg, 0, -8 });
         access = 8;
@@ -609,6 +610,22 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
             m_rip_set = true;
         }
         break;
+    case Form::CallInd:
+        // The target is read before RSP changes (CALL RSP uses the old one).
+        a.load(8, R8, field(L.gpr + 8 * d.rm));
+        a.mov_rr(8, RCX, R8);
+        a.shift_ri(4, 8, RCX, 16);
+        a.shift_ri(7, 8, RCX, 16);
+        a.op_reg({ 0x3b }, 8, RCX, R8); // cmp rcx, r8: canonical?
+        slow.push_back(a.jcc(k_cc_ne));
+        a.mov_imm(RAX, seq_next(i));
+        a.store(8, host, RAX);
+        a.store(8, rsp, RSI);
+        a.store(8, field(L.rip), R8);
+        a.mov_rr(8, RSI, R8);
+        m_rip_set = true;
+        m_last_dynamic = i + 1 == m_count;
+        break;
     case Form::Ret:
         a.load(8, RAX, host);
         a.mov_rr(8, RCX, RAX);
@@ -621,7 +638,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         a.store(8, field(L.rip), RAX);
         a.mov_rr(8, RSI, RAX);
         m_rip_set = true;
-        m_last_ret = i + 1 == m_count;
+        m_last_dynamic = i + 1 == m_count;
         break;
     default:
         break;
@@ -662,6 +679,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
     case Form::Push:
     case Form::Pop:
     case Form::Call:
+    case Form::CallInd:
     case Form::Ret:
         return emit_memory(i, p);
     default:
@@ -793,6 +811,24 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
             a.bind(taken);
             emit_taken(i, target, dirty);
         });
+        return;
+    }
+    case Form::JmpInd: {
+        clobber_flags();
+        a.load(8, RSI, field(L.gpr + 8 * d.rm));
+        a.mov_rr(8, RCX, RSI);
+        a.shift_ri(4, 8, RCX, 16);
+        a.shift_ri(7, 8, RCX, 16);
+        a.op_reg({ 0x3b }, 8, RCX, RSI); // cmp rcx, rsi: canonical?
+        Label bad = a.jcc(k_cc_ne);
+        cold([this, bad, i] {
+            a.bind(bad);
+            emit_call_handler(i); // #GP(0)
+            exit_with(i + 1);
+        });
+        a.store(8, field(L.rip), RSI);
+        m_rip_set = true;
+        m_last_dynamic = i + 1 == m_count;
         return;
     }
     case Form::Jmp: {

@@ -216,6 +216,10 @@ Plan plan_instruction(const DecodedInsn& d, bool flags_ok)
             p.op = d.reg & 7;
             p.form = Form::IncDec; // CF is kept
             p.keeps_flags = true;
+        } else if (op == 0xff && d.opsize != 2 && ((d.reg & 7) == 2 || (d.reg & 7) == 4)) {
+            // Near indirect CALL/JMP: 64-bit in 64-bit mode (66 truncates, as exec_control does).
+            p.form = (d.reg & 7) == 2 ? Form::CallInd : Form::JmpInd;
+            p.observes = true;
         }
         return p;
     case 0xc0:

@@ -38,6 +38,8 @@ enum class Form : uint8_t {
     Pop,
     Call,
     Ret,
+    JmpInd, // FF /4 register
+    CallInd, // FF /2 register
 };
 
 struct Plan {

@@ -53,6 +53,13 @@ const uint8_t k_self_loop[] = {
     0xb9, 0xa0, 0x86, 0x01, 0x00, 0x48, 0x01, 0xc8, 0x48, 0x31, 0xc2, 0xff, 0xc9, 0x75, 0xf6, 0xf4,
 };
 
+// ecx = 200; rbx = &f; rbp = &back; loop: call rbx; jmp rbp; back: dec ecx;
+// jnz loop; rdx = 0x8000000000000000; call rdx (#GP); hlt; f: add rax, rcx; ret
+const uint8_t k_indirect[] = {
+    0xb9, 0xc8, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x1d, 0x1c, 0x00, 0x00, 0x00, 0x48, 0x8d, 0x2d, 0x04, 0x00, 0x00, 0x00,
+    0xff, 0xd3, 0xff, 0xe5, 0xff, 0xc9, 0x75, 0xf8, 0x48, 0xba, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0xff,
+    0xd2, 0xf4, 0x48, 0x01, 0xc8, 0xc3,
+};
 // clang-format on
 
 struct Vm {
@@ -132,6 +139,17 @@ TEST(InterpJit, SelfLoopStopsAtTheBudgetAndOnKicks)
     EXPECT_EQ(jit.cpu->run(10'000'000), interp::RunExit::Stopped);
     EXPECT_EQ(interp.cpu->run(10'000'000), interp::RunExit::Stopped);
     EXPECT_EQ(jit.cpu->state().gpr[x86::k_rcx], 0u);
+    expect_same(jit, interp);
+}
+
+TEST(InterpJit, IndirectCallsAndJumps)
+{
+    Vm jit(true, k_indirect, sizeof k_indirect), interp(false, k_indirect, sizeof k_indirect);
+    EXPECT_EQ(jit.cpu->run(100000), interp::RunExit::Stopped);
+    EXPECT_EQ(interp.cpu->run(100000), interp::RunExit::Stopped);
+    EXPECT_EQ(jit.cpu->state().gpr[x86::k_rax], 200u * 201 / 2);
+    EXPECT_EQ(delivered_vector(jit.cpu->state()), 13); // CALL to a non-canonical address
+    EXPECT_GT(jit.cpu->jit_blocks_compiled(), 2u);
     expect_same(jit, interp);
 }
 
