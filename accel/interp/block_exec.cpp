@@ -154,7 +154,9 @@ bool InterpreterImpl::run_block(uint64_t budget)
     // Returns false when not even one could run here.
     bool ran = false;
     BlockLinks* prev = nullptr;
+    m_retire_limit = m_retired + budget;
     for (;;) {
+        budget = m_retire_limit - m_retired;
         // Single-step, an interrupt shadow and armed debug registers need
         // the per-instruction checks of execute_one().
         if ((m_s.rflags & k_flag_tf) || m_s.events.interrupt_shadow || m_debug_hooks) [[unlikely]]
@@ -237,16 +239,23 @@ bool InterpreterImpl::run_block(uint64_t budget)
         // the handler that records every flag (m_stop_after_one stops chain()).
         const bool single = budget < count;
         m_block_end = false;
+        m_branch_taken = false;
         // Only an instruction that sets a shadow changes this; it ends the block.
         m_new_shadow = 0;
         m_rip_mask = rip_mask;
+        m_cur_first = insns;
+        m_cur_links = &m_block_arena[first - 1].links;
+        // Blocks may start each other (next_block()) in 64-bit code when
+        // nothing watches block boundaries.
+        m_chain_left = m_mode64 && m_chain_blocks && !m_trace_blocks ? 64 : 0;
+        m_insn = &insns[0].d;
+        m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
             // The JIT tier (accel/interp/jit/) runs hot blocks as host code
-            // (leaving m_insn at the last instruction it started);
-            // otherwise each handler chains to the next (cpu.h chain()).
+            // (it counts what it retired beyond m_insn, left at the first
+            // instruction); otherwise each handler chains to the next (cpu.h
+            // chain()).
             if (single || !m_jit || !m_jit->run(*this, first, count, budget)) {
-                m_insn = &insns[0].d;
-                m_next_rip = (rip + insns[0].d.length) & rip_mask;
                 m_stop_after_one = single;
                 if (single) [[unlikely]]
                     select_handler(insns[0].d, m_code_size)(*this, insns[0].d);
@@ -258,32 +267,69 @@ bool InterpreterImpl::run_block(uint64_t budget)
             // starting one; exec_generic restores it), and the ones before it
             // retired.
             m_stop_after_one = 0;
-            m_retired += unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
+            m_retired += unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - m_cur_first);
             m_s.events.interrupt_shadow = 0;
             handle_exception(e, m_s.rip);
             m_block_end = true;
             return true;
         }
-        // m_insn is the last instruction started: it retired, unless it is
-        // the sentinel.
+        // m_insn is the last instruction started (of the block that ran
+        // last: next_block() counted the ones before): it retired, unless it
+        // is the sentinel (length 0).
         m_stop_after_one = 0;
-        const unsigned started = unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - insns);
-        const unsigned done = started < count ? started + 1 : count;
-        m_retired += done;
-        budget -= done;
+        const unsigned started = unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - m_cur_first);
+        m_retired += started + (m_insn->length != 0 ? 1 : 0);
         m_s.events.interrupt_shadow = m_new_shadow;
         ran = true;
         // Links are only used in 64-bit code, where the code size cannot
         // change without ending the loop below (update_mode ends blocks but
         // the next block is looked up with the new mode: links are dropped
         // whenever the mode is not 64-bit).
-        prev = m_mode64 ? &m_block_arena[first - 1].links : nullptr;
+        prev = m_mode64 ? m_cur_links : nullptr;
         // Events, HLT, the budget and kicks are run()'s business.
-        if (m_check_irq || m_s.halted || budget == 0 || m_kick.load(std::memory_order_relaxed))
+        if (m_check_irq || m_s.halted || m_retired >= m_retire_limit || m_kick.load(std::memory_order_relaxed))
             return true;
         // What run() does before each block (it did it for the first one).
         block_hooks();
     }
+}
+
+void InterpreterImpl::next_block()
+{
+    // chain() calls this only when a near branch was taken and nothing else
+    // ended the block: no state run_block() watches has changed (anything
+    // that changes modes, paging, TF, the interrupt shadow or memory hooks,
+    // or writes a code page, also sets a stop reason), so the successor can
+    // start here if it is linked to this block and the budget allows.
+    if (m_chain_left == 0)
+        return;
+    const uint64_t rip = m_s.rip;
+    if ((rip >> 12) != m_fetch_vpage || m_fetch_epoch != m_tlb_epoch || m_fetch_user != (m_cpl == 3)) [[unlikely]]
+        return;
+    const uint64_t gpa = m_fetch_gpa | (rip & 0xfff);
+    const uint32_t gen = page_generation(gpa);
+    const BlockLinks& l = *m_cur_links;
+    unsigned k;
+    if (l.gpa[0] == gpa && l.generation[0] == gen)
+        k = 0;
+    else if (l.gpa[1] == gpa && l.generation[1] == gen)
+        k = 1;
+    else
+        return;
+    const unsigned done = unsigned(reinterpret_cast<const BlockInsn*>(m_insn) - m_cur_first) + 1;
+    if (m_retired + done + l.count[k] > m_retire_limit || m_kick.load(std::memory_order_relaxed))
+        return;
+    m_retired += done;
+    m_chain_left--;
+    m_trace.note_block(rip);
+    m_branch_taken = false;
+    const uint32_t first = l.first[k];
+    const BlockInsn* insns = &m_block_arena[first].insn;
+    m_cur_first = insns;
+    m_cur_links = &m_block_arena[first - 1].links;
+    m_insn = &insns[0].d;
+    m_next_rip = rip + insns[0].d.length; // 64-bit code: no wrap
+    return insns[0].fn(*this, insns[0].d);
 }
 
 } // namespace kiln::accel::interp

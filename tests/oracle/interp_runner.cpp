@@ -121,6 +121,35 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
     return out;
 }
 
+Result<OracleReport> run_differential(const std::vector<OracleCase>& cases, size_t max_reported, InterpMode mode)
+{
+    OracleReport rep;
+    for (size_t start = 0; start < cases.size(); start += 400) {
+        std::vector<OracleCase> batch(
+            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
+        auto native = TRY(run_native(batch));
+        auto interp = TRY(run_interpreter(batch, mode));
+        for (size_t i = 0; i < batch.size(); i++) {
+            if (native[i].fault != Fault::None)
+                rep.native_faults++;
+            std::string diff = compare(batch[i], native[i], interp[i]);
+            if (diff.empty())
+                continue;
+            if (rep.reported.size() < max_reported) {
+                std::string hex;
+                char b[4];
+                for (uint8_t x : batch[i].code) {
+                    snprintf(b, sizeof b, "%02x ", x);
+                    hex += b;
+                }
+                rep.reported.push_back(batch[i].name + " [" + hex + "]: " + diff);
+            }
+            rep.mismatches++;
+        }
+    }
+    return rep;
+}
+
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp)
 {
     static const char* names[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",

@@ -83,4 +83,15 @@ Result<std::vector<OracleOutcome>> run_interpreter(
 // Empty if equal, otherwise a description of the first differences.
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp);
 
+// Runs `cases` natively and in the interpreter (in batches, to bound
+// memory) and compares them: counts, and the first `max_reported`
+// mismatches as "name [code bytes]: differences".
+struct OracleReport {
+    size_t native_faults = 0;
+    size_t mismatches = 0;
+    std::vector<std::string> reported;
+};
+Result<OracleReport> run_differential(
+    const std::vector<OracleCase>& cases, size_t max_reported, InterpMode mode = InterpMode::Step);
+
 } // namespace kiln::oracle

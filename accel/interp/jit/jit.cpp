@@ -255,6 +255,9 @@ uint64_t InterpreterImpl::jit_blocks_compiled() const { return m_jit ? m_jit->bl
 Result<void> InterpreterImpl::set_jit(bool enabled, unsigned threshold)
 {
     m_jit.reset();
+    // Blocks starting each other from handlers (next_block()) would bypass
+    // the JIT's hook in run_block(): off while the JIT is on.
+    m_chain_blocks = !enabled;
     if (!enabled)
         return {};
     jit::JitOptions options;

@@ -436,6 +436,7 @@ public:
         if (m_mode64 && m_insn->opsize != 2 && uint64_t(int64_t(target << 16) >> 16) == target) [[likely]] {
             m_next_rip = target;
             m_block_end = true;
+            m_branch_taken = true;
             return;
         }
         jump_near_slow(target);
@@ -534,8 +535,11 @@ public:
         // set TF: set_flags() ends the block) ends it: one load tests all
         // three. The block's end is a sentinel entry whose handler returns
         // (block_sentinel()), so no instruction count is kept.
-        if (m_stop) [[unlikely]]
+        if (m_stop) [[unlikely]] {
+            if (m_stop == k_stop_branch_only)
+                return next_block();
             return;
+        }
         const BlockInsn* next = reinterpret_cast<const BlockInsn*>(&d) + 1;
         m_insn = &next->d;
         m_next_rip = (m_s.rip + next->d.length) & m_rip_mask;
@@ -554,6 +558,10 @@ public:
 private:
     void execute_one();
     bool run_block(uint64_t budget);
+    // After a taken near branch with nothing else pending (chain()): starts
+    // the linked successor block directly when run_block() would, else
+    // returns to it.
+    void next_block();
     BlockSlot* build_block(BlockSlot& slot, uint8_t* host, uint64_t gpa, uint32_t gen);
     void dispatch(const DecodedInsn& d);
     // LOCK-prefixed read-modify-write and XCHG with memory (lock.cpp).
@@ -606,9 +614,15 @@ private:
             bool m_check_irq;
             uint8_t m_new_shadow;
             bool m_stop_after_one; // run_block(): the budget ends inside the block
+            // jump_near() took a branch (and set m_block_end too): when
+            // nothing else is pending the next block may start straight
+            // from chain() (next_block()).
+            bool m_branch_taken;
+            uint8_t m_stop_pad[3];
         };
-        uint32_t m_stop = 0;
+        uint64_t m_stop = 0;
     };
+    static constexpr uint64_t k_stop_branch_only = 1ull | (1ull << 32);
     uint64_t m_retired = 0;
     std::atomic<bool> m_kick { false };
     TraceState m_trace; // -d in_asm/exec/cpu/int/cpu_reset
@@ -651,6 +665,17 @@ private:
     uint32_t m_arena_used = 0;
     uint32_t m_arena_epoch = 1;
     uint64_t m_rip_mask = ~0ull; // IP/EIP/RIP wrap for the block's code size
+    // The running block (next_block() moves them from block to block).
+    const BlockInsn* m_cur_first = nullptr;
+    BlockLinks* m_cur_links = nullptr;
+    uint64_t m_retire_limit = 0; // run_block()'s budget as a bound on m_retired
+    // Block-to-block starts left before returning to run_block() (bounds the
+    // handler call depth when the compiler does not turn them into jumps);
+    // 0 disables them (not 64-bit code, -d exec/cpu tracing).
+    unsigned m_chain_left = 0;
+    // Whether blocks may start each other at all: a tier that must see every
+    // block start in run_block() turns this off.
+    bool m_chain_blocks = true;
     // ---- JIT tier (accel/interp/jit/): compiled hot blocks, or null. ----
     std::unique_ptr<jit::Jit, jit::JitDeleter> m_jit;
     friend class jit::Jit;

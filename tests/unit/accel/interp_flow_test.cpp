@@ -6,7 +6,6 @@
 // handler that dropped a flag something still reads changes the outcome.
 // JMP/CALL targets in the same page continue the block (build_block()).
 #include <array>
-#include <cstdio>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -205,34 +204,14 @@ TEST(InterpFlow, RandomSequencesMatchNative)
         c.whole_blocks = true;
         cases.push_back(std::move(c));
     }
-    size_t failures = 0;
-    for (size_t start = 0; start < cases.size(); start += 400) {
-        std::vector<OracleCase> batch(
-            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
-        auto native = run_native(batch);
-        ASSERT_TRUE(native.ok()) << native.error().message();
-        // The block interpreter, then the JIT tier (accel/interp/jit) on the same cases.
-        for (InterpMode mode : { InterpMode::Step, InterpMode::Jit }) {
-            auto interp = run_interpreter(batch, mode);
-            ASSERT_TRUE(interp.ok()) << interp.error().message();
-            for (size_t i = 0; i < batch.size(); i++) {
-                std::string diff = compare(batch[i], native.value()[i], interp.value()[i]);
-                if (!diff.empty()) {
-                    if (failures < 10) {
-                        std::string hex;
-                        char b[4];
-                        for (uint8_t x : batch[i].code) {
-                            snprintf(b, sizeof b, "%02x ", x);
-                            hex += b;
-                        }
-                        ADD_FAILURE() << batch[i].name << " [" << hex << "]: " << diff;
-                    }
-                    failures++;
-                }
-            }
-        }
+    // The block interpreter, then the JIT tier (accel/interp/jit) on the same cases.
+    for (InterpMode mode : { InterpMode::Step, InterpMode::Jit }) {
+        auto rep = run_differential(cases, 10, mode);
+        ASSERT_TRUE(rep.ok()) << rep.error().message();
+        for (const std::string& r : rep.value().reported)
+            ADD_FAILURE() << r;
+        EXPECT_EQ(rep.value().mismatches, 0u);
     }
-    EXPECT_EQ(failures, 0u);
 }
 
 } // namespace

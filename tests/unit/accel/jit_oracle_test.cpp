@@ -21,22 +21,12 @@ TEST_P(JitOracle, MatchesNative)
     const std::string family = GetParam();
     std::vector<OracleCase> cases = generate_family(family, 40, 0x7e57 + family.size());
     ASSERT_FALSE(cases.empty());
-    size_t failures = 0;
-    for (size_t start = 0; start < cases.size(); start += 400) {
-        std::vector<OracleCase> batch(
-            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
-        auto native = run_native(batch);
-        ASSERT_TRUE(native.ok()) << native.error().message();
-        auto jit = run_interpreter(batch, InterpMode::Jit);
-        ASSERT_TRUE(jit.ok()) << jit.error().message();
-        for (size_t i = 0; i < batch.size(); i++) {
-            std::string diff = compare(batch[i], native.value()[i], jit.value()[i]);
-            if (!diff.empty() && failures++ < 15)
-                ADD_FAILURE() << batch[i].name << ": " << diff;
-        }
-    }
-    printf("jit oracle %s: %zu cases, %zu mismatches\n", family.c_str(), cases.size(), failures);
-    EXPECT_EQ(failures, 0u);
+    auto rep = run_differential(cases, 15, InterpMode::Jit);
+    ASSERT_TRUE(rep.ok()) << rep.error().message();
+    for (const std::string& r : rep.value().reported)
+        ADD_FAILURE() << r;
+    printf("jit oracle %s: %zu cases, %zu mismatches\n", family.c_str(), cases.size(), rep.value().mismatches);
+    EXPECT_EQ(rep.value().mismatches, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, JitOracle,

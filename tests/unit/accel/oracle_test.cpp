@@ -19,37 +19,13 @@ void run_family(const std::string& family, uint64_t seed)
 {
     std::vector<OracleCase> cases = generate_family(family, k_cases_per_form, seed);
     ASSERT_FALSE(cases.empty());
-    size_t failures = 0;
-    size_t faults = 0;
-    // Batches keep memory bounded (each case carries 12 KiB of memory image).
-    for (size_t start = 0; start < cases.size(); start += 400) {
-        std::vector<OracleCase> batch(
-            cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
-        auto native = run_native(batch);
-        ASSERT_TRUE(native.ok()) << native.error().message();
-        auto interp = run_interpreter(batch);
-        ASSERT_TRUE(interp.ok()) << interp.error().message();
-        for (size_t i = 0; i < batch.size(); i++) {
-            if (native.value()[i].fault != Fault::None)
-                faults++;
-            std::string diff = compare(batch[i], native.value()[i], interp.value()[i]);
-            if (!diff.empty()) {
-                if (failures < 15) {
-                    std::string hex;
-                    char b[4];
-                    for (uint8_t x : batch[i].code) {
-                        snprintf(b, sizeof b, "%02x ", x);
-                        hex += b;
-                    }
-                    ADD_FAILURE() << batch[i].name << " [" << hex << "]: " << diff;
-                }
-                failures++;
-            }
-        }
-    }
-    printf(
-        "oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(), faults, failures);
-    EXPECT_EQ(failures, 0u);
+    auto rep = run_differential(cases, 15);
+    ASSERT_TRUE(rep.ok()) << rep.error().message();
+    for (const std::string& r : rep.value().reported)
+        ADD_FAILURE() << r;
+    printf("oracle %s: %zu cases, %zu faulted natively, %zu mismatches\n", family.c_str(), cases.size(),
+        rep.value().native_faults, rep.value().mismatches);
+    EXPECT_EQ(rep.value().mismatches, 0u);
 }
 
 } // namespace
