@@ -158,6 +158,7 @@ private:
     std::vector<Label> emit_tlb_lookup(unsigned size, bool write);
     void emit_imm(unsigned size, uint64_t imm);
     void emit_movx(const Plan& p, const DecodedInsn& d, const Mem& src);
+    Label emit_noncanonical_branch(uint8_t reg);
     void emit_memory(unsigned i, const Plan& p);
     void emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8_t src);
 
@@ -436,6 +437,17 @@ void BlockCompiler::emit_alu_host(unsigned op, unsigned size, uint8_t dst, uint8
         a.op_reg({ uint8_t(op * 8 + wide) }, size, src, dst);
 }
 
+// A branch taken when the address in `reg` is not canonical (a near
+// transfer's #GP, left to the handler).
+Label BlockCompiler::emit_noncanonical_branch(uint8_t reg)
+{
+    a.mov_rr(8, RCX, reg);
+    a.shift_ri(4, 8, RCX, 16);
+    a.shift_ri(7, 8, RCX, 16); // sign-extended from bit 47
+    a.op_reg({ 0x3b }, 8, RCX, reg);
+    return a.jcc(k_cc_ne);
+}
+
 // MOVZX/MOVSX/MOVSXD from `src` (a guest register or the host pointer).
 void BlockCompiler::emit_movx(const Plan& p, const DecodedInsn& d, const Mem& src)
 {
@@ -613,11 +625,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
     case Form::CallInd:
         // The target is read before RSP changes (CALL RSP uses the old one).
         a.load(8, R8, field(L.gpr + 8 * d.rm));
-        a.mov_rr(8, RCX, R8);
-        a.shift_ri(4, 8, RCX, 16);
-        a.shift_ri(7, 8, RCX, 16);
-        a.op_reg({ 0x3b }, 8, RCX, R8); // cmp rcx, r8: canonical?
-        slow.push_back(a.jcc(k_cc_ne));
+        slow.push_back(emit_noncanonical_branch(R8));
         a.mov_imm(RAX, seq_next(i));
         a.store(8, host, RAX);
         a.store(8, rsp, RSI);
@@ -628,11 +636,7 @@ void BlockCompiler::emit_memory(unsigned i, const Plan& p)
         break;
     case Form::Ret:
         a.load(8, RAX, host);
-        a.mov_rr(8, RCX, RAX);
-        a.shift_ri(4, 8, RCX, 16);
-        a.shift_ri(7, 8, RCX, 16);
-        a.op_reg({ 0x3b }, 8, RCX, RAX); // cmp rcx, rax: canonical?
-        slow.push_back(a.jcc(k_cc_ne));
+        slow.push_back(emit_noncanonical_branch(RAX));
         a.lea(RSI, Mem { RSI, k_no_host_reg, 0, 8 });
         a.store(8, rsp, RSI);
         a.store(8, field(L.rip), RAX);
@@ -816,11 +820,7 @@ void BlockCompiler::emit_instruction(unsigned i, const Plan& p)
     case Form::JmpInd: {
         clobber_flags();
         a.load(8, RSI, field(L.gpr + 8 * d.rm));
-        a.mov_rr(8, RCX, RSI);
-        a.shift_ri(4, 8, RCX, 16);
-        a.shift_ri(7, 8, RCX, 16);
-        a.op_reg({ 0x3b }, 8, RCX, RSI); // cmp rcx, rsi: canonical?
-        Label bad = a.jcc(k_cc_ne);
+        Label bad = emit_noncanonical_branch(RSI);
         cold([this, bad, i] {
             a.bind(bad);
             emit_call_handler(i); // #GP(0)
