@@ -17,6 +17,15 @@ using namespace x86;
 
 namespace {
 
+// Two block-level features that did not pay off in measurements on the
+// Linux boot and the in-guest sha256 job (bench/README.md, "interpfast"):
+// continuing a block through same-page JMP/CALL, and starting the next
+// block straight from a taken branch (next_block()). Both work (the boot
+// and the oracle/flow tests pass with them on) but were 5-10% slower in
+// interleaved runs, so they are off.
+constexpr bool k_follow_jumps = false;
+constexpr bool k_chain_blocks = false;
+
 // Instructions after which decoding stops: unconditional transfers and
 // the ones that change how the following bytes would decode or run.
 // Conditional jumps do not stop decoding; a taken one ends the block at
@@ -81,7 +90,7 @@ BlockSlot* InterpreterImpl::build_block(BlockSlot& s, uint8_t* host, uint64_t gp
     // 64-bit code: a direct JMP/CALL whose target is in the same page does
     // not end the block; decoding continues at the target (the handler only
     // moves RIP). Not while tracing (in_asm prints blocks as contiguous).
-    const bool follow = m_code_size == CodeSize::Bits64 && !trace;
+    const bool follow = k_follow_jumps && m_code_size == CodeSize::Bits64 && !trace;
     bool followed[k_block_max_insns] = {};
     while (count < k_block_max_insns && off < 4096) {
         BlockInsn& x = *new (&out[count].insn) BlockInsn {};
@@ -247,7 +256,7 @@ bool InterpreterImpl::run_block(uint64_t budget)
         m_cur_links = &m_block_arena[first - 1].links;
         // Blocks may start each other (next_block()) in 64-bit code when
         // nothing watches block boundaries.
-        m_chain_left = m_mode64 && m_chain_blocks && !m_trace_blocks ? 64 : 0;
+        m_chain_left = k_chain_blocks && m_mode64 && m_chain_blocks && !m_trace_blocks ? 64 : 0;
         m_insn = &insns[0].d;
         m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
