@@ -10,7 +10,7 @@ CPU time (user + system) and peak RSS of the emulator process. Prints one
 row per kernel with the kiln/qemu ratio (below 1: Kiln is faster).
 
 usage: bench/boot_bench.py [--kiln build/system/kiln] [--qemu qemu-system-x86_64]
-                           [--kernel vmlinux|bzImage|both] [--runs N] [--mem 512]
+                           [--kernel vmlinux|bzImage|both] [--runs N] [--mem 512] [--jit on|off]
 """
 import argparse
 import os
@@ -78,10 +78,11 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--mem", default="512")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--jit", choices=["on", "off"], default="on", help="kiln's JIT tier (-accel interp,jit=)")
     args = ap.parse_args()
     guest = guest_dir()
     kernels = ["vmlinux", "bzImage"] if args.kernel == "both" else [args.kernel]
-    emulators = [("qemu", [args.qemu, "-accel", "tcg"]), ("kiln", [os.path.abspath(args.kiln), "-accel", "interp"])]
+    emulators = [("qemu", [args.qemu, "-accel", "tcg"]), ("kiln", [os.path.abspath(args.kiln), "-accel", "interp,jit=" + args.jit])]
     rows = []
     for k in kernels:
         common = ["-m", args.mem, "-nographic", "-no-reboot", "-kernel", os.path.join(guest, k),

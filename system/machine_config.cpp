@@ -96,12 +96,22 @@ Result<void> parse_accel(MachineConfig& cfg, const std::vector<std::string>& val
             return opt_error("accel", value, opts.error().message());
         std::string names = opts.value().get("accel").value_or("");
         for (auto& [k, v] : opts.value().entries())
-            if (k != "accel" && k != "thread" && k != "device")
+            if (k != "accel" && k != "thread" && k != "device" && k != "jit")
                 return opt_error("accel", value, "option '" + k + "' is not supported");
         if (auto device = opts.value().get("device")) {
             if (names != "kvm")
                 return opt_error("accel", value, "option 'device' belongs to kvm only");
             cfg.kvm_device = *device;
+        }
+        if (auto jit = opts.value().get("jit")) {
+            if (names != "interp" && names != "tcg")
+                return opt_error("accel", value, "option 'jit' belongs to interp (and tcg) only");
+            if (*jit == "on" || *jit == "yes" || *jit == "true")
+                cfg.interp_jit = true;
+            else if (*jit == "off" || *jit == "no" || *jit == "false")
+                cfg.interp_jit = false;
+            else
+                return opt_error("accel", value, "Parameter 'jit' expects 'on' or 'off'");
         }
         // QEMU's old form "kvm:tcg" lists fallbacks.
         size_t start = 0;

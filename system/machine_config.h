@@ -30,6 +30,7 @@ struct MachineConfig {
     std::vector<AccelKind> accels = {AccelKind::Interp}; // tried in order
     bool tcg_alias = false;          // -accel tcg given: runs the interpreter
     std::string kvm_device = "/dev/kvm"; // -accel kvm,device=PATH
+    bool interp_jit = true; // -accel interp,jit=on|off: the interpreter's JIT tier
     bool kvmclock = true;                // -cpu MODEL,-kvmclock turns it off (KVM only)
     std::string cpu_model = "max";
     std::string kernel, initrd, append;

@@ -100,6 +100,8 @@ Result<std::unique_ptr<Vcpu>> create_interp(const MachineConfig& cfg, hw::PcMach
         return Error::invalid("-cpu " + cfg.cpu_model + ": " + model.error().message());
 #if KILN_HAVE_INTERPRETER
     auto cpu = TRY(accel::interp::Interpreter::create(machine, model.value()));
+    if (!cfg.interp_jit)
+        TRY(cpu->set_jit(false));
     auto v = std::make_unique<InterpVcpu>(std::move(cpu));
     machine.memory().set_write_observer(v.get());
     return std::unique_ptr<Vcpu>(std::move(v));

@@ -6,6 +6,7 @@
 // execute_one(), which handles every case one instruction at a time.
 #include <new>
 
+#include "accel/interp/jit/jit.h"
 #include "accel/interp/private/cpu.h"
 #include "accel/interp/private/operand.h"
 #include "util/log.h"
@@ -259,12 +260,17 @@ bool InterpreterImpl::run_block(uint64_t budget)
         m_insn = &insns[0].d;
         m_next_rip = (rip + insns[0].d.length) & rip_mask;
         try {
-            // Each handler chains to the next (BlockInsn::fn, cpu.h chain()).
-            m_stop_after_one = single;
-            if (single) [[unlikely]]
-                select_handler(insns[0].d, m_code_size)(*this, insns[0].d);
-            else
-                insns[0].fn(*this, insns[0].d);
+            // The JIT tier (accel/interp/jit/) runs hot blocks as host code
+            // (it counts what it retired beyond m_insn, left at the first
+            // instruction); otherwise each handler chains to the next (cpu.h
+            // chain()).
+            if (single || !m_jit || !m_jit->run(*this, first, count, budget)) {
+                m_stop_after_one = single;
+                if (single) [[unlikely]]
+                    select_handler(insns[0].d, m_code_size)(*this, insns[0].d);
+                else
+                    insns[0].fn(*this, insns[0].d);
+            }
         } catch (const CpuException& e) {
             // m_s.rip is the faulting instruction's (chain() sets it before
             // starting one; exec_generic restores it), and the ones before it

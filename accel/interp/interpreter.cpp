@@ -46,6 +46,9 @@ InterpreterImpl::InterpreterImpl(VcpuHost& host, const CpuModel& model)
         m_page_gen[i].store(0, std::memory_order_relaxed);
     m_page_has_code.assign(m_pages, 0);
     reset(ResetKind::PowerOn);
+    // The JIT tier is on by default; without a code buffer the interpreter runs alone.
+    if (auto r = set_jit(true, 0); !r.ok())
+        Log::error("interp: " + r.error().message() + "; running without the JIT");
 }
 
 void InterpreterImpl::reset(ResetKind kind)
@@ -497,5 +500,8 @@ RunExit Interpreter::run(uint64_t max_instructions) { return m_impl->run(max_ins
 void Interpreter::kick() { m_impl->kick(); }
 void Interpreter::invalidate_code(uint64_t gpa, uint64_t len) { m_impl->invalidate_code(gpa, len); }
 uint64_t Interpreter::instructions_retired() const { return m_impl->instructions_retired(); }
+Result<void> Interpreter::set_jit(bool enabled, unsigned threshold) { return m_impl->set_jit(enabled, threshold); }
+bool Interpreter::jit_enabled() const { return m_impl->jit_enabled(); }
+uint64_t Interpreter::jit_blocks_compiled() const { return m_impl->jit_blocks_compiled(); }
 
 } // namespace kiln::accel::interp

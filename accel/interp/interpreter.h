@@ -65,6 +65,14 @@ public:
     // Total instructions retired since creation (for tests and -icount-ish stats).
     uint64_t instructions_retired() const;
 
+    // The JIT tier (accel/interp/jit/): blocks that ran `threshold` times
+    // (0: the default) run as host code. On by default; `-accel
+    // interp,jit=off` turns it off. Call while run() is not executing.
+    Result<void> set_jit(bool enabled, unsigned threshold = 0);
+    bool jit_enabled() const;
+    // Blocks compiled so far (for tests and statistics).
+    uint64_t jit_blocks_compiled() const;
+
 private:
     explicit Interpreter(std::unique_ptr<InterpreterImpl> impl);
     std::unique_ptr<InterpreterImpl> m_impl;

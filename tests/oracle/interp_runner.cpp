@@ -31,11 +31,12 @@ Fault fault_from_vector(int v)
 
 } // namespace
 
-Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases)
+Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases, InterpMode mode)
 {
     FakeHost host(16ull << 20);
     auto model = TRY(x86::CpuModel::by_name("max"));
     auto cpu = TRY(interp::Interpreter::create(host, model));
+    TRY(cpu->set_jit(mode == InterpMode::Jit, 1));
     std::vector<OracleOutcome> out(cases.size());
     for (size_t i = 0; i < cases.size(); i++) {
         const OracleCase& c = cases[i];
@@ -52,36 +53,46 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         host.ram(k_code_addr)[c.code.size()] = 0x0f;
         host.ram(k_code_addr)[c.code.size() + 1] = 0x0b;
         cpu->invalidate_code(k_code_addr, 4096);
-        std::memcpy(host.ram(k_data_addr), c.in.data, k_data_bytes);
-        std::memcpy(host.ram(k_stack_addr), c.in.stack, k_stack_bytes);
+        const x86::CpuState initial = cpu->state();
         x86::CpuState& s = cpu->state();
-        std::memcpy(s.gpr, c.in.gpr, sizeof s.gpr);
-        s.rflags = c.in.rflags;
-        std::memcpy(s.fpu.xmm, c.in.xmm, sizeof c.in.xmm);
-        s.fpu.mxcsr = c.in.mxcsr;
-        s.fpu.fcw = c.in.fcw;
-        s.fpu.fsw = c.in.fsw;
-        s.fpu.ftw = c.in.ftw;
-        std::memcpy(s.fpu.st, c.in.st, sizeof c.in.st);
-        s.rip = k_code_addr;
-        if (c.mode16) {
-            s.segment(x86::Seg::CS) = { 0x07, 0x00fb, 0xffff, k_code_addr };
-            s.segment(x86::Seg::DS) = { 0x0f, 0x00f3, k_data_bytes - 1, k_data_addr };
-            s.segment(x86::Seg::ES) = s.segment(x86::Seg::DS);
-            s.rip = 0;
-        }
-        if (c.mode32) {
-            x86::SegmentCache& cs = s.segment(x86::Seg::CS);
-            cs.selector = k_sel_user_code32;
-            cs.attr = 0xc0fb;
-            cs.limit = 0xffffffff;
-            cs.base = 0;
+        // In JIT mode each case runs twice from the same inputs: the first
+        // run compiles the block and fills the software TLB, so the second
+        // (the one compared) takes the compiled code's inline TLB paths.
+        for (int pass = mode == InterpMode::Jit ? 0 : 1; pass < 2; pass++) {
+            s = initial;
+            std::memcpy(host.ram(k_data_addr), c.in.data, k_data_bytes);
+            std::memcpy(host.ram(k_stack_addr), c.in.stack, k_stack_bytes);
+            std::memcpy(s.gpr, c.in.gpr, sizeof s.gpr);
+            s.rflags = c.in.rflags;
+            std::memcpy(s.fpu.xmm, c.in.xmm, sizeof c.in.xmm);
+            s.fpu.mxcsr = c.in.mxcsr;
+            s.fpu.fcw = c.in.fcw;
+            s.fpu.fsw = c.in.fsw;
+            s.fpu.ftw = c.in.ftw;
+            std::memcpy(s.fpu.st, c.in.st, sizeof c.in.st);
+            s.rip = k_code_addr;
+            if (c.mode16) {
+                s.segment(x86::Seg::CS) = { 0x07, 0x00fb, 0xffff, k_code_addr };
+                s.segment(x86::Seg::DS) = { 0x0f, 0x00f3, k_data_bytes - 1, k_data_addr };
+                s.segment(x86::Seg::ES) = s.segment(x86::Seg::DS);
+                s.rip = 0;
+            }
+            if (c.mode32) {
+                x86::SegmentCache& cs = s.segment(x86::Seg::CS);
+                cs.selector = k_sel_user_code32;
+                cs.attr = 0xc0fb;
+                cs.limit = 0xffffffff;
+                cs.base = 0;
+            }
+            if (pass == 0)
+                cpu->run(1u << 16);
         }
         const uint64_t end = (c.mode16 ? 0 : k_code_addr) + c.code.size();
         r.fault = Fault::None;
-        if (c.whole_blocks) {
+        if (c.whole_blocks || mode == InterpMode::Jit) {
             // Runs into the UD2 after the code: #UD there, at `end`, is the
             // normal end; the interrupt frame holds RIP, RFLAGS and RSP.
+            // (InterpMode::Jit: every case this way, through compiled code.)
             cpu->run(100000);
             uint64_t frame[4];
             std::memcpy(frame, host.ram(s.gpr[4]), sizeof frame);
@@ -114,14 +125,14 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
     return out;
 }
 
-Result<OracleReport> run_differential(const std::vector<OracleCase>& cases, size_t max_reported)
+Result<OracleReport> run_differential(const std::vector<OracleCase>& cases, size_t max_reported, InterpMode mode)
 {
     OracleReport rep;
     for (size_t start = 0; start < cases.size(); start += 400) {
         std::vector<OracleCase> batch(
             cases.begin() + long(start), cases.begin() + long(std::min(cases.size(), start + 400)));
         auto native = TRY(run_native(batch));
-        auto interp = TRY(run_interpreter(batch));
+        auto interp = TRY(run_interpreter(batch, mode));
         for (size_t i = 0; i < batch.size(); i++) {
             if (native[i].fault != Fault::None)
                 rep.native_faults++;

@@ -72,8 +72,13 @@ struct OracleOutcome {
 
 // Runs every case natively in one forked child.
 Result<std::vector<OracleOutcome>> run_native(const std::vector<OracleCase>& cases);
+// How the interpreter runs the cases: one instruction per run() call with
+// the JIT off, or (Jit) with every block compiled on its first execution
+// and each case run in one go, so the JIT tier executes it.
+enum class InterpMode { Step, Jit };
 // Runs every case in the interpreter.
-Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>& cases);
+Result<std::vector<OracleOutcome>> run_interpreter(
+    const std::vector<OracleCase>& cases, InterpMode mode = InterpMode::Step);
 
 // Empty if equal, otherwise a description of the first differences.
 std::string compare(const OracleCase& c, const OracleOutcome& native, const OracleOutcome& interp);
@@ -86,6 +91,7 @@ struct OracleReport {
     size_t mismatches = 0;
     std::vector<std::string> reported;
 };
-Result<OracleReport> run_differential(const std::vector<OracleCase>& cases, size_t max_reported);
+Result<OracleReport> run_differential(
+    const std::vector<OracleCase>& cases, size_t max_reported, InterpMode mode = InterpMode::Step);
 
 } // namespace kiln::oracle

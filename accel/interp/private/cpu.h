@@ -102,6 +102,15 @@ struct LockedAccess {
 
 class InterpreterImpl;
 
+// ---- JIT tier (accel/interp/jit/) ----
+namespace jit {
+class Jit;
+struct JitDeleter {
+    void operator()(Jit* jit) const;
+};
+} // namespace jit
+// ---- end JIT tier ----
+
 // One instruction of a decoded block: its handler (chosen once, when the
 // block is built: a specialised fast handler for common forms, otherwise
 // the generic group dispatch) and its decoded form.
@@ -139,6 +148,13 @@ struct BlockLinks {
     uint32_t first[2] = {};
     uint16_t count[2] = {};
     uint8_t victim = 0;
+    // ---- JIT tier (accel/interp/jit/jit.cpp): the block's compiled code
+    // (an offset into the code buffer, valid for jit_epoch), its heat, and
+    // the RIP it was compiled for. Reset with the block. ----
+    uint16_t jit_epoch = 0;
+    uint32_t jit_code = 0;
+    uint32_t jit_heat = 0;
+    uint64_t jit_rip = 0;
 };
 
 // The arena holds, per block, its BlockLinks followed by its instructions.
@@ -205,6 +221,11 @@ public:
     CpuState& state() { return m_s; }
     const x86::CpuModel& model() const { return m_model; }
     uint64_t instructions_retired() const { return m_retired; }
+    // JIT tier (accel/interp/jit/jit.cpp): on with a compile threshold
+    // (0: the default), or off. Fails only if no code buffer can be mapped.
+    Result<void> set_jit(bool enabled, unsigned threshold);
+    bool jit_enabled() const { return m_jit != nullptr; }
+    uint64_t jit_blocks_compiled() const;
 
     // ---- Everything below is for the exec_*.cpp files. ----
 
@@ -667,6 +688,9 @@ private:
     // Whether blocks may start each other at all: a tier that must see every
     // block start in run_block() turns this off.
     bool m_chain_blocks = true;
+    // ---- JIT tier (accel/interp/jit/): compiled hot blocks, or null. ----
+    std::unique_ptr<jit::Jit, jit::JitDeleter> m_jit;
+    friend class jit::Jit;
 
     friend class Interpreter;
 };

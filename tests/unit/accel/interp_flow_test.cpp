@@ -204,11 +204,14 @@ TEST(InterpFlow, RandomSequencesMatchNative)
         c.whole_blocks = true;
         cases.push_back(std::move(c));
     }
-    auto rep = run_differential(cases, 10);
-    ASSERT_TRUE(rep.ok()) << rep.error().message();
-    for (const std::string& r : rep.value().reported)
-        ADD_FAILURE() << r;
-    EXPECT_EQ(rep.value().mismatches, 0u);
+    // The block interpreter, then the JIT tier (accel/interp/jit) on the same cases.
+    for (InterpMode mode : { InterpMode::Step, InterpMode::Jit }) {
+        auto rep = run_differential(cases, 10, mode);
+        ASSERT_TRUE(rep.ok()) << rep.error().message();
+        for (const std::string& r : rep.value().reported)
+            ADD_FAILURE() << r;
+        EXPECT_EQ(rep.value().mismatches, 0u);
+    }
 }
 
 } // namespace

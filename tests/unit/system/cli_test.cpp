@@ -90,6 +90,18 @@ TEST(MachineConfig, Accelerators)
               "-accel hvf: invalid accelerator 'hvf' (expected kvm, interp or tcg)");
 }
 
+TEST(MachineConfig, InterpreterJit)
+{
+    EXPECT_TRUE(config({"-kernel", "k"}).value().interp_jit);
+    EXPECT_FALSE(config({"-kernel", "k", "-accel", "interp,jit=off"}).value().interp_jit);
+    EXPECT_FALSE(config({"-kernel", "k", "-accel", "tcg,jit=no"}).value().interp_jit);
+    EXPECT_TRUE(config({"-kernel", "k", "-accel", "interp,jit=on"}).value().interp_jit);
+    EXPECT_EQ(error_of({"-kernel", "k", "-accel", "interp,jit=maybe"}),
+              "-accel interp,jit=maybe: Parameter 'jit' expects 'on' or 'off'");
+    EXPECT_EQ(error_of({"-kernel", "k", "-accel", "kvm,jit=on"}),
+              "-accel kvm,jit=on: option 'jit' belongs to interp (and tcg) only");
+}
+
 TEST(MachineConfig, MachineDisplayCpu)
 {
     EXPECT_TRUE(config({"-kernel", "k", "-machine", "pc-i440fx-7.2"}).ok());
