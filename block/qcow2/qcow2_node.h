@@ -87,6 +87,12 @@ inline bool writable_in_place(uint64_t entry, bool zero_flag)
     return cluster_type(entry, zero_flag) == ClusterType::Normal && (entry & k_oflag_copied);
 }
 
+// Splits [offset, offset+bytes) into a partial head, whole units of
+// `unit` bytes (the image's last partial unit counts as whole when the
+// range reaches the end) and a partial tail (write.cpp).
+void split_clusters(uint64_t offset, uint64_t bytes, uint64_t unit, uint64_t image_size, uint64_t& head,
+                    uint64_t& middle, uint64_t& tail);
+
 struct CacheSizes {
     uint64_t l2_bytes = 0;
     uint64_t refcount_bytes = 0;
@@ -122,7 +128,10 @@ public:
     Task<Result<void>> flush() override;
     Task<Result<void>> close() override;
 
-    bool supports_compressed_writes() const override { return !encrypted(); }
+    bool supports_compressed_writes() const override
+    {
+        return !encrypted() && !(m_header.incompatible_features & k_incompat_data_file);
+    }
     Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
 
     uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
@@ -188,6 +197,16 @@ private:
         return m_ext_l2 ? load_be64(&t.data[idx * m_l2_entry_bytes + 8]) : 0;
     }
     void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * m_l2_entry_bytes], v); }
+    void l2_set_bitmap(CachedTable& t, uint64_t idx, uint64_t bitmap)
+    {
+        if (m_ext_l2)
+            store_be64(&t.data[idx * m_l2_entry_bytes + 8], bitmap);
+    }
+    // Marks entries [first, first+count) of an L2 table dirty.
+    void mark_l2_dirty(CachedTable& t, uint64_t first, uint64_t count)
+    {
+        m_l2_cache->mark_dirty(t, first * m_l2_entry_bytes, (first + count) * m_l2_entry_bytes);
+    }
     // Bit 0 of an L2 entry means "reads as zero" only in v3 without
     // extended L2 (there the bitmap says it).
     // Where data clusters live: the external data file, if any.
@@ -264,6 +283,39 @@ private:
     // Reads one guest cluster's old content (for copy-on-write).
     Task<Result<void>> read_cluster_content(uint64_t guest_cluster_offset, uint64_t entry, uint64_t from,
                                             uint64_t len, uint8_t* out);
+
+    // --- external data file (data_file.cpp) ---
+    bool data_file_raw() const { return m_header.autoclear_features & k_autoclear_data_file_raw; }
+    // Host clusters for `count` guest clusters from `guest`: in the data
+    // file the guest offset itself (no refcounts there), else new clusters
+    // of the image file (*got may be fewer).
+    Task<Result<uint64_t>> alloc_data_clusters(uint64_t guest, uint64_t count, uint64_t* got);
+    // Gives back clusters alloc_data_clusters returned when nothing points
+    // at them yet.
+    Task<void> free_new_data_clusters(uint64_t host, uint64_t count);
+    // Opens the external data file of an image that has one (load()).
+    Task<Result<void>> open_data_file(const ImageSpec& spec);
+    // An L2 entry of a data-file image is only valid at guest offset in
+    // raw mode, and never compressed.
+    Result<void> check_data_file_entry(uint64_t guest, uint64_t entry, uint64_t l1_idx) const;
+    // The data file's copy of zeroed guest ranges (data_file_raw: the data
+    // file must read as the guest does).
+    Task<Result<void>> zero_raw_data_file(uint64_t offset, uint64_t bytes);
+    Task<Result<void>> amend_data_file(const OptionList& options);
+    // The data file follows the virtual size (truncate).
+    Task<Result<void>> resize_data_file(uint64_t new_size, PreallocMode prealloc);
+
+    // --- extended L2 entries (subclusters.cpp) ---
+    uint64_t subcluster_size() const { return m_cluster_size / 32; }
+    Result<void> check_subcluster_bitmap(uint64_t entry, uint64_t bitmap, uint64_t l1_idx, uint64_t idx) const;
+    Task<Result<void>> pwritev_subclusters(uint64_t offset, QIov qiov);
+    // One guest cluster's write (qiov within it).
+    Task<Result<void>> write_subclusters(uint64_t guest, QIov qiov);
+    Task<Result<void>> write_zeroes_subclusters(uint64_t offset, uint64_t bytes, RequestFlags flags);
+    // Whole clusters (zero_or_discard_clusters' extended-L2 form).
+    Task<Result<void>> zero_or_discard_ext_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
+    // Subcluster-aligned range inside one cluster: zero bits.
+    Task<Result<bool>> zero_subcluster_range(uint64_t offset, uint64_t bytes);
 
     // --- write path (write.cpp) ---
     struct Inflight {
