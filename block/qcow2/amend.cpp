@@ -47,9 +47,6 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
     std::optional<bool> lazy = CO_TRY(options.get_bool("lazy_refcounts"));
     std::optional<uint64_t> refcount_bits = CO_TRY(options.get_number("refcount_bits"));
     std::optional<uint64_t> size = CO_TRY(options.get_size("size"));
-    for (const char* k : {"data_file", "data_file_raw"})
-        if (options.has(k))
-            co_return Error::not_supported("qcow2: amending external data file options is not supported");
     for (const char* k : {"encrypt.iter-time", "encrypt.keyslot", "encrypt.new-secret", "encrypt.old-secret",
                           "encrypt.state"})
         if (options.has(k))
@@ -74,6 +71,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
             co_return Error::not_supported("Cannot downgrade an image with a non-zlib compression type");
         if (!m_bitmaps.empty())
             co_return Error::not_supported("Cannot downgrade an image with bitmaps");
+        if (m_header.incompatible_features & k_incompat_data_file)
+            co_return Error::not_supported("Cannot downgrade an image with a data file");
         uint64_t incompatible = m_header.incompatible_features & ~k_incompat_dirty;
         if (incompatible) {
             char buf[96];
@@ -83,6 +82,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
         }
     }
 
+    if (options.has("data_file") || options.has("data_file_raw"))
+        CO_TRY(co_await amend_data_file(options));
     if (version > m_header.version) {
         auto guard = co_await co_lock(m_meta_lock);
         m_header.version = 3;
