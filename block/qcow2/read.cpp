@@ -240,7 +240,7 @@ Task<Result<void>> Qcow2Node::read_subclusters(uint64_t guest, uint64_t entry, u
         } else if (kind == SubKind::Backing) {
             CO_TRY(co_await read_backing(guest + pos, part));
         } else {
-            if (!host)
+            if (type_of(entry) != ClusterType::Normal)
                 co_return Error::corrupt("Corrupt image: allocated subcluster in an unallocated cluster");
             CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
             CO_TRY(co_await read_data(host + in, guest + pos, part));
