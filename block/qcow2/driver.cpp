@@ -14,7 +14,8 @@ static constexpr uint64_t k_default_l2_cache_max_bytes = 32ull << 20; // QEMU on
 static constexpr uint64_t k_min_refcount_cache_clusters = 4;
 static constexpr uint64_t k_min_l2_cache_tables = 2;
 
-Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits)
+Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits,
+                                       uint32_t l2_entry_bytes)
 {
     uint64_t cs = 1ull << cluster_bits;
     auto combined = TRY(options.get_size("cache-size"));
@@ -24,7 +25,7 @@ Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtu
     options.consume("l2-cache-size");
     options.consume("refcount-cache-size");
     // Enough L2 cache to map the whole disk.
-    uint64_t max_l2 = align_up(div_round_up(virtual_size, cs) * 8, cs);
+    uint64_t max_l2 = align_up(div_round_up(virtual_size, cs) * l2_entry_bytes, cs);
     uint64_t min_rc = k_min_refcount_cache_clusters * cs;
     CacheSizes out;
     if (combined) {
@@ -108,7 +109,7 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_compressed_mask = (1ull << (m_cluster_bits - 8)) - 1;
     m_compressed_offset_mask = (1ull << m_compressed_shift) - 1;
 
-    CacheSizes cache = CO_TRY(resolve_cache_sizes(spec.options, m_size, m_cluster_bits));
+    CacheSizes cache = CO_TRY(resolve_cache_sizes(spec.options, m_size, m_cluster_bits, m_l2_entry_bytes));
     m_l2_cache = std::make_unique<TableCache>(context().loop(), *m_file, uint32_t(m_cluster_size),
                                               cache.l2_bytes / m_cluster_size);
     m_refcount_cache = std::make_unique<TableCache>(context().loop(), *m_file, uint32_t(m_cluster_size),

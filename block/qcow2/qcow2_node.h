@@ -99,7 +99,9 @@ struct CacheSizes {
 };
 
 // l2-cache-size / refcount-cache-size / cache-size as QEMU resolves them.
-Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits);
+// l2_entry_bytes: 16 with extended L2 entries (twice the tables).
+Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits,
+                                       uint32_t l2_entry_bytes = 8);
 
 // Snapshot table (de)serialisation.
 Result<std::vector<Snapshot>> parse_snapshot_table(std::span<const uint8_t> bytes, uint32_t count);
@@ -128,6 +130,8 @@ public:
     Task<Result<void>> flush() override;
     Task<Result<void>> close() override;
 
+    // As qemu-img 7.2: the qcow2 file only, not the external data file.
+    Result<uint64_t> allocated_size() const override { return m_file->allocated_size(); }
     bool supports_compressed_writes() const override
     {
         return !encrypted() && !(m_header.incompatible_features & k_incompat_data_file);
