@@ -328,6 +328,27 @@ private:
     };
     Task<void> lock_clusters(uint64_t first, uint64_t end, CoEvent& mine);
     void unlock_clusters(CoEvent& mine);
+    // lock_clusters/unlock_clusters as a scope: the range is released when
+    // the returned guard goes away.
+    class ClusterRange {
+    public:
+        ClusterRange(Qcow2Node* node, std::unique_ptr<CoEvent> done) : m_node(node), m_done(std::move(done)) {}
+        ClusterRange(ClusterRange&& o) noexcept = default;
+        ClusterRange& operator=(ClusterRange&&) = delete;
+        ~ClusterRange()
+        {
+            if (m_done)
+                m_node->unlock_clusters(*m_done);
+        }
+
+    private:
+        Qcow2Node* m_node;
+        std::unique_ptr<CoEvent> m_done;
+    };
+    Task<ClusterRange> own_clusters(uint64_t first, uint64_t end);
+    // Drops the references of L2 entries a zero/discard removed (after
+    // committing the entries) and, for discard, gives the host space back.
+    Task<Result<void>> release_removed(const std::vector<uint64_t>& removed, bool discard);
     Task<Result<uint64_t>> write_allocating(uint64_t offset, QIov qiov);
     Task<Result<void>> zero_or_discard_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
     Task<Result<void>> mark_corrupt(const std::string& why);

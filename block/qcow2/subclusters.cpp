@@ -96,13 +96,7 @@ Task<Result<void>> Qcow2Node::write_subclusters(uint64_t guest, QIov qiov)
     }
 
     uint64_t first = guest >> m_cluster_bits;
-    CoEvent mine(context().loop());
-    co_await lock_clusters(first, first + 1, mine);
-    struct Unlock {
-        Qcow2Node* self;
-        CoEvent* ev;
-        ~Unlock() { self->unlock_clusters(*ev); }
-    } unlock{this, &mine};
+    ClusterRange owned = co_await own_clusters(first, first + 1);
 
     TablePtr table = CO_TRY(co_await l2_table_for_read(l1i));
     uint64_t e = table ? l2_get(*table, idx) : 0;
@@ -216,19 +210,12 @@ Task<Result<void>> Qcow2Node::zero_or_discard_ext_clusters(uint64_t offset, uint
         uint64_t idx0 = l2_index(offset);
         uint64_t n = std::min(div_round_up(bytes, m_cluster_size), m_l2_entries - idx0);
         uint64_t first = offset >> m_cluster_bits;
-        CoEvent mine(context().loop());
-        co_await lock_clusters(first, first + n, mine);
-        struct Unlock {
-            Qcow2Node* self;
-            CoEvent* ev;
-            ~Unlock() { self->unlock_clusters(*ev); }
-        } unlock{this, &mine};
+        ClusterRange owned = co_await own_clusters(first, first + n);
         auto guard = co_await co_lock(m_meta_lock);
         bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);
         if (has_table || (!discard && m_backing)) {
             TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
             std::vector<uint64_t> released;
-            std::vector<uint64_t> discarded;
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
                 uint64_t bm = l2_bitmap(*table, idx0 + i);
@@ -248,27 +235,13 @@ Task<Result<void>> Qcow2Node::zero_or_discard_ext_clusters(uint64_t offset, uint
                 }
                 if (ne == e && nbm == bm)
                     continue;
-                if (allocated && type_of(ne) == ClusterType::Unallocated) {
+                if (allocated && type_of(ne) == ClusterType::Unallocated)
                     released.push_back(e);
-                    if (discard && t == ClusterType::Normal)
-                        discarded.push_back(e & k_l2e_offset_mask);
-                }
                 l2_set(*table, idx0 + i, ne);
                 l2_set_bitmap(*table, idx0 + i, nbm);
             }
             mark_l2_dirty(*table, idx0, n);
-            if (!released.empty()) {
-                CO_TRY(co_await commit_metadata());
-                for (uint64_t e : released)
-                    CO_TRY(co_await release_l2_entry(e));
-                for (uint64_t h : discarded) {
-                    if (m_data_file) {
-                        (void)co_await m_data_file->pdiscard(h, m_cluster_size);
-                    } else if (CO_TRY(co_await get_refcount(h >> m_cluster_bits)) == 0) {
-                        (void)co_await m_file->pdiscard(h, m_cluster_size);
-                    }
-                }
-            }
+            CO_TRY(co_await release_removed(released, discard));
             CO_TRY(co_await commit_if_full());
         }
         uint64_t done = std::min(bytes, n * m_cluster_size);
@@ -284,13 +257,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_ext_clusters(uint64_t offset, uint
 Task<Result<bool>> Qcow2Node::zero_subcluster_range(uint64_t offset, uint64_t bytes)
 {
     uint64_t first = offset >> m_cluster_bits;
-    CoEvent mine(context().loop());
-    co_await lock_clusters(first, first + 1, mine);
-    struct Unlock {
-        Qcow2Node* self;
-        CoEvent* ev;
-        ~Unlock() { self->unlock_clusters(*ev); }
-    } unlock{this, &mine};
+    ClusterRange owned = co_await own_clusters(first, first + 1);
     auto guard = co_await co_lock(m_meta_lock);
     uint64_t l1i = l1_index(offset), idx = l2_index(offset);
     bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);

@@ -32,6 +32,34 @@ void Qcow2Node::unlock_clusters(CoEvent& mine)
     mine.set();
 }
 
+Task<Qcow2Node::ClusterRange> Qcow2Node::own_clusters(uint64_t first, uint64_t end)
+{
+    auto done = std::make_unique<CoEvent>(context().loop());
+    co_await lock_clusters(first, end, *done);
+    co_return ClusterRange(this, std::move(done));
+}
+
+Task<Result<void>> Qcow2Node::release_removed(const std::vector<uint64_t>& removed, bool discard)
+{
+    if (removed.empty())
+        co_return ok();
+    CO_TRY(co_await commit_metadata());
+    for (uint64_t e : removed) {
+        CO_TRY(co_await release_l2_entry(e));
+        if (!discard || type_of(e) != ClusterType::Normal)
+            continue;
+        uint64_t h = e & k_l2e_offset_mask;
+        if (m_data_file) {
+            (void)co_await m_data_file->pdiscard(h, m_cluster_size);
+            continue;
+        }
+        uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
+        if (rc == 0)
+            (void)co_await m_file->pdiscard(h, m_cluster_size);
+    }
+    co_return ok();
+}
+
 Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags flags)
 {
     if (read_only() || m_snapshot_loaded)
@@ -88,13 +116,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     uint64_t len = qiov.size();
     uint64_t first = guest >> m_cluster_bits;
     uint64_t last = (guest + len - 1) >> m_cluster_bits;
-    CoEvent mine(context().loop());
-    co_await lock_clusters(first, last + 1, mine);
-    struct Unlock {
-        Qcow2Node* self;
-        CoEvent* ev;
-        ~Unlock() { self->unlock_clusters(*ev); }
-    } unlock{this, &mine};
+    ClusterRange owned = co_await own_clusters(first, last + 1);
 
     // Look again now that the range is ours.
     uint64_t l1i = l1_index(guest);
@@ -176,13 +198,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
         if (bytes < m_cluster_size)
             n = 1; // final partial cluster at the end of the image
         uint64_t first = offset >> m_cluster_bits;
-        CoEvent mine(context().loop());
-        co_await lock_clusters(first, first + n, mine);
-        struct Unlock {
-            Qcow2Node* self;
-            CoEvent* ev;
-            ~Unlock() { self->unlock_clusters(*ev); }
-        } unlock{this, &mine};
+        ClusterRange owned = co_await own_clusters(first, first + n);
         auto guard = co_await co_lock(m_meta_lock);
 
         bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);
@@ -211,22 +227,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 l2_set(*table, idx0 + i, ne);
             }
             mark_l2_dirty(*table, idx0, n);
-            if (!released.empty()) {
-                CO_TRY(co_await commit_metadata());
-                for (uint64_t e : released) {
-                    CO_TRY(co_await release_l2_entry(e));
-                    if (discard && type_of(e) == ClusterType::Normal) {
-                        uint64_t h = e & k_l2e_offset_mask;
-                        if (m_data_file) {
-                            (void)co_await m_data_file->pdiscard(h, m_cluster_size);
-                            continue;
-                        }
-                        uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
-                        if (rc == 0)
-                            (void)co_await m_file->pdiscard(h, m_cluster_size);
-                    }
-                }
-            }
+            CO_TRY(co_await release_removed(released, discard));
             CO_TRY(co_await commit_if_full());
         }
         uint64_t done = std::min(bytes, n * m_cluster_size);
