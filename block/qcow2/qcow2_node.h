@@ -316,8 +316,8 @@ private:
     // One guest cluster's write (qiov within it).
     Task<Result<void>> write_subclusters(uint64_t guest, QIov qiov);
     Task<Result<void>> write_zeroes_subclusters(uint64_t offset, uint64_t bytes, RequestFlags flags);
-    // Whole clusters (zero_or_discard_clusters' extended-L2 form).
-    Task<Result<void>> zero_or_discard_ext_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
+    // The entry and bitmap zero_or_discard_clusters gives a whole cluster.
+    void zero_ext_entry(uint64_t e, uint64_t bm, bool discard, bool may_unmap, uint64_t* ne, uint64_t* nbm) const;
     // Subcluster-aligned range inside one cluster: zero bits.
     Task<Result<bool>> zero_subcluster_range(uint64_t offset, uint64_t bytes);
 

@@ -202,53 +202,23 @@ Task<Result<void>> Qcow2Node::write_subclusters(uint64_t guest, QIov qiov)
 // Zeroing whole clusters: every subcluster reads as zero; the host cluster
 // is kept unless unmapping is allowed (or it is compressed). Discarding a
 // whole cluster drops it (reads as zero, not from the backing file).
-Task<Result<void>> Qcow2Node::zero_or_discard_ext_clusters(uint64_t offset, uint64_t bytes, bool discard,
-                                                           bool may_unmap)
+void Qcow2Node::zero_ext_entry(uint64_t e, uint64_t bm, bool discard, bool may_unmap, uint64_t* ne,
+                               uint64_t* nbm) const
 {
-    while (bytes > 0) {
-        uint64_t l1i = l1_index(offset);
-        uint64_t idx0 = l2_index(offset);
-        uint64_t n = std::min(div_round_up(bytes, m_cluster_size), m_l2_entries - idx0);
-        uint64_t first = offset >> m_cluster_bits;
-        ClusterRange owned = co_await own_clusters(first, first + n);
-        auto guard = co_await co_lock(m_meta_lock);
-        bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);
-        if (has_table || (!discard && m_backing)) {
-            TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
-            std::vector<uint64_t> released;
-            for (uint64_t i = 0; i < n; ++i) {
-                uint64_t e = l2_get(*table, idx0 + i);
-                uint64_t bm = l2_bitmap(*table, idx0 + i);
-                ClusterType t = type_of(e);
-                bool allocated = t == ClusterType::Normal || t == ClusterType::Compressed;
-                uint64_t ne = e, nbm = bm;
-                if (discard) {
-                    if (allocated || m_backing) {
-                        ne = 0;
-                        nbm = k_all_zero;
-                    }
-                } else {
-                    bool unmap = t == ClusterType::Compressed || (may_unmap && allocated);
-                    if (unmap)
-                        ne = 0;
-                    nbm = k_all_zero;
-                }
-                if (ne == e && nbm == bm)
-                    continue;
-                if (allocated && type_of(ne) == ClusterType::Unallocated)
-                    released.push_back(e);
-                l2_set(*table, idx0 + i, ne);
-                l2_set_bitmap(*table, idx0 + i, nbm);
-            }
-            mark_l2_dirty(*table, idx0, n);
-            CO_TRY(co_await release_removed(released, discard));
-            CO_TRY(co_await commit_if_full());
+    ClusterType t = type_of(e);
+    bool allocated = t == ClusterType::Normal || t == ClusterType::Compressed;
+    *ne = e;
+    *nbm = bm;
+    if (discard) {
+        if (allocated || m_backing) {
+            *ne = 0;
+            *nbm = k_all_zero;
         }
-        uint64_t done = std::min(bytes, n * m_cluster_size);
-        offset += done;
-        bytes -= done;
+        return;
     }
-    co_return ok();
+    if (t == ClusterType::Compressed || (may_unmap && allocated))
+        *ne = 0;
+    *nbm = k_all_zero;
 }
 
 // Zero bits for the subcluster-aligned range [offset, offset+bytes) inside
@@ -303,7 +273,7 @@ Task<Result<void>> Qcow2Node::write_zeroes_subclusters(uint64_t offset, uint64_t
             if (whole) {
                 // As many whole clusters as there are.
                 uint64_t run_end = b == m_size ? b : b / m_cluster_size * m_cluster_size;
-                CO_TRY(co_await zero_or_discard_ext_clusters(pos, run_end - pos, false, may_unmap));
+                CO_TRY(co_await zero_or_discard_clusters(pos, run_end - pos, false, may_unmap));
                 pos = run_end;
                 continue;
             }

@@ -208,10 +208,13 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
             std::vector<uint64_t> released;
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
+                uint64_t bm = l2_bitmap(*table, idx0 + i), nbm = bm;
                 ClusterType t = type_of(e);
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
-                if (!m_v3) {
+                if (m_ext_l2) {
+                    zero_ext_entry(e, bm, discard, may_unmap, &ne, &nbm);
+                } else if (!m_v3) {
                     ne = 0;
                 } else if (discard) {
                     ne = (allocated || m_backing) ? k_oflag_zero : 0;
@@ -225,6 +228,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 if (allocated && nt != ClusterType::Normal && nt != ClusterType::ZeroAlloc)
                     released.push_back(e);
                 l2_set(*table, idx0 + i, ne);
+                l2_set_bitmap(*table, idx0 + i, nbm);
             }
             mark_l2_dirty(*table, idx0, n);
             CO_TRY(co_await release_removed(released, discard));
@@ -310,10 +314,7 @@ Task<Result<void>> Qcow2Node::pdiscard(uint64_t offset, uint64_t bytes)
     // zeroes (or the backing file) afterwards, so a raw data file must too.
     if (middle) {
         CO_TRY(co_await zero_raw_data_file(offset + head, middle));
-        if (m_ext_l2)
-            CO_TRY(co_await zero_or_discard_ext_clusters(offset + head, middle, true, true));
-        else
-            CO_TRY(co_await zero_or_discard_clusters(offset + head, middle, true, true));
+        CO_TRY(co_await zero_or_discard_clusters(offset + head, middle, true, true));
     }
     co_return ok();
 }
