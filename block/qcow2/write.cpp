@@ -202,7 +202,9 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
         auto guard = co_await co_lock(m_meta_lock);
 
         bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);
-        bool need_table = has_table || (m_v3 && !discard && m_backing);
+        // Over a backing file (v3) even an unallocated cluster must change:
+        // zeroing and discard make it read as zeroes, as QEMU does.
+        bool need_table = has_table || (m_v3 && m_backing);
         if (need_table) {
             TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
             std::vector<uint64_t> released;

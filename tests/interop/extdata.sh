@@ -78,6 +78,20 @@ for opts in extended_l2=on extended_l2=on,cluster_size=32k extended_l2=on,preall
     both_ways "$opts" $((seed++)) base.qcow2
 done
 
+# Discard over a backing file where the overlay has no L2 table yet: the
+# range reads as zeroes afterwards, as with qemu-io.
+qemu-img create -q -f qcow2 bigbase.qcow2 1G
+qemu-io -c 'write -P 0x63 600M 1M' bigbase.qcow2 >/dev/null
+for opts in extended_l2=on extended_l2=off; do
+    rm -f dk.qcow2 dq.qcow2
+    run "$IMG" create -q -f qcow2 -o $opts -b bigbase.qcow2 -F qcow2 dk.qcow2
+    qemu-img create -q -f qcow2 -o $opts -b bigbase.qcow2 -F qcow2 dq.qcow2
+    run "$IO" -c 'discard 600M 128k' -c 'write -z 601M 64k' dk.qcow2
+    qemu-io -c 'discard 600M 128k' -c 'write -z 601M 64k' dq.qcow2 >/dev/null
+    qsame dk.qcow2 dq.qcow2
+    qcheck dk.qcow2
+done
+
 # A 4 KiB write into an empty 64 KiB cluster writes 4 KiB of data (the point
 # of subclusters), and so does a write next to it.
 rm -f s.qcow2
