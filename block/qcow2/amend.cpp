@@ -2,7 +2,7 @@
 // messages): compat upgrade, refcount width change, backing file, lazy
 // refcounts, size, then compat downgrade (which expands zero clusters in
 // the active state and every snapshot). Options only creation knows are
-// refused; external data file options are not supported. LUKS key slot
+// refused; data_file/data_file_raw are data_file.cpp's. LUKS key slot
 // options (encrypt.*) are applied right after a compat upgrade, as QEMU
 // does (encryption.cpp).
 #include <algorithm>
@@ -47,9 +47,6 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
     std::optional<bool> lazy = CO_TRY(options.get_bool("lazy_refcounts"));
     std::optional<uint64_t> refcount_bits = CO_TRY(options.get_number("refcount_bits"));
     std::optional<uint64_t> size = CO_TRY(options.get_size("size"));
-    for (const char* k : {"data_file", "data_file_raw"})
-        if (options.has(k))
-            co_return Error::not_supported("qcow2: amending external data file options is not supported");
     std::optional<crypto::LuksAmendOptions> encryption = CO_TRY(check_encryption_amend(options));
     if (lazy && *lazy && version < 3)
         co_return Error::invalid("Lazy refcounts only supported with compatibility level 1.1 and above (use "
@@ -71,6 +68,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
             co_return Error::not_supported("Cannot downgrade an image with a non-zlib compression type");
         if (!m_bitmaps.empty())
             co_return Error::not_supported("Cannot downgrade an image with bitmaps");
+        if (m_header.incompatible_features & k_incompat_data_file)
+            co_return Error::not_supported("Cannot downgrade an image with a data file");
         uint64_t incompatible = m_header.incompatible_features & ~k_incompat_dirty;
         if (incompatible) {
             char buf[96];
@@ -80,6 +79,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
         }
     }
 
+    if (options.has("data_file") || options.has("data_file_raw"))
+        CO_TRY(co_await amend_data_file(options));
     if (version > m_header.version) {
         auto guard = co_await co_lock(m_meta_lock);
         m_header.version = 3;

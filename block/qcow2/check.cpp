@@ -34,6 +34,7 @@ public:
 private:
     void msg(std::string m) { r.messages.push_back(std::move(m)); }
     void inc(uint64_t offset, uint64_t bytes);
+    bool check_entry_extras(uint64_t i, uint64_t e, ClusterType t, uint64_t bitmap);
     Task<Result<void>> check_l1(uint64_t l1_offset, uint64_t l1_size, bool active);
     Task<Result<void>> check_l2(uint64_t l2_offset, bool active);
     Task<Result<void>> check_copied(bool repair);
@@ -43,6 +44,39 @@ private:
     std::vector<uint64_t> m_refs;
     uint64_t m_limit_clusters = 0;
 };
+
+// Extended-L2 bitmaps and data-file rules (QEMU's check_refcounts_l2);
+// false when the entry must not be counted.
+bool Qcow2Checker::check_entry_extras(uint64_t i, uint64_t e, ClusterType t, uint64_t bitmap)
+{
+    bool data_file = q.m_header.incompatible_features & k_incompat_data_file;
+    if (t == ClusterType::Compressed) {
+        if (data_file) {
+            msg(fmt("ERROR compressed cluster %d with data file, entry=0x%" PRIx64, int(i), e));
+            r.corruptions++;
+            return false;
+        }
+        if (bitmap) {
+            msg(fmt("ERROR compressed cluster %d with non-zero subcluster allocation bitmap, entry=0x%" PRIx64,
+                    int(i), e));
+            r.corruptions++;
+        }
+        return true;
+    }
+    if (!q.m_ext_l2)
+        return true;
+    if (t == ClusterType::Normal) {
+        if ((bitmap >> 32) & bitmap & 0xffffffffull) {
+            msg(fmt("ERROR offset=%" PRIx64 ": Allocated cluster has corrupted subcluster allocation bitmap",
+                    e & k_l2e_offset_mask));
+            r.corruptions++;
+        }
+    } else if (bitmap & 0xffffffffull) {
+        msg("ERROR: Unallocated cluster has non-zero subcluster allocation map");
+        r.corruptions++;
+    }
+    return true;
+}
 
 void Qcow2Checker::inc(uint64_t offset, uint64_t bytes)
 {
@@ -81,6 +115,9 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
             msg(fmt("ERROR found l2 entry with reserved bits set: %" PRIx64, e));
             r.corruptions++;
         }
+        uint64_t bitmap = q.m_ext_l2 ? load_be64(&raw[i * stride + 8]) : 0;
+        if (!check_entry_extras(i, e, t, bitmap))
+            continue;
         switch (t) {
         case ClusterType::Compressed: {
             if (e & k_oflag_copied) {
@@ -117,7 +154,7 @@ Task<Result<void>> Qcow2Checker::check_l2(uint64_t l2_offset, bool active)
                     r.fragmented_clusters++;
                 next_contiguous = off + q.m_cluster_size;
             }
-            if (!q.m_data_file) // data in an external file has no refcounts
+            if (!(q.m_header.incompatible_features & k_incompat_data_file)) // no refcounts in a data file
                 inc(off, q.m_cluster_size);
             break;
         }
@@ -199,7 +236,8 @@ Task<Result<void>> Qcow2Checker::check_copied(bool repair)
             uint64_t off = e & k_l2e_offset_mask;
             if (off & (q.m_cluster_size - 1))
                 continue;
-            auto drc = q.m_data_file ? Result<uint64_t>(uint64_t(1)) : co_await q.get_refcount(off >> q.m_cluster_bits);
+            bool data_file = q.m_header.incompatible_features & k_incompat_data_file;
+            auto drc = data_file ? Result<uint64_t>(uint64_t(1)) : co_await q.get_refcount(off >> q.m_cluster_bits);
             if (!drc)
                 continue;
             if ((*drc == 1) != bool(e & k_oflag_copied)) {
@@ -239,6 +277,10 @@ Task<Result<void>> Qcow2Checker::run(CheckFix fix)
     r.total_clusters = div_round_up(q.m_size, cs);
 
     inc(0, cs);
+    if ((q.m_header.incompatible_features & k_incompat_data_file) && !q.m_snapshots.empty()) {
+        msg(fmt("ERROR %d snapshots in image with data file", int(q.m_snapshots.size())));
+        r.corruptions++;
+    }
     CO_TRY(co_await check_l1(q.m_l1_offset, q.m_l1.size(), true));
     for (const auto& sn : q.m_snapshots) {
         if (sn.l1_table_offset & (cs - 1)) {

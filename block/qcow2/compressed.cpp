@@ -183,6 +183,8 @@ Task<Result<void>> Qcow2Node::pwritev_compressed(uint64_t offset, QIov qiov)
         co_return Error{ErrorKind::PermissionDenied, "Block node is read-only", EPERM};
     if (encrypted()) // as QEMU: compressed clusters are never encrypted
         co_return Error{ErrorKind::NotSupported, "Input/output error", EIO};
+    if (m_header.incompatible_features & k_incompat_data_file) // as QEMU: -ENOTSUP
+        co_return Error{ErrorKind::NotSupported, "Operation not supported", ENOTSUP};
     note_guest_write(offset, qiov.size());
     uint64_t len = qiov.size();
     if (offset_in_cluster(offset) || (len != m_cluster_size && offset + len != m_size) || len > m_cluster_size)
@@ -256,10 +258,12 @@ Task<Result<void>> Qcow2Node::pwritev_compressed(uint64_t offset, QIov qiov)
     if (csize) {
         uint64_t extra_sectors = ((host + *csize - 1) >> 9) - (host >> 9);
         l2_set(*table, idx, k_oflag_compressed | (extra_sectors << m_compressed_shift) | host);
+        l2_set_bitmap(*table, idx, 0); // must be 0 for compressed clusters
     } else {
         l2_set(*table, idx, host | k_oflag_copied);
+        l2_set_bitmap(*table, idx, 0xffffffffull); // every subcluster written
     }
-    m_l2_cache->mark_dirty(*table, idx * 8, idx * 8 + 8);
+    mark_l2_dirty(*table, idx, 1);
     ClusterType t = type_of(before);
     if (t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed) {
         CO_TRY(co_await commit_metadata());

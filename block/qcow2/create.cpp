@@ -40,7 +40,31 @@ struct CreateParams {
     PreallocMode prealloc = PreallocMode::Off;
     std::string backing_file;
     std::string backing_fmt;
+    bool extended_l2 = false;
+    std::string data_file;
+    bool data_file_raw = false;
 };
+
+// extended_l2, data_file, data_file_raw (QEMU's checks and messages).
+static Result<void> parse_layout_params(const OptionList& o, CreateParams& p)
+{
+    p.extended_l2 = TRY(o.get_bool("extended_l2")).value_or(false);
+    if (p.extended_l2) {
+        if (p.version < 3)
+            return Error::invalid("Extended L2 entries are only supported with compatibility level 1.1 and above "
+                                  "(use version=v3 or greater)");
+        if (p.cluster_bits < 14)
+            return Error::invalid("Extended L2 entries are only supported with cluster sizes of at least 16384 bytes");
+    }
+    p.data_file = o.get("data_file").value_or("");
+    p.data_file_raw = TRY(o.get_bool("data_file_raw")).value_or(false);
+    if (!p.data_file.empty() && p.version < 3)
+        return Error::invalid("External data files are only supported with compatibility level 1.1 and above (use "
+                              "version=v3 or greater)");
+    if (p.data_file_raw && p.data_file.empty())
+        return Error::invalid("data-file-raw requires data-file");
+    return ok();
+}
 
 static Result<CreateParams> parse_params(const OptionList& o)
 {
@@ -93,18 +117,18 @@ static Result<CreateParams> parse_params(const OptionList& o)
     if (encrypt && p.prealloc != PreallocMode::Off)
         return Error::invalid("qcow2: preallocation is not supported with encryption (the clusters would not "
                               "read back as zeroes)");
-    if (auto v = TRY(o.get_bool("extended_l2")); v && *v)
-        return Error::not_supported("qcow2: extended L2 entries are not supported yet");
-    if (o.has("data_file"))
-        return Error::not_supported("qcow2: external data files are not supported yet");
-    if (auto v = TRY(o.get_bool("data_file_raw")); v && *v)
-        return Error::invalid("'data-file-raw' requires 'data-file'");
+    TRY(parse_layout_params(o, p));
     p.backing_file = o.get("backing_file").value_or("");
     p.backing_fmt = o.get("backing_fmt").value_or("");
     if (!p.backing_fmt.empty() && p.backing_file.empty())
         return Error::invalid("Backing format cannot be used without backing file");
-    if (!p.backing_file.empty() && p.prealloc != PreallocMode::Off)
+    if (!p.backing_file.empty() && p.prealloc != PreallocMode::Off && !p.extended_l2)
         return Error::invalid("Backing file and preallocation can only be used at the same time if extended_l2 is on");
+    if (!p.backing_file.empty() && p.data_file_raw)
+        return Error::invalid("Backing file and data-file-raw cannot be used at the same time");
+    // The data file must map every guest offset identically from the start.
+    if (p.data_file_raw && p.prealloc == PreallocMode::Off)
+        p.prealloc = PreallocMode::Metadata;
     for (const char* k : {"compat", "cluster_size", "refcount_bits", "lazy_refcounts", "compression_type",
                           "preallocation", "extended_l2", "data_file", "data_file_raw", "backing_file",
                           "backing_fmt", "size"})
@@ -127,6 +151,14 @@ static Task<Result<void>> write_skeleton(BlockNode& file, const CreateParams& p)
     h.compression_type = p.compression_type;
     if (p.compression_type != k_compression_zlib)
         h.incompatible_features |= k_incompat_compression;
+    if (p.extended_l2)
+        h.incompatible_features |= k_incompat_extended_l2;
+    if (!p.data_file.empty()) {
+        h.incompatible_features |= k_incompat_data_file;
+        h.data_file = p.data_file;
+        if (p.data_file_raw)
+            h.autoclear_features |= k_autoclear_data_file_raw;
+    }
     std::vector<uint8_t> image(3 * cs, 0);
     std::vector<uint8_t> header = CO_TRY(serialize_header(h));
     std::memcpy(image.data(), header.data(), header.size());
@@ -171,6 +203,12 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
         co_return Error::invalid("Image is too big");
 
     CO_TRY(check_encryption_secret(ctx, options));
+    if (!p.data_file.empty()) {
+        if (options.has("encrypt.format") || CO_TRY(options.get_bool("encryption")).value_or(false))
+            co_return Error::not_supported("qcow2: encryption with an external data file is not supported");
+        // As qemu-img: the name as given, relative to the current directory.
+        CO_TRY(co_await ctx.create_file(p.data_file, 0, PreallocMode::Off));
+    }
     CO_TRY(co_await ctx.create_file(filename, 0, PreallocMode::Off, options.subtree("file")));
 
     OpenFlags flags;

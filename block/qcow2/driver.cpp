@@ -14,7 +14,8 @@ static constexpr uint64_t k_default_l2_cache_max_bytes = 32ull << 20; // QEMU on
 static constexpr uint64_t k_min_refcount_cache_clusters = 4;
 static constexpr uint64_t k_min_l2_cache_tables = 2;
 
-Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits)
+Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits,
+                                       uint32_t l2_entry_bytes)
 {
     uint64_t cs = 1ull << cluster_bits;
     auto combined = TRY(options.get_size("cache-size"));
@@ -24,7 +25,7 @@ Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtu
     options.consume("l2-cache-size");
     options.consume("refcount-cache-size");
     // Enough L2 cache to map the whole disk.
-    uint64_t max_l2 = align_up(div_round_up(virtual_size, cs) * 8, cs);
+    uint64_t max_l2 = align_up(div_round_up(virtual_size, cs) * l2_entry_bytes, cs);
     uint64_t min_rc = k_min_refcount_cache_clusters * cs;
     CacheSizes out;
     if (combined) {
@@ -82,10 +83,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     uint64_t unknown = h.incompatible_features & ~k_incompat_known;
     if (unknown)
         co_return Error::not_supported("Unsupported qcow2 feature(s): " + describe_incompatible(unknown, h.feature_names));
-    if ((h.incompatible_features & k_incompat_data_file) && spec.flags.read_write)
-        co_return Error::not_supported("qcow2: writing to images with an external data file is not supported yet");
-    if ((h.incompatible_features & k_incompat_extended_l2) && spec.flags.read_write)
-        co_return Error::not_supported("qcow2: writing to images with extended L2 entries is not supported yet");
+    if ((h.autoclear_features & k_autoclear_data_file_raw) && !(h.incompatible_features & k_incompat_data_file))
+        co_return Error::invalid("data-file-raw requires a data file");
     if (h.compression_type > k_compression_zstd)
         co_return Error::not_supported("qcow2: unknown compression type: " + std::to_string(h.compression_type));
     if (h.compression_type != k_compression_zlib && !(h.incompatible_features & k_incompat_compression))
@@ -101,6 +100,8 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_cluster_bits = h.cluster_bits;
     m_cluster_size = 1ull << m_cluster_bits;
     m_ext_l2 = h.incompatible_features & k_incompat_extended_l2;
+    if (m_ext_l2 && m_cluster_bits < 14)
+        co_return Error::invalid("Unsupported subcluster size: " + std::to_string(m_cluster_size / 32));
     m_l2_entry_bytes = m_ext_l2 ? 16 : 8;
     m_l2_bits = m_cluster_bits - (m_ext_l2 ? 4 : 3);
     m_l2_entries = 1ull << m_l2_bits;
@@ -108,7 +109,7 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     m_compressed_mask = (1ull << (m_cluster_bits - 8)) - 1;
     m_compressed_offset_mask = (1ull << m_compressed_shift) - 1;
 
-    CacheSizes cache = CO_TRY(resolve_cache_sizes(spec.options, m_size, m_cluster_bits));
+    CacheSizes cache = CO_TRY(resolve_cache_sizes(spec.options, m_size, m_cluster_bits, m_l2_entry_bytes));
     m_l2_cache = std::make_unique<TableCache>(context().loop(), *m_file, uint32_t(m_cluster_size),
                                               cache.l2_bytes / m_cluster_size);
     m_refcount_cache = std::make_unique<TableCache>(context().loop(), *m_file, uint32_t(m_cluster_size),
@@ -132,20 +133,10 @@ Task<Result<void>> Qcow2Node::load(const ImageSpec& spec)
     if (h.crypt_method != 0)
         CO_TRY(co_await open_encryption(spec));
 
-    if (h.incompatible_features & k_incompat_data_file) {
-        if (h.data_file.empty())
-            co_return Error::invalid("'data-file' is required for this image");
-        // QEMU opens the recorded name as it is (relative to the current
-        // directory, unlike backing files).
-        std::string path = h.data_file;
-        OpenFlags flags = spec.flags;
-        flags.read_write = false;
-        auto data = co_await context().open_file(path, spec.options.subtree("data-file"), flags);
-        if (!data)
-            co_return Error(data.error().kind(), "Could not open data file: " + data.error().message(),
-                            data.error().errno_value());
-        m_data_file = std::move(data).value();
-    }
+    if (h.incompatible_features & k_incompat_data_file)
+        CO_TRY(co_await open_data_file(spec));
+    else if (spec.options.subtree("data-file").has("filename"))
+        co_return Error::invalid("'data-file' can only be set for images with an external data file");
 
     if (!h.backing_file.empty() && !spec.flags.no_backing)
         CO_TRY(co_await open_backing(spec));
@@ -261,8 +252,9 @@ nlohmann::json Qcow2Node::format_specific_info() const
     data["refcount-bits"] = 1u << m_header.refcount_order;
     if (nlohmann::json e = encryption_info(); !e.is_null())
         data["encrypt"] = e;
-    if (!m_header.data_file.empty()) {
-        data["data-file"] = m_header.data_file;
+    if (m_header.incompatible_features & k_incompat_data_file) {
+        if (!m_header.data_file.empty())
+            data["data-file"] = m_header.data_file;
         data["data-file-raw"] = bool(m_header.autoclear_features & k_autoclear_data_file_raw);
     }
     if (m_v3) {

@@ -148,7 +148,7 @@ Task<Result<void>> Qcow2Node::read_data(uint64_t host, uint64_t guest, QIov qiov
 Task<Result<void>> Qcow2Node::write_data(uint64_t host, uint64_t guest, QIov qiov)
 {
     if (!encrypted()) {
-        CO_TRY(co_await m_file->pwritev(host, std::move(qiov), RequestFlags::None));
+        CO_TRY(co_await data_node()->pwritev(host, std::move(qiov), RequestFlags::None));
         co_return ok();
     }
     CO_TRY(check_cipher());

@@ -104,7 +104,8 @@ static Result<void> parse_extensions(Header& h, std::span<const uint8_t> b)
             }
             break;
         case k_ext_data_file:
-            h.data_file.assign(reinterpret_cast<const char*>(d), len);
+            // A C string in QEMU: the name ends at the first NUL, if any.
+            h.data_file.assign(reinterpret_cast<const char*>(d), strnlen(reinterpret_cast<const char*>(d), len));
             break;
         default:
             h.other_extensions.push_back({type, std::vector<uint8_t>(d, d + len)});

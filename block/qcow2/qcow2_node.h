@@ -88,13 +88,21 @@ inline bool writable_in_place(uint64_t entry, bool zero_flag)
     return cluster_type(entry, zero_flag) == ClusterType::Normal && (entry & k_oflag_copied);
 }
 
+// Splits [offset, offset+bytes) into a partial head, whole units of
+// `unit` bytes (the image's last partial unit counts as whole when the
+// range reaches the end) and a partial tail (write.cpp).
+void split_clusters(uint64_t offset, uint64_t bytes, uint64_t unit, uint64_t image_size, uint64_t& head,
+                    uint64_t& middle, uint64_t& tail);
+
 struct CacheSizes {
     uint64_t l2_bytes = 0;
     uint64_t refcount_bytes = 0;
 };
 
 // l2-cache-size / refcount-cache-size / cache-size as QEMU resolves them.
-Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits);
+// l2_entry_bytes: 16 with extended L2 entries (twice the tables).
+Result<CacheSizes> resolve_cache_sizes(const OptionList& options, uint64_t virtual_size, uint32_t cluster_bits,
+                                       uint32_t l2_entry_bytes = 8);
 
 // Snapshot table (de)serialisation.
 Result<std::vector<Snapshot>> parse_snapshot_table(std::span<const uint8_t> bytes, uint32_t count);
@@ -123,7 +131,12 @@ public:
     Task<Result<void>> flush() override;
     Task<Result<void>> close() override;
 
-    bool supports_compressed_writes() const override { return !encrypted(); }
+    // As qemu-img 7.2: the qcow2 file only, not the external data file.
+    Result<uint64_t> allocated_size() const override { return m_file->allocated_size(); }
+    bool supports_compressed_writes() const override
+    {
+        return !encrypted() && !(m_header.incompatible_features & k_incompat_data_file);
+    }
     Task<Result<void>> pwritev_compressed(uint64_t offset, QIov qiov) override;
 
     uint32_t cluster_size() const override { return uint32_t(m_cluster_size); }
@@ -189,6 +202,16 @@ private:
         return m_ext_l2 ? load_be64(&t.data[idx * m_l2_entry_bytes + 8]) : 0;
     }
     void l2_set(CachedTable& t, uint64_t idx, uint64_t v) { store_be64(&t.data[idx * m_l2_entry_bytes], v); }
+    void l2_set_bitmap(CachedTable& t, uint64_t idx, uint64_t bitmap)
+    {
+        if (m_ext_l2)
+            store_be64(&t.data[idx * m_l2_entry_bytes + 8], bitmap);
+    }
+    // Marks entries [first, first+count) of an L2 table dirty.
+    void mark_l2_dirty(CachedTable& t, uint64_t first, uint64_t count, DataOrder order = DataOrder::Needed)
+    {
+        m_l2_cache->mark_dirty(t, first * m_l2_entry_bytes, (first + count) * m_l2_entry_bytes, order);
+    }
     // Bit 0 of an L2 entry means "reads as zero" only in v3 without
     // extended L2 (there the bitmap says it).
     // Where data clusters live: the external data file, if any.
@@ -266,6 +289,39 @@ private:
     Task<Result<void>> read_cluster_content(uint64_t guest_cluster_offset, uint64_t entry, uint64_t from,
                                             uint64_t len, uint8_t* out);
 
+    // --- external data file (data_file.cpp) ---
+    bool data_file_raw() const { return m_header.autoclear_features & k_autoclear_data_file_raw; }
+    // Host clusters for `count` guest clusters from `guest`: in the data
+    // file the guest offset itself (no refcounts there), else new clusters
+    // of the image file (*got may be fewer).
+    Task<Result<uint64_t>> alloc_data_clusters(uint64_t guest, uint64_t count, uint64_t* got);
+    // Gives back clusters alloc_data_clusters returned when nothing points
+    // at them yet.
+    Task<void> free_new_data_clusters(uint64_t host, uint64_t count);
+    // Opens the external data file of an image that has one (load()).
+    Task<Result<void>> open_data_file(const ImageSpec& spec);
+    // An L2 entry of a data-file image is only valid at guest offset in
+    // raw mode, and never compressed.
+    Result<void> check_data_file_entry(uint64_t guest, uint64_t entry, uint64_t l1_idx) const;
+    // The data file's copy of zeroed guest ranges (data_file_raw: the data
+    // file must read as the guest does).
+    Task<Result<void>> zero_raw_data_file(uint64_t offset, uint64_t bytes);
+    Task<Result<void>> amend_data_file(const OptionList& options);
+    // The data file follows the virtual size (truncate).
+    Task<Result<void>> resize_data_file(uint64_t new_size, PreallocMode prealloc);
+
+    // --- extended L2 entries (subclusters.cpp) ---
+    uint64_t subcluster_size() const { return m_cluster_size / 32; }
+    Result<void> check_subcluster_bitmap(uint64_t entry, uint64_t bitmap, uint64_t l1_idx, uint64_t idx) const;
+    Task<Result<void>> pwritev_subclusters(uint64_t offset, QIov qiov);
+    // One guest cluster's write (qiov within it).
+    Task<Result<void>> write_subclusters(uint64_t guest, QIov qiov);
+    Task<Result<void>> write_zeroes_subclusters(uint64_t offset, uint64_t bytes, RequestFlags flags);
+    // The entry and bitmap zero_or_discard_clusters gives a whole cluster.
+    void zero_ext_entry(uint64_t e, uint64_t bm, bool discard, bool may_unmap, uint64_t* ne, uint64_t* nbm) const;
+    // Subcluster-aligned range inside one cluster: zero bits.
+    Task<Result<bool>> zero_subcluster_range(uint64_t offset, uint64_t bytes);
+
     // --- write path (write.cpp) ---
     struct Inflight {
         uint64_t first = 0, end = 0; // guest clusters [first, end)
@@ -273,6 +329,27 @@ private:
     };
     Task<void> lock_clusters(uint64_t first, uint64_t end, CoEvent& mine);
     void unlock_clusters(CoEvent& mine);
+    // lock_clusters/unlock_clusters as a scope: the range is released when
+    // the returned guard goes away.
+    class ClusterRange {
+    public:
+        ClusterRange(Qcow2Node* node, std::unique_ptr<CoEvent> done) : m_node(node), m_done(std::move(done)) {}
+        ClusterRange(ClusterRange&& o) noexcept = default;
+        ClusterRange& operator=(ClusterRange&&) = delete;
+        ~ClusterRange()
+        {
+            if (m_done)
+                m_node->unlock_clusters(*m_done);
+        }
+
+    private:
+        Qcow2Node* m_node;
+        std::unique_ptr<CoEvent> m_done;
+    };
+    Task<ClusterRange> own_clusters(uint64_t first, uint64_t end);
+    // Drops the references of L2 entries a zero/discard removed (after
+    // committing the entries) and, for discard, gives the host space back.
+    Task<Result<void>> release_removed(const std::vector<uint64_t>& removed, bool discard);
     Task<Result<uint64_t>> write_allocating(uint64_t offset, QIov qiov);
     Task<Result<void>> zero_or_discard_clusters(uint64_t offset, uint64_t bytes, bool discard, bool may_unmap);
     Task<Result<void>> mark_corrupt(const std::string& why);

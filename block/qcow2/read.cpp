@@ -61,8 +61,11 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
         uint64_t entry = table ? l2_get(*table, idx) : 0;
         ClusterType type = type_of(entry);
         uint64_t run = std::min(len - pos, m_cluster_size - in);
+        CO_TRY(check_data_file_entry(guest, entry, l1i));
         if (m_ext_l2 && type != ClusterType::Compressed) {
-            CO_TRY(co_await read_subclusters(guest, entry, table ? l2_bitmap(*table, idx) : 0, qiov.slice(pos, run)));
+            uint64_t bitmap = table ? l2_bitmap(*table, idx) : 0;
+            CO_TRY(check_subcluster_bitmap(entry, bitmap, l1i, idx));
+            CO_TRY(co_await read_subclusters(guest, entry, bitmap, qiov.slice(pos, run)));
             pos += run;
             continue;
         }
@@ -76,7 +79,8 @@ Task<Result<void>> Qcow2Node::preadv(uint64_t offset, QIov qiov)
                 bool same;
                 if (type == ClusterType::Normal)
                     same = nt == ClusterType::Normal
-                           && (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size;
+                           && (next & k_l2e_offset_mask) == (entry & k_l2e_offset_mask) + (i - idx) * m_cluster_size
+                           && check_data_file_entry(guest + (i - idx) * m_cluster_size, next, l1i).ok();
                 else if (type == ClusterType::Unallocated)
                     same = nt == ClusterType::Unallocated;
                 else
@@ -154,8 +158,12 @@ Task<Result<BlockStatus>> Qcow2Node::block_status(uint64_t offset, uint64_t byte
     uint64_t entry = table ? l2_get(*table, idx) : 0;
     ClusterType type = type_of(entry);
     uint64_t run = std::min(bytes, m_cluster_size - in);
-    if (m_ext_l2 && type != ClusterType::Compressed)
-        co_return subcluster_status(offset, entry, table ? l2_bitmap(*table, idx) : 0, run);
+    CO_TRY(check_data_file_entry(offset, entry, l1_index(offset)));
+    if (m_ext_l2 && type != ClusterType::Compressed) {
+        uint64_t bitmap = table ? l2_bitmap(*table, idx) : 0;
+        CO_TRY(check_subcluster_bitmap(entry, bitmap, l1_index(offset), idx));
+        co_return subcluster_status(offset, entry, bitmap, run);
+    }
     for (uint64_t i = idx + 1; run < bytes && i < m_l2_entries; ++i) {
         uint64_t next = table ? l2_get(*table, i) : 0;
         ClusterType nt = type_of(next);
@@ -232,10 +240,10 @@ Task<Result<void>> Qcow2Node::read_subclusters(uint64_t guest, uint64_t entry, u
         } else if (kind == SubKind::Backing) {
             CO_TRY(co_await read_backing(guest + pos, part));
         } else {
-            if (!host)
+            if (type_of(entry) != ClusterType::Normal)
                 co_return Error::corrupt("Corrupt image: allocated subcluster in an unallocated cluster");
             CO_TRY(check_data_offset(entry, m_cluster_size, m_data_file != nullptr));
-            CO_TRY(co_await read_file_clamped(host + in, part));
+            CO_TRY(co_await read_data(host + in, guest + pos, part));
         }
         pos += run;
     }

@@ -373,6 +373,8 @@ Task<Result<uint64_t>> Qcow2Node::alloc_at_end(uint64_t count)
 Task<Result<void>> Qcow2Node::release_l2_entry(uint64_t entry)
 {
     ClusterType type = type_of(entry);
+    if (m_header.incompatible_features & k_incompat_data_file)
+        co_return ok(); // data lives in the external data file: no refcounts
     if (type == ClusterType::Normal || type == ClusterType::ZeroAlloc) {
         uint64_t cluster = (entry & k_l2e_offset_mask) >> m_cluster_bits;
         CO_TRY(co_await change_refcount(cluster, -1));

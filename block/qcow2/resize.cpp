@@ -22,11 +22,14 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
             guest += m_cluster_size;
             continue;
         }
-        uint64_t host = CO_TRY(co_await alloc_some_clusters(n, &n));
+        // In an external data file a guest cluster lives at its own offset.
+        uint64_t host = guest;
+        if (!m_data_file)
+            host = CO_TRY(co_await alloc_some_clusters(n, &n));
         uint64_t host_end = host + n * m_cluster_size;
         if (mode == PreallocMode::Full)
-            CO_TRY(co_await m_file->pwrite_zeroes(host, n * m_cluster_size, RequestFlags::None));
-        if (host_end > m_file->size_bytes())
+            CO_TRY(co_await data_node()->pwrite_zeroes(host, n * m_cluster_size, RequestFlags::None));
+        if (!m_data_file && host_end > m_file->size_bytes())
             CO_TRY(co_await m_file->truncate(host_end, mode == PreallocMode::Falloc ? PreallocMode::Falloc
                                                        : mode == PreallocMode::Full ? PreallocMode::Full
                                                                                     : PreallocMode::Off,
@@ -34,7 +37,7 @@ Task<Result<void>> Qcow2Node::preallocate(uint64_t offset, uint64_t bytes, Preal
         note_write();
         for (uint64_t i = 0; i < n; ++i)
             l2_set(*table, idx0 + i, (host + i * m_cluster_size) | k_oflag_copied);
-        m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
+        mark_l2_dirty(*table, idx0, n);
         CO_TRY(co_await commit_if_full());
         guest += n * m_cluster_size;
     }
@@ -81,6 +84,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
                     if (e)
                         released.push_back(e);
                     l2_set(*table, i, 0);
+                    l2_set_bitmap(*table, i, 0);
                 }
                 if (table_start >= from) {
                     // The whole table goes: unlink it from L1 first.
@@ -97,7 +101,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
                     m_l2_cache->drop(l2_off);
                     CO_TRY(co_await change_refcount(l2_off >> m_cluster_bits, -1));
                 } else {
-                    m_l2_cache->mark_dirty(*table, idx0 * 8, m_l2_entries * 8);
+                    mark_l2_dirty(*table, idx0, m_l2_entries - idx0);
                     CO_TRY(co_await commit_metadata());
                 }
                 for (uint64_t e : released)
@@ -127,6 +131,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
             if (m_free_cluster_hint > last_used + 1)
                 m_free_cluster_hint = last_used + 1;
         }
+        CO_TRY(co_await resize_data_file(new_size, PreallocMode::Off));
         co_return ok();
     }
     {
@@ -149,6 +154,7 @@ Task<Result<void>> Qcow2Node::truncate(uint64_t new_size, PreallocMode prealloc,
         uint64_t zero_end = std::min(new_size, m_backing->size_bytes());
         CO_TRY(co_await pwrite_zeroes(old_size, zero_end - old_size, RequestFlags::MayUnmap));
     }
+    CO_TRY(co_await resize_data_file(new_size, prealloc));
     CO_TRY(co_await preallocate(old_size, new_size - old_size, prealloc));
     co_return ok();
 }

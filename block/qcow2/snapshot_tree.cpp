@@ -36,7 +36,9 @@ Task<Result<std::vector<uint64_t>>> Qcow2Node::tree_clusters(const std::vector<u
             switch (type_of(e)) {
             case ClusterType::Normal:
             case ClusterType::ZeroAlloc:
-                out.push_back((e & k_l2e_offset_mask) >> m_cluster_bits);
+                // Clusters of an external data file have no refcounts.
+                if (!(m_header.incompatible_features & k_incompat_data_file))
+                    out.push_back((e & k_l2e_offset_mask) >> m_cluster_bits);
                 break;
             case ClusterType::Compressed: {
                 uint64_t coffset = e & m_compressed_offset_mask;

@@ -32,6 +32,34 @@ void Qcow2Node::unlock_clusters(CoEvent& mine)
     mine.set();
 }
 
+Task<Qcow2Node::ClusterRange> Qcow2Node::own_clusters(uint64_t first, uint64_t end)
+{
+    auto done = std::make_unique<CoEvent>(context().loop());
+    co_await lock_clusters(first, end, *done);
+    co_return ClusterRange(this, std::move(done));
+}
+
+Task<Result<void>> Qcow2Node::release_removed(const std::vector<uint64_t>& removed, bool discard)
+{
+    if (removed.empty())
+        co_return ok();
+    CO_TRY(co_await commit_metadata());
+    for (uint64_t e : removed) {
+        CO_TRY(co_await release_l2_entry(e));
+        if (!discard || type_of(e) != ClusterType::Normal)
+            continue;
+        uint64_t h = e & k_l2e_offset_mask;
+        if (m_data_file) {
+            (void)co_await m_data_file->pdiscard(h, m_cluster_size);
+            continue;
+        }
+        uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
+        if (rc == 0)
+            (void)co_await m_file->pdiscard(h, m_cluster_size);
+    }
+    co_return ok();
+}
+
 Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags flags)
 {
     if (read_only() || m_snapshot_loaded)
@@ -39,6 +67,12 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
     note_guest_write(offset, qiov.size());
     if (encrypted() && ((offset | qiov.size()) % 512))
         co_return co_await pwritev_unaligned_encrypted(offset, std::move(qiov), flags);
+    if (m_ext_l2) {
+        CO_TRY(co_await pwritev_subclusters(offset, std::move(qiov)));
+        if (has_flag(flags, RequestFlags::Fua))
+            CO_TRY(co_await flush());
+        co_return ok();
+    }
     uint64_t len = qiov.size();
     uint64_t pos = 0;
     while (pos < len) {
@@ -60,7 +94,9 @@ Task<Result<void>> Qcow2Node::pwritev(uint64_t offset, QIov qiov, RequestFlags f
         }
         if (in_place) {
             uint64_t host = (entry & k_l2e_offset_mask) + offset_in_cluster(guest);
-            CO_TRY(co_await check_data_write(host & ~(m_cluster_size - 1), run + offset_in_cluster(guest)));
+            CO_TRY(check_data_file_entry(guest, entry, l1_index(guest)));
+            if (!m_data_file)
+                CO_TRY(co_await check_data_write(host & ~(m_cluster_size - 1), run + offset_in_cluster(guest)));
             CO_TRY(co_await write_data(host, guest, qiov.slice(pos, run)));
             note_write();
             pos += run;
@@ -80,13 +116,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     uint64_t len = qiov.size();
     uint64_t first = guest >> m_cluster_bits;
     uint64_t last = (guest + len - 1) >> m_cluster_bits;
-    CoEvent mine(context().loop());
-    co_await lock_clusters(first, last + 1, mine);
-    struct Unlock {
-        Qcow2Node* self;
-        CoEvent* ev;
-        ~Unlock() { self->unlock_clusters(*ev); }
-    } unlock{this, &mine};
+    ClusterRange owned = co_await own_clusters(first, last + 1);
 
     // Look again now that the range is ours.
     uint64_t l1i = l1_index(guest);
@@ -103,13 +133,11 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
     if (old.empty())
         co_return uint64_t(0);
     uint64_t n = old.size();
-    uint64_t host = 0;
-    {
-        auto guard = co_await co_lock(m_meta_lock);
-        uint64_t got = 0;
-        host = CO_TRY(co_await alloc_some_clusters(n, &got));
-        n = got; // the rest is written by the caller's next round
-    }
+    for (uint64_t i = 0; i < n; ++i)
+        CO_TRY(check_data_file_entry((first + i) << m_cluster_bits, old[i], l1i));
+    uint64_t got = 0;
+    uint64_t host = CO_TRY(co_await alloc_data_clusters(first << m_cluster_bits, n, &got));
+    n = got; // the rest is written by the caller's next round
     uint64_t head = offset_in_cluster(guest);
     uint64_t data_bytes = std::min(len, n * m_cluster_size - head);
     uint64_t tail = n * m_cluster_size - head - data_bytes;
@@ -131,10 +159,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
         fill = co_await write_data(host, first << m_cluster_bits, out);
     }
     if (!fill) {
-        // Nothing points at the new clusters: give them back (or leak them
-        // if even that fails).
-        auto guard = co_await co_lock(m_meta_lock);
-        (void)co_await set_refcounts(host >> m_cluster_bits, n, 0);
+        co_await free_new_data_clusters(host, n);
         co_return std::move(fill).error();
     }
     note_write();
@@ -148,12 +173,13 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
         before[i] = l2_get(*table, idx0 + i);
         l2_set(*table, idx0 + i, (host + i * m_cluster_size) | k_oflag_copied);
     }
-    m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8, data_order_for(host, old[0], head, old[n - 1], tail));
+    mark_l2_dirty(*table, idx0, n, data_order_for(host, old[0], head, old[n - 1], tail));
     bool release = false;
     for (uint64_t e : before) {
         ClusterType t = type_of(e);
         release |= t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
     }
+    release &= !m_data_file; // data-file clusters have no refcounts
     if (release) {
         CO_TRY(co_await commit_metadata());
         for (uint64_t e : before)
@@ -172,26 +198,25 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
         if (bytes < m_cluster_size)
             n = 1; // final partial cluster at the end of the image
         uint64_t first = offset >> m_cluster_bits;
-        CoEvent mine(context().loop());
-        co_await lock_clusters(first, first + n, mine);
-        struct Unlock {
-            Qcow2Node* self;
-            CoEvent* ev;
-            ~Unlock() { self->unlock_clusters(*ev); }
-        } unlock{this, &mine};
+        ClusterRange owned = co_await own_clusters(first, first + n);
         auto guard = co_await co_lock(m_meta_lock);
 
         bool has_table = l1i < m_l1.size() && (m_l1[l1i] & k_l1e_offset_mask);
-        bool need_table = has_table || (m_v3 && !discard && m_backing);
+        // Over a backing file (v3) even an unallocated cluster must change:
+        // zeroing and discard make it read as zeroes, as QEMU does.
+        bool need_table = has_table || (m_v3 && m_backing);
         if (need_table) {
             TablePtr table = CO_TRY(co_await l2_table_for_write(l1i));
             std::vector<uint64_t> released;
             for (uint64_t i = 0; i < n; ++i) {
                 uint64_t e = l2_get(*table, idx0 + i);
+                uint64_t bm = l2_bitmap(*table, idx0 + i), nbm = bm;
                 ClusterType t = type_of(e);
                 bool allocated = t == ClusterType::Normal || t == ClusterType::ZeroAlloc || t == ClusterType::Compressed;
                 uint64_t ne;
-                if (!m_v3) {
+                if (m_ext_l2) {
+                    zero_ext_entry(e, bm, discard, may_unmap, &ne, &nbm);
+                } else if (!m_v3) {
                     ne = 0;
                 } else if (discard) {
                     ne = (allocated || m_backing) ? k_oflag_zero : 0;
@@ -201,23 +226,14 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
                 } else {
                     ne = k_oflag_zero;
                 }
-                if ((ne & k_l2e_offset_mask) == 0 && allocated)
+                ClusterType nt = type_of(ne);
+                if (allocated && nt != ClusterType::Normal && nt != ClusterType::ZeroAlloc)
                     released.push_back(e);
                 l2_set(*table, idx0 + i, ne);
+                l2_set_bitmap(*table, idx0 + i, nbm);
             }
-            m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
-            if (!released.empty()) {
-                CO_TRY(co_await commit_metadata());
-                for (uint64_t e : released) {
-                    CO_TRY(co_await release_l2_entry(e));
-                    if (discard && type_of(e) == ClusterType::Normal) {
-                        uint64_t h = e & k_l2e_offset_mask;
-                        uint64_t rc = CO_TRY(co_await get_refcount(h >> m_cluster_bits));
-                        if (rc == 0)
-                            (void)co_await m_file->pdiscard(h, m_cluster_size);
-                    }
-                }
-            }
+            mark_l2_dirty(*table, idx0, n);
+            CO_TRY(co_await release_removed(released, discard));
             CO_TRY(co_await commit_if_full());
         }
         uint64_t done = std::min(bytes, n * m_cluster_size);
@@ -230,7 +246,7 @@ Task<Result<void>> Qcow2Node::zero_or_discard_clusters(uint64_t offset, uint64_t
 // Splits [offset, offset+bytes) into a partial head, whole clusters (the
 // image's last cluster counts as whole when the range reaches the end) and
 // a partial tail.
-static void split_clusters(uint64_t offset, uint64_t bytes, uint64_t cs, uint64_t image_size, uint64_t& head,
+void split_clusters(uint64_t offset, uint64_t bytes, uint64_t cs, uint64_t image_size, uint64_t& head,
                            uint64_t& middle, uint64_t& tail)
 {
     uint64_t end = offset + bytes;
@@ -257,6 +273,12 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
     note_guest_write(offset, bytes);
+    if (m_ext_l2) {
+        CO_TRY(co_await write_zeroes_subclusters(offset, bytes, flags));
+        if (has_flag(flags, RequestFlags::Fua))
+            CO_TRY(co_await flush());
+        co_return ok();
+    }
     bool may_unmap = has_flag(flags, RequestFlags::MayUnmap);
     bool efficient = m_v3 || (!m_backing && may_unmap);
     if (!efficient)
@@ -269,8 +291,10 @@ Task<Result<void>> Qcow2Node::pwrite_zeroes(uint64_t offset, uint64_t bytes, Req
         std::vector<uint8_t> z(head, 0);
         CO_TRY(co_await pwritev(offset, QIov(z.data(), head), RequestFlags::None));
     }
-    if (middle)
+    if (middle) {
+        CO_TRY(co_await zero_raw_data_file(offset + head, middle));
         CO_TRY(co_await zero_or_discard_clusters(offset + head, middle, false, may_unmap));
+    }
     if (tail) {
         std::vector<uint8_t> z(tail, 0);
         CO_TRY(co_await pwritev(offset + head + middle, QIov(z.data(), tail), RequestFlags::None));
@@ -288,9 +312,12 @@ Task<Result<void>> Qcow2Node::pdiscard(uint64_t offset, uint64_t bytes)
     note_guest_write(offset, bytes);
     uint64_t head, middle, tail;
     split_clusters(offset, bytes, m_cluster_size, m_size, head, middle, tail);
-    // Partial clusters are ignored: discard is advisory.
-    if (middle)
+    // Partial clusters are ignored: discard is advisory. The guest reads
+    // zeroes (or the backing file) afterwards, so a raw data file must too.
+    if (middle) {
+        CO_TRY(co_await zero_raw_data_file(offset + head, middle));
         CO_TRY(co_await zero_or_discard_clusters(offset + head, middle, true, true));
+    }
     co_return ok();
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Crash safety: a qcow2 writer killed with SIGKILL at random points.
 
-Rounds cycle through five workloads:
+Rounds cycle through five workloads (every third group of five with
+extended_l2=on, except convert):
   0, 1  crash_writer: many requests in flight, a flush every 25 (without and
         with a backing file);
   2     crash_writer: bench-like writes with no flush at all (metadata stays
@@ -95,6 +96,12 @@ try:
         cluster = rng.choice(["512", "4k", "64k"])
         if kind >= 3 and cluster == "512":
             cluster = "4k"  # compressed data needs room to pack
+        # Every third group of five rounds: extended L2 entries (subcluster
+        # allocation; clusters of at least 16 KiB).
+        ext_l2 = (rnd // 5) % 3 == 2 and kind != 4
+        if ext_l2:
+            cluster = "64k"
+        opts = f"cluster_size={cluster}" + (",extended_l2=on" if ext_l2 else "")
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
         if backed:
@@ -102,10 +109,10 @@ try:
             with open(base, "wb") as f:
                 f.truncate(IMAGE_BYTES)
             subprocess.run([writer, "fill-backing", base, "0"], check=True)
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={cluster}",
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", opts,
                             "-b", base, "-F", "raw", img], check=True)
         else:
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"cluster_size={cluster}",
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", opts,
                             img, str(IMAGE_BYTES)], check=True)
         seed = rng.randrange(1 << 30)
         delay = rng.uniform(0.0, 0.6)
@@ -148,7 +155,8 @@ try:
                 failures += 1
                 continue
         leaks = json.loads(chk.stdout).get("leaks", 0) if chk.stdout.strip() else 0
-        print(f"round {rnd}: {what} cluster={cluster} backed={backed} durable={durable} leaks={leaks} ok")
+        print(f"round {rnd}: {what} cluster={cluster} extended_l2={ext_l2} backed={backed} durable={durable} "
+              f"leaks={leaks} ok")
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 print(f"{rounds - failures} passed, {failures} failed")

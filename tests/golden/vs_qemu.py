@@ -17,7 +17,6 @@ KNOWN_DIFFERENCES = []
 # Images Kiln's block drivers cannot open yet (not a kiln-img matter):
 # mismatches on them are reported as XFAIL, matches as XPASS.
 KNOWN_DRIVER_GAPS = {
-    "dfile.qcow2": "block layer: disk size adds the external data file; qemu-img 7.2 counts the qcow2 file only",
 }
 
 SETUP = [

@@ -329,14 +329,18 @@ TEST_F(Qcow2Interop, ExtendedL2ImagesFromQemuReadIdentically)
     EXPECT_EQ(j.value("image-end-offset", 0ull), kc->image_end_offset) << j.dump();
     EXPECT_EQ(n->format_specific_info()["data"]["extended-l2"], true);
     close(n);
-    // Writing is refused clearly for now.
-    ImageSpec spec;
-    spec.filename = img;
-    spec.format = "qcow2";
-    spec.flags.read_write = true;
-    auto rw = run(m_ctx->open_image(spec));
-    ASSERT_FALSE(rw.ok());
-    EXPECT_NE(rw.error().message().find("not supported yet"), std::string::npos);
+    // Kiln writes into it (subclusters over the backing file) and qemu-img
+    // finds it clean and reads the same.
+    auto w = kiln_open(img, true);
+    ASSERT_TRUE(w);
+    kiln_write(*w, 70000, std::vector<uint8_t>(5000, 0x33));
+    close(w);
+    expect_qemu_clean(img);
+    // [65536, 73728) was zeroed; the subcluster after it shows the backing.
+    ASSERT_EQ(sh("qemu-io -f qcow2 -c 'read -P 0 65536 4464' -c 'read -P 0x33 70000 5000' -c 'read -P 0x77 75000 "
+                 "10000' " + img, &out), 0)
+        << out;
+    EXPECT_EQ(out.find("fail"), std::string::npos) << out;
 }
 
 // Runs only as the child of SigkillLeavesNoCorruption: writes until killed.
@@ -368,9 +372,12 @@ TEST_F(Qcow2Interop, WriterChildForSigkill)
 TEST_F(Qcow2Interop, SigkillLeavesNoCorruption)
 {
     std::string out;
-    for (int round = 0; round < 4; ++round) {
+    // Rounds 4, 5: extended L2 entries (subcluster allocation, zero bits).
+    const char* options[] = {"cluster_size=512,refcount_bits=64", "cluster_size=4k", "cluster_size=512,refcount_bits=64",
+                             "cluster_size=4k", "extended_l2=on", "extended_l2=on,cluster_size=16k"};
+    for (int round = 0; round < 6; ++round) {
         std::string img = path("kill" + std::to_string(round) + ".qcow2");
-        kiln_create(img, 16 << 20, round % 2 ? "cluster_size=4k" : "cluster_size=512,refcount_bits=64");
+        kiln_create(img, 16 << 20, options[round]);
         std::string cmd = "KILN_QCOW2_KILL_CHILD=" + img + " /proc/" + std::to_string(getpid())
                           + "/exe --gtest_filter='*WriterChildForSigkill' >/dev/null 2>&1 & pid=$!; "
                           // On a loaded machine the child may take longer than the
