@@ -63,6 +63,9 @@ class PersistentBitmaps {
 public:
     virtual ~PersistentBitmaps() = default;
 
+    // False where the format could but this image cannot (qcow2 v2):
+    // convert --bitmaps refuses such a source or target.
+    virtual bool bitmaps_supported() const = 0;
     // In the order of the image's bitmap directory, new ones last.
     virtual std::vector<DirtyBitmapInfo> bitmaps() const = 0;
     // A new persistent bitmap; the granularity is checked as a power of
