@@ -141,6 +141,36 @@ Task<Result<std::vector<uint64_t>>> Qcow2Node::bitmap_clusters()
     co_return out;
 }
 
+Task<Result<std::vector<uint8_t>>> Qcow2Node::read_bitmap_bits(const Bitmap& b)
+{
+    uint64_t bytes = uint64_t(b.table_size) * m_cluster_size;
+    if (bytes > k_max_bitmap_bytes)
+        co_return Error::not_supported("qcow2: bitmap '" + b.name + "' is too large to load");
+    std::vector<uint8_t> bits(bytes, 0);
+    std::vector<uint64_t> table = CO_TRY(co_await read_bitmap_table(b));
+    for (size_t i = 0; i < table.size(); ++i) {
+        uint8_t* chunk = bits.data() + i * m_cluster_size;
+        if (uint64_t off = table[i] & k_l1e_offset_mask)
+            CO_TRY(co_await read_clamped(*m_file, off, chunk, m_cluster_size));
+        else if (table[i] & 1)
+            std::memset(chunk, 0xff, m_cluster_size);
+    }
+    co_return bits;
+}
+
+Task<Result<std::vector<uint64_t>>> Qcow2Node::stored_bitmap_clusters(const Bitmap& b)
+{
+    std::vector<uint64_t> out;
+    if (!b.on_disk || b.table_size == 0)
+        co_return out;
+    for (uint64_t c = 0; c < div_round_up(uint64_t(b.table_size) * 8, m_cluster_size); ++c)
+        out.push_back((b.table_offset >> m_cluster_bits) + c);
+    for (uint64_t e : CO_TRY(co_await read_bitmap_table(b)))
+        if (e & k_l1e_offset_mask)
+            out.push_back((e & k_l1e_offset_mask) >> m_cluster_bits);
+    co_return out;
+}
+
 Task<Result<void>> Qcow2Node::start_bitmap_tracking()
 {
     if (!m_bitmap_ext || read_only())
@@ -148,18 +178,7 @@ Task<Result<void>> Qcow2Node::start_bitmap_tracking()
     for (Bitmap& b : m_bitmaps) {
         if (b.flags & k_bitmap_flag_in_use)
             continue; // inconsistent already: kept as it is, never trusted
-        uint64_t bytes = uint64_t(b.table_size) * m_cluster_size;
-        if (bytes > k_max_bitmap_bytes)
-            co_return Error::not_supported("qcow2: bitmap '" + b.name + "' is too large to load");
-        b.bits.assign(bytes, 0);
-        std::vector<uint64_t> table = CO_TRY(co_await read_bitmap_table(b));
-        for (size_t i = 0; i < table.size(); ++i) {
-            uint8_t* chunk = b.bits.data() + i * m_cluster_size;
-            if (uint64_t off = table[i] & k_l1e_offset_mask)
-                CO_TRY(co_await read_clamped(*m_file, off, chunk, m_cluster_size));
-            else if (table[i] & 1)
-                std::memset(chunk, 0xff, m_cluster_size);
-        }
+        b.bits = CO_TRY(co_await read_bitmap_bits(b));
         b.loaded = true;
         b.flags |= k_bitmap_flag_in_use;
     }
@@ -224,7 +243,6 @@ void Qcow2Node::resize_bitmaps()
             }
             b.bits[bit / 8] &= uint8_t(~(1u << (bit % 8)));
         }
-        b.table_size = entries;
         b.changed = true;
     }
 }
@@ -233,41 +251,45 @@ Result<void> Qcow2Node::check_bitmaps_resizable() const
 {
     for (const Bitmap& b : m_bitmaps)
         if (!b.loaded)
-            return Error::not_supported("Cannot resize qcow2 with persistent bitmaps: bitmap '" + b.name
-                                        + "' is inconsistent");
+            return Error::invalid("Bitmap '" + b.name
+                                  + "' is inconsistent and cannot be used\n"
+                                    "Try block-dirty-bitmap-remove to delete this bitmap from disk");
     return ok();
 }
 
 Task<Result<void>> Qcow2Node::store_bitmaps()
 {
-    if (!m_bitmap_ext || read_only())
+    auto io_bytes = [this](uint64_t bytes, uint64_t buffer_bytes) {
+        return std::min(buffer_bytes, align_up(bytes, std::max<uint64_t>(512, m_file->request_alignment())));
+    };
+    if (read_only() || !m_v3)
         co_return ok();
-    bool any = false;
+    bool any = m_bitmaps_edited || !m_removed_bitmaps.empty();
     for (const Bitmap& b : m_bitmaps)
         any |= b.loaded;
     if (!any)
         co_return ok();
     auto guard = co_await co_lock(m_meta_lock);
     CO_TRY(co_await commit_metadata());
+    // Old clusters go only after the directory that no longer points at
+    // them is on disk; a crash before that leaks them, nothing worse.
     std::vector<uint64_t> old_clusters;
+    for (const Bitmap& b : m_removed_bitmaps) {
+        auto used = co_await stored_bitmap_clusters(b);
+        if (used) // a damaged table cannot be freed: its clusters leak
+            old_clusters.insert(old_clusters.end(), used->begin(), used->end());
+    }
     std::vector<Bitmap> next = m_bitmaps;
-    for (size_t k = 0; k < next.size(); ++k) {
-        Bitmap& b = next[k];
+    for (Bitmap& b : next) {
         if (!b.loaded)
-            continue;
+            continue; // inconsistent: kept byte for byte
         b.flags &= ~k_bitmap_flag_in_use;
-        if (!b.changed && b.table_size == m_bitmaps[k].table_size)
+        if (!b.changed && b.on_disk && b.table_size == bitmap_table_entries(b.granularity_bits))
             continue;
-        // Fresh data clusters and a fresh table; the old ones go after the
-        // directory that points at the new ones is on disk.
-        if (m_bitmaps[k].table_size) {
-            old_clusters.push_back(m_bitmaps[k].table_offset >> m_cluster_bits);
-            for (uint64_t c = 1; c < div_round_up(uint64_t(m_bitmaps[k].table_size) * 8, m_cluster_size); ++c)
-                old_clusters.push_back((m_bitmaps[k].table_offset >> m_cluster_bits) + c);
-            for (uint64_t e : CO_TRY(co_await read_bitmap_table(m_bitmaps[k])))
-                if (e & k_l1e_offset_mask)
-                    old_clusters.push_back((e & k_l1e_offset_mask) >> m_cluster_bits);
-        }
+        // Fresh data clusters and a fresh table.
+        for (uint64_t c : CO_TRY(co_await stored_bitmap_clusters(b)))
+            old_clusters.push_back(c);
+        b.table_size = uint32_t(bitmap_table_entries(b.granularity_bits));
         std::vector<uint8_t> table(align_up(std::max<uint64_t>(uint64_t(b.table_size) * 8, 1), m_cluster_size), 0);
         for (uint32_t i = 0; i < b.table_size; ++i) {
             const uint8_t* chunk = b.bits.data() + uint64_t(i) * m_cluster_size;
@@ -280,24 +302,31 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
             store_be64(&table[uint64_t(i) * 8], off);
         }
         b.table_offset = CO_TRY(co_await alloc_clusters(table.size() / m_cluster_size));
-        CO_TRY(co_await m_file->pwritev(b.table_offset, QIov(table.data(), table.size()), RequestFlags::None));
+        // Only the sectors that hold entries: the rest of the cluster stays
+        // a hole, as QEMU leaves it.
+        CO_TRY(co_await m_file->pwritev(b.table_offset, QIov(table.data(), io_bytes(uint64_t(b.table_size) * 8, table.size())),
+                                        RequestFlags::None));
         note_write();
         b.changed = false;
+        b.on_disk = true;
     }
     std::swap(m_bitmaps, next);
-    std::vector<uint8_t> dir = serialize_bitmap_directory();
-    uint64_t dir_bytes = dir.size();
-    dir.resize(align_up(dir.size(), m_cluster_size), 0);
-    uint64_t dir_off = CO_TRY(co_await alloc_clusters(dir.size() / m_cluster_size));
-    CO_TRY(co_await m_file->pwritev(dir_off, QIov(dir.data(), dir.size()), RequestFlags::None));
-    note_write();
+    if (m_bitmap_ext)
+        for (uint64_t c = m_bitmap_ext->dir_offset >> m_cluster_bits;
+             c <= (m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes - 1) >> m_cluster_bits; ++c)
+            old_clusters.push_back(c);
+    if (m_bitmaps.empty()) {
+        m_bitmap_ext.reset(); // the extension goes, and autoclear bit 0 with it
+    } else {
+        std::vector<uint8_t> dir = serialize_bitmap_directory();
+        uint64_t dir_bytes = dir.size();
+        dir.resize(align_up(dir.size(), m_cluster_size), 0);
+        uint64_t dir_off = CO_TRY(co_await alloc_clusters(dir.size() / m_cluster_size));
+        CO_TRY(co_await m_file->pwritev(dir_off, QIov(dir.data(), io_bytes(dir_bytes, dir.size())), RequestFlags::None));
+        note_write();
+        m_bitmap_ext = BitmapExt{uint32_t(m_bitmaps.size()), dir_bytes, dir_off};
+    }
     CO_TRY(co_await order_after_refcounts());
-    for (uint64_t c = m_bitmap_ext->dir_offset >> m_cluster_bits;
-         c <= (m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes - 1) >> m_cluster_bits; ++c)
-        old_clusters.push_back(c);
-    m_bitmap_ext->dir_offset = dir_off;
-    m_bitmap_ext->dir_bytes = dir_bytes;
-    m_bitmap_ext->count = uint32_t(m_bitmaps.size());
     write_bitmap_extension();
     CO_TRY(co_await write_header());
     CO_TRY(co_await flush_covering(m_write_seq));
@@ -306,6 +335,8 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
     co_await discard_freed(freed);
     for (Bitmap& b : m_bitmaps)
         b.loaded = false;
+    m_removed_bitmaps.clear();
+    m_bitmaps_edited = false;
     co_return ok();
 }
 
