@@ -279,7 +279,15 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
         if (used) // a damaged table cannot be freed: its clusters leak
             old_clusters.insert(old_clusters.end(), used->begin(), used->end());
     }
-    std::vector<Bitmap> next = m_bitmaps;
+    // Stored bitmaps keep their places; new ones follow, newest first, as
+    // QEMU (which keeps its bitmaps newest first) appends them.
+    std::vector<Bitmap> next;
+    for (const Bitmap& b : m_bitmaps)
+        if (b.on_disk)
+            next.push_back(b);
+    for (auto it = m_bitmaps.rbegin(); it != m_bitmaps.rend(); ++it)
+        if (!it->on_disk)
+            next.push_back(*it);
     for (Bitmap& b : next) {
         if (!b.loaded)
             continue; // inconsistent: kept byte for byte
