@@ -24,13 +24,19 @@ namespace {
 
 constexpr uint64_t k_bitmap_ext_bytes = 24;
 constexpr uint32_t k_bitmap_entry_fixed = 24;
-constexpr uint64_t k_max_bitmap_dir_bytes = 64ull << 20;
-constexpr uint32_t k_max_bitmaps = 65535;
+constexpr uint64_t k_max_bitmaps = 65535;                        // QCOW2_MAX_BITMAPS
+constexpr uint64_t k_max_bitmap_dir_bytes = 1024 * k_max_bitmaps; // QCOW2_MAX_BITMAP_DIRECTORY_SIZE
 constexpr uint32_t k_max_bitmap_name = 1023;
+constexpr uint64_t k_max_bitmap_table_entries = 0x8000000;
 constexpr uint64_t k_bitmap_table_reserved = 0xff000000000001feull;
-constexpr uint64_t k_max_bitmap_bytes = 256ull << 20; // in memory, per bitmap
+constexpr uint32_t k_bitmap_known_flags = k_bitmap_flag_in_use | k_bitmap_flag_auto;
+// BME_MAX_PHYS_SIZE: the most a bitmap may take in the file, and so in
+// memory, since Kiln holds loaded bitmaps whole.
+constexpr uint64_t k_max_bitmap_bytes = 512ull << 20;
 
-Error bad(const std::string& why) { return Error::corrupt("qcow2: invalid bitmap: " + why); }
+// Open fails on a damaged directory with QEMU's messages (it refuses such
+// images too, read-only or not).
+Error bad(const std::string& why) { return Error::invalid(why); }
 
 } // namespace
 
@@ -43,9 +49,13 @@ uint64_t Qcow2Node::bitmap_table_entries(uint32_t granularity_bits) const
 Result<void> Qcow2Node::parse_bitmaps(std::span<const uint8_t> dir, uint32_t count)
 {
     size_t pos = 0;
-    for (uint32_t i = 0; i < count; ++i) {
+    uint32_t found = 0;
+    auto broken = [] { return bad("Broken bitmap directory"); };
+    while (pos < dir.size()) {
         if (dir.size() - pos < k_bitmap_entry_fixed)
-            return bad("directory is truncated");
+            return broken();
+        if (++found > count)
+            return bad("More bitmaps found than specified in header extension");
         const uint8_t* p = dir.data() + pos;
         Bitmap b;
         b.table_offset = load_be64(p);
@@ -55,29 +65,26 @@ Result<void> Qcow2Node::parse_bitmaps(std::span<const uint8_t> dir, uint32_t cou
         b.granularity_bits = p[17];
         uint32_t name_size = load_be16(p + 18);
         uint32_t extra = load_be32(p + 20);
-        if (extra > k_max_bitmap_dir_bytes || name_size > k_max_bitmap_name || name_size == 0)
-            return bad("directory entry " + std::to_string(i) + " has bad name or extra data sizes");
-        size_t total = align_up(k_bitmap_entry_fixed + uint64_t(extra) + name_size, 8);
+        uint64_t total = align_up(k_bitmap_entry_fixed + uint64_t(extra) + name_size, 8);
+        if (extra != 0)
+            return bad("Bitmap extra data is not supported");
         if (dir.size() - pos < total)
-            return bad("directory is truncated");
-        b.extra.assign(p + k_bitmap_entry_fixed, p + k_bitmap_entry_fixed + extra);
-        b.name.assign(reinterpret_cast<const char*>(p + k_bitmap_entry_fixed + extra), name_size);
-        if (b.type != 1)
-            return bad("'" + b.name + "' has unknown type " + std::to_string(b.type));
-        if (b.granularity_bits < 9 || b.granularity_bits > 31)
-            return bad("'" + b.name + "' has granularity bits " + std::to_string(b.granularity_bits));
-        if (b.table_size != bitmap_table_entries(b.granularity_bits))
-            return bad("'" + b.name + "' has a table of the wrong size");
-        if ((b.table_offset & (m_cluster_size - 1)) || b.table_offset < m_cluster_size
-            || b.table_offset >= m_file->size_bytes())
-            return bad("'" + b.name + "' has a bad table offset");
-        if (!b.extra.empty() && !(b.flags & k_bitmap_flag_extra_compatible))
-            return bad("'" + b.name + "' has extra data it may not be used with");
+            return broken();
+        b.name.assign(reinterpret_cast<const char*>(p + k_bitmap_entry_fixed), name_size);
+        uint64_t phys_bytes = uint64_t(b.table_size) * m_cluster_size;
+        bool fits = b.table_size != 0 && b.table_offset != 0 && !(b.table_offset & (m_cluster_size - 1))
+            && b.table_size <= k_max_bitmap_table_entries && b.granularity_bits >= 9 && b.granularity_bits <= 31
+            && !(b.flags & ~k_bitmap_known_flags) && name_size <= k_max_bitmap_name && name_size != 0 && b.type == 1
+            && phys_bytes <= k_max_bitmap_bytes
+            // A consistent bitmap must cover the disk.
+            && ((b.flags & k_bitmap_flag_in_use) || m_size <= ((phys_bytes * 8) << b.granularity_bits));
+        if (!fits)
+            return bad("Bitmap '" + b.name + "' doesn't satisfy the constraints");
         m_bitmaps.push_back(std::move(b));
         pos += total;
     }
-    if (pos != dir.size())
-        return bad("directory size does not match its entries");
+    if (found != count)
+        return bad("Less bitmaps found than specified in header extension");
     return ok();
 }
 
@@ -89,18 +96,41 @@ Task<Result<void>> Qcow2Node::load_bitmaps()
     for (const auto& e : m_header.other_extensions)
         if (e.type == k_ext_bitmaps)
             ext = &e;
-    if (!ext || !(m_header.autoclear_features & k_autoclear_bitmaps))
-        co_return ok(); // absent, or stale (dropped on rewrite)
-    if (ext->data.size() < k_bitmap_ext_bytes)
-        co_return bad("extension is too short");
-    BitmapExt be{load_be32(ext->data.data()), load_be64(ext->data.data() + 8), load_be64(ext->data.data() + 16)};
-    if (be.count == 0 || be.count > k_max_bitmaps || be.dir_bytes == 0 || be.dir_bytes > k_max_bitmap_dir_bytes
-        || (be.dir_offset & (m_cluster_size - 1)) || be.dir_offset < m_cluster_size
-        || be.dir_offset > m_file->size_bytes() || be.dir_bytes > m_file->size_bytes() - be.dir_offset)
-        co_return bad("bad bitmap directory location");
+    if (!ext)
+        co_return ok();
+    if (ext->data.size() != k_bitmap_ext_bytes)
+        co_return bad("bitmaps_ext: Invalid extension length");
+    if (!(m_header.autoclear_features & k_autoclear_bitmaps))
+        co_return ok(); // stale: dropped on rewrite
+    const uint8_t* d = ext->data.data();
+    BitmapExt be{load_be32(d), load_be64(d + 8), load_be64(d + 16)};
+    if (load_be32(d + 4) != 0)
+        co_return bad("bitmaps_ext: Reserved field is not zero");
+    if (be.count > k_max_bitmaps)
+        co_return bad("bitmaps_ext: Image has " + std::to_string(be.count)
+                      + " bitmaps, exceeding the QEMU supported maximum of " + std::to_string(k_max_bitmaps));
+    if (be.count == 0)
+        co_return bad("found bitmaps extension with zero bitmaps");
+    if (be.dir_offset & (m_cluster_size - 1))
+        co_return bad("bitmaps_ext: invalid bitmap directory offset");
+    if (be.dir_bytes > k_max_bitmap_dir_bytes)
+        co_return bad("bitmaps_ext: bitmap directory size (" + std::to_string(be.dir_bytes)
+                      + ") exceeds the maximum supported size (" + std::to_string(k_max_bitmap_dir_bytes) + ")");
+    if (be.dir_bytes == 0)
+        co_return bad("Requested bitmap directory size is zero");
+    // Past the end of the file reads as zeroes, as in QEMU.
     std::vector<uint8_t> dir(be.dir_bytes);
     CO_TRY(co_await read_clamped(*m_file, be.dir_offset, dir.data(), dir.size()));
     CO_TRY(parse_bitmaps(dir, be.count));
+    // QEMU reads every consistent bitmap at open: a bad table refuses the
+    // image whether it is opened for writing or not.
+    for (const Bitmap& b : m_bitmaps) {
+        if (b.flags & k_bitmap_flag_in_use)
+            continue;
+        if (b.table_size != bitmap_table_entries(b.granularity_bits))
+            co_return bad("Could not read bitmap '" + b.name + "' from image: Invalid argument");
+        CO_TRY(co_await read_bitmap_table(b));
+    }
     m_bitmap_ext = be;
     co_return ok();
 }
@@ -113,9 +143,9 @@ Task<Result<std::vector<uint64_t>>> Qcow2Node::read_bitmap_table(const Bitmap& b
     for (size_t i = 0; i < table.size(); ++i) {
         table[i] = load_be64(&raw[i * 8]);
         uint64_t off = table[i] & k_l1e_offset_mask;
-        if ((table[i] & k_bitmap_table_reserved) || (off && (table[i] & 1)) || (off & (m_cluster_size - 1))
-            || (off && (off < m_cluster_size || off >= m_file->size_bytes())))
-            co_return bad("'" + b.name + "' has a bad table entry");
+        if ((table[i] & k_bitmap_table_reserved) || (off && (table[i] & 1)) || (off & (m_cluster_size - 1)))
+            co_return bad("Could not read bitmap_table table from image for bitmap '" + b.name
+                          + "': Invalid argument");
     }
     co_return table;
 }
