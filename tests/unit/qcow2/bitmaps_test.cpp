@@ -6,61 +6,17 @@
 #include <set>
 
 #include "block/qcow2/qcow2_node.h"
+#include "tests/unit/qcow2/bitmap_parse.h"
 #include "tests/unit/qcow2/interop_fixture.h"
 
 using namespace kiln;
 using namespace kiln::block;
 using namespace kiln::block::test;
-using kiln::block::qcow2::load_be16;
 using kiln::block::qcow2::load_be32;
 using kiln::block::qcow2::load_be64;
+using kiln::block::test::parse_bitmaps;
 
 namespace {
-
-struct ParsedBitmap {
-    std::string name;
-    uint32_t flags = 0;
-    uint32_t granularity_bits = 0;
-    uint32_t table_size = 0;
-    std::set<uint64_t> set_bits;
-};
-
-// Parses the bitmaps of image bytes `f` (cluster size `cs`).
-std::vector<ParsedBitmap> parse(const std::vector<uint8_t>& f, uint64_t cs)
-{
-    std::vector<ParsedBitmap> out;
-    if (!(f.at(95) & 1))
-        return out; // autoclear bit 0 clear: no valid bitmaps
-    uint32_t hdr_len = load_be32(&f[100]);
-    for (size_t p = hdr_len; p + 8 <= f.size();) {
-        uint32_t type = load_be32(&f[p]), len = load_be32(&f[p + 4]);
-        if (type == 0)
-            break;
-        if (type == 0x23852875) {
-            uint32_t nb = load_be32(&f[p + 8]);
-            uint64_t dir = load_be64(&f[p + 24]);
-            for (uint32_t i = 0; i < nb; ++i) {
-                ParsedBitmap b;
-                uint64_t table = load_be64(&f[dir]);
-                b.table_size = load_be32(&f[dir + 8]);
-                b.flags = load_be32(&f[dir + 12]);
-                b.granularity_bits = f[dir + 17];
-                uint32_t name_size = load_be16(&f[dir + 18]), extra = load_be32(&f[dir + 20]);
-                b.name.assign(reinterpret_cast<const char*>(&f[dir + 24 + extra]), name_size);
-                for (uint32_t t = 0; t < b.table_size; ++t) {
-                    uint64_t off = load_be64(&f[table + t * 8]) & 0x00fffffffffffe00ull;
-                    for (uint64_t k = 0; off && k < cs * 8; ++k)
-                        if (f[off + k / 8] & (1u << (k % 8)))
-                            b.set_bits.insert(t * cs * 8 + k);
-                }
-                out.push_back(b);
-                dir += (24 + extra + name_size + 7) / 8 * 8;
-            }
-        }
-        p += 8 + (len + 7) / 8 * 8;
-    }
-    return out;
-}
 
 class Qcow2Bitmaps : public Qcow2Interop {
 protected:
@@ -89,20 +45,20 @@ protected:
 TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
 {
     std::string img = make();
-    auto before = parse(read_host(img), 65536);
+    auto before = parse_bitmaps(read_host(img), 65536);
     ASSERT_EQ(before.size(), 2u);
     EXPECT_EQ(before[0].set_bits, std::set<uint64_t>({16}));
     expect_same_info(img);
     auto n = kiln_open(img, true);
     ASSERT_TRUE(n);
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name << " is in use during the session";
     kiln_write(*n, 8 << 20, random_bytes(100, 1));
     ASSERT_TRUE(run(n->pwrite_zeroes(20 << 20, 1 << 20, RequestFlags::MayUnmap)).ok());
     ASSERT_TRUE(run(n->pdiscard(30 << 20, 128 << 10)).ok());
     close(n);
     expect_qemu_clean(img);
-    auto after = parse(read_host(img), 65536);
+    auto after = parse_bitmaps(read_host(img), 65536);
     ASSERT_EQ(after.size(), 2u);
     std::set<uint64_t> want{16, 128, 480, 481};
     for (uint64_t c = 320; c < 336; ++c)
@@ -118,7 +74,7 @@ TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
     std::string out;
     ASSERT_EQ(sh("qemu-io -c 'write 40M 4k' " + img, &out), 0) << out;
     want.insert(640);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, want);
     expect_qemu_clean(img);
 
     // Resize: the table grows with the disk.
@@ -129,7 +85,7 @@ TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
     close(n);
     expect_qemu_clean(img);
     want.insert(1600);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, want);
     ASSERT_EQ(sh("qemu-io -c 'write 120M 4k' " + img, &out), 0) << out;
     expect_qemu_clean(img);
 }
@@ -145,7 +101,7 @@ TEST_F(Qcow2Bitmaps, CheckCountsBitmapClustersAndRepairKeepsThem)
     EXPECT_EQ(c->corruptions, 0u);
     close(n);
     expect_qemu_clean(img);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, std::set<uint64_t>({16}));
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, std::set<uint64_t>({16}));
 }
 
 TEST_F(Qcow2Bitmaps, StaleBitmapsAreDroppedAndBecomeLeaks)
@@ -181,7 +137,7 @@ TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
         ASSERT_TRUE(run(n->flush()).ok());
         // dropped without close
     }
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name;
     std::string out;
     ASSERT_EQ(sh("qemu-img info " + img, &out), 0) << out;
@@ -190,7 +146,7 @@ TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
     ASSERT_TRUE(n);
     EXPECT_FALSE(run(n->truncate(128 << 20, PreallocMode::Off, false)).ok());
     close(n);
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name;
 }
 
