@@ -35,6 +35,13 @@ std::string Qcow2Node::bitmap_node_name() const
     return "#block1" + std::to_string(10 + (reinterpret_cast<uintptr_t>(this) >> 6) % 90);
 }
 
+Result<void> Qcow2Node::check_no_bitmaps_for_snapshot_goto() const
+{
+    if (!m_bitmaps.empty())
+        return Error(ErrorKind::Busy, "Device has active dirty bitmaps", EBUSY);
+    return ok();
+}
+
 Bitmap* Qcow2Node::find_bitmap(const std::string& name)
 {
     for (Bitmap& b : m_bitmaps)

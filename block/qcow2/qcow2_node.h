@@ -353,6 +353,9 @@ private:
     // Reads the bits of `b` from its table and data clusters.
     Task<Result<std::vector<uint8_t>>> read_bitmap_bits(const Bitmap& b);
     Bitmap* find_bitmap(const std::string& name);
+    // Reverting to a snapshot would leave the bitmaps describing another
+    // disk: QEMU refuses while there are any, even disabled ones.
+    Result<void> check_no_bitmaps_for_snapshot_goto() const;
     // QEMU's checks before a bitmap may be changed (readonly, inconsistent).
     Result<Bitmap*> bitmap_for_change(const std::string& name, bool allow_read_only);
     // The clusters a bitmap stored on disk uses (table and data).
