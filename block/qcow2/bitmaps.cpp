@@ -213,7 +213,14 @@ Task<Result<void>> Qcow2Node::start_bitmap_tracking()
         b.flags |= k_bitmap_flag_in_use;
     }
     // In use from now on until a clean close stores them (QEMU does the
-    // same, in place).
+    // same, in place). A directory a damaged image places over the header,
+    // L1 or refcount table is not written there.
+    auto overlaps = [&](uint64_t off, uint64_t bytes) {
+        return m_bitmap_ext->dir_offset < off + bytes && off < m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes;
+    };
+    if (overlaps(0, m_cluster_size) || overlaps(m_l1_offset, m_l1.size() * 8)
+        || overlaps(m_header.refcount_table_offset, uint64_t(m_header.refcount_table_clusters) * m_cluster_size))
+        co_return Error::corrupt("Can't update bitmap directory: it overlaps other qcow2 metadata");
     std::vector<uint8_t> dir = serialize_bitmap_directory();
     auto guard = co_await co_lock(m_meta_lock);
     CO_TRY(co_await m_file->pwritev(m_bitmap_ext->dir_offset, QIov(dir.data(), dir.size()), RequestFlags::None));

@@ -213,4 +213,39 @@ TEST_F(Qcow2BitmapOps, QemuMessagesForRefusedOperations)
     close(nh);
 }
 
+TEST_F(Qcow2BitmapOps, ReopenReadWriteTracksAndStores)
+{
+    // The monitor's commit reopens a read-only backing file read-write:
+    // its bitmaps are tracked meanwhile and stored when it goes back.
+    std::string img = make();
+    auto n = kiln_open(img, false);
+    ASSERT_TRUE(n);
+    ASSERT_TRUE(run(n->reopen(true)).ok());
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].flags, 3u); // auto + in use
+    kiln_write(*n, 7 << 20, random_bytes(10, 5));
+    ASSERT_TRUE(run(n->reopen(false)).ok());
+    auto list = parse_bitmaps(read_host(img), 65536);
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].flags, 2u);
+    EXPECT_EQ(list[0].set_bits, std::set<uint64_t>({16, 80, 112}));
+    expect_qemu_clean(img);
+    close(n);
+    expect_qemu_clean(img);
+}
+
+TEST_F(Qcow2BitmapOps, SnapshotApplyRefusedWhileBitmapsExist)
+{
+    std::string img = make(), out;
+    ASSERT_EQ(sh("qemu-img snapshot -c s1 " + img, &out), 0) << out;
+    auto n = kiln_open(img, true);
+    ASSERT_TRUE(n);
+    auto r = run(n->snapshot_goto("s1"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message(), "Device has active dirty bitmaps");
+    ASSERT_TRUE(n->persistent_bitmaps()->bitmap_remove("q0"));
+    EXPECT_TRUE(run(n->snapshot_goto("s1")).ok());
+    close(n);
+    expect_qemu_clean(img);
+}
+
 } // namespace

@@ -150,7 +150,7 @@ TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
         EXPECT_TRUE(b.flags & 1) << b.name;
 }
 
-TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefused)
+TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefusedAsQemuRefusesThem)
 {
     std::string img = make();
     auto pristine = read_host(img);
@@ -162,25 +162,70 @@ TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefused)
             ext = p;
     ASSERT_NE(ext, 0u);
     uint64_t dir = load_be64(&pristine[ext + 24]);
-    std::vector<std::pair<size_t, uint8_t>> damage = {
-        {ext + 11, 99},  // nb_bitmaps
-        {ext + 16, 1},   // directory size huge
-        {ext + 31, 1},   // directory offset unaligned
-        {dir + 16, 7},   // type
-        {dir + 17, 40},  // granularity bits
-        {dir + 11, 9},   // table size
-        {dir + 7, 3},    // table offset unaligned
-        {dir + 19, 0},   // empty name
+    uint64_t table = load_be64(&pristine[dir]);
+    struct Damage {
+        size_t at;
+        int bytes; // 1, 2, 4 or 8, big-endian
+        uint64_t value;
+        const char* message; // nullptr: opens (as in QEMU)
     };
-    for (size_t i = 0; i < damage.size(); ++i) {
+    const Damage damage[] = {
+        {ext + 4, 4, 16, "bitmaps_ext: Invalid extension length"},
+        {ext + 8, 4, 0, "found bitmaps extension with zero bitmaps"},
+        {ext + 8, 4, 3, "Less bitmaps found than specified in header extension"},
+        {ext + 8, 4, 1, "More bitmaps found than specified in header extension"},
+        {ext + 8, 4, 70000, "bitmaps_ext: Image has 70000 bitmaps, exceeding the QEMU supported maximum of 65535"},
+        {ext + 12, 4, 1, "bitmaps_ext: Reserved field is not zero"},
+        {ext + 16, 8, 0, "Requested bitmap directory size is zero"},
+        {ext + 16, 8, 1ull << 40, "bitmaps_ext: bitmap directory size (1099511627776) exceeds the maximum "
+                                  "supported size (67107840)"},
+        {ext + 16, 8, 8, "Broken bitmap directory"},
+        {ext + 24, 8, 0x10001, "bitmaps_ext: invalid bitmap directory offset"},
+        {ext + 24, 8, 1ull << 40, "Bitmap '' doesn't satisfy the constraints"}, // past EOF reads zeroes
+        {ext + 24, 8, 0, "Bitmap extra data is not supported"},                 // the header as a directory
+        {dir, 8, 0x10001, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir, 8, 0, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 8, 4, 9, "Could not read bitmap 'b0' from image: Invalid argument"},
+        {dir + 8, 4, 0xffffffff, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 12, 4, 6, "Bitmap 'b0' doesn't satisfy the constraints"}, // reserved flag bit
+        {dir + 16, 1, 7, "Bitmap 'b0' doesn't satisfy the constraints"}, // type
+        {dir + 17, 1, 40, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 17, 1, 8, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 18, 2, 0, "Bitmap '' doesn't satisfy the constraints"},
+        {dir + 18, 2, 2000, "Broken bitmap directory"},
+        {dir + 20, 4, 8, "Bitmap extra data is not supported"},
+        {dir + 20, 4, 0x7fffffff, "Bitmap extra data is not supported"},
+        {table, 8, 0x10001, "Could not read bitmap_table table from image for bitmap 'b0': Invalid argument"},
+        {table, 8, 1ull << 63, "Could not read bitmap_table table from image for bitmap 'b0': Invalid argument"},
+        {dir + 12, 4, 3, nullptr},        // in use: kept, never loaded
+        {dir + 17, 1, 31, nullptr},       // 2 GiB granularity is valid
+        {table, 8, 1ull << 40, nullptr},  // data past EOF reads as zeroes; check reports it
+        {table, 8, 1, nullptr},           // "all ones" chunk
+        {dir, 8, 1ull << 40, nullptr},    // table past EOF reads as zeroes
+    };
+    for (const Damage& d : damage) {
         auto b = pristine;
-        b[damage[i].first] = damage[i].second;
-        write_host(img, b);
-        ImageSpec spec;
-        spec.filename = img;
-        spec.format = "qcow2";
-        auto r = run(m_ctx->open_image(spec));
-        EXPECT_FALSE(r.ok()) << "case " << i;
+        for (int k = 0; k < d.bytes; ++k)
+            b[d.at + k] = uint8_t(d.value >> (8 * (d.bytes - 1 - k)));
+        for (bool rw : {false, true}) {
+            write_host(img, b);
+            ImageSpec spec;
+            spec.filename = img;
+            spec.format = "qcow2";
+            spec.flags.read_write = rw;
+            auto r = run(m_ctx->open_image(spec));
+            if (d.message) {
+                ASSERT_FALSE(r.ok()) << d.message;
+                EXPECT_EQ(r.error().message(), d.message);
+                continue;
+            }
+            ASSERT_TRUE(r.ok()) << d.at << ": " << r.error().message();
+            auto node = std::move(r).value();
+            if (rw)
+                kiln_write(*node, 0, random_bytes(512, 7));
+            (void)run(node->check(CheckFix::None));
+            (void)run(node->close());
+        }
     }
 }
 
