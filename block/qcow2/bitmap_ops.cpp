@@ -28,6 +28,13 @@ Error not_found(const std::string& name) { return Error::not_found("Dirty bitmap
 
 } // namespace
 
+Error inconsistent_bitmap_error(const std::string& name)
+{
+    return Error::invalid("Bitmap '" + name
+                          + "' is inconsistent and cannot be used\n"
+                            "Try block-dirty-bitmap-remove to delete this bitmap from disk");
+}
+
 std::string Qcow2Node::bitmap_node_name() const
 {
     // QEMU names anonymous nodes "#block" + a counter + two random digits;
@@ -69,9 +76,7 @@ Result<Bitmap*> Qcow2Node::bitmap_for_change(const std::string& name, bool allow
     if (!allow_read_only && read_only())
         return Error(ErrorKind::PermissionDenied, "Bitmap '" + name + "' is readonly and cannot be modified", EPERM);
     if ((b->flags & k_bitmap_flag_in_use) && !b->loaded)
-        return Error::invalid("Bitmap '" + name
-                              + "' is inconsistent and cannot be used\n"
-                                "Try block-dirty-bitmap-remove to delete this bitmap from disk");
+        return inconsistent_bitmap_error(name);
     return b;
 }
 
@@ -162,9 +167,7 @@ Task<Result<DirtyBits>> Qcow2Node::bitmap_bits(const std::string& name)
     if (!b)
         co_return not_found(name);
     if ((b->flags & k_bitmap_flag_in_use) && !b->loaded)
-        co_return Error::invalid("Bitmap '" + name
-                                 + "' is inconsistent and cannot be used\n"
-                                   "Try block-dirty-bitmap-remove to delete this bitmap from disk");
+        co_return inconsistent_bitmap_error(name);
     DirtyBits out;
     out.granularity_bytes = 1ull << b->granularity_bits;
     out.disk_bytes = m_size;

@@ -288,9 +288,7 @@ Result<void> Qcow2Node::check_bitmaps_resizable() const
 {
     for (const Bitmap& b : m_bitmaps)
         if (!b.loaded)
-            return Error::invalid("Bitmap '" + b.name
-                                  + "' is inconsistent and cannot be used\n"
-                                    "Try block-dirty-bitmap-remove to delete this bitmap from disk");
+            return inconsistent_bitmap_error(b.name);
     return ok();
 }
 

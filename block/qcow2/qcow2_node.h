@@ -77,6 +77,9 @@ struct Bitmap {
     bool on_disk = true;
 };
 
+// QEMU's refusal to use a bitmap left in use by a killed session.
+Error inconsistent_bitmap_error(const std::string& name);
+
 struct BitmapExt {
     uint32_t count = 0;
     uint64_t dir_bytes = 0;
