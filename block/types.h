@@ -58,6 +58,9 @@ struct OpenFlags {
     bool no_backing = false;     // open without the backing chain
     bool no_io = false;          // metadata only (qemu-img info)
     CacheMode cache = CacheMode::Writeback;
+    // Cache mode of the backing chain when it must differ from this
+    // node's (a throw-away snapshot=on overlay over the user's image).
+    std::optional<CacheMode> backing_cache;
     std::optional<AioEngine> aio; // nullopt: best available
 };
 

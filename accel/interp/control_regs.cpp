@@ -104,7 +104,7 @@ void InterpreterImpl::write_cr0(uint64_t v)
         m_s.efer |= k_efer_lma;
     }
     if (!(v & k_cr0_pg) && (old & k_cr0_pg) && m_s.long_mode_active()) {
-        if (m_mode64)
+        if (m_mode64 || (m_s.cr4 & k_cr4_pcide))
             raise_gp0();
         m_s.efer &= ~k_efer_lma;
     }
@@ -117,6 +117,11 @@ void InterpreterImpl::write_cr0(uint64_t v)
 
 void InterpreterImpl::write_cr3(uint64_t v)
 {
+    // With CR4.PCIDE, bits 11:0 are the PCID and bit 63 asks not to flush
+    // that PCID's translations; it is not stored. The TLB is not tagged by
+    // PCID, so every CR3 write flushes the non-global entries anyway.
+    if (m_s.cr4 & k_cr4_pcide)
+        v &= ~(1ull << 63);
     if (m_s.long_mode_active()) {
         if (v >> m_model.phys_addr_bits())
             raise_gp0();
@@ -138,14 +143,21 @@ void InterpreterImpl::write_cr4(uint64_t v)
         allowed |= k_cr4_smap;
     if (m_model.has_xsave())
         allowed |= k_cr4_osxsave;
+    if (m_model.has_pcid())
+        allowed |= k_cr4_pcide;
     if (v & ~allowed)
         raise_gp0();
     if (m_s.long_mode_active() && !(v & k_cr4_pae))
         raise_gp0();
     uint64_t old = m_s.cr4;
+    // PCIDE may be set only in IA-32e mode with PCID 0 in CR3.
+    if ((v & ~old & k_cr4_pcide) && (!m_s.long_mode_active() || (m_s.cr3 & 0xfff)))
+        raise_gp0();
     m_s.cr4 = v;
-    if ((old ^ v) & (k_cr4_pae | k_cr4_pge | k_cr4_pse | k_cr4_smep | k_cr4_smap))
+    if ((old ^ v) & (k_cr4_pae | k_cr4_pge | k_cr4_pse | k_cr4_smep | k_cr4_smap | k_cr4_pcide))
         flush_tlb(true);
+    if ((old ^ v) & k_cr4_de)
+        update_debug_state(); // I/O breakpoints exist only with CR4.DE
     end_block();
 }
 

@@ -3,7 +3,8 @@
 // breakpoints (#DB fault before the instruction, suppressed once by
 // RFLAGS.RF) and data breakpoints on writes or reads/writes (#DB trap
 // after the instruction), with DR6.B0-B3 naming the breakpoints hit.
-// I/O breakpoints (RW = 10) and general detect (DR7.GD) are not
+// I/O breakpoints (RW = 10 with CR4.DE) trap after IN/OUT/INS/OUTS (after
+// the whole instruction for REP forms). General detect (DR7.GD) is not
 // implemented. Data accesses are checked where they go through the
 // segmented read_mem/write_mem path; the REP MOVS/STOS page fast path and
 // descriptor-table or stack-frame writes made by event delivery are not.
@@ -30,6 +31,7 @@ void InterpreterImpl::update_debug_state()
     const uint64_t dr7 = m_s.dr[7];
     m_dr_exec = 0;
     m_dr_data = 0;
+    m_dr_io = 0;
     for (unsigned i = 0; i < 4; i++) {
         if (!bp_enabled(dr7, i))
             continue;
@@ -38,8 +40,10 @@ void InterpreterImpl::update_debug_state()
             m_dr_exec |= uint8_t(1u << i);
         else if (rw == 1 || rw == 3)
             m_dr_data |= uint8_t(1u << i);
+        else if (m_s.cr4 & k_cr4_de) // RW = 10: I/O (undefined without CR4.DE)
+            m_dr_io |= uint8_t(1u << i);
     }
-    m_debug_hooks = m_dr_exec || m_dr_data;
+    m_debug_hooks = m_dr_exec || m_dr_data || m_dr_io;
     update_mem_hooks();
 }
 
@@ -82,6 +86,19 @@ void InterpreterImpl::check_data_breakpoints(uint64_t lin, unsigned size, bool w
         uint64_t len = bp_len_bytes(dr7, i);
         uint64_t start = m_s.dr[i] & ~(len - 1);
         if (lin < start + len && start < lin + size)
+            m_dr_hits |= uint8_t(1u << i);
+    }
+}
+
+void InterpreterImpl::check_io_breakpoints(uint16_t port, unsigned size)
+{
+    const uint64_t dr7 = m_s.dr[7];
+    for (unsigned i = 0; i < 4; i++) {
+        if (!(m_dr_io & (1u << i)))
+            continue;
+        uint64_t len = bp_len_bytes(dr7, i);
+        uint64_t start = m_s.dr[i] & 0xffff & ~(len - 1);
+        if (port < start + len && start < uint64_t(port) + size)
             m_dr_hits |= uint8_t(1u << i);
     }
 }

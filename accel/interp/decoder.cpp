@@ -166,6 +166,56 @@ uint64_t load_le(const uint8_t* p, unsigned n)
 constexpr uint8_t k_rm16_base[8] = { 3, 3, 5, 5, 6, 7, 5, 3 }; // BX BX BP BP SI DI BP BX
 constexpr uint8_t k_rm16_index[8] = { 6, 7, 6, 7, k_no_reg, k_no_reg, k_no_reg, k_no_reg };
 
+// The VEX prefix at bytes[pos] (C4: 3 bytes, C5: 2 bytes, `b` its first
+// byte) and the opcode after it. 66/F2/F3/LOCK or REX before VEX make the
+// instruction invalid (#UD).
+template <typename More>
+DecodeStatus decode_vex(const uint8_t* bytes, size_t& pos, More& more, bool mode64, DecodedInsn& out, uint8_t& b,
+    uint16_t& attr)
+{
+    if (out.rex || (out.prefixes & (k_pfx_lock | k_pfx_rep | k_pfx_repne | k_pfx_opsize)))
+        return DecodeStatus::Invalid;
+    unsigned map = 1;
+    uint8_t r = 0, x = 0, bb = 0, w = 0, last;
+    if (b == 0xc4) {
+        uint8_t b1 = bytes[pos]; // the caller checked it is there
+        if ((b1 & 0x1f) < 1 || (b1 & 0x1f) > 3)
+            return DecodeStatus::Invalid; // reserved opcode map
+        if (DecodeStatus s = more(2); s != DecodeStatus::Ok)
+            return s;
+        r = !(b1 & 0x80);
+        x = !(b1 & 0x40);
+        bb = !(b1 & 0x20);
+        map = b1 & 0x1f;
+        last = bytes[pos + 1];
+        w = last >> 7;
+        pos += 2;
+    } else {
+        last = bytes[pos];
+        r = !(last & 0x80);
+        pos += 1;
+    }
+    out.vex = uint8_t(k_vex_present | ((last & 4) ? k_vex_l : 0) | (w ? k_vex_w : 0));
+    out.vex_pp = last & 3;
+    out.vvvv = uint8_t((~last >> 3) & 0xf);
+    if (mode64) {
+        out.rex = uint8_t(0x40 | (w << 3) | (r << 2) | (x << 1) | bb);
+    } else {
+        out.vvvv &= 7; // VEX.B and the top bit of vvvv are ignored outside 64-bit mode
+    }
+    if (DecodeStatus s = more(1); s != DecodeStatus::Ok)
+        return s;
+    b = bytes[pos++];
+    out.op = uint16_t(k_map_vex | (map << 8) | b);
+    // Operand shapes: map 0F as its legacy table (VZEROUPPER/ALL have no
+    // ModRM, the imm8 forms keep theirs); 0F38 ModRM only; 0F3A ModRM + imm8.
+    if (map == 1)
+        attr = uint16_t(k_0f[b] & (A_M | 0xf));
+    else
+        attr = uint16_t(A_M | (map == 3 ? I_B : I_NONE));
+    return DecodeStatus::Ok;
+}
+
 } // namespace
 
 DecodeStatus decode(const uint8_t* bytes, size_t avail, CodeSize size, DecodedInsn& out)
@@ -266,12 +316,15 @@ opcode:
     } else {
         out.op = b;
         attr = k_1byte[b];
-        // VEX (C4/C5) in 64-bit mode, or with a register ModRM elsewhere: not offered.
-        if ((b == 0xc4 || b == 0xc5) && !mode64) {
+        // C4/C5 are VEX in 64-bit mode; elsewhere only when the next byte
+        // would be a register ModRM (LES/LDS need memory).
+        if (b == 0xc4 || b == 0xc5) {
             if (DecodeStatus s = more(1); s != DecodeStatus::Ok)
                 return s;
-            if ((bytes[pos] & 0xc0) == 0xc0)
-                return DecodeStatus::Invalid;
+            if (mode64 || (bytes[pos] & 0xc0) == 0xc0) {
+                if (DecodeStatus s = decode_vex(bytes, pos, more, mode64, out, b, attr); s != DecodeStatus::Ok)
+                    return s;
+            }
         }
     }
     if (attr & A_BAD)
@@ -305,6 +358,8 @@ opcode:
             opsize = p66 ? 2 : 4;
         break;
     }
+    if (out.vex) // 32-bit operands unless VEX.W in 64-bit mode; 66 is never an operand-size prefix here
+        opsize = (out.rex & 0x8) ? 8 : 4;
     out.opsize = uint8_t(opsize);
     out.addrsize = uint8_t(addrsize);
 

@@ -20,6 +20,9 @@ inline constexpr uint16_t k_map_1byte = 0x000;
 inline constexpr uint16_t k_map_0f = 0x100;
 inline constexpr uint16_t k_map_0f38 = 0x200;
 inline constexpr uint16_t k_map_0f3a = 0x300;
+// VEX-encoded instructions: k_map_vex | map | opcode byte (never aliases a
+// legacy opcode, so legacy handlers never see a VEX instruction).
+inline constexpr uint16_t k_map_vex = 0x400;
 
 inline constexpr uint8_t k_no_reg = 0xff;
 inline constexpr uint8_t k_no_seg = 0xff;
@@ -31,6 +34,10 @@ inline constexpr uint8_t k_pfx_repne = 1u << 2; // F2
 inline constexpr uint8_t k_pfx_opsize = 1u << 3; // 66 present
 inline constexpr uint8_t k_pfx_addrsize = 1u << 4; // 67 present
 inline constexpr uint8_t k_pfx_rex = 1u << 5; // a REX prefix is in effect
+
+inline constexpr uint8_t k_vex_present = 1u << 0;
+inline constexpr uint8_t k_vex_l = 1u << 1;
+inline constexpr uint8_t k_vex_w = 1u << 2;
 
 struct DecodedInsn {
     uint16_t op = 0; // map | opcode byte
@@ -58,6 +65,11 @@ struct DecodedInsn {
     uint64_t imm = 0; // first immediate, zero-extended (sign-extend at use)
     uint16_t imm2 = 0; // second immediate: ENTER's level byte, far pointer selector
 
+    // VEX prefix (C4/C5): REX.R/X/B/W come through `rex` in 64-bit mode.
+    uint8_t vex = 0; // k_vex_* bits, 0 without VEX
+    uint8_t vex_pp = 0; // implied prefix: 0 none, 1 66, 2 F3, 3 F2
+    uint8_t vvvv = 0; // VEX.vvvv register (un-inverted; 0-7 outside 64-bit mode)
+
     bool is_mem() const { return has_modrm && mod != 3; }
     uint8_t opcode() const { return op & 0xff; }
     bool lock() const { return prefixes & k_pfx_lock; }
@@ -65,6 +77,7 @@ struct DecodedInsn {
     bool repne() const { return prefixes & k_pfx_repne; }
     bool has_66() const { return prefixes & k_pfx_opsize; }
     bool rex_w() const { return rex & 0x8; }
+    bool is_vex() const { return vex != 0; }
 };
 
 enum class DecodeStatus {

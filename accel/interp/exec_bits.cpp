@@ -254,6 +254,37 @@ bool InterpreterImpl::exec_bits(const DecodedInsn& d)
         set_arith_flags(0);
         return true;
     }
+    case 0x2f0:
+    case 0x2f1: { // MOVBE r, m / m, r (F2 0F 38 F0/F1 is CRC32, exec_sse4)
+        if (d.repne())
+            return false;
+        if (d.rep() || d.mod == 3 || !(m_model.features1_ecx() & x86::k_cpuid1_ecx_movbe))
+            raise_ud();
+        auto swap = [&](uint64_t v) {
+            return size == 2 ? uint64_t(__builtin_bswap16(uint16_t(v)))
+                : size == 4  ? uint64_t(__builtin_bswap32(uint32_t(v)))
+                             : __builtin_bswap64(v);
+        };
+        if (op == 0x2f0)
+            set_reg(d.reg, size, swap(read_rm(d, size)));
+        else
+            write_rm(d, size, swap(reg(d.reg, size)));
+        return true;
+    }
+    case 0x2f6: { // ADCX (66) / ADOX (F3): add with carry through CF or OF only
+        if ((!d.has_66() && !d.rep()) || d.repne() || !(m_model.features7_ebx() & x86::k_cpuid7_ebx_adx))
+            raise_ud();
+        const bool adox = d.rep();
+        const unsigned sz = d.rex_w() && m_mode64 ? 8 : 4;
+        const uint64_t flag = adox ? k_flag_of : k_flag_cf;
+        uint64_t a = reg(d.reg, sz), b = read_rm(d, sz);
+        unsigned carry_in = (flags() & flag) ? 1 : 0;
+        unsigned __int128 sum = static_cast<unsigned __int128>(a) + b + carry_in;
+        bool carry = sz == 8 ? (sum >> 64) != 0 : (sum >> 32) != 0;
+        set_reg(d.reg, sz, uint64_t(sum));
+        m_flags.set_eager(m_s.rflags, carry ? flag : 0, flag);
+        return true;
+    }
     case 0x1b8: { // POPCNT (F3 only)
         if (!d.rep())
             raise_ud();

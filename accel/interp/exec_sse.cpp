@@ -321,8 +321,15 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
                 return true;
             raise_ud();
         }
+        if (r >= 4 && r <= 6) { // XSAVE, XRSTOR, XSAVEOPT
+            if (!exec_xsave(d))
+                raise_ud();
+            return true;
+        }
         Seg seg = operand_seg(d);
         uint64_t ea = effective_address(d);
+        if (r <= 1 && (m_s.cr0 & (k_cr0_ts | k_cr0_em))) // FXSAVE/FXRSTOR: #NM with CR0.TS or EM
+            raise(k_nm);
         switch (r) {
         case 0: { // FXSAVE
             if (ea & 15)
@@ -345,14 +352,8 @@ bool InterpreterImpl::exec_sse(const DecodedInsn& d)
             if (img.mxcsr & ~fpu.mxcsr_mask)
                 raise_gp0();
             unsigned nxmm = m_mode64 ? 16 : 8;
-            fpu.fcw = x87_control_word(img.fcw);
-            fpu.fsw = img.fsw;
-            fpu.ftw = img.ftw;
-            fpu.fop = img.fop;
-            fpu.fip = img.fip;
-            fpu.fdp = img.fdp;
+            x87_load_image(fpu, img);
             fpu.mxcsr = img.mxcsr;
-            std::memcpy(fpu.st, img.st, sizeof fpu.st);
             std::memcpy(fpu.xmm, img.xmm, nxmm * 16);
             return true;
         }

@@ -41,6 +41,8 @@ void InterpreterImpl::check_io(uint16_t port, unsigned size)
 uint32_t InterpreterImpl::io_read(uint16_t port, unsigned size)
 {
     check_io(port, size);
+    if (io_breakpoints_armed()) [[unlikely]]
+        check_io_breakpoints(port, size);
     m_check_irq = true;
     return m_host.pio_read(port, size);
 }
@@ -48,6 +50,8 @@ uint32_t InterpreterImpl::io_read(uint16_t port, unsigned size)
 void InterpreterImpl::io_write(uint16_t port, unsigned size, uint32_t v)
 {
     check_io(port, size);
+    if (io_breakpoints_armed()) [[unlikely]]
+        check_io_breakpoints(port, size);
     m_check_irq = true;
     m_host.pio_write(port, size, v);
 }

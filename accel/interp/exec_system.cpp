@@ -432,8 +432,39 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
         s.gpr[k_rdx] = r.edx;
         return true;
     }
+    case 0x282: { // INVPCID r, m128 (66 0F 38 82)
+        if (!m_model.has_invpcid() || !d.has_66() || d.rep() || d.repne() || d.mod == 3)
+            raise_ud();
+        require_cpl0(*this);
+        uint64_t type = reg(d.reg, m_mode64 ? 8 : 4);
+        Seg seg = operand_seg(d);
+        uint64_t ea = effective_address(d);
+        uint64_t desc_lo = read_mem(seg, ea, 8);
+        uint64_t addr = read_mem(seg, (ea + 8) & addr_mask(d.addrsize), 8);
+        uint64_t pcid = desc_lo & 0xfff;
+        bool pcide = s.cr4 & k_cr4_pcide;
+        if (type > 3 || (desc_lo >> 12))
+            raise_gp0();
+        if (type == 0 && uint64_t(int64_t(addr << 16) >> 16) != addr)
+            raise_gp0();
+        if (type <= 1 && !pcide && pcid != 0)
+            raise_gp0();
+        // The TLB is untagged: one address in every context (type 0), all
+        // non-global entries (types 1 and 3), everything (type 2).
+        if (type == 0)
+            flush_tlb_page(addr);
+        else
+            flush_tlb(type == 2);
+        end_block();
+        return true;
+    }
     case 0x1c7: { // group 9
         unsigned r = d.reg & 7;
+        if (r == 4 && d.mod != 3) { // XSAVEC
+            if (!exec_xsave(d))
+                raise_ud();
+            return true;
+        }
         if (r != 1 || d.mod == 3)
             raise_ud();
         Seg seg = operand_seg(d);
@@ -507,13 +538,9 @@ bool InterpreterImpl::exec_system(const DecodedInsn& d)
             return true;
         }
         case 0xd0: // XGETBV
-            if (!(s.cr4 & k_cr4_osxsave))
-                raise_ud();
-            if (s.gpr[k_rcx] & 0xffffffff)
-                raise_gp0();
-            s.gpr[k_rax] = s.xsave.xcr0 & 0xffffffff;
-            s.gpr[k_rdx] = s.xsave.xcr0 >> 32;
-            return true;
+            return exec_xgetbv();
+        case 0xd1: // XSETBV
+            return exec_xsetbv();
         default:
             break;
         }

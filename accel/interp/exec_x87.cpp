@@ -4,6 +4,7 @@
 // exception flags the host raises are merged into the guest status word.
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "accel/interp/private/cpu.h"
 #include "accel/interp/private/x87.h"
@@ -22,6 +23,40 @@ constexpr uint16_t k_fsw_c1 = 1u << 9;
 constexpr uint16_t k_fsw_c2 = 1u << 10;
 constexpr uint16_t k_fsw_c3 = 1u << 14;
 constexpr uint16_t k_fsw_b = 1u << 15;
+
+// The last non-control x87 instruction's pointers (FIP, FOP, and FDP for a
+// memory operand), recorded when the instruction completes; a fault
+// (#PF on its operand) leaves the previous ones. Control instructions
+// (FNINIT, FNCLEX, FLDCW, FNSTCW, FNSTSW, FNSTENV, FLDENV, FNSAVE, FRSTOR)
+// keep them. FCS/FDS are not tracked (saved as 0).
+class X87Pointers {
+public:
+    X87Pointers(InterpreterImpl& cpu, const DecodedInsn& d, bool control)
+        : m_cpu(cpu)
+        , m_d(d)
+        , m_record(!control)
+        , m_exceptions(std::uncaught_exceptions())
+    {
+    }
+    ~X87Pointers()
+    {
+        if (!m_record || std::uncaught_exceptions() != m_exceptions)
+            return;
+        FxsaveArea& f = m_cpu.state().fpu;
+        f.fip = m_cpu.state().rip;
+        f.fop = uint16_t(((m_d.op & 7) << 8) | m_d.modrm);
+        if (m_d.mod != 3)
+            f.fdp = m_cpu.effective_address(m_d);
+    }
+    X87Pointers(const X87Pointers&) = delete;
+    X87Pointers& operator=(const X87Pointers&) = delete;
+
+private:
+    InterpreterImpl& m_cpu;
+    const DecodedInsn& m_d;
+    bool m_record;
+    int m_exceptions;
+};
 
 class X87 {
 public:
@@ -194,6 +229,10 @@ bool InterpreterImpl::exec_x87(const DecodedInsn& d)
         if (!no_wait)
             x87_check_pending(*this);
     }
+    const unsigned rr = d.reg & 7;
+    const bool control = (op == 0xdb && (d.modrm == 0xe2 || d.modrm == 0xe3)) || (op == 0xdf && d.modrm == 0xe0)
+        || (d.mod != 3 && ((op == 0xd9 && rr >= 4) || (op == 0xdd && (rr == 4 || rr == 6 || rr == 7))));
+    X87Pointers pointers(*this, d, control);
     X87 x(*this);
     FxsaveArea& f = x.f();
     const unsigned r = d.reg & 7;

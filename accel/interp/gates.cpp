@@ -242,6 +242,7 @@ void task_switch(InterpreterImpl& cpu, uint16_t selector, uint64_t desc, TaskSwi
     const uint64_t nb = ntr.base;
     uint64_t cr3 = 0, eip, eflags, gpr[8];
     uint16_t sel[6] = {}, ldt;
+    bool debug_trap = false;
     if (new32) {
         cr3 = cpu.read_linear(nb + 0x1c, 4);
         eip = cpu.read_linear(nb + 0x20, 4);
@@ -251,6 +252,7 @@ void task_switch(InterpreterImpl& cpu, uint16_t selector, uint64_t desc, TaskSwi
         for (unsigned i = 0; i < 6; i++)
             sel[i] = uint16_t(cpu.read_linear(nb + 0x48 + 4 * i, 2));
         ldt = uint16_t(cpu.read_linear(nb + 0x60, 2));
+        debug_trap = cpu.read_linear(nb + 0x64, 2) & 1; // the T bit
     } else {
         eip = cpu.read_linear(nb + 0x0e, 2);
         eflags = cpu.read_linear(nb + 0x10, 2);
@@ -344,6 +346,12 @@ void task_switch(InterpreterImpl& cpu, uint16_t selector, uint64_t desc, TaskSwi
     cpu.set_next_rip(s.rip);
     if (has_error)
         cpu.push(error, new32 ? 4 : 2);
+    // The new TSS's T bit: a #DB trap (DR6.BT) once the switch is complete,
+    // before the new task's first instruction.
+    if (debug_trap) {
+        s.dr[6] |= 1u << 15;
+        cpu.deliver(k_db, InterpreterImpl::EventKind::Exception, false, 0, s.rip);
+    }
 }
 
 } // namespace kiln::accel::interp

@@ -295,6 +295,10 @@ void InterpreterImpl::dispatch(const DecodedInsn& d)
     static constexpr Handler groups[] = { &InterpreterImpl::exec_alu, &InterpreterImpl::exec_control,
         &InterpreterImpl::exec_bits, &InterpreterImpl::exec_string, &InterpreterImpl::exec_system,
         &InterpreterImpl::exec_sse, &InterpreterImpl::exec_x87 };
+    if (d.vex) [[unlikely]] { // VEX opcodes are k_map_vex | ...: outside m_group
+        exec_vex(d);
+        return;
+    }
     uint8_t g = m_group[d.op & 0x3ff];
     if (g && (this->*groups[g - 1])(d))
         return;

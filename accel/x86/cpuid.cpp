@@ -1,5 +1,6 @@
 #include "accel/x86/cpuid.h"
 
+#include <cpuid.h>
 #include <cstdio>
 #include <cstring>
 
@@ -33,6 +34,17 @@ uint32_t make_signature(unsigned family, unsigned model, unsigned stepping)
     return sig;
 }
 
+// The host's CPUID, for features `max` offers only when the host has them
+// (the oracle tests check the interpreter against the host).
+CpuidResult host_cpuid(uint32_t leaf, uint32_t subleaf)
+{
+    CpuidResult r;
+    if (leaf > __get_cpuid_max(0, nullptr))
+        return r; // beyond the host's leaves: no such features
+    __cpuid_count(leaf, subleaf, r.eax, r.ebx, r.ecx, r.edx);
+    return r;
+}
+
 } // namespace
 
 Result<CpuModel> CpuModel::by_name(std::string_view name)
@@ -54,8 +66,9 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
     }
     if (name == "max") {
         // Everything the interpreter implements: up to SSE4.2 (run on the
-        // host's units, so offered only when the host has them), no XSAVE
-        // or AVX, so glibc and the kernel pick their SSE4.2 code paths.
+        // host's units, so offered only when the host has them), BMI1/2,
+        // ADX, MOVBE, XSAVE for x87|SSE; no AVX, so glibc and the kernel
+        // pick their SSE4.2 code paths.
         std::memcpy(m.m_vendor, "GenuineIntel", 12);
         std::snprintf(m.m_brand, sizeof m.m_brand, "Kiln interpreter CPU");
         m.m_signature = make_signature(6, 0x55, 4);
@@ -65,7 +78,22 @@ Result<CpuModel> CpuModel::by_name(std::string_view name)
         m.m_f1_ecx = k_cpuid1_ecx_sse3 | k_cpuid1_ecx_cx16 | k_cpuid1_ecx_popcnt | k_cpuid1_ecx_hypervisor;
         if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2"))
             m.m_f1_ecx |= k_cpuid1_ecx_ssse3 | k_cpuid1_ecx_sse41 | k_cpuid1_ecx_sse42;
+        // BMI1/BMI2/ADX/MOVBE are implemented in software but, like SSE4,
+        // offered only when the host has them, so the oracle can check them.
+        m.m_f1_ecx |= host_cpuid(1, 0).ecx & k_cpuid1_ecx_movbe;
         m.m_f7_ebx = k_cpuid7_ebx_erms | k_cpuid7_ebx_smep | k_cpuid7_ebx_smap;
+        // PCID/INVPCID: the software TLB is untagged, so every CR3 write and
+        // INVPCID flushes at least what the SDM requires (often more).
+        m.m_f1_ecx |= k_cpuid1_ecx_pcid;
+        m.m_f7_ebx |= k_cpuid7_ebx_invpcid;
+        // The interpreter does not track FCS/FDS: x87 state images hold 0.
+        m.m_f7_ebx |= k_cpuid7_ebx_fpcsds;
+        m.m_f7_ebx |= host_cpuid(7, 0).ebx & (k_cpuid7_ebx_bmi1 | k_cpuid7_ebx_bmi2 | k_cpuid7_ebx_adx);
+        // XSAVE for x87 | SSE (no AVX); XSAVES/XRSTORS are never offered.
+        if (host_cpuid(1, 0).ecx & k_cpuid1_ecx_xsave) {
+            m.m_f1_ecx |= k_cpuid1_ecx_xsave;
+            m.m_xsave_d1_eax = host_cpuid(0xd, 1).eax & (k_xsave_d1_xsaveopt | k_xsave_d1_xsavec | k_xsave_d1_xgetbv1);
+        }
         m.m_fx1_edx = k_cpuidx1_edx_syscall | k_cpuidx1_edx_nx | k_cpuidx1_edx_lm | k_cpuidx1_edx_rdtscp
             | k_cpuidx1_edx_pdpe1gb;
         m.m_fx1_ecx = k_cpuidx1_ecx_lahf_lm | k_cpuidx1_ecx_abm;
@@ -127,7 +155,18 @@ CpuidResult CpuModel::query(uint32_t leaf, uint32_t subleaf, uint32_t apic_id, b
         r.edx = apic_id;
         break;
     case 0xd:
-        // XSAVE is not advertised: leaf 0xD reads as zeros.
+        // XSAVE components: x87 and SSE only, both in the 512-byte legacy
+        // region, so every size is legacy region + header (576 bytes).
+        if (!has_xsave())
+            break;
+        if (subleaf == 0) {
+            r.eax = 0x3; // XCR0 may enable x87 | SSE
+            r.ebx = 576; // size for the components XCR0 enables
+            r.ecx = 576; // size for every supported component
+        } else if (subleaf == 1) {
+            r.eax = m_xsave_d1_eax;
+            r.ebx = 576; // compacted size for XCR0 | IA32_XSS (XSS: nothing)
+        }
         break;
     case 0x80000000:
         r.eax = m_max_ext_leaf;

@@ -40,6 +40,7 @@ inline constexpr uint32_t k_cpuid1_edx_sse2 = 1u << 26;
 inline constexpr uint32_t k_cpuid1_ecx_sse3 = 1u << 0;
 inline constexpr uint32_t k_cpuid1_ecx_ssse3 = 1u << 9;
 inline constexpr uint32_t k_cpuid1_ecx_cx16 = 1u << 13;
+inline constexpr uint32_t k_cpuid1_ecx_pcid = 1u << 17;
 inline constexpr uint32_t k_cpuid1_ecx_sse41 = 1u << 19;
 inline constexpr uint32_t k_cpuid1_ecx_sse42 = 1u << 20;
 inline constexpr uint32_t k_cpuid1_ecx_x2apic = 1u << 21;
@@ -55,7 +56,15 @@ inline constexpr uint32_t k_cpuid7_ebx_bmi1 = 1u << 3;
 inline constexpr uint32_t k_cpuid7_ebx_smep = 1u << 7;
 inline constexpr uint32_t k_cpuid7_ebx_bmi2 = 1u << 8;
 inline constexpr uint32_t k_cpuid7_ebx_erms = 1u << 9;
+inline constexpr uint32_t k_cpuid7_ebx_invpcid = 1u << 10;
+inline constexpr uint32_t k_cpuid7_ebx_fpcsds = 1u << 13; // FCS/FDS deprecated (saved as 0)
+inline constexpr uint32_t k_cpuid7_ebx_adx = 1u << 19;
 inline constexpr uint32_t k_cpuid7_ebx_smap = 1u << 20;
+// CPUID.0xD.1:EAX
+inline constexpr uint32_t k_xsave_d1_xsaveopt = 1u << 0;
+inline constexpr uint32_t k_xsave_d1_xsavec = 1u << 1;
+inline constexpr uint32_t k_xsave_d1_xgetbv1 = 1u << 2;
+inline constexpr uint32_t k_xsave_d1_xsaves = 1u << 3;
 // CPUID.80000001:EDX
 inline constexpr uint32_t k_cpuidx1_edx_syscall = 1u << 11;
 inline constexpr uint32_t k_cpuidx1_edx_nx = 1u << 20;
@@ -97,6 +106,8 @@ public:
     bool has_smep() const { return m_f7_ebx & k_cpuid7_ebx_smep; }
     bool has_smap() const { return m_f7_ebx & k_cpuid7_ebx_smap; }
     bool has_xsave() const { return m_f1_ecx & k_cpuid1_ecx_xsave; }
+    bool has_pcid() const { return m_f1_ecx & k_cpuid1_ecx_pcid; }
+    bool has_invpcid() const { return m_f7_ebx & k_cpuid7_ebx_invpcid; }
 
 private:
     std::string m_name;
@@ -106,6 +117,7 @@ private:
     uint32_t m_max_leaf = 0;
     uint32_t m_max_ext_leaf = 0;
     uint32_t m_f1_edx = 0, m_f1_ecx = 0, m_f7_ebx = 0, m_fx1_edx = 0, m_fx1_ecx = 0;
+    uint32_t m_xsave_d1_eax = 0; // CPUID.0xD.1:EAX: XSAVEOPT, XSAVEC, XGETBV ECX=1
     unsigned m_phys_bits = 40;
 };
 

@@ -42,13 +42,6 @@ Result<E> enum_option(
     return Error::invalid("Parameter '" + key + "' does not accept value '" + *text + "'");
 }
 
-Result<void> random_bytes(std::span<uint8_t> out)
-{
-    if (RAND_bytes(out.data(), int(out.size())) != 1)
-        return Error::internal("Cannot generate random data");
-    return ok();
-}
-
 Result<std::string> random_uuid()
 {
     uint8_t b[16];
@@ -69,11 +62,20 @@ Result<std::array<uint8_t, k_luks_digest_bytes>> master_key_digest(
     return digest;
 }
 
-// Decrypts slot `i`'s key material with `passphrase` and returns the
-// master key if its digest matches, an empty buffer if not.
-Result<SecureBytes> try_slot(
+} // namespace
+
+Result<void> random_bytes(std::span<uint8_t> out)
+{
+    if (RAND_bytes(out.data(), int(out.size())) != 1)
+        return Error::internal("Cannot generate random data");
+    return ok();
+}
+
+Result<SecureBytes> luks_try_keyslot(
     const LuksHeader& h, size_t i, std::span<const uint8_t> area, std::span<const uint8_t> passphrase)
 {
+    if (!h.slots[i].is_active())
+        return SecureBytes();
     const LuksKeySlot& slot = h.slots[i];
     SecureBytes slot_key(h.key_bytes);
     TRY(pbkdf2(h.hash, passphrase, slot.salt, slot.iterations, slot_key.span()));
@@ -89,7 +91,27 @@ Result<SecureBytes> try_slot(
     return candidate;
 }
 
-} // namespace
+Result<SecureBytes> luks_store_keyslot(LuksHeader& h, size_t i, std::span<const uint8_t> master_key,
+    std::span<const uint8_t> passphrase, uint64_t iterations)
+{
+    LuksKeySlot& slot = h.slots[i];
+    slot.iterations = uint32_t(iterations);
+    slot.stripes = k_luks_stripes;
+    TRY(random_bytes(slot.salt));
+    SecureBytes slot_key(h.key_bytes);
+    TRY(pbkdf2(h.hash, passphrase, slot.salt, slot.iterations, slot_key.span()));
+    SecureBytes split(h.split_key_bytes());
+    TRY(af_split(h.hash, master_key, slot.stripes, split.span()));
+    SectorCipher slot_cipher = TRY(SectorCipher::create(h.cipher, slot_key.span()));
+    TRY(slot_cipher.encrypt(0, split.span()));
+    slot.active = k_luks_slot_active;
+    return split;
+}
+
+Result<uint64_t> luks_slot_iterations(const LuksHeader& h, uint64_t iter_time_ms)
+{
+    return pbkdf2_iterations_for(h.hash, h.key_bytes, iter_time_ms, k_min_slot_iterations);
+}
 
 Result<LuksCreateOptions> parse_luks_create_options(const OptionList& options, std::string_view prefix)
 {
@@ -149,16 +171,8 @@ Result<LuksCreated> luks_create(const LuksCreateOptions& options, std::span<cons
     TRY(random_bytes(h.mk_digest_salt));
     h.mk_digest = TRY(master_key_digest(h, master_key.span()));
 
-    LuksKeySlot& slot = h.slots[0];
-    slot.active = k_luks_slot_active;
-    slot.iterations = uint32_t(slot_iterations);
-    TRY(random_bytes(slot.salt));
-    SecureBytes slot_key(h.key_bytes);
-    TRY(pbkdf2(h.hash, passphrase, slot.salt, slot.iterations, slot_key.span()));
-    SecureBytes split(h.split_key_bytes());
-    TRY(af_split(h.hash, master_key.span(), slot.stripes, split.span()));
-    SectorCipher slot_cipher = TRY(SectorCipher::create(h.cipher, slot_key.span()));
-    TRY(slot_cipher.encrypt(0, split.span()));
+    SecureBytes split = TRY(luks_store_keyslot(h, 0, master_key.span(), passphrase, slot_iterations));
+    const LuksKeySlot& slot = h.slots[0];
 
     LuksCreated created { { h, TRY(SectorCipher::create(h.cipher, master_key.span())) }, {} };
     created.area.assign(h.payload_offset_bytes(), 0);
@@ -178,7 +192,7 @@ Result<LuksVolume> luks_unlock(std::span<const uint8_t> area, std::span<const ui
     for (size_t i = 0; i < k_luks_num_slots; ++i) {
         if (!h.slots[i].is_active())
             continue;
-        SecureBytes key = TRY(try_slot(h, i, area, passphrase));
+        SecureBytes key = TRY(luks_try_keyslot(h, i, area, passphrase));
         if (!key.empty())
             return LuksVolume { h, TRY(SectorCipher::create(h.cipher, key.span())) };
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "block/crypto/luks_header.h"
+#include "block/crypto/secure_bytes.h"
 #include "block/crypto/sector_cipher.h"
 #include "util/options.h"
 
@@ -48,5 +49,23 @@ Result<LuksCreated> luks_create(const LuksCreateOptions& options, std::span<cons
 // how much). Tries every active slot; wrong passphrase gives QEMU's
 // "Invalid password, cannot unlock any keyslot".
 Result<LuksVolume> luks_unlock(std::span<const uint8_t> area, std::span<const uint8_t> passphrase);
+
+// Building blocks shared with keyslot amendment (luks_amend.h).
+
+// Cryptographically random bytes (OpenSSL RAND_bytes).
+Result<void> random_bytes(std::span<uint8_t> out);
+// Decrypts key slot `slot`'s material (inside `area`, which must cover it)
+// with `passphrase`: the master key if its digest matches, an empty buffer
+// if not or if the slot is inactive.
+Result<SecureBytes> luks_try_keyslot(
+    const LuksHeader& header, size_t slot, std::span<const uint8_t> area, std::span<const uint8_t> passphrase);
+// Fills key slot `slot` of `header` (fresh salt, `iterations`, active) for
+// `passphrase` and returns the encrypted split key to store at the slot's
+// key offset. Only the in-memory header changes.
+Result<SecureBytes> luks_store_keyslot(LuksHeader& header, size_t slot, std::span<const uint8_t> master_key,
+    std::span<const uint8_t> passphrase, uint64_t iterations);
+// PBKDF2 iterations for a key slot that take about `iter_time_ms` here
+// (at least QEMU's floor of 1000).
+Result<uint64_t> luks_slot_iterations(const LuksHeader& header, uint64_t iter_time_ms);
 
 } // namespace kiln::block::crypto

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "block/crypto/secure_bytes.h"
+#include "block/luks/area_amend.h"
 
 namespace kiln::block {
 
@@ -80,6 +81,7 @@ Task<Result<std::unique_ptr<BlockNode>>> LuksNode::open(
         if (!volume)
             co_return std::move(volume).error();
         node->m_cipher = std::move(volume->cipher);
+        node->m_key_secret_id = *secret_id;
     }
     node->set_read_only(file->read_only());
     node->m_file = std::move(file);
@@ -167,6 +169,23 @@ Task<Result<void>> LuksNode::truncate(uint64_t new_size, PreallocMode prealloc, 
 nlohmann::json LuksNode::format_specific_info() const
 {
     return nlohmann::json { { "type", "luks" }, { "data", m_header.info() } };
+}
+
+Task<Result<void>> LuksNode::amend(const OptionList& options, AmendFlags flags)
+{
+    for (const auto& [key, value] : options.entries())
+        if (std::find(std::begin(crypto::k_luks_amend_keys), std::end(crypto::k_luks_amend_keys), key)
+            == std::end(crypto::k_luks_amend_keys))
+            co_return Error::invalid("Invalid parameter '" + key + "'");
+    if (read_only())
+        co_return Error { ErrorKind::PermissionDenied, "Block node is read-only", EPERM };
+    auto parsed = crypto::parse_luks_amend_options(options, "");
+    if (!parsed)
+        co_return std::move(parsed).error();
+    CO_TRY(cipher());
+    LuksAreaLocation where { 0, m_payload_offset_bytes };
+    m_header = CO_TRY(co_await amend_luks_area(context(), *m_file, where, m_header, *parsed, m_key_secret_id, flags));
+    co_return ok();
 }
 
 } // namespace kiln::block

@@ -25,6 +25,8 @@ public:
     Task<Result<void>> truncate(uint64_t new_size, PreallocMode prealloc, bool shrink_ok) override;
     uint32_t request_alignment() const override { return 512; }
     nlohmann::json format_specific_info() const override;
+    // qemu-img amend -o state=...,new-secret=...: key slot management.
+    Task<Result<void>> amend(const OptionList& options, AmendFlags flags) override;
 
 private:
     explicit LuksNode(BlockContext& ctx)
@@ -41,6 +43,9 @@ private:
     // Absent when opened for metadata only (qemu-img info without a secret).
     std::optional<crypto::SectorCipher> m_cipher;
     uint64_t m_payload_offset_bytes = 0;
+    // The id (not the value) of the secret that unlocked the volume:
+    // adding a key slot unlocks the master key with it again, as QEMU does.
+    std::string m_key_secret_id;
 };
 
 } // namespace kiln::block

@@ -2,8 +2,9 @@
 // messages): compat upgrade, refcount width change, backing file, lazy
 // refcounts, size, then compat downgrade (which expands zero clusters in
 // the active state and every snapshot). Options only creation knows are
-// refused; external data file and LUKS keyslot options are not supported
-// (Kiln does not write such images or manage keyslots).
+// refused; external data file options are not supported. LUKS key slot
+// options (encrypt.*) are applied right after a compat upgrade, as QEMU
+// does (encryption.cpp).
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -26,7 +27,6 @@ const char* const k_create_only[] = {"cluster_size", "compression_type", "encryp
 
 Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
 {
-    (void)flags;
     for (const auto& [key, value] : options.entries()) {
         if (std::find(std::begin(k_create_only), std::end(k_create_only), key) != std::end(k_create_only))
             co_return Error::invalid("Invalid parameter '" + key + "'\nThis option is only supported for image creation");
@@ -50,10 +50,7 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
     for (const char* k : {"data_file", "data_file_raw"})
         if (options.has(k))
             co_return Error::not_supported("qcow2: amending external data file options is not supported");
-    for (const char* k : {"encrypt.iter-time", "encrypt.keyslot", "encrypt.new-secret", "encrypt.old-secret",
-                          "encrypt.state"})
-        if (options.has(k))
-            co_return Error::not_supported("qcow2: LUKS keyslot management is not supported");
+    std::optional<crypto::LuksAmendOptions> encryption = CO_TRY(check_encryption_amend(options));
     if (lazy && *lazy && version < 3)
         co_return Error::invalid("Lazy refcounts only supported with compatibility level 1.1 and above (use "
                                  "compat=1.1 or greater)");
@@ -93,6 +90,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
         CO_TRY(co_await write_header());
         CO_TRY(co_await m_file->flush());
     }
+    if (encryption)
+        CO_TRY(co_await amend_encryption(*encryption, flags));
     if (order != m_header.refcount_order)
         CO_TRY(co_await change_refcount_order(order));
     if (options.has("backing_file") || options.has("backing_fmt")) {
@@ -113,7 +112,8 @@ Task<Result<void>> Qcow2Node::amend(const OptionList& options, AmendFlags flags)
             m_lazy_dirty = false;
             m_header.incompatible_features &= ~k_incompat_dirty;
         }
-        CO_TRY(co_await flush_covering(m_write_seq));
+        // Refcount blocks may lag the pointers on disk in a lazy session.
+        CO_TRY(co_await commit_metadata());
         CO_TRY(co_await write_header());
         CO_TRY(co_await m_file->flush());
     }
@@ -229,6 +229,10 @@ Task<Result<void>> Qcow2Node::change_refcount_order(uint32_t order)
     m_refcount_cache->clear();
     m_free_cluster_hint = 0;
     m_alloc_floor = 0;
+    // The old refcount structures are free clusters now, old bytes and all
+    // (lazy commits must not take them for fresh ones).
+    if (m_fresh_from_cluster != UINT64_MAX)
+        m_fresh_from_cluster = std::max(m_fresh_from_cluster, div_round_up(m_file->size_bytes(), m_cluster_size));
     co_return ok();
 }
 

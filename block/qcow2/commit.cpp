@@ -6,14 +6,15 @@
 // go through order_after_refcounts() first. So on disk a cluster's refcount
 // is always in place before anything that points at it, and a commit
 // happens on guest flush, on close, before refcounts are decremented and
-// when a cache is full of dirty tables, not once per write.
+// when a cache is full of dirty tables, not once per write. With
+// lazy_refcounts=on the refcount ordering is dropped (lazy_refcounts.cpp).
 #include "block/qcow2/qcow2_node.h"
 
 namespace kiln::block::qcow2 {
 
 Task<Result<void>> Qcow2Node::order_after_refcounts()
 {
-    if (m_refcount_cache->dirty_count()) {
+    if (m_refcount_cache->dirty_count() && !refcounts_may_lag()) {
         CO_TRY(co_await m_refcount_cache->write_dirty());
         note_write();
     }
@@ -27,6 +28,8 @@ Task<Result<void>> Qcow2Node::commit_metadata()
 {
     if (read_only())
         co_return ok();
+    if (refcounts_may_lag())
+        co_return co_await commit_metadata_lazy();
     CO_TRY(co_await order_after_refcounts());
     if (m_l2_cache->dirty_count()) {
         // order_after_refcounts flushed everything completed so far,

@@ -189,6 +189,10 @@ Task<Result<void>> Qcow2Node::open_backing(const ImageSpec& spec)
     b.options = spec.options.subtree("backing");
     b.flags = spec.flags;
     b.flags.read_write = false;
+    if (spec.flags.backing_cache) {
+        b.flags.cache = *spec.flags.backing_cache;
+        b.flags.backing_cache.reset();
+    }
     auto r = co_await context().open_image(b);
     if (!r)
         co_return Error(r.error().kind(), "Could not open backing file: " + r.error().message(),

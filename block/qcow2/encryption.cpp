@@ -15,6 +15,7 @@
 #include "block/crypto/legacy_aes.h"
 #include "block/crypto/luks.h"
 #include "block/crypto/secure_bytes.h"
+#include "block/luks/area_amend.h"
 #include "block/qcow2/qcow2_node.h"
 
 namespace kiln::block::qcow2 {
@@ -93,6 +94,7 @@ Task<Result<void>> Qcow2Node::open_encryption(const ImageSpec& spec)
         if (!volume)
             co_return std::move(volume).error();
         m_cipher.emplace(std::move(volume->cipher));
+        m_key_secret_id = *secret_id;
         co_return ok();
     }
     if (!secret_id) {
@@ -185,6 +187,32 @@ nlohmann::json Qcow2Node::encryption_info() const
         return j;
     }
     return nullptr;
+}
+
+Result<std::optional<crypto::LuksAmendOptions>> Qcow2Node::check_encryption_amend(const OptionList& options) const
+{
+    if (!crypto::has_luks_amend_options(options, "encrypt."))
+        return std::optional<crypto::LuksAmendOptions>();
+    if (m_header.crypt_method == 0)
+        return Error::invalid("Can't amend encryption options - encryption not present");
+    if (m_header.crypt_method != 2)
+        return Error::not_supported("Only LUKS encryption options can be amended");
+    return std::optional(TRY(crypto::parse_luks_amend_options(options, "encrypt.")));
+}
+
+// Key slots live in the LUKS area (extension 0x0537be77): clusters of
+// their own that no qcow2 metadata shares, so no metadata ordering is
+// involved; luks/area_amend.cpp orders the area's own writes.
+Task<Result<void>> Qcow2Node::amend_encryption(const crypto::LuksAmendOptions& options, AmendFlags flags)
+{
+    CO_TRY(check_cipher());
+    if (!m_luks)
+        co_return key_secret_required();
+    LuksArea area = CO_TRY(luks_area());
+    auto guard = co_await co_lock(m_meta_lock);
+    m_luks = CO_TRY(co_await amend_luks_area(
+        context(), *m_file, LuksAreaLocation{area.offset, area.length}, *m_luks, options, m_key_secret_id, flags));
+    co_return ok();
 }
 
 Result<void> check_encryption_secret(BlockContext& ctx, const OptionList& options)

@@ -60,11 +60,13 @@ Result<Header> parse_fixed_header(std::span<const uint8_t> b)
 static Result<void> check_table(uint64_t offset, uint64_t bytes, uint64_t cluster_size, uint64_t file_size,
                                 const char* what)
 {
+    // QEMU's qcow2_validate_table message.
     if (offset % cluster_size || offset > k_max_image_bytes || bytes > k_max_image_bytes - offset)
-        return Error::corrupt(fmt("Invalid %s offset", what));
-    // Tables must lie inside the file (a short final cluster is fine).
+        return Error::corrupt(fmt("%s offset invalid", what));
+    // Tables must lie inside the file (a short final cluster is fine);
+    // QEMU would read zeroes there.
     if (bytes && offset >= file_size)
-        return Error::corrupt(fmt("Invalid %s offset", what));
+        return Error::corrupt(fmt("%s lies past the end of the file", what));
     return ok();
 }
 
@@ -137,14 +139,14 @@ Result<Header> parse_header(std::span<const uint8_t> b, uint64_t file_size)
     if (h.refcount_table_clusters == 0)
         return Error::corrupt("Image does not contain a reference count table");
     TRY(check_table(h.refcount_table_offset, uint64_t(h.refcount_table_clusters) * cs, cs, file_size,
-                    "reference count table"));
+                    "Reference count table"));
     if (uint64_t(h.l1_size) * 8 > k_max_l1_bytes)
         return Error::invalid("Active L1 table too large");
-    TRY(check_table(h.l1_table_offset, uint64_t(h.l1_size) * 8, cs, file_size, "L1 table"));
+    TRY(check_table(h.l1_table_offset, uint64_t(h.l1_size) * 8, cs, file_size, "Active L1 table"));
     if (h.nb_snapshots > k_max_snapshots)
         return Error::invalid("Snapshot table too large");
     if (h.nb_snapshots)
-        TRY(check_table(h.snapshots_offset, uint64_t(h.nb_snapshots) * 40, cs, file_size, "snapshot table"));
+        TRY(check_table(h.snapshots_offset, uint64_t(h.nb_snapshots) * 40, cs, file_size, "Snapshot table"));
     // L1 must cover the virtual size.
     uint64_t entries_per_l2 = cs / ((h.incompatible_features & k_incompat_extended_l2) ? 16 : 8);
     uint64_t need_l1 = div_round_up(div_round_up(h.size, cs), entries_per_l2);
@@ -191,7 +193,19 @@ static void put_extension(std::vector<uint8_t>& out, uint32_t type, const uint8_
         std::memcpy(&out[at + 8], data, len);
 }
 
+static Result<std::vector<uint8_t>> serialize_header_with(Header& h, bool feature_table);
+
+// The feature name table is informational: like QEMU, leave it out when a
+// small cluster (512 bytes with a long backing file name) has no room.
 Result<std::vector<uint8_t>> serialize_header(Header& h)
+{
+    auto with = serialize_header_with(h, true);
+    if (with || h.version < 3)
+        return with;
+    return serialize_header_with(h, false);
+}
+
+static Result<std::vector<uint8_t>> serialize_header_with(Header& h, bool feature_table)
 {
     std::vector<uint8_t> out(h.version >= 3 ? k_v3_header_written_bytes : k_v2_header_bytes, 0);
     if (h.version >= 3) {
@@ -204,14 +218,15 @@ Result<std::vector<uint8_t>> serialize_header(Header& h)
                           h.data_file.size());
         if (h.feature_names.empty())
             h.feature_names = default_feature_names();
-        std::vector<uint8_t> table(h.feature_names.size() * 48, 0);
-        for (size_t i = 0; i < h.feature_names.size(); ++i) {
+        std::vector<uint8_t> table(feature_table ? h.feature_names.size() * 48 : 0, 0);
+        for (size_t i = 0; feature_table && i < h.feature_names.size(); ++i) {
             table[i * 48] = h.feature_names[i].type;
             table[i * 48 + 1] = h.feature_names[i].bit;
             std::memcpy(&table[i * 48 + 2], h.feature_names[i].name.data(),
                         std::min<size_t>(46, h.feature_names[i].name.size()));
         }
-        put_extension(out, k_ext_feature_table, table.data(), table.size());
+        if (feature_table)
+            put_extension(out, k_ext_feature_table, table.data(), table.size());
     } else {
         h.header_length = k_v2_header_bytes;
         // v2 images only know the backing format extension.

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "block/context.h"
+#include "block/crypto/luks_amend.h"
 #include "block/crypto/luks_header.h"
 #include "block/crypto/sector_cipher.h"
 #include "block/dirty_bitmap.h"
@@ -328,7 +329,23 @@ private:
     // bit (caller holds m_meta_lock); close clears it.
     Task<Result<void>> mark_dirty_if_lazy();
     Task<Result<void>> mark_clean_on_close();
+    // While a lazy-refcounts session's dirty bit is on disk, a crash makes
+    // the next open rebuild every refcount, so refcount blocks need not
+    // reach the disk before the pointers that use them: commits write L2
+    // tables and refcount blocks together and flush once.
+    bool refcounts_may_lag() const { return m_lazy_dirty; }
+    Task<Result<void>> commit_metadata_lazy();
+    // For an allocating write's new L2 entries (write.cpp): whether its data
+    // must be flushed before the entries, i.e. whether the clusters' old
+    // content, read back after a crash, would differ from what the entries
+    // promise for the bytes the guest did not write (COW from real data,
+    // reused clusters, encryption, an external data file).
+    DataOrder data_order_for(uint64_t host, uint64_t head_entry, uint64_t head_bytes, uint64_t tail_entry,
+                             uint64_t tail_bytes);
     bool m_lazy_dirty = false;
+    // Clusters from here on were past the end of the file when the lazy
+    // session began and have not been freed since: they read as zeroes.
+    uint64_t m_fresh_from_cluster = UINT64_MAX;
     Task<void> discard_freed(const std::vector<uint64_t>& clusters);
     uint64_t m_snapshot_table_bytes = 0;
 
@@ -376,6 +393,10 @@ private:
     Result<void> check_cipher() const;
     // The legacy AES cipher from the secret `secret_id` (wiped after use).
     Result<void> use_legacy_aes(const std::string& secret_id);
+    // amend's encrypt.* options (LUKS key slots, encryption.cpp): checked
+    // with the other options, applied after a compat upgrade as QEMU does.
+    Result<std::optional<crypto::LuksAmendOptions>> check_encryption_amend(const OptionList& options) const;
+    Task<Result<void>> amend_encryption(const crypto::LuksAmendOptions& options, AmendFlags flags);
     uint64_t crypt_sector(uint64_t host, uint64_t guest) const;
     // Data cluster I/O at host offset `host` (guest offset `guest`),
     // decrypting/encrypting when the image is encrypted. Writes of
@@ -386,6 +407,8 @@ private:
     nlohmann::json encryption_info() const;
     std::optional<crypto::SectorCipher> m_cipher;
     std::optional<crypto::LuksHeader> m_luks;
+    // Id of the secret that unlocked m_luks (amend unlocks with it again).
+    std::string m_key_secret_id;
 
     // --- state ---
     Header m_header;

@@ -110,6 +110,9 @@ Task<Result<void>> Qcow2Node::set_refcounts(uint64_t cluster, uint64_t count, ui
         }
         if (value == 0 && cluster < m_free_cluster_hint)
             m_free_cluster_hint = cluster;
+        // A freed cluster keeps its old bytes: no longer fresh.
+        if (value == 0 && m_fresh_from_cluster != UINT64_MAX)
+            m_fresh_from_cluster = std::max(m_fresh_from_cluster, cluster + n);
         // A freed cluster can no longer take packed compressed data.
         if (value == 0 && m_free_byte_offset && (m_free_byte_offset >> m_cluster_bits) >= cluster
             && (m_free_byte_offset >> m_cluster_bits) < cluster + n)

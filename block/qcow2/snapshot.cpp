@@ -10,7 +10,12 @@ static constexpr uint64_t k_max_snapshot_table_bytes = 64ull << 20; // QCOW_MAX_
 static constexpr uint32_t k_max_extra_bytes = 1024;
 
 // Parses one entry from `b`; returns its length (padded to 8) or an error.
-static Result<size_t> parse_entry(std::span<const uint8_t> b, Snapshot& sn)
+static Error too_much_extra(uint32_t index)
+{
+    return Error::corrupt("Too much extra metadata in snapshot table entry " + std::to_string(index));
+}
+
+static Result<size_t> parse_entry(std::span<const uint8_t> b, Snapshot& sn, uint32_t index)
 {
     if (b.size() < k_snapshot_fixed_bytes)
         return Error::corrupt("qcow2: snapshot table is truncated");
@@ -26,7 +31,7 @@ static Result<size_t> parse_entry(std::span<const uint8_t> b, Snapshot& sn)
     sn.info.vm_state_size = sn.vm_state_size32;
     uint32_t extra = load_be32(p + 36);
     if (extra > k_max_extra_bytes)
-        return Error::corrupt("Too much extra metadata in snapshot table entry");
+        return too_much_extra(index);
     size_t total = size_t(k_snapshot_fixed_bytes) + extra + id_len + name_len;
     if (b.size() < total)
         return Error::corrupt("qcow2: snapshot table is truncated");
@@ -51,7 +56,7 @@ Result<std::vector<Snapshot>> parse_snapshot_table(std::span<const uint8_t> b, u
     size_t pos = 0;
     for (uint32_t i = 0; i < count; ++i) {
         Snapshot sn;
-        size_t n = TRY(parse_entry(b.subspan(std::min(pos, b.size())), sn));
+        size_t n = TRY(parse_entry(b.subspan(std::min(pos, b.size())), sn, i));
         pos += n;
         out.push_back(std::move(sn));
     }
@@ -106,11 +111,11 @@ Task<Result<void>> Qcow2Node::load_snapshots()
         CO_TRY(co_await read_clamped(*m_file, pos, fixed, sizeof(fixed)));
         size_t total = k_snapshot_fixed_bytes + load_be32(fixed + 36) + load_be16(fixed + 12) + load_be16(fixed + 14);
         if (load_be32(fixed + 36) > k_max_extra_bytes)
-            co_return Error::corrupt("Too much extra metadata in snapshot table entry");
+            co_return too_much_extra(i);
         std::vector<uint8_t> buf(total);
         CO_TRY(co_await read_clamped(*m_file, pos, buf.data(), total));
         Snapshot sn;
-        size_t n = CO_TRY(parse_entry(buf, sn));
+        size_t n = CO_TRY(parse_entry(buf, sn, i));
         if (sn.info.disk_size == 0)
             sn.info.disk_size = m_size;
         m_snapshots.push_back(std::move(sn));

@@ -97,10 +97,12 @@ Task<Result<void>> TableCache::write(const CachedTable& table, size_t begin, siz
                                       RequestFlags::None);
 }
 
-void TableCache::mark_dirty(CachedTable& table, size_t begin, size_t end)
+void TableCache::mark_dirty(CachedTable& table, size_t begin, size_t end, DataOrder order)
 {
     if (begin >= end)
         return;
+    if (order == DataOrder::Needed)
+        m_needs_data_order = true;
     if (!table.dirty()) {
         table.dirty_begin = begin;
         table.dirty_end = end;
@@ -125,6 +127,9 @@ Task<Result<void>> TableCache::write_dirty()
         table->dirty_begin = table->dirty_end = 0;
         --m_dirty;
     }
+    // Callers do not change tables while this runs, so everything marked
+    // is written now.
+    m_needs_data_order = false;
     co_return ok();
 }
 

@@ -36,6 +36,10 @@ struct CachedTable {
 
 using TablePtr = std::shared_ptr<CachedTable>;
 
+// Whether the data a dirty entry points at must be flushed before the entry
+// is written. Needed unless the caller proved otherwise (lazy_refcounts.cpp).
+enum class DataOrder { Needed, NotNeeded };
+
 class TableCache {
 public:
     TableCache(EventLoop& loop, BlockNode& file, uint32_t table_bytes, size_t capacity_tables);
@@ -48,7 +52,10 @@ public:
     // file's alignment, at least 512 bytes, within the table).
     Task<Result<void>> write(const CachedTable& table, size_t begin, size_t end);
     // Records that bytes [begin, end) changed; write_dirty writes them.
-    void mark_dirty(CachedTable& table, size_t begin, size_t end);
+    void mark_dirty(CachedTable& table, size_t begin, size_t end, DataOrder order = DataOrder::Needed);
+    // Some change since the last complete write_dirty was marked
+    // DataOrder::Needed (or the cache cannot tell).
+    bool needs_data_order() const { return m_needs_data_order; }
     // Writes every dirty table (in offset order) and marks it clean.
     // Callers must not change the tables until it returns.
     Task<Result<void>> write_dirty();
@@ -62,6 +69,7 @@ public:
     {
         m_tables.clear();
         m_dirty = 0;
+        m_needs_data_order = false;
     }
 
     size_t capacity() const { return m_capacity; }
@@ -77,6 +85,7 @@ private:
     size_t m_capacity;
     uint64_t m_clock = 0;
     size_t m_dirty = 0;
+    bool m_needs_data_order = false;
     std::unordered_map<uint64_t, TablePtr> m_tables;
 };
 

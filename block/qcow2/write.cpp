@@ -148,7 +148,7 @@ Task<Result<uint64_t>> Qcow2Node::write_allocating(uint64_t guest, QIov qiov)
         before[i] = l2_get(*table, idx0 + i);
         l2_set(*table, idx0 + i, (host + i * m_cluster_size) | k_oflag_copied);
     }
-    m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8);
+    m_l2_cache->mark_dirty(*table, idx0 * 8, (idx0 + n) * 8, data_order_for(host, old[0], head, old[n - 1], tail));
     bool release = false;
     for (uint64_t e : before) {
         ClusterType t = type_of(e);

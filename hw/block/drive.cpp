@@ -119,6 +119,9 @@ Task<Result<std::unique_ptr<block::BlockNode>>> Drive::open_snapshot_overlay(
     top.format = "qcow2";
     top.flags.read_write = true;
     top.flags.cache = block::CacheMode::Unsafe; // a throw-away file
+    // ...but the user's image below keeps the drive's cache mode, so a
+    // monitor `commit` into it is flushed as the user asked.
+    top.flags.backing_cache = m_config.cache;
     top.flags.aio = m_config.aio;
     auto node = co_await m_ctx.open_image(top);
     // Deleted now: the open file lives on until close, and nothing is left

@@ -43,6 +43,7 @@ exec > /dev/kmsg 2>&1
 /bin/busybox uname -a
 /bin/busybox mount -t proc proc /proc
 /bin/busybox head -8 /proc/cpuinfo
+/bin/busybox grep -m1 '^flags' /proc/cpuinfo
 /bin/busybox sh -c 'i=0; while [ $i -lt 200 ]; do i=$((i+1)); done; echo loop=$i'
 /bin/busybox echo "3.5 * 2" | /bin/busybox awk '{ print $1 * $3 }'
 /bin/busybox sha256sum /bin/busybox

@@ -43,6 +43,10 @@ Result<std::vector<OracleOutcome>> run_interpreter(const std::vector<OracleCase>
         cpu->reset(x86::ResetKind::PowerOn);
         setup_long_mode(*cpu, host, 3);
         cpu->state().cr0 |= x86::k_cr0_am; // as Linux runs user code natively
+        if (model.has_xsave()) { // as Linux: XSAVE enabled (the cases keep RFBM within x87|SSE)
+            cpu->state().cr4 |= x86::k_cr4_osxsave;
+            cpu->state().xsave.xcr0 = 0x3;
+        }
         std::memcpy(host.ram(k_code_addr), c.code.data(), c.code.size());
         // Past the end: UD2, so a run-away sequence faults instead of wandering.
         host.ram(k_code_addr)[c.code.size()] = 0x0f;

@@ -1,5 +1,6 @@
 #include "tests/oracle/test_machine.h"
 
+#include <cstdio>
 #include <cstring>
 
 namespace kiln::oracle {
@@ -115,6 +116,21 @@ int delivered_vector(const CpuState& s)
     if (s.rip >= k_stubs && s.rip < k_stubs + 256 * 16)
         return int((s.rip - k_stubs) / 16);
     return -1;
+}
+
+std::unique_ptr<accel::interp::Interpreter> make_interpreter(FakeHost& host, const char* model_name)
+{
+    auto model = CpuModel::by_name(model_name);
+    if (!model.ok()) {
+        std::fprintf(stderr, "%s\n", model.error().message().c_str());
+        return nullptr;
+    }
+    auto cpu = accel::interp::Interpreter::create(host, model.value());
+    if (!cpu.ok()) {
+        std::fprintf(stderr, "%s\n", cpu.error().message().c_str());
+        return nullptr;
+    }
+    return std::move(cpu).value();
 }
 
 } // namespace kiln::oracle

@@ -78,6 +78,10 @@ inline constexpr uint16_t k_sel_tss = 0x40;
 // the CPU in 64-bit mode at CPL `cpl` (0 or 3).
 void setup_long_mode(accel::interp::Interpreter& cpu, FakeHost& host, unsigned cpl);
 
+// An interpreter for `model` ("max", "qemu64") on `host`; nullptr (and a
+// message on stderr) if either cannot be created.
+std::unique_ptr<accel::interp::Interpreter> make_interpreter(FakeHost& host, const char* model);
+
 // If RIP is inside the exception stubs, the vector that was delivered; -1 otherwise.
 int delivered_vector(const accel::x86::CpuState& s);
 

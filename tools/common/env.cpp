@@ -81,7 +81,8 @@ Task<Result<OpenedImage>> open_tool_image(block::BlockContext& ctx, ImageRequest
     if (!node) {
         if (!request.wrap_errors)
             co_return node.error();
-        co_return node.error().with_context("Could not open '" + display + "'");
+        // qemu-img names an --image-opts image by the whole option string.
+        co_return node.error().with_context("Could not open '" + request.filename + "'");
     }
     OpenedImage image;
     image.node = std::move(node).value();

@@ -17,12 +17,20 @@ struct AmendArgs {
     CommonOptions common;
     std::string options;
     std::string filename;
-    std::string cache = "writeback";
+    block::CacheMode cache = block::CacheMode::Writeback; // -t
     bool progress = false;
     bool force = false;
 };
 
-// qemu-img 7.2's list for qcow2 (the only format with amend options).
+// qemu-img 7.2's lists for the formats that have amend options.
+const char* const k_luks_amend_help =
+    "Amend options for 'luks':\n"
+    "  iter-time=<num>        - Time to spend in PBKDF in milliseconds\n"
+    "  keyslot=<num>          - Select a single keyslot to modify explicitly\n"
+    "  new-secret=<str>       - New secret to set in the matching keyslots. Empty string to erase\n"
+    "  old-secret=<str>       - Select all keyslots that match this password\n"
+    "  state=<str>            - Select new state of affected keyslots (active/inactive)\n";
+
 const char* const k_qcow2_amend_help =
     "Amend options for 'qcow2':\n"
     "  backing_file=<str>     - File name of a base image\n"
@@ -68,11 +76,11 @@ Task<int> do_amend(ToolEnv& env, AmendArgs args)
             report_error("Expecting one image file name");
             co_return 1;
         }
-        if (fmt != "qcow2") {
+        if (fmt != "qcow2" && fmt != "luks") {
             report_error("Format driver '" + fmt + "' does not support option amendment");
             co_return 1;
         }
-        std::fputs(k_qcow2_amend_help, stdout);
+        std::fputs(fmt == "luks" ? k_luks_amend_help : k_qcow2_amend_help, stdout);
         co_return 0;
     }
     if (args.filename.empty()) {
@@ -82,6 +90,7 @@ Task<int> do_amend(ToolEnv& env, AmendArgs args)
     ImageRequest req = request_from(args.common, args.filename);
     req.flags.read_write = true;
     req.flags.no_backing = true;
+    req.flags.cache = args.cache;
     auto image = co_await open_or_report(env, req);
     if (!image)
         co_return 1;
@@ -112,9 +121,15 @@ int img_amend(ToolEnv& env, int argc, char** argv)
                                case 'o':
                                    append_options(args.options, optarg);
                                    break;
-                               case 't':
-                                   args.cache = optarg;
+                               case 't': {
+                                   auto mode = parse_cache_option(optarg);
+                                   if (!mode) {
+                                       report_error(mode.error().message());
+                                       return 1;
+                                   }
+                                   args.cache = *mode;
                                    break;
+                               }
                                case 'p':
                                    args.progress = true;
                                    break;

@@ -192,8 +192,7 @@ Task<int> cmd_open(IoSession& s, std::vector<std::string>& words)
     }
     auto r = co_await s.open(req);
     if (!r) {
-        std::fprintf(stderr, "%s: can't open device %s: %s\n", Log::program_name().c_str(), req.filename.c_str(),
-            r.error().message().c_str());
+        print_open_failure(req, r.error());
         co_return -EINVAL;
     }
     co_return 0;

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "tools/common/cli.h"
+#include "tools/io/report.h"
 #include "tools/io/session.h"
 #include "util/log.h"
 
@@ -52,9 +53,7 @@ Task<int> run(ToolEnv& env, IoSession& session, std::vector<std::string> command
     if (have_file) {
         auto r = co_await session.open(request);
         if (!r) {
-            std::fflush(stdout);
-            std::fprintf(
-                stderr, "kiln-io: can't open device %s: %s\n", request.filename.c_str(), r.error().message().c_str());
+            print_open_failure(request, r.error());
             co_return 1;
         }
     }

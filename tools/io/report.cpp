@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "util/log.h"
 #include "util/size.h"
 
 namespace kiln::tools::io {
@@ -93,6 +94,16 @@ int64_t parse_number_arg(const std::string& text)
     }
     std::printf("Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- %s\n", text.c_str());
     return -1;
+}
+
+void print_open_failure(const ImageRequest& request, const Error& error)
+{
+    std::fflush(stdout);
+    if (request.image_opts)
+        std::fprintf(stderr, "%s: can't open: %s\n", Log::program_name().c_str(), error.message().c_str());
+    else
+        std::fprintf(stderr, "%s: can't open device %s: %s\n", Log::program_name().c_str(), request.filename.c_str(),
+            error.message().c_str());
 }
 
 } // namespace kiln::tools::io

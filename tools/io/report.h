@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/common/env.h"
+#include "util/result.h"
+
 namespace kiln::tools::io {
 
 // cvtstr: "%.3f <unit>" with ".000" trimmed ("64 KiB", "1.500 MiB", "40 bytes").
@@ -15,6 +18,9 @@ std::string timestr(double seconds);
 void print_report(const char* op, double seconds, int64_t offset, int64_t count, int64_t total, int ops);
 // -v: "%08x:  xx xx ...  ascii" lines.
 void dump_buffer(const uint8_t* buf, int64_t offset, int64_t len);
+// "<prog>: can't open device NAME: why" ("can't open: why" for an
+// --image-opts option string), as qemu-io reports a failed open.
+void print_open_failure(const ImageRequest& request, const Error& error);
 // cvtnum for command arguments; prints qemu-io's parse error and returns -1.
 int64_t parse_number_arg(const std::string& text);
 

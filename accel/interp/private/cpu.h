@@ -424,6 +424,11 @@ public:
     bool exec_bits(const DecodedInsn& d);
     bool exec_sse(const DecodedInsn& d);
     bool exec_x87(const DecodedInsn& d);
+    bool exec_vex(const DecodedInsn& d); // VEX-encoded BMI1/BMI2 (exec_vex.cpp)
+    // XSAVE family (exec_xsave.cpp): 0F AE /4-/6 and 0F C7 /4 with memory.
+    bool exec_xsave(const DecodedInsn& d);
+    bool exec_xsetbv();
+    bool exec_xgetbv();
 
     VcpuHost& host() { return m_host; }
     uint64_t next_rip() const { return m_next_rip; }
@@ -496,6 +501,12 @@ private:
     void debug_before(uint64_t rip);
     void debug_after();
     void check_data_breakpoints(uint64_t lin, unsigned size, bool write);
+public:
+    // Port I/O against the armed I/O breakpoints (debug_regs.cpp).
+    void check_io_breakpoints(uint16_t port, unsigned size);
+    bool io_breakpoints_armed() const { return m_dr_io != 0; }
+
+private:
     const DecodedInsn& fetch_decode();
     bool check_events();
     void handle_exception(const CpuException& e, uint64_t fault_rip);
@@ -542,6 +553,7 @@ private:
     bool m_rf_at_start = false;
     uint8_t m_dr_exec = 0; // enabled instruction breakpoints (bit per DRn)
     uint8_t m_dr_data = 0; // enabled data breakpoints
+    uint8_t m_dr_io = 0; // enabled I/O breakpoints (RW = 10 with CR4.DE)
     uint8_t m_dr_hits = 0; // data breakpoints hit by the current instruction
 
     // [access][user]

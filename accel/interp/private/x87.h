@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "accel/interp/private/cpu.h"
 
@@ -25,6 +26,27 @@ void x87_frstor(InterpreterImpl& cpu, x86::Seg seg, uint64_t ea, unsigned opsize
 // A control word as FLDCW/FLDENV load it: reserved bits 7 and 13-15
 // read as 0, bit 6 as 1.
 inline uint16_t x87_control_word(uint16_t v) { return uint16_t((v & 0x1f3f) | 0x40); }
+// A status word loaded from memory (FXRSTOR/XRSTOR): ES and B follow the
+// pending exceptions that the control word leaves unmasked, as the host
+// CPU recomputes them.
+inline uint16_t x87_status_summary(uint16_t fsw, uint16_t fcw)
+{
+    bool pending = fsw & ~fcw & 0x3f;
+    return uint16_t((fsw & ~0x8080) | (pending ? 0x8080 : 0));
+}
+
+// The x87 part of an FXSAVE image (FCW..FDP, ST0-7) as FXRSTOR and
+// XRSTOR load it.
+inline void x87_load_image(x86::FxsaveArea& fpu, const x86::FxsaveArea& img)
+{
+    fpu.fcw = x87_control_word(img.fcw);
+    fpu.fsw = x87_status_summary(img.fsw, fpu.fcw);
+    fpu.ftw = img.ftw;
+    fpu.fop = img.fop;
+    fpu.fip = img.fip;
+    fpu.fdp = img.fdp;
+    std::memcpy(fpu.st, img.st, sizeof fpu.st);
+}
 
 // A waiting x87 or MMX instruction finds an unmasked exception pending
 // (FSW.ES) from an earlier one: #MF, the native reporting with CR0.NE.

@@ -208,3 +208,119 @@ TEST(Decoder, KnownEncodings)
     const uint8_t g[] = { 0xc4, 0x00 };
     EXPECT_EQ(decode(g, 2, CodeSize::Bits64, d), DecodeStatus::Invalid);
 }
+
+namespace {
+
+// A random VEX-encoded instruction: C4 or C5, random R/X/B/W/vvvv/L/pp,
+// map 0F/0F38/0F3A with mostly the BMI opcodes, random ModRM/SIB/disp.
+void fill_vex(Rng& rng, uint8_t* bytes, CodeSize size)
+{
+    for (int i = 0; i < 16; i++)
+        bytes[i] = uint8_t(rng.next());
+    unsigned pos = 0;
+    if (rng.below(4) == 0)
+        bytes[pos++] = rng.below(2) ? 0x67 : 0x2e;
+    bool three = rng.below(3) != 0;
+    bytes[pos++] = three ? 0xc4 : 0xc5;
+    uint8_t first = bytes[pos];
+    if (size != CodeSize::Bits64)
+        first |= 0xc0; // R/X set: VEX rather than LES/LDS
+    if (three) {
+        static const uint8_t maps[] = { 1, 2, 2, 2, 3 };
+        bytes[pos++] = uint8_t((first & 0xe0) | maps[rng.below(5)]);
+        pos++; // W vvvv L pp: random
+    } else {
+        bytes[pos++] = first;
+    }
+    static const uint8_t bmi[] = { 0xf0, 0xf2, 0xf3, 0xf5, 0xf6, 0xf7 };
+    if (rng.below(2))
+        bytes[pos] = bmi[rng.below(6)];
+}
+
+} // namespace
+
+TEST(Decoder, VexMatchesCapstone)
+{
+    static const struct {
+        CodeSize size;
+        cs_mode mode;
+    } modes[] = { { CodeSize::Bits64, CS_MODE_64 }, { CodeSize::Bits32, CS_MODE_32 } };
+    for (auto& m : modes) {
+        csh handle;
+        ASSERT_EQ(cs_open(CS_ARCH_X86, m.mode, &handle), CS_ERR_OK);
+        cs_option(handle, CS_OPT_DETAIL, CS_OPT_ON);
+        Rng rng { 0x5eed + unsigned(m.size) };
+        unsigned compared = 0, mismatches = 0;
+        uint8_t bytes[16];
+        for (unsigned i = 0; i < 40000; i++) {
+            fill_vex(rng, bytes, m.size);
+            DecodedInsn d;
+            DecodeStatus st = decode(bytes, 15, m.size, d);
+            cs_insn* ci = nullptr;
+            size_t count = cs_disasm(handle, bytes, 15, 0x1000, 1, &ci);
+            if (count == 0 || st != DecodeStatus::Ok) {
+                if (count)
+                    cs_free(ci, count);
+                continue;
+            }
+            compared++;
+            const cs_x86& x = ci->detail->x86;
+            std::string why;
+            if (!d.is_vex())
+                why = "not decoded as VEX";
+            else if (ci->size != d.length)
+                why = "length " + std::to_string(d.length) + " vs capstone " + std::to_string(ci->size);
+            else if (x.encoding.modrm_offset && d.has_modrm && x.modrm != d.modrm)
+                why = "ModRM byte";
+            else if (x.encoding.disp_offset && x.disp != d.disp && d.is_mem())
+                why = "displacement";
+            if (!why.empty()) {
+                if (mismatches < 25)
+                    ADD_FAILURE() << "mode " << int(m.size) << ": " << hex(bytes, 15) << "(" << ci->mnemonic << " "
+                                  << ci->op_str << "): " << why;
+                mismatches++;
+            }
+            cs_free(ci, count);
+        }
+        cs_close(&handle);
+        printf("VEX mode %d: %u compared\n", int(m.size), compared);
+        EXPECT_EQ(mismatches, 0u);
+        EXPECT_GT(compared, 3000u);
+    }
+}
+
+TEST(Decoder, VexFields)
+{
+    DecodedInsn d;
+    // andn r9, r10, [r11+8] (VEX.LZ.0F38.W1 F2): R=1 B=1, vvvv=r10
+    const uint8_t a[] = { 0xc4, 0x42, 0xa8, 0xf2, 0x4b, 0x08 };
+    ASSERT_EQ(decode(a, sizeof a, CodeSize::Bits64, d), DecodeStatus::Ok);
+    EXPECT_TRUE(d.is_vex());
+    EXPECT_EQ(d.op, k_map_vex | k_map_0f38 | 0xf2);
+    EXPECT_EQ(d.length, 6);
+    EXPECT_EQ(d.reg, 9);
+    EXPECT_EQ(d.base, 11);
+    EXPECT_EQ(d.vvvv, 10);
+    EXPECT_EQ(d.opsize, 8);
+    // rorx eax, ecx, 5 (VEX.LZ.F2.0F3A.W0 F0 /r ib)
+    const uint8_t b[] = { 0xc4, 0xe3, 0x7b, 0xf0, 0xc1, 0x05 };
+    ASSERT_EQ(decode(b, sizeof b, CodeSize::Bits64, d), DecodeStatus::Ok);
+    EXPECT_EQ(d.vex_pp, 3);
+    EXPECT_EQ(d.imm, 5u);
+    EXPECT_EQ(d.opsize, 4);
+    // 32-bit mode: C4 with a memory ModRM is LES; with mod 11 it is VEX.
+    const uint8_t c[] = { 0xc4, 0x01 };
+    ASSERT_EQ(decode(c, sizeof c, CodeSize::Bits32, d), DecodeStatus::Ok);
+    EXPECT_FALSE(d.is_vex());
+    EXPECT_EQ(d.op, 0xc4);
+    ASSERT_EQ(decode(b, sizeof b, CodeSize::Bits32, d), DecodeStatus::Ok);
+    EXPECT_TRUE(d.is_vex());
+    // Prefixes that may not precede VEX: 66, F2, F3, LOCK, REX.
+    for (uint8_t p : { 0x66, 0xf2, 0xf3, 0xf0, 0x48 }) {
+        const uint8_t e[] = { p, 0xc4, 0xe3, 0x7b, 0xf0, 0xc1, 0x05 };
+        EXPECT_EQ(decode(e, sizeof e, CodeSize::Bits64, d), DecodeStatus::Invalid) << int(p);
+    }
+    // Reserved map 0 / 4.
+    const uint8_t f[] = { 0xc4, 0xe4, 0x7b, 0xf0, 0xc1 };
+    EXPECT_EQ(decode(f, sizeof f, CodeSize::Bits64, d), DecodeStatus::Invalid);
+}

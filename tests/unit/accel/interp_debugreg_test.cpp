@@ -115,3 +115,42 @@ TEST(InterpDebugRegs, ReadWriteBreakpointTrapsOnTheLoad)
     EXPECT_EQ(s.dr[6] & 0xf, 4u);
     EXPECT_EQ(read64(host, k_stack - 40), k_code + 8); // after the load
 }
+
+TEST(InterpDebugRegs, IoBreakpointTrapsAfterPortAccessWithCr4De)
+{
+    FakeHost host(16ull << 20);
+    // out 0x80, al; in al, dx; nop; hlt
+    const std::vector<uint8_t> io = { 0xe6, 0x80, 0xec, 0x90, 0xf4 };
+    const uint64_t at = k_code + 0x100;
+    for (bool de : { true, false }) {
+        auto cpu = make_cpu(host, at);
+        host.write(at, io);
+        cpu->invalidate_code(at, io.size());
+        x86::CpuState& s = cpu->state();
+        if (de)
+            s.cr4 |= x86::k_cr4_de;
+        s.gpr[x86::k_rdx] = 0x3fa;
+        s.dr[0] = 0x80; // 1 byte at port 0x80
+        s.dr[1] = 0x3f8; // 4 bytes at 0x3f8..0x3fb
+        s.dr[7] = 0x401 | 0x4 | (0x2u << 16) | (0xeu << 20); // L0, L1; RW0 = RW1 = I/O, LEN1 = 4
+        cpu->run(10);
+        if (!de) { // RW = 10 means nothing without CR4.DE
+            EXPECT_EQ(delivered_vector(s), -1);
+            EXPECT_TRUE(s.halted);
+            continue;
+        }
+        EXPECT_EQ(delivered_vector(s), 1);
+        EXPECT_EQ(s.dr[6] & 0xf, 1u);
+        EXPECT_EQ(read64(host, k_stack - 40), at + 2); // a trap: after the OUT
+        EXPECT_EQ(host.pio_writes.size(), 1u);
+        // Resume at the IN: breakpoint 1 (0x3fa is inside 0x3f8..0x3fb).
+        s.halted = false;
+        s.rip = at + 2;
+        s.gpr[x86::k_rsp] = k_stack;
+        cpu->run(10);
+        EXPECT_EQ(delivered_vector(s), 1);
+        EXPECT_EQ(s.dr[6] & 0xf, 2u);
+        EXPECT_EQ(read64(host, k_stack - 40), at + 3);
+        host.pio_writes.clear();
+    }
+}

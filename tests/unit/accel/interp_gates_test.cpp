@@ -281,3 +281,23 @@ TEST(InterpGates, FaultThroughTaskGatePushesErrorCodeOnNewStack)
     EXPECT_EQ(get32(host, k_tss_b) & 0xffff, k_tss_a_sel); // back link
     EXPECT_EQ(get32(host, k_tss_a + 0x20), 0x4004u); // A resumes at the faulting MOV
 }
+
+TEST(InterpGates, TssTrapBitRaisesDebugTrapInNewTask)
+{
+    FakeHost host(16ull << 20);
+    auto cpu = make_cpu(host);
+    setup_protected(*cpu, host, 0);
+    setup_task_b(host);
+    put32(host, k_tss_b + 0x64, 1); // T bit
+    put64(host, k_idt32 + 1 * 8, 0x00008e0000085800ull); // #DB: interrupt gate to 0008:5800
+    host.write(0x5800, { 0xf4 }); // hlt
+    host.write(0x6000, { 0x90, 0xf4 });
+    host.write(0x4000, { 0xea, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00 }); // jmp far to task gate B
+    cpu->run(20);
+    const x86::CpuState& s = cpu->state();
+    EXPECT_EQ(s.tr.selector, k_tss_b_sel);
+    EXPECT_TRUE(s.halted);
+    EXPECT_EQ(s.rip, 0x5801u); // in the #DB handler
+    EXPECT_TRUE(s.dr[6] & (1u << 15)); // BT
+    EXPECT_EQ(get32(host, 0x7000 - 12), 0x6000u); // the frame: B's first instruction, not yet run
+}

@@ -67,6 +67,10 @@ TEST(Oracle, SseFloat) { run_family("sse-fp", 0xaaaa); }
 TEST(Oracle, X87) { run_family("x87", 0xbbbb); }
 TEST(Oracle, Mmx) { run_family("mmx", 0xbbbc); }
 TEST(Oracle, Sse4) { run_family("sse4", 0xbbbd); }
+TEST(Oracle, Bmi) { run_family("bmi", 0xbbbf); }
+TEST(Oracle, Compat32Bmi) { run_family("32-bmi", 0xc00c); }
+TEST(Oracle, Xsave) { run_family("xsave", 0xbbc0); }
+TEST(Oracle, Compat32Xsave) { run_family("32-xsave", 0xc00d); }
 TEST(Oracle, AlignmentCheck) { run_family("align", 0xbbbe); }
 TEST(Oracle, Compat32Mmx) { run_family("32-mmx", 0xc00a); }
 TEST(Oracle, Compat32Sse4) { run_family("32-sse4", 0xc00b); }
@@ -86,4 +90,5 @@ TEST(Oracle, Code16Bits) { run_family("16-bits", 0xd004); }
 TEST(Oracle, Code16Move) { run_family("16-move", 0xd005); }
 TEST(Oracle, Code16Branch) { run_family("16-branch", 0xd007); }
 TEST(Oracle, Code16String) { run_family("16-string", 0xd008); }
+TEST(Oracle, Code16Bmi) { run_family("16-bmi", 0xd00a); }
 TEST(Oracle, Code16Legacy) { run_family("16-legacy", 0xd009); }

@@ -67,8 +67,11 @@ TEST(CpuModel, Qemu64AndMax)
     auto m = CpuModel::by_name("max");
     ASSERT_TRUE(m.ok());
     EXPECT_EQ(vendor(m->query(0, 0, 0, false)), "GenuineIntel");
-    EXPECT_FALSE(m->has_xsave());
-    EXPECT_FALSE(m->query(1, 0, 0, true).ecx & k_cpuid1_ecx_osxsave); // no XSAVE, no OSXSAVE mirror
+    // XSAVE (x87|SSE) exactly when the host has it; OSXSAVE mirrors CR4 only then.
+    EXPECT_EQ(m->has_xsave(), bool(__builtin_cpu_supports("xsave")));
+    EXPECT_EQ(bool(m->query(1, 0, 0, true).ecx & k_cpuid1_ecx_osxsave), m->has_xsave());
+    EXPECT_FALSE(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_osxsave);
+    EXPECT_FALSE(q->has_xsave());
     EXPECT_TRUE(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_popcnt);
     EXPECT_TRUE(m->query(1, 0, 0, false).ecx & k_cpuid1_ecx_sse3);
     // SSSE3/SSE4 run on the host's units: advertised exactly when it has them.

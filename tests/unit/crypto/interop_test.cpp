@@ -6,33 +6,14 @@
 #include <cstdio>
 
 #include "tests/unit/block/block_fixture.h"
+#include "tests/unit/crypto/crypto_test_util.h"
 
 using namespace kiln;
 using namespace kiln::block;
 using namespace kiln::block::test;
+using namespace kiln::block::crypto::test;
 
 namespace {
-
-constexpr const char* k_qemu_calibration_failed = "Unable to get accurate CPU usage";
-
-struct Command {
-    int status;
-    std::string output;
-};
-
-Command sh(const std::string& cmd)
-{
-    Command r { -1, {} };
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-        r.output.append(buf, n);
-    r.status = pclose(p);
-    return r;
-}
 
 class LuksInteropTest : public BlockFixture {
 protected:

@@ -76,9 +76,9 @@ TEST(Qcow2Header, BadFieldsGiveQemuMessages)
               "Reference count entry width too large; may not exceed 64 bits");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[100], 96); }), "qcow2 header too short");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[36], 0x10000000); }), "Active L1 table too large");
-    EXPECT_EQ(with([](auto& b) { store_be64(&b[40], 0x30001); }), "Invalid L1 table offset");
-    EXPECT_EQ(with([](auto& b) { store_be64(&b[40], 1ull << 40); }), "Invalid L1 table offset");
-    EXPECT_EQ(with([](auto& b) { store_be64(&b[48], 0x10200); }), "Invalid reference count table offset");
+    EXPECT_EQ(with([](auto& b) { store_be64(&b[40], 0x30001); }), "Active L1 table offset invalid");
+    EXPECT_EQ(with([](auto& b) { store_be64(&b[40], 1ull << 40); }), "Active L1 table lies past the end of the file");
+    EXPECT_EQ(with([](auto& b) { store_be64(&b[48], 0x10200); }), "Reference count table offset invalid");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[56], 1000); }), "Reference count table too large");
     EXPECT_EQ(with([](auto& b) { store_be64(&b[24], 1ull << 40); }), "L1 table is too small");
     EXPECT_EQ(with([](auto& b) { store_be32(&b[32], 2); }), "Missing CRYPTO header for crypt method 2");

@@ -7,6 +7,7 @@
 
 #include <sys/wait.h>
 
+#include "block/file/file_node.h"
 #include "tests/unit/hw/block/disk_fixture.h"
 #include "tests/unit/qcow2/mem_node.h"
 
@@ -114,6 +115,35 @@ TEST_F(DriveTest, SnapshotOverlayKeepsTheImageAndLeavesNothingBehind)
     std::ifstream in(img, std::ios::binary);
     in.seekg(8192);
     EXPECT_EQ(uint8_t(in.get()), pattern(8192));
+}
+
+// The overlay is a throw-away file (cache=unsafe), but the user's image
+// below it keeps the drive's cache mode: a monitor `commit` into it must
+// really reach the disk.
+TEST_F(DriveTest, SnapshotOverlayBaseKeepsTheDrivesCacheMode)
+{
+    std::string img = make_raw("base.img", 1 << 20);
+    DriveConfig c = raw_cfg(img);
+    c.snapshot = true;
+    c.cache = block::CacheMode::Writeback;
+    Drive* d = open_drive(c);
+    ASSERT_NE(d, nullptr);
+    block::BlockNode* base = d->backend()->root()->backing();
+    ASSERT_NE(base, nullptr);
+    auto* file = dynamic_cast<block::FileNode*>(base->file() ? base->file() : base);
+    ASSERT_NE(file, nullptr);
+    // As `commit` does: reopen the base read-write, write, flush.
+    ASSERT_TRUE(loop->run_until_complete(base->reopen(true)).ok());
+    uint64_t before = file->host_flushes();
+    ASSERT_TRUE(loop->run_until_complete(base->flush()).ok());
+    EXPECT_GT(file->host_flushes(), before);
+    ASSERT_TRUE(loop->run_until_complete(base->reopen(false)).ok());
+    // The overlay itself still skips flushes.
+    auto* top = dynamic_cast<block::FileNode*>(d->backend()->root()->file());
+    ASSERT_NE(top, nullptr);
+    before = top->host_flushes();
+    ASSERT_TRUE(loop->run_until_complete(d->backend()->root()->flush()).ok());
+    EXPECT_EQ(top->host_flushes(), before);
 }
 
 TEST_F(DriveTest, UnknownOptionNamesTheFormat)
