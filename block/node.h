@@ -26,6 +26,7 @@
 namespace kiln::block {
 
 class BlockContext;
+class PersistentBitmaps;
 
 class BlockNode {
 public:
@@ -103,6 +104,9 @@ public:
     // Name of the backing file as recorded in the image (may be relative).
     virtual std::string backing_file_name() const { return {}; }
     virtual std::string backing_format_name() const { return {}; }
+    // Persistent dirty bitmaps (block/dirty_bitmap.h); nullptr when the
+    // format cannot store them.
+    virtual PersistentBitmaps* persistent_bitmaps() { return nullptr; }
 
     BlockNode* file() const { return m_file.get(); }
     BlockNode* backing() const { return m_backing.get(); }

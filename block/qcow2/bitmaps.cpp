@@ -24,13 +24,19 @@ namespace {
 
 constexpr uint64_t k_bitmap_ext_bytes = 24;
 constexpr uint32_t k_bitmap_entry_fixed = 24;
-constexpr uint64_t k_max_bitmap_dir_bytes = 64ull << 20;
-constexpr uint32_t k_max_bitmaps = 65535;
+constexpr uint64_t k_max_bitmaps = 65535;                        // QCOW2_MAX_BITMAPS
+constexpr uint64_t k_max_bitmap_dir_bytes = 1024 * k_max_bitmaps; // QCOW2_MAX_BITMAP_DIRECTORY_SIZE
 constexpr uint32_t k_max_bitmap_name = 1023;
+constexpr uint64_t k_max_bitmap_table_entries = 0x8000000;
 constexpr uint64_t k_bitmap_table_reserved = 0xff000000000001feull;
-constexpr uint64_t k_max_bitmap_bytes = 256ull << 20; // in memory, per bitmap
+constexpr uint32_t k_bitmap_known_flags = k_bitmap_flag_in_use | k_bitmap_flag_auto;
+// BME_MAX_PHYS_SIZE: the most a bitmap may take in the file, and so in
+// memory, since Kiln holds loaded bitmaps whole.
+constexpr uint64_t k_max_bitmap_bytes = 512ull << 20;
 
-Error bad(const std::string& why) { return Error::corrupt("qcow2: invalid bitmap: " + why); }
+// Open fails on a damaged directory with QEMU's messages (it refuses such
+// images too, read-only or not).
+Error bad(const std::string& why) { return Error::invalid(why); }
 
 } // namespace
 
@@ -43,9 +49,13 @@ uint64_t Qcow2Node::bitmap_table_entries(uint32_t granularity_bits) const
 Result<void> Qcow2Node::parse_bitmaps(std::span<const uint8_t> dir, uint32_t count)
 {
     size_t pos = 0;
-    for (uint32_t i = 0; i < count; ++i) {
+    uint32_t found = 0;
+    auto broken = [] { return bad("Broken bitmap directory"); };
+    while (pos < dir.size()) {
         if (dir.size() - pos < k_bitmap_entry_fixed)
-            return bad("directory is truncated");
+            return broken();
+        if (++found > count)
+            return bad("More bitmaps found than specified in header extension");
         const uint8_t* p = dir.data() + pos;
         Bitmap b;
         b.table_offset = load_be64(p);
@@ -55,29 +65,26 @@ Result<void> Qcow2Node::parse_bitmaps(std::span<const uint8_t> dir, uint32_t cou
         b.granularity_bits = p[17];
         uint32_t name_size = load_be16(p + 18);
         uint32_t extra = load_be32(p + 20);
-        if (extra > k_max_bitmap_dir_bytes || name_size > k_max_bitmap_name || name_size == 0)
-            return bad("directory entry " + std::to_string(i) + " has bad name or extra data sizes");
-        size_t total = align_up(k_bitmap_entry_fixed + uint64_t(extra) + name_size, 8);
+        uint64_t total = align_up(k_bitmap_entry_fixed + uint64_t(extra) + name_size, 8);
+        if (extra != 0)
+            return bad("Bitmap extra data is not supported");
         if (dir.size() - pos < total)
-            return bad("directory is truncated");
-        b.extra.assign(p + k_bitmap_entry_fixed, p + k_bitmap_entry_fixed + extra);
-        b.name.assign(reinterpret_cast<const char*>(p + k_bitmap_entry_fixed + extra), name_size);
-        if (b.type != 1)
-            return bad("'" + b.name + "' has unknown type " + std::to_string(b.type));
-        if (b.granularity_bits < 9 || b.granularity_bits > 31)
-            return bad("'" + b.name + "' has granularity bits " + std::to_string(b.granularity_bits));
-        if (b.table_size != bitmap_table_entries(b.granularity_bits))
-            return bad("'" + b.name + "' has a table of the wrong size");
-        if ((b.table_offset & (m_cluster_size - 1)) || b.table_offset < m_cluster_size
-            || b.table_offset >= m_file->size_bytes())
-            return bad("'" + b.name + "' has a bad table offset");
-        if (!b.extra.empty() && !(b.flags & k_bitmap_flag_extra_compatible))
-            return bad("'" + b.name + "' has extra data it may not be used with");
+            return broken();
+        b.name.assign(reinterpret_cast<const char*>(p + k_bitmap_entry_fixed), name_size);
+        uint64_t phys_bytes = uint64_t(b.table_size) * m_cluster_size;
+        bool fits = b.table_size != 0 && b.table_offset != 0 && !(b.table_offset & (m_cluster_size - 1))
+            && b.table_size <= k_max_bitmap_table_entries && b.granularity_bits >= 9 && b.granularity_bits <= 31
+            && !(b.flags & ~k_bitmap_known_flags) && name_size <= k_max_bitmap_name && name_size != 0 && b.type == 1
+            && phys_bytes <= k_max_bitmap_bytes
+            // A consistent bitmap must cover the disk.
+            && ((b.flags & k_bitmap_flag_in_use) || m_size <= ((phys_bytes * 8) << b.granularity_bits));
+        if (!fits)
+            return bad("Bitmap '" + b.name + "' doesn't satisfy the constraints");
         m_bitmaps.push_back(std::move(b));
         pos += total;
     }
-    if (pos != dir.size())
-        return bad("directory size does not match its entries");
+    if (found != count)
+        return bad("Less bitmaps found than specified in header extension");
     return ok();
 }
 
@@ -89,18 +96,41 @@ Task<Result<void>> Qcow2Node::load_bitmaps()
     for (const auto& e : m_header.other_extensions)
         if (e.type == k_ext_bitmaps)
             ext = &e;
-    if (!ext || !(m_header.autoclear_features & k_autoclear_bitmaps))
-        co_return ok(); // absent, or stale (dropped on rewrite)
-    if (ext->data.size() < k_bitmap_ext_bytes)
-        co_return bad("extension is too short");
-    BitmapExt be{load_be32(ext->data.data()), load_be64(ext->data.data() + 8), load_be64(ext->data.data() + 16)};
-    if (be.count == 0 || be.count > k_max_bitmaps || be.dir_bytes == 0 || be.dir_bytes > k_max_bitmap_dir_bytes
-        || (be.dir_offset & (m_cluster_size - 1)) || be.dir_offset < m_cluster_size
-        || be.dir_offset > m_file->size_bytes() || be.dir_bytes > m_file->size_bytes() - be.dir_offset)
-        co_return bad("bad bitmap directory location");
+    if (!ext)
+        co_return ok();
+    if (ext->data.size() != k_bitmap_ext_bytes)
+        co_return bad("bitmaps_ext: Invalid extension length");
+    if (!(m_header.autoclear_features & k_autoclear_bitmaps))
+        co_return ok(); // stale: dropped on rewrite
+    const uint8_t* d = ext->data.data();
+    BitmapExt be{load_be32(d), load_be64(d + 8), load_be64(d + 16)};
+    if (load_be32(d + 4) != 0)
+        co_return bad("bitmaps_ext: Reserved field is not zero");
+    if (be.count > k_max_bitmaps)
+        co_return bad("bitmaps_ext: Image has " + std::to_string(be.count)
+                      + " bitmaps, exceeding the QEMU supported maximum of " + std::to_string(k_max_bitmaps));
+    if (be.count == 0)
+        co_return bad("found bitmaps extension with zero bitmaps");
+    if (be.dir_offset & (m_cluster_size - 1))
+        co_return bad("bitmaps_ext: invalid bitmap directory offset");
+    if (be.dir_bytes > k_max_bitmap_dir_bytes)
+        co_return bad("bitmaps_ext: bitmap directory size (" + std::to_string(be.dir_bytes)
+                      + ") exceeds the maximum supported size (" + std::to_string(k_max_bitmap_dir_bytes) + ")");
+    if (be.dir_bytes == 0)
+        co_return bad("Requested bitmap directory size is zero");
+    // Past the end of the file reads as zeroes, as in QEMU.
     std::vector<uint8_t> dir(be.dir_bytes);
     CO_TRY(co_await read_clamped(*m_file, be.dir_offset, dir.data(), dir.size()));
     CO_TRY(parse_bitmaps(dir, be.count));
+    // QEMU reads every consistent bitmap at open: a bad table refuses the
+    // image whether it is opened for writing or not.
+    for (const Bitmap& b : m_bitmaps) {
+        if (b.flags & k_bitmap_flag_in_use)
+            continue;
+        if (b.table_size != bitmap_table_entries(b.granularity_bits))
+            co_return bad("Could not read bitmap '" + b.name + "' from image: Invalid argument");
+        CO_TRY(co_await read_bitmap_table(b));
+    }
     m_bitmap_ext = be;
     co_return ok();
 }
@@ -113,9 +143,9 @@ Task<Result<std::vector<uint64_t>>> Qcow2Node::read_bitmap_table(const Bitmap& b
     for (size_t i = 0; i < table.size(); ++i) {
         table[i] = load_be64(&raw[i * 8]);
         uint64_t off = table[i] & k_l1e_offset_mask;
-        if ((table[i] & k_bitmap_table_reserved) || (off && (table[i] & 1)) || (off & (m_cluster_size - 1))
-            || (off && (off < m_cluster_size || off >= m_file->size_bytes())))
-            co_return bad("'" + b.name + "' has a bad table entry");
+        if ((table[i] & k_bitmap_table_reserved) || (off && (table[i] & 1)) || (off & (m_cluster_size - 1)))
+            co_return bad("Could not read bitmap_table table from image for bitmap '" + b.name
+                          + "': Invalid argument");
     }
     co_return table;
 }
@@ -141,6 +171,36 @@ Task<Result<std::vector<uint64_t>>> Qcow2Node::bitmap_clusters()
     co_return out;
 }
 
+Task<Result<std::vector<uint8_t>>> Qcow2Node::read_bitmap_bits(const Bitmap& b)
+{
+    uint64_t bytes = uint64_t(b.table_size) * m_cluster_size;
+    if (bytes > k_max_bitmap_bytes)
+        co_return Error::not_supported("qcow2: bitmap '" + b.name + "' is too large to load");
+    std::vector<uint8_t> bits(bytes, 0);
+    std::vector<uint64_t> table = CO_TRY(co_await read_bitmap_table(b));
+    for (size_t i = 0; i < table.size(); ++i) {
+        uint8_t* chunk = bits.data() + i * m_cluster_size;
+        if (uint64_t off = table[i] & k_l1e_offset_mask)
+            CO_TRY(co_await read_clamped(*m_file, off, chunk, m_cluster_size));
+        else if (table[i] & 1)
+            std::memset(chunk, 0xff, m_cluster_size);
+    }
+    co_return bits;
+}
+
+Task<Result<std::vector<uint64_t>>> Qcow2Node::stored_bitmap_clusters(const Bitmap& b)
+{
+    std::vector<uint64_t> out;
+    if (!b.on_disk || b.table_size == 0)
+        co_return out;
+    for (uint64_t c = 0; c < div_round_up(uint64_t(b.table_size) * 8, m_cluster_size); ++c)
+        out.push_back((b.table_offset >> m_cluster_bits) + c);
+    for (uint64_t e : CO_TRY(co_await read_bitmap_table(b)))
+        if (e & k_l1e_offset_mask)
+            out.push_back((e & k_l1e_offset_mask) >> m_cluster_bits);
+    co_return out;
+}
+
 Task<Result<void>> Qcow2Node::start_bitmap_tracking()
 {
     if (!m_bitmap_ext || read_only())
@@ -148,23 +208,19 @@ Task<Result<void>> Qcow2Node::start_bitmap_tracking()
     for (Bitmap& b : m_bitmaps) {
         if (b.flags & k_bitmap_flag_in_use)
             continue; // inconsistent already: kept as it is, never trusted
-        uint64_t bytes = uint64_t(b.table_size) * m_cluster_size;
-        if (bytes > k_max_bitmap_bytes)
-            co_return Error::not_supported("qcow2: bitmap '" + b.name + "' is too large to load");
-        b.bits.assign(bytes, 0);
-        std::vector<uint64_t> table = CO_TRY(co_await read_bitmap_table(b));
-        for (size_t i = 0; i < table.size(); ++i) {
-            uint8_t* chunk = b.bits.data() + i * m_cluster_size;
-            if (uint64_t off = table[i] & k_l1e_offset_mask)
-                CO_TRY(co_await read_clamped(*m_file, off, chunk, m_cluster_size));
-            else if (table[i] & 1)
-                std::memset(chunk, 0xff, m_cluster_size);
-        }
+        b.bits = CO_TRY(co_await read_bitmap_bits(b));
         b.loaded = true;
         b.flags |= k_bitmap_flag_in_use;
     }
     // In use from now on until a clean close stores them (QEMU does the
-    // same, in place).
+    // same, in place). A directory a damaged image places over the header,
+    // L1 or refcount table is not written there.
+    auto overlaps = [&](uint64_t off, uint64_t bytes) {
+        return m_bitmap_ext->dir_offset < off + bytes && off < m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes;
+    };
+    if (overlaps(0, m_cluster_size) || overlaps(m_l1_offset, m_l1.size() * 8)
+        || overlaps(m_header.refcount_table_offset, uint64_t(m_header.refcount_table_clusters) * m_cluster_size))
+        co_return Error::corrupt("Can't update bitmap directory: it overlaps other qcow2 metadata");
     std::vector<uint8_t> dir = serialize_bitmap_directory();
     auto guard = co_await co_lock(m_meta_lock);
     CO_TRY(co_await m_file->pwritev(m_bitmap_ext->dir_offset, QIov(dir.data(), dir.size()), RequestFlags::None));
@@ -224,7 +280,6 @@ void Qcow2Node::resize_bitmaps()
             }
             b.bits[bit / 8] &= uint8_t(~(1u << (bit % 8)));
         }
-        b.table_size = entries;
         b.changed = true;
     }
 }
@@ -233,41 +288,51 @@ Result<void> Qcow2Node::check_bitmaps_resizable() const
 {
     for (const Bitmap& b : m_bitmaps)
         if (!b.loaded)
-            return Error::not_supported("Cannot resize qcow2 with persistent bitmaps: bitmap '" + b.name
-                                        + "' is inconsistent");
+            return inconsistent_bitmap_error(b.name);
     return ok();
 }
 
 Task<Result<void>> Qcow2Node::store_bitmaps()
 {
-    if (!m_bitmap_ext || read_only())
+    auto io_bytes = [this](uint64_t bytes, uint64_t buffer_bytes) {
+        return std::min(buffer_bytes, align_up(bytes, std::max<uint64_t>(512, m_file->request_alignment())));
+    };
+    if (read_only() || !m_v3)
         co_return ok();
-    bool any = false;
+    bool any = m_bitmaps_edited || !m_removed_bitmaps.empty();
     for (const Bitmap& b : m_bitmaps)
         any |= b.loaded;
     if (!any)
         co_return ok();
     auto guard = co_await co_lock(m_meta_lock);
     CO_TRY(co_await commit_metadata());
+    // Old clusters go only after the directory that no longer points at
+    // them is on disk; a crash before that leaks them, nothing worse.
     std::vector<uint64_t> old_clusters;
-    std::vector<Bitmap> next = m_bitmaps;
-    for (size_t k = 0; k < next.size(); ++k) {
-        Bitmap& b = next[k];
+    for (const Bitmap& b : m_removed_bitmaps) {
+        auto used = co_await stored_bitmap_clusters(b);
+        if (used) // a damaged table cannot be freed: its clusters leak
+            old_clusters.insert(old_clusters.end(), used->begin(), used->end());
+    }
+    // Stored bitmaps keep their places; new ones follow, newest first, as
+    // QEMU (which keeps its bitmaps newest first) appends them.
+    std::vector<Bitmap> next;
+    for (const Bitmap& b : m_bitmaps)
+        if (b.on_disk)
+            next.push_back(b);
+    for (auto it = m_bitmaps.rbegin(); it != m_bitmaps.rend(); ++it)
+        if (!it->on_disk)
+            next.push_back(*it);
+    for (Bitmap& b : next) {
         if (!b.loaded)
-            continue;
+            continue; // inconsistent: kept byte for byte
         b.flags &= ~k_bitmap_flag_in_use;
-        if (!b.changed && b.table_size == m_bitmaps[k].table_size)
+        if (!b.changed && b.on_disk && b.table_size == bitmap_table_entries(b.granularity_bits))
             continue;
-        // Fresh data clusters and a fresh table; the old ones go after the
-        // directory that points at the new ones is on disk.
-        if (m_bitmaps[k].table_size) {
-            old_clusters.push_back(m_bitmaps[k].table_offset >> m_cluster_bits);
-            for (uint64_t c = 1; c < div_round_up(uint64_t(m_bitmaps[k].table_size) * 8, m_cluster_size); ++c)
-                old_clusters.push_back((m_bitmaps[k].table_offset >> m_cluster_bits) + c);
-            for (uint64_t e : CO_TRY(co_await read_bitmap_table(m_bitmaps[k])))
-                if (e & k_l1e_offset_mask)
-                    old_clusters.push_back((e & k_l1e_offset_mask) >> m_cluster_bits);
-        }
+        // Fresh data clusters and a fresh table.
+        for (uint64_t c : CO_TRY(co_await stored_bitmap_clusters(b)))
+            old_clusters.push_back(c);
+        b.table_size = uint32_t(bitmap_table_entries(b.granularity_bits));
         std::vector<uint8_t> table(align_up(std::max<uint64_t>(uint64_t(b.table_size) * 8, 1), m_cluster_size), 0);
         for (uint32_t i = 0; i < b.table_size; ++i) {
             const uint8_t* chunk = b.bits.data() + uint64_t(i) * m_cluster_size;
@@ -280,24 +345,31 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
             store_be64(&table[uint64_t(i) * 8], off);
         }
         b.table_offset = CO_TRY(co_await alloc_clusters(table.size() / m_cluster_size));
-        CO_TRY(co_await m_file->pwritev(b.table_offset, QIov(table.data(), table.size()), RequestFlags::None));
+        // Only the sectors that hold entries: the rest of the cluster stays
+        // a hole, as QEMU leaves it.
+        CO_TRY(co_await m_file->pwritev(b.table_offset, QIov(table.data(), io_bytes(uint64_t(b.table_size) * 8, table.size())),
+                                        RequestFlags::None));
         note_write();
         b.changed = false;
+        b.on_disk = true;
     }
     std::swap(m_bitmaps, next);
-    std::vector<uint8_t> dir = serialize_bitmap_directory();
-    uint64_t dir_bytes = dir.size();
-    dir.resize(align_up(dir.size(), m_cluster_size), 0);
-    uint64_t dir_off = CO_TRY(co_await alloc_clusters(dir.size() / m_cluster_size));
-    CO_TRY(co_await m_file->pwritev(dir_off, QIov(dir.data(), dir.size()), RequestFlags::None));
-    note_write();
+    if (m_bitmap_ext)
+        for (uint64_t c = m_bitmap_ext->dir_offset >> m_cluster_bits;
+             c <= (m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes - 1) >> m_cluster_bits; ++c)
+            old_clusters.push_back(c);
+    if (m_bitmaps.empty()) {
+        m_bitmap_ext.reset(); // the extension goes, and autoclear bit 0 with it
+    } else {
+        std::vector<uint8_t> dir = serialize_bitmap_directory();
+        uint64_t dir_bytes = dir.size();
+        dir.resize(align_up(dir.size(), m_cluster_size), 0);
+        uint64_t dir_off = CO_TRY(co_await alloc_clusters(dir.size() / m_cluster_size));
+        CO_TRY(co_await m_file->pwritev(dir_off, QIov(dir.data(), io_bytes(dir_bytes, dir.size())), RequestFlags::None));
+        note_write();
+        m_bitmap_ext = BitmapExt{uint32_t(m_bitmaps.size()), dir_bytes, dir_off};
+    }
     CO_TRY(co_await order_after_refcounts());
-    for (uint64_t c = m_bitmap_ext->dir_offset >> m_cluster_bits;
-         c <= (m_bitmap_ext->dir_offset + m_bitmap_ext->dir_bytes - 1) >> m_cluster_bits; ++c)
-        old_clusters.push_back(c);
-    m_bitmap_ext->dir_offset = dir_off;
-    m_bitmap_ext->dir_bytes = dir_bytes;
-    m_bitmap_ext->count = uint32_t(m_bitmaps.size());
     write_bitmap_extension();
     CO_TRY(co_await write_header());
     CO_TRY(co_await flush_covering(m_write_seq));
@@ -306,6 +378,8 @@ Task<Result<void>> Qcow2Node::store_bitmaps()
     co_await discard_freed(freed);
     for (Bitmap& b : m_bitmaps)
         b.loaded = false;
+    m_removed_bitmaps.clear();
+    m_bitmaps_edited = false;
     co_return ok();
 }
 

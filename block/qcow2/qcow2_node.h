@@ -33,6 +33,7 @@
 #include "block/crypto/luks_amend.h"
 #include "block/crypto/luks_header.h"
 #include "block/crypto/sector_cipher.h"
+#include "block/dirty_bitmap.h"
 #include "block/node.h"
 #include "block/qcow2/format.h"
 #include "block/qcow2/header.h"
@@ -73,7 +74,12 @@ struct Bitmap {
     std::vector<uint8_t> bits;
     bool loaded = false;
     bool changed = false;
+    // False for a bitmap added in this session: nothing on disk to free.
+    bool on_disk = true;
 };
+
+// QEMU's refusal to use a bitmap left in use by a killed session.
+Error inconsistent_bitmap_error(const std::string& name);
 
 struct BitmapExt {
     uint32_t count = 0;
@@ -113,7 +119,7 @@ Result<void> decompress_cluster(uint8_t compression_type, std::span<const uint8_
 // Compresses one cluster into `out`; NoSpace when it does not fit.
 Result<size_t> compress_cluster(uint8_t compression_type, std::span<const uint8_t> in, std::span<uint8_t> out);
 
-class Qcow2Node final : public BlockNode {
+class Qcow2Node final : public BlockNode, public PersistentBitmaps {
 public:
     static Task<Result<std::unique_ptr<BlockNode>>> open(BlockContext& ctx, std::unique_ptr<BlockNode> file,
                                                          const ImageSpec& spec);
@@ -165,6 +171,20 @@ public:
     bool dirty() const override { return m_header.incompatible_features & k_incompat_dirty; }
     std::string backing_file_name() const override { return m_header.backing_file; }
     std::string backing_format_name() const override { return m_header.backing_format; }
+
+    // Persistent dirty bitmaps (bitmap_ops.cpp): qemu-img bitmap and
+    // convert --bitmaps; edits reach the file on close.
+    PersistentBitmaps* persistent_bitmaps() override { return this; }
+    bool bitmaps_supported() const override { return m_v3; }
+    std::vector<DirtyBitmapInfo> bitmaps() const override;
+    Result<void> bitmap_add(const std::string& name, std::optional<uint64_t> granularity_bytes,
+                            bool disabled) override;
+    Result<void> bitmap_remove(const std::string& name) override;
+    Result<void> bitmap_clear(const std::string& name) override;
+    Result<void> bitmap_enable(const std::string& name, bool enabled) override;
+    Task<Result<DirtyBits>> bitmap_bits(const std::string& name) override;
+    Result<void> bitmap_merge(const std::string& target, const DirtyBits& source) override;
+    std::string bitmap_node_name() const override;
 
     // For create and tests.
     const Header& header() const { return m_header; }
@@ -427,8 +447,22 @@ private:
     void write_bitmap_extension();
     uint64_t bitmap_table_entries(uint32_t granularity_bits) const;
     nlohmann::json bitmaps_info() const;
+    // Reads the bits of `b` from its table and data clusters.
+    Task<Result<std::vector<uint8_t>>> read_bitmap_bits(const Bitmap& b);
+    Bitmap* find_bitmap(const std::string& name);
+    // Reverting to a snapshot would leave the bitmaps describing another
+    // disk: QEMU refuses while there are any, even disabled ones.
+    Result<void> check_no_bitmaps_for_snapshot_goto() const;
+    // QEMU's checks before a bitmap may be changed (readonly, inconsistent).
+    Result<Bitmap*> bitmap_for_change(const std::string& name, bool allow_read_only);
+    // The clusters a bitmap stored on disk uses (table and data).
+    Task<Result<std::vector<uint64_t>>> stored_bitmap_clusters(const Bitmap& b);
     std::vector<Bitmap> m_bitmaps;
     std::optional<BitmapExt> m_bitmap_ext;
+    // Removed in this session: their clusters are freed on store.
+    std::vector<Bitmap> m_removed_bitmaps;
+    // The directory must be rewritten (flags, additions, removals).
+    bool m_bitmaps_edited = false;
 
     // --- encryption (encryption.cpp) ---
     Task<Result<void>> open_encryption(const ImageSpec& spec);

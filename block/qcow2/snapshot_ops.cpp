@@ -104,6 +104,8 @@ Task<Result<void>> Qcow2Node::snapshot_create(SnapshotInfo info)
 
 Task<Result<void>> Qcow2Node::snapshot_goto(const std::string& id_or_name)
 {
+    // QEMU refuses before anything else while any bitmap exists (bitmaps.cpp).
+    CO_TRY(check_no_bitmaps_for_snapshot_goto());
     if (read_only() || m_snapshot_loaded)
         co_return read_only_error();
     if (m_data_file)

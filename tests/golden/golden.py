@@ -47,6 +47,8 @@ def normalise(text, tmp):
     text = re.sub(r'"offset": \d+\}', '"offset": <host>}', text)
     text = re.sub(r"^((?:0x[0-9a-f]+|0) +0x[0-9a-f]+ +)(?:0x[0-9a-f]+|0) +(\S+)$", r"\1<host>          \2", text,
                   flags=re.M)
+    # QEMU names anonymous block nodes "#block" + a counter + random digits.
+    text = re.sub(r"#block\d+", "#block<n>", text)
     text = re.sub(r"Run completed in [0-9.]+ seconds\.", "Run completed in <t> seconds.", text)
     text = re.sub(r"^(.*), (\d+) ops; .*$", r"\1, \2 ops; <timing>", text, flags=re.M)
     return text

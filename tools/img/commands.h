@@ -11,6 +11,7 @@ namespace kiln::tools {
 
 int img_amend(ToolEnv& env, int argc, char** argv);
 int img_bench(ToolEnv& env, int argc, char** argv);
+int img_bitmap(ToolEnv& env, int argc, char** argv);
 int img_check(ToolEnv& env, int argc, char** argv);
 int img_commit(ToolEnv& env, int argc, char** argv);
 int img_compare(ToolEnv& env, int argc, char** argv);

@@ -10,6 +10,7 @@
 
 #include "tools/common/cli.h"
 #include "tools/img/commands.h"
+#include "tools/img/convert_bitmaps.h"
 #include "tools/img/create_options.h"
 #include "tools/img/options.h"
 #include "util/size.h"
@@ -36,6 +37,8 @@ struct ConvertArgs {
     bool target_is_zero = false;
     bool skip_create = false;
     bool progress = false;
+    bool bitmaps = false; // --bitmaps
+    bool skip_broken_bitmaps = false;
     block::CacheMode cache = block::CacheMode::Unsafe;
     ConvertSettings settings;
 };
@@ -68,6 +71,17 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         }
         if (!r) {
             report_error("Failed to load snapshot: " + r.error().message());
+            co_await close_all();
+            co_return 1;
+        }
+    }
+    if (args.bitmaps) {
+        if (sources.size() > 1) {
+            report_error("Copying bitmaps only possible with single source");
+            co_await close_all();
+            co_return 1;
+        }
+        if (!convert_check_bitmaps(*sources[0].node, args.skip_broken_bitmaps)) {
             co_await close_all();
             co_return 1;
         }
@@ -151,6 +165,11 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         co_await close_all();
         co_return 1;
     }
+    if (args.bitmaps && !convert_target_takes_bitmaps(*target.node)) {
+        (void)co_await close_image(target);
+        co_await close_all();
+        co_return 1;
+    }
     std::vector<block::BlockNode*> nodes;
     for (auto& s : sources)
         nodes.push_back(s.node.get());
@@ -159,6 +178,9 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
     auto result = co_await engine.run();
     if (result)
         result = co_await target.node->flush();
+    bool bitmaps_ok = true;
+    if (result && args.bitmaps)
+        bitmaps_ok = co_await convert_copy_bitmaps(*sources[0].node, *target.node, args.skip_broken_bitmaps);
     auto closed = co_await close_image(target);
     co_await close_all();
     if (result)
@@ -171,7 +193,7 @@ Task<int> do_convert(ToolEnv& env, ConvertArgs args)
         report_error(closed.error().message());
         co_return 1;
     }
-    co_return 0;
+    co_return bitmaps_ok ? 0 : 1;
 }
 
 bool has_help_option(const std::string& options)
@@ -189,7 +211,7 @@ bool has_help_option(const std::string& options)
 
 namespace {
 
-enum { OPT_TARGET_IMAGE_OPTS = 300, OPT_SALVAGE, OPT_TARGET_IS_ZERO, OPT_BITMAPS };
+enum { OPT_TARGET_IMAGE_OPTS = 300, OPT_SALVAGE, OPT_TARGET_IS_ZERO, OPT_BITMAPS, OPT_SKIP_BROKEN_BITMAPS };
 
 // convert's own options; returns k_parse_continue or an exit code.
 int convert_option(int c, ConvertArgs& args, bool& out_format_given)
@@ -276,8 +298,13 @@ int convert_option(int c, ConvertArgs& args, bool& out_format_given)
     case OPT_TARGET_IS_ZERO:
         args.target_is_zero = true;
         break;
-    case OPT_SALVAGE:
     case OPT_BITMAPS:
+        args.bitmaps = true;
+        break;
+    case OPT_SKIP_BROKEN_BITMAPS:
+        args.skip_broken_bitmaps = true;
+        break;
+    case OPT_SALVAGE:
         break;
     }
     return k_parse_continue;
@@ -293,12 +320,17 @@ int img_convert(ToolEnv& env, int argc, char** argv)
         { { "target-image-opts", no_argument, nullptr, OPT_TARGET_IMAGE_OPTS },
             { "salvage", no_argument, nullptr, OPT_SALVAGE },
             { "target-is-zero", no_argument, nullptr, OPT_TARGET_IS_ZERO },
-            { "bitmaps", no_argument, nullptr, OPT_BITMAPS } },
+            { "bitmaps", no_argument, nullptr, OPT_BITMAPS },
+            { "skip-broken-bitmaps", no_argument, nullptr, OPT_SKIP_BROKEN_BITMAPS } },
         args.common, [&](int c) { return convert_option(c, args, out_format_given); });
     if (rc != k_parse_continue)
         return rc;
     if (!out_format_given && !args.target_image_opts)
         args.out_format = "raw";
+    if (args.skip_broken_bitmaps && !args.bitmaps) {
+        report_error("Use of --skip-broken-bitmaps requires --bitmaps");
+        return 1;
+    }
     if (args.target_image_opts && !args.skip_create) {
         report_error("--target-image-opts requires use of -n flag");
         return 1;

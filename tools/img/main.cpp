@@ -22,6 +22,7 @@ struct Command {
 const Command k_commands[] = {
     { "amend", img_amend },
     { "bench", img_bench },
+    { "bitmap", img_bitmap },
     { "check", img_check },
     { "commit", img_commit },
     { "compare", img_compare },

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "block/dirty_bitmap.h"
 #include "tools/common/qjson.h"
 #include "tools/img/commands.h"
 #include "tools/img/create_options.h"
@@ -68,6 +69,24 @@ struct Measure {
     uint64_t fully_allocated = 0;
     std::optional<uint64_t> bitmaps;
 };
+
+// What convert --bitmaps would add (QEMU's estimate): each bitmap whole,
+// its table, and the directory, all in whole clusters.
+uint64_t qcow2_bitmaps_bytes(block::BlockNode& in, uint64_t cluster_bytes)
+{
+    block::PersistentBitmaps* bitmaps = in.persistent_bitmaps();
+    if (!bitmaps || !bitmaps->bitmaps_supported())
+        return 0;
+    auto up = [&](uint64_t n) { return (n + cluster_bytes - 1) / cluster_bytes * cluster_bytes; };
+    uint64_t total = 0, dir_bytes = 0;
+    for (const auto& b : bitmaps->bitmaps()) {
+        uint64_t bits = (in.size_bytes() + b.granularity_bytes - 1) / b.granularity_bytes;
+        uint64_t clusters = up((bits + 7) / 8) / cluster_bytes;
+        total += clusters * cluster_bytes + up(clusters * 8);
+        dir_bytes += (24 + b.name.size() + 7) / 8 * 8;
+    }
+    return total + up(dir_bytes);
+}
 
 // Bytes of clusters holding data in the input (zero ranges skipped).
 Task<Result<uint64_t>> data_bytes(block::BlockNode& in, uint64_t cluster_bytes)
@@ -144,7 +163,7 @@ Task<Result<Measure>> measure(ToolEnv& env, MeasureArgs args)
             m.required = m.fully_allocated - aligned + required;
             // Persistent bitmaps travel only from a qcow2 input into a v3 image.
             if (in && v3 && in->format == "qcow2")
-                m.bitmaps = 0;
+                m.bitmaps = qcow2_bitmaps_bytes(*in->node, cluster);
         }
     } else {
         m.required = m.fully_allocated = round_up(virtual_bytes, 512);

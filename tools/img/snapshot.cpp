@@ -78,7 +78,10 @@ Task<int> do_snapshot(ToolEnv& env, SnapshotArgs args)
     }
     case Action::Apply: {
         auto r = co_await node.snapshot_goto(args.name);
-        if (!r) {
+        if (!r && r.error().kind() == ErrorKind::Busy) { // "Device has active dirty bitmaps"
+            report_error("Could not apply snapshot '" + args.name + "': " + r.error().message());
+            ret = 1;
+        } else if (!r) {
             // QEMU reports only the errno; corruption details say more.
             std::string why = r.error().kind() == ErrorKind::Corrupt ? r.error().message() : errno_text(r.error());
             report_error("Could not apply snapshot '" + args.name + "': Failed to load snapshot: " + why);

@@ -9,12 +9,14 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "block/backend.h"
 #include "block/commit.h"
 #include "block/file/file_node.h"
 #include "tests/unit/block/block_fixture.h"
 #include "tests/unit/block/host_helpers.h"
+#include "tests/unit/qcow2/bitmap_parse.h"
 
 using namespace kiln;
 using namespace kiln::block;
@@ -173,10 +175,10 @@ TEST_F(CommitTest, CommitIntoAQcow2Backing)
     EXPECT_EQ(out.find("Pattern verification failed"), std::string::npos) << out;
 }
 
-TEST_F(CommitTest, Qcow2BackingWithPersistentBitmapsIsRefused)
+TEST_F(CommitTest, Qcow2BackingPersistentBitmapsRecordTheCommit)
 {
-    // A read-write open would start tracking the bitmap; a reopen does not,
-    // so the commit refuses rather than leave the bitmap stale.
+    // The backing file's bitmaps are loaded and tracked while it is
+    // read-write (as a read-write open does) and stored when it goes back.
     auto [rc0, out0] = run_command("qemu-img create -q -f qcow2 " + path("base.qcow2") + " 1M && qemu-img bitmap "
                                    "--add " + path("base.qcow2") + " b0 && qemu-img create -q -f qcow2 -b base.qcow2 "
                                    "-F qcow2 " + path("top.qcow2"));
@@ -184,13 +186,16 @@ TEST_F(CommitTest, Qcow2BackingWithPersistentBitmapsIsRefused)
     auto blk = open_drive();
     ASSERT_TRUE(blk);
     write(*blk, 0, 65536, 0x33);
-    auto r = run(commit_into_backing(*blk->root()));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().errno_value(), EACCES);
+    ASSERT_TRUE(run(commit_into_backing(*blk->root())).ok());
     EXPECT_TRUE(blk->root()->backing()->read_only());
-    EXPECT_EQ(read(*blk, 0, 1)[0], 0x33);
     ASSERT_TRUE(run(blk->close()).ok());
     expect_check_clean(path("base.qcow2"), "qcow2");
+    std::ifstream in(path("base.qcow2"), std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto bitmaps = parse_bitmaps(bytes, 65536);
+    ASSERT_EQ(bitmaps.size(), 1u);
+    EXPECT_EQ(bitmaps[0].flags, 2u); // enabled, no longer in use
+    EXPECT_EQ(bitmaps[0].set_bits, std::set<uint64_t>({0}));
 }
 
 TEST_F(CommitTest, ConflictingLockFailsWithEaccesAndChangesNothing)

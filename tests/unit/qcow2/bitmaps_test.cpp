@@ -6,61 +6,17 @@
 #include <set>
 
 #include "block/qcow2/qcow2_node.h"
+#include "tests/unit/qcow2/bitmap_parse.h"
 #include "tests/unit/qcow2/interop_fixture.h"
 
 using namespace kiln;
 using namespace kiln::block;
 using namespace kiln::block::test;
-using kiln::block::qcow2::load_be16;
 using kiln::block::qcow2::load_be32;
 using kiln::block::qcow2::load_be64;
+using kiln::block::test::parse_bitmaps;
 
 namespace {
-
-struct ParsedBitmap {
-    std::string name;
-    uint32_t flags = 0;
-    uint32_t granularity_bits = 0;
-    uint32_t table_size = 0;
-    std::set<uint64_t> set_bits;
-};
-
-// Parses the bitmaps of image bytes `f` (cluster size `cs`).
-std::vector<ParsedBitmap> parse(const std::vector<uint8_t>& f, uint64_t cs)
-{
-    std::vector<ParsedBitmap> out;
-    if (!(f.at(95) & 1))
-        return out; // autoclear bit 0 clear: no valid bitmaps
-    uint32_t hdr_len = load_be32(&f[100]);
-    for (size_t p = hdr_len; p + 8 <= f.size();) {
-        uint32_t type = load_be32(&f[p]), len = load_be32(&f[p + 4]);
-        if (type == 0)
-            break;
-        if (type == 0x23852875) {
-            uint32_t nb = load_be32(&f[p + 8]);
-            uint64_t dir = load_be64(&f[p + 24]);
-            for (uint32_t i = 0; i < nb; ++i) {
-                ParsedBitmap b;
-                uint64_t table = load_be64(&f[dir]);
-                b.table_size = load_be32(&f[dir + 8]);
-                b.flags = load_be32(&f[dir + 12]);
-                b.granularity_bits = f[dir + 17];
-                uint32_t name_size = load_be16(&f[dir + 18]), extra = load_be32(&f[dir + 20]);
-                b.name.assign(reinterpret_cast<const char*>(&f[dir + 24 + extra]), name_size);
-                for (uint32_t t = 0; t < b.table_size; ++t) {
-                    uint64_t off = load_be64(&f[table + t * 8]) & 0x00fffffffffffe00ull;
-                    for (uint64_t k = 0; off && k < cs * 8; ++k)
-                        if (f[off + k / 8] & (1u << (k % 8)))
-                            b.set_bits.insert(t * cs * 8 + k);
-                }
-                out.push_back(b);
-                dir += (24 + extra + name_size + 7) / 8 * 8;
-            }
-        }
-        p += 8 + (len + 7) / 8 * 8;
-    }
-    return out;
-}
 
 class Qcow2Bitmaps : public Qcow2Interop {
 protected:
@@ -89,20 +45,20 @@ protected:
 TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
 {
     std::string img = make();
-    auto before = parse(read_host(img), 65536);
+    auto before = parse_bitmaps(read_host(img), 65536);
     ASSERT_EQ(before.size(), 2u);
     EXPECT_EQ(before[0].set_bits, std::set<uint64_t>({16}));
     expect_same_info(img);
     auto n = kiln_open(img, true);
     ASSERT_TRUE(n);
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name << " is in use during the session";
     kiln_write(*n, 8 << 20, random_bytes(100, 1));
     ASSERT_TRUE(run(n->pwrite_zeroes(20 << 20, 1 << 20, RequestFlags::MayUnmap)).ok());
     ASSERT_TRUE(run(n->pdiscard(30 << 20, 128 << 10)).ok());
     close(n);
     expect_qemu_clean(img);
-    auto after = parse(read_host(img), 65536);
+    auto after = parse_bitmaps(read_host(img), 65536);
     ASSERT_EQ(after.size(), 2u);
     std::set<uint64_t> want{16, 128, 480, 481};
     for (uint64_t c = 320; c < 336; ++c)
@@ -118,7 +74,7 @@ TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
     std::string out;
     ASSERT_EQ(sh("qemu-io -c 'write 40M 4k' " + img, &out), 0) << out;
     want.insert(640);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, want);
     expect_qemu_clean(img);
 
     // Resize: the table grows with the disk.
@@ -129,7 +85,7 @@ TEST_F(Qcow2Bitmaps, EnabledBitmapsRecordKilnWritesBothWays)
     close(n);
     expect_qemu_clean(img);
     want.insert(1600);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, want);
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, want);
     ASSERT_EQ(sh("qemu-io -c 'write 120M 4k' " + img, &out), 0) << out;
     expect_qemu_clean(img);
 }
@@ -145,7 +101,7 @@ TEST_F(Qcow2Bitmaps, CheckCountsBitmapClustersAndRepairKeepsThem)
     EXPECT_EQ(c->corruptions, 0u);
     close(n);
     expect_qemu_clean(img);
-    EXPECT_EQ(parse(read_host(img), 65536)[0].set_bits, std::set<uint64_t>({16}));
+    EXPECT_EQ(parse_bitmaps(read_host(img), 65536)[0].set_bits, std::set<uint64_t>({16}));
 }
 
 TEST_F(Qcow2Bitmaps, StaleBitmapsAreDroppedAndBecomeLeaks)
@@ -181,7 +137,7 @@ TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
         ASSERT_TRUE(run(n->flush()).ok());
         // dropped without close
     }
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name;
     std::string out;
     ASSERT_EQ(sh("qemu-img info " + img, &out), 0) << out;
@@ -190,11 +146,11 @@ TEST_F(Qcow2Bitmaps, KilledSessionLeavesThemInUse)
     ASSERT_TRUE(n);
     EXPECT_FALSE(run(n->truncate(128 << 20, PreallocMode::Off, false)).ok());
     close(n);
-    for (auto& b : parse(read_host(img), 65536))
+    for (auto& b : parse_bitmaps(read_host(img), 65536))
         EXPECT_TRUE(b.flags & 1) << b.name;
 }
 
-TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefused)
+TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefusedAsQemuRefusesThem)
 {
     std::string img = make();
     auto pristine = read_host(img);
@@ -206,25 +162,70 @@ TEST_F(Qcow2Bitmaps, HostileBitmapDirectoriesAreRefused)
             ext = p;
     ASSERT_NE(ext, 0u);
     uint64_t dir = load_be64(&pristine[ext + 24]);
-    std::vector<std::pair<size_t, uint8_t>> damage = {
-        {ext + 11, 99},  // nb_bitmaps
-        {ext + 16, 1},   // directory size huge
-        {ext + 31, 1},   // directory offset unaligned
-        {dir + 16, 7},   // type
-        {dir + 17, 40},  // granularity bits
-        {dir + 11, 9},   // table size
-        {dir + 7, 3},    // table offset unaligned
-        {dir + 19, 0},   // empty name
+    uint64_t table = load_be64(&pristine[dir]);
+    struct Damage {
+        size_t at;
+        int bytes; // 1, 2, 4 or 8, big-endian
+        uint64_t value;
+        const char* message; // nullptr: opens (as in QEMU)
     };
-    for (size_t i = 0; i < damage.size(); ++i) {
+    const Damage damage[] = {
+        {ext + 4, 4, 16, "bitmaps_ext: Invalid extension length"},
+        {ext + 8, 4, 0, "found bitmaps extension with zero bitmaps"},
+        {ext + 8, 4, 3, "Less bitmaps found than specified in header extension"},
+        {ext + 8, 4, 1, "More bitmaps found than specified in header extension"},
+        {ext + 8, 4, 70000, "bitmaps_ext: Image has 70000 bitmaps, exceeding the QEMU supported maximum of 65535"},
+        {ext + 12, 4, 1, "bitmaps_ext: Reserved field is not zero"},
+        {ext + 16, 8, 0, "Requested bitmap directory size is zero"},
+        {ext + 16, 8, 1ull << 40, "bitmaps_ext: bitmap directory size (1099511627776) exceeds the maximum "
+                                  "supported size (67107840)"},
+        {ext + 16, 8, 8, "Broken bitmap directory"},
+        {ext + 24, 8, 0x10001, "bitmaps_ext: invalid bitmap directory offset"},
+        {ext + 24, 8, 1ull << 40, "Bitmap '' doesn't satisfy the constraints"}, // past EOF reads zeroes
+        {ext + 24, 8, 0, "Bitmap extra data is not supported"},                 // the header as a directory
+        {dir, 8, 0x10001, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir, 8, 0, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 8, 4, 9, "Could not read bitmap 'b0' from image: Invalid argument"},
+        {dir + 8, 4, 0xffffffff, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 12, 4, 6, "Bitmap 'b0' doesn't satisfy the constraints"}, // reserved flag bit
+        {dir + 16, 1, 7, "Bitmap 'b0' doesn't satisfy the constraints"}, // type
+        {dir + 17, 1, 40, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 17, 1, 8, "Bitmap 'b0' doesn't satisfy the constraints"},
+        {dir + 18, 2, 0, "Bitmap '' doesn't satisfy the constraints"},
+        {dir + 18, 2, 2000, "Broken bitmap directory"},
+        {dir + 20, 4, 8, "Bitmap extra data is not supported"},
+        {dir + 20, 4, 0x7fffffff, "Bitmap extra data is not supported"},
+        {table, 8, 0x10001, "Could not read bitmap_table table from image for bitmap 'b0': Invalid argument"},
+        {table, 8, 1ull << 63, "Could not read bitmap_table table from image for bitmap 'b0': Invalid argument"},
+        {dir + 12, 4, 3, nullptr},        // in use: kept, never loaded
+        {dir + 17, 1, 31, nullptr},       // 2 GiB granularity is valid
+        {table, 8, 1ull << 40, nullptr},  // data past EOF reads as zeroes; check reports it
+        {table, 8, 1, nullptr},           // "all ones" chunk
+        {dir, 8, 1ull << 40, nullptr},    // table past EOF reads as zeroes
+    };
+    for (const Damage& d : damage) {
         auto b = pristine;
-        b[damage[i].first] = damage[i].second;
-        write_host(img, b);
-        ImageSpec spec;
-        spec.filename = img;
-        spec.format = "qcow2";
-        auto r = run(m_ctx->open_image(spec));
-        EXPECT_FALSE(r.ok()) << "case " << i;
+        for (int k = 0; k < d.bytes; ++k)
+            b[d.at + k] = uint8_t(d.value >> (8 * (d.bytes - 1 - k)));
+        for (bool rw : {false, true}) {
+            write_host(img, b);
+            ImageSpec spec;
+            spec.filename = img;
+            spec.format = "qcow2";
+            spec.flags.read_write = rw;
+            auto r = run(m_ctx->open_image(spec));
+            if (d.message) {
+                ASSERT_FALSE(r.ok()) << d.message;
+                EXPECT_EQ(r.error().message(), d.message);
+                continue;
+            }
+            ASSERT_TRUE(r.ok()) << d.at << ": " << r.error().message();
+            auto node = std::move(r).value();
+            if (rw)
+                kiln_write(*node, 0, random_bytes(512, 7));
+            (void)run(node->check(CheckFix::None));
+            (void)run(node->close());
+        }
     }
 }
 
