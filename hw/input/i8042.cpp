@@ -63,6 +63,13 @@ uint64_t I8042::read(uint64_t offset, unsigned size)
         return 0; // stale output buffer
     uint8_t v = m_out.front().value;
     m_out.pop_front();
+    // The controller's output buffer holds one byte; the next queued byte
+    // is a new arrival with an interrupt of its own. ISA IRQ 1/12 are
+    // edge-triggered and Linux reads one byte per interrupt, so the line
+    // must drop and rise again (else a multi-byte reply such as GETID's
+    // ACK, 0xAB, 0x83 stalls and atkbd/psmouse time out on every probe).
+    m_kbd_irq.set_level(false);
+    m_aux_irq.set_level(false);
     update_irq();
     return v;
 }
@@ -139,10 +146,10 @@ void I8042::keyboard_command(uint8_t v)
         queue(0xaa, false);
         m_kbd_scanning = true;
         return;
-    case 0xf2:
+    case 0xf2: // identify: an MF2 keyboard, 0x83 translated to 0x41
         queue(k_ack, false);
         queue(0xab, false);
-        queue(0x83, false);
+        queue((m_command_byte & k_cb_xlate) ? 0x41 : 0x83, false);
         return;
     case 0xee: queue(0xee, false); return;
     case 0xed: case 0xf0: case 0xf3:
@@ -187,14 +194,59 @@ void I8042::mouse_command(uint8_t v)
     }
 }
 
+namespace {
+
+// The 8042's fixed scancode translation (command byte bit 6): set-2 code
+// to the set-1 code the PC/XT keyboard sent for the same key. Codes from
+// 0x80 up pass unchanged, except set 2's F7 (0x83) and Alt-SysRq (0x84).
+constexpr uint8_t k_set2_to_set1[128] = {
+    0xff, 0x43, 0x41, 0x3f, 0x3d, 0x3b, 0x3c, 0x58, 0x64, 0x44, 0x42, 0x40, 0x3e, 0x0f, 0x29, 0x59, // 00
+    0x65, 0x38, 0x2a, 0x70, 0x1d, 0x10, 0x02, 0x5a, 0x66, 0x71, 0x2c, 0x1f, 0x1e, 0x11, 0x03, 0x5b, // 10
+    0x67, 0x2e, 0x2d, 0x20, 0x12, 0x05, 0x04, 0x5c, 0x68, 0x39, 0x2f, 0x21, 0x14, 0x13, 0x06, 0x5d, // 20
+    0x69, 0x31, 0x30, 0x23, 0x22, 0x15, 0x07, 0x5e, 0x6a, 0x72, 0x32, 0x24, 0x16, 0x08, 0x09, 0x5f, // 30
+    0x6b, 0x33, 0x25, 0x17, 0x18, 0x0b, 0x0a, 0x60, 0x6c, 0x34, 0x35, 0x26, 0x27, 0x19, 0x0c, 0x61, // 40
+    0x6d, 0x73, 0x28, 0x74, 0x1a, 0x0d, 0x62, 0x6e, 0x3a, 0x36, 0x1c, 0x1b, 0x75, 0x2b, 0x63, 0x76, // 50
+    0x55, 0x56, 0x77, 0x78, 0x79, 0x7a, 0x0e, 0x7b, 0x7c, 0x4f, 0x7d, 0x4b, 0x47, 0x7e, 0x7f, 0x6f, // 60
+    0x52, 0x53, 0x50, 0x4c, 0x4d, 0x48, 0x01, 0x45, 0x57, 0x4e, 0x51, 0x4a, 0x37, 0x49, 0x46, 0x54, // 70
+};
+
+uint8_t translate_to_set1(uint8_t code)
+{
+    if (code < 0x80)
+        return k_set2_to_set1[code];
+    if (code == 0x83)
+        return 0x41;
+    if (code == 0x84)
+        return 0x54;
+    return code;
+}
+
+} // namespace
+
 void I8042::key_event(std::span<const uint8_t> set2_bytes)
 {
     if (!m_kbd_scanning || (m_command_byte & k_cb_kbd_off))
         return;
-    // Translation to set 1 is left to a later keyboard input path; the
-    // serial console does not need it. Bytes are passed through.
-    for (uint8_t b : set2_bytes)
-        queue(b, false);
+    if (!(m_command_byte & k_cb_xlate)) {
+        for (uint8_t b : set2_bytes)
+            queue(b, false);
+        return;
+    }
+    // Set 2 marks a release with an 0xF0 prefix; set 1 sets bit 7 of the
+    // code instead. 0xE0/0xE1 prefixes pass through.
+    bool release = false;
+    for (uint8_t b : set2_bytes) {
+        if (b == 0xf0) {
+            release = true;
+            continue;
+        }
+        if (b == 0xe0 || b == 0xe1) {
+            queue(b, false);
+            continue;
+        }
+        queue(uint8_t(translate_to_set1(b) | (release ? 0x80 : 0)), false);
+        release = false;
+    }
 }
 
 void I8042::save_state(StateWriter& w) const
