@@ -33,6 +33,31 @@ struct RebaseArgs {
 
 constexpr uint64_t k_chunk_bytes = 1 << 20;
 
+// Writes only the runs of 512-byte sectors whose contents differ, as
+// qemu-img does, so clusters that read the same through the new backing
+// file stay unallocated in the overlay.
+Task<Result<void>> write_differing_sectors(
+    block::BlockNode& top, uint64_t offset, std::vector<uint8_t>& old_buf, const std::vector<uint8_t>& new_buf)
+{
+    constexpr uint64_t k_sector = 512;
+    const uint64_t n = old_buf.size();
+    auto differs = [&](uint64_t pos) {
+        uint64_t len = std::min(k_sector, n - pos);
+        return std::memcmp(old_buf.data() + pos, new_buf.data() + pos, len) != 0;
+    };
+    uint64_t pos = 0;
+    while (pos < n) {
+        const bool run_differs = differs(pos);
+        uint64_t end = std::min(pos + k_sector, n);
+        while (end < n && differs(end) == run_differs)
+            end = std::min(end + k_sector, n);
+        if (run_differs)
+            CO_TRY(co_await top.pwritev(offset + pos, block::QIov(old_buf.data() + pos, end - pos), block::RequestFlags::None));
+        pos = end;
+    }
+    co_return ok();
+}
+
 Task<Result<void>> copy_differences(block::BlockNode& top, block::BlockNode* new_base, Progress& progress)
 {
     uint64_t size = top.size_bytes();
@@ -50,8 +75,7 @@ Task<Result<void>> copy_differences(block::BlockNode& top, block::BlockNode* new
                 uint64_t avail = std::min(n, new_base->size_bytes() - offset);
                 CO_TRY(co_await new_base->preadv(offset, block::QIov(new_buf.data(), avail)));
             }
-            if (old_buf != new_buf)
-                CO_TRY(co_await top.pwritev(offset, block::QIov(old_buf.data(), n), block::RequestFlags::None));
+            CO_TRY(co_await write_differing_sectors(top, offset, old_buf, new_buf));
         }
         offset += n;
         progress.set(100.0 * double(offset) / double(size));
