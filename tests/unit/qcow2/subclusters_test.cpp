@@ -248,8 +248,9 @@ TEST(Qcow2Subclusters, RandomWorkloadMatchesReferenceAndSurvivesCrashes)
             }
             if (getenv("KILN_TEST_DEBUG"))
                 t.expect_content(std::string(options) + " op " + std::to_string(i));
-            if (i % 10 == 0)
+            if (i % 10 == 0) {
                 ASSERT_TRUE(t.env.run(t.img->flush()).ok());
+            }
             if (i % 25 == 0) {
                 // A crash now (unflushed writes land or not) leaves a
                 // consistent image: leaks at worst.
