@@ -57,8 +57,9 @@ protected:
         // What is on disk now parses to the header the plan returned.
         auto reparsed = LuksHeader::parse(m_area);
         EXPECT_TRUE(reparsed.ok());
-        if (reparsed.ok())
+        if (reparsed.ok()) {
             EXPECT_EQ(reparsed->serialize(), plan->header.serialize());
+        }
         m_header = plan->header;
         return "";
     }
