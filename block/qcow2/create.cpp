@@ -126,6 +126,12 @@ static Result<CreateParams> parse_params(const OptionList& o)
         return Error::invalid("Backing file and preallocation can only be used at the same time if extended_l2 is on");
     if (!p.backing_file.empty() && p.data_file_raw)
         return Error::invalid("Backing file and data-file-raw cannot be used at the same time");
+    // QEMU accepts this, but the identity-mapped clusters of a raw data
+    // file are preallocated, and unwritten ones would not read as zeroes
+    // through the cipher (the reason preallocation is refused above).
+    if (encrypt && p.data_file_raw)
+        return Error::invalid("qcow2: data_file_raw is not supported with encryption (the clusters would not read "
+                              "back as zeroes)");
     // The data file must map every guest offset identically from the start.
     if (p.data_file_raw && p.prealloc == PreallocMode::Off)
         p.prealloc = PreallocMode::Metadata;
@@ -204,8 +210,6 @@ Task<Result<void>> create_image(BlockContext& ctx, const std::string& filename, 
 
     CO_TRY(check_encryption_secret(ctx, options));
     if (!p.data_file.empty()) {
-        if (options.has("encrypt.format") || CO_TRY(options.get_bool("encryption")).value_or(false))
-            co_return Error::not_supported("qcow2: encryption with an external data file is not supported");
         // As qemu-img: the name as given, relative to the current directory.
         CO_TRY(co_await ctx.create_file(p.data_file, 0, PreallocMode::Off));
     }

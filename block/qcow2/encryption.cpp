@@ -66,8 +66,6 @@ Task<Result<void>> Qcow2Node::open_encryption(const ImageSpec& spec)
     }
     if (h.crypt_method > 2)
         co_return Error::invalid("Unsupported encryption method: " + std::to_string(h.crypt_method));
-    if (h.incompatible_features & k_incompat_data_file)
-        co_return Error::not_supported("qcow2: encryption with an external data file is not supported");
     if (h.crypt_method == 2) {
         LuksArea area = CO_TRY(luks_area());
         std::vector<uint8_t> head(crypto::k_luks_header_bytes);
@@ -137,7 +135,8 @@ Task<Result<void>> Qcow2Node::read_data(uint64_t host, uint64_t guest, QIov qiov
     uint64_t head = host % k_sector;
     uint64_t len = align_up(head + qiov.size(), k_sector);
     std::vector<uint8_t> buf(len);
-    CO_TRY(co_await read_clamped(*m_file, host - head, buf.data(), len));
+    // Encrypted data lives in the external data file when there is one.
+    CO_TRY(co_await read_clamped(*data_node(), host - head, buf.data(), len));
     const crypto::SectorCipher& c = *m_cipher;
     uint64_t sector = crypt_sector(host - head, guest - head);
     CO_TRY(co_await context().pool().run([&] { return c.decrypt(sector, buf); }));
@@ -160,7 +159,7 @@ Task<Result<void>> Qcow2Node::write_data(uint64_t host, uint64_t guest, QIov qio
     const crypto::SectorCipher& c = *m_cipher;
     uint64_t sector = crypt_sector(host, guest);
     CO_TRY(co_await context().pool().run([&] { return c.encrypt(sector, buf); }));
-    CO_TRY(co_await m_file->pwritev(host, QIov(buf.data(), buf.size()), RequestFlags::None));
+    CO_TRY(co_await data_node()->pwritev(host, QIov(buf.data(), buf.size()), RequestFlags::None));
     co_return ok();
 }
 
